@@ -1,0 +1,29 @@
+//! # sls-protocol
+//!
+//! The part of sls that the daemon, the load generator and any login frontend share:
+//!
+//! ```text
+//!   frontend / IB Key app / admin          slsd
+//!   ┌──────────────────────────┐          ┌──────────────────────────┐
+//!   │ Message ─encode─▶ bytes  │ ─QUIC─▶  │ bytes ─decode─▶ Message  │
+//!   │ ocra / card / codes      │          │ ocra / card / codes      │
+//!   └──────────────────────────┘          └──────────────────────────┘
+//! ```
+//!
+//! - the wire format ([`frame`], [`message`], [`status`], [`limits`]): length-delimited frames
+//!   with a type and a request id, decoded from caller-owned buffers;
+//! - the credential algorithms: RFC 6287 OCRA, the Security Code Card, temporary and SMS codes,
+//!   the IB Key push approval.
+//!
+//! It does no I/O and reads no clock: time comes in as an argument.
+#![warn(missing_docs)]
+
+pub mod limits;
+pub mod status;
+pub mod types;
+
+pub use status::Status;
+pub use types::{
+    valid_user_name, ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Grant,
+    GrantKind, Limits, Purpose, SecurityLevel, TxnId, Verdict,
+};

@@ -1,0 +1,123 @@
+//! Wire status codes: a newtype over `u16`, so that a client reads a code newer than itself.
+//!
+//! Codes below 0x0100 are errors of the frame or the connection; codes from 0x0100 are errors
+//! of a request that the daemon understood and refused. A verification's outcome is never a
+//! status: it is a [`crate::Verdict`].
+
+use core::fmt;
+
+/// A numbered error code carried by an `Error` frame.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Status(pub u16);
+
+macro_rules! statuses {
+    ($($(#[$m:meta])* $name:ident = $val:expr => $text:expr,)+) => {
+        impl Status {
+            $($(#[$m])* pub const $name: Status = Status($val);)+
+
+            /// Every code this version knows.
+            pub const KNOWN: &'static [Status] = &[$(Status::$name,)+];
+
+            /// A short stable description, or `None` for a code newer than this library.
+            pub const fn describe(self) -> Option<&'static str> {
+                match self.0 {
+                    $($val => Some($text),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+statuses! {
+    /// The frame could not be decoded: a length field disagrees with the bytes, or a field is
+    /// out of its range.
+    MALFORMED_FRAME = 0x0001 => "malformed frame",
+    /// The frame's length exceeds [`crate::limits::MAX_FRAME`].
+    FRAME_TOO_LARGE = 0x0002 => "frame too large",
+    /// The message type is not known to the daemon.
+    UNKNOWN_TYPE = 0x0003 => "unknown message type",
+    /// No protocol version is common to both sides, or a request came before `Hello`.
+    VERSION = 0x0004 => "unsupported version or no hello",
+    /// The message is not allowed to the peer's role (e.g. an admin call from a frontend).
+    FORBIDDEN = 0x0005 => "forbidden for this role",
+    /// A text field is not valid UTF-8.
+    INVALID_UTF8 = 0x0006 => "invalid utf-8",
+    /// Too many requests in flight on this connection.
+    TOO_MANY_IN_FLIGHT = 0x0007 => "too many requests in flight",
+    /// The daemon is shutting down; retry on another.
+    SHUTTING_DOWN = 0x0008 => "shutting down",
+    /// The daemon failed; the request may or may not have taken effect.
+    INTERNAL = 0x0009 => "internal error",
+    /// The message was sent the wrong way (a response from a client).
+    UNEXPECTED = 0x000a => "unexpected message",
+    /// R10: a user name with a character other than a-z and 0-9.
+    BAD_CHARACTER = 0x0100 => "BAD CHARACTER",
+    /// No such user (admin calls only: frontends get verdicts, never this).
+    UNKNOWN_USER = 0x0101 => "unknown user",
+    /// No such device for this user.
+    UNKNOWN_DEVICE = 0x0102 => "unknown device",
+    /// The user or device already exists.
+    ALREADY_EXISTS = 0x0103 => "already exists",
+    /// The device is in a state that does not allow the operation.
+    INVALID_STATE = 0x0104 => "invalid state",
+    /// A PIN breaks R7: a DSC+ PIN is 4 digits, an IB Key PIN 4 to 6 characters.
+    INVALID_PIN = 0x0105 => "invalid PIN",
+    /// A key, suite or other credential parameter is invalid.
+    INVALID_CREDENTIAL = 0x0106 => "invalid credential",
+    /// R17(c): the shared device is not the most protective among the participants'.
+    LESS_SECURE_DEVICE = 0x0107 => "Less secure device",
+    /// R17(a): the users share neither entity nor identification data.
+    DIFFERENT_IDENTIFICATION = 0x0108 => "Different identification information",
+    /// R17(b): a participant holds a temporary device.
+    TEMPORARY_DEVICE = 0x0109 => "a participant has a temporary device",
+    /// R18: only the primary user may opt back in.
+    NOT_PRIMARY_USER = 0x010a => "not the primary user",
+    /// R22: the activation token is wrong or expired.
+    BAD_TOKEN = 0x010b => "bad activation token",
+    /// R22: a phone number must be digits only, with no trunk prefix.
+    BAD_PHONE = 0x010c => "bad phone number",
+    /// A bound of the daemon's (users, devices, open transactions) is reached.
+    CAPACITY = 0x010d => "capacity reached",
+    /// The IB Key app failed to prove possession of its key.
+    BAD_PROOF = 0x010e => "bad proof of possession",
+    /// The owner's answer given for a sharing request (R17) is wrong.
+    OWNER_NOT_VERIFIED = 0x010f => "owner's answer rejected",
+    /// R20: the account's equity is under the DSC+ threshold.
+    NOT_ELIGIBLE = 0x0110 => "not eligible",
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.describe() {
+            Some(text) => write!(f, "Status({:#06x} {text})", self.0),
+            None => write!(f, "Status({:#06x})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.describe() {
+            Some(text) => f.write_str(text),
+            None => write!(f, "status {:#06x}", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_described() {
+        let mut seen = std::collections::HashSet::new();
+        for s in Status::KNOWN {
+            assert!(seen.insert(s.0), "duplicate code {s:?}");
+            assert!(s.describe().is_some());
+        }
+        assert_eq!(Status(0xfff0).describe(), None);
+        assert_eq!(Status::BAD_CHARACTER.to_string(), "BAD CHARACTER");
+    }
+}
