@@ -18,12 +18,22 @@
 //! It does no I/O and reads no clock: time comes in as an argument.
 #![warn(missing_docs)]
 
+pub mod error;
+pub mod field;
+pub mod frame;
 pub mod limits;
+pub mod message;
 pub mod status;
 pub mod types;
 
+pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
+pub use frame::Frame;
+pub use message::{
+    Access, BulkOutcome, BulkRecord, Counter, Message, Role, ALPN_DEVICE, ALPN_FRONTEND,
+    PROTOCOL_VERSION,
+};
 pub use status::Status;
 pub use types::{
-    valid_user_name, ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Grant,
-    GrantKind, Limits, Purpose, SecurityLevel, TxnId, Verdict,
+    valid_user_name, ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Grant, GrantKind,
+    Limits, Purpose, SecurityLevel, TxnId, Verdict,
 };

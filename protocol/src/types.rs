@@ -128,7 +128,10 @@ impl DeviceKind {
     /// Temporary devices (R13, R14, and SMS until IB Key is active): they block sharing (R17b)
     /// and are voided by reactivation (R15).
     pub const fn is_temporary(self) -> bool {
-        matches!(self, DeviceKind::TempCode | DeviceKind::OnlineScc | DeviceKind::Sms)
+        matches!(
+            self,
+            DeviceKind::TempCode | DeviceKind::OnlineScc | DeviceKind::Sms
+        )
     }
 
     /// Physical cards, the only devices that can be shared (R17; IB Key uses R8 instead).
@@ -191,7 +194,10 @@ impl Limits {
 
     /// Limits of so many USD a day and per five business days.
     pub const fn new(per_day_usd: u64, per_5_business_days_usd: u64) -> Limits {
-        Limits { per_day_usd, per_5_business_days_usd }
+        Limits {
+            per_day_usd,
+            per_5_business_days_usd,
+        }
     }
 
     /// Whether both limits are unlimited.
@@ -359,7 +365,9 @@ impl Verdict {
 pub fn valid_user_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= crate::limits::MAX_USER
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -381,9 +389,15 @@ mod tests {
     #[test]
     fn r3_limits_table() {
         assert_eq!(SecurityLevel::None.limits(), Limits::new(50_000, 100_000));
-        assert_eq!(SecurityLevel::IbKey.limits(), Limits::new(1_000_000, 1_000_000));
+        assert_eq!(
+            SecurityLevel::IbKey.limits(),
+            Limits::new(1_000_000, 1_000_000)
+        );
         assert_eq!(SecurityLevel::Scc.limits(), Limits::new(200_000, 600_000));
-        assert_eq!(SecurityLevel::Dsc.limits(), Limits::new(1_000_000, 1_500_000));
+        assert_eq!(
+            SecurityLevel::Dsc.limits(),
+            Limits::new(1_000_000, 1_500_000)
+        );
         assert!(SecurityLevel::Top.limits().is_unlimited());
     }
 

@@ -1,0 +1,364 @@
+//! Every message of the protocol, with its type code, who may send it, and its fields in wire
+//! order. `protocol/PROTOCOL.md` is the same table for people.
+//!
+//! One enum for all three roles keeps the codec, the fuzz target and the property tests in one
+//! place; [`Message::access`] says which role may send each message, and the daemon refuses the
+//! rest with [`crate::Status::FORBIDDEN`].
+
+use std::net::IpAddr;
+
+use bytes::BytesMut;
+
+use crate::error::{DecodeError, EncodeError};
+use crate::field::{Field, Reader};
+use crate::limits::{
+    MAX_ANSWER, MAX_BULK, MAX_LIST, MAX_MAC, MAX_PIN, MAX_SECRET, MAX_SUITE, MAX_TEXT, MAX_USER,
+};
+use crate::status::Status;
+use crate::types::{
+    ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict,
+};
+
+/// The protocol version this library speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// ALPN of frontends and admins (mutual TLS; the client certificate names the role).
+pub const ALPN_FRONTEND: &[u8] = b"sls/1";
+/// ALPN of IB Key apps (no client certificate; the app proves possession of its key in-band).
+pub const ALPN_DEVICE: &[u8] = b"sls-device/1";
+
+macro_rules! wire_enum_u8 {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr => $text:expr,)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vm])* $var = $val,)+ }
+        impl $name {
+            /// The wire byte.
+            pub const fn code(self) -> u8 { self as u8 }
+            /// The value of a wire byte, if it names one.
+            pub const fn from_code(code: u8) -> Option<Self> {
+                match code { $($val => Some($name::$var),)+ _ => None }
+            }
+            /// The stable lower-case name.
+            pub const fn name(self) -> &'static str {
+                match self { $($name::$var => $text,)+ }
+            }
+        }
+    };
+}
+
+wire_enum_u8! {
+    /// The role of a peer, decided by the daemon from its certificate or ALPN.
+    pub enum Role {
+        /// A login frontend (ALPN `sls/1`, frontend certificate).
+        Frontend = 1 => "frontend",
+        /// Admin tooling (ALPN `sls/1`, admin certificate).
+        Admin = 2 => "admin",
+        /// An IB Key app (ALPN `sls-device/1`).
+        Device = 3 => "device",
+    }
+}
+
+/// Who may send a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any client, any role (hello, ping).
+    Any,
+    /// Frontends, and admins (an admin may do what a frontend does).
+    Frontend,
+    /// Admins only.
+    Admin,
+    /// IB Key apps only.
+    Device,
+    /// Only the daemon sends it: responses and pushes.
+    Server,
+}
+
+impl Access {
+    /// Whether a client of `role` may send a message of this access class.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Access::Any => true,
+            Access::Frontend => matches!(role, Role::Frontend | Role::Admin),
+            Access::Admin => role == Role::Admin,
+            Access::Device => role == Role::Device,
+            Access::Server => false,
+        }
+    }
+}
+
+/// One record of a bulk enrolment: a user (created if new, as its own entity and primary user)
+/// and one device for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct BulkRecord {
+    /// The user name (R10).
+    pub user: String,
+    /// The device's kind.
+    pub kind: DeviceKind,
+    /// The device's secret: OCRA key, card secret, or IB Key app key.
+    pub secret: Vec<u8>,
+    /// The device's PIN (R7), empty if it has none.
+    pub pin: String,
+    /// The OCRA suite, empty for the kind's default (R5, R6).
+    pub suite: String,
+}
+
+impl Field for BulkRecord {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        self.user.put(w, MAX_USER)?;
+        self.kind.put(w, 0)?;
+        self.secret.put(w, MAX_SECRET)?;
+        self.pin.put(w, MAX_PIN)?;
+        self.suite.put(w, MAX_SUITE)
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        Ok(BulkRecord {
+            user: String::get(r, MAX_USER)?,
+            kind: DeviceKind::get(r, 0)?,
+            secret: Vec::get(r, MAX_SECRET)?,
+            pin: String::get(r, MAX_PIN)?,
+            suite: String::get(r, MAX_SUITE)?,
+        })
+    }
+}
+
+/// The outcome of one record of a bulk enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum BulkOutcome {
+    /// Enrolled as this device.
+    Enrolled(DeviceId),
+    /// Refused with this status.
+    Refused(Status),
+}
+
+impl Field for BulkOutcome {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        match self {
+            BulkOutcome::Enrolled(d) => {
+                0u8.put(w, 0)?;
+                d.put(w, 0)
+            }
+            BulkOutcome::Refused(s) => {
+                1u8.put(w, 0)?;
+                s.put(w, 0)
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        match u8::get(r, 0)? {
+            0 => Ok(BulkOutcome::Enrolled(DeviceId::get(r, 0)?)),
+            1 => Ok(BulkOutcome::Refused(Status::get(r, 0)?)),
+            _ => Err(DecodeError::Invalid("bulk outcome")),
+        }
+    }
+}
+
+/// A named counter of the daemon's stats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Counter {
+    /// The counter's stable name, e.g. `failures_evaluated`.
+    pub name: String,
+    /// Its value.
+    pub value: u64,
+}
+
+impl Field for Counter {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        self.name.put(w, MAX_TEXT)?;
+        self.value.put(w, 0)
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        Ok(Counter {
+            name: String::get(r, MAX_TEXT)?,
+            value: u64::get(r, 0)?,
+        })
+    }
+}
+
+macro_rules! field_max {
+    () => {
+        0
+    };
+    ($e:expr) => {
+        $e
+    };
+}
+
+macro_rules! messages {
+    ($(
+        $(#[$vm:meta])*
+        $code:literal $name:ident [$access:ident] { $( $(#[$fm:meta])* $f:ident : $t:ty $(= $max:expr)? ),* $(,)? }
+    )+) => {
+        /// A protocol message. The doc of each variant gives its direction; PROTOCOL.md gives
+        /// its bytes.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        #[non_exhaustive]
+        // Each field is named for what it holds; the variant's doc and PROTOCOL.md say the rest.
+        #[allow(missing_docs)]
+        pub enum Message {
+            $( $(#[$vm])* $name { $( $(#[$fm])* $f: $t ),* }, )+
+        }
+
+        impl Message {
+            /// Every message type: its code, its name, who may send it.
+            pub const TYPES: &'static [(u16, &'static str, Access)] = &[
+                $( ($code, stringify!($name), Access::$access), )+
+            ];
+
+            /// The message's type code.
+            pub fn type_code(&self) -> u16 {
+                match self { $( Message::$name { .. } => $code, )+ }
+            }
+
+            /// The message's name, for logs and metrics.
+            pub fn type_name(&self) -> &'static str {
+                match self { $( Message::$name { .. } => stringify!($name), )+ }
+            }
+
+            /// Who may send the message.
+            pub fn access(&self) -> Access {
+                match self { $( Message::$name { .. } => Access::$access, )+ }
+            }
+
+            /// The name of a type code, if it is known.
+            pub fn name_of(code: u16) -> Option<&'static str> {
+                match code { $( $code => Some(stringify!($name)), )+ _ => None }
+            }
+
+            /// Appends the body (the fields, without the frame header).
+            pub(crate) fn put_body(&self, w: &mut BytesMut) -> Result<(), EncodeError> {
+                match self {
+                    $( Message::$name { $($f),* } => {
+                        $( Field::put($f, w, field_max!($($max)?))?; )*
+                        Ok(())
+                    } )+
+                }
+            }
+
+            /// Decodes a body of type `code`; the whole body must be consumed.
+            pub(crate) fn get_body(code: u16, body: &[u8]) -> Result<Message, DecodeError> {
+                let mut r = Reader::new(body);
+                let msg = match code {
+                    $( $code => Message::$name {
+                        $( $f: <$t as Field>::get(&mut r, field_max!($($max)?))? ),*
+                    }, )+
+                    _ => return Err(DecodeError::UnknownType(code)),
+                };
+                match r.remaining() {
+                    0 => Ok(msg),
+                    n => Err(DecodeError::Trailing(n)),
+                }
+            }
+        }
+    };
+}
+
+messages! {
+    // ---- any role ------------------------------------------------------------------------
+    /// Client → daemon, the first frame on every stream: the versions the client speaks.
+    0x0001 Hello [Any] { min_version: u16, max_version: u16, agent: String = MAX_TEXT }
+    /// Daemon → client: the version chosen, the daemon's limits, the role it sees.
+    0x8001 Welcome [Server] { version: u16, max_frame: u32, max_in_flight: u32, role: Role }
+    /// Client → daemon: liveness.
+    0x0002 Ping [Any] {}
+    /// Daemon → client.
+    0x8002 Pong [Server] {}
+    /// Daemon → client: the request succeeded and has nothing to say.
+    0x8000 Done [Server] {}
+    /// Daemon → client: the request (or, with id 0, the stream) failed.
+    0xffff Error [Server] { status: Status, message: String = MAX_TEXT }
+
+    // ---- frontend ------------------------------------------------------------------------
+    /// Frontend → daemon, after the password is accepted: the user's usable devices (R4), or,
+    /// with `device`, a challenge for it (R5, R6, R9). `client` is the end user's address, for
+    /// rate limiting.
+    0x0010 Begin [Frontend] { user: String = MAX_USER, purpose: Purpose, device: Option<DeviceId>, client: IpAddr }
+    /// Daemon → frontend: the devices to offer (R4; for a withdrawal only those that cover it).
+    0x8010 Devices [Server] { devices: Vec<DeviceInfo> = MAX_LIST }
+    /// Daemon → frontend: a challenge bound to a new transaction (R12).
+    0x8011 ChallengeIssued [Server] { txn: TxnId, device: DeviceInfo, challenge: Challenge, expires_at_ms: u64 }
+    /// Frontend → daemon: the user's answer to a transaction's challenge.
+    0x0011 Answer [Frontend] { txn: TxnId, response: String = MAX_ANSWER, client: IpAddr }
+    /// Frontend → daemon: wait up to `timeout_ms` for a push decision (R6).
+    0x0012 Await [Frontend] { txn: TxnId, timeout_ms: u32 }
+    /// Frontend → daemon: the user's password was wrong; counts towards the lockout (R11).
+    0x0013 PasswordFailed [Frontend] { user: String = MAX_USER, client: IpAddr }
+    /// Frontend → daemon: whether a user is locked, and until when.
+    0x0014 Status [Frontend] { user: String = MAX_USER }
+    /// Daemon → frontend: a user's state.
+    0x8014 UserStatus [Server] { locked_until_ms: u64, failures: u8, failures_left: u8, opted_out: bool, devices: Vec<DeviceInfo> = MAX_LIST }
+    /// Daemon → frontend: the verdict of a `Begin`, `Answer`, `Await`, `PasswordFailed` or
+    /// `PushAnswer`.
+    0x8020 Judged [Server] { verdict: Verdict }
+
+    // ---- IB Key app --------------------------------------------------------------------------
+    /// App → daemon: the device this app is, to be proven.
+    0x0030 DeviceHello [Device] { device: DeviceId }
+    /// Daemon → app: a nonce to sign.
+    0x8030 DeviceNonce [Server] { nonce: [u8; 32] }
+    /// App → daemon: proof of possession of the device key (see PROTOCOL.md).
+    0x0031 DeviceProve [Device] { proof: [u8; 32] }
+    /// Daemon → app (request id 0, unsolicited): a login awaits approval (R6).
+    0x8032 Push [Server] { txn: TxnId, user: String = MAX_USER, number: u8, nonce: [u8; 16], purpose: Purpose, expires_at_ms: u64 }
+    /// App → daemon: the user approved or declined a push, signed with the device key (R6).
+    0x0033 PushAnswer [Device] { txn: TxnId, approve: bool, method: ApprovalMethod, mac: [u8; 32] }
+
+    // ---- admin --------------------------------------------------------------------------------
+    /// Admin → daemon: enrol a user (R10 name, R17 entity and identification, R18 primary).
+    0x0050 EnrolUser [Admin] { user: String = MAX_USER, entity: String = MAX_TEXT, identification: String = MAX_TEXT, primary: bool, equity_usd: u64 }
+    /// Admin → daemon: enrol a device for a user (several per user, R4).
+    0x0051 EnrolDevice [Admin] { user: String = MAX_USER, kind: DeviceKind, secret: Vec<u8> = MAX_SECRET, pin: String = MAX_PIN, suite: String = MAX_SUITE }
+    /// Daemon → admin: the device's id.
+    0x8051 Enrolled [Server] { device: DeviceId }
+    /// Admin → daemon: many users and devices at once, for fleets.
+    0x0052 EnrolBulk [Admin] { records: Vec<BulkRecord> = MAX_BULK }
+    /// Daemon → admin: one outcome per record, in order.
+    0x8052 BulkEnrolled [Server] { outcomes: Vec<BulkOutcome> = MAX_BULK }
+    /// Admin → daemon: issue a temporary code (R13).
+    0x0053 IssueTempCode [Admin] { user: String = MAX_USER }
+    /// Daemon → admin: the code and its two deadlines (R13).
+    0x8053 TempCodeIssued [Server] { device: DeviceId, code: String = MAX_ANSWER, full_until_ms: u64, portal_until_ms: u64 }
+    /// Admin → daemon: issue an Online SCC (R14).
+    0x0054 IssueOnlineScc [Admin] { user: String = MAX_USER }
+    /// Daemon → admin: the card's secret (to print its grid) and its expiry (R14).
+    0x8054 OnlineSccIssued [Server] { device: DeviceId, secret: Vec<u8> = MAX_SECRET, expires_at_ms: u64 }
+    /// Admin → daemon: reactivate a permanent device; voids temporary ones (R15).
+    0x0055 Reactivate [Admin] { user: String = MAX_USER, device: DeviceId }
+    /// Admin → daemon: order a replacement DSC+ with a new PIN (R16).
+    0x0056 OrderReplacement [Admin] { user: String = MAX_USER, secret: Vec<u8> = MAX_SECRET, pin: String = MAX_PIN }
+    /// Admin → daemon: a replacement has shipped; auto-activation is due 3 weeks later (R16).
+    0x0057 Ship [Admin] { user: String = MAX_USER, device: DeviceId }
+    /// Admin → daemon: the user activated a device.
+    0x0058 Activate [Admin] { user: String = MAX_USER, device: DeviceId }
+    /// Admin → daemon: `requester` asks to share `owner`'s device, proven by the owner's answer
+    /// to transaction `txn` (R17).
+    0x0059 ShareRequest [Admin] { requester: String = MAX_USER, owner: String = MAX_USER, device: DeviceId, txn: TxnId, answer: String = MAX_ANSWER }
+    /// Daemon → admin: the share, approved at once or pending compliance (R17).
+    0x8059 ShareState [Server] { share: u32, pending: bool }
+    /// Admin (compliance) → daemon: approve or refuse a pending share (R17).
+    0x005a ShareDecide [Admin] { share: u32, approve: bool }
+    /// Admin → daemon: cancel a share; the requester's own devices come back (R17).
+    0x005b ShareCancel [Admin] { share: u32 }
+    /// Admin → daemon: the user opts out of SLS (R18).
+    0x005c OptOut [Admin] { user: String = MAX_USER }
+    /// Admin → daemon: `by` opts `user` back in; only the primary user may (R18).
+    0x005d OptIn [Admin] { user: String = MAX_USER, by: String = MAX_USER }
+    /// Admin (client services) → daemon: lift a lockout (R11).
+    0x005e Unlock [Admin] { user: String = MAX_USER }
+    /// Admin → daemon: the daemon's counters.
+    0x005f GetStats [Admin] {}
+    /// Daemon → admin.
+    0x805f Stats [Server] { counters: Vec<Counter> = MAX_LIST }
+    /// Admin → daemon: start IB Key activation or recovery; the token goes by SMS to `phone`
+    /// (R22). The daemon has no SMS gateway: the token is returned for the caller to send.
+    0x0060 ActivationStart [Admin] { user: String = MAX_USER, phone: String = MAX_TEXT }
+    /// Daemon → admin: the activation token.
+    0x8060 ActivationToken [Server] { token: String = MAX_ANSWER }
+    /// Admin → daemon: finish IB Key activation with the token, the app's key and PIN (R22).
+    0x0061 ActivateIbKey [Admin] { user: String = MAX_USER, token: String = MAX_ANSWER, key: Vec<u8> = MAX_MAC, pin: String = MAX_PIN }
+}
