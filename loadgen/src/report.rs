@@ -1,0 +1,485 @@
+//! What a run records and what it writes: per-scenario counters and HdrHistograms, one
+//! HdrHistogram interval log (`.hlog`) per scenario, `summary.json`, a percentile plot (`.svg`)
+//! and the summary table.
+//!
+//! Latencies are recorded in microseconds with 3 significant figures, from the request's
+//! *intended* start in open-loop runs (so that a stalled daemon cannot hide its stall).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency recorded, in µs (a minute); above it values are clamped.
+const MAX_US: u64 = 60_000_000;
+
+fn new_histogram() -> Histogram<u64> {
+    // 3 significant figures over 1 µs..60 s: bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+/// The outcome of one scenario step as the scenario judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// What the scenario expected (an accepted login, a lock at the 10th failure, ...).
+    Ok,
+    /// An error the scenario can meet in a healthy run (rate limited, expired...), by kind.
+    Expected(&'static str),
+    /// Something that should not happen: a failed check, a transport error, a wrong verdict.
+    Unexpected(&'static str),
+}
+
+#[derive(Debug)]
+struct ScenarioState {
+    ok: u64,
+    errors: BTreeMap<&'static str, u64>,
+    unexpected: BTreeMap<&'static str, u64>,
+    total: Histogram<u64>,
+    interval: Histogram<u64>,
+    intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+}
+
+/// Counters and histograms of one scenario, shared by the tasks that run it.
+#[derive(Debug)]
+pub struct ScenarioStats {
+    name: &'static str,
+    state: Mutex<ScenarioState>,
+}
+
+impl ScenarioStats {
+    /// Empty stats for a scenario.
+    pub fn new(name: &'static str) -> ScenarioStats {
+        ScenarioStats {
+            name,
+            state: Mutex::new(ScenarioState {
+                ok: 0,
+                errors: BTreeMap::new(),
+                unexpected: BTreeMap::new(),
+                total: new_histogram(),
+                interval: new_histogram(),
+                intervals: Vec::new(),
+            }),
+        }
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Records one step: its outcome and its latency (`None` during warm-up: counted nowhere).
+    pub fn record(&self, outcome: Outcome, latency: Duration) {
+        let us = (latency.as_micros() as u64).clamp(1, MAX_US);
+        let Ok(mut s) = self.state.lock() else { return };
+        match outcome {
+            Outcome::Ok => s.ok += 1,
+            Outcome::Expected(kind) => *s.errors.entry(kind).or_default() += 1,
+            Outcome::Unexpected(kind) => *s.unexpected.entry(kind).or_default() += 1,
+        }
+        // Values are clamped into the histogram's bounds, so recording cannot fail.
+        let _ = s.total.record(us);
+        let _ = s.interval.record(us);
+    }
+
+    /// Closes the current interval (`start` from the run's base time, `length` long) and returns
+    /// its count and p50/p99 for the progress line.
+    pub fn rotate(&self, start: Duration, length: Duration) -> (u64, u64, u64) {
+        let Ok(mut s) = self.state.lock() else {
+            return (0, 0, 0);
+        };
+        let h = std::mem::replace(&mut s.interval, new_histogram());
+        let out = (h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+        s.intervals.push((start, length, h));
+        out
+    }
+
+    /// Forgets everything recorded so far (the end of a warm-up).
+    pub fn reset(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.ok = 0;
+            s.errors.clear();
+            s.unexpected.clear();
+            s.total.reset();
+            s.interval.reset();
+            s.intervals.clear();
+        }
+    }
+
+    /// A summary of everything recorded.
+    pub fn summary(&self, elapsed: Duration) -> ScenarioSummary {
+        let Ok(s) = self.state.lock() else {
+            return ScenarioSummary::empty(self.name);
+        };
+        let h = &s.total;
+        let count = s.ok + s.errors.values().sum::<u64>() + s.unexpected.values().sum::<u64>();
+        ScenarioSummary {
+            name: self.name.to_owned(),
+            count,
+            ok: s.ok,
+            rate_per_s: count as f64 / elapsed.as_secs_f64().max(1e-9),
+            unexpected_errors: s.unexpected.values().sum(),
+            unexpected: s
+                .unexpected
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            errors: s
+                .errors
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            latency_us: Latency {
+                p50: h.value_at_quantile(0.50),
+                p90: h.value_at_quantile(0.90),
+                p99: h.value_at_quantile(0.99),
+                p999: h.value_at_quantile(0.999),
+                max: h.max(),
+                mean: h.mean(),
+            },
+        }
+    }
+
+    /// Writes the scenario's interval log in the HdrHistogram log format (v1.3, compressed V2
+    /// histograms, tagged with the scenario's name), as HdrHistogram's own tools read it.
+    pub fn write_hlog(&self, path: &Path, base: SystemTime) -> std::io::Result<()> {
+        let Ok(s) = self.state.lock() else {
+            return Err(std::io::Error::other("stats lock poisoned"));
+        };
+        let mut out = Vec::new();
+        let mut serializer = V2DeflateSerializer::new();
+        let mut writer = IntervalLogWriterBuilder::new()
+            .add_comment(&format!(
+                "[Logged with sls-loadgen {}]",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .add_comment("[Histogram log format version 1.3]")
+            .add_comment(&format!("[Scenario {}; values in microseconds]", self.name))
+            .with_start_time(base)
+            .with_base_time(base)
+            .with_max_value_divisor(1000.0)
+            .begin_log_with(&mut out, &mut serializer)?;
+        let tag = Tag::new(self.name);
+        for (start, length, h) in &s.intervals {
+            writer
+                .write_histogram(h, *start, *length, tag)
+                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        }
+        drop(writer);
+        std::fs::write(path, out)
+    }
+
+    /// The whole-run histogram (a copy).
+    pub fn histogram(&self) -> Histogram<u64> {
+        self.state
+            .lock()
+            .map(|s| s.total.clone())
+            .unwrap_or_else(|_| new_histogram())
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Maximum.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// One scenario's line of `summary.json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScenarioSummary {
+    /// The scenario's name (`dsc_plus`, `ib_key_push`, ...).
+    pub name: String,
+    /// Steps recorded.
+    pub count: u64,
+    /// Steps that went as the scenario expected.
+    pub ok: u64,
+    /// Steps per second over the measured window.
+    pub rate_per_s: f64,
+    /// Steps that should not have happened.
+    pub unexpected_errors: u64,
+    /// Those, by kind.
+    pub unexpected: BTreeMap<String, u64>,
+    /// Errors a healthy run can meet, by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency percentiles, µs.
+    pub latency_us: Latency,
+}
+
+impl ScenarioSummary {
+    fn empty(name: &str) -> ScenarioSummary {
+        ScenarioSummary {
+            name: name.to_owned(),
+            count: 0,
+            ok: 0,
+            rate_per_s: 0.0,
+            unexpected_errors: 0,
+            unexpected: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            latency_us: Latency {
+                p50: 0,
+                p90: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+                mean: 0.0,
+            },
+        }
+    }
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// How the run was driven.
+    pub run: serde_json::Value,
+    /// One entry per scenario.
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// The summary table, as printed at the end of a run.
+pub fn table(scenarios: &[ScenarioSummary]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<18} {:>10} {:>10} {:>9} {:>6}  {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
+        "scenario",
+        "rate/s",
+        "ok",
+        "errors",
+        "unexp",
+        "p50 µs",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "error kinds"
+    ));
+    for s in scenarios {
+        let errors: u64 = s.errors.values().sum();
+        let kinds: Vec<String> = s
+            .errors
+            .iter()
+            .chain(s.unexpected.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!(
+            "{:<18} {:>10.0} {:>10} {:>9} {:>6}  {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
+            s.name,
+            s.rate_per_s,
+            s.ok,
+            errors,
+            s.unexpected_errors,
+            s.latency_us.p50,
+            s.latency_us.p90,
+            s.latency_us.p99,
+            s.latency_us.p999,
+            s.latency_us.max,
+            kinds.join(" ")
+        ));
+    }
+    out
+}
+
+/// Writes `summary.json`, one `.hlog` per scenario and `latency.svg` into `dir`; returns the
+/// paths written.
+pub fn write_all(
+    dir: &Path,
+    summary: &Summary,
+    stats: &[&ScenarioStats],
+    base: SystemTime,
+) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let json = dir.join("summary.json");
+    let mut f = std::fs::File::create(&json)?;
+    serde_json::to_writer_pretty(&mut f, summary).map_err(std::io::Error::other)?;
+    f.write_all(b"\n")?;
+    written.push(json);
+    for s in stats {
+        let path = dir.join(format!("{}.hlog", s.name()));
+        s.write_hlog(&path, base)?;
+        written.push(path);
+    }
+    let svg = dir.join("latency.svg");
+    let series: Vec<(&str, Histogram<u64>)> = stats
+        .iter()
+        .map(|s| (s.name(), s.histogram()))
+        .filter(|(_, h)| !h.is_empty())
+        .collect();
+    plot_percentiles(&svg, &series).map_err(std::io::Error::other)?;
+    written.push(svg);
+    Ok(written)
+}
+
+/// Draws latency against percentile on the usual log scale of 1/(1-p), one line per scenario,
+/// as HdrHistogram's own plotter does.
+pub fn plot_percentiles(path: &Path, series: &[(&str, Histogram<u64>)]) -> Result<(), String> {
+    use plotters::prelude::*;
+
+    let points: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(name, h)| {
+            let pts = h
+                .iter_quantiles(5)
+                .filter(|v| v.quantile_iterated_to() < 1.0)
+                .map(|v| {
+                    let q = v.quantile_iterated_to();
+                    (
+                        (1.0 / (1.0 - q)).log10(),
+                        h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
+                    )
+                })
+                .collect();
+            (*name, pts)
+        })
+        .collect();
+    let xmax = points
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
+        .fold(2.0f64, f64::max)
+        .ceil();
+    let ymax = points
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+        .fold(0.1f64, f64::max)
+        * 1.1;
+
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Latency by Percentile Distribution", ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("Percentile")
+        .y_desc("Latency (ms)")
+        .x_labels(xmax as usize + 1)
+        .x_label_formatter(&|x| percentile_label(*x))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (name, pts)) in points.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// `0%`, `90%`, `99%`, `99.9%`... for x = log10(1/(1-p)) = 0, 1, 2, 3...
+pub fn percentile_label(x: f64) -> String {
+    let k = x.round() as i32;
+    if k <= 0 {
+        return "0%".into();
+    }
+    // 100 * (1 - 10^-k) printed with k-2 decimals: avoids 99.99900000000001%.
+    let decimals = (k - 2).max(0) as usize;
+    format!("{:.*}%", decimals, 100.0 * (1.0 - 10f64.powi(-k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+
+    #[test]
+    fn hlog_reads_back_with_the_same_counts() {
+        let stats = ScenarioStats::new("dsc_plus");
+        for i in 1..=1000u64 {
+            stats.record(Outcome::Ok, Duration::from_micros(i));
+        }
+        stats.rotate(Duration::ZERO, Duration::from_secs(1));
+        stats.record(
+            Outcome::Expected("rate_limited"),
+            Duration::from_millis(250),
+        );
+        stats.rotate(Duration::from_secs(1), Duration::from_secs(1));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dsc_plus.hlog");
+        stats.write_hlog(&path, SystemTime::now()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("#[Histogram log format version 1.3]"));
+        let mut counts = Vec::new();
+        for entry in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(h) = entry.unwrap() {
+                assert_eq!(h.tag().unwrap().as_str(), "dsc_plus");
+                let decoded = base64_decode(h.encoded_histogram());
+                let hist: Histogram<u64> =
+                    Deserializer::new().deserialize(&mut &decoded[..]).unwrap();
+                counts.push((hist.len(), hist.max()));
+            }
+        }
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[0].0, 1000);
+        assert_eq!(counts[1].0, 1);
+        assert!(
+            counts[1].1 >= 249_000,
+            "the 250 ms stall is in the second interval"
+        );
+        let summary = stats.summary(Duration::from_secs(2));
+        assert_eq!(summary.ok, 1000);
+        assert_eq!(summary.errors["rate_limited"], 1);
+        assert_eq!(summary.unexpected_errors, 0);
+    }
+
+    fn base64_decode(s: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    }
+
+    #[test]
+    fn percentile_labels_are_exact() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+        assert_eq!(percentile_label(5.0), "99.999%");
+    }
+
+    #[test]
+    fn svg_plot_is_written() {
+        let stats = ScenarioStats::new("ib_key_push");
+        for i in 1..=500u64 {
+            stats.record(Outcome::Ok, Duration::from_micros(100 + i));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.svg");
+        plot_percentiles(&path, &[("ib_key_push", stats.histogram())]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("ib_key_push"));
+        assert!(svg.contains("99%"));
+    }
+}
