@@ -5,4 +5,5 @@
 //! on the daemon's internals.
 
 pub mod client;
+pub mod fleet;
 pub mod report;

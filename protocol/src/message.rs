@@ -303,10 +303,12 @@ messages! {
     0x8030 DeviceNonce [Server] { nonce: [u8; 32] }
     /// App → daemon: proof of possession of the device key (see PROTOCOL.md).
     0x0031 DeviceProve [Device] { proof: [u8; 32] }
-    /// Daemon → app (request id 0, unsolicited): a login awaits approval (R6).
-    0x8032 Push [Server] { txn: TxnId, user: String = MAX_USER, number: u8, nonce: [u8; 16], purpose: Purpose, expires_at_ms: u64 }
-    /// App → daemon: the user approved or declined a push, signed with the device key (R6).
-    0x0033 PushAnswer [Device] { txn: TxnId, approve: bool, method: ApprovalMethod, mac: [u8; 32] }
+    /// Daemon → app (request id 0, unsolicited): a login awaits approval (R6). It does not
+    /// carry the number the login screen shows: the user must type it (number matching).
+    0x8032 Push [Server] { txn: TxnId, user: String = MAX_USER, nonce: [u8; 16], purpose: Purpose, expires_at_ms: u64 }
+    /// App → daemon: the user approved or declined a push, with the number the user typed from
+    /// the login screen, signed with the device key (R6).
+    0x0033 PushAnswer [Device] { txn: TxnId, approve: bool, method: ApprovalMethod, number: u8, mac: [u8; 32] }
 
     // ---- admin --------------------------------------------------------------------------------
     /// Admin → daemon: enrol a user (R10 name, R17 entity and identification, R18 primary).

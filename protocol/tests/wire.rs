@@ -106,7 +106,6 @@ fn one_of_each() -> Vec<Message> {
         Message::Push {
             txn,
             user: "carol".into(),
-            number: 42,
             nonce: [1; 16],
             purpose: Purpose::Login,
             expires_at_ms: 5,
@@ -115,6 +114,7 @@ fn one_of_each() -> Vec<Message> {
             txn,
             approve: true,
             method: ApprovalMethod::Biometric,
+            number: 42,
             mac: [2; 32],
         },
         Message::EnrolUser {
