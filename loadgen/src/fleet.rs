@@ -89,6 +89,8 @@ pub struct SimUser {
     pub client: IpAddr,
     /// A temporary code issued for the user (R13), for the temp-code persona.
     pub temp_code: Option<String>,
+    /// The temporary code's device id.
+    pub temp_device: Option<DeviceId>,
 }
 
 impl SimUser {
@@ -229,6 +231,7 @@ pub fn build(users: usize, mix: &Mix, seed: u64) -> Vec<SimUser> {
                     host as u8,
                 )),
                 temp_code: None,
+                temp_device: None,
             });
             i += 1;
         }

@@ -3,7 +3,19 @@
 //! Simulates fleets of DSC+ and IB Key clients against `slsd` and records latency in
 //! HdrHistogram. It sees only the wire, like a real client: it depends on `sls-protocol`, never
 //! on the daemon's internals.
+//!
+//! ```text
+//!  fleet (seeded users, devices, keys) ──enrol──▶ admin stream ─┐
+//!  schedule (open / closed loop) ─▶ scenario steps ─▶ frontend streams ─┼─QUIC─▶ slsd
+//!  IB Key apps (one connection each) ◀── pushes ───────────────┘
+//!  report: summary table, summary.json, <scenario>.hlog, latency.svg
+//! ```
 
 pub mod client;
+pub mod daemon;
+pub mod device;
 pub mod fleet;
 pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod schedule;

@@ -18,11 +18,15 @@
 //! It does no I/O and reads no clock: time comes in as an argument.
 #![warn(missing_docs)]
 
+pub mod card;
+pub mod codes;
 pub mod error;
 pub mod field;
 pub mod frame;
 pub mod limits;
 pub mod message;
+pub mod ocra;
+pub mod push;
 pub mod status;
 pub mod types;
 

@@ -1,6 +1,8 @@
 //! PROTOCOL.md's hex examples are real frames: each decodes, whole, to the message type its
 //! block names, and re-encodes to the same bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use sls_protocol::frame;
 
 #[test]

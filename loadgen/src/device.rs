@@ -1,0 +1,57 @@
+//! What a simulated device shows: the same `sls-protocol` algorithms a real device runs.
+
+use sls_protocol::card::{self, CardLayout};
+use sls_protocol::ocra::{self, OcraInput, OcraSuite};
+use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId};
+
+use crate::fleet::SimDevice;
+
+impl SimDevice {
+    /// The OCRA answer a DSC+ (R5) or the IB Key fallback (R6) shows for `question`, with the
+    /// device's PIN.
+    pub fn ocra_answer(&self, question: &str) -> Option<String> {
+        let suite_text = match self.kind {
+            DeviceKind::DscPlus => ocra::DSC_PLUS_DEFAULT_SUITE,
+            DeviceKind::IbKey => ocra::IB_KEY_DEFAULT_SUITE,
+            _ => return None,
+        };
+        let suite: OcraSuite = suite_text.parse().ok()?;
+        let pin = suite
+            .pin
+            .map(|alg| ocra::pin_hash(alg, self.pin.as_bytes()));
+        let input = OcraInput {
+            counter: 0,
+            question,
+            pin_hash: pin.as_ref().map(|p| p.as_bytes()),
+            session: None,
+            timestamp: None,
+        };
+        suite
+            .compute(&self.secret, &input)
+            .ok()
+            .map(|a| a.as_str().to_owned())
+    }
+
+    /// The codes a Security Code Card shows at `positions` (R9), concatenated.
+    pub fn card_answer(&self, positions: &[u16]) -> Option<String> {
+        card::answer(&self.secret, &CardLayout::default(), positions).ok()
+    }
+
+    /// The IB Key app's signed answer to a push (R6).
+    pub fn push_mac(
+        &self,
+        txn: TxnId,
+        user: &str,
+        number: u8,
+        nonce: &[u8; 16],
+        method: ApprovalMethod,
+        approve: bool,
+    ) -> [u8; 32] {
+        push::push_mac(&self.secret, txn, user, number, nonce, method, approve)
+    }
+
+    /// The IB Key app's proof of possession of its key.
+    pub fn proof(&self, device: DeviceId, nonce: &[u8; 32]) -> [u8; 32] {
+        push::device_proof(&self.secret, device, nonce)
+    }
+}

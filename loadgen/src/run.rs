@@ -1,0 +1,258 @@
+//! A whole run: connect, enrol the fleet, hold the IB Key apps' connections open, drive the
+//! plan, report.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sls_protocol::{BulkOutcome, DeviceKind, Message, Role, ALPN_DEVICE, ALPN_FRONTEND};
+
+use crate::client::{self, ClientTls, Pipeline};
+use crate::fleet::{self, Mix, Persona, SimUser};
+use crate::report::{self, Summary};
+use crate::scenario::{self, Behaviour, World};
+use crate::schedule::{self, Plan};
+
+/// Where the daemon is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The daemon's address (loopback).
+    pub addr: SocketAddr,
+    /// The daemon's `tls` directory (`<data-dir>/tls`): `ca.pem`, `frontend.*`, `admin.*`.
+    pub tls_dir: PathBuf,
+}
+
+/// The fleet and how it connects.
+#[derive(Debug, Clone)]
+pub struct FleetSpec {
+    /// Users to enrol.
+    pub users: usize,
+    /// Their mix of personas.
+    pub mix: Mix,
+    /// The seed of their keys and PINs.
+    pub seed: u64,
+    /// Frontend connections (one long-lived stream each).
+    pub connections: usize,
+    /// Most IB Key app connections to hold open.
+    pub max_apps: usize,
+}
+
+/// What a run produced.
+pub struct RunResult {
+    /// The summary, as written to `summary.json`.
+    pub summary: Summary,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// Steps that should not have happened, over all scenarios.
+    pub unexpected: u64,
+}
+
+/// Connects `n` pipelines of `role` to the daemon.
+pub async fn connect_pipelines(
+    target: &Target,
+    role: Role,
+    n: usize,
+    endpoint: &quinn::Endpoint,
+) -> anyhow::Result<Vec<(quinn::Connection, Pipeline, client::Pushes)>> {
+    let tls = ClientTls::from_dir(&target.tls_dir, role)
+        .with_context(|| format!("reading certificates from {}", target.tls_dir.display()))?;
+    let alpn = if role == Role::Device {
+        ALPN_DEVICE
+    } else {
+        ALPN_FRONTEND
+    };
+    let config = tls.quinn_config(alpn)?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let conn = client::connect(endpoint, target.addr, config.clone()).await?;
+        let (pipe, pushes) =
+            Pipeline::open(&conn, &format!("sls-loadgen/{}-{i}", role.name())).await?;
+        out.push((conn, pipe, pushes));
+    }
+    Ok(out)
+}
+
+/// Enrols the fleet through the admin stream in bulk (512 records a frame, many frames in
+/// flight), fills in the device ids, and issues the temporary codes. Returns the time taken.
+pub async fn enrol(admin: &Pipeline, users: &mut [SimUser]) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let records = fleet::bulk_records(users);
+    let mut calls = tokio::task::JoinSet::new();
+    for (batch_no, chunk) in records.chunks(sls_protocol::limits::MAX_BULK).enumerate() {
+        let admin = admin.clone();
+        let batch: Vec<_> = chunk.iter().map(|(_, _, r)| r.clone()).collect();
+        calls.spawn(async move {
+            (
+                batch_no,
+                admin.call(Message::EnrolBulk { records: batch }).await,
+            )
+        });
+        // Bound the frames in flight.
+        if calls.len() >= 64 {
+            if let Some(done) = calls.join_next().await {
+                apply_bulk(done?, &records, users)?;
+            }
+        }
+    }
+    while let Some(done) = calls.join_next().await {
+        apply_bulk(done?, &records, users)?;
+    }
+    for user in users.iter_mut().filter(|u| u.persona == Persona::TempCode) {
+        match admin
+            .call(Message::IssueTempCode {
+                user: user.name.clone(),
+            })
+            .await?
+        {
+            Message::TempCodeIssued { device, code, .. } => {
+                user.temp_code = Some(code);
+                user.temp_device = Some(device);
+            }
+            other => bail!("issuing a temporary code for {}: {other:?}", user.name),
+        }
+    }
+    Ok(t0.elapsed())
+}
+
+type BulkReply = (usize, Result<Message, client::CallError>);
+
+fn apply_bulk(
+    done: BulkReply,
+    records: &[(usize, usize, sls_protocol::BulkRecord)],
+    users: &mut [SimUser],
+) -> anyhow::Result<()> {
+    let (batch_no, reply) = done;
+    let base = batch_no * sls_protocol::limits::MAX_BULK;
+    match reply? {
+        Message::BulkEnrolled { outcomes } => {
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                let Some((u, d, rec)) = records.get(base + i) else {
+                    bail!("more outcomes than records")
+                };
+                match outcome {
+                    BulkOutcome::Enrolled(id) => users[*u].devices[*d].id = Some(id),
+                    BulkOutcome::Refused(status) => {
+                        bail!("enrolling {} ({}): {status}", rec.user, rec.kind)
+                    }
+                }
+            }
+            Ok(())
+        }
+        other => bail!("bulk enrolment answered {other:?}"),
+    }
+}
+
+/// Connects one IB Key app per push user (up to `max_apps`), proves each app's key, and starts
+/// approving pushes. Returns the connections (dropping them disconnects the apps).
+pub async fn connect_apps(
+    world: &Arc<World>,
+    target: &Target,
+    endpoint: &quinn::Endpoint,
+    max_apps: usize,
+) -> anyhow::Result<Vec<quinn::Connection>> {
+    let tls = ClientTls::from_dir(&target.tls_dir, Role::Device)?;
+    let config = tls.quinn_config(ALPN_DEVICE)?;
+    let mut conns = Vec::new();
+    let push_users: Vec<usize> = world
+        .users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.persona == Persona::IbKeyPush)
+        .map(|(i, _)| i)
+        .take(max_apps)
+        .collect();
+    for i in push_users {
+        let user = &world.users[i];
+        let Some(device) = user.device(DeviceKind::IbKey) else {
+            continue;
+        };
+        let Some(id) = device.id else { continue };
+        let conn = client::connect(endpoint, target.addr, config.clone()).await?;
+        let (pipe, pushes) = Pipeline::open(&conn, "sls-loadgen/ib-key").await?;
+        let nonce = match pipe.call(Message::DeviceHello { device: id }).await? {
+            Message::DeviceNonce { nonce } => nonce,
+            other => bail!("device hello for {}: {other:?}", user.name),
+        };
+        match pipe
+            .call(Message::DeviceProve {
+                proof: device.proof(id, &nonce),
+            })
+            .await?
+        {
+            Message::Done {} => {}
+            other => bail!("device proof for {}: {other:?}", user.name),
+        }
+        tokio::spawn(scenario::run_app(world.clone(), i, pipe, pushes));
+        conns.push(conn);
+    }
+    Ok(conns)
+}
+
+/// Runs a whole load test against a running daemon and writes its report to `out`.
+pub async fn run(
+    target: &Target,
+    spec: &FleetSpec,
+    plan: &Plan,
+    behaviour: Behaviour,
+    out: Option<&Path>,
+) -> anyhow::Result<RunResult> {
+    let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
+    let mut admin = connect_pipelines(target, Role::Admin, 1, &endpoint).await?;
+    let (_admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
+    let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
+    let took = enrol(&admin_pipe, &mut users).await?;
+    eprintln!(
+        "enrolled {} users in {:.2} s",
+        users.len(),
+        took.as_secs_f64()
+    );
+    let frontends =
+        connect_pipelines(target, Role::Frontend, spec.connections.max(1), &endpoint).await?;
+    let (conns, pipes): (Vec<_>, Vec<_>) = frontends.into_iter().map(|(c, p, _)| (c, p)).unzip();
+    let world = Arc::new(World::new(users, pipes, admin_pipe, behaviour));
+    let apps = connect_apps(&world, target, &endpoint, spec.max_apps).await?;
+    eprintln!(
+        "{} frontend connections, {} IB Key apps connected",
+        conns.len(),
+        apps.len()
+    );
+    let stats = schedule::run(world.clone(), plan).await;
+    let summaries: Vec<_> = stats
+        .scenarios
+        .iter()
+        .map(|(_, s)| s.summary(stats.elapsed))
+        .collect();
+    let unexpected = summaries.iter().map(|s| s.unexpected_errors).sum();
+    let summary = Summary {
+        run: serde_json::json!({
+            "target": target.addr.to_string(),
+            "users": spec.users,
+            "seed": spec.seed,
+            "connections": spec.connections,
+            "ib_key_apps": apps.len(),
+            "model": format!("{:?}", plan.model),
+            "duration_s": plan.duration.as_secs_f64(),
+            "warmup_s": plan.warmup.as_secs_f64(),
+            "dropped": stats.dropped,
+        }),
+        scenarios: summaries,
+    };
+    let files = match out {
+        Some(dir) => {
+            let refs: Vec<_> = stats.scenarios.iter().map(|(_, s)| s.as_ref()).collect();
+            report::write_all(dir, &summary, &refs, stats.started)?
+        }
+        None => Vec::new(),
+    };
+    for c in conns.iter().chain(apps.iter()) {
+        c.close(0u32.into(), b"done");
+    }
+    endpoint.wait_idle().await;
+    Ok(RunResult {
+        summary,
+        files,
+        unexpected,
+    })
+}

@@ -1,0 +1,703 @@
+//! The scenarios: one step of each is one whole user journey over the wire, judged by what the
+//! rules say should happen.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+use sls_protocol::{
+    ApprovalMethod, Challenge, DeviceId, DeviceKind, Message, Purpose, SecurityLevel, TxnId,
+    Verdict,
+};
+use tokio::sync::oneshot;
+
+use crate::client::Pipeline;
+use crate::fleet::{Persona, SimUser};
+use crate::report::Outcome;
+
+/// A scenario: what one step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    /// Begin, 6-digit challenge, PIN + OCRA on the card, answer (R5).
+    DscPlus,
+    /// Begin, push to the connected app, the user types the number and approves, await (R6).
+    IbKeyPush,
+    /// Begin, numeric challenge, PIN + OCRA in the app, answer (R6 fallback).
+    IbKeyChallenge,
+    /// Begin, index positions, the codes read off the card (R9).
+    Scc,
+    /// Begin, the temporary code (R13).
+    TempCode,
+    /// A withdrawal over the IB Key limit: only the DSC+ is offered and accepted (R3, R4).
+    Withdrawal,
+    /// Wrong answers until the lock: it must come at exactly the 10th failure and hold (R11).
+    Attacker,
+    /// A correct answer sent twice: the second is refused (R12).
+    Replay,
+    /// A wrong password reported by the frontend counts, then a login resets (R11).
+    PasswordFail,
+}
+
+impl Scenario {
+    /// Every scenario.
+    pub const ALL: [Scenario; 9] = [
+        Scenario::DscPlus,
+        Scenario::IbKeyPush,
+        Scenario::IbKeyChallenge,
+        Scenario::Scc,
+        Scenario::TempCode,
+        Scenario::Withdrawal,
+        Scenario::Attacker,
+        Scenario::Replay,
+        Scenario::PasswordFail,
+    ];
+
+    /// The scenario's name in reports and `--scenarios`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::DscPlus => "dsc_plus",
+            Scenario::IbKeyPush => "ib_key_push",
+            Scenario::IbKeyChallenge => "ib_key_challenge",
+            Scenario::Scc => "scc",
+            Scenario::TempCode => "temp_code",
+            Scenario::Withdrawal => "withdrawal",
+            Scenario::Attacker => "attacker",
+            Scenario::Replay => "replay",
+            Scenario::PasswordFail => "password_fail",
+        }
+    }
+
+    /// The users it draws from.
+    pub fn persona(self) -> Persona {
+        match self {
+            Scenario::DscPlus | Scenario::Replay | Scenario::PasswordFail => Persona::DscPlus,
+            Scenario::IbKeyPush => Persona::IbKeyPush,
+            Scenario::IbKeyChallenge => Persona::IbKeyChallenge,
+            Scenario::Scc => Persona::Scc,
+            Scenario::TempCode => Persona::TempCode,
+            Scenario::Withdrawal => Persona::Withdrawal,
+            Scenario::Attacker => Persona::Attacked,
+        }
+    }
+
+    /// The default weight in the mixed run.
+    pub fn default_weight(self) -> u32 {
+        match self {
+            Scenario::DscPlus => 30,
+            Scenario::IbKeyPush => 25,
+            Scenario::IbKeyChallenge => 10,
+            Scenario::Scc => 10,
+            Scenario::TempCode => 5,
+            Scenario::Withdrawal => 5,
+            Scenario::Attacker => 2,
+            Scenario::Replay => 5,
+            Scenario::PasswordFail => 8,
+        }
+    }
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Scenario, String> {
+        Scenario::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Scenario::ALL.iter().map(|x| x.name()).collect();
+                format!("unknown scenario {s:?}; known: {}", names.join(", "))
+            })
+    }
+}
+
+/// Knobs of the simulated users.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Share of honest answers typed wrong (then a `rejected` is expected).
+    pub wrong_rate: f64,
+    /// Share of users who take their time before answering.
+    pub slow_rate: f64,
+    /// How long a slow user takes.
+    pub slow_delay: Duration,
+    /// How long the frontend waits for a push decision.
+    pub await_timeout: Duration,
+    /// The lockout threshold the daemon runs with (R11, default 10).
+    pub lockout_threshold: u8,
+}
+
+impl Default for Behaviour {
+    fn default() -> Behaviour {
+        Behaviour {
+            wrong_rate: 0.0,
+            slow_rate: 0.0,
+            slow_delay: Duration::from_millis(200),
+            await_timeout: Duration::from_secs(10),
+            lockout_threshold: 10,
+        }
+    }
+}
+
+enum Slot {
+    Shown(u8),
+    Waiting(oneshot::Sender<u8>),
+}
+
+/// The login screen as the simulated user sees it: the number a push login shows, which the
+/// user then types into the app (number matching). Whichever side comes first waits for the
+/// other.
+#[derive(Default)]
+pub struct Screen {
+    slots: Mutex<HashMap<TxnId, Slot>>,
+}
+
+impl Screen {
+    /// The frontend shows `number` for `txn`.
+    pub fn show(&self, txn: TxnId, number: u8) {
+        let Ok(mut slots) = self.slots.lock() else {
+            return;
+        };
+        match slots.remove(&txn) {
+            Some(Slot::Waiting(tx)) => {
+                let _ = tx.send(number);
+            }
+            _ => {
+                slots.insert(txn, Slot::Shown(number));
+            }
+        }
+    }
+
+    /// The user reads the number shown for `txn`, waiting up to `timeout` for the screen.
+    pub async fn read(&self, txn: TxnId, timeout: Duration) -> Option<u8> {
+        let rx = {
+            let mut slots = self.slots.lock().ok()?;
+            match slots.remove(&txn) {
+                Some(Slot::Shown(n)) => return Some(n),
+                _ => {
+                    let (tx, rx) = oneshot::channel();
+                    slots.insert(txn, Slot::Waiting(tx));
+                    rx
+                }
+            }
+        };
+        let got = tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if got.is_none() {
+            if let Ok(mut slots) = self.slots.lock() {
+                slots.remove(&txn);
+            }
+        }
+        got
+    }
+}
+
+/// Everything the steps share: the fleet, the frontends' streams, the admin stream.
+pub struct World {
+    /// The fleet, with device ids filled in by enrolment.
+    pub users: Vec<SimUser>,
+    by_persona: HashMap<Persona, Vec<usize>>,
+    cursors: HashMap<Persona, AtomicUsize>,
+    attack_pool: Mutex<Vec<usize>>,
+    frontends: Vec<Pipeline>,
+    next_frontend: AtomicUsize,
+    /// The admin stream (unlocks after an attack).
+    pub admin: Pipeline,
+    /// The login screens.
+    pub screen: Screen,
+    /// The users' behaviour.
+    pub behaviour: Behaviour,
+}
+
+impl World {
+    /// A world over an enrolled fleet.
+    pub fn new(
+        users: Vec<SimUser>,
+        frontends: Vec<Pipeline>,
+        admin: Pipeline,
+        behaviour: Behaviour,
+    ) -> World {
+        let mut by_persona: HashMap<Persona, Vec<usize>> = HashMap::new();
+        for (i, u) in users.iter().enumerate() {
+            by_persona.entry(u.persona).or_default().push(i);
+        }
+        let attack_pool = by_persona
+            .get(&Persona::Attacked)
+            .cloned()
+            .unwrap_or_default();
+        World {
+            cursors: Persona::ALL
+                .into_iter()
+                .map(|p| (p, AtomicUsize::new(0)))
+                .collect(),
+            by_persona,
+            attack_pool: Mutex::new(attack_pool),
+            users,
+            frontends,
+            next_frontend: AtomicUsize::new(0),
+            admin,
+            screen: Screen::default(),
+            behaviour,
+        }
+    }
+
+    /// Whether the fleet has users for `scenario`.
+    pub fn can_run(&self, scenario: Scenario) -> bool {
+        self.by_persona
+            .get(&scenario.persona())
+            .is_some_and(|v| !v.is_empty())
+    }
+
+    fn pick(&self, persona: Persona) -> Option<&SimUser> {
+        let list = self.by_persona.get(&persona)?;
+        let i = self.cursors.get(&persona)?.fetch_add(1, Ordering::Relaxed);
+        list.get(i % list.len()).map(|&u| &self.users[u])
+    }
+
+    fn frontend(&self) -> &Pipeline {
+        let i = self.next_frontend.fetch_add(1, Ordering::Relaxed);
+        &self.frontends[i % self.frontends.len()]
+    }
+
+    /// Runs one step of `scenario` and judges it.
+    pub async fn step(&self, scenario: Scenario) -> Outcome {
+        match scenario {
+            Scenario::Attacker => return self.attack().await,
+            Scenario::Withdrawal => return self.withdrawal().await,
+            Scenario::Replay => return self.replay().await,
+            Scenario::PasswordFail => return self.password_fail().await,
+            _ => {}
+        }
+        let Some(user) = self.pick(scenario.persona()) else {
+            return Outcome::Unexpected("no_user");
+        };
+        let kind = match scenario {
+            Scenario::DscPlus => DeviceKind::DscPlus,
+            Scenario::IbKeyPush | Scenario::IbKeyChallenge => DeviceKind::IbKey,
+            Scenario::Scc => DeviceKind::Scc,
+            _ => DeviceKind::TempCode,
+        };
+        match self
+            .login(user, kind, Purpose::Login, scenario == Scenario::IbKeyPush)
+            .await
+        {
+            Ok(outcome) => outcome.0,
+            Err(o) => o,
+        }
+    }
+
+    async fn call(&self, msg: Message) -> Result<Message, Outcome> {
+        self.frontend()
+            .call(msg)
+            .await
+            .map_err(|_| Outcome::Unexpected("transport"))
+    }
+
+    async fn begin(
+        &self,
+        user: &SimUser,
+        purpose: Purpose,
+        device: Option<DeviceId>,
+    ) -> Result<Message, Outcome> {
+        self.call(Message::Begin {
+            user: user.name.clone(),
+            purpose,
+            device,
+            client: user.client,
+        })
+        .await
+    }
+
+    /// One login with the user's device of `kind`: begin, compute, answer. Returns the outcome
+    /// and, for replay, the transaction and the answer sent.
+    async fn login(
+        &self,
+        user: &SimUser,
+        kind: DeviceKind,
+        purpose: Purpose,
+        push: bool,
+    ) -> Result<(Outcome, Option<(TxnId, String)>), Outcome> {
+        let device_id = match kind {
+            DeviceKind::TempCode => user.temp_device,
+            _ => user.device(kind).and_then(|d| d.id),
+        };
+        let Some(device_id) = device_id else {
+            return Err(Outcome::Unexpected("no_device"));
+        };
+        let (txn, challenge) = match self.begin(user, purpose, Some(device_id)).await? {
+            Message::ChallengeIssued { txn, challenge, .. } => (txn, challenge),
+            other => {
+                return Err(judge_unexpected_reply(
+                    &other,
+                    self.behaviour.wrong_rate > 0.0,
+                ))
+            }
+        };
+        if push {
+            let Challenge::Push { number } = challenge else {
+                return Err(Outcome::Unexpected("no_push"));
+            };
+            self.screen.show(txn, number);
+            let reply = self
+                .call(Message::Await {
+                    txn,
+                    timeout_ms: self.behaviour.await_timeout.as_millis() as u32,
+                })
+                .await?;
+            return Ok((judge(&reply, false, self.behaviour.wrong_rate > 0.0), None));
+        }
+        let wrong = rand::thread_rng().gen_bool(self.behaviour.wrong_rate.clamp(0.0, 1.0));
+        let answer = match (&challenge, kind) {
+            (Challenge::Numeric(q), DeviceKind::DscPlus | DeviceKind::IbKey) => {
+                user.device(kind).and_then(|d| d.ocra_answer(q))
+            }
+            (Challenge::Positions(p), DeviceKind::Scc) => {
+                user.device(kind).and_then(|d| d.card_answer(p))
+            }
+            (Challenge::Code, DeviceKind::TempCode) => user.temp_code.clone(),
+            _ => return Err(Outcome::Unexpected("wrong_challenge_kind")),
+        };
+        let Some(mut answer) = answer else {
+            return Err(Outcome::Unexpected("cannot_answer"));
+        };
+        if wrong {
+            answer = mistype(&answer);
+        }
+        self.slow_user().await;
+        let reply = self
+            .call(Message::Answer {
+                txn,
+                response: answer.clone(),
+                client: user.client,
+            })
+            .await?;
+        Ok((
+            judge(&reply, wrong, self.behaviour.wrong_rate > 0.0),
+            Some((txn, answer)),
+        ))
+    }
+
+    async fn slow_user(&self) {
+        if self.behaviour.slow_rate > 0.0
+            && rand::thread_rng().gen_bool(self.behaviour.slow_rate.clamp(0.0, 1.0))
+        {
+            tokio::time::sleep(self.behaviour.slow_delay).await;
+        }
+    }
+
+    async fn replay(&self) -> Outcome {
+        let Some(user) = self.pick(Persona::DscPlus) else {
+            return Outcome::Unexpected("no_user");
+        };
+        let (first, sent) = match self
+            .login(user, DeviceKind::DscPlus, Purpose::Login, false)
+            .await
+        {
+            Ok(x) => x,
+            Err(o) => return o,
+        };
+        let (Outcome::Ok, Some((txn, answer))) = (first, sent) else {
+            return first;
+        };
+        match self
+            .call(Message::Answer {
+                txn,
+                response: answer,
+                client: user.client,
+            })
+            .await
+        {
+            Ok(Message::Judged {
+                verdict: Verdict::Replayed,
+            }) => Outcome::Ok,
+            Ok(Message::Judged {
+                verdict: Verdict::Accepted { .. },
+            }) => Outcome::Unexpected("replay_accepted"),
+            Ok(other) => judge_unexpected_reply(&other, false),
+            Err(o) => o,
+        }
+    }
+
+    async fn password_fail(&self) -> Outcome {
+        let Some(user) = self.pick(Persona::DscPlus) else {
+            return Outcome::Unexpected("no_user");
+        };
+        match self
+            .call(Message::PasswordFailed {
+                user: user.name.clone(),
+                client: user.client,
+            })
+            .await
+        {
+            Ok(Message::Judged {
+                verdict: Verdict::Rejected { .. },
+            }) => {}
+            Ok(other) => return judge_unexpected_reply(&other, self.behaviour.wrong_rate > 0.0),
+            Err(o) => return o,
+        }
+        // A successful login afterwards resets the count (R11).
+        match self
+            .login(user, DeviceKind::DscPlus, Purpose::Login, false)
+            .await
+        {
+            Ok((o, _)) => o,
+            Err(o) => o,
+        }
+    }
+
+    async fn withdrawal(&self) -> Outcome {
+        let Some(user) = self.pick(Persona::Withdrawal) else {
+            return Outcome::Unexpected("no_user");
+        };
+        // Over the IB Key's 1M/day (R3): only the DSC+ may confirm it (R4).
+        let purpose = Purpose::Withdrawal {
+            amount_usd: 2_000_000,
+        };
+        match self.begin(user, purpose, None).await {
+            Ok(Message::Devices { devices }) => {
+                if devices.iter().any(|d| d.kind == DeviceKind::IbKey) || devices.is_empty() {
+                    return Outcome::Unexpected("withdrawal_offers_weak_device");
+                }
+            }
+            Ok(other) => return judge_unexpected_reply(&other, false),
+            Err(o) => return o,
+        }
+        let ib = user.device(DeviceKind::IbKey).and_then(|d| d.id);
+        match self.begin(user, purpose, ib).await {
+            Ok(Message::Judged {
+                verdict:
+                    Verdict::NeedsStrongerDevice {
+                        required: SecurityLevel::Top,
+                    },
+            }) => {}
+            Ok(Message::ChallengeIssued { .. }) => {
+                return Outcome::Unexpected("weak_device_challenged")
+            }
+            Ok(other) => return judge_unexpected_reply(&other, false),
+            Err(o) => return o,
+        }
+        match self.login(user, DeviceKind::DscPlus, purpose, false).await {
+            Ok((o, _)) => o,
+            Err(o) => o,
+        }
+    }
+
+    /// Brute force on one victim: wrong answers until the lock, then one more try. The lock
+    /// must come at exactly the threshold (R11). The victim is then unlocked by an admin and
+    /// returned to the pool.
+    async fn attack(&self) -> Outcome {
+        let victim = match self.attack_pool.lock() {
+            Ok(mut pool) => pool.pop(),
+            Err(_) => None,
+        };
+        let Some(victim) = victim else {
+            return Outcome::Expected("no_free_victim");
+        };
+        let outcome = self.attack_one(&self.users[victim]).await;
+        let unlocked = self
+            .admin
+            .call(Message::Unlock {
+                user: self.users[victim].name.clone(),
+            })
+            .await;
+        if let Ok(mut pool) = self.attack_pool.lock() {
+            pool.push(victim);
+        }
+        match unlocked {
+            Ok(Message::Done {}) => outcome,
+            _ => Outcome::Unexpected("unlock_failed"),
+        }
+    }
+
+    async fn attack_one(&self, user: &SimUser) -> Outcome {
+        let threshold = self.behaviour.lockout_threshold;
+        let Some(device) = user.device(DeviceKind::DscPlus).and_then(|d| d.id) else {
+            return Outcome::Unexpected("no_device");
+        };
+        for attempt in 1..=threshold {
+            let txn = match self.begin(user, Purpose::Login, Some(device)).await {
+                Ok(Message::ChallengeIssued { txn, .. }) => txn,
+                Ok(Message::Judged {
+                    verdict: Verdict::Locked { .. },
+                }) => return Outcome::Unexpected("early_lock"),
+                Ok(Message::Judged {
+                    verdict: Verdict::RateLimited { .. },
+                }) => return Outcome::Expected("rate_limited"),
+                Ok(other) => return judge_unexpected_reply(&other, false),
+                Err(o) => return o,
+            };
+            // Eight digits that are never a DSC+ answer's shape mistake: a plain wrong guess.
+            let guess = format!("{:08}", rand::thread_rng().gen_range(0..100_000_000u32));
+            let verdict = match self
+                .call(Message::Answer {
+                    txn,
+                    response: guess,
+                    client: user.client,
+                })
+                .await
+            {
+                Ok(Message::Judged { verdict }) => verdict,
+                Ok(other) => return judge_unexpected_reply(&other, false),
+                Err(o) => return o,
+            };
+            match verdict {
+                Verdict::Rejected { failures_left } if attempt < threshold => {
+                    if failures_left != threshold - attempt {
+                        return Outcome::Unexpected("wrong_failures_left");
+                    }
+                }
+                Verdict::Locked { .. } if attempt == threshold => {}
+                Verdict::Locked { .. } => return Outcome::Unexpected("early_lock"),
+                Verdict::Rejected { .. } => return Outcome::Unexpected("late_lock"),
+                // One guess in 10^8 is right; the scenario cannot tell it from a bug.
+                Verdict::Accepted { .. } => return Outcome::Expected("lucky_guess"),
+                Verdict::RateLimited { .. } => return Outcome::Expected("rate_limited"),
+                _ => return Outcome::Unexpected("attack_verdict"),
+            }
+        }
+        // The lock holds: even the right device gets no challenge.
+        match self.begin(user, Purpose::Login, Some(device)).await {
+            Ok(Message::Judged {
+                verdict: Verdict::Locked { .. },
+            }) => Outcome::Ok,
+            Ok(Message::ChallengeIssued { .. }) => Outcome::Unexpected("lock_not_held"),
+            Ok(other) => judge_unexpected_reply(&other, false),
+            Err(o) => o,
+        }
+    }
+}
+
+/// Judges the reply to an answer or an await.
+fn judge(reply: &Message, typed_wrong: bool, wrong_answers_happen: bool) -> Outcome {
+    match reply {
+        Message::Judged {
+            verdict: Verdict::Accepted { .. },
+        } if !typed_wrong => Outcome::Ok,
+        Message::Judged {
+            verdict: Verdict::Accepted { .. },
+        } => Outcome::Unexpected("wrong_answer_accepted"),
+        Message::Judged {
+            verdict: Verdict::Rejected { .. },
+        } if typed_wrong => Outcome::Expected("rejected"),
+        other => judge_unexpected_reply(other, wrong_answers_happen),
+    }
+}
+
+/// Judges a reply a step did not hope for.
+fn judge_unexpected_reply(reply: &Message, wrong_answers_happen: bool) -> Outcome {
+    match reply {
+        Message::Judged { verdict } => match verdict {
+            Verdict::RateLimited { .. } => Outcome::Expected("rate_limited"),
+            // Honest users are locked only if they mistype 10 times in a row.
+            Verdict::Locked { .. } if wrong_answers_happen => Outcome::Expected("locked"),
+            Verdict::Locked { .. } => Outcome::Unexpected("locked"),
+            Verdict::Rejected { .. } => Outcome::Unexpected("rejected"),
+            Verdict::Expired => Outcome::Expected("expired"),
+            Verdict::Pending => Outcome::Unexpected("push_timeout"),
+            Verdict::Replayed => Outcome::Unexpected("replayed"),
+            Verdict::Unknown => Outcome::Unexpected("unknown"),
+            Verdict::Malformed => Outcome::Unexpected("malformed"),
+            Verdict::NeedsStrongerDevice { .. } => Outcome::Unexpected("needs_stronger_device"),
+            Verdict::Declined => Outcome::Unexpected("declined"),
+            Verdict::Accepted { .. } => Outcome::Unexpected("accepted_out_of_turn"),
+        },
+        Message::Error { .. } => Outcome::Unexpected("error_frame"),
+        _ => Outcome::Unexpected("unexpected_message"),
+    }
+}
+
+/// A typo: one digit or letter changed, the shape kept (so that it is a wrong answer, not a
+/// malformed one).
+fn mistype(answer: &str) -> String {
+    let mut chars: Vec<char> = answer.chars().collect();
+    if let Some(c) = chars.last_mut() {
+        *c = match *c {
+            '9' => '0',
+            'Z' => 'A',
+            d if d.is_ascii_digit() => ((d as u8) + 1) as char,
+            l if l.is_ascii_uppercase() => ((l as u8) + 1) as char,
+            other => other,
+        };
+    }
+    chars.into_iter().collect()
+}
+
+/// Approves pushes for one connected IB Key app until its stream ends: for each push the
+/// simulated user reads the number off the login screen, types it, and approves with
+/// biometrics (or with the PIN, one time in four).
+pub async fn run_app(
+    world: std::sync::Arc<World>,
+    user_index: usize,
+    pipe: Pipeline,
+    mut pushes: crate::client::Pushes,
+) {
+    let user = &world.users[user_index];
+    let Some(device) = user.device(DeviceKind::IbKey).cloned() else {
+        return;
+    };
+    while let Some(msg) = pushes.recv().await {
+        let Message::Push {
+            txn,
+            user: name,
+            nonce,
+            ..
+        } = msg
+        else {
+            continue;
+        };
+        let world = world.clone();
+        let pipe = pipe.clone();
+        let device = device.clone();
+        tokio::spawn(async move {
+            let Some(number) = world.screen.read(txn, world.behaviour.await_timeout).await else {
+                return;
+            };
+            world.slow_user().await;
+            let method = if rand::thread_rng().gen_ratio(1, 4) {
+                ApprovalMethod::Pin
+            } else {
+                ApprovalMethod::Biometric
+            };
+            let mac = device.push_mac(txn, &name, number, &nonce, method, true);
+            let _ = pipe
+                .call(Message::PushAnswer {
+                    txn,
+                    approve: true,
+                    method,
+                    number,
+                    mac,
+                })
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_answer_keeps_its_shape() {
+        assert_eq!(mistype("12345678"), "12345679");
+        assert_eq!(mistype("12345679"), "12345670");
+        assert_eq!(mistype("ABCDEFGZ"), "ABCDEFGA");
+        assert_ne!(mistype("ABCD2345"), "ABCD2345");
+    }
+
+    #[tokio::test]
+    async fn the_screen_meets_either_order() {
+        let s = Screen::default();
+        s.show(TxnId(1), 42);
+        assert_eq!(s.read(TxnId(1), Duration::from_millis(10)).await, Some(42));
+        let s = std::sync::Arc::new(s);
+        let reader = tokio::spawn({
+            let s = s.clone();
+            async move { s.read(TxnId(2), Duration::from_secs(5)).await }
+        });
+        tokio::task::yield_now().await;
+        s.show(TxnId(2), 7);
+        assert_eq!(reader.await.unwrap(), Some(7));
+        assert_eq!(s.read(TxnId(3), Duration::from_millis(5)).await, None);
+    }
+}

@@ -1,0 +1,280 @@
+//! Load models: when steps start, and from when their latency counts.
+//!
+//! - **Open loop** (`--rate`, optionally `--ramp`): steps are due at fixed times computed in
+//!   advance; each step's latency is measured from the time it was *due*, not from when it
+//!   happened to start, so that a stalled daemon cannot hide its stall behind a stalled client
+//!   (the coordinated-omission correction of wrk2). Steps past the in-flight cap are counted as
+//!   `dropped`, never silently skipped.
+//! - **Closed loop** (`--connections` x `--in-flight`): each worker starts its next step as soon as
+//!   the last one ends: the most the daemon can take.
+//!
+//! Every run is bounded by its duration and stops by itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::distributions::{Distribution, WeightedIndex};
+use tokio::time::sleep_until;
+
+use crate::report::ScenarioStats;
+use crate::scenario::{Scenario, World};
+
+/// How steps are started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    /// Steps due at `rate` per second (ramping linearly from `from_rate` over `ramp`).
+    Open {
+        /// Target steps per second.
+        rate: f64,
+        /// Starting rate of a linear ramp, and its length.
+        ramp: Option<(f64, Duration)>,
+        /// Most steps in flight; steps due beyond it are dropped and counted.
+        max_in_flight: usize,
+    },
+    /// `workers` steps in flight at all times.
+    Closed {
+        /// Concurrent workers.
+        workers: usize,
+    },
+}
+
+/// A run's plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The load model.
+    pub model: LoadModel,
+    /// Scenarios and their weights.
+    pub mix: Vec<(Scenario, u32)>,
+    /// Measured time.
+    pub duration: Duration,
+    /// Time before measuring starts (recorded, then discarded).
+    pub warmup: Duration,
+    /// Print a progress line each second.
+    pub progress: bool,
+}
+
+/// The stats of a run: one per scenario, in the plan's order.
+pub struct RunStats {
+    /// Per scenario.
+    pub scenarios: Vec<(Scenario, Arc<ScenarioStats>)>,
+    /// Steps due but not started because the in-flight cap was reached (open loop).
+    pub dropped: u64,
+    /// When measuring started (the interval logs' base time).
+    pub started: SystemTime,
+    /// How long measuring lasted.
+    pub elapsed: Duration,
+}
+
+/// The due time of step `k` under a linear ramp from `r0` to `r1` over `ramp`, then `r1`.
+/// Solving `r0 t + (r1 - r0) t^2 / 2T = k` for t during the ramp.
+pub fn due_offset(k: u64, rate: f64, ramp: Option<(f64, Duration)>) -> Duration {
+    let k = k as f64;
+    match ramp {
+        Some((r0, t)) if t > Duration::ZERO => {
+            let tr = t.as_secs_f64();
+            let ramp_steps = (r0 + rate) / 2.0 * tr;
+            if k <= ramp_steps {
+                let a = (rate - r0) / (2.0 * tr);
+                let secs = if a.abs() < 1e-12 {
+                    k / r0.max(1e-9)
+                } else {
+                    (-r0 + (r0 * r0 + 4.0 * a * k).sqrt()) / (2.0 * a)
+                };
+                Duration::from_secs_f64(secs.max(0.0))
+            } else {
+                Duration::from_secs_f64(tr + (k - ramp_steps) / rate.max(1e-9))
+            }
+        }
+        _ => Duration::from_secs_f64(k / rate.max(1e-9)),
+    }
+}
+
+/// Runs the plan against `world`.
+pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
+    let mix: Vec<(Scenario, u32)> = plan
+        .mix
+        .iter()
+        .copied()
+        .filter(|(s, w)| *w > 0 && world.can_run(*s))
+        .collect();
+    let stats: Vec<(Scenario, Arc<ScenarioStats>)> = mix
+        .iter()
+        .map(|(s, _)| (*s, Arc::new(ScenarioStats::new(s.name()))))
+        .collect();
+    let weights = WeightedIndex::new(mix.iter().map(|(_, w)| *w)).ok();
+    let start = Instant::now() + Duration::from_millis(20);
+    let measure_from = start + plan.warmup;
+    let end = measure_from + plan.duration;
+    let progress = tokio::spawn(progress_loop(
+        stats.iter().map(|(_, s)| s.clone()).collect(),
+        start,
+        plan.warmup,
+        plan.duration,
+        plan.progress,
+    ));
+    let Some(weights) = weights else {
+        progress.abort();
+        return RunStats {
+            scenarios: stats,
+            dropped: 0,
+            started: SystemTime::now(),
+            elapsed: Duration::ZERO,
+        };
+    };
+    let pick = {
+        let mix = mix.clone();
+        move || mix[weights.sample(&mut rand::thread_rng())].0
+    };
+    let index_of = |s: Scenario| stats.iter().position(|(x, _)| *x == s).unwrap_or(0);
+    let mut dropped = 0u64;
+    match plan.model {
+        LoadModel::Open {
+            rate,
+            ramp,
+            max_in_flight,
+        } => {
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut k: u64 = 0;
+            loop {
+                let due = start + due_offset(k, rate, ramp);
+                if due >= end {
+                    break;
+                }
+                k += 1;
+                sleep_until(due.into()).await;
+                // Reap finished tasks so the set stays small.
+                while tasks.try_join_next().is_some() {}
+                if in_flight.load(Ordering::Relaxed) >= max_in_flight {
+                    if due >= measure_from {
+                        dropped += 1;
+                    }
+                    continue;
+                }
+                let scenario = pick();
+                let st = stats[index_of(scenario)].1.clone();
+                let world = world.clone();
+                let in_flight = in_flight.clone();
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                tasks.spawn(async move {
+                    let outcome = world.step(scenario).await;
+                    // From the due time: a late start is the daemon's (or the client's) delay too.
+                    let latency = due.elapsed();
+                    if due >= measure_from {
+                        st.record(outcome, latency);
+                    }
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            // Let the last steps finish, bounded.
+            let _ = tokio::time::timeout(Duration::from_secs(15), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+        }
+        LoadModel::Closed { workers } => {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..workers.max(1) {
+                let world = world.clone();
+                let stats: Vec<_> = stats.iter().map(|(s, st)| (*s, st.clone())).collect();
+                let pick = pick.clone();
+                tasks.spawn(async move {
+                    sleep_until(start.into()).await;
+                    while Instant::now() < end {
+                        let scenario = pick();
+                        let t0 = Instant::now();
+                        let outcome = world.step(scenario).await;
+                        if t0 >= measure_from {
+                            if let Some((_, st)) = stats.iter().find(|(s, _)| *s == scenario) {
+                                st.record(outcome, t0.elapsed());
+                            }
+                        }
+                    }
+                });
+            }
+            let _ = tokio::time::timeout(
+                plan.warmup + plan.duration + Duration::from_secs(15),
+                async { while tasks.join_next().await.is_some() {} },
+            )
+            .await;
+        }
+    }
+    let _ = progress.await;
+    RunStats {
+        scenarios: stats,
+        dropped,
+        started: SystemTime::now() - measure_from.elapsed(),
+        elapsed: plan.duration,
+    }
+}
+
+/// Prints one line a second (rate, p50/p99, errors) and closes each scenario's interval.
+async fn progress_loop(
+    stats: Vec<Arc<ScenarioStats>>,
+    start: Instant,
+    warmup: Duration,
+    duration: Duration,
+    print: bool,
+) {
+    sleep_until((start + warmup).into()).await;
+    for s in &stats {
+        s.reset();
+    }
+    let measure_from = start + warmup;
+    let mut tick = 0u64;
+    loop {
+        tick += 1;
+        let at = measure_from + Duration::from_secs(tick);
+        let last = at > measure_from + duration;
+        let at = at.min(measure_from + duration + Duration::from_millis(500));
+        sleep_until(at.into()).await;
+        let (mut n, mut p50, mut p99, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        for s in &stats {
+            let (count, a, b) = s.rotate(Duration::from_secs(tick - 1), Duration::from_secs(1));
+            n += count;
+            p50 = p50.max(a);
+            p99 = p99.max(b);
+            let sum = s.summary(Duration::from_secs(1));
+            errors += sum.errors.values().sum::<u64>() + sum.unexpected_errors;
+        }
+        if print {
+            eprintln!("[{tick:>4}s] {n:>8} steps/s  p50 {p50:>6} µs  p99 {p99:>7} µs  errors so far {errors}");
+        }
+        if last {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_rate_is_evenly_spaced() {
+        assert_eq!(due_offset(0, 100.0, None), Duration::ZERO);
+        assert_eq!(due_offset(100, 100.0, None), Duration::from_secs(1));
+        assert_eq!(due_offset(250, 1000.0, None), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn ramp_reaches_its_rate_and_then_holds_it() {
+        // From 0 to 1000/s over 10 s: 5000 steps in the ramp, then 1000/s.
+        let ramp = Some((0.0, Duration::from_secs(10)));
+        let at_end = due_offset(5000, 1000.0, ramp).as_secs_f64();
+        assert!((at_end - 10.0).abs() < 1e-6, "{at_end}");
+        let after = due_offset(6000, 1000.0, ramp).as_secs_f64();
+        assert!((after - 11.0).abs() < 1e-6, "{after}");
+        // Halfway through the ramp in time, a quarter of its steps are due.
+        let quarter = due_offset(1250, 1000.0, ramp).as_secs_f64();
+        assert!((quarter - 5.0).abs() < 1e-6, "{quarter}");
+        // Monotonic.
+        let mut last = Duration::ZERO;
+        for k in 0..8000 {
+            let d = due_offset(k, 1000.0, ramp);
+            assert!(d >= last);
+            last = d;
+        }
+    }
+}
