@@ -105,6 +105,8 @@ wire_enum! {
         Gold = 8 => "gold",
         /// Legacy Platinum card.
         Platinum = 9 => "platinum",
+        /// No device: a user who opted out of SLS logs in without one (R18).
+        NoDevice = 10 => "none",
     }
 }
 
@@ -121,7 +123,7 @@ impl DeviceKind {
             DeviceKind::Dsc => SecurityLevel::Dsc,
             DeviceKind::IbKey => SecurityLevel::IbKey,
             DeviceKind::Scc | DeviceKind::OnlineScc => SecurityLevel::Scc,
-            DeviceKind::TempCode | DeviceKind::Sms => SecurityLevel::None,
+            DeviceKind::TempCode | DeviceKind::Sms | DeviceKind::NoDevice => SecurityLevel::None,
         }
     }
 
@@ -419,6 +421,6 @@ mod tests {
             assert_eq!(k.name().parse::<DeviceKind>(), Ok(*k));
         }
         assert_eq!(DeviceKind::from_code(0), None);
-        assert_eq!(DeviceKind::from_code(10), None);
+        assert_eq!(DeviceKind::from_code(11), None);
     }
 }
