@@ -10,3 +10,4 @@
 //! ```
 
 pub mod core;
+pub mod store;

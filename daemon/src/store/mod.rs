@@ -1,0 +1,671 @@
+//! The embedded durable store: an append-only journal with group commit, and snapshots that
+//! bound it. Records are opaque bytes here (the core encodes its own).
+//!
+//! ```text
+//! <dir>/journal-00000007.log    "SLSJ0001" then records
+//! <dir>/snapshot-00000007.snap  "SLSS0001" then records: the state at the start of journal 7
+//! record = len u32 LE | crc32c u32 LE (of lsn and payload) | lsn u64 LE | payload (len bytes)
+//! ```
+//!
+//! - **Group commit.** `append` only queues; one writer thread takes everything queued while
+//!   the previous fsync ran, writes it with one `write`, `fdatasync`s once, and then tells the
+//!   waiters. Under load, many records share each fsync.
+//! - **Fail-stop.** After a write or fsync error the store refuses every append: the daemon
+//!   must not acknowledge what it could not persist.
+//! - **Replay.** The newest snapshot, then the journals from its number on. A torn or corrupt
+//!   record at the very end of the last journal (a crash during a write that was never
+//!   acknowledged) is reported in [`Replay::tail`] and cut off; damage anywhere else is
+//!   [`StoreError::Corrupt`]: the store refuses to start rather than silently skip data.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+const JOURNAL_MAGIC: &[u8; 8] = b"SLSJ0001";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"SLSS0001";
+const RECORD_HEADER: usize = 16;
+/// Largest record accepted (a record is one user or device: far below this).
+pub const MAX_RECORD: usize = 1 << 20;
+
+/// A record's sequence number.
+pub type Lsn = u64;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is damaged before its end: refusing to start.
+    #[error("{path} is corrupt at offset {offset}: {why}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// What.
+        why: &'static str,
+    },
+    /// A write or fsync failed earlier: the store no longer accepts records.
+    #[error("the journal failed and accepts no more records: {0}")]
+    Failed(String),
+    /// Too much is queued: the disk cannot keep up.
+    #[error("journal queue full")]
+    Backpressure,
+    /// A record is larger than [`MAX_RECORD`].
+    #[error("record of {0} bytes is too large")]
+    TooLarge(usize),
+    /// The store is closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How the store runs.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// fsync before acknowledging (default true; false only for benchmarks).
+    pub fsync: bool,
+    /// Most bytes queued before appends are refused.
+    pub max_queue_bytes: usize,
+}
+
+impl StoreConfig {
+    /// Defaults for `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            dir: dir.into(),
+            fsync: true,
+            max_queue_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Damage found at the tail of the last journal and cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailDamage {
+    /// The journal.
+    pub file: PathBuf,
+    /// Where the damage starts (the file now ends there).
+    pub offset: u64,
+    /// Bytes dropped.
+    pub bytes_dropped: u64,
+    /// What was wrong.
+    pub kind: TailDamageKind,
+}
+
+/// The kinds of [`TailDamage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailDamageKind {
+    /// The last record ends early (a torn write).
+    Truncated,
+    /// The last record's checksum does not match (a torn or flipped write).
+    ChecksumMismatch,
+}
+
+/// What to replay at start-up.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Records, in order: the snapshot's, then the journals'.
+    pub records: Vec<Vec<u8>>,
+    /// Records of them that came from the snapshot.
+    pub from_snapshot: usize,
+    /// Damage cut off the tail, if any.
+    pub tail: Option<TailDamage>,
+}
+
+/// Counters of the store.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Records appended since start.
+    pub records: u64,
+    /// fsyncs (or write batches without fsync) since start.
+    pub syncs: u64,
+    /// Bytes written to journals since start.
+    pub bytes: u64,
+    /// The last durable record.
+    pub durable: Lsn,
+    /// Bytes in the current journal.
+    pub journal_bytes: u64,
+}
+
+struct Queue {
+    buf: Vec<u8>,
+    next_lsn: Lsn,
+    rotate: bool,
+    closing: bool,
+}
+
+struct Inner {
+    config: StoreConfig,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    done: Condvar,
+    durable: AtomicU64,
+    durable_tx: watch::Sender<Lsn>,
+    failed: Mutex<Option<String>>,
+    failed_flag: AtomicBool,
+    records: AtomicU64,
+    syncs: AtomicU64,
+    bytes: AtomicU64,
+    journal_bytes: AtomicU64,
+    seq: AtomicU64,
+    rotated: AtomicU64,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<Inner>);
+
+fn journal_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("journal-{seq:08}.log"))
+}
+
+fn snapshot_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("snapshot-{seq:08}.snap"))
+}
+
+fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io("listing", dir))? {
+        let e = e.map_err(io("listing", dir))?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
+        {
+            if let Ok(n) = n.parse() {
+                out.push(n);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn frame(lsn: Lsn, payload: &[u8], out: &mut Vec<u8>) {
+    let mut crc = crc32c::crc32c(&lsn.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, payload);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+enum Parsed {
+    Record { lsn: Lsn, start: usize, end: usize },
+    Truncated,
+    BadChecksum,
+}
+
+fn parse_at(bytes: &[u8], at: usize) -> Parsed {
+    if bytes.len() - at < RECORD_HEADER {
+        return Parsed::Truncated;
+    }
+    let h = &bytes[at..at + RECORD_HEADER];
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    let lsn = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+    if len > MAX_RECORD {
+        return Parsed::BadChecksum;
+    }
+    let start = at + RECORD_HEADER;
+    let Some(end) = start.checked_add(len).filter(|e| *e <= bytes.len()) else {
+        return Parsed::Truncated;
+    };
+    let mut c = crc32c::crc32c(&lsn.to_le_bytes());
+    c = crc32c::crc32c_append(c, &bytes[start..end]);
+    if c != crc {
+        return Parsed::BadChecksum;
+    }
+    Parsed::Record { lsn, start, end }
+}
+
+/// Reads every record of a file. `last` says whether a damaged tail may be cut off.
+fn read_file(
+    path: &Path,
+    magic: &[u8; 8],
+    last: bool,
+    out: &mut Vec<Vec<u8>>,
+    expect_lsn: &mut Option<Lsn>,
+) -> Result<Option<TailDamage>, StoreError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io("reading", path))?;
+    if bytes.len() < magic.len() || &bytes[..magic.len()] != magic {
+        if last && bytes.len() < magic.len() && magic[..bytes.len()] == bytes[..] {
+            // A journal created but its header not fully written: nothing was in it.
+            rewrite_header(path, magic)?;
+            return Ok(None);
+        }
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            why: "bad header",
+        });
+    }
+    let mut at = magic.len();
+    while at < bytes.len() {
+        match parse_at(&bytes, at) {
+            Parsed::Record { lsn, start, end } => {
+                if let Some(expected) = expect_lsn {
+                    if lsn != *expected {
+                        return Err(StoreError::Corrupt {
+                            path: path.to_path_buf(),
+                            offset: at as u64,
+                            why: "sequence gap",
+                        });
+                    }
+                }
+                *expect_lsn = Some(lsn + 1);
+                out.push(bytes[start..end].to_vec());
+                at = end;
+            }
+            damage => {
+                let kind = match damage {
+                    Parsed::Truncated => TailDamageKind::Truncated,
+                    _ => TailDamageKind::ChecksumMismatch,
+                };
+                // Damage is a tail only if no sound record follows it.
+                let len = u32::from_le_bytes(
+                    bytes[at..(at + 4).min(bytes.len())]
+                        .try_into()
+                        .unwrap_or([0; 4]),
+                ) as usize;
+                let next = at.saturating_add(RECORD_HEADER).saturating_add(len);
+                let more =
+                    next < bytes.len() && matches!(parse_at(&bytes, next), Parsed::Record { .. });
+                if !last || more {
+                    return Err(StoreError::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: at as u64,
+                        why: "damaged record before the end",
+                    });
+                }
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io("opening", path))?;
+                f.set_len(at as u64).map_err(io("truncating", path))?;
+                f.sync_all().map_err(io("syncing", path))?;
+                return Ok(Some(TailDamage {
+                    file: path.to_path_buf(),
+                    offset: at as u64,
+                    bytes_dropped: (bytes.len() - at) as u64,
+                    kind,
+                }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn rewrite_header(path: &Path, magic: &[u8; 8]) -> Result<(), StoreError> {
+    let mut f = File::create(path).map_err(io("creating", path))?;
+    f.write_all(magic).map_err(io("writing", path))?;
+    f.sync_all().map_err(io("syncing", path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
+}
+
+impl Store {
+    /// Opens or creates the store; returns it and what to replay.
+    ///
+    /// # Errors
+    /// I/O errors; damage other than at the tail of the last journal.
+    pub fn open(config: StoreConfig) -> Result<(Store, Replay), StoreError> {
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let snaps = numbered(&dir, "snapshot-", ".snap")?;
+        let mut replay = Replay::default();
+        let base = snaps.last().copied().unwrap_or(0);
+        if snaps.last().is_some() {
+            let mut none = None;
+            if read_file(
+                &snapshot_path(&dir, base),
+                SNAPSHOT_MAGIC,
+                false,
+                &mut replay.records,
+                &mut none,
+            )?
+            .is_some()
+            {
+                return Err(StoreError::Corrupt {
+                    path: snapshot_path(&dir, base),
+                    offset: 0,
+                    why: "snapshot damaged",
+                });
+            }
+            replay.from_snapshot = replay.records.len();
+        }
+        let journals: Vec<u64> = numbered(&dir, "journal-", ".log")?
+            .into_iter()
+            .filter(|s| *s >= base)
+            .collect();
+        let mut expect: Option<Lsn> = None;
+        for (i, seq) in journals.iter().enumerate() {
+            let last = i + 1 == journals.len();
+            if let Some(t) = read_file(
+                &journal_path(&dir, *seq),
+                JOURNAL_MAGIC,
+                last,
+                &mut replay.records,
+                &mut expect,
+            )? {
+                replay.tail = Some(t);
+            }
+        }
+        // Old files a finished snapshot made redundant.
+        for s in numbered(&dir, "journal-", ".log")?
+            .into_iter()
+            .filter(|s| *s < base)
+        {
+            let _ = std::fs::remove_file(journal_path(&dir, s));
+        }
+        for s in snaps.iter().filter(|s| **s < base) {
+            let _ = std::fs::remove_file(snapshot_path(&dir, *s));
+        }
+        let seq = journals.last().copied().unwrap_or(base);
+        let path = journal_path(&dir, seq);
+        if !path.exists() {
+            rewrite_header(&path, JOURNAL_MAGIC)?;
+            sync_dir(&dir)?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io("opening", &path))?;
+        let journal_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let next_lsn = expect.unwrap_or(1);
+        let (durable_tx, _) = watch::channel(next_lsn - 1);
+        let inner = Arc::new(Inner {
+            config,
+            queue: Mutex::new(Queue {
+                buf: Vec::with_capacity(1 << 16),
+                next_lsn,
+                rotate: false,
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            durable: AtomicU64::new(next_lsn - 1),
+            durable_tx,
+            failed: Mutex::new(None),
+            failed_flag: AtomicBool::new(false),
+            records: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(journal_bytes),
+            seq: AtomicU64::new(seq),
+            rotated: AtomicU64::new(0),
+            writer: Mutex::new(None),
+        });
+        let w = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("sls-journal".into())
+            .spawn(move || writer(w, file))
+            .map_err(io("starting the writer for", &dir))?;
+        *inner.writer.lock() = Some(handle);
+        Ok((Store(inner), replay))
+    }
+
+    fn check_failed(&self) -> Result<(), StoreError> {
+        if self.0.failed_flag.load(Ordering::Acquire) {
+            return Err(StoreError::Failed(
+                self.0.failed.lock().clone().unwrap_or_default(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues a record; returns its sequence number. Never blocks on the disk.
+    ///
+    /// # Errors
+    /// After a failure; when the queue is full; a record over [`MAX_RECORD`].
+    pub fn append(&self, record: &[u8]) -> Result<Lsn, StoreError> {
+        self.check_failed()?;
+        if record.len() > MAX_RECORD {
+            return Err(StoreError::TooLarge(record.len()));
+        }
+        let mut q = self.0.queue.lock();
+        if q.closing {
+            return Err(StoreError::Closed);
+        }
+        if q.buf.len() + record.len() > self.0.config.max_queue_bytes {
+            return Err(StoreError::Backpressure);
+        }
+        let lsn = q.next_lsn;
+        q.next_lsn += 1;
+        frame(lsn, record, &mut q.buf);
+        drop(q);
+        self.0.records.fetch_add(1, Ordering::Relaxed);
+        self.0.wake.notify_one();
+        Ok(lsn)
+    }
+
+    /// Waits until every record up to `lsn` is on disk.
+    ///
+    /// # Errors
+    /// The journal failed.
+    pub async fn durable(&self, lsn: Lsn) -> Result<(), StoreError> {
+        if self.0.durable.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        let mut rx = self.0.durable_tx.subscribe();
+        loop {
+            self.check_failed()?;
+            if *rx.borrow_and_update() >= lsn {
+                return Ok(());
+            }
+            if rx.changed().await.is_err() {
+                return Err(StoreError::Closed);
+            }
+        }
+    }
+
+    /// Blocking flavour of [`Store::durable`].
+    ///
+    /// # Errors
+    /// The journal failed.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), StoreError> {
+        let mut q = self.0.queue.lock();
+        loop {
+            self.check_failed()?;
+            if self.0.durable.load(Ordering::Acquire) >= lsn {
+                return Ok(());
+            }
+            if q.closing && q.buf.is_empty() {
+                return Err(StoreError::Closed);
+            }
+            self.0.done.wait(&mut q);
+        }
+    }
+
+    /// Writes a snapshot of the whole state and drops the journals it covers.
+    ///
+    /// `capture` must return the state as records and runs while the journal is being rotated:
+    /// the caller must make sure no state change is made between them that is not journalled
+    /// after the rotation (the service pauses request handling around this call).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn snapshot(&self, capture: impl FnOnce() -> Vec<Vec<u8>>) -> Result<usize, StoreError> {
+        self.check_failed()?;
+        let target = {
+            let mut q = self.0.queue.lock();
+            q.rotate = true;
+            let target = self.0.seq.load(Ordering::Acquire) + 1;
+            self.0.wake.notify_one();
+            while self.0.rotated.load(Ordering::Acquire) < target {
+                self.check_failed()?;
+                self.0.done.wait(&mut q);
+            }
+            target
+        };
+        let records = capture();
+        let dir = &self.0.config.dir;
+        let tmp = dir.join(format!("snapshot-{target:08}.tmp"));
+        let mut buf = Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| r.len() + RECORD_HEADER)
+                .sum::<usize>()
+                + 8,
+        );
+        buf.extend_from_slice(SNAPSHOT_MAGIC);
+        for (i, r) in records.iter().enumerate() {
+            frame(i as u64 + 1, r, &mut buf);
+        }
+        let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
+        f.write_all(&buf).map_err(io("writing", &tmp))?;
+        f.sync_all().map_err(io("syncing", &tmp))?;
+        let path = snapshot_path(dir, target);
+        std::fs::rename(&tmp, &path).map_err(io("renaming", &path))?;
+        sync_dir(dir)?;
+        for s in numbered(dir, "journal-", ".log")?
+            .into_iter()
+            .filter(|s| *s < target)
+        {
+            let _ = std::fs::remove_file(journal_path(dir, s));
+        }
+        for s in numbered(dir, "snapshot-", ".snap")?
+            .into_iter()
+            .filter(|s| *s < target)
+        {
+            let _ = std::fs::remove_file(snapshot_path(dir, s));
+        }
+        Ok(records.len())
+    }
+
+    /// Flushes what is queued and stops the writer.
+    pub fn close(&self) {
+        {
+            let mut q = self.0.queue.lock();
+            q.closing = true;
+        }
+        self.0.wake.notify_all();
+        if let Some(h) = self.0.writer.lock().take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            records: self.0.records.load(Ordering::Relaxed),
+            syncs: self.0.syncs.load(Ordering::Relaxed),
+            bytes: self.0.bytes.load(Ordering::Relaxed),
+            durable: self.0.durable.load(Ordering::Relaxed),
+            journal_bytes: self.0.journal_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn writer(inner: Arc<Inner>, mut file: File) {
+    let mut spare: Vec<u8> = Vec::with_capacity(1 << 16);
+    loop {
+        let (batch_last, rotate, closing) = {
+            let mut q = inner.queue.lock();
+            while q.buf.is_empty() && !q.rotate && !q.closing {
+                inner.wake.wait(&mut q);
+            }
+            std::mem::swap(&mut q.buf, &mut spare);
+            let rotate = std::mem::take(&mut q.rotate);
+            (q.next_lsn - 1, rotate, q.closing)
+        };
+        if !spare.is_empty() {
+            let result = file.write_all(&spare).and_then(|()| {
+                if inner.config.fsync {
+                    file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = result {
+                fail(&inner, format!("journal write: {e}"));
+                return;
+            }
+            inner.syncs.fetch_add(1, Ordering::Relaxed);
+            inner.bytes.fetch_add(spare.len() as u64, Ordering::Relaxed);
+            inner
+                .journal_bytes
+                .fetch_add(spare.len() as u64, Ordering::Relaxed);
+            spare.clear();
+            inner.durable.store(batch_last, Ordering::Release);
+            inner.durable_tx.send_replace(batch_last);
+        }
+        if rotate {
+            let seq = inner.seq.load(Ordering::Acquire) + 1;
+            let dir = inner.config.dir.clone();
+            let path = journal_path(&dir, seq);
+            match rewrite_header(&path, JOURNAL_MAGIC)
+                .and_then(|()| sync_dir(&dir))
+                .and_then(|()| {
+                    OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .map_err(io("opening", &path))
+                }) {
+                Ok(f) => {
+                    file = f;
+                    inner.seq.store(seq, Ordering::Release);
+                    inner
+                        .journal_bytes
+                        .store(JOURNAL_MAGIC.len() as u64, Ordering::Relaxed);
+                    inner.rotated.store(seq, Ordering::Release);
+                }
+                Err(e) => {
+                    fail(&inner, format!("journal rotation: {e}"));
+                    return;
+                }
+            }
+        }
+        {
+            let _q = inner.queue.lock();
+            inner.done.notify_all();
+        }
+        if closing {
+            let q = inner.queue.lock();
+            if q.buf.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+fn fail(inner: &Inner, why: String) {
+    *inner.failed.lock() = Some(why);
+    inner.failed_flag.store(true, Ordering::Release);
+    let _q = inner.queue.lock();
+    inner.done.notify_all();
+    inner.durable_tx.send_modify(|_| {});
+}
