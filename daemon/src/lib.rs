@@ -4,10 +4,13 @@
 //! durable [`store`], and the QUIC [`service`] that puts the core on the network.
 //!
 //! ```text
-//!  frontends ─sls/1 (mTLS)─┐                      ┌─▶ core (rules, lockout, limits)
-//!  admins ────sls/1 (mTLS)─┼─▶ service (quinn) ───┤
-//!  IB Key apps ─sls-device/1┘                     └─▶ store (journal, group commit)
+//!  frontends ─sls/1 (mTLS)──┐                       ┌─▶ core (rules, lockout, limits)
+//!  admins ────sls/1 (mTLS)──┼─▶ service (quinn) ────┤
+//!  IB Key apps ─sls-device/1┘                       └─▶ store (journal, group commit)
 //! ```
 
+pub mod config;
 pub mod core;
+pub mod metrics;
+pub mod service;
 pub mod store;

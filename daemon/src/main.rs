@@ -1,1 +1,78 @@
-fn main() {}
+//! `slsd`: the sls second-factor verification daemon.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sls_daemon::config::{Args, Config};
+use sls_daemon::service;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match Config::from_args(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("slsd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log));
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("slsd: --log {}: {e}", config.log);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("slsd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let bound = match service::bind(config) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("slsd: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for path in &bound.created {
+            eprintln!("slsd: created {}", path.display());
+        }
+        eprintln!(
+            "slsd: data in {}, certificates in {} (frontends: ca.pem + frontend.pem/.key; admins: admin.pem/.key), {} records replayed",
+            data_dir.display(),
+            bound.tls_dir.display(),
+            bound.replayed
+        );
+        // The one line on stdout: where to connect (port 0 resolved), for scripts and tests.
+        println!("listening {}", bound.addr);
+        bound.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

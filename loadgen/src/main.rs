@@ -1,1 +1,413 @@
-fn main() {}
+//! `sls-loadgen`: fleets of simulated DSC+ and IB Key clients against `slsd`, a device
+//! emulator, and the one-command demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use sls_loadgen::fleet::Mix;
+use sls_loadgen::report;
+use sls_loadgen::run::{self, FleetSpec, Target};
+use sls_loadgen::scenario::{Behaviour, Scenario};
+use sls_loadgen::schedule::{LoadModel, Plan};
+use sls_protocol::card::{self, CardLayout};
+use sls_protocol::ocra::{self, OcraInput, OcraSuite};
+
+#[derive(Parser)]
+#[command(
+    name = "sls-loadgen",
+    version,
+    about = "Load generator and device emulator for slsd"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start slsd on a free loopback port, enrol a small fleet, run the mixed scenario with
+    /// attackers, print the summary, stop the daemon. Exits non-zero on anything unexpected.
+    Quickstart {
+        /// Measured time.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Where to write summary.json, the .hlog files and latency.svg [default: a new
+        /// temporary directory].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a load test against a running slsd.
+    Run(RunArgs),
+    /// Compute what a device would show.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The daemon's address.
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    target: std::net::SocketAddr,
+    /// The daemon's certificates directory (<data-dir>/tls).
+    #[arg(long, default_value = "./sls-data/tls")]
+    tls_dir: PathBuf,
+    /// Users to enrol.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Persona mix by weight: dsc_plus, ib_key (push + challenge), ib_key_push,
+    /// ib_key_challenge, scc, temp, withdrawal, attacked.
+    #[arg(long)]
+    mix: Option<Mix>,
+    /// Scenarios and weights, e.g. dsc_plus=30,ib_key_push=25,attacker=2 [default: all, by
+    /// their default weights].
+    #[arg(long)]
+    scenarios: Option<String>,
+    /// Seed of the fleet's keys and PINs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Open loop: steps per second (latency from each step's due time).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open loop: ramp linearly from this rate over the warm-up... e.g. 100:10s.
+    #[arg(long)]
+    ramp: Option<String>,
+    /// Closed loop: frontend connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Closed loop: steps in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Most IB Key app connections to hold open.
+    #[arg(long, default_value_t = 10_000)]
+    max_apps: usize,
+    /// Measured time.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Time before measuring.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Share of honest answers typed wrong.
+    #[arg(long, default_value_t = 0.0)]
+    wrong_rate: f64,
+    /// Share of users who take their time (200 ms) to answer.
+    #[arg(long, default_value_t = 0.0)]
+    slow_rate: f64,
+    /// Where to write summary.json, the .hlog files and latency.svg.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// An RFC 6287 OCRA answer (DSC+, IB Key fallback); prints the answer alone.
+    Ocra {
+        /// The OCRA suite, e.g. OCRA-1:HOTP-SHA256-8:QN06-PSHA1.
+        #[arg(long)]
+        suite: String,
+        /// The key, hex.
+        #[arg(long)]
+        key: String,
+        /// The question, as typed.
+        #[arg(long)]
+        question: String,
+        /// The counter C.
+        #[arg(long, default_value_t = 0)]
+        counter: u64,
+        /// The PIN, hashed with the suite's P hash.
+        #[arg(long, conflicts_with = "pin_hash")]
+        pin: Option<String>,
+        /// The PIN's hash, hex.
+        #[arg(long)]
+        pin_hash: Option<String>,
+        /// Session information S, hex.
+        #[arg(long)]
+        session: Option<String>,
+        /// Timestamp T: time steps since the epoch, hex (as in RFC 6287).
+        #[arg(long)]
+        timestamp: Option<String>,
+    },
+    /// A Security Code Card answer: the codes at the positions, concatenated.
+    Scc {
+        /// The card's secret, hex.
+        #[arg(long)]
+        secret: String,
+        /// Positions, e.g. 12,57.
+        #[arg(long, value_delimiter = ',', required = true)]
+        positions: Vec<u16>,
+    },
+    /// A Security Code Card's whole grid, one "position code" per line.
+    SccGrid {
+        /// The card's secret, hex.
+        #[arg(long)]
+        secret: String,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}")),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn hex_arg(name: &str, v: &str) -> anyhow::Result<Vec<u8>> {
+    hex::decode(v).with_context(|| format!("--{name}: not hexadecimal"))
+}
+
+fn device(cmd: DeviceCmd) -> anyhow::Result<String> {
+    match cmd {
+        DeviceCmd::Ocra {
+            suite,
+            key,
+            question,
+            counter,
+            pin,
+            pin_hash,
+            session,
+            timestamp,
+        } => {
+            let s: OcraSuite = suite.parse().context("--suite")?;
+            let key = hex_arg("key", &key)?;
+            let ph = match (s.pin, pin, pin_hash) {
+                (Some(alg), Some(pin), None) => {
+                    Some(ocra::pin_hash(alg, pin.as_bytes()).as_bytes().to_vec())
+                }
+                (Some(_), None, Some(h)) => Some(hex_arg("pin-hash", &h)?),
+                (Some(_), None, None) => bail!("the suite {s} needs --pin or --pin-hash"),
+                (None, _, _) => None,
+                (Some(_), Some(_), Some(_)) => bail!("--pin and --pin-hash exclude each other"),
+            };
+            let session = session.map(|h| hex_arg("session", &h)).transpose()?;
+            let timestamp = timestamp
+                .map(|t| u64::from_str_radix(&t, 16).context("--timestamp: not hexadecimal"))
+                .transpose()?;
+            let input = OcraInput {
+                counter,
+                question: &question,
+                pin_hash: ph.as_deref(),
+                session: session.as_deref(),
+                timestamp,
+            };
+            Ok(s.compute(&key, &input)?.to_string())
+        }
+        DeviceCmd::Scc { secret, positions } => Ok(card::answer(
+            &hex_arg("secret", &secret)?,
+            &CardLayout::default(),
+            &positions,
+        )?),
+        DeviceCmd::SccGrid { secret } => {
+            let grid = card::grid(&hex_arg("secret", &secret)?, &CardLayout::default())?;
+            Ok(grid
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{i:02} {c}"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+    }
+}
+
+fn default_mix() -> Vec<(Scenario, u32)> {
+    Scenario::ALL
+        .iter()
+        .map(|s| (*s, s.default_weight()))
+        .collect()
+}
+
+fn parse_scenarios(s: &str) -> anyhow::Result<Vec<(Scenario, u32)>> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (name, w) = p.split_once('=').unwrap_or((p, "1"));
+            Ok((
+                name.trim()
+                    .parse::<Scenario>()
+                    .map_err(anyhow::Error::msg)?,
+                w.trim().parse().context("scenario weight")?,
+            ))
+        })
+        .collect()
+}
+
+async fn run_cmd(a: RunArgs) -> anyhow::Result<u64> {
+    let model = match a.rate {
+        Some(rate) if rate > 0.0 => {
+            let ramp = match a.ramp.as_deref() {
+                None => None,
+                Some(r) => {
+                    let (from, over) = r
+                        .split_once(':')
+                        .context("--ramp FROM:DURATION, e.g. 100:10s")?;
+                    Some((
+                        from.parse::<f64>().context("--ramp rate")?,
+                        parse_duration(over).map_err(anyhow::Error::msg)?,
+                    ))
+                }
+            };
+            LoadModel::Open {
+                rate,
+                ramp,
+                max_in_flight: 100_000,
+            }
+        }
+        Some(_) => bail!("--rate must be more than 0"),
+        None => LoadModel::Closed {
+            workers: a.connections * a.in_flight,
+        },
+    };
+    let mix = match &a.scenarios {
+        Some(s) => parse_scenarios(s)?,
+        None => default_mix(),
+    };
+    let plan = Plan {
+        model,
+        mix,
+        duration: a.duration,
+        warmup: a.warmup,
+        progress: true,
+    };
+    let spec = FleetSpec {
+        users: a.users,
+        mix: a.mix.unwrap_or_default(),
+        seed: a.seed,
+        connections: a.connections,
+        max_apps: a.max_apps,
+    };
+    let behaviour = Behaviour {
+        wrong_rate: a.wrong_rate,
+        slow_rate: a.slow_rate,
+        ..Behaviour::default()
+    };
+    let target = Target {
+        addr: a.target,
+        tls_dir: a.tls_dir,
+    };
+    let result = run::run(&target, &spec, &plan, behaviour, a.out.as_deref()).await?;
+    println!("{}", report::table(&result.summary.scenarios));
+    for f in &result.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(result.unexpected)
+}
+
+async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<u64> {
+    let slsd = sls_loadgen::daemon::find_slsd()?;
+    let data = tempfile::Builder::new()
+        .prefix("sls-quickstart-")
+        .tempdir()?;
+    let out = out.unwrap_or_else(|| data.path().join("report"));
+    // Generous limits: one simulated user per address, and the attackers' bursts are the
+    // lockout's to stop, not the rate limiter's.
+    let mut daemon = sls_loadgen::daemon::Daemon::start(
+        &slsd,
+        data.path(),
+        &[
+            "--rate-per-user",
+            "1000",
+            "--rate-per-client",
+            "1000",
+            "--log",
+            "warn",
+        ],
+    )?;
+    eprintln!(
+        "slsd {} started on {} (data in {})",
+        slsd.display(),
+        daemon.addr,
+        data.path().display()
+    );
+    let target = Target {
+        addr: daemon.addr,
+        tls_dir: daemon.tls_dir(),
+    };
+    let spec = FleetSpec {
+        users: 2_000,
+        mix: Mix::default(),
+        seed: 7,
+        connections: 4,
+        max_apps: 1_000,
+    };
+    let plan = Plan {
+        model: LoadModel::Open {
+            rate: 2_000.0,
+            ramp: None,
+            max_in_flight: 10_000,
+        },
+        mix: default_mix(),
+        duration,
+        warmup: Duration::from_secs(1),
+        progress: true,
+    };
+    let result = run::run(&target, &spec, &plan, Behaviour::default(), Some(&out)).await;
+    let clean = daemon.stop(Duration::from_secs(10));
+    let result = result?;
+    println!("{}", report::table(&result.summary.scenarios));
+    for f in &result.files {
+        println!("wrote {}", f.display());
+    }
+    if !clean {
+        eprintln!(
+            "slsd did not stop cleanly; its log: {}",
+            daemon.log.display()
+        );
+        return Ok(result.unexpected.max(1));
+    }
+    // Keep the report when it is inside the temporary data directory.
+    if out.starts_with(data.path()) {
+        let kept = data.keep();
+        println!("report kept in {}", kept.join("report").display());
+    }
+    Ok(result.unexpected)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Device(cmd) => match device(cmd) {
+            Ok(answer) => {
+                println!("{answer}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => Err(e),
+        },
+        Command::Run(args) => tokio_main(run_cmd(args)),
+        Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
+    };
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(n) => {
+            eprintln!("sls-loadgen: {n} unexpected outcomes (see the table)");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("sls-loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn tokio_main(f: impl std::future::Future<Output = anyhow::Result<u64>>) -> anyhow::Result<u64> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?
+        .block_on(f)
+}

@@ -246,10 +246,14 @@ pub async fn run(
         }
         None => Vec::new(),
     };
-    for c in conns.iter().chain(apps.iter()) {
+    for c in conns
+        .iter()
+        .chain(apps.iter())
+        .chain(std::iter::once(&_admin_conn))
+    {
         c.close(0u32.into(), b"done");
     }
-    endpoint.wait_idle().await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
     Ok(RunResult {
         summary,
         files,

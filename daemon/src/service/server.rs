@@ -75,6 +75,9 @@ pub struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// Requests being handled right now (shutdown waits for zero).
     pub in_flight: AtomicUsize,
+    /// Held shared while a batch changes the core and journals its records; held exclusively
+    /// to rotate the journal and capture a snapshot, so that the two agree.
+    pub pause: parking_lot::RwLock<()>,
 }
 
 impl State {
@@ -91,6 +94,7 @@ impl State {
             connections: AtomicU64::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            pause: parking_lot::RwLock::new(()),
         }))
     }
 }
@@ -122,7 +126,16 @@ pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role)
         match conn.accept_bi().await {
             Ok((send, recv)) => {
                 let state = state.clone();
-                tokio::spawn(serve_stream(state, send, recv, Peer { role, addr, device: None }));
+                tokio::spawn(serve_stream(
+                    state,
+                    send,
+                    recv,
+                    Peer {
+                        role,
+                        addr,
+                        device: None,
+                    },
+                ));
             }
             Err(e) => {
                 debug!(%addr, "connection closed: {e}");
@@ -143,7 +156,12 @@ pub enum Reply {
 }
 
 /// The loop of one stream.
-async fn serve_stream(state: State, mut send: quinn::SendStream, mut recv: quinn::RecvStream, mut peer: Peer) {
+async fn serve_stream(
+    state: State,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    mut peer: Peer,
+) {
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut records: Vec<Vec<u8>> = Vec::new();
@@ -182,99 +200,159 @@ async fn serve_stream(state: State, mut send: quinn::SendStream, mut recv: quinn
         let started = Instant::now();
         let mut fatal = false;
         let mut answered = 0usize;
-        loop {
-            match frame::decode(&mut inbuf) {
-                Ok(None) => break,
-                Ok(Some(Frame { id, message })) => {
-                    answered += 1;
-                    if state.draining.load(Ordering::Relaxed) {
-                        error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut out);
-                        continue;
-                    }
-                    if !hello {
-                        match message {
-                            Message::Hello { min_version, max_version, .. } if min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= max_version => {
-                                hello = true;
-                                encode_or_internal(id, &Message::Welcome {
-                                    version: PROTOCOL_VERSION,
-                                    max_frame: sls_protocol::limits::MAX_FRAME as u32,
-                                    max_in_flight: state.limits.max_in_flight,
-                                    role: peer.role,
-                                }, &mut out);
-                            }
-                            Message::Hello { .. } => {
-                                error_frame(id, Status::VERSION, "no common protocol version", &mut out);
-                                fatal = true;
-                                break;
-                            }
-                            _ => error_frame(id, Status::VERSION, "the first frame of a stream must be Hello", &mut out),
+        let mut last_lsn = None;
+        let mut failed = false;
+        // Answers whose request changed durable state: sent once their records are on disk.
+        let mut after_durable: Vec<(u32, Message)> = Vec::new();
+        {
+            let _paused = state.pause.read();
+            loop {
+                match frame::decode(&mut inbuf) {
+                    Ok(None) => break,
+                    Ok(Some(Frame { id, message })) => {
+                        answered += 1;
+                        if state.draining.load(Ordering::Relaxed) {
+                            error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut out);
+                            continue;
                         }
-                        continue;
-                    }
-                    if !message.access().allows(peer.role) {
-                        let status = if message.access() == sls_protocol::Access::Server { Status::UNEXPECTED } else { Status::FORBIDDEN };
-                        state.metrics.frame_error(status);
-                        error_frame(id, status, "not allowed for this role", &mut out);
-                        continue;
-                    }
-                    if parked.load(Ordering::Relaxed) >= state.limits.max_in_flight as usize {
-                        error_frame(id, Status::TOO_MANY_IN_FLIGHT, "too many requests in flight", &mut out);
-                        continue;
-                    }
-                    state.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let t0 = Instant::now();
-                    let kind = message.type_name();
-                    let reply = super::handlers::handle(&state, &mut peer, id, message, &mut records, &late_tx, &parked);
-                    state.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    if let Reply::Now(msg) = reply {
-                        state.metrics.request(kind, &msg, t0.elapsed());
-                        encode_or_internal(id, &msg, &mut out);
-                    }
-                    // An app that just proved its key starts receiving pushes on this stream.
-                    if registered_device.is_none() {
-                        if let Some((dev, _, true)) = peer.device {
-                            state.devices.insert(dev, push_tx.clone());
-                            registered_device = Some(dev);
-                            debug!(device = %dev, "IB Key app connected");
+                        if !hello {
+                            match message {
+                                Message::Hello {
+                                    min_version,
+                                    max_version,
+                                    ..
+                                } if min_version <= PROTOCOL_VERSION
+                                    && PROTOCOL_VERSION <= max_version =>
+                                {
+                                    hello = true;
+                                    encode_or_internal(
+                                        id,
+                                        &Message::Welcome {
+                                            version: PROTOCOL_VERSION,
+                                            max_frame: sls_protocol::limits::MAX_FRAME as u32,
+                                            max_in_flight: state.limits.max_in_flight,
+                                            role: peer.role,
+                                        },
+                                        &mut out,
+                                    );
+                                }
+                                Message::Hello { .. } => {
+                                    error_frame(
+                                        id,
+                                        Status::VERSION,
+                                        "no common protocol version",
+                                        &mut out,
+                                    );
+                                    fatal = true;
+                                    break;
+                                }
+                                _ => error_frame(
+                                    id,
+                                    Status::VERSION,
+                                    "the first frame of a stream must be Hello",
+                                    &mut out,
+                                ),
+                            }
+                            continue;
+                        }
+                        if !message.access().allows(peer.role) {
+                            let status = if message.access() == sls_protocol::Access::Server {
+                                Status::UNEXPECTED
+                            } else {
+                                Status::FORBIDDEN
+                            };
+                            state.metrics.frame_error(status);
+                            error_frame(id, status, "not allowed for this role", &mut out);
+                            continue;
+                        }
+                        if parked.load(Ordering::Relaxed) >= state.limits.max_in_flight as usize {
+                            error_frame(
+                                id,
+                                Status::TOO_MANY_IN_FLIGHT,
+                                "too many requests in flight",
+                                &mut out,
+                            );
+                            continue;
+                        }
+                        state.in_flight.fetch_add(1, Ordering::Relaxed);
+                        let t0 = Instant::now();
+                        let kind = message.type_name();
+                        let before = records.len();
+                        let reply = super::handlers::handle(
+                            &state,
+                            &mut peer,
+                            id,
+                            message,
+                            &mut records,
+                            &late_tx,
+                            &parked,
+                        );
+                        state.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        if let Reply::Now(msg) = reply {
+                            state.metrics.request(kind, &msg, t0.elapsed());
+                            if records.len() > before {
+                                after_durable.push((id, msg));
+                            } else {
+                                encode_or_internal(id, &msg, &mut out);
+                            }
+                        }
+                        // An app that just proved its key starts receiving pushes on this stream.
+                        if registered_device.is_none() {
+                            if let Some((dev, _, true)) = peer.device {
+                                state.devices.insert(dev, push_tx.clone());
+                                registered_device = Some(dev);
+                                debug!(device = %dev, "IB Key app connected");
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    state.metrics.frame_error(e.status());
-                    error_frame(e.id, e.status(), &e.kind.to_string(), &mut out);
-                    if !e.recoverable() {
-                        fatal = true;
-                        break;
+                    Err(e) => {
+                        state.metrics.frame_error(e.status());
+                        error_frame(e.id, e.status(), &e.kind.to_string(), &mut out);
+                        if !e.recoverable() {
+                            fatal = true;
+                            break;
+                        }
                     }
                 }
             }
-        }
-        // Group commit: every record of the batch, one durable wait, before any answer leaves.
-        if !records.is_empty() {
-            let mut last = None;
-            let mut failed = false;
+            // Group commit: every record of the batch is queued now; the answers that depend on
+            // them leave once the journal's writer has synced them (with other streams' records).
             for r in records.drain(..) {
                 match state.store.append(&r) {
-                    Ok(lsn) => last = Some(lsn),
+                    Ok(lsn) => last_lsn = Some(lsn),
                     Err(e) => {
                         warn!("journal append failed: {e}");
                         failed = true;
                     }
                 }
             }
-            if let Some(lsn) = last {
-                if let Err(e) = state.store.durable(lsn).await {
-                    warn!("journal sync failed: {e}");
-                    failed = true;
+        }
+        if !after_durable.is_empty() {
+            let store = state.store.clone();
+            let late = late_tx.clone();
+            let parked = parked.clone();
+            parked.fetch_add(after_durable.len(), Ordering::Relaxed);
+            tokio::spawn(async move {
+                let durable = match (failed, last_lsn) {
+                    (false, Some(lsn)) => store.durable(lsn).await.map_err(|e| e.to_string()),
+                    _ => Err("append refused".to_owned()),
+                };
+                if let Err(e) = &durable {
+                    warn!("journal: {e}");
                 }
-            }
-            if failed {
-                // Nothing that could not be made durable is acknowledged.
-                out.clear();
-                error_frame(0, Status::INTERNAL, "state could not be made durable", &mut out);
-                let _ = send.write_all(&out).await;
-                break;
-            }
+                parked.fetch_sub(after_durable.len(), Ordering::Relaxed);
+                for (id, msg) in after_durable {
+                    // Nothing that could not be made durable is acknowledged.
+                    let msg = match &durable {
+                        Ok(()) => msg,
+                        Err(_) => Message::Error {
+                            status: Status::INTERNAL,
+                            message: "state could not be made durable".into(),
+                        },
+                    };
+                    let _ = late.send((id, msg));
+                }
+            });
         }
         if !out.is_empty() {
             if send.write_all(&out).await.is_err() {
@@ -291,7 +369,9 @@ async fn serve_stream(state: State, mut send: quinn::SendStream, mut recv: quinn
         }
     }
     if let Some(dev) = registered_device {
-        state.devices.remove_if(&dev, |_, tx| tx.same_channel(&push_tx));
+        state
+            .devices
+            .remove_if(&dev, |_, tx| tx.same_channel(&push_tx));
     }
 }
 
@@ -314,11 +394,25 @@ pub fn error_frame(id: u32, status: Status, text: &str, out: &mut BytesMut) {
 }
 
 /// Parks a frontend's `Await` until the push is answered, expires or the timeout passes.
-pub fn park_await(state: &State, id: u32, txn: TxnId, timeout: Duration, late: &mpsc::UnboundedSender<(u32, Message)>, parked: &Arc<AtomicUsize>) -> Reply {
+pub fn park_await(
+    state: &State,
+    id: u32,
+    txn: TxnId,
+    timeout: Duration,
+    late: &mpsc::UnboundedSender<(u32, Message)>,
+    parked: &Arc<AtomicUsize>,
+) -> Reply {
     if state.waiting.load(Ordering::Relaxed) >= state.limits.max_waiting {
-        return Reply::Now(Message::Error { status: Status::CAPACITY, message: "too many awaits".into() });
+        return Reply::Now(Message::Error {
+            status: Status::CAPACITY,
+            message: "too many awaits".into(),
+        });
     }
-    let notify = state.waiters.entry(txn).or_insert_with(|| Arc::new(Notify::new())).clone();
+    let notify = state
+        .waiters
+        .entry(txn)
+        .or_insert_with(|| Arc::new(Notify::new()))
+        .clone();
     let state2 = state.clone();
     let late = late.clone();
     let parked = parked.clone();
@@ -336,7 +430,9 @@ pub fn park_await(state: &State, id: u32, txn: TxnId, timeout: Duration, late: &
                 break state2.core.txn_verdict(txn);
             }
         };
-        state2.waiters.remove_if(&txn, |_, n| Arc::strong_count(n) <= 2);
+        state2
+            .waiters
+            .remove_if(&txn, |_, n| Arc::strong_count(n) <= 2);
         state2.waiting.fetch_sub(1, Ordering::Relaxed);
         parked.fetch_sub(1, Ordering::Relaxed);
         let _ = late.send((id, Message::Judged { verdict }));
@@ -352,7 +448,11 @@ pub fn wake(state: &State, txn: TxnId) {
 }
 
 /// Accepts connections until `shutdown` resolves, then drains.
-pub async fn accept_loop(state: State, endpoint: quinn::Endpoint, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn accept_loop(
+    state: State,
+    endpoint: quinn::Endpoint,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -382,7 +482,9 @@ pub async fn accept_loop(state: State, endpoint: quinn::Endpoint, shutdown: impl
     info!("shutting down: draining in-flight requests");
     state.draining.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + state.limits.grace;
-    while (state.in_flight.load(Ordering::Relaxed) > 0 || state.waiting.load(Ordering::Relaxed) > 0) && Instant::now() < deadline {
+    while (state.in_flight.load(Ordering::Relaxed) > 0 || state.waiting.load(Ordering::Relaxed) > 0)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");

@@ -510,28 +510,32 @@ impl Store {
         }
     }
 
-    /// Writes a snapshot of the whole state and drops the journals it covers.
+    /// Starts a new journal: records appended from now on go to it. Returns its number, which
+    /// the snapshot of the state *as of this call* must be written under
+    /// ([`Store::write_snapshot`]). The caller makes sure no state change is made between the
+    /// two that is journalled before the rotation (the service pauses request handling).
     ///
-    /// `capture` must return the state as records and runs while the journal is being rotated:
-    /// the caller must make sure no state change is made between them that is not journalled
-    /// after the rotation (the service pauses request handling around this call).
+    /// # Errors
+    /// The journal failed.
+    pub fn rotate(&self) -> Result<u64, StoreError> {
+        self.check_failed()?;
+        let mut q = self.0.queue.lock();
+        q.rotate = true;
+        let target = self.0.seq.load(Ordering::Acquire) + 1;
+        self.0.wake.notify_one();
+        while self.0.rotated.load(Ordering::Acquire) < target {
+            self.check_failed()?;
+            self.0.done.wait(&mut q);
+        }
+        Ok(target)
+    }
+
+    /// Writes the snapshot of journal number `target` atomically (temporary file, fsync,
+    /// rename, fsync of the directory), then removes the journals and snapshots it replaces.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn snapshot(&self, capture: impl FnOnce() -> Vec<Vec<u8>>) -> Result<usize, StoreError> {
-        self.check_failed()?;
-        let target = {
-            let mut q = self.0.queue.lock();
-            q.rotate = true;
-            let target = self.0.seq.load(Ordering::Acquire) + 1;
-            self.0.wake.notify_one();
-            while self.0.rotated.load(Ordering::Acquire) < target {
-                self.check_failed()?;
-                self.0.done.wait(&mut q);
-            }
-            target
-        };
-        let records = capture();
+    pub fn write_snapshot(&self, target: u64, records: &[Vec<u8>]) -> Result<(), StoreError> {
         let dir = &self.0.config.dir;
         let tmp = dir.join(format!("snapshot-{target:08}.tmp"));
         let mut buf = Vec::with_capacity(
@@ -563,6 +567,18 @@ impl Store {
         {
             let _ = std::fs::remove_file(snapshot_path(dir, s));
         }
+        Ok(())
+    }
+
+    /// [`Store::rotate`], `capture`, then [`Store::write_snapshot`]; returns the records
+    /// written.
+    ///
+    /// # Errors
+    /// As both.
+    pub fn snapshot(&self, capture: impl FnOnce() -> Vec<Vec<u8>>) -> Result<usize, StoreError> {
+        let target = self.rotate()?;
+        let records = capture();
+        self.write_snapshot(target, &records)?;
         Ok(records.len())
     }
 

@@ -1,0 +1,185 @@
+//! Prometheus text metrics, served over plain HTTP on `--metrics ADDR`. Atomics only on the
+//! hot path; labels come from small fixed sets (message types, verdict kinds, status codes),
+//! never from user data.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sls_protocol::{Message, Role, Status};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// The daemon's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<&'static str, u64>>,
+    verdicts: Mutex<BTreeMap<&'static str, u64>>,
+    frame_errors: Mutex<BTreeMap<u16, u64>>,
+    connections: [AtomicU64; 3],
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+    batches: AtomicU64,
+    batched_frames: AtomicU64,
+}
+
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::Frontend => 0,
+        Role::Admin => 1,
+        Role::Device => 2,
+    }
+}
+
+impl Metrics {
+    /// A connection of `role` opened.
+    pub fn connection_opened(&self, role: Role) {
+        self.connections[role_index(role)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection of `role` closed.
+    pub fn connection_closed(&self, role: Role) {
+        self.connections[role_index(role)].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// One request of type `kind` answered with `reply` after `took`.
+    pub fn request(&self, kind: &'static str, reply: &Message, took: Duration) {
+        *self.requests.lock().entry(kind).or_default() += 1;
+        if let Message::Judged { verdict } = reply {
+            *self.verdicts.lock().entry(verdict.name()).or_default() += 1;
+        }
+        let us = took.as_micros() as u64;
+        let i = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A frame refused with `status`.
+    pub fn frame_error(&self, status: Status) {
+        *self.frame_errors.lock().entry(status.0).or_default() += 1;
+    }
+
+    /// One read's worth of frames handled together.
+    pub fn batch(&self, frames: usize, _took: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_frames
+            .fetch_add(frames as u64, Ordering::Relaxed);
+    }
+
+    /// The exposition text; `extra` are gauges and counters owned elsewhere (the core's).
+    pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP sls_requests_total Requests handled, by message type.\n# TYPE sls_requests_total counter\n");
+        for (k, v) in self.requests.lock().iter() {
+            let _ = writeln!(out, "sls_requests_total{{type=\"{k}\"}} {v}");
+        }
+        out.push_str("# HELP sls_verdicts_total Verdicts sent, by kind.\n# TYPE sls_verdicts_total counter\n");
+        for (k, v) in self.verdicts.lock().iter() {
+            let _ = writeln!(out, "sls_verdicts_total{{verdict=\"{k}\"}} {v}");
+        }
+        out.push_str("# HELP sls_frame_errors_total Frames refused, by status code.\n# TYPE sls_frame_errors_total counter\n");
+        for (k, v) in self.frame_errors.lock().iter() {
+            let _ = writeln!(out, "sls_frame_errors_total{{status=\"0x{k:04x}\"}} {v}");
+        }
+        out.push_str(
+            "# HELP sls_connections Open connections, by role.\n# TYPE sls_connections gauge\n",
+        );
+        for role in [Role::Frontend, Role::Admin, Role::Device] {
+            let _ = writeln!(
+                out,
+                "sls_connections{{role=\"{}\"}} {}",
+                role.name(),
+                self.connections[role_index(role)].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP sls_request_duration_seconds Server-side time per request.\n# TYPE sls_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "sls_request_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *b as f64 / 1e6
+            );
+        }
+        cumulative += self.buckets[BUCKETS_US.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "sls_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "sls_request_duration_seconds_sum {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "sls_request_duration_seconds_count {}",
+            self.count.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sls_read_batches_total counter\nsls_read_batches_total {}",
+            self.batches.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sls_batched_frames_total counter\nsls_batched_frames_total {}",
+            self.batched_frames.load(Ordering::Relaxed)
+        );
+        for (name, kind, value) in extra {
+            let _ = writeln!(out, "# TYPE sls_{name} {kind}\nsls_{name} {value}");
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until `shutdown`; `render` makes the page.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((mut sock, _)) = accepted else { continue };
+                let render = render.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                        Ok(Ok(n)) => n,
+                        _ => return,
+                    };
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let (status, body) = if head.starts_with("GET /metrics ") {
+                        ("200 OK", render())
+                    } else {
+                        ("404 Not Found", "not found: GET /metrics\n".to_owned())
+                    };
+                    let resp = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+}
