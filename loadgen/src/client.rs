@@ -88,6 +88,16 @@ impl ClientTls {
 
     /// A quinn client configuration for `alpn`: TLS 1.3 only, no 0-RTT.
     pub fn quinn_config(&self, alpn: &[u8]) -> Result<quinn::ClientConfig, SetupError> {
+        self.config(alpn, false)
+    }
+
+    /// As [`ClientTls::quinn_config`], but willing to send 0-RTT early data when the server's
+    /// ticket allows it: for tests that check the daemon never does.
+    pub fn quinn_config_trying_0rtt(&self, alpn: &[u8]) -> Result<quinn::ClientConfig, SetupError> {
+        self.config(alpn, true)
+    }
+
+    fn config(&self, alpn: &[u8], early_data: bool) -> Result<quinn::ClientConfig, SetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
@@ -118,6 +128,7 @@ impl ClientTls {
             }
         };
         tls.alpn_protocols = vec![alpn.to_vec()];
+        tls.enable_early_data = early_data;
         let quic = QuicClientConfig::try_from(tls).map_err(|e| SetupError::Quic(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
