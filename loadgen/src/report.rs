@@ -87,16 +87,19 @@ impl ScenarioStats {
         let _ = s.interval.record(us);
     }
 
-    /// Closes the current interval (`start` from the run's base time, `length` long) and returns
-    /// its count and p50/p99 for the progress line.
-    pub fn rotate(&self, start: Duration, length: Duration) -> (u64, u64, u64) {
-        let Ok(mut s) = self.state.lock() else {
-            return (0, 0, 0);
-        };
+    /// Closes the current interval (`start` from the run's base time, `length` long) and adds
+    /// it to `merged` (the progress line's histogram of all scenarios).
+    pub fn rotate(&self, start: Duration, length: Duration, merged: &mut Histogram<u64>) {
+        let Ok(mut s) = self.state.lock() else { return };
         let h = std::mem::replace(&mut s.interval, new_histogram());
-        let out = (h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.99));
+        // Same bounds on both sides: adding cannot fail.
+        let _ = merged.add(&h);
         s.intervals.push((start, length, h));
-        out
+    }
+
+    /// An empty histogram with the bounds every scenario uses.
+    pub fn empty_histogram() -> Histogram<u64> {
+        new_histogram()
     }
 
     /// Forgets everything recorded so far (the end of a warm-up).
@@ -419,12 +422,14 @@ mod tests {
         for i in 1..=1000u64 {
             stats.record(Outcome::Ok, Duration::from_micros(i));
         }
-        stats.rotate(Duration::ZERO, Duration::from_secs(1));
+        let mut merged = ScenarioStats::empty_histogram();
+        stats.rotate(Duration::ZERO, Duration::from_secs(1), &mut merged);
+        assert_eq!(merged.len(), 1000);
         stats.record(
             Outcome::Expected("rate_limited"),
             Duration::from_millis(250),
         );
-        stats.rotate(Duration::from_secs(1), Duration::from_secs(1));
+        stats.rotate(Duration::from_secs(1), Duration::from_secs(1), &mut merged);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dsc_plus.hlog");
         stats.write_hlog(&path, SystemTime::now()).unwrap();

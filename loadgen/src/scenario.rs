@@ -515,6 +515,7 @@ impl World {
         let Some(device) = user.device(DeviceKind::DscPlus).and_then(|d| d.id) else {
             return Outcome::Unexpected("no_device");
         };
+        let mut left_mismatch = false;
         for attempt in 1..=threshold {
             let txn = match self.begin(user, Purpose::Login, Some(device)).await {
                 Ok(Message::ChallengeIssued { txn, .. }) => txn,
@@ -543,9 +544,7 @@ impl World {
             };
             match verdict {
                 Verdict::Rejected { failures_left } if attempt < threshold => {
-                    if failures_left != threshold - attempt {
-                        return Outcome::Unexpected("wrong_failures_left");
-                    }
+                    left_mismatch |= failures_left != threshold - attempt;
                 }
                 Verdict::Locked { .. } if attempt == threshold => {}
                 Verdict::Locked { .. } => return Outcome::Unexpected("early_lock"),
@@ -555,6 +554,9 @@ impl World {
                 Verdict::RateLimited { .. } => return Outcome::Expected("rate_limited"),
                 _ => return Outcome::Unexpected("attack_verdict"),
             }
+        }
+        if left_mismatch {
+            return Outcome::Unexpected("wrong_failures_left");
         }
         // The lock holds: even the right device gets no challenge.
         match self.begin(user, Purpose::Login, Some(device)).await {

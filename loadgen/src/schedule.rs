@@ -229,17 +229,24 @@ async fn progress_loop(
         let last = at > measure_from + duration;
         let at = at.min(measure_from + duration + Duration::from_millis(500));
         sleep_until(at.into()).await;
-        let (mut n, mut p50, mut p99, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut merged = ScenarioStats::empty_histogram();
+        let mut errors = 0u64;
         for s in &stats {
-            let (count, a, b) = s.rotate(Duration::from_secs(tick - 1), Duration::from_secs(1));
-            n += count;
-            p50 = p50.max(a);
-            p99 = p99.max(b);
+            s.rotate(
+                Duration::from_secs(tick - 1),
+                Duration::from_secs(1),
+                &mut merged,
+            );
             let sum = s.summary(Duration::from_secs(1));
             errors += sum.errors.values().sum::<u64>() + sum.unexpected_errors;
         }
         if print {
-            eprintln!("[{tick:>4}s] {n:>8} steps/s  p50 {p50:>6} µs  p99 {p99:>7} µs  errors so far {errors}");
+            eprintln!(
+                "[{tick:>4}s] {:>8} steps/s  p50 {:>6} µs  p99 {:>7} µs  errors so far {errors}",
+                merged.len(),
+                merged.value_at_quantile(0.5),
+                merged.value_at_quantile(0.99)
+            );
         }
         if last {
             break;
