@@ -59,7 +59,7 @@ fn ocra_prints_the_answer_alone() {
         "--suite",
         "OCRA-1:HOTP-SHA512-8:QN08-T1M",
         "--key",
-        &key64,
+        key64,
         "--question",
         "11111111",
         "--timestamp",
