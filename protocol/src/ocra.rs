@@ -283,31 +283,68 @@ impl FromStr for OcraSuite {
     }
 }
 
-impl fmt::Display for OcraSuite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OCRA-1:HOTP-{}-{}:", self.hash.name(), self.digits)?;
-        if self.counter {
-            f.write_str("C-")?;
-        }
-        let q = match self.question {
-            QuestionFormat::Alpha => 'A',
-            QuestionFormat::Numeric => 'N',
-            QuestionFormat::Hex => 'H',
+impl OcraSuite {
+    /// Writes the canonical suite text into `buf` without the formatting machinery (it is part
+    /// of every data input, so it is on the hot path); returns its length.
+    fn write_text(&self, buf: &mut [u8; 80]) -> usize {
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
         };
-        write!(f, "Q{q}{:02}", self.question_len)?;
+        put(b"OCRA-1:HOTP-");
+        put(self.hash.name().as_bytes());
+        put(b"-");
+        put_number(&mut put, u32::from(self.digits));
+        put(b":");
+        if self.counter {
+            put(b"C-");
+        }
+        put(match self.question {
+            QuestionFormat::Alpha => b"QA",
+            QuestionFormat::Numeric => b"QN",
+            QuestionFormat::Hex => b"QH",
+        });
+        put(&[b'0' + self.question_len / 10, b'0' + self.question_len % 10]);
         if let Some(p) = self.pin {
-            write!(f, "-P{}", p.name())?;
+            put(b"-P");
+            put(p.name().as_bytes());
         }
         if let Some(s) = self.session_len {
-            write!(f, "-S{s:03}")?;
+            put(b"-S");
+            put(&[
+                b'0' + (s / 100 % 10) as u8,
+                b'0' + (s / 10 % 10) as u8,
+                b'0' + (s % 10) as u8,
+            ]);
         }
-        match self.timestep {
-            Some(TimeStep::Seconds(n)) => write!(f, "-T{n}S")?,
-            Some(TimeStep::Minutes(n)) => write!(f, "-T{n}M")?,
-            Some(TimeStep::Hours(n)) => write!(f, "-T{n}H")?,
-            None => {}
+        if let Some(t) = self.timestep {
+            let (v, unit) = match t {
+                TimeStep::Seconds(v) => (v, b"S"),
+                TimeStep::Minutes(v) => (v, b"M"),
+                TimeStep::Hours(v) => (v, b"H"),
+            };
+            put(b"-T");
+            put_number(&mut put, u32::from(v));
+            put(unit);
         }
-        Ok(())
+        n
+    }
+}
+
+fn put_number(put: &mut impl FnMut(&[u8]), v: u32) {
+    if v >= 10 {
+        put(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    } else {
+        put(&[b'0' + v as u8]);
+    }
+}
+
+impl fmt::Display for OcraSuite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 80];
+        let n = self.write_text(&mut buf);
+        f.write_str(core::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -442,6 +479,23 @@ fn encode_question(suite: &OcraSuite, q: &str) -> Result<[u8; 128], OcraError> {
             if !qb.iter().all(u8::is_ascii_digit) {
                 return Err(OcraError::Question("not decimal".into()));
             }
+            if qb.len() <= 38 {
+                // Fits a u128: the common case (6- and 8-digit challenges), done directly.
+                let mut v: u128 = 0;
+                for d in qb {
+                    v = v * 10 + u128::from(d - b'0');
+                }
+                let digits = if v == 0 {
+                    1
+                } else {
+                    (128 - v.leading_zeros()).div_ceil(4) as usize
+                };
+                for i in 0..digits {
+                    let nib = ((v >> (4 * (digits - 1 - i))) & 0xf) as u8;
+                    out[i / 2] |= if i % 2 == 0 { nib << 4 } else { nib };
+                }
+                return Ok(out);
+            }
             // Decimal to a big-endian integer (at most 128 digits < 2^426: 54 bytes).
             let mut num = [0u8; 64];
             for d in qb {
@@ -539,16 +593,9 @@ impl OcraSuite {
         let q = encode_question(self, input.question)?;
         // The suite text is part of the data input; write it on the stack.
         let mut text_buf = [0u8; 80];
-        let text = {
-            use core::fmt::Write as _;
-            let mut w = StackWriter {
-                buf: &mut text_buf,
-                len: 0,
-            };
-            write!(w, "{self}").map_err(|_| suite_err("suite text too long"))?;
-            w.len
-        };
-        let text = core::str::from_utf8(&text_buf[..text]).map_err(|_| suite_err("suite text"))?;
+        let text_len = self.write_text(&mut text_buf);
+        let text =
+            core::str::from_utf8(&text_buf[..text_len]).map_err(|_| suite_err("suite text"))?;
         let mut mac_out = [0u8; 64];
         let mac_len = match self.hash {
             HashAlg::Sha1 => run_mac::<Hmac<Sha1>>(key, self, text, input, &q, &mut mac_out)?,
@@ -657,23 +704,6 @@ pub fn truncate(mac: &[u8]) -> u32 {
         mac[offset + 2],
         mac[offset + 3],
     ])
-}
-
-struct StackWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl fmt::Write for StackWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
