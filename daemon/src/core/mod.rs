@@ -367,14 +367,30 @@ struct Device {
     kind: DeviceKind,
     state: DeviceState,
     suite: Option<OcraSuite>,
-    secret: Box<[u8]>,
-    pin_hash: Box<[u8]>,
+    /// The secret then the PIN's hash, in one allocation (memory per user).
+    material: Box<[u8]>,
+    pin_len: u8,
     since_ms: u64,
-    shared_from: u32,
-    recent: Vec<u16>,
+    /// SCC positions asked recently; only cards have them.
+    recent: Option<Box<Vec<u16>>>,
+}
+
+fn material(secret: &[u8], pin_hash: &[u8]) -> (Box<[u8]>, u8) {
+    let mut m = Vec::with_capacity(secret.len() + pin_hash.len());
+    m.extend_from_slice(secret);
+    m.extend_from_slice(pin_hash);
+    (m.into_boxed_slice(), pin_hash.len() as u8)
 }
 
 impl Device {
+    fn secret(&self) -> &[u8] {
+        &self.material[..self.material.len() - self.pin_len as usize]
+    }
+
+    fn pin_hash(&self) -> &[u8] {
+        &self.material[self.material.len() - self.pin_len as usize..]
+    }
+
     fn info(&self) -> DeviceInfo {
         DeviceInfo {
             id: DeviceId(self.id),
@@ -402,11 +418,11 @@ impl Device {
             id: DeviceId(self.id),
             kind: self.kind,
             state: self.state,
-            secret: self.secret.to_vec(),
-            pin_hash: self.pin_hash.to_vec(),
+            secret: self.secret().to_vec(),
+            pin_hash: self.pin_hash().to_vec(),
             suite: self.suite_text(),
             since_ms: self.since_ms,
-            shared_from: self.shared_from,
+            shared_from: 0,
         }
     }
 }
@@ -436,15 +452,21 @@ struct User {
 
 #[derive(Debug, Clone)]
 enum TxnChallenge {
-    Question(Box<str>),
+    /// A question of up to 64 ASCII characters, inline: answering copies it out of the
+    /// transaction map without an allocation.
+    Question([u8; 64], u8),
     Positions(Box<[u16]>),
-    Push { number: u8, nonce: [u8; 16] },
+    Push {
+        number: u8,
+        nonce: [u8; 16],
+    },
     Code,
 }
 
 #[derive(Debug, Clone)]
 struct Txn {
-    user: Box<str>,
+    /// Shared, so that answering takes it out of the map with a reference count, not a copy.
+    user: Arc<str>,
     device: u32,
     purpose: Purpose,
     expires_ms: u64,
@@ -494,7 +516,10 @@ pub struct Counters {
 struct Shared {
     config: CoreConfig,
     clock: Arc<dyn Clock>,
-    users: DashMap<Box<str>, Mutex<User>, ahash::RandomState>,
+    /// Users by name. The value is boxed: a table slot is then 24 bytes, and the table's load
+    /// factor (44% to 88%) multiplies slot size, not user size.
+    #[allow(clippy::vec_box)]
+    users: DashMap<Box<str>, Box<Mutex<User>>, ahash::RandomState>,
     txns: DashMap<u128, Txn, ahash::RandomState>,
     open_txns: AtomicUsize,
     next_device: AtomicU32,
@@ -952,18 +977,14 @@ impl Core {
                     return Ok(Outcome::bare(BeginResult::Verdict(Verdict::Unknown)));
                 };
                 let q = random_question(&suite, &mut rng);
-                (
-                    Challenge::Numeric(q.clone()),
-                    TxnChallenge::Question(q.into_boxed_str()),
-                    None,
-                )
+                (Challenge::Numeric(q.clone()), question_buf(&q), None)
             }
             DeviceKind::Scc | DeviceKind::OnlineScc => {
-                let positions =
-                    card::choose_positions(&self.0.config.card, &d.recent, || rng.gen());
-                d.recent.extend_from_slice(&positions);
-                let excess = d.recent.len().saturating_sub(self.0.config.card_recent);
-                d.recent.drain(..excess);
+                let recent = d.recent.get_or_insert_with(Default::default);
+                let positions = card::choose_positions(&self.0.config.card, recent, || rng.gen());
+                recent.extend_from_slice(&positions);
+                let excess = recent.len().saturating_sub(self.0.config.card_recent);
+                recent.drain(..excess);
                 (
                     Challenge::Positions(positions.clone()),
                     TxnChallenge::Positions(positions.into_boxed_slice()),
@@ -1092,12 +1113,12 @@ impl Core {
         // Canonical form is the exact form (R10): a padded, spaced or re-cased answer is
         // malformed, never normalised into a right one, so it cannot dodge the counters.
         let (well_formed, right) = match (challenge, d.kind) {
-            (TxnChallenge::Question(q), _) => match d.suite {
+            (TxnChallenge::Question(buf, len), _) => match d.suite {
                 Some(suite) => {
-                    let pin = suite.pin.map(|_| &d.pin_hash[..]);
+                    let pin = suite.pin.map(|_| d.pin_hash());
                     let input = OcraInput {
                         counter: 0,
-                        question: q,
+                        question: std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
                         pin_hash: pin,
                         session: None,
                         timestamp: None,
@@ -1105,7 +1126,7 @@ impl Core {
                     let formed = suite.check_answer_format(response).is_ok();
                     (
                         formed,
-                        formed && suite.verify(&d.secret, &input, response).unwrap_or(false),
+                        formed && suite.verify(d.secret(), &input, response).unwrap_or(false),
                     )
                 }
                 None => (false, false),
@@ -1116,12 +1137,12 @@ impl Core {
                     && response.bytes().all(|b| b.is_ascii_digit());
                 (
                     formed,
-                    formed && card::verify(&d.secret, layout, p, response),
+                    formed && card::verify(d.secret(), layout, p, response),
                 )
             }
             (TxnChallenge::Code, DeviceKind::TempCode) => {
                 let formed = codes::check_temp_code_format(response).is_ok();
-                let digest: Option<[u8; 32]> = d.secret[..].try_into().ok();
+                let digest: Option<[u8; 32]> = d.secret().try_into().ok();
                 (
                     formed,
                     formed && digest.is_some_and(|dg| codes::temp_code_matches(&dg, response)),
@@ -1263,7 +1284,7 @@ impl Core {
             .find(|d| d.id == device.0 && d.kind == DeviceKind::IbKey)
             .is_some_and(|d| {
                 self.usable(d, now).is_some()
-                    && push::device_proof_verify(&d.secret, device, nonce, proof)
+                    && push::device_proof_verify(d.secret(), device, nonce, proof)
             })
     }
 
@@ -1328,7 +1349,7 @@ impl Core {
                 break 'judge Verdict::Unknown;
             }
             let genuine =
-                push::push_verify(&d.secret, txn, &user, number, &nonce, method, approve, mac);
+                push::push_verify(d.secret(), txn, &user, number, &nonce, method, approve, mac);
             if !genuine {
                 // Not signed by the app's key: a forgery counts as a failed attempt.
                 break 'judge self.fail(&user, &mut u, now, &mut records);
@@ -1467,7 +1488,7 @@ impl Core {
         match self.0.users.entry(spec.name.as_str().into()) {
             dashmap::Entry::Occupied(_) => Err(CoreError::AlreadyExists),
             dashmap::Entry::Vacant(v) => {
-                v.insert(Mutex::new(Self::user_from(spec)));
+                v.insert(Box::new(Mutex::new(Self::user_from(spec))));
                 Ok(Outcome::new((), vec![rec]))
             }
         }
@@ -1524,11 +1545,10 @@ impl Core {
             kind: spec.kind,
             state,
             suite,
-            secret: spec.secret.clone().into_boxed_slice(),
-            pin_hash,
+            material: material(&spec.secret, &pin_hash).0,
+            pin_len: pin_hash.len() as u8,
             since_ms,
-            shared_from: 0,
-            recent: Vec::new(),
+            recent: None,
         })
     }
 
@@ -1551,6 +1571,7 @@ impl Core {
         if d.kind == DeviceKind::IbKey {
             self.0.ib_owner.insert(d.id, name.into());
         }
+        u.devices.reserve_exact(1);
         u.devices.push(d);
         (id, rec)
     }
@@ -1619,10 +1640,10 @@ impl Core {
                         primary: true,
                         equity_usd: 0,
                     });
-                    Mutex::new(User {
+                    Box::new(Mutex::new(User {
                         primary: true,
                         ..User::default()
-                    })
+                    }))
                 });
             let mut u = entry.lock();
             let (id, rec) = self.add_device(&r.user, &mut u, device);
@@ -1649,11 +1670,10 @@ impl Core {
                 kind: DeviceKind::TempCode,
                 state: DeviceState::Active,
                 suite: None,
-                secret: codes::code_digest(&code).to_vec().into_boxed_slice(),
-                pin_hash: Box::new([]),
+                material: material(&codes::code_digest(&code), &[]).0,
+                pin_len: 0,
                 since_ms: now,
-                shared_from: 0,
-                recent: Vec::new(),
+                recent: None,
             };
             let (id, rec) = self.add_device(user, u, d);
             let full = now + ms(self.0.config.temp_full);
@@ -2045,7 +2065,7 @@ impl Core {
                 self.0
                     .users
                     .entry(name.as_str().into())
-                    .or_insert_with(|| Mutex::new(Self::user_from(&spec)));
+                    .or_insert_with(|| Box::new(Mutex::new(Self::user_from(&spec))));
             }
             Record::Device {
                 user,
@@ -2056,7 +2076,7 @@ impl Core {
                 pin_hash,
                 suite,
                 since_ms,
-                shared_from,
+                shared_from: _,
             } => {
                 let suite = match (suite.is_empty(), default_suite(*kind)) {
                     (_, None) => None,
@@ -2068,11 +2088,10 @@ impl Core {
                     kind: *kind,
                     state: *state,
                     suite,
-                    secret: secret.clone().into_boxed_slice(),
-                    pin_hash: pin_hash.clone().into_boxed_slice(),
+                    material: material(secret, pin_hash).0,
+                    pin_len: pin_hash.len() as u8,
                     since_ms: *since_ms,
-                    shared_from: *shared_from,
-                    recent: Vec::new(),
+                    recent: None,
                 };
                 self.0.next_device.fetch_max(id.0 + 1, Ordering::Relaxed);
                 if let Some(e) = self.0.users.get(user.as_str()) {
@@ -2081,6 +2100,7 @@ impl Core {
                     if *kind == DeviceKind::IbKey {
                         self.0.ib_owner.insert(id.0, user.as_str().into());
                     }
+                    u.devices.reserve_exact(1);
                     u.devices.push(d);
                 }
             }
@@ -2178,6 +2198,13 @@ impl Core {
         }
         out
     }
+}
+
+fn question_buf(q: &str) -> TxnChallenge {
+    let mut buf = [0u8; 64];
+    let len = q.len().min(64);
+    buf[..len].copy_from_slice(&q.as_bytes()[..len]);
+    TxnChallenge::Question(buf, len as u8)
 }
 
 /// A random question of the suite's length and format.
