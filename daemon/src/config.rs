@@ -56,10 +56,12 @@ pub struct Args {
     /// How long a lock lasts after the last failure (R11) [default: 24h].
     #[arg(long, value_parser = parse_duration)]
     pub lock_duration: Option<Duration>,
-    /// Requests per second per user; 0 turns the limit off [default: 5, burst 40].
+    /// Requests per second per user, burst twice that; 0 turns the limit off [default: 5,
+    /// burst 40].
     #[arg(long)]
     pub rate_per_user: Option<u32>,
-    /// Requests per second per end-user address; 0 turns it off [default: 50, burst 200].
+    /// Requests per second per end-user address, burst twice that; 0 turns it off [default:
+    /// 50, burst 200].
     #[arg(long)]
     pub rate_per_client: Option<u32>,
     /// Requests per second for the whole daemon; 0 turns it off [default: 0].
@@ -194,25 +196,16 @@ impl Config {
             }
         };
         let core_default = CoreConfig::default();
+        // A rate given explicitly gets a burst of two seconds' worth; the defaults keep theirs.
+        let per_user = args.rate_per_user.or(file.rate_per_user);
+        let per_client = args.rate_per_client.or(file.rate_per_client);
+        let d = &core_default.rates;
         let rates = RatePolicy {
-            per_user: args
-                .rate_per_user
-                .or(file.rate_per_user)
-                .unwrap_or(core_default.rates.per_user),
-            per_client: args
-                .rate_per_client
-                .or(file.rate_per_client)
-                .unwrap_or(core_default.rates.per_client),
-            global: args
-                .rate_global
-                .or(file.rate_global)
-                .unwrap_or(core_default.rates.global),
-            ..core_default.rates.clone()
-        };
-        let rates = RatePolicy {
-            per_user_burst: rates.per_user_burst.max(rates.per_user * 2),
-            per_client_burst: rates.per_client_burst.max(rates.per_client * 2),
-            ..rates
+            per_user: per_user.unwrap_or(d.per_user),
+            per_user_burst: per_user.map_or(d.per_user_burst, |r| r.saturating_mul(2)),
+            per_client: per_client.unwrap_or(d.per_client),
+            per_client_burst: per_client.map_or(d.per_client_burst, |r| r.saturating_mul(2)),
+            global: args.rate_global.or(file.rate_global).unwrap_or(d.global),
         };
         let core = CoreConfig {
             lockout_threshold: args
