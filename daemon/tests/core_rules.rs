@@ -603,9 +603,28 @@ fn r12_one_answer_one_use_and_expiry() {
         c.answer(txn, &dsc_answer(&q, "1234"), IP).value,
         Verdict::Expired
     );
+    // Remembered as spent for the replay window, then refused as unknown (memory bound).
+    let (txn, ch) = begin(&c, "pete", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let a = dsc_answer(&q, "1234");
+    assert!(matches!(
+        c.answer(txn, &a, IP).value,
+        Verdict::Accepted { .. }
+    ));
+    clock.advance(Duration::from_secs(10) - MS);
+    c.sweep();
+    assert_eq!(c.answer(txn, &a, IP).value, Verdict::Replayed);
+    clock.advance(MS);
+    c.sweep();
+    assert_eq!(
+        c.answer(txn, &a, IP).value,
+        Verdict::Unknown,
+        "still refused after the window"
+    );
     // Bound to its user and device: an unknown transaction is unknown.
     assert_eq!(c.answer(TxnId(42), "12345678", IP).value, Verdict::Unknown);
-    // Swept after its life; memory is reclaimed.
+    // An open challenge is swept after its life; memory is reclaimed.
+    let _ = begin(&c, "pete", d);
     let before = c.open_txns();
     clock.advance(Duration::from_secs(600));
     assert!(c.sweep() >= 1);
@@ -1495,4 +1514,219 @@ fn replaying_records_rebuilds_the_state() {
         begin_verdict(&c3, "hope", d),
         Verdict::Locked { .. }
     ));
+}
+
+fn person(c: &Core, name: &str, entity: &str, ident: &str) {
+    c.enrol_user(&UserSpec {
+        name: name.into(),
+        entity: entity.into(),
+        identification: ident.into(),
+        primary: true,
+        ..UserSpec::default()
+    })
+    .unwrap();
+}
+
+fn card_of(c: &Core, name: &str, kind: DeviceKind, secret: &[u8]) -> DeviceId {
+    let pin = if kind == DeviceKind::DscPlus {
+        "1234"
+    } else {
+        ""
+    };
+    c.enrol_device(
+        name,
+        &DeviceSpec {
+            kind,
+            secret: secret.to_vec(),
+            pin: pin.into(),
+            suite: String::new(),
+        },
+    )
+    .unwrap()
+    .value
+}
+
+/// The owner's answer to a fresh challenge of `device` (a DSC+ keyed with KEY, PIN 1234).
+fn owner_answer(c: &Core, owner: &str, device: DeviceId) -> (TxnId, String) {
+    let (txn, ch) = begin(c, owner, device);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    (txn, dsc_answer(&q, "1234"))
+}
+
+#[test]
+fn r17_sharing_same_entity_is_approved_at_once_and_cancel_restores() {
+    let (c, _) = core();
+    person(&c, "owna", "acme", "");
+    person(&c, "reqa", "acme", "");
+    let dsc = card_of(&c, "owna", DeviceKind::DscPlus, &KEY);
+    let own_scc = card_of(&c, "reqa", DeviceKind::Scc, b"requester card");
+    let (txn, a) = owner_answer(&c, "owna", dsc);
+    let out = c.share_request("reqa", "owna", dsc, txn, &a, IP).unwrap();
+    let (share, pending) = out.value.unwrap();
+    assert!(!pending);
+    assert!(out
+        .records
+        .iter()
+        .any(|r| matches!(r, Record::Share { state: 1, .. })));
+    // The requester logs in with the shared card; its own, less protective card is redundant.
+    let status = c.status("reqa").unwrap().unwrap();
+    assert_eq!(status.devices.len(), 1);
+    let copy = status.devices[0].id;
+    assert_eq!(status.devices[0].kind, DeviceKind::DscPlus);
+    assert!(matches!(right(&c, "reqa", copy), Verdict::Accepted { .. }));
+    assert_eq!(begin_verdict(&c, "reqa", own_scc), Verdict::Unknown);
+    // Cancelled: the shared card goes, the requester's own comes back.
+    c.share_cancel(share).unwrap();
+    assert_eq!(begin_verdict(&c, "reqa", copy), Verdict::Unknown);
+    let (txn, ch) = begin(&c, "reqa", own_scc);
+    let Challenge::Positions(p) = ch else {
+        panic!()
+    };
+    assert!(matches!(
+        c.answer(
+            txn,
+            &card::answer(b"requester card", &CardLayout::default(), &p).unwrap(),
+            IP
+        )
+        .value,
+        Verdict::Accepted { .. }
+    ));
+}
+
+#[test]
+fn r17_same_identification_waits_for_compliance() {
+    let (c, _) = core();
+    person(&c, "ownb", "acme", "1970-01-01|CH|CH|passport|X1");
+    person(&c, "reqb", "other-llc", "1970-01-01|CH|CH|passport|X1");
+    let dsc = card_of(&c, "ownb", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "ownb", dsc);
+    let (share, pending) = c
+        .share_request("reqb", "ownb", dsc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap();
+    assert!(pending);
+    assert!(
+        c.status("reqb").unwrap().unwrap().devices.is_empty(),
+        "nothing shared while pending"
+    );
+    c.share_decide(share, true).unwrap();
+    assert_eq!(c.status("reqb").unwrap().unwrap().devices.len(), 1);
+    assert!(c.share_decide(share, true).is_err(), "decided once");
+}
+
+#[test]
+fn r17_the_three_prerequisites_and_their_named_errors() {
+    let (c, _) = core();
+    // (a) different entities and identification data.
+    person(&c, "ownc", "acme", "id-1");
+    person(&c, "reqc", "other", "id-2");
+    let dsc = card_of(&c, "ownc", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "ownc", dsc);
+    let e = c
+        .share_request("reqc", "ownc", dsc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap_err();
+    assert_eq!(e, CoreError::DifferentIdentification);
+    assert_eq!(e.to_string(), "Different identification information");
+    // (b) a participant with a temporary device.
+    person(&c, "reqd", "acme", "");
+    c.issue_temp_code("reqd").unwrap();
+    let (txn, a) = owner_answer(&c, "ownc", dsc);
+    assert_eq!(
+        c.share_request("reqd", "ownc", dsc, txn, &a, IP)
+            .unwrap()
+            .value
+            .unwrap_err(),
+        CoreError::TemporaryDevice
+    );
+    // (c) sharing a less protective device than a participant's.
+    person(&c, "owne", "beta", "");
+    person(&c, "reqe", "beta", "");
+    let scc = card_of(&c, "owne", DeviceKind::Scc, b"owner card");
+    card_of(&c, "reqe", DeviceKind::DscPlus, &KEY);
+    let (txn, ch) = begin(&c, "owne", scc);
+    let Challenge::Positions(p) = ch else {
+        panic!()
+    };
+    let a = card::answer(b"owner card", &CardLayout::default(), &p).unwrap();
+    let e = c
+        .share_request("reqe", "owne", scc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap_err();
+    assert_eq!(e, CoreError::LessSecureDevice);
+    assert_eq!(e.to_string(), "Less secure device");
+    // IB Key is not shared this way (R8).
+    person(&c, "ownf", "gamma", "");
+    person(&c, "reqf", "gamma", "");
+    let ib = c
+        .enrol_device(
+            "ownf",
+            &DeviceSpec {
+                kind: DeviceKind::IbKey,
+                secret: KEY.to_vec(),
+                pin: "1234".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let (txn, _) = begin(&c, "ownf", ib);
+    assert!(matches!(
+        c.share_request("reqf", "ownf", ib, txn, "12345678", IP),
+        Err(CoreError::InvalidState(_))
+    ));
+}
+
+#[test]
+fn r17_a_wrong_owner_answer_is_refused_and_counts() {
+    let (c, _) = core();
+    person(&c, "owng", "acme", "");
+    person(&c, "reqg", "acme", "");
+    let dsc = card_of(&c, "owng", DeviceKind::DscPlus, &KEY);
+    let (txn, _) = owner_answer(&c, "owng", dsc);
+    let out = c
+        .share_request("reqg", "owng", dsc, txn, "00000000", IP)
+        .unwrap();
+    assert_eq!(out.value.unwrap_err(), CoreError::OwnerNotVerified);
+    assert!(
+        out.records
+            .iter()
+            .any(|r| matches!(r, Record::Failure { user, .. } if user == "owng")),
+        "the failure is journalled"
+    );
+    assert_eq!(c.status("owng").unwrap().unwrap().failures, 1);
+    // A challenge of another user's device does not prove the owner.
+    let other = dsc(&c, "ownh");
+    let (txn, a) = owner_answer(&c, "ownh", other);
+    assert_eq!(
+        c.share_request("reqg", "owng", dsc, txn, &a, IP)
+            .unwrap()
+            .value
+            .unwrap_err(),
+        CoreError::OwnerNotVerified
+    );
+}
+
+#[test]
+fn r17_shares_survive_replay() {
+    let (c, clock) = core();
+    person(&c, "owni", "acme", "");
+    person(&c, "reqi", "acme", "");
+    let dsc = card_of(&c, "owni", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "owni", dsc);
+    let mut journal = c.snapshot_records();
+    let out = c.share_request("reqi", "owni", dsc, txn, &a, IP).unwrap();
+    let (share, _) = out.value.unwrap();
+    journal.extend(out.records);
+    let (c2, clock2) = core();
+    clock2.advance(clock.now() - clock2.now());
+    for r in &journal {
+        c2.apply(r);
+    }
+    assert_eq!(c2.status("reqi").unwrap().unwrap().devices.len(), 1);
+    c2.share_cancel(share).unwrap();
+    assert!(c2.status("reqi").unwrap().unwrap().devices.is_empty());
 }

@@ -144,26 +144,18 @@ fn apply_bulk(
     }
 }
 
-/// Connects one IB Key app per push user (up to `max_apps`), proves each app's key, and starts
+/// Connects one IB Key app for each of `app_users`, proves each app's key, and starts
 /// approving pushes. Returns the connections (dropping them disconnects the apps).
 pub async fn connect_apps(
     world: &Arc<World>,
     target: &Target,
     endpoint: &quinn::Endpoint,
-    max_apps: usize,
+    app_users: &[usize],
 ) -> anyhow::Result<Vec<quinn::Connection>> {
     let tls = ClientTls::from_dir(&target.tls_dir, Role::Device)?;
     let config = tls.quinn_config(ALPN_DEVICE)?;
     let mut conns = Vec::new();
-    let push_users: Vec<usize> = world
-        .users
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| u.persona == Persona::IbKeyPush)
-        .map(|(i, _)| i)
-        .take(max_apps)
-        .collect();
-    for i in push_users {
+    for &i in app_users {
         let user = &world.users[i];
         let Some(device) = user.device(DeviceKind::IbKey) else {
             continue;
@@ -211,8 +203,22 @@ pub async fn run(
     let frontends =
         connect_pipelines(target, Role::Frontend, spec.connections.max(1), &endpoint).await?;
     let (conns, pipes): (Vec<_>, Vec<_>) = frontends.into_iter().map(|(c, p, _)| (c, p)).unzip();
-    let world = Arc::new(World::new(users, pipes, admin_pipe, behaviour));
-    let apps = connect_apps(&world, target, &endpoint, spec.max_apps).await?;
+    // The push users whose app will be connected; the others are left out of the push
+    // scenario (they would get the typed fallback).
+    let app_users: Vec<usize> = users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| {
+            u.persona == Persona::IbKeyPush
+                && u.device(DeviceKind::IbKey).is_some_and(|d| d.id.is_some())
+        })
+        .map(|(i, _)| i)
+        .take(spec.max_apps)
+        .collect();
+    let mut world = World::new(users, pipes, admin_pipe, behaviour);
+    world.restrict_push_users(&app_users);
+    let world = Arc::new(world);
+    let apps = connect_apps(&world, target, &endpoint, &app_users).await?;
     eprintln!(
         "{} frontend connections, {} IB Key apps connected",
         conns.len(),

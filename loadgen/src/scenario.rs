@@ -242,6 +242,14 @@ impl World {
         }
     }
 
+    /// Keeps, among the push users, only those whose app is connected (`connected` holds user
+    /// indexes): the others would get the typed fallback, not a push.
+    pub fn restrict_push_users(&mut self, connected: &[usize]) {
+        if let Some(list) = self.by_persona.get_mut(&Persona::IbKeyPush) {
+            list.retain(|u| connected.contains(u));
+        }
+    }
+
     /// Whether the fleet has users for `scenario`.
     pub fn can_run(&self, scenario: Scenario) -> bool {
         self.by_persona
@@ -604,7 +612,9 @@ fn judge_unexpected_reply(reply: &Message, wrong_answers_happen: bool) -> Outcom
             Verdict::Declined => Outcome::Unexpected("declined"),
             Verdict::Accepted { .. } => Outcome::Unexpected("accepted_out_of_turn"),
         },
-        Message::Error { .. } => Outcome::Unexpected("error_frame"),
+        Message::Error { status, .. } => {
+            Outcome::Unexpected(status.describe().unwrap_or("error_frame"))
+        }
         _ => Outcome::Unexpected("unexpected_message"),
     }
 }

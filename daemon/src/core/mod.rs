@@ -23,6 +23,7 @@
 
 pub mod clock;
 pub mod record;
+mod share;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -96,6 +97,9 @@ pub struct CoreConfig {
     pub challenge_ttl: Duration,
     /// Most open transactions at once.
     pub max_open_txns: usize,
+    /// R12: how long an answered challenge is remembered to call a second answer `replayed`
+    /// (after that it is refused as `unknown`).
+    pub replay_window: Duration,
     /// Rate limits.
     pub rates: RatePolicy,
     /// Push fatigue: most pushes since the last success before push is refused for the
@@ -137,6 +141,7 @@ impl Default for CoreConfig {
             malformed_counts: true,
             challenge_ttl: Duration::from_secs(120),
             max_open_txns: 1_000_000,
+            replay_window: Duration::from_secs(10),
             rates: RatePolicy::default(),
             push_cap: 5,
             mass_lockout_threshold: 100,
@@ -474,6 +479,8 @@ struct Txn {
     challenge: TxnChallenge,
     /// `Some` once answered: the verdict (for `await`); any later answer is a replay (R12).
     done: Option<Verdict>,
+    /// When it was answered (ms), 0 while open.
+    done_at: u64,
 }
 
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, GovernorClock, NoOpMiddleware<Duration>>;
@@ -525,6 +532,9 @@ struct Shared {
     next_device: AtomicU32,
     /// IB Key devices → owner, for the app's connection and push answers.
     ib_owner: DashMap<u32, Box<str>, ahash::RandomState>,
+    /// Sharing requests (R17).
+    shares: DashMap<u32, share::Share, ahash::RandomState>,
+    next_share: AtomicU32,
     limiters: Limiters,
     user_key: ahash::RandomState,
     counters: Counters,
@@ -599,6 +609,8 @@ impl Core {
             open_txns: AtomicUsize::new(0),
             next_device: AtomicU32::new(1),
             ib_owner: DashMap::with_hasher(ahash::RandomState::new()),
+            shares: DashMap::with_hasher(ahash::RandomState::new()),
+            next_share: AtomicU32::new(1),
             limiters,
             user_key: ahash::RandomState::with_seeds(1, 2, 3, 4),
             counters: Counters::default(),
@@ -1010,6 +1022,7 @@ impl Core {
                 expires_ms,
                 challenge: stored,
                 done: None,
+                done_at: 0,
             },
         );
         Ok(Outcome::new(
@@ -1069,10 +1082,14 @@ impl Core {
             }
             Some(mut t) if now >= expires_ms => {
                 t.done = Some(Verdict::Expired);
+                t.done_at = now;
                 self.0.counters.expired.fetch_add(1, Ordering::Relaxed);
                 return Outcome::bare(Verdict::Expired);
             }
-            Some(mut t) => t.done = Some(Verdict::Pending),
+            Some(mut t) => {
+                t.done = Some(Verdict::Pending);
+                t.done_at = now;
+            }
             None => return Outcome::bare(Verdict::Unknown),
         }
         let verdict = self.judge(
@@ -1384,6 +1401,7 @@ impl Core {
         };
         if let Some(mut t) = self.0.txns.get_mut(&txn.0) {
             t.done = Some(verdict);
+            t.done_at = now;
         }
         drop(u);
         Outcome::new(verdict, records)
@@ -1408,7 +1426,14 @@ impl Core {
         let now = self.now_ms();
         let ttl = ms(self.0.config.challenge_ttl);
         let before = self.0.txns.len();
-        self.0.txns.retain(|_, t| t.expires_ms + ttl > now);
+        let replay_window = ms(self.0.config.replay_window);
+        // Open transactions stay one more life past expiry (a late answer reads `expired`);
+        // answered ones stay `replay_window` (a replay reads `replayed`), after which a replay
+        // is still refused, as `unknown`: memory stays bounded by the answer rate times the
+        // window, not times the challenge's life.
+        self.0.txns.retain(|_, t| {
+            t.expires_ms + ttl > now && (t.done_at == 0 || t.done_at + replay_window > now)
+        });
         let removed = before.saturating_sub(self.0.txns.len());
         self.0.open_txns.fetch_sub(
             removed.min(self.0.open_txns.load(Ordering::Relaxed)),
@@ -2141,6 +2166,27 @@ impl Core {
                     e.lock().opted_out = *out;
                 }
             }
+            Record::Share {
+                id,
+                requester,
+                owner,
+                device,
+                copy,
+                state,
+                deactivated,
+            } => {
+                self.apply_share(
+                    *id,
+                    share::Share {
+                        requester: requester.clone(),
+                        owner: owner.clone(),
+                        device: device.0,
+                        copy: *copy,
+                        state: *state,
+                        deactivated: deactivated.clone(),
+                    },
+                );
+            }
             Record::Withdrawal {
                 user,
                 amount_usd,
@@ -2196,6 +2242,7 @@ impl Core {
                 });
             }
         }
+        out.extend(self.share_records());
         out
     }
 }

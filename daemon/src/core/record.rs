@@ -120,6 +120,23 @@ pub enum Record {
         /// Out (true) or back in.
         out: bool,
     },
+    /// A sharing request changed state (R17).
+    Share {
+        /// The share's id.
+        id: u32,
+        /// The user asking to use the device.
+        requester: String,
+        /// The device's owner.
+        owner: String,
+        /// The owner's device.
+        device: DeviceId,
+        /// The requester's copy of it, 0 until approved.
+        copy: u32,
+        /// 0 pending, 1 approved, 2 refused, 3 cancelled.
+        state: u8,
+        /// The requester's own devices made redundant by the share, to reactivate on cancel.
+        deactivated: Vec<u32>,
+    },
     /// A withdrawal was confirmed (R3).
     Withdrawal {
         /// User.
@@ -184,6 +201,17 @@ impl Record {
             } => {
                 put!(&mut w; &8u8, 0; user, NAME; amount_usd, 0; at_ms, 0)
             }
+            Record::Share {
+                id,
+                requester,
+                owner,
+                device,
+                copy,
+                state,
+                deactivated,
+            } => {
+                put!(&mut w; &9u8, 0; id, 0; requester, NAME; owner, NAME; device, 0; copy, 0; state, 0; deactivated, sls_protocol::limits::MAX_LIST)
+            }
         }
         out.extend_from_slice(&w);
         Ok(())
@@ -241,6 +269,15 @@ impl Record {
                 user: s(r, NAME)?,
                 amount_usd: u64::get(r, 0)?,
                 at_ms: u64::get(r, 0)?,
+            },
+            9 => Record::Share {
+                id: u32::get(r, 0)?,
+                requester: s(r, NAME)?,
+                owner: s(r, NAME)?,
+                device: DeviceId::get(r, 0)?,
+                copy: u32::get(r, 0)?,
+                state: u8::get(r, 0)?,
+                deactivated: Vec::get(r, sls_protocol::limits::MAX_LIST)?,
             },
             _ => return Err(DecodeError::Invalid("record tag")),
         };
