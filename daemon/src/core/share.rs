@@ -17,6 +17,10 @@ use sls_protocol::{DeviceId, DeviceKind, SecurityLevel, TxnId, Verdict};
 
 use super::{material, Core, CoreError, Device, DeviceState, Outcome, Record};
 
+/// The share's id and whether it is pending, or why the request was refused after the owner's
+/// answer was judged (the outcome's records are journalled either way).
+pub type ShareResult = Result<(u32, bool), CoreError>;
+
 /// A sharing request and its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Share {
@@ -99,7 +103,7 @@ impl Core {
         txn: TxnId,
         answer: &str,
         client: IpAddr,
-    ) -> Result<Outcome<Result<(u32, bool), CoreError>>, CoreError> {
+    ) -> Result<Outcome<ShareResult>, CoreError> {
         let now = self.now_ms();
         let req = self.facts(requester, now)?;
         let own = self.facts(owner, now)?;
