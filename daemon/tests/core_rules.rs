@@ -1699,7 +1699,7 @@ fn r17_a_wrong_owner_answer_is_refused_and_counts() {
     );
     assert_eq!(c.status("owng").unwrap().unwrap().failures, 1);
     // A challenge of another user's device does not prove the owner.
-    let other = dsc(&c, "ownh");
+    let other = self::dsc(&c, "ownh");
     let (txn, a) = owner_answer(&c, "ownh", other);
     assert_eq!(
         c.share_request("reqg", "owng", dsc, txn, &a, IP)
