@@ -718,3 +718,63 @@ async fn zero_rtt_is_refused() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r8_one_ib_key_app_holds_several_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(dir.path());
+    let (_e1, _c1, admin, _) = pipe(&d, Role::Admin).await;
+    let (_e2, _c2, fe, _) = pipe(&d, Role::Frontend).await;
+    let rae = enrol(&admin, "rae", DeviceKind::IbKey, "1234").await;
+    let sid = enrol(&admin, "sid", DeviceKind::IbKey, "5678").await;
+    let (_e3, _c3, app, mut pushes) = pipe(&d, Role::Device).await;
+    for dev in [rae, sid] {
+        let Message::DeviceNonce { nonce } = app
+            .call(Message::DeviceHello { device: dev })
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            app.call(Message::DeviceProve {
+                proof: push::device_proof(&KEY, dev, &nonce)
+            })
+            .await
+            .unwrap(),
+            Message::Done {}
+        );
+    }
+    for (user, dev) in [("rae", rae), ("sid", sid)] {
+        let (txn, Challenge::Push { number }) = begin(&fe, user, dev).await else {
+            panic!("{user}: push expected")
+        };
+        let Some(Message::Push {
+            txn: pushed,
+            user: pushed_user,
+            nonce,
+            ..
+        }) = tokio::time::timeout(Duration::from_secs(5), pushes.recv())
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((pushed, pushed_user.as_str()), (txn, user));
+        let mac = push::push_mac(&KEY, txn, user, number, &nonce, ApprovalMethod::Pin, true);
+        let v = app
+            .call(Message::PushAnswer {
+                txn,
+                approve: true,
+                method: ApprovalMethod::Pin,
+                number,
+                mac,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(v, Message::Judged { verdict: Verdict::Accepted { device, .. } } if device == dev),
+            "{user}: {v:?}"
+        );
+    }
+}

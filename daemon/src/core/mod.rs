@@ -1407,6 +1407,11 @@ impl Core {
         Outcome::new(verdict, records)
     }
 
+    /// The device a transaction's challenge is for.
+    pub fn txn_device(&self, txn: TxnId) -> Option<DeviceId> {
+        self.0.txns.get(&txn.0).map(|t| DeviceId(t.device))
+    }
+
     /// What a frontend's `await` reports for a transaction (R6).
     pub fn txn_verdict(&self, txn: TxnId) -> Verdict {
         let now = self.now_ms();

@@ -160,21 +160,21 @@ pub fn handle(
         },
 
         // ---- IB Key app ----
+        // R8: one app may hold several users, each its own IB Key device: it proves each one
+        // on the same stream, and receives all their pushes there.
         Message::DeviceHello { device } => {
             let nonce: [u8; 32] = rand::thread_rng().gen();
-            peer.device = Some((device, nonce, false));
+            peer.pending = Some((device, nonce));
             Reply::Now(Message::DeviceNonce { nonce })
         }
-        Message::DeviceProve { proof } => match peer.device {
-            Some((device, nonce, false)) if core.device_authenticate(device, &nonce, &proof) => {
-                peer.device = Some((device, nonce, true));
+        Message::DeviceProve { proof } => match peer.pending.take() {
+            Some((device, nonce)) if core.device_authenticate(device, &nonce, &proof) => {
+                if !peer.proven.contains(&device) {
+                    peer.proven.push(device);
+                }
                 Reply::Now(Message::Done {})
             }
-            Some((_, _, true)) => error(Status::UNEXPECTED, "already proven"),
-            _ => {
-                peer.device = None;
-                error(Status::BAD_PROOF, "proof of possession failed")
-            }
+            _ => error(Status::BAD_PROOF, "proof of possession failed"),
         },
         Message::PushAnswer {
             txn,
@@ -182,13 +182,17 @@ pub fn handle(
             method,
             number,
             mac,
-        } => match peer.device {
-            Some((device, _, true)) => {
+        } => match core.txn_device(txn) {
+            Some(device) if peer.proven.contains(&device) => {
                 let out = core.push_answer(device, txn, approve, method, number, &mac);
                 keep(records, out.records);
                 wake(state, txn);
                 Reply::Now(Message::Judged { verdict: out.value })
             }
+            // Not a push to a device this app proved: as if there were no such transaction.
+            _ if !peer.proven.is_empty() => Reply::Now(Message::Judged {
+                verdict: sls_protocol::Verdict::Unknown,
+            }),
             _ => error(Status::FORBIDDEN, "prove the device key first"),
         },
 

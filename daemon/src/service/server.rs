@@ -113,7 +113,10 @@ pub struct Peer {
     /// The peer's address.
     pub addr: SocketAddr,
     /// For an IB Key app: the device it claims, and whether it proved it.
-    pub device: Option<(sls_protocol::DeviceId, [u8; 32], bool)>,
+    /// For an IB Key app: the device it is proving and the nonce it must sign.
+    pub pending: Option<(sls_protocol::DeviceId, [u8; 32])>,
+    /// For an IB Key app: the devices it proved (several users, R8).
+    pub proven: Vec<sls_protocol::DeviceId>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -133,7 +136,8 @@ pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role)
                     Peer {
                         role,
                         addr,
-                        device: None,
+                        pending: None,
+                        proven: Vec::new(),
                     },
                 ));
             }
@@ -169,7 +173,7 @@ async fn serve_stream(
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Message>();
     let mut hello = false;
     let parked = Arc::new(AtomicUsize::new(0));
-    let mut registered_device = None;
+    let mut registered: Vec<sls_protocol::DeviceId> = Vec::new();
     loop {
         tokio::select! {
             chunk = recv.read_chunk(64 * 1024, true) => {
@@ -297,12 +301,10 @@ async fn serve_stream(
                             }
                         }
                         // An app that just proved its key starts receiving pushes on this stream.
-                        if registered_device.is_none() {
-                            if let Some((dev, _, true)) = peer.device {
-                                state.devices.insert(dev, push_tx.clone());
-                                registered_device = Some(dev);
-                                debug!(device = %dev, "IB Key app connected");
-                            }
+                        for dev in peer.proven.iter().skip(registered.len()) {
+                            state.devices.insert(*dev, push_tx.clone());
+                            registered.push(*dev);
+                            debug!(device = %dev, "IB Key app connected");
                         }
                     }
                     Err(e) => {
@@ -368,7 +370,7 @@ async fn serve_stream(
             break;
         }
     }
-    if let Some(dev) = registered_device {
+    for dev in registered {
         state
             .devices
             .remove_if(&dev, |_, tx| tx.same_channel(&push_tx));
