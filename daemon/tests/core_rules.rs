@@ -1730,3 +1730,127 @@ fn r17_shares_survive_replay() {
     c2.share_cancel(share).unwrap();
     assert!(c2.status("reqi").unwrap().unwrap().devices.is_empty());
 }
+
+#[test]
+fn r1_every_permanent_kind_answers_its_own_way_and_legacy_cards_are_honoured() {
+    let (c, _) = core();
+    user(&c, "lena");
+    for (kind, level) in [
+        (DeviceKind::Gold, SecurityLevel::Top),
+        (DeviceKind::Platinum, SecurityLevel::Top),
+        (DeviceKind::Dsc, SecurityLevel::Dsc),
+    ] {
+        let d = c
+            .enrol_device(
+                "lena",
+                &DeviceSpec {
+                    kind,
+                    secret: KEY.to_vec(),
+                    pin: String::new(),
+                    suite: "OCRA-1:HOTP-SHA256-8:QN06".into(),
+                },
+            )
+            .unwrap()
+            .value;
+        let (txn, ch) = begin(&c, "lena", d);
+        let Challenge::Numeric(q) = ch else {
+            panic!("{kind}: a challenge card")
+        };
+        let suite: OcraSuite = "OCRA-1:HOTP-SHA256-8:QN06".parse().unwrap();
+        let a = suite
+            .compute(
+                &KEY,
+                &OcraInput {
+                    question: &q,
+                    ..OcraInput::default()
+                },
+            )
+            .unwrap();
+        match c.answer(txn, a.as_str(), IP).value {
+            Verdict::Accepted {
+                kind: k, level: l, ..
+            } => assert_eq!((k, l), (kind, level)),
+            v => panic!("{kind}: {v:?}"),
+        }
+    }
+    // Each kind's challenge has its own shape.
+    let dsc = c
+        .enrol_device(
+            "lena",
+            &DeviceSpec {
+                kind: DeviceKind::DscPlus,
+                secret: KEY.to_vec(),
+                pin: "1234".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let scc = c
+        .enrol_device(
+            "lena",
+            &DeviceSpec {
+                kind: DeviceKind::Scc,
+                secret: KEY.to_vec(),
+                pin: String::new(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let (tmp, _, _, _) = c.issue_temp_code("lena").unwrap().value;
+    assert!(matches!(begin(&c, "lena", dsc).1, Challenge::Numeric(q) if q.len() == 6));
+    assert!(matches!(begin(&c, "lena", scc).1, Challenge::Positions(p) if p.len() == 2));
+    assert_eq!(begin(&c, "lena", tmp).1, Challenge::Code);
+}
+
+#[test]
+fn r19_the_three_enrolment_paths() {
+    let (c, _) = core();
+    // Install IB Key (R22).
+    user(&c, "path1");
+    let token = c.activation_start("path1", "41790000000").unwrap().value;
+    let ib = c
+        .activate_ib_key("path1", &token, &KEY, "1234")
+        .unwrap()
+        .value;
+    assert_eq!(
+        c.status("path1")
+            .unwrap()
+            .unwrap()
+            .devices
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        vec![ib]
+    );
+    // Without IB Key: an Online SCC (R14).
+    user(&c, "path2");
+    let (scc, _, _) = c.issue_online_scc("path2").unwrap().value;
+    assert_eq!(
+        c.status("path2").unwrap().unwrap().devices[0].kind,
+        DeviceKind::OnlineScc
+    );
+    assert_eq!(c.status("path2").unwrap().unwrap().devices[0].id, scc);
+    // "I already have access to a Secure Login Device under a different username": R17.
+    person(&c, "path3", "path3", "");
+    c.enrol_user(&UserSpec {
+        name: "path4".into(),
+        entity: "path3".into(),
+        primary: true,
+        ..UserSpec::default()
+    })
+    .unwrap();
+    let owner_dsc = card_of(&c, "path3", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "path3", owner_dsc);
+    let (_, pending) = c
+        .share_request("path4", "path3", owner_dsc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap();
+    assert!(!pending);
+    assert_eq!(
+        c.status("path4").unwrap().unwrap().devices[0].kind,
+        DeviceKind::DscPlus
+    );
+}

@@ -778,3 +778,55 @@ async fn r8_one_ib_key_app_holds_several_users() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_prometheus_text() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let d = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_slsd")),
+        dir.path(),
+        &["--metrics", &metrics, "--log", "warn"],
+    )
+    .unwrap();
+    let (_e, _c, admin, _) = pipe(&d, Role::Admin).await;
+    let (_e2, _c2, fe, _) = pipe(&d, Role::Frontend).await;
+    let dev = enrol(&admin, "mira", DeviceKind::DscPlus, "1234").await;
+    let (txn, _) = begin(&fe, "mira", dev).await;
+    assert!(matches!(
+        answer(&fe, txn, "00000000").await,
+        Verdict::Rejected { .. }
+    ));
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(&metrics).await {
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            s.read_to_string(&mut body).await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.contains("sls_requests_total{type=\"Answer\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("sls_verdicts_total{verdict=\"rejected\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("sls_failures_evaluated 1"), "{body}");
+    assert!(
+        body.contains("sls_request_duration_seconds_count"),
+        "{body}"
+    );
+    assert!(!body.contains("mira"), "no user data in labels");
+}
