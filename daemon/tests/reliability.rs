@@ -206,7 +206,7 @@ async fn nothing_acknowledged_is_lost_across_repeated_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked_failures: HashMap<usize, u8> = HashMap::new();
     let mut enrolled: Vec<DeviceId> = Vec::new();
-    for round in 0..6usize {
+    for round in 0..20usize {
         let mut d = start(
             dir.path(),
             &["--rate-per-user", "0", "--rate-per-client", "0"],
@@ -302,7 +302,7 @@ async fn nothing_acknowledged_is_lost_across_repeated_sigkills() {
             }));
         }
         drop(tx);
-        tokio::time::sleep(Duration::from_millis(150 + 97 * round as u64)).await;
+        tokio::time::sleep(Duration::from_millis(100 + (round as u64 * 73) % 400)).await;
         d.crash(); // SIGKILL mid-load
         for t in tasks {
             let _ = t.await;
@@ -330,6 +330,23 @@ async fn a_flood_from_one_address_is_limited_and_others_are_served() {
     let ids = enrol_fleet(&admin, 20).await;
     let (_ef, _cf, fronts) = pipes(&d, Role::Frontend, 2).await;
     let flood_ip = IpAddr::V4(Ipv4Addr::new(127, 9, 9, 9));
+    // Honest latency without the flood, for the comparison reported below.
+    let mut quiet = Vec::new();
+    for (u, dev) in ids.iter().enumerate().skip(1) {
+        let t = std::time::Instant::now();
+        let r = fronts[1]
+            .call(Message::Begin {
+                user: format!("v{u}"),
+                purpose: Purpose::Login,
+                device: Some(*dev),
+                client: ip(u),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Message::ChallengeIssued { .. }), "{r:?}");
+        quiet.push(t.elapsed());
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     // The flooder: 20x its quota (20/s, burst 40) in one second, for one user.
     let flooder = {
         let fe = fronts[0].clone();
@@ -366,8 +383,10 @@ async fn a_flood_from_one_address_is_limited_and_others_are_served() {
     };
     // Honest users, each from its own address, at the same time: never limited.
     let mut honest_limited = 0;
+    let mut flooded = Vec::new();
     for round in 0..5 {
         for (u, dev) in ids.iter().enumerate().skip(1) {
+            let t = std::time::Instant::now();
             let r = fronts[1]
                 .call(Message::Begin {
                     user: format!("v{u}"),
@@ -377,6 +396,7 @@ async fn a_flood_from_one_address_is_limited_and_others_are_served() {
                 })
                 .await
                 .unwrap();
+            flooded.push(t.elapsed());
             match r {
                 Message::ChallengeIssued { .. } => {}
                 Message::Judged {
@@ -388,6 +408,16 @@ async fn a_flood_from_one_address_is_limited_and_others_are_served() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let limited = flooder.await.unwrap();
+    // Reported, not asserted: timings are the benchmarks' to judge on a shared machine.
+    let p99 = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[(v.len() * 99 / 100).min(v.len() - 1)]
+    };
+    eprintln!(
+        "honest begin p99 without the flood {:?}, during it {:?}",
+        p99(&mut quiet),
+        p99(&mut flooded)
+    );
     assert!(limited >= 300, "the flood was limited: {limited} of 400");
     assert_eq!(
         honest_limited, 0,
