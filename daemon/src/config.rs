@@ -67,7 +67,7 @@ pub struct Args {
     /// Requests per second for the whole daemon; 0 turns it off [default: 0].
     #[arg(long)]
     pub rate_global: Option<u32>,
-    /// Most open transactions [default: 1000000].
+    /// Most open transactions [default: 2000000].
     #[arg(long)]
     pub max_open_txns: Option<usize>,
     /// Snapshot when the journal exceeds this many bytes [default: 268435456].

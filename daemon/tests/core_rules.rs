@@ -611,7 +611,7 @@ fn r12_one_answer_one_use_and_expiry() {
         c.answer(txn, &a, IP).value,
         Verdict::Accepted { .. }
     ));
-    clock.advance(Duration::from_secs(10) - MS);
+    clock.advance(c.config().replay_window - MS);
     c.sweep();
     assert_eq!(c.answer(txn, &a, IP).value, Verdict::Replayed);
     clock.advance(MS);
