@@ -2,6 +2,7 @@
 //! one run, so that every sls figure comes with the transport's own limit beside it.
 //!
 //! `cargo run --release -p sls-benches --bin e2e [-- --secs 6 --users 1000000 --out e2e.md]`
+//! (builds `slsd` with cargo first if it is not beside this binary)
 //!
 //! The echo server is this binary re-executed with `echo-server`: the same TLS (the daemon's own
 //! PKI code), the same socket buffers and transport limits, the same frame codec; it answers
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bytes::BytesMut;
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -49,7 +50,11 @@ struct Args {
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -65,12 +70,21 @@ async fn echo_server(dir: PathBuf) -> anyhow::Result<()> {
         .send_window(8 << 20);
     let mut config = pki.server_config(Arc::new(transport))?;
     config.max_incoming(50_000);
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     let _ = sock.set_recv_buffer_size(8 << 20);
     let _ = sock.set_send_buffer_size(8 << 20);
     sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
     let runtime = quinn::default_runtime().context("runtime")?;
-    let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), sock.into(), runtime)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        sock.into(),
+        runtime,
+    )?;
     println!("listening {}", endpoint.local_addr()?);
     std::io::stdout().flush()?;
     while let Some(incoming) = endpoint.accept().await {
@@ -84,8 +98,15 @@ async fn echo_server(dir: PathBuf) -> anyhow::Result<()> {
                         inbuf.extend_from_slice(&chunk.bytes);
                         while let Ok(Some(Frame { id, message })) = frame::decode(&mut inbuf) {
                             let reply = match message {
-                                Message::Hello { .. } => Message::Welcome { version: PROTOCOL_VERSION, max_frame: 65536, max_in_flight: 1024, role: Role::Frontend },
-                                _ => Message::Judged { verdict: Verdict::Rejected { failures_left: 9 } },
+                                Message::Hello { .. } => Message::Welcome {
+                                    version: PROTOCOL_VERSION,
+                                    max_frame: 65536,
+                                    max_in_flight: 1024,
+                                    role: Role::Frontend,
+                                },
+                                _ => Message::Judged {
+                                    verdict: Verdict::Rejected { failures_left: 9 },
+                                },
                             };
                             let _ = frame::encode(id, &reply, &mut out);
                         }
@@ -108,11 +129,19 @@ struct Proc {
 
 impl Proc {
     fn start(mut cmd: Command) -> anyhow::Result<Proc> {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null()).spawn()?;
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()?;
         let stdout = child.stdout.take().context("stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line.trim().strip_prefix("listening ").context("no listening line")?.parse()?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .context("no listening line")?
+            .parse()?;
         Ok(Proc { child, addr })
     }
     fn pid(&self) -> u32 {
@@ -122,7 +151,10 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -137,7 +169,11 @@ impl Drop for Proc {
 
 // ---- the echo client ------------------------------------------------------------------------
 
-async fn pipes(addr: SocketAddr, tls_dir: &Path, n: usize) -> anyhow::Result<(quinn::Endpoint, Vec<quinn::Connection>, Vec<Pipeline>)> {
+async fn pipes(
+    addr: SocketAddr,
+    tls_dir: &Path,
+    n: usize,
+) -> anyhow::Result<(quinn::Endpoint, Vec<quinn::Connection>, Vec<Pipeline>)> {
     let ep = client::endpoint("127.0.0.1:0".parse()?)?;
     let cfg = ClientTls::from_dir(tls_dir, Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
     let mut conns = Vec::new();
@@ -151,7 +187,11 @@ async fn pipes(addr: SocketAddr, tls_dir: &Path, n: usize) -> anyhow::Result<(qu
 }
 
 fn answer_frame(i: u64) -> Message {
-    Message::Answer { txn: TxnId(u128::from(i) * 0x9e37_79b9), response: "30417852".into(), client: std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 9)) }
+    Message::Answer {
+        txn: TxnId(u128::from(i) * 0x9e37_79b9),
+        response: "30417852".into(),
+        client: std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 9)),
+    }
 }
 
 /// Closed loop: `depth` calls in flight on each of the pipelines for `secs`: requests/s.
@@ -181,7 +221,9 @@ async fn echo_closed(pipes: &[Pipeline], depth: usize, secs: u64) -> f64 {
 
 /// Open loop at `rate` requests/s for `secs`, latency from the due time: (p50, p99, p99.9) µs.
 async fn echo_open(pipes: &[Pipeline], rate: f64, secs: u64) -> (u64, u64, u64) {
-    let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!())));
+    let hist = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!()),
+    ));
     let start = Instant::now() + Duration::from_millis(20);
     let total = (rate * secs as f64) as u64;
     let mut tasks = tokio::task::JoinSet::new();
@@ -201,8 +243,15 @@ async fn echo_open(pipes: &[Pipeline], rate: f64, secs: u64) -> (u64, u64, u64) 
         });
     }
     while tasks.join_next().await.is_some() {}
-    let h = hist.lock().map(|h| h.clone()).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
-    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999))
+    let h = hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+    (
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+    )
 }
 
 /// Opens `n` connections at once: handshakes/s.
@@ -230,7 +279,13 @@ async fn handshakes(addr: SocketAddr, tls_dir: &Path, n: usize) -> anyhow::Resul
 // ---- sls regimes ----------------------------------------------------------------------------
 
 fn plan(model: LoadModel, scenario: Scenario, secs: u64) -> Plan {
-    Plan { model, mix: vec![(scenario, 1)], duration: Duration::from_secs(secs), warmup: Duration::from_secs(1), progress: false }
+    Plan {
+        model,
+        mix: vec![(scenario, 1)],
+        duration: Duration::from_secs(secs),
+        warmup: Duration::from_secs(1),
+        progress: false,
+    }
 }
 
 struct Row {
@@ -242,10 +297,8 @@ struct Row {
 
 async fn main_async(args: Args) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let slsd = exe.parent().context("exe dir")?.join("slsd");
-    if !slsd.exists() {
-        bail!("build slsd first: cargo build --release -p sls-daemon (looked for {})", slsd.display());
-    }
+    // Beside this binary, or built with cargo if it is not there yet.
+    let slsd = sls_loadgen::daemon::find_slsd()?;
     let work = tempfile::Builder::new().prefix("sls-e2e-").tempdir()?;
     let secs = args.secs;
     let mut rows = Vec::new();
@@ -262,24 +315,48 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     let echo_1000x1 = echo_closed(&echo1000, 1, secs).await;
     drop(echo1000);
     let echo_hs = handshakes(echo.addr, &echo_tls, 1000).await?;
-    eprintln!("echo: 8x256 {echo_8x256:.0}/s, 1000x1 {echo_1000x1:.0}/s, handshakes {echo_hs:.0}/s");
+    eprintln!(
+        "echo: 8x256 {echo_8x256:.0}/s, 1000x1 {echo_1000x1:.0}/s, handshakes {echo_hs:.0}/s"
+    );
 
     // slsd with the fleet.
     let data = work.path().join("slsd");
     let mut cmd = Command::new(&slsd);
-    cmd.args(["--listen", "127.0.0.1:0", "--rate-per-user", "0", "--rate-per-client", "0", "--log", "warn", "--data-dir"]).arg(&data);
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-per-user",
+        "0",
+        "--rate-per-client",
+        "0",
+        "--log",
+        "warn",
+        "--data-dir",
+    ])
+    .arg(&data);
     let sls = Proc::start(cmd)?;
     let rss0 = rss_kb(sls.pid());
-    let target = Target { addr: sls.addr, tls_dir: data.join("tls") };
+    let target = Target {
+        addr: sls.addr,
+        tls_dir: data.join("tls"),
+    };
     let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
     let mut admin = lrun::connect_pipelines(&target, Role::Admin, 1, &endpoint).await?;
     let (_ac, admin_pipe, _) = admin.pop().context("admin")?;
-    let mut users = sls_loadgen::fleet::build(args.users, &"dsc_plus=1".parse::<Mix>().map_err(anyhow::Error::msg)?, 11);
+    let mut users = sls_loadgen::fleet::build(
+        args.users,
+        &"dsc_plus=1".parse::<Mix>().map_err(anyhow::Error::msg)?,
+        11,
+    );
     let took = lrun::enrol(&admin_pipe, &mut users).await?;
     drop(users);
     let rss1 = rss_kb(sls.pid());
     let per_user = (rss1.saturating_sub(rss0)) as f64 * 1024.0 / args.users as f64;
-    eprintln!("enrolled {} users in {:.2} s, {per_user:.0} B/user", args.users, took.as_secs_f64());
+    eprintln!(
+        "enrolled {} users in {:.2} s, {per_user:.0} B/user",
+        args.users,
+        took.as_secs_f64()
+    );
 
     // The load generator enrols its own fleet for each regime (a fresh seed each, so no regime
     // meets another's locked users), next to the million enrolled above.
@@ -291,28 +368,67 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         connections,
         max_apps: apps,
     };
-    let r1 = lrun::run(&target, &spec(20_000, 8, "dsc_plus=1", 0), &plan(LoadModel::Closed { workers: 8 * 256 }, Scenario::DscPlus, secs), Behaviour::default(), None).await?;
+    let r1 = lrun::run(
+        &target,
+        &spec(20_000, 8, "dsc_plus=1", 0),
+        &plan(
+            LoadModel::Closed { workers: 8 * 256 },
+            Scenario::DscPlus,
+            secs,
+        ),
+        Behaviour::default(),
+        None,
+    )
+    .await?;
     let s1 = &r1.summary.scenarios[0];
     let verified_1 = s1.ok as f64 / secs as f64;
     let requests_1 = verified_1 * 2.0;
     rows.push(Row {
         regime: "1. 8 conns x 256 in flight, closed loop: verified answers/s (requests/s)".into(),
-        sls: format!("{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs", s1.latency_us.p50),
+        sls: format!(
+            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs",
+            s1.latency_us.p50
+        ),
         echo: format!("{echo_8x256:.0} req/s"),
         ratio: format!("{:.2}", requests_1 / echo_8x256),
     });
-    let r2 = lrun::run(&target, &spec(20_000, 1000, "dsc_plus=1", 0), &plan(LoadModel::Closed { workers: 1000 }, Scenario::DscPlus, secs), Behaviour::default(), None).await?;
+    let r2 = lrun::run(
+        &target,
+        &spec(20_000, 1000, "dsc_plus=1", 0),
+        &plan(LoadModel::Closed { workers: 1000 }, Scenario::DscPlus, secs),
+        Behaviour::default(),
+        None,
+    )
+    .await?;
     let s2 = &r2.summary.scenarios[0];
     let requests_2 = s2.ok as f64 * 2.0 / secs as f64;
     rows.push(Row {
         regime: "2. 1,000 conns x 1, closed loop: requests/s".into(),
-        sls: format!("{requests_2:.0} req/s ({:.0} logins/s)", s2.ok as f64 / secs as f64),
+        sls: format!(
+            "{requests_2:.0} req/s ({:.0} logins/s)",
+            s2.ok as f64 / secs as f64
+        ),
         echo: format!("{echo_1000x1:.0} req/s"),
         ratio: format!("{:.2}", requests_2 / echo_1000x1),
     });
     for share in [0.25, 0.5] {
         let steps = verified_1 * share;
-        let r = lrun::run(&target, &spec(20_000, 8, "dsc_plus=1", 0), &plan(LoadModel::Open { rate: steps, ramp: None, max_in_flight: 100_000 }, Scenario::DscPlus, secs), Behaviour::default(), None).await?;
+        let r = lrun::run(
+            &target,
+            &spec(20_000, 8, "dsc_plus=1", 0),
+            &plan(
+                LoadModel::Open {
+                    rate: steps,
+                    ramp: None,
+                    max_in_flight: 100_000,
+                },
+                Scenario::DscPlus,
+                secs,
+            ),
+            Behaviour::default(),
+            None,
+        )
+        .await?;
         let s = &r.summary.scenarios[0];
         let (e50, e99, e999) = echo_open(&echo8, steps * 2.0, secs).await;
         rows.push(Row {
@@ -323,29 +439,64 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         });
     }
     // Enough users that the storm does not run out of unlocked victims (10 failures each).
-    let r4 = lrun::run(&target, &spec(200_000, 8, "dsc_plus=1", 0), &plan(LoadModel::Closed { workers: 8 * 256 }, Scenario::DscPlus, secs), Behaviour { wrong_rate: 1.0, ..Behaviour::default() }, None).await?;
+    let r4 = lrun::run(
+        &target,
+        &spec(200_000, 8, "dsc_plus=1", 0),
+        &plan(
+            LoadModel::Closed { workers: 8 * 256 },
+            Scenario::DscPlus,
+            secs,
+        ),
+        Behaviour {
+            wrong_rate: 1.0,
+            ..Behaviour::default()
+        },
+        None,
+    )
+    .await?;
     let s4 = &r4.summary.scenarios[0];
     let rejected = *s4.errors.get("rejected").unwrap_or(&0);
     let locked = *s4.errors.get("locked").unwrap_or(&0);
     let failures_4 = rejected as f64 / secs as f64;
     rows.push(Row {
-        regime: "4. failure storm (every answer wrong, fsync on): failures judged and durable /s".into(),
+        regime: "4. failure storm (every answer wrong, fsync on): failures judged and durable /s"
+            .into(),
         sls: format!("{failures_4:.0} ({rejected} rejected, {locked} locked)"),
         echo: format!("regime 1: {verified_1:.0}"),
         ratio: format!("{:.2} of regime 1", failures_4 / verified_1.max(1.0)),
     });
     let rss_before_apps = rss_kb(sls.pid());
-    let r5 = lrun::run(&target, &spec(args.apps, 8, "ib_key_push=1", args.apps), &plan(LoadModel::Closed { workers: 8 * 64 }, Scenario::IbKeyPush, secs), Behaviour::default(), None).await?;
+    let r5 = lrun::run(
+        &target,
+        &spec(args.apps, 8, "ib_key_push=1", args.apps),
+        &plan(
+            LoadModel::Closed { workers: 8 * 64 },
+            Scenario::IbKeyPush,
+            secs,
+        ),
+        Behaviour::default(),
+        None,
+    )
+    .await?;
     let s5 = &r5.summary.scenarios[0];
     let rss_apps = rss_kb(sls.pid());
     let sls_hs = handshakes(sls.addr, &target.tls_dir, 1000).await?;
     rows.push(Row {
         regime: format!("5. IB Key push logins/s with {} apps connected", args.apps),
-        sls: format!("{:.0}/s, p50 {} µs", s5.ok as f64 / secs as f64, s5.latency_us.p50),
+        sls: format!(
+            "{:.0}/s, p50 {} µs",
+            s5.ok as f64 / secs as f64,
+            s5.latency_us.p50
+        ),
         echo: "—".into(),
         ratio: "—".into(),
     });
-    rows.push(Row { regime: "5. QUIC handshakes/s (1,000 at once, mutual TLS)".into(), sls: format!("{sls_hs:.0}"), echo: format!("{echo_hs:.0}"), ratio: format!("{:.2}", sls_hs / echo_hs) });
+    rows.push(Row {
+        regime: "5. QUIC handshakes/s (1,000 at once, mutual TLS)".into(),
+        sls: format!("{sls_hs:.0}"),
+        echo: format!("{echo_hs:.0}"),
+        ratio: format!("{:.2}", sls_hs / echo_hs),
+    });
     rows.push(Row {
         regime: "6. memory: RSS per enrolled user (1 M, over the wire)".into(),
         sls: format!("{per_user:.0} B (enrolled in {:.2} s)", took.as_secs_f64()),
@@ -362,9 +513,14 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
 
     let mut md = String::from("| regime | sls | bare echo | ratio |\n|---|---|---|---|\n");
     for r in &rows {
-        md.push_str(&format!("| {} | {} | {} | {} |\n", r.regime, r.sls, r.echo, r.ratio));
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.regime, r.sls, r.echo, r.ratio
+        ));
     }
-    md.push_str(&format!("\nunexpected outcomes in the sls runs: {unexpected}\n"));
+    md.push_str(&format!(
+        "\nunexpected outcomes in the sls runs: {unexpected}\n"
+    ));
     println!("{md}");
     std::fs::write(&args.out, &md)?;
     eprintln!("wrote {}", args.out.display());
@@ -375,7 +531,10 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     if let Some(dir) = args.echo_server.clone() {
         return rt.block_on(echo_server(dir));
     }
