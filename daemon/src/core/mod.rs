@@ -389,6 +389,17 @@ fn material(secret: &[u8], pin_hash: &[u8]) -> (Box<[u8]>, u8) {
 }
 
 impl Device {
+    /// Moves the device to `state` and returns the record that makes the move durable.
+    fn set_state(&mut self, user: &str, state: DeviceState, at_ms: u64) -> Record {
+        self.state = state;
+        Record::DeviceState {
+            user: user.to_owned(),
+            id: DeviceId(self.id),
+            state,
+            at_ms,
+        }
+    }
+
     fn secret(&self) -> &[u8] {
         &self.material[..self.material.len() - self.pin_len as usize]
     }
@@ -1745,13 +1756,7 @@ impl Core {
             matches!(d.kind, DeviceKind::TempCode | DeviceKind::OnlineScc)
                 && d.state == DeviceState::Active
         }) {
-            d.state = DeviceState::Inactive;
-            recs.push(Record::DeviceState {
-                user: name.to_owned(),
-                id: DeviceId(d.id),
-                state: DeviceState::Inactive,
-                at_ms: now,
-            });
+            recs.push(d.set_state(name, DeviceState::Inactive, now));
         }
     }
 
@@ -1772,13 +1777,7 @@ impl Core {
                     "a temporary device cannot be reactivated",
                 ));
             }
-            d.state = DeviceState::Active;
-            let mut recs = vec![Record::DeviceState {
-                user: user.to_owned(),
-                id: device,
-                state: DeviceState::Active,
-                at_ms: now,
-            }];
+            let mut recs = vec![d.set_state(user, DeviceState::Active, now)];
             self.void_temporary(user, u, now, &mut recs);
             Ok(Outcome::new((), recs))
         })
@@ -1828,16 +1827,10 @@ impl Core {
             if d.state != DeviceState::Ordered {
                 return Err(CoreError::InvalidState("only an ordered device ships"));
             }
-            d.state = DeviceState::Shipped;
             d.since_ms = now;
             Ok(Outcome::new(
                 (),
-                vec![Record::DeviceState {
-                    user: user.to_owned(),
-                    id: device,
-                    state: DeviceState::Shipped,
-                    at_ms: now,
-                }],
+                vec![d.set_state(user, DeviceState::Shipped, now)],
             ))
         })
     }
@@ -1859,21 +1852,9 @@ impl Core {
             let mut recs = Vec::new();
             for d in u.devices.iter_mut() {
                 if d.id == device.0 {
-                    d.state = DeviceState::Active;
-                    recs.push(Record::DeviceState {
-                        user: user.to_owned(),
-                        id: device,
-                        state: DeviceState::Active,
-                        at_ms: now,
-                    });
+                    recs.push(d.set_state(user, DeviceState::Active, now));
                 } else if d.kind == kind && d.kind.is_physical() && d.state == DeviceState::Active {
-                    d.state = DeviceState::Replaced;
-                    recs.push(Record::DeviceState {
-                        user: user.to_owned(),
-                        id: DeviceId(d.id),
-                        state: DeviceState::Replaced,
-                        at_ms: now,
-                    });
+                    recs.push(d.set_state(user, DeviceState::Replaced, now));
                 }
             }
             self.void_temporary(user, u, now, &mut recs);
@@ -2055,13 +2036,7 @@ impl Core {
                 .iter_mut()
                 .filter(|o| o.kind == DeviceKind::IbKey && o.state == DeviceState::Active)
             {
-                old.state = DeviceState::Replaced;
-                recs.push(Record::DeviceState {
-                    user: user.to_owned(),
-                    id: DeviceId(old.id),
-                    state: DeviceState::Replaced,
-                    at_ms: now,
-                });
+                recs.push(old.set_state(user, DeviceState::Replaced, now));
             }
             if let Some(x) = u.extra.as_mut() {
                 x.activation = None;

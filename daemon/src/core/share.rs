@@ -203,14 +203,8 @@ impl Core {
                 .iter_mut()
                 .filter(|d| d.kind.is_physical() && d.state == DeviceState::Active)
             {
-                d.state = DeviceState::Inactive;
                 share.deactivated.push(d.id);
-                records.push(Record::DeviceState {
-                    user: requester.clone(),
-                    id: DeviceId(d.id),
-                    state: DeviceState::Inactive,
-                    at_ms: now,
-                });
+                records.push(d.set_state(&requester, DeviceState::Inactive, now));
             }
             share.copy = copy.id;
             let mut rec = copy.record(&requester);
@@ -281,13 +275,7 @@ impl Core {
                     .iter_mut()
                     .filter(|d| share.deactivated.contains(&d.id))
                 {
-                    d.state = DeviceState::Active;
-                    records.push(Record::DeviceState {
-                        user: requester.clone(),
-                        id: DeviceId(d.id),
-                        state: DeviceState::Active,
-                        at_ms: now,
-                    });
+                    records.push(d.set_state(&requester, DeviceState::Active, now));
                 }
                 Ok(())
             })?;
