@@ -18,11 +18,33 @@ const BUCKETS_US: [u64; 14] = [
     10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
 ];
 
+/// Verdict kinds, in the order their counters are kept.
+const VERDICTS: [&str; 11] = [
+    "accepted",
+    "rejected",
+    "locked",
+    "rate_limited",
+    "expired",
+    "replayed",
+    "unknown",
+    "malformed",
+    "needs_stronger_device",
+    "pending",
+    "declined",
+];
+
+/// A message type's counter slot: its low byte, plus 256 for daemon-sent types (high bit). Type
+/// codes are `0x00NN`, `0x80NN` or `0xffff`, so slots never collide.
+fn type_slot(code: u16) -> usize {
+    usize::from(code & 0xff) | (usize::from(code >> 15) << 8)
+}
+
 /// The daemon's metrics.
-#[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<&'static str, u64>>,
-    verdicts: Mutex<BTreeMap<&'static str, u64>>,
+    /// By message type, indexed by [`type_slot`]: atomics, no lock on the hot path.
+    requests: Box<[AtomicU64]>,
+    /// By verdict kind, in the order of [`VERDICTS`].
+    verdicts: [AtomicU64; VERDICTS.len()],
     frame_errors: Mutex<BTreeMap<u16, u64>>,
     connections: [AtomicU64; 3],
     buckets: [AtomicU64; BUCKETS_US.len() + 1],
@@ -40,6 +62,22 @@ fn role_index(role: Role) -> usize {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            requests: (0..512).map(|_| AtomicU64::new(0)).collect(),
+            verdicts: Default::default(),
+            frame_errors: Mutex::default(),
+            connections: Default::default(),
+            buckets: Default::default(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            batched_frames: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Metrics {
     /// A connection of `role` opened.
     pub fn connection_opened(&self, role: Role) {
@@ -52,10 +90,12 @@ impl Metrics {
     }
 
     /// One request of type `kind` answered with `reply` after `took`.
-    pub fn request(&self, kind: &'static str, reply: &Message, took: Duration) {
-        *self.requests.lock().entry(kind).or_default() += 1;
+    pub fn request(&self, type_code: u16, reply: &Message, took: Duration) {
+        self.requests[type_slot(type_code)].fetch_add(1, Ordering::Relaxed);
         if let Message::Judged { verdict } = reply {
-            *self.verdicts.lock().entry(verdict.name()).or_default() += 1;
+            if let Some(i) = VERDICTS.iter().position(|v| *v == verdict.name()) {
+                self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+            }
         }
         let us = took.as_micros() as u64;
         let i = BUCKETS_US
@@ -83,12 +123,18 @@ impl Metrics {
     pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP sls_requests_total Requests handled, by message type.\n# TYPE sls_requests_total counter\n");
-        for (k, v) in self.requests.lock().iter() {
-            let _ = writeln!(out, "sls_requests_total{{type=\"{k}\"}} {v}");
+        for (code, name, _) in Message::TYPES {
+            let v = self.requests[type_slot(*code)].load(Ordering::Relaxed);
+            if v > 0 {
+                let _ = writeln!(out, "sls_requests_total{{type=\"{name}\"}} {v}");
+            }
         }
         out.push_str("# HELP sls_verdicts_total Verdicts sent, by kind.\n# TYPE sls_verdicts_total counter\n");
-        for (k, v) in self.verdicts.lock().iter() {
-            let _ = writeln!(out, "sls_verdicts_total{{verdict=\"{k}\"}} {v}");
+        for (k, v) in VERDICTS.iter().zip(&self.verdicts) {
+            let v = v.load(Ordering::Relaxed);
+            if v > 0 {
+                let _ = writeln!(out, "sls_verdicts_total{{verdict=\"{k}\"}} {v}");
+            }
         }
         out.push_str("# HELP sls_frame_errors_total Frames refused, by status code.\n# TYPE sls_frame_errors_total counter\n");
         for (k, v) in self.frame_errors.lock().iter() {
@@ -181,5 +227,58 @@ pub async fn serve(
             }
             _ = &mut shutdown => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sls_protocol::{DeviceId, DeviceKind, Grant, GrantKind, SecurityLevel, Verdict};
+
+    #[test]
+    fn every_verdict_and_type_has_its_own_counter() {
+        let all = [
+            Verdict::Accepted {
+                device: DeviceId(1),
+                kind: DeviceKind::DscPlus,
+                level: SecurityLevel::Top,
+                limits: SecurityLevel::Top.limits(),
+                grant: Grant {
+                    kind: GrantKind::Session,
+                    valid_secs: 0,
+                },
+            },
+            Verdict::Rejected { failures_left: 1 },
+            Verdict::Locked { until_ms: 1 },
+            Verdict::RateLimited { retry_after_ms: 1 },
+            Verdict::Expired,
+            Verdict::Replayed,
+            Verdict::Unknown,
+            Verdict::Malformed,
+            Verdict::NeedsStrongerDevice {
+                required: SecurityLevel::Top,
+            },
+            Verdict::Pending,
+            Verdict::Declined,
+        ];
+        let m = Metrics::default();
+        for v in all {
+            m.request(
+                0x0011,
+                &Message::Judged { verdict: v },
+                Duration::from_micros(5),
+            );
+        }
+        let text = m.render(&[]);
+        for name in VERDICTS {
+            assert!(
+                text.contains(&format!("sls_verdicts_total{{verdict=\"{name}\"}} 1")),
+                "{name}"
+            );
+        }
+        assert!(text.contains("sls_requests_total{type=\"Answer\"} 11"));
+        let slots: std::collections::HashSet<usize> =
+            Message::TYPES.iter().map(|t| type_slot(t.0)).collect();
+        assert_eq!(slots.len(), Message::TYPES.len(), "type slots are distinct");
     }
 }

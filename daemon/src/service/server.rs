@@ -280,7 +280,7 @@ async fn serve_stream(
                         }
                         state.in_flight.fetch_add(1, Ordering::Relaxed);
                         let t0 = Instant::now();
-                        let kind = message.type_name();
+                        let kind = message.type_code();
                         let before = records.len();
                         let reply = super::handlers::handle(
                             &state,
