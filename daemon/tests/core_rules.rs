@@ -1854,3 +1854,53 @@ fn r19_the_three_enrolment_paths() {
         DeviceKind::DscPlus
     );
 }
+
+#[test]
+fn r1_sms_passcode_until_ib_key_is_activated() {
+    let (c, _) = core();
+    user(&c, "sofi");
+    let sms = c
+        .enrol_device(
+            "sofi",
+            &DeviceSpec {
+                kind: DeviceKind::Sms,
+                secret: b"sms key of sofi".to_vec(),
+                pin: String::new(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let (txn, ch) = begin(&c, "sofi", sms);
+    let Challenge::Sms { code } = ch else {
+        panic!("an SMS challenge carries the code to send")
+    };
+    assert_eq!(code.len(), 6);
+    assert!(matches!(
+        c.answer(txn, &code, IP).value,
+        Verdict::Accepted {
+            kind: DeviceKind::Sms,
+            grant: Grant {
+                kind: GrantKind::Temporary,
+                ..
+            },
+            ..
+        }
+    ));
+    // Each login gets its own code; a wrong one is a failure, a malformed one is malformed.
+    let (txn, ch) = begin(&c, "sofi", sms);
+    let Challenge::Sms { code: other } = ch else {
+        panic!()
+    };
+    let wrong = format!("{:06}", (other.parse::<u32>().unwrap() + 1) % 1_000_000);
+    assert_eq!(
+        c.answer(txn, &wrong, IP).value,
+        Verdict::Rejected { failures_left: 9 }
+    );
+    let (txn, _) = begin(&c, "sofi", sms);
+    assert_eq!(c.answer(txn, "12 456", IP).value, Verdict::Malformed);
+    // Activating IB Key ends SMS (R1, R22).
+    let token = c.activation_start("sofi", "41790000001").unwrap().value;
+    c.activate_ib_key("sofi", &token, &KEY, "1234").unwrap();
+    assert_eq!(begin_verdict(&c, "sofi", sms), Verdict::Unknown);
+}

@@ -332,6 +332,10 @@ impl Field for Challenge {
                 w.put_u8(4);
                 Ok(())
             }
+            Challenge::Sms { code } => {
+                w.put_u8(5);
+                code.put(w, crate::limits::MAX_ANSWER)
+            }
         }
     }
     fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
@@ -345,6 +349,9 @@ impl Field for Challenge {
                 number: u8::get(r, 0)?,
             }),
             4 => Ok(Challenge::Code),
+            5 => Ok(Challenge::Sms {
+                code: String::get(r, crate::limits::MAX_ANSWER)?,
+            }),
             _ => Err(DecodeError::Invalid("challenge")),
         }
     }

@@ -273,8 +273,15 @@ pub enum Challenge {
         /// The number to show, 0..=99.
         number: u8,
     },
-    /// Nothing to show: the user types a temporary code (R13) or the SMS passcode.
+    /// Nothing to show: the user types a temporary code (R13).
     Code,
+    /// A one-time passcode for the frontend to deliver to the user's phone by SMS, or by voice
+    /// call-back when SMS fails (R1); the user types it back. It is never shown on the login
+    /// screen: the daemon has no SMS gateway, the frontend's is used.
+    Sms {
+        /// The 6-digit passcode.
+        code: String,
+    },
 }
 
 /// One device as the frontend lists it for the user to pick (R4).

@@ -76,6 +76,18 @@ fn one_of_each() -> Vec<Message> {
             challenge: Challenge::Numeric("123456".into()),
             expires_at_ms: 1_795_000_000_000,
         },
+        Message::ChallengeIssued {
+            txn,
+            device: DeviceInfo {
+                id: DeviceId(8),
+                kind: DeviceKind::Sms,
+                limits: SecurityLevel::None.limits(),
+            },
+            challenge: Challenge::Sms {
+                code: "482913".into(),
+            },
+            expires_at_ms: 1_795_000_000_000,
+        },
         Message::Answer {
             txn,
             response: "83238735".into(),

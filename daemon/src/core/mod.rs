@@ -1014,7 +1014,17 @@ impl Core {
                     None,
                 )
             }
-            DeviceKind::TempCode | DeviceKind::Sms | DeviceKind::NoDevice => {
+            DeviceKind::Sms => {
+                // R1: a one-time passcode for the frontend to send; kept in the transaction
+                // to be compared with what the user types.
+                let code = codes::sms_code(d.secret(), rng.gen());
+                (
+                    Challenge::Sms { code: code.clone() },
+                    question_buf(&code),
+                    None,
+                )
+            }
+            DeviceKind::TempCode | DeviceKind::NoDevice => {
                 (Challenge::Code, TxnChallenge::Code, None)
             }
         };
@@ -1141,6 +1151,11 @@ impl Core {
         // Canonical form is the exact form (R10): a padded, spaced or re-cased answer is
         // malformed, never normalised into a right one, so it cannot dodge the counters.
         let (well_formed, right) = match (challenge, d.kind) {
+            (TxnChallenge::Question(buf, len), DeviceKind::Sms) => {
+                let expected = std::str::from_utf8(&buf[..*len as usize]).unwrap_or("");
+                let formed = response.len() == 6 && response.bytes().all(|b| b.is_ascii_digit());
+                (formed, formed && codes::codes_equal(expected, response))
+            }
             (TxnChallenge::Question(buf, len), _) => match d.suite {
                 Some(suite) => {
                     let pin = suite.pin.map(|_| d.pin_hash());
@@ -2037,6 +2052,14 @@ impl Core {
                 .filter(|o| o.kind == DeviceKind::IbKey && o.state == DeviceState::Active)
             {
                 recs.push(old.set_state(user, DeviceState::Replaced, now));
+            }
+            // R1: SMS is temporary until IB Key is activated.
+            for sms in u
+                .devices
+                .iter_mut()
+                .filter(|o| o.kind == DeviceKind::Sms && o.state == DeviceState::Active)
+            {
+                recs.push(sms.set_state(user, DeviceState::Inactive, now));
             }
             if let Some(x) = u.extra.as_mut() {
                 x.activation = None;
