@@ -570,6 +570,15 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// A device's OCRA suite: the given text, or the kind's default when empty; `None` for kinds
+/// that answer without OCRA (cards, codes, SMS).
+fn device_suite(kind: DeviceKind, text: &str) -> Result<Option<OcraSuite>, ocra::OcraError> {
+    match default_suite(kind) {
+        None => Ok(None),
+        Some(d) => Some(if text.is_empty() { d } else { text }.parse()).transpose(),
+    }
+}
+
 fn default_suite(kind: DeviceKind) -> Option<&'static str> {
     match kind {
         DeviceKind::DscPlus | DeviceKind::Dsc | DeviceKind::Gold | DeviceKind::Platinum => {
@@ -1575,18 +1584,8 @@ impl Core {
         since_ms: u64,
     ) -> Result<Device, CoreError> {
         check_pin(spec.kind, &spec.pin)?;
-        let suite = match (spec.suite.is_empty(), default_suite(spec.kind)) {
-            (_, None) => None,
-            (true, Some(d)) => Some(
-                d.parse()
-                    .map_err(|e: ocra::OcraError| CoreError::InvalidCredential(e.to_string()))?,
-            ),
-            (false, Some(_)) => Some(
-                spec.suite
-                    .parse()
-                    .map_err(|e: ocra::OcraError| CoreError::InvalidCredential(e.to_string()))?,
-            ),
-        };
+        let suite = device_suite(spec.kind, &spec.suite)
+            .map_err(|e| CoreError::InvalidCredential(e.to_string()))?;
         if spec.secret.is_empty() || spec.secret.len() > sls_protocol::limits::MAX_SECRET {
             return Err(CoreError::InvalidCredential(
                 "secret of 1 to 64 bytes".into(),
@@ -1606,6 +1605,17 @@ impl Core {
             since_ms,
             recent: None,
         })
+    }
+
+    /// R20: ordering a DSC+ needs the equity threshold, when the user has equity data (fleets
+    /// enrolled in bulk have none).
+    fn dsc_plus_eligible(&self, u: &User) -> Result<(), CoreError> {
+        match &u.extra {
+            Some(x) if x.equity_usd > 0 && x.equity_usd < self.0.config.dsc_plus_min_equity => {
+                Err(CoreError::NotEligible)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn with_user<T>(
@@ -1645,11 +1655,7 @@ impl Core {
         let now = self.now_ms();
         self.with_user(user, |u| {
             if spec.kind == DeviceKind::DscPlus {
-                if let Some(x) = &u.extra {
-                    if x.equity_usd > 0 && x.equity_usd < self.0.config.dsc_plus_min_equity {
-                        return Err(CoreError::NotEligible);
-                    }
-                }
+                self.dsc_plus_eligible(u)?;
             }
             let d = self.build_device(spec, DeviceState::Active, now)?;
             let (id, rec) = self.add_device(user, u, d);
@@ -1810,11 +1816,7 @@ impl Core {
     ) -> Result<Outcome<DeviceId>, CoreError> {
         let now = self.now_ms();
         self.with_user(user, |u| {
-            if let Some(x) = &u.extra {
-                if x.equity_usd > 0 && x.equity_usd < self.0.config.dsc_plus_min_equity {
-                    return Err(CoreError::NotEligible);
-                }
-            }
+            self.dsc_plus_eligible(u)?;
             let spec = DeviceSpec {
                 kind: DeviceKind::DscPlus,
                 secret: secret.to_vec(),
@@ -2106,11 +2108,7 @@ impl Core {
                 since_ms,
                 shared_from: _,
             } => {
-                let suite = match (suite.is_empty(), default_suite(*kind)) {
-                    (_, None) => None,
-                    (true, Some(d)) => d.parse().ok(),
-                    (false, Some(_)) => suite.parse().ok(),
-                };
+                let suite = device_suite(*kind, suite).ok().flatten();
                 let d = Device {
                     id: id.0,
                     kind: *kind,
