@@ -1,6 +1,7 @@
 //! The verifier core against a directory of 1 M enrolled DSC+ users, random access (cold
 //! caches), beside the bare OCRA verification in the same run; and the memory per enrolled
-//! user: `cargo bench -p sls-benches --bench core`.
+//! user: `cargo bench -p sls-benches --bench core`. The embedded store's futures are ready at
+//! once; `block_on` only polls them.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pollster::block_on;
 use rand::Rng;
 use sls_daemon::core::{BeginRequest, BeginResult, Core, CoreConfig, RatePolicy, SystemClock};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
@@ -44,7 +46,7 @@ fn enrolled() -> (Core, Vec<DeviceId>) {
         max_open_txns: usize::MAX,
         ..CoreConfig::default()
     };
-    let core = Core::new(config, Arc::new(SystemClock));
+    let core = Core::in_memory(config, Arc::new(SystemClock));
     let before = rss_bytes();
     let t0 = Instant::now();
     let mut ids = Vec::with_capacity(USERS);
@@ -58,7 +60,7 @@ fn enrolled() -> (Core, Vec<DeviceId>) {
             suite: String::new(),
         });
         if batch.len() == 512 || i + 1 == USERS {
-            for r in core.enrol_bulk(&batch).value {
+            for r in block_on(core.enrol_bulk(&batch)).expect("store").value {
                 ids.push(r.expect("enrolled"));
             }
             batch.clear();
@@ -129,17 +131,16 @@ fn bench(c: &mut Criterion) {
             || {
                 let i = rand::thread_rng().gen_range(0..USERS);
                 let user = format!("user{i}");
-                let out = core
-                    .begin(
-                        &BeginRequest {
-                            user: &user,
-                            purpose: Purpose::Login,
-                            device: Some(ids[i]),
-                            client: IP,
-                        },
-                        &|_| false,
-                    )
-                    .expect("begin");
+                let out = block_on(core.begin(
+                    &BeginRequest {
+                        user: &user,
+                        purpose: Purpose::Login,
+                        device: Some(ids[i]),
+                        client: IP,
+                    },
+                    &|_| false,
+                ))
+                .expect("begin");
                 let BeginResult::Challenge {
                     txn,
                     challenge: Challenge::Numeric(q),
@@ -164,7 +165,7 @@ fn bench(c: &mut Criterion) {
                 (txn, a)
             },
             |(txn, a)| {
-                let v = core.answer(txn, &a, IP).value;
+                let v = block_on(core.answer(txn, &a, IP)).expect("store").value;
                 assert!(matches!(v, Verdict::Accepted { .. }));
                 black_box(v)
             },
@@ -181,7 +182,7 @@ fn bench(c: &mut Criterion) {
             },
             |(user, id)| {
                 black_box(
-                    core.begin(
+                    block_on(core.begin(
                         &BeginRequest {
                             user: &user,
                             purpose: Purpose::Login,
@@ -189,7 +190,7 @@ fn bench(c: &mut Criterion) {
                             client: IP,
                         },
                         &|_| false,
-                    )
+                    ))
                     .expect("begin"),
                 )
             },

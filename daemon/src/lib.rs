@@ -10,7 +10,8 @@
 //! ```
 
 pub mod config;
-pub mod core;
+/// The verifier core (its own crate, `sls-core`: no I/O).
+pub use sls_core as core;
 pub mod metrics;
 pub mod service;
 pub mod store;

@@ -1,0 +1,495 @@
+//! [`Core`]: the rules driven through a [`Store`]. It owns what is per node (rate limits,
+//! counters, the clock and the random source) and the order of the steps of each request; the
+//! decisions are the rule functions', the state the store's.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use sls_protocol::{ApprovalMethod, DeviceId, TxnId, Verdict};
+
+use crate::cx::{after, ms, Cx, Tally};
+use crate::entropy::{Entropy, Rng, SystemEntropy};
+use crate::error::{CoreError, Error, StoreError};
+use crate::limits::Limiters;
+use crate::push::PushAnswer;
+use crate::store::{Committed, Store};
+use crate::user::UserState;
+use crate::{
+    grant, lockout, push, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters, MemoryStore,
+    UserStatus,
+};
+
+/// A value and what to wait on before sending it: `ticket` is `Some` when the request changed
+/// durable state (wait for [`Store::durable`]).
+pub type Outcome<T, K> = Committed<T, K>;
+
+/// The later of two tickets.
+pub(crate) fn later<K: Ord>(a: Option<K>, b: Option<K>) -> Option<K> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+pub(crate) struct Shared<S> {
+    pub config: CoreConfig,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub store: S,
+    limiters: Limiters,
+    counters: Counters,
+}
+
+/// The verifier. Cheap to clone: every clone shares the same store and counters.
+pub struct Core<S: Store = MemoryStore>(pub(crate) Arc<Shared<S>>);
+
+impl<S: Store> Clone for Core<S> {
+    fn clone(&self) -> Self {
+        Core(self.0.clone())
+    }
+}
+
+impl<S: Store> std::fmt::Debug for Core<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("users", &self.0.store.user_count())
+            .finish()
+    }
+}
+
+impl Core<MemoryStore> {
+    /// A core on a new embedded store with no journal (tests, benches).
+    pub fn in_memory(config: CoreConfig, clock: Arc<dyn Clock>) -> Core<MemoryStore> {
+        let store = MemoryStore::new(config.clone());
+        Core::new(config, store, clock, Arc::new(SystemEntropy))
+    }
+}
+
+impl<S: Store> Core<S> {
+    /// A core over `store`.
+    pub fn new(
+        config: CoreConfig,
+        store: S,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Core<S> {
+        Core(Arc::new(Shared {
+            limiters: Limiters::new(&config.rates, clock.clone()),
+            config,
+            clock,
+            entropy,
+            store,
+            counters: Counters::default(),
+        }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.0.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.0.store
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.0.counters
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        ms(self.0.clock.now())
+    }
+
+    /// Enrolled users.
+    pub fn user_count(&self) -> usize {
+        self.0.store.user_count()
+    }
+
+    /// Open transactions.
+    pub fn open_txns(&self) -> usize {
+        self.0.store.open_txns()
+    }
+
+    fn rate_limited(&self, v: Option<Verdict>) -> Option<Verdict> {
+        if v.is_some() {
+            self.0.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+
+    fn limit_client(&self, client: IpAddr) -> Option<Verdict> {
+        self.rate_limited(self.0.limiters.client(client))
+    }
+
+    fn limit_user(&self, user: &str) -> Option<Verdict> {
+        self.rate_limited(self.0.limiters.user(user))
+    }
+
+    /// Runs `rule` on `user` through the store and counts what it did once committed.
+    pub(crate) async fn change<T: Send>(
+        &self,
+        user: &str,
+        create: bool,
+        mut rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
+    ) -> Result<Option<Outcome<T, S::Ticket>>, StoreError> {
+        let now = self.now_ms();
+        let cfg = &self.0.config;
+        let entropy: &dyn Entropy = &*self.0.entropy;
+        let mut tally = Tally::default();
+        let committed = self
+            .0
+            .store
+            .update(user, create, |u, records| {
+                tally = Tally::default();
+                let mut rng = Rng(entropy);
+                let mut cx = Cx {
+                    cfg,
+                    now,
+                    user,
+                    rng: &mut rng,
+                    records,
+                    tally: &mut tally,
+                };
+                rule(u, &mut cx)
+            })
+            .await?;
+        if committed.is_some() {
+            self.count(&tally, now).await?;
+        }
+        Ok(committed)
+    }
+
+    /// Like [`Core::change`] for a rule that may refuse: an unknown user is `UnknownUser`.
+    pub(crate) async fn change_user<T: Send>(
+        &self,
+        user: &str,
+        rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> Result<T, CoreError> + Send,
+    ) -> Result<Outcome<T, S::Ticket>, Error> {
+        if !sls_protocol::valid_user_name(user) {
+            return Err(CoreError::BadCharacter.into());
+        }
+        let c = self
+            .change(user, false, rule)
+            .await?
+            .ok_or(CoreError::UnknownUser)?;
+        Ok(Outcome {
+            value: c.value?,
+            ticket: c.ticket,
+        })
+    }
+
+    async fn count(&self, t: &Tally, now: u64) -> Result<(), StoreError> {
+        let c = &self.0.counters;
+        let add = |counter: &std::sync::atomic::AtomicU64, n: u32| {
+            if n > 0 {
+                counter.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+        };
+        add(&c.failures_evaluated, t.failures);
+        add(&c.lockouts, t.lockouts);
+        add(&c.refused_locked, t.refused_locked);
+        add(&c.accepted, t.accepted);
+        add(&c.replays, t.replays);
+        add(&c.expired, t.expired);
+        add(&c.pushes, t.pushes);
+        add(&c.push_capped, t.push_capped);
+        for _ in 0..t.lockouts {
+            self.0
+                .store
+                .note_lockout(now, ms(self.0.config.mass_lockout_window))
+                .await?;
+        }
+        Ok(())
+    }
+
+    // ---- frontend ------------------------------------------------------------------------
+
+    /// Begins a login or a withdrawal (R4, R5, R6, R9, R12). `push_ready` says whether an IB
+    /// Key device's app is connected to receive a push.
+    ///
+    /// # Errors
+    /// A user name that breaks R10 (`BAD CHARACTER`); open transactions at capacity; the
+    /// store.
+    pub async fn begin(
+        &self,
+        req: &BeginRequest<'_>,
+        push_ready: &(dyn Fn(DeviceId) -> bool + Sync),
+    ) -> Result<Outcome<BeginResult, S::Ticket>, Error> {
+        if !sls_protocol::valid_user_name(req.user) {
+            return Err(CoreError::BadCharacter.into());
+        }
+        if let Some(v) = self
+            .limit_client(req.client)
+            .or_else(|| self.limit_user(req.user))
+        {
+            return Ok(bare(BeginResult::Verdict(v)));
+        }
+        let rule = txn::Begin {
+            purpose: req.purpose,
+            device: req.device,
+            push_ready,
+            at_capacity: self.open_txns() >= self.0.config.max_open_txns,
+        };
+        let Some(out) = self
+            .change(req.user, false, |u, cx| txn::begin(u, &rule, cx))
+            .await?
+        else {
+            return Ok(bare(BeginResult::Verdict(Verdict::Unknown)));
+        };
+        let value = out.value?;
+        if let BeginResult::Challenge {
+            txn, expires_at_ms, ..
+        } = &value
+        {
+            let until = txn::keep_until(*expires_at_ms, &self.0.config);
+            self.0.store.txn_bind(*txn, req.user, until).await?;
+        }
+        Ok(Outcome {
+            value,
+            ticket: out.ticket,
+        })
+    }
+
+    /// Judges an answer to a transaction's challenge (R5, R9, R10, R11, R12, R13).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn answer(
+        &self,
+        txn: TxnId,
+        response: &str,
+        client: IpAddr,
+    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
+        if let Some(v) = self.limit_client(client) {
+            return Ok(bare(v));
+        }
+        let Some(user) = self.0.store.txn_user(txn).await? else {
+            return Ok(bare(Verdict::Unknown));
+        };
+        if let Some(v) = self.limit_user(&user) {
+            return Ok(bare(v));
+        }
+        let out = self
+            .change(&user, false, |u, cx| txn::answer(u, txn, response, cx))
+            .await?;
+        self.settled(txn, &user, out).await
+    }
+
+    /// After an answer: an answered transaction is remembered for the replay window only.
+    async fn settled(
+        &self,
+        txn: TxnId,
+        user: &str,
+        out: Option<Outcome<Verdict, S::Ticket>>,
+    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
+        let Some(out) = out else {
+            return Ok(bare(Verdict::Unknown));
+        };
+        if !matches!(out.value, Verdict::Unknown | Verdict::Pending) {
+            let until = after(self.now_ms(), self.0.config.replay_window);
+            self.0.store.txn_bind(txn, user, until).await?;
+        }
+        Ok(out)
+    }
+
+    /// A failed password reported by the frontend counts as a failed attempt (R11).
+    ///
+    /// # Errors
+    /// A user name that breaks R10; the store.
+    pub async fn password_failed(
+        &self,
+        user: &str,
+        client: IpAddr,
+    ) -> Result<Outcome<Verdict, S::Ticket>, Error> {
+        if !sls_protocol::valid_user_name(user) {
+            return Err(CoreError::BadCharacter.into());
+        }
+        if let Some(v) = self.limit_client(client).or_else(|| self.limit_user(user)) {
+            return Ok(bare(v));
+        }
+        match self.change(user, false, lockout::password_failed).await? {
+            Some(out) => Ok(out),
+            // No user enumeration: an unknown user looks like a known one with a fresh count.
+            None => Ok(bare(Verdict::Rejected {
+                failures_left: self.0.config.lockout_threshold.saturating_sub(1),
+            })),
+        }
+    }
+
+    /// A user's state; `None` for an unknown user.
+    ///
+    /// # Errors
+    /// A user name that breaks R10; the store.
+    pub async fn status(&self, user: &str) -> Result<Option<UserStatus>, Error> {
+        if !sls_protocol::valid_user_name(user) {
+            return Err(CoreError::BadCharacter.into());
+        }
+        let now = self.now_ms();
+        let cfg = &self.0.config;
+        Ok(self
+            .0
+            .store
+            .read(user, |u| {
+                let failures =
+                    u8::try_from(lockout::failures_in_window(u, now, cfg)).unwrap_or(u8::MAX);
+                UserStatus {
+                    locked_until_ms: if lockout::is_locked(u, now) {
+                        u.locked_until
+                    } else {
+                        0
+                    },
+                    failures,
+                    failures_left: cfg.lockout_threshold.saturating_sub(failures),
+                    opted_out: u.opted_out,
+                    devices: u
+                        .devices
+                        .iter()
+                        .filter(|d| grant::usable(d, now, cfg).is_some())
+                        .map(|d| d.info())
+                        .collect(),
+                }
+            })
+            .await?)
+    }
+
+    // ---- IB Key app ----------------------------------------------------------------------
+
+    /// Whether `proof` proves that the app holds `device`'s key, for `nonce`.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn device_authenticate(
+        &self,
+        device: DeviceId,
+        nonce: &[u8; 32],
+        proof: &[u8],
+    ) -> Result<bool, StoreError> {
+        let Some(owner) = self.0.store.device_owner(device).await? else {
+            return Ok(false);
+        };
+        let now = self.now_ms();
+        let cfg = &self.0.config;
+        Ok(self
+            .0
+            .store
+            .read(&owner, |u| push::proves(u, device, nonce, proof, now, cfg))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// The app's answer to a push (R6): its MAC, the number the user typed, approve or
+    /// decline. An app can answer only its own device's pushes.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn push_answer(
+        &self,
+        device: DeviceId,
+        txn: TxnId,
+        approve: bool,
+        method: ApprovalMethod,
+        number: u8,
+        mac: &[u8],
+    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
+        let Some(user) = self.0.store.txn_user(txn).await? else {
+            return Ok(bare(Verdict::Unknown));
+        };
+        let a = PushAnswer {
+            device,
+            txn,
+            approve,
+            method,
+            number,
+            mac,
+        };
+        let out = self
+            .change(&user, false, |u, cx| push::answer(u, &a, cx))
+            .await?;
+        self.settled(txn, &user, out).await
+    }
+
+    /// The device a transaction's challenge is for.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn txn_device(&self, txn: TxnId) -> Result<Option<DeviceId>, StoreError> {
+        let Some(user) = self.0.store.txn_user(txn).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .0
+            .store
+            .read(&user, |u| u.txn(txn).map(|t| DeviceId(t.device)))
+            .await?
+            .flatten())
+    }
+
+    /// What a frontend's `await` reports for a transaction (R6).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn txn_verdict(&self, txn: TxnId) -> Result<Verdict, StoreError> {
+        let Some(user) = self.0.store.txn_user(txn).await? else {
+            return Ok(Verdict::Unknown);
+        };
+        let now = self.now_ms();
+        Ok(self
+            .0
+            .store
+            .read(&user, |u| txn::verdict(u, txn, now))
+            .await?
+            .unwrap_or(Verdict::Unknown))
+    }
+
+    /// Forgets transaction ids past their life and idle limiter state. Returns transactions
+    /// forgotten.
+    pub fn sweep(&self) -> usize {
+        self.0.limiters.sweep();
+        self.0.store.sweep(self.now_ms())
+    }
+
+    /// Lockouts in the recent window, and whether they look like a mass-lockout attack.
+    pub fn mass_lockout(&self) -> (usize, bool) {
+        let n = self
+            .0
+            .store
+            .recent_lockouts(self.now_ms(), ms(self.0.config.mass_lockout_window));
+        (
+            n,
+            u32::try_from(n).unwrap_or(u32::MAX) >= self.0.config.mass_lockout_threshold,
+        )
+    }
+
+    /// Counters by name, for the stats call and metrics.
+    pub fn stats(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.0.counters;
+        let (recent, alert) = self.mass_lockout();
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("users", self.user_count() as u64),
+            ("open_transactions", self.open_txns() as u64),
+            ("accepted", get(&c.accepted)),
+            ("failures_evaluated", get(&c.failures_evaluated)),
+            ("lockouts", get(&c.lockouts)),
+            ("refused_locked", get(&c.refused_locked)),
+            ("replays", get(&c.replays)),
+            ("rate_limited", get(&c.rate_limited)),
+            ("expired", get(&c.expired)),
+            ("pushes", get(&c.pushes)),
+            ("push_capped", get(&c.push_capped)),
+            ("lockouts_recent_window", recent as u64),
+            ("mass_lockout_alert", u64::from(alert)),
+        ]
+    }
+}
+
+/// A value that changed nothing.
+pub(crate) fn bare<T, K>(value: T) -> Outcome<T, K> {
+    Outcome {
+        value,
+        ticket: None,
+    }
+}

@@ -1,0 +1,426 @@
+//! The embedded store: every user's state in this process's memory, each under its own mutex,
+//! with a [`Journal`] that makes the records durable (the daemon's journal and snapshots; none
+//! in tests and benches). The default store: zero setup, today's speed.
+//!
+//! An update holds the user's mutex while the rule runs and while its records are queued on
+//! the journal, so the journal's order is the order of the changes, user by user. The mutex
+//! is held for a rule only (about a microsecond), never across I/O: the journal only queues.
+
+use std::collections::VecDeque;
+use std::future::{ready, Future};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+use sls_protocol::{DeviceId, DeviceKind, TxnId};
+
+use crate::config::CoreConfig;
+use crate::error::StoreError;
+use crate::record::Record;
+use crate::share::Share;
+use crate::store::{Committed, Sequence, Store};
+use crate::user::UserState;
+
+/// Where the embedded store makes records durable.
+pub trait Journal: Send + Sync + 'static {
+    /// What [`Journal::durable`] waits for.
+    type Ticket: Copy + Ord + Send + Sync + std::fmt::Debug + 'static;
+
+    /// Whether the journal still accepts records (it is fail-stop): checked before a rule
+    /// changes anything, so that a refused change is not made in memory either.
+    ///
+    /// # Errors
+    /// The journal failed or is closed.
+    fn healthy(&self) -> Result<(), StoreError>;
+
+    /// Queues `records` (called under the user's mutex: must not block on the disk).
+    ///
+    /// # Errors
+    /// The journal refused them.
+    fn append(&self, records: &[Record]) -> Result<Self::Ticket, StoreError>;
+
+    /// Resolves once everything up to `ticket` is durable.
+    fn durable(&self, ticket: Self::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// No journal: state lives as long as the process (tests, benches).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    type Ticket = u64;
+    fn healthy(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn append(&self, _: &[Record]) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    fn durable(&self, _: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(Ok(()))
+    }
+}
+
+type Map<K, V> = DashMap<K, V, ahash::RandomState>;
+
+/// The embedded store.
+pub struct MemoryStore<J: Journal = NoJournal> {
+    config: CoreConfig,
+    journal: J,
+    /// Users by name. The value is boxed: a table slot is then 24 bytes, and the table's load
+    /// factor (44% to 88%) multiplies slot size, not user size.
+    users: Map<Box<str>, Box<Mutex<UserState>>>,
+    /// Transaction → (user, remembered until ms).
+    txns: Map<u128, (Arc<str>, u64)>,
+    open_txns: AtomicUsize,
+    next_device: AtomicU32,
+    next_share: AtomicU32,
+    ib_owner: Map<u32, Arc<str>>,
+    shares: Map<u32, Share>,
+    lock_times: Mutex<VecDeque<u64>>,
+    /// Held shared by every update; exclusively while a snapshot rotates the journal and
+    /// captures the state, so that the two agree.
+    pause: RwLock<()>,
+}
+
+impl<J: Journal> std::fmt::Debug for MemoryStore<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+impl MemoryStore<NoJournal> {
+    /// A store with no journal.
+    pub fn new(config: CoreConfig) -> MemoryStore<NoJournal> {
+        MemoryStore::with_journal(config, NoJournal)
+    }
+}
+
+impl<J: Journal> MemoryStore<J> {
+    /// A store that journals its changes. `config` gives the rules' numbers replay needs (the
+    /// lockout window).
+    pub fn with_journal(config: CoreConfig, journal: J) -> MemoryStore<J> {
+        MemoryStore {
+            config,
+            journal,
+            users: DashMap::with_hasher(ahash::RandomState::new()),
+            txns: DashMap::with_hasher(ahash::RandomState::new()),
+            open_txns: AtomicUsize::new(0),
+            next_device: AtomicU32::new(1),
+            next_share: AtomicU32::new(1),
+            ib_owner: DashMap::with_hasher(ahash::RandomState::new()),
+            shares: DashMap::with_hasher(ahash::RandomState::new()),
+            lock_times: Mutex::new(VecDeque::new()),
+            pause: RwLock::new(()),
+        }
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &J {
+        &self.journal
+    }
+
+    fn index(&self, records: &[Record]) {
+        for r in records {
+            if let Record::Device {
+                user,
+                id,
+                kind: DeviceKind::IbKey,
+                ..
+            } = r
+            {
+                self.ib_owner.insert(id.0, user.as_str().into());
+            }
+        }
+    }
+
+    fn update_now<T, F>(
+        &self,
+        name: &str,
+        create: bool,
+        mut rule: F,
+    ) -> Result<Option<Committed<T, J::Ticket>>, StoreError>
+    where
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
+    {
+        self.journal.healthy()?;
+        let _paused = self.pause.read();
+        let mut records = Vec::new();
+        let commit = |records: &Vec<Record>| -> Result<Option<J::Ticket>, StoreError> {
+            if records.is_empty() {
+                return Ok(None);
+            }
+            let ticket = self.journal.append(records)?;
+            self.index(records);
+            Ok(Some(ticket))
+        };
+        if let Some(entry) = self.users.get(name) {
+            let mut u = entry.lock();
+            let value = rule(&mut u, &mut records);
+            let ticket = commit(&records)?;
+            return Ok(Some(Committed { value, ticket }));
+        }
+        if !create {
+            return Ok(None);
+        }
+        match self.users.entry(name.into()) {
+            dashmap::Entry::Occupied(e) => {
+                let mut u = e.get().lock();
+                let value = rule(&mut u, &mut records);
+                let ticket = commit(&records)?;
+                Ok(Some(Committed { value, ticket }))
+            }
+            dashmap::Entry::Vacant(v) => {
+                let mut u = UserState::default();
+                let value = rule(&mut u, &mut records);
+                if !u.is_enrolled() {
+                    return Ok(Some(Committed {
+                        value,
+                        ticket: None,
+                    }));
+                }
+                let ticket = commit(&records)?;
+                v.insert(Box::new(Mutex::new(u)));
+                Ok(Some(Committed { value, ticket }))
+            }
+        }
+    }
+
+    /// Applies a journalled record (start-up replay). Records of unknown users are skipped:
+    /// the journal is the only writer, so they cannot occur in a sound journal.
+    pub fn apply(&self, record: &Record) {
+        match record {
+            Record::User { name, .. } => {
+                let entry = self.users.entry(name.as_str().into()).or_default();
+                entry.lock().apply(record, &self.config);
+            }
+            Record::Share { id, .. } => {
+                if let Some(s) = Share::from_record(record) {
+                    self.next_share
+                        .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+                    self.shares.insert(*id, s);
+                }
+            }
+            Record::Device { user, id, .. }
+            | Record::DeviceState { user, id, .. }
+            | Record::DeviceRemoved { user, id } => {
+                self.next_device
+                    .fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
+                self.apply_to(user, record);
+            }
+            Record::Failure { user, .. }
+            | Record::Reset { user }
+            | Record::OptOut { user, .. }
+            | Record::Withdrawal { user, .. } => self.apply_to(user, record),
+        }
+    }
+
+    fn apply_to(&self, user: &str, record: &Record) {
+        if let Some(e) = self.users.get(user) {
+            e.lock().apply(record, &self.config);
+            self.index(std::slice::from_ref(record));
+        }
+    }
+
+    /// Runs `rotate` (the journal's rotation) and captures the whole durable state as records
+    /// while no update runs, so that the snapshot is the state at the rotation exactly.
+    ///
+    /// # Errors
+    /// `rotate`'s.
+    pub fn snapshot<R, E>(
+        &self,
+        rotate: impl FnOnce() -> Result<R, E>,
+    ) -> Result<(R, Vec<Record>), E> {
+        let _paused = self.pause.write();
+        let r = rotate()?;
+        let mut out = Vec::with_capacity(self.users.len() * 2);
+        for e in self.users.iter() {
+            e.value().lock().records(e.key(), &mut out);
+        }
+        for s in self.shares.iter() {
+            if s.is_live() {
+                out.push(s.record(*s.key()));
+            }
+        }
+        Ok((r, out))
+    }
+}
+
+impl<J: Journal> Store for MemoryStore<J> {
+    type Ticket = J::Ticket;
+
+    fn update<T, F>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+    ) -> impl Future<Output = Result<Option<Committed<T, J::Ticket>>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+    {
+        ready(self.update_now(user, create, rule))
+    }
+
+    fn read<T, F>(
+        &self,
+        user: &str,
+        read: F,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnOnce(&UserState) -> T + Send,
+    {
+        ready(Ok(self.users.get(user).map(|e| read(&e.lock()))))
+    }
+
+    fn durable(&self, ticket: J::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.journal.durable(ticket)
+    }
+
+    fn txn_user(
+        &self,
+        txn: TxnId,
+    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send {
+        ready(Ok(self.txns.get(&txn.0).map(|t| t.0.clone())))
+    }
+
+    fn txn_bind(
+        &self,
+        txn: TxnId,
+        user: &str,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        match self.txns.entry(txn.0) {
+            dashmap::Entry::Occupied(mut e) => e.get_mut().1 = until_ms,
+            dashmap::Entry::Vacant(v) => {
+                v.insert((user.into(), until_ms));
+                self.open_txns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        ready(Ok(()))
+    }
+
+    fn open_txns(&self) -> usize {
+        self.open_txns.load(Ordering::Relaxed)
+    }
+
+    fn sweep(&self, now_ms: u64) -> usize {
+        let before = self.txns.len();
+        self.txns.retain(|_, t| t.1 > now_ms);
+        let removed = before.saturating_sub(self.txns.len());
+        let _ = self
+            .open_txns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(removed))
+            });
+        removed
+    }
+
+    fn next_id(&self, seq: Sequence) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        let counter = match seq {
+            Sequence::Device => &self.next_device,
+            Sequence::Share => &self.next_share,
+        };
+        let id = counter.fetch_add(1, Ordering::Relaxed);
+        ready(if id == u32::MAX {
+            Err(StoreError::Unavailable(format!("{seq:?} ids exhausted")))
+        } else {
+            Ok(id)
+        })
+    }
+
+    fn device_owner(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send {
+        ready(Ok(self.ib_owner.get(&device.0).map(|o| o.clone())))
+    }
+
+    fn update_share<T, F>(
+        &self,
+        id: u32,
+        mut change: F,
+    ) -> impl Future<Output = Result<Committed<T, J::Ticket>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
+    {
+        let result = (|| {
+            self.journal.healthy()?;
+            let _paused = self.pause.read();
+            let mut records = Vec::new();
+            let value = match self.shares.entry(id) {
+                dashmap::Entry::Occupied(mut e) => {
+                    let mut s = Some(e.get().clone());
+                    let value = change(&mut s, &mut records);
+                    match s {
+                        Some(s) => *e.get_mut() = s,
+                        None => {
+                            e.remove();
+                        }
+                    }
+                    value
+                }
+                dashmap::Entry::Vacant(v) => {
+                    let mut s = None;
+                    let value = change(&mut s, &mut records);
+                    if let Some(s) = s {
+                        v.insert(s);
+                    }
+                    value
+                }
+            };
+            let ticket = if records.is_empty() {
+                None
+            } else {
+                Some(self.journal.append(&records)?)
+            };
+            Ok(Committed { value, ticket })
+        })();
+        ready(result)
+    }
+
+    fn primary_of(
+        &self,
+        entity: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        ready(Ok(self.users.iter().find_map(|e| {
+            let u = e.value().lock();
+            (u.primary && !entity.is_empty() && u.entity() == entity).then(|| e.key().to_string())
+        })))
+    }
+
+    fn note_lockout(
+        &self,
+        at_ms: u64,
+        window_ms: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let mut times = self.lock_times.lock();
+        times.push_back(at_ms);
+        while times
+            .front()
+            .is_some_and(|t| at_ms.saturating_sub(*t) > window_ms)
+        {
+            times.pop_front();
+        }
+        ready(Ok(times.len()))
+    }
+
+    fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
+        let mut times = self.lock_times.lock();
+        while times
+            .front()
+            .is_some_and(|t| now_ms.saturating_sub(*t) > window_ms)
+        {
+            times.pop_front();
+        }
+        times.len()
+    }
+
+    fn user_count(&self) -> usize {
+        self.users.len()
+    }
+}

@@ -1,0 +1,116 @@
+//! R6: IB Key push approval. The app proves it holds the device's key (proof of possession)
+//! and answers a push with a MAC over the transaction, the user, the number the user typed,
+//! the method and the decision. Number matching: approving with a number other than the one
+//! the login screen showed counts as a failure (R11), as does a forged MAC. R8: one app may
+//! hold several users' devices; it answers only its own devices' pushes. R21: the grant
+//! depends on the approval method.
+
+use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId, Verdict};
+
+use crate::config::CoreConfig;
+use crate::cx::Cx;
+use crate::user::{TxnChallenge, UserState};
+use crate::{grant, lockout, txn, withdrawal};
+
+/// The app's answer to a push.
+#[derive(Debug, Clone, Copy)]
+pub struct PushAnswer<'a> {
+    /// The device the app proved.
+    pub device: DeviceId,
+    /// The transaction.
+    pub txn: TxnId,
+    /// Approve or decline.
+    pub approve: bool,
+    /// PIN or biometrics (R21).
+    pub method: ApprovalMethod,
+    /// The number the user typed.
+    pub number: u8,
+    /// The app's MAC.
+    pub mac: &'a [u8],
+}
+
+/// Whether `proof` proves that the app holds `device`'s key, for `nonce`.
+pub fn proves(
+    u: &UserState,
+    device: DeviceId,
+    nonce: &[u8; 32],
+    proof: &[u8],
+    now: u64,
+    cfg: &CoreConfig,
+) -> bool {
+    u.device(device.0).is_ok_and(|d| {
+        d.kind == DeviceKind::IbKey
+            && grant::usable(d, now, cfg).is_some()
+            && push::device_proof_verify(d.secret(), device, nonce, proof)
+    })
+}
+
+/// Judges the app's answer to a push.
+pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> Verdict {
+    let now = cx.now;
+    txn::prune(u, now, cx.cfg);
+    let Some(t) = u.txn(a.txn) else {
+        return Verdict::Unknown;
+    };
+    let TxnChallenge::Push {
+        number: shown,
+        nonce,
+    } = t.challenge
+    else {
+        return Verdict::Unknown;
+    };
+    if t.device != a.device.0 {
+        return Verdict::Unknown;
+    }
+    let purpose = t.purpose;
+    let verdict = 'judge: {
+        if lockout::is_locked(u, now) {
+            break 'judge lockout::refuse_locked(u, cx);
+        }
+        if let Err(v) = txn::spend(u, a.txn, cx) {
+            if v == Verdict::Expired {
+                break 'judge v;
+            }
+            return v;
+        }
+        let Ok(d) = u.device(a.device.0) else {
+            break 'judge Verdict::Unknown;
+        };
+        if grant::usable(d, now, cx.cfg).is_none() {
+            break 'judge Verdict::Unknown;
+        }
+        let genuine = push::push_verify(
+            d.secret(),
+            a.txn,
+            cx.user,
+            a.number,
+            &nonce,
+            a.method,
+            a.approve,
+            a.mac,
+        );
+        if !genuine {
+            // Not signed by the app's key: a forgery counts as a failed attempt.
+            break 'judge lockout::fail(u, cx);
+        }
+        if !a.approve {
+            break 'judge Verdict::Declined;
+        }
+        if a.number != shown {
+            // Number matching: the user approved a push they were not looking at.
+            break 'judge lockout::fail(u, cx);
+        }
+        let info = d.info();
+        lockout::succeed(u, cx);
+        withdrawal::record(u, purpose, cx);
+        Verdict::Accepted {
+            device: info.id,
+            kind: info.kind,
+            level: info.kind.level(),
+            limits: info.limits,
+            grant: grant::ib_key(a.method, cx.cfg),
+        }
+    };
+    txn::settle(u, a.txn, verdict, now);
+    verdict
+}

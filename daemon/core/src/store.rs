@@ -1,0 +1,143 @@
+//! The store seam: how the verifier reaches user state, wherever it lives.
+//!
+//! The unit of atomicity is **one user**: [`Store::update`] reads the user's state, runs a rule
+//! on it and writes it back, atomically with respect to every other update of that user, on
+//! this node or any other sharing the store. The rule is a plain function of the state; a store
+//! may run it more than once (optimistic concurrency: read a versioned record, run the rule on
+//! a copy, compare-and-set, retry on conflict), so a rule must be a function of its inputs and
+//! must not act outside the state and the records it is handed.
+//!
+//! What crosses users has its own small operations: transaction id → user, device ids,
+//! IB Key device → owner, sharing requests, the mass-lockout signal.
+//!
+//! Every change comes with the [`Record`]s that make it durable. A store commits them with the
+//! change and returns a [`Store::Ticket`]; [`Store::durable`] resolves once they are durable
+//! (the embedded store's group commit; a cluster store's replication), and only then may the
+//! answer that depends on them leave.
+//!
+//! The methods return futures so that a networked store can wait for its server; the embedded
+//! store's futures are ready at once.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sls_protocol::{DeviceId, TxnId};
+
+use crate::error::StoreError;
+use crate::record::Record;
+use crate::share::Share;
+use crate::user::UserState;
+
+/// A committed change: the rule's value and what to wait on before acknowledging it.
+#[derive(Debug)]
+pub struct Committed<T, K> {
+    /// What the rule returned.
+    pub value: T,
+    /// `Some` if the change wrote records: wait for [`Store::durable`] before answering.
+    pub ticket: Option<K>,
+}
+
+/// The ids a store hands out, unique across users and nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequence {
+    /// Device ids.
+    Device,
+    /// Sharing request ids (R17).
+    Share,
+}
+
+/// Where user state lives. See the module docs.
+pub trait Store: Send + Sync + 'static {
+    /// What [`Store::durable`] waits for; tickets are ordered, and waiting for the greatest of
+    /// several waits for them all.
+    type Ticket: Copy + Ord + Send + Sync + std::fmt::Debug + 'static;
+
+    /// Runs `rule` on `user`'s state atomically and commits the change with the records the
+    /// rule pushed. `None` if the user does not exist and `create` is false. With `create`, a
+    /// missing user is handed to the rule as a fresh [`UserState`]; it is kept only if the rule
+    /// enrolled it.
+    fn update<T, F>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+    ) -> impl Future<Output = Result<Option<Committed<T, Self::Ticket>>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send;
+
+    /// Reads `user`'s state. `None` if there is no such user.
+    fn read<T, F>(
+        &self,
+        user: &str,
+        read: F,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnOnce(&UserState) -> T + Send;
+
+    /// Waits until the records behind `ticket` are durable.
+    fn durable(&self, ticket: Self::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The user a transaction belongs to, while its id is remembered.
+    fn txn_user(
+        &self,
+        txn: TxnId,
+    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send;
+
+    /// Remembers that `txn` belongs to `user` until `until_ms`, or, for a known transaction,
+    /// moves its deadline to `until_ms` (an answered one is remembered only for the replay
+    /// window).
+    fn txn_bind(
+        &self,
+        txn: TxnId,
+        user: &str,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Transactions remembered now (the bound of open transactions is checked against it).
+    fn open_txns(&self) -> usize;
+
+    /// Forgets transaction ids past their deadline; returns how many.
+    fn sweep(&self, now_ms: u64) -> usize;
+
+    /// A new id from `seq`.
+    fn next_id(&self, seq: Sequence) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// The user who owns IB Key `device` (kept from the device records the store commits).
+    fn device_owner(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send;
+
+    /// Runs `change` on sharing request `id` atomically (`None`: no such request; set it to
+    /// create one) and commits it with its records.
+    fn update_share<T, F>(
+        &self,
+        id: u32,
+        change: F,
+    ) -> impl Future<Output = Result<Committed<T, Self::Ticket>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send;
+
+    /// The primary user of `entity` (R18), if any.
+    fn primary_of(
+        &self,
+        entity: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Notes a lockout at `at_ms` and returns the lockouts of the last `window_ms`, across
+    /// users (the mass-lockout signal).
+    fn note_lockout(
+        &self,
+        at_ms: u64,
+        window_ms: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Lockouts of the last `window_ms` before `now_ms`, across users.
+    fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize;
+
+    /// Enrolled users (a gauge; a networked store may estimate).
+    fn user_count(&self) -> usize;
+}

@@ -1,0 +1,322 @@
+//! Challenges and their answers: `begin` picks a usable device (R4, R13-R16, R18) and binds a
+//! challenge to the user, the device and a new transaction (R5, R6, R9, R1); `answer` judges
+//! the typed answer once (R10, R11, R12).
+//!
+//! A transaction lives in its user's state: open until answered or past its life, then
+//! remembered for `replay_window` so that a second answer reads `replayed` (R12). A restart
+//! voids every open transaction (they are never made durable): users start over.
+
+use rand::Rng;
+use sls_protocol::card;
+use sls_protocol::codes;
+use sls_protocol::ocra::{self, OcraSuite};
+use sls_protocol::{
+    Challenge, DeviceId, DeviceInfo, DeviceKind, Grant, GrantKind, Purpose, SecurityLevel, TxnId,
+    Verdict,
+};
+
+use crate::config::CoreConfig;
+use crate::cx::{after, Cx};
+use crate::error::CoreError;
+use crate::user::{Device, Txn, TxnChallenge, UserState};
+use crate::verify::{self, Judgement};
+use crate::{grant, lockout, withdrawal, BeginResult, PushOrder};
+
+/// What `begin` asks of one user.
+pub struct Begin<'a> {
+    /// Login or withdrawal (R4).
+    pub purpose: Purpose,
+    /// The device picked, if any.
+    pub device: Option<DeviceId>,
+    /// Whether an IB Key device's app is connected to receive a push.
+    pub push_ready: &'a (dyn Fn(DeviceId) -> bool + Sync),
+    /// Whether the daemon-wide bound of open transactions is reached.
+    pub at_capacity: bool,
+}
+
+/// Forgets transactions past their life: open ones one more life past expiry (a late answer
+/// reads `expired`), answered ones `replay_window` after their answer (a replay reads
+/// `replayed`; later it is still refused, as `unknown`).
+pub fn prune(u: &mut UserState, now: u64, cfg: &CoreConfig) {
+    u.txns.retain(|t| keep(t, now, cfg));
+}
+
+fn keep(t: &Txn, now: u64, cfg: &CoreConfig) -> bool {
+    if t.done_at == 0 {
+        after(t.expires_ms, cfg.challenge_ttl) > now
+    } else {
+        after(t.done_at, cfg.replay_window) > now
+    }
+}
+
+/// Until when a transaction's id must still lead to its user (the store's index).
+pub fn keep_until(expires_ms: u64, cfg: &CoreConfig) -> u64 {
+    after(expires_ms, cfg.challenge_ttl)
+}
+
+/// Begins a login or a withdrawal.
+///
+/// # Errors
+/// Open transactions at capacity (daemon-wide, or this user's).
+pub fn begin(
+    u: &mut UserState,
+    req: &Begin<'_>,
+    cx: &mut Cx<'_>,
+) -> Result<BeginResult, CoreError> {
+    let now = cx.now;
+    if lockout::is_locked(u, now) {
+        return Ok(BeginResult::Verdict(lockout::refuse_locked(u, cx)));
+    }
+    let used = withdrawal::withdrawn(u, now);
+    if u.opted_out {
+        // R18: an opted-out user logs in without a device, with the "none" limits.
+        let level = SecurityLevel::None;
+        return Ok(BeginResult::Verdict(match req.purpose {
+            Purpose::Withdrawal { amount_usd } if !withdrawal::allows(level, req.purpose, used) => {
+                Verdict::NeedsStrongerDevice {
+                    required: withdrawal::required_level(amount_usd, used),
+                }
+            }
+            _ => Verdict::Accepted {
+                device: DeviceId(0),
+                kind: DeviceKind::NoDevice,
+                level,
+                limits: level.limits(),
+                grant: Grant {
+                    kind: GrantKind::Session,
+                    valid_secs: 0,
+                },
+            },
+        }));
+    }
+    let needs_stronger = |amount_usd| {
+        BeginResult::Verdict(Verdict::NeedsStrongerDevice {
+            required: withdrawal::required_level(amount_usd, used),
+        })
+    };
+    let allowed = |d: &Device| withdrawal::allows(d.kind.level(), req.purpose, used);
+    let Some(wanted) = req.device else {
+        let devices: Vec<DeviceInfo> = u
+            .devices
+            .iter()
+            .filter(|d| grant::usable(d, now, cx.cfg).is_some() && allowed(d))
+            .map(Device::info)
+            .collect();
+        if let (true, Purpose::Withdrawal { amount_usd }) = (devices.is_empty(), req.purpose) {
+            return Ok(needs_stronger(amount_usd));
+        }
+        return Ok(BeginResult::Devices(devices));
+    };
+    prune(u, now, cx.cfg);
+    let pushes = u.pushes;
+    let open = u.txns.len();
+    let Some(d) = u.devices.iter_mut().find(|d| d.id == wanted.0) else {
+        return Ok(BeginResult::Verdict(Verdict::Unknown));
+    };
+    if grant::usable(d, now, cx.cfg).is_none() {
+        return Ok(BeginResult::Verdict(Verdict::Unknown));
+    }
+    if let Purpose::Withdrawal { amount_usd } = req.purpose {
+        if !allowed(d) {
+            return Ok(needs_stronger(amount_usd));
+        }
+    }
+    if req.at_capacity || open >= cx.cfg.max_open_per_user {
+        return Err(CoreError::Capacity);
+    }
+    let info = d.info();
+    let expires_ms = after(now, cx.cfg.challenge_ttl);
+    let txn = TxnId(cx.rng.gen());
+    let ready = d.kind == DeviceKind::IbKey && (req.push_ready)(info.id);
+    let (challenge, stored, push) = match d.kind {
+        DeviceKind::IbKey if ready && pushes < cx.cfg.push_cap => {
+            let number = cx.rng.gen_range(0..100u8);
+            let nonce: [u8; 16] = cx.rng.gen();
+            cx.tally.pushes += 1;
+            let order = PushOrder {
+                device: info.id,
+                user: cx.user.to_owned(),
+                nonce,
+                purpose: req.purpose,
+                expires_at_ms: expires_ms,
+            };
+            (
+                Challenge::Push { number },
+                TxnChallenge::Push { number, nonce },
+                Some(order),
+            )
+        }
+        DeviceKind::DscPlus
+        | DeviceKind::Dsc
+        | DeviceKind::Gold
+        | DeviceKind::Platinum
+        | DeviceKind::IbKey => {
+            if ready {
+                // Push fatigue: past the cap the user must type a challenge.
+                cx.tally.push_capped += 1;
+            }
+            let Some(suite) = d.suite else {
+                return Ok(BeginResult::Verdict(Verdict::Unknown));
+            };
+            let q = random_question(&suite, &mut *cx.rng);
+            (
+                Challenge::Numeric(q.clone()),
+                TxnChallenge::question(&q),
+                None,
+            )
+        }
+        DeviceKind::Scc | DeviceKind::OnlineScc => {
+            let rng = &mut *cx.rng;
+            let recent = d.recent.get_or_insert_with(Default::default);
+            let positions = card::choose_positions(&cx.cfg.card, recent, || rng.gen());
+            recent.extend_from_slice(&positions);
+            let excess = recent.len().saturating_sub(cx.cfg.card_recent);
+            recent.drain(..excess);
+            (
+                Challenge::Positions(positions.clone()),
+                TxnChallenge::Positions(positions.into_boxed_slice()),
+                None,
+            )
+        }
+        DeviceKind::Sms => {
+            // R1: a one-time passcode for the frontend to send; kept in the transaction to be
+            // compared with what the user types.
+            let code = codes::sms_code(d.secret(), cx.rng.gen());
+            (
+                Challenge::Sms { code: code.clone() },
+                TxnChallenge::question(&code),
+                None,
+            )
+        }
+        DeviceKind::TempCode | DeviceKind::NoDevice => (Challenge::Code, TxnChallenge::Code, None),
+    };
+    if push.is_some() {
+        u.pushes = u.pushes.saturating_add(1);
+    }
+    u.txns.push(Txn {
+        id: txn,
+        device: info.id.0,
+        purpose: req.purpose,
+        expires_ms,
+        challenge: stored,
+        done: None,
+        done_at: 0,
+    });
+    Ok(BeginResult::Challenge {
+        txn,
+        device: info,
+        challenge,
+        expires_at_ms: expires_ms,
+        push,
+    })
+}
+
+/// Judges a frontend's answer to a transaction's typed challenge.
+pub fn answer(u: &mut UserState, txn: TxnId, response: &str, cx: &mut Cx<'_>) -> Verdict {
+    let now = cx.now;
+    prune(u, now, cx.cfg);
+    let Some(t) = u.txn(txn) else {
+        return Verdict::Unknown;
+    };
+    if matches!(t.challenge, TxnChallenge::Push { .. }) {
+        // A push is answered by the app, not the frontend.
+        return Verdict::Unknown;
+    }
+    if lockout::is_locked(u, now) {
+        return lockout::refuse_locked(u, cx);
+    }
+    let verdict = match spend(u, txn, cx) {
+        Err(v) => return v,
+        Ok(t) => judge(u, &t, response, cx),
+    };
+    settle(u, txn, verdict, now);
+    verdict
+}
+
+/// Spends a transaction: its first answer is the only one judged (R12). Returns a copy of it,
+/// or the verdict for a replay or an expired challenge.
+pub(crate) fn spend(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<Txn, Verdict> {
+    let now = cx.now;
+    let Some(t) = u.txn_mut(txn) else {
+        return Err(Verdict::Unknown);
+    };
+    if t.done.is_some() {
+        cx.tally.replays += 1;
+        return Err(Verdict::Replayed);
+    }
+    t.done_at = now;
+    if now >= t.expires_ms {
+        t.done = Some(Verdict::Expired);
+        cx.tally.expired += 1;
+        return Err(Verdict::Expired);
+    }
+    t.done = Some(Verdict::Pending);
+    Ok(t.clone())
+}
+
+/// Records a transaction's verdict (for `await`).
+pub(crate) fn settle(u: &mut UserState, txn: TxnId, verdict: Verdict, now: u64) {
+    if let Some(t) = u.txn_mut(txn) {
+        t.done = Some(verdict);
+        t.done_at = now;
+    }
+}
+
+fn judge(u: &mut UserState, t: &Txn, response: &str, cx: &mut Cx<'_>) -> Verdict {
+    let Ok(d) = u.device(t.device) else {
+        return Verdict::Unknown;
+    };
+    let Some(grant) = grant::usable(d, cx.now, cx.cfg) else {
+        return Verdict::Expired;
+    };
+    match verify::judge(d, &t.challenge, response, &cx.cfg.card) {
+        // R10: a malformed answer is an error, and by default it counts (R11).
+        Judgement::Malformed if cx.cfg.malformed_counts => match lockout::fail(u, cx) {
+            locked @ Verdict::Locked { .. } => locked,
+            _ => Verdict::Malformed,
+        },
+        Judgement::Malformed => Verdict::Malformed,
+        Judgement::Wrong => lockout::fail(u, cx),
+        Judgement::Right => {
+            let info = d.info();
+            let grant = match d.kind {
+                // R21: the IB Key PIN typed into the app (fallback) grants 12 h of trading.
+                DeviceKind::IbKey => grant::ib_key(sls_protocol::ApprovalMethod::Pin, cx.cfg),
+                _ => grant,
+            };
+            lockout::succeed(u, cx);
+            withdrawal::record(u, t.purpose, cx);
+            Verdict::Accepted {
+                device: info.id,
+                kind: info.kind,
+                level: info.kind.level(),
+                limits: info.limits,
+                grant,
+            }
+        }
+    }
+}
+
+/// What a frontend's `await` reports for a transaction (R6).
+pub fn verdict(u: &UserState, txn: TxnId, now: u64) -> Verdict {
+    match u.txn(txn) {
+        None => Verdict::Unknown,
+        Some(t) => match t.done {
+            Some(v) if v != Verdict::Pending => v,
+            _ if now >= t.expires_ms => Verdict::Expired,
+            _ => Verdict::Pending,
+        },
+    }
+}
+
+/// A random question of the suite's length and format.
+fn random_question(suite: &OcraSuite, rng: &mut dyn rand::RngCore) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..suite.question_len)
+        .map(|_| match suite.question {
+            ocra::QuestionFormat::Numeric => char::from(b'0' + rng.gen_range(0..10u8)),
+            ocra::QuestionFormat::Hex => char::from(b"0123456789ABCDEF"[rng.gen_range(0..16usize)]),
+            ocra::QuestionFormat::Alpha => char::from(ALNUM[rng.gen_range(0..ALNUM.len())]),
+        })
+        .collect()
+}

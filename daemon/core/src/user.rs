@@ -1,0 +1,370 @@
+//! One user's state: everything the rules need to know about one user, in one value. The
+//! store keeps it; the rules are functions of it (see the crate docs).
+
+use std::collections::VecDeque;
+
+use sls_protocol::ocra::{self, OcraSuite};
+use sls_protocol::{DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict};
+use zeroize::Zeroize;
+
+use crate::error::CoreError;
+use crate::record::{DeviceState, Record};
+use crate::UserSpec;
+
+/// One user's state.
+#[derive(Debug, Default)]
+pub struct UserState {
+    /// Set by enrolment; a store may hand a rule a fresh, unenrolled value to create a user.
+    pub(crate) enrolled: bool,
+    pub(crate) devices: Vec<Device>,
+    /// Times of failures since the last success, within the window (R11). Boxed: 8 bytes for
+    /// the many users with no failure instead of 32.
+    #[allow(clippy::box_collection)]
+    pub(crate) failures: Option<Box<VecDeque<u64>>>,
+    pub(crate) locked_until: u64,
+    /// Pushes since the last success (push fatigue cap).
+    pub(crate) pushes: u8,
+    pub(crate) opted_out: bool,
+    pub(crate) primary: bool,
+    pub(crate) extra: Option<Box<Extra>>,
+    /// Open and recently answered challenges (R12); never durable: a restart voids them.
+    pub(crate) txns: Vec<Txn>,
+}
+
+/// What few users have: entity data, withdrawals, an activation in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    pub entity: String,
+    pub identification: String,
+    pub equity_usd: u64,
+    /// (at ms, amount USD), the last 7 days (R3).
+    pub withdrawals: Vec<(u64, u64)>,
+    /// (the token's digest, started at ms) of an IB Key activation in progress (R22).
+    pub activation: Option<([u8; 32], u64)>,
+}
+
+/// An enrolled device.
+#[derive(Debug)]
+pub(crate) struct Device {
+    pub id: u32,
+    pub kind: DeviceKind,
+    pub state: DeviceState,
+    pub suite: Option<OcraSuite>,
+    /// The secret then the PIN's hash, in one allocation (memory per user); wiped on drop.
+    material: Box<[u8]>,
+    pin_len: u8,
+    pub since_ms: u64,
+    /// SCC positions asked recently; only cards have them (8 bytes for the others, not 24).
+    #[allow(clippy::box_collection)]
+    pub recent: Option<Box<Vec<u16>>>,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.material.zeroize();
+    }
+}
+
+/// An open or recently answered challenge.
+#[derive(Debug, Clone)]
+pub(crate) struct Txn {
+    pub id: TxnId,
+    pub device: u32,
+    pub purpose: Purpose,
+    pub expires_ms: u64,
+    pub challenge: TxnChallenge,
+    /// `Some` once answered: the verdict (for `await`); any later answer is a replay (R12).
+    pub done: Option<Verdict>,
+    /// When it was answered (ms), 0 while open.
+    pub done_at: u64,
+}
+
+/// What a transaction's answer is judged against.
+#[derive(Debug, Clone)]
+pub(crate) enum TxnChallenge {
+    /// A question (OCRA) or an SMS passcode of up to 64 ASCII characters, inline.
+    Question([u8; 64], u8),
+    /// SCC grid positions (R9).
+    Positions(Box<[u16]>),
+    /// A push: the number shown on the login screen and the push's nonce (R6).
+    Push { number: u8, nonce: [u8; 16] },
+    /// A temporary code (R13).
+    Code,
+}
+
+impl TxnChallenge {
+    pub fn question(q: &str) -> TxnChallenge {
+        let mut buf = [0u8; 64];
+        let len = q.len().min(64);
+        buf[..len].copy_from_slice(&q.as_bytes()[..len]);
+        TxnChallenge::Question(buf, len as u8)
+    }
+}
+
+/// A device's OCRA suite: the given text, or the kind's default when empty; `None` for kinds
+/// that answer without OCRA (cards, codes, SMS).
+pub(crate) fn device_suite(
+    kind: DeviceKind,
+    text: &str,
+) -> Result<Option<OcraSuite>, ocra::OcraError> {
+    match default_suite(kind) {
+        None => Ok(None),
+        Some(d) => Some(if text.is_empty() { d } else { text }.parse()).transpose(),
+    }
+}
+
+fn default_suite(kind: DeviceKind) -> Option<&'static str> {
+    match kind {
+        DeviceKind::DscPlus | DeviceKind::Dsc | DeviceKind::Gold | DeviceKind::Platinum => {
+            Some(ocra::DSC_PLUS_DEFAULT_SUITE)
+        }
+        DeviceKind::IbKey => Some(ocra::IB_KEY_DEFAULT_SUITE),
+        _ => None,
+    }
+}
+
+impl Device {
+    /// A device from its parts.
+    pub fn new(
+        id: u32,
+        kind: DeviceKind,
+        state: DeviceState,
+        suite: Option<OcraSuite>,
+        secret: &[u8],
+        pin_hash: &[u8],
+        since_ms: u64,
+    ) -> Device {
+        let mut m = Vec::with_capacity(secret.len() + pin_hash.len());
+        m.extend_from_slice(secret);
+        m.extend_from_slice(pin_hash);
+        Device {
+            id,
+            kind,
+            state,
+            suite,
+            material: m.into_boxed_slice(),
+            pin_len: pin_hash.len() as u8,
+            since_ms,
+            recent: None,
+        }
+    }
+
+    /// A new device with the same credential (R17: the requester's use of a shared device).
+    pub fn copy_as(&self, id: u32, since_ms: u64) -> Device {
+        Device::new(
+            id,
+            self.kind,
+            DeviceState::Active,
+            self.suite,
+            self.secret(),
+            self.pin_hash(),
+            since_ms,
+        )
+    }
+
+    /// Moves the device to `state` and returns the record that makes the move durable.
+    pub fn set_state(&mut self, user: &str, state: DeviceState, at_ms: u64) -> Record {
+        self.state = state;
+        Record::DeviceState {
+            user: user.to_owned(),
+            id: DeviceId(self.id),
+            state,
+            at_ms,
+        }
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        &self.material[..self.material.len() - self.pin_len as usize]
+    }
+
+    pub fn pin_hash(&self) -> &[u8] {
+        &self.material[self.material.len() - self.pin_len as usize..]
+    }
+
+    pub fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            id: DeviceId(self.id),
+            kind: self.kind,
+            limits: self.kind.level().limits(),
+        }
+    }
+
+    fn suite_text(&self) -> String {
+        match (default_suite(self.kind), self.suite) {
+            (Some(d), Some(s)) if s.to_string() == d => String::new(),
+            (_, Some(s)) => s.to_string(),
+            (_, None) => String::new(),
+        }
+    }
+
+    /// The record that enrols this device as it is now.
+    pub fn record(&self, user: &str, shared_from: u32) -> Record {
+        Record::Device {
+            user: user.to_owned(),
+            id: DeviceId(self.id),
+            kind: self.kind,
+            state: self.state,
+            secret: self.secret().to_vec(),
+            pin_hash: self.pin_hash().to_vec(),
+            suite: self.suite_text(),
+            since_ms: self.since_ms,
+            shared_from,
+        }
+    }
+}
+
+impl UserState {
+    /// A new user from its enrolment (R17, R18, R20).
+    pub(crate) fn enrol(&mut self, spec: &UserSpec) {
+        self.enrolled = true;
+        self.primary = spec.primary;
+        self.extra =
+            (!spec.entity.is_empty() || !spec.identification.is_empty() || spec.equity_usd > 0)
+                .then(|| {
+                    Box::new(Extra {
+                        entity: spec.entity.clone(),
+                        identification: spec.identification.clone(),
+                        equity_usd: spec.equity_usd,
+                        ..Extra::default()
+                    })
+                });
+    }
+
+    /// Whether the user exists (a store may hand a rule a fresh value to create one).
+    pub fn is_enrolled(&self) -> bool {
+        self.enrolled
+    }
+
+    pub(crate) fn device(&self, id: u32) -> Result<&Device, CoreError> {
+        self.devices
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or(CoreError::UnknownDevice)
+    }
+
+    pub(crate) fn device_mut(&mut self, id: u32) -> Result<&mut Device, CoreError> {
+        self.devices
+            .iter_mut()
+            .find(|d| d.id == id)
+            .ok_or(CoreError::UnknownDevice)
+    }
+
+    /// Adds a device and returns the record that enrols it.
+    pub(crate) fn add_device(&mut self, name: &str, d: Device, shared_from: u32) -> Record {
+        let rec = d.record(name, shared_from);
+        self.devices.retain(|x| x.id != d.id);
+        self.devices.reserve_exact(1);
+        self.devices.push(d);
+        rec
+    }
+
+    pub(crate) fn entity(&self) -> &str {
+        self.extra.as_deref().map_or("", |x| x.entity.as_str())
+    }
+
+    pub(crate) fn txn(&self, id: TxnId) -> Option<&Txn> {
+        self.txns.iter().find(|t| t.id == id)
+    }
+
+    pub(crate) fn txn_mut(&mut self, id: TxnId) -> Option<&mut Txn> {
+        self.txns.iter_mut().find(|t| t.id == id)
+    }
+
+    /// Applies a journalled record of this user (start-up replay). The user record itself is
+    /// the store's ([`UserState::enrol`]); shares are the store's too.
+    pub fn apply(&mut self, record: &Record, config: &crate::CoreConfig) {
+        match record {
+            Record::User {
+                entity,
+                identification,
+                primary,
+                equity_usd,
+                name,
+            } => {
+                if !self.enrolled {
+                    self.enrol(&UserSpec {
+                        name: name.clone(),
+                        entity: entity.clone(),
+                        identification: identification.clone(),
+                        primary: *primary,
+                        equity_usd: *equity_usd,
+                    });
+                }
+            }
+            Record::Device {
+                id,
+                kind,
+                state,
+                secret,
+                pin_hash,
+                suite,
+                since_ms,
+                ..
+            } => {
+                let suite = device_suite(*kind, suite).ok().flatten();
+                let d = Device::new(id.0, *kind, *state, suite, secret, pin_hash, *since_ms);
+                self.devices.retain(|x| x.id != id.0);
+                self.devices.reserve_exact(1);
+                self.devices.push(d);
+            }
+            Record::DeviceState {
+                id, state, at_ms, ..
+            } => {
+                if let Ok(d) = self.device_mut(id.0) {
+                    d.state = *state;
+                    if *state == DeviceState::Shipped {
+                        d.since_ms = *at_ms;
+                    }
+                }
+            }
+            Record::DeviceRemoved { id, .. } => self.devices.retain(|d| d.id != id.0),
+            Record::Failure { at_ms, .. } => {
+                crate::lockout::count_failure(self, *at_ms, config);
+            }
+            Record::Reset { .. } => crate::lockout::reset(self),
+            Record::OptOut { out, .. } => self.opted_out = *out,
+            Record::Withdrawal {
+                amount_usd, at_ms, ..
+            } => self
+                .extra
+                .get_or_insert_with(Default::default)
+                .withdrawals
+                .push((*at_ms, *amount_usd)),
+            Record::Share { .. } => {}
+        }
+    }
+
+    /// This user's durable state as records; replaying them rebuilds it.
+    pub fn records(&self, name: &str, out: &mut Vec<Record>) {
+        let x = self.extra.as_deref();
+        out.push(Record::User {
+            name: name.to_owned(),
+            entity: x.map(|x| x.entity.clone()).unwrap_or_default(),
+            identification: x.map(|x| x.identification.clone()).unwrap_or_default(),
+            primary: self.primary,
+            equity_usd: x.map_or(0, |x| x.equity_usd),
+        });
+        for d in &self.devices {
+            out.push(d.record(name, 0));
+        }
+        for t in self.failures.iter().flat_map(|log| log.iter()) {
+            out.push(Record::Failure {
+                user: name.to_owned(),
+                at_ms: *t,
+            });
+        }
+        if self.opted_out {
+            out.push(Record::OptOut {
+                user: name.to_owned(),
+                out: true,
+            });
+        }
+        for (at, amount) in x.map(|x| x.withdrawals.as_slice()).unwrap_or_default() {
+            out.push(Record::Withdrawal {
+                user: name.to_owned(),
+                amount_usd: *amount,
+                at_ms: *at,
+            });
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The rule suite: every rule of SLS_RULES.md the core owns, by name, on a fake clock (24 hours
+//! pass in a microsecond; every boundary is tested on both sides), generic over the store:
+//! each kind of store listed at the bottom runs every rule test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+mod harness;
+
+mod accounts;
+mod challenges;
+mod limits;
+mod lockout;
+mod push;
+mod replay;
+mod sharing;
+mod temporary;
+mod withdrawals;
+
+/// Instantiates every generic rule test for one store kind.
+macro_rules! rule_suite {
+    ($kind:ty; $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                crate::$module::$test::<$kind>();
+            }
+        )*
+    };
+}
+
+macro_rules! every_rule {
+    ($kind:ty) => {
+        rule_suite!($kind;
+            challenges::open_challenges_per_user_are_bounded,
+            challenges::r5_dsc_plus_six_digit_challenge_eight_digit_answer_with_pin,
+            challenges::r10_user_names_bad_character_and_case_sensitive,
+            challenges::r10_malformed_answers_are_an_error_and_count_by_default,
+            challenges::r12_one_answer_one_use_and_expiry,
+            challenges::r9_scc_positions_and_codes,
+            challenges::r1_every_permanent_kind_answers_its_own_way_and_legacy_cards_are_honoured,
+            challenges::r1_sms_passcode_until_ib_key_is_activated,
+            accounts::r19_bulk_enrolment_creates_users_and_refuses_bad_records_one_by_one,
+            accounts::r7_pins,
+            accounts::r18_opt_out_logs_in_without_device_and_only_the_primary_opts_back_in,
+            accounts::r20_dsc_plus_needs_the_equity_threshold,
+            accounts::r22_ib_key_activation_and_recovery_by_sms_token,
+            accounts::r19_the_three_enrolment_paths,
+            lockout::r11_ten_failures_lock_and_the_lock_holds_against_the_right_answer,
+            lockout::r11_lock_holds_24h_after_last_failure,
+            lockout::r11_attempts_while_locked_do_not_extend_the_lock,
+            lockout::r11_failures_count_only_within_24h,
+            lockout::r11_password_failures_count_and_success_resets,
+            lockout::r11_admin_unlock,
+            lockout::r11_exact_under_concurrency_64_threads,
+            lockout::r11_a_right_answer_racing_the_10th_failure_never_slips_through,
+            lockout::r11_only_locked_after_ten_failures_with_no_success_between,
+            withdrawals::r4_m2fs_several_devices_and_withdrawals_need_a_covering_device,
+            withdrawals::r3_daily_totals_count,
+            push::r6_push_approval_with_number_matching_and_r21_grants,
+            push::r6_an_app_cannot_answer_another_devices_push,
+            push::r6_fallback_challenge_when_the_app_is_not_connected,
+            push::push_fatigue_cap_falls_back_to_a_typed_challenge,
+            temporary::r13_temporary_code_two_days_full_ten_days_portal_then_expired,
+            temporary::r14_online_scc_21_days_and_r15_reactivation_voids_temporary_devices,
+            temporary::r16_replacement_auto_activates_three_weeks_after_shipment,
+            limits::rate_limits_per_user_per_client_follow_the_clock,
+            limits::mass_lockout_is_signalled,
+            sharing::r17_sharing_same_entity_is_approved_at_once_and_cancel_restores,
+            sharing::r17_same_identification_waits_for_compliance,
+            sharing::r17_the_three_prerequisites_and_their_named_errors,
+            sharing::r17_a_wrong_owner_answer_is_refused_and_counts
+        );
+    };
+}
+
+/// The embedded store: memory + journal, the daemon's default.
+mod embedded {
+    every_rule!(crate::harness::Embedded);
+}

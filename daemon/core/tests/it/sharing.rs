@@ -1,0 +1,161 @@
+//! R17: device sharing, its prerequisites by name, compliance, cancel.
+
+use sls_core::*;
+use sls_protocol::card::{self, CardLayout};
+use sls_protocol::*;
+
+use crate::common::*;
+use crate::harness::Kind;
+
+pub fn r17_sharing_same_entity_is_approved_at_once_and_cancel_restores<K: Kind>() {
+    let (c, _) = core::<K>();
+    person(&c, "owna", "acme", "");
+    person(&c, "reqa", "acme", "");
+    let dsc = card_of(&c, "owna", DeviceKind::DscPlus, &KEY);
+    let own_scc = card_of(&c, "reqa", DeviceKind::Scc, b"requester card");
+    let (txn, a) = owner_answer(&c, "owna", dsc);
+    let out = c.share_request("reqa", "owna", dsc, txn, &a, IP).unwrap();
+    let (share, pending) = out.value.unwrap();
+    assert!(!pending);
+    assert!(out
+        .records
+        .iter()
+        .any(|r| matches!(r, Record::Share { state: 1, .. })));
+    // The requester logs in with the shared card; its own, less protective card is redundant.
+    let status = c.status("reqa").unwrap().unwrap();
+    assert_eq!(status.devices.len(), 1);
+    let copy = status.devices[0].id;
+    assert_eq!(status.devices[0].kind, DeviceKind::DscPlus);
+    assert!(matches!(right(&c, "reqa", copy), Verdict::Accepted { .. }));
+    assert_eq!(begin_verdict(&c, "reqa", own_scc), Verdict::Unknown);
+    // Cancelled: the shared card goes, the requester's own comes back.
+    c.share_cancel(share).unwrap();
+    assert_eq!(begin_verdict(&c, "reqa", copy), Verdict::Unknown);
+    let (txn, ch) = begin(&c, "reqa", own_scc);
+    let Challenge::Positions(p) = ch else {
+        panic!()
+    };
+    assert!(matches!(
+        c.answer(
+            txn,
+            &card::answer(b"requester card", &CardLayout::default(), &p).unwrap(),
+            IP
+        )
+        .value,
+        Verdict::Accepted { .. }
+    ));
+}
+
+pub fn r17_same_identification_waits_for_compliance<K: Kind>() {
+    let (c, _) = core::<K>();
+    person(&c, "ownb", "acme", "1970-01-01|CH|CH|passport|X1");
+    person(&c, "reqb", "other-llc", "1970-01-01|CH|CH|passport|X1");
+    let dsc = card_of(&c, "ownb", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "ownb", dsc);
+    let (share, pending) = c
+        .share_request("reqb", "ownb", dsc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap();
+    assert!(pending);
+    assert!(
+        c.status("reqb").unwrap().unwrap().devices.is_empty(),
+        "nothing shared while pending"
+    );
+    c.share_decide(share, true).unwrap();
+    assert_eq!(c.status("reqb").unwrap().unwrap().devices.len(), 1);
+    assert!(c.share_decide(share, true).is_err(), "decided once");
+}
+
+pub fn r17_the_three_prerequisites_and_their_named_errors<K: Kind>() {
+    let (c, _) = core::<K>();
+    // (a) different entities and identification data.
+    person(&c, "ownc", "acme", "id-1");
+    person(&c, "reqc", "other", "id-2");
+    let dsc = card_of(&c, "ownc", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "ownc", dsc);
+    let e = c
+        .share_request("reqc", "ownc", dsc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap_err();
+    assert_eq!(e, CoreError::DifferentIdentification);
+    assert_eq!(e.to_string(), "Different identification information");
+    // (b) a participant with a temporary device.
+    person(&c, "reqd", "acme", "");
+    c.issue_temp_code("reqd").unwrap();
+    let (txn, a) = owner_answer(&c, "ownc", dsc);
+    assert_eq!(
+        c.share_request("reqd", "ownc", dsc, txn, &a, IP)
+            .unwrap()
+            .value
+            .unwrap_err(),
+        CoreError::TemporaryDevice
+    );
+    // (c) sharing a less protective device than a participant's.
+    person(&c, "owne", "beta", "");
+    person(&c, "reqe", "beta", "");
+    let scc = card_of(&c, "owne", DeviceKind::Scc, b"owner card");
+    card_of(&c, "reqe", DeviceKind::DscPlus, &KEY);
+    let (txn, ch) = begin(&c, "owne", scc);
+    let Challenge::Positions(p) = ch else {
+        panic!()
+    };
+    let a = card::answer(b"owner card", &CardLayout::default(), &p).unwrap();
+    let e = c
+        .share_request("reqe", "owne", scc, txn, &a, IP)
+        .unwrap()
+        .value
+        .unwrap_err();
+    assert_eq!(e, CoreError::LessSecureDevice);
+    assert_eq!(e.to_string(), "Less secure device");
+    // IB Key is not shared this way (R8).
+    person(&c, "ownf", "gamma", "");
+    person(&c, "reqf", "gamma", "");
+    let ib = c
+        .enrol_device(
+            "ownf",
+            &DeviceSpec {
+                kind: DeviceKind::IbKey,
+                secret: KEY.to_vec(),
+                pin: "1234".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let (txn, _) = begin(&c, "ownf", ib);
+    assert!(matches!(
+        c.share_request("reqf", "ownf", ib, txn, "12345678", IP),
+        Err(CoreError::InvalidState(_))
+    ));
+}
+
+pub fn r17_a_wrong_owner_answer_is_refused_and_counts<K: Kind>() {
+    let (c, _) = core::<K>();
+    person(&c, "owng", "acme", "");
+    person(&c, "reqg", "acme", "");
+    let dsc = card_of(&c, "owng", DeviceKind::DscPlus, &KEY);
+    let (txn, _) = owner_answer(&c, "owng", dsc);
+    let out = c
+        .share_request("reqg", "owng", dsc, txn, "00000000", IP)
+        .unwrap();
+    assert_eq!(out.value.unwrap_err(), CoreError::OwnerNotVerified);
+    assert!(
+        out.records
+            .iter()
+            .any(|r| matches!(r, Record::Failure { user, .. } if user == "owng")),
+        "the failure is journalled"
+    );
+    assert_eq!(c.status("owng").unwrap().unwrap().failures, 1);
+    // A challenge of another user's device does not prove the owner.
+    let other = self::dsc(&c, "ownh");
+    let (txn, a) = owner_answer(&c, "ownh", other);
+    assert_eq!(
+        c.share_request("reqg", "owng", dsc, txn, &a, IP)
+            .unwrap()
+            .value
+            .unwrap_err(),
+        CoreError::OwnerNotVerified
+    );
+}

@@ -1,0 +1,174 @@
+//! R3, R4: withdrawal limits by device, daily and 5-business-day totals.
+
+use sls_core::*;
+use sls_protocol::ocra::{self, OcraInput, OcraSuite};
+use sls_protocol::*;
+
+use crate::common::*;
+use crate::harness::Kind;
+
+pub fn r4_m2fs_several_devices_and_withdrawals_need_a_covering_device<K: Kind>() {
+    let (c, _) = core::<K>();
+    let d = dsc(&c, "quin");
+    let ib = c
+        .enrol_device(
+            "quin",
+            &DeviceSpec {
+                kind: DeviceKind::IbKey,
+                secret: KEY.to_vec(),
+                pin: "9z9z".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let list = |purpose| match c
+        .begin(
+            &BeginRequest {
+                user: "quin",
+                purpose,
+                device: None,
+                client: IP,
+            },
+            &never,
+        )
+        .unwrap()
+        .value
+    {
+        BeginResult::Devices(v) => v.into_iter().map(|d| d.id).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(list(Purpose::Login), vec![d, ib]);
+    // R3: IB Key covers 1M a day; 2M needs the DSC+.
+    assert_eq!(
+        list(Purpose::Withdrawal {
+            amount_usd: 1_000_000
+        }),
+        vec![d, ib]
+    );
+    assert_eq!(
+        list(Purpose::Withdrawal {
+            amount_usd: 1_000_001
+        }),
+        vec![d]
+    );
+    let v = c
+        .begin(
+            &BeginRequest {
+                user: "quin",
+                purpose: Purpose::Withdrawal {
+                    amount_usd: 2_000_000,
+                },
+                device: Some(ib),
+                client: IP,
+            },
+            &never,
+        )
+        .unwrap()
+        .value;
+    assert_eq!(
+        v,
+        BeginResult::Verdict(Verdict::NeedsStrongerDevice {
+            required: SecurityLevel::Top
+        })
+    );
+    let (txn, ch) = begin_for(
+        &c,
+        "quin",
+        d,
+        Purpose::Withdrawal {
+            amount_usd: 2_000_000,
+        },
+    );
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let out = c.answer(txn, &dsc_answer(&q, "1234"), IP);
+    assert!(matches!(out.value, Verdict::Accepted { .. }));
+    assert!(out.records.iter().any(|r| matches!(
+        r,
+        Record::Withdrawal {
+            amount_usd: 2_000_000,
+            ..
+        }
+    )));
+}
+
+pub fn r3_daily_totals_count<K: Kind>() {
+    let (c, clock) = core::<K>();
+    user(&c, "rosa");
+    let ib = c
+        .enrol_device(
+            "rosa",
+            &DeviceSpec {
+                kind: DeviceKind::IbKey,
+                secret: KEY.to_vec(),
+                pin: "9z9z".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let ib_answer = |q: &str| {
+        let suite: OcraSuite = ocra::IB_KEY_DEFAULT_SUITE.parse().unwrap();
+        let ph = ocra::pin_hash(suite.pin.unwrap(), b"9z9z");
+        suite
+            .compute(
+                &KEY,
+                &OcraInput {
+                    question: q,
+                    pin_hash: Some(ph.as_bytes()),
+                    ..OcraInput::default()
+                },
+            )
+            .unwrap()
+            .to_string()
+    };
+    let (txn, ch) = begin_for(
+        &c,
+        "rosa",
+        ib,
+        Purpose::Withdrawal {
+            amount_usd: 600_000,
+        },
+    );
+    let Challenge::Numeric(q) = ch else { panic!() };
+    assert!(matches!(
+        c.answer(txn, &ib_answer(&q), IP).value,
+        Verdict::Accepted { .. }
+    ));
+    // 600K + 600K > 1M a day.
+    let v = c
+        .begin(
+            &BeginRequest {
+                user: "rosa",
+                purpose: Purpose::Withdrawal {
+                    amount_usd: 600_000,
+                },
+                device: Some(ib),
+                client: IP,
+            },
+            &never,
+        )
+        .unwrap()
+        .value;
+    assert!(matches!(
+        v,
+        BeginResult::Verdict(Verdict::NeedsStrongerDevice { .. })
+    ));
+    // A day later, the daily total has room again.
+    clock.advance(24 * H);
+    let v = c
+        .begin(
+            &BeginRequest {
+                user: "rosa",
+                purpose: Purpose::Withdrawal {
+                    amount_usd: 300_000,
+                },
+                device: Some(ib),
+                client: IP,
+            },
+            &never,
+        )
+        .unwrap()
+        .value;
+    assert!(matches!(v, BeginResult::Challenge { .. }));
+}
