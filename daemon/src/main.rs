@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sls_daemon::config::{Args, Config};
+use sls_daemon::config::{Config, Settings};
 use sls_daemon::service;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = match Config::from_args(Args::parse()) {
+    let config = match Config::from_args(Settings::parse()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("slsd: {e}");

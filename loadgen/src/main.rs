@@ -146,26 +146,33 @@ enum DeviceCmd {
     },
 }
 
+/// The longest `--duration`, `--warmup` or ramp: a run always stops by itself, within a day.
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// A duration as [`humantime::parse_duration`] reads it (`500ms`, `10s`, `2m`, `1h 30m`,
+/// `1.5s`), at most [`MAX_DURATION`].
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}")),
-    };
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err(format!("{s:?} out of range"));
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 500ms, 10s, 2m ({e})"))?;
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is longer than the most allowed, 24h"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
+}
+
+/// `--ramp FROM:DURATION`, e.g. `100:10s`.
+fn parse_ramp(r: &str) -> anyhow::Result<(f64, Duration)> {
+    let (from, over) = r
+        .split_once(':')
+        .context("--ramp FROM:DURATION, e.g. 100:10s")?;
+    let from = from.parse::<f64>().context("--ramp rate")?;
+    if !(from.is_finite() && from >= 0.0) {
+        bail!("--ramp rate {from} must be 0 or more");
+    }
+    let over = parse_duration(over)
+        .map_err(anyhow::Error::msg)
+        .context("--ramp duration")?;
+    Ok((from, over))
 }
 
 fn hex_arg(name: &str, v: &str) -> anyhow::Result<Vec<u8>> {
@@ -250,18 +257,7 @@ fn parse_scenarios(s: &str) -> anyhow::Result<Vec<(Scenario, u32)>> {
 async fn run_cmd(a: RunArgs) -> anyhow::Result<u64> {
     let model = match a.rate {
         Some(rate) if rate > 0.0 => {
-            let ramp = match a.ramp.as_deref() {
-                None => None,
-                Some(r) => {
-                    let (from, over) = r
-                        .split_once(':')
-                        .context("--ramp FROM:DURATION, e.g. 100:10s")?;
-                    Some((
-                        from.parse::<f64>().context("--ramp rate")?,
-                        parse_duration(over).map_err(anyhow::Error::msg)?,
-                    ))
-                }
-            };
+            let ramp = a.ramp.as_deref().map(parse_ramp).transpose()?;
             LoadModel::Open {
                 rate,
                 ramp,
@@ -410,4 +406,80 @@ fn tokio_main(f: impl std::future::Future<Output = anyhow::Result<u64>>) -> anyh
         .enable_all()
         .build()?
         .block_on(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_the_docs_write_them() {
+        for (text, want) in [
+            ("500ms", Duration::from_millis(500)),
+            ("1s", Duration::from_secs(1)),
+            ("5s", Duration::from_secs(5)),
+            ("10s", Duration::from_secs(10)),
+            ("60s", Duration::from_secs(60)),
+            ("2m", Duration::from_secs(120)),
+            ("1.5s", Duration::from_millis(1_500)),
+            ("24h", Duration::from_secs(86_400)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "10", "soon", "-1s", "10 parsecs"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("is not a duration like"), "{bad}: {e}");
+        }
+        // A run stops within a day; past that (or past what a Duration holds) is refused.
+        assert!(parse_duration("25h").unwrap_err().contains("most allowed"));
+        assert!(parse_duration("99999999999999999999s")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn run_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "sls-loadgen",
+            "run",
+            "--duration",
+            "15s",
+            "--warmup",
+            "500ms",
+            "--ramp",
+            "100:10s",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(a.duration, Duration::from_secs(15));
+        assert_eq!(a.warmup, Duration::from_millis(500));
+        assert_eq!(
+            parse_ramp(a.ramp.as_deref().unwrap()).unwrap(),
+            (100.0, Duration::from_secs(10))
+        );
+        let Err(e) = Cli::try_parse_from(["sls-loadgen", "run", "--duration", "2d"]) else {
+            panic!("a two-day run accepted");
+        };
+        assert!(e.to_string().contains("--duration"), "{e}");
+        let Command::Quickstart { duration, .. } =
+            Cli::try_parse_from(["sls-loadgen", "quickstart"])
+                .unwrap()
+                .command
+        else {
+            panic!("not quickstart");
+        };
+        assert_eq!(duration, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_ramps_are_refused() {
+        assert!(parse_ramp("100").is_err());
+        assert!(parse_ramp("fast:10s").is_err());
+        assert!(parse_ramp("NaN:10s").is_err());
+        assert!(parse_ramp("-5:10s").is_err());
+        let e = parse_ramp("100:forever").unwrap_err();
+        assert!(format!("{e:#}").contains("--ramp duration"), "{e:#}");
+    }
 }
