@@ -322,12 +322,37 @@ pub fn handle(
             Reply::Now(Message::Stats { counters })
         }
 
-        Message::ShareRequest { .. }
-        | Message::ShareDecide { .. }
-        | Message::ShareCancel { .. } => error(
-            Status::INVALID_STATE,
-            "device sharing (R17) is not implemented in this version",
-        ),
+        // ---- admin: device sharing (R17) ----
+        // The requester gives the owner's answer to a challenge of the shared device (from a
+        // `Begin` for the owner). It counts like any answer (R11) and is rate-limited by the
+        // address it came from: ShareRequest carries no end-user address, so the admin tool's.
+        Message::ShareRequest {
+            requester,
+            owner,
+            device,
+            txn,
+            answer,
+        } => match core.share_request(&requester, &owner, device, txn, &answer, peer.addr.ip()) {
+            Ok(out) => {
+                // Journalled whatever the verdict: a wrong owner answer is a failure (R11).
+                keep(records, out.records);
+                match out.value {
+                    Ok((share, pending)) => Reply::Now(Message::ShareState { share, pending }),
+                    Err(e) => core_error(&e),
+                }
+            }
+            Err(e) => core_error(&e),
+        },
+        // Compliance decides a pending share (different entities, same identification).
+        Message::ShareDecide { share, approve } => {
+            done(records, core.share_decide(share, approve), |()| {
+                Message::Done {}
+            })
+        }
+        // The requester loses the shared copy and gets its own devices back.
+        Message::ShareCancel { share } => {
+            done(records, core.share_cancel(share), |()| Message::Done {})
+        }
         // Daemon-only messages never reach here (access checked), but the enum is open.
         _ => error(Status::UNEXPECTED, "not a request"),
     }
