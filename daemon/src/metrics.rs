@@ -12,6 +12,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sls_protocol::{Message, Role, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Upper bounds of the latency buckets, in microseconds.
 const BUCKETS_US: [u64; 14] = [
@@ -193,41 +195,53 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `addr` until `shutdown`; `render` makes the page.
+/// Serves `GET /metrics` on `addr` until `shutdown` is cancelled; `render` makes the page. Each
+/// scrape is a task on `tasks`.
 ///
 /// # Errors
 /// The address cannot be bound.
 pub async fn serve(
     addr: SocketAddr,
     render: Arc<dyn Fn() -> String + Send + Sync>,
-    shutdown: impl std::future::Future<Output = ()>,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((mut sock, _)) = accepted else { continue };
+                let Ok((sock, _)) = accepted else { continue };
                 let render = render.clone();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 2048];
-                    let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
-                        Ok(Ok(n)) => n,
-                        _ => return,
-                    };
-                    let head = String::from_utf8_lossy(&buf[..n]);
-                    let (status, body) = if head.starts_with("GET /metrics ") {
-                        ("200 OK", render())
-                    } else {
-                        ("404 Not Found", "not found: GET /metrics\n".to_owned())
-                    };
-                    let resp = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                    let _ = sock.write_all(resp.as_bytes()).await;
+                let stop = shutdown.clone();
+                // Tracked with the daemon's background tasks; a scrape in progress at shutdown
+                // is dropped rather than waited for.
+                tasks.spawn(async move {
+                    tokio::select! {
+                        () = answer(sock, render) => {}
+                        () = stop.cancelled() => {}
+                    }
                 });
             }
-            _ = &mut shutdown => return Ok(()),
+            () = shutdown.cancelled() => return Ok(()),
         }
     }
+}
+
+/// Answers one scrape.
+async fn answer(mut sock: tokio::net::TcpStream, render: Arc<dyn Fn() -> String + Send + Sync>) {
+    let mut buf = [0u8; 2048];
+    let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        _ => return,
+    };
+    let head = String::from_utf8_lossy(&buf[..n]);
+    let (status, body) = if head.starts_with("GET /metrics ") {
+        ("200 OK", render())
+    } else {
+        ("404 Not Found", "not found: GET /metrics\n".to_owned())
+    };
+    let resp = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let _ = sock.write_all(resp.as_bytes()).await;
 }
 
 #[cfg(test)]

@@ -206,7 +206,9 @@ impl Pipeline {
         let hello = Message::Hello {
             min_version: PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
-            agent: agent.to_owned(),
+            // The field's limit is in bytes: a longer name (in any script) is clipped at a char
+            // boundary rather than making the handshake fail to encode.
+            agent: sls_protocol::clip_text(agent, sls_protocol::limits::MAX_TEXT),
         };
         match pipe.call(hello).await? {
             Message::Welcome { role, .. } => pipe.role = role,

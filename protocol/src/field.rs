@@ -12,7 +12,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::status::Status;
 use crate::types::{
     ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Grant, GrantKind, Limits, Purpose,
-    SecurityLevel, TxnId, Verdict,
+    Role, SecurityLevel, TxnId, Verdict,
 };
 
 /// A cursor over a frame body that never reads past its end.
@@ -247,7 +247,7 @@ enum_field!(
     SecurityLevel => "security level",
     ApprovalMethod => "approval method",
     GrantKind => "grant kind",
-    crate::message::Role => "role"
+    Role => "role"
 );
 
 impl Field for Limits {

@@ -28,16 +28,17 @@ pub mod message;
 pub mod ocra;
 pub mod push;
 pub mod status;
+pub mod text;
 pub mod types;
 
 pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
 pub use frame::Frame;
 pub use message::{
-    Access, BulkOutcome, BulkRecord, Counter, Message, Role, ALPN_DEVICE, ALPN_FRONTEND,
-    PROTOCOL_VERSION,
+    Access, BulkOutcome, BulkRecord, Counter, Message, ALPN_DEVICE, ALPN_FRONTEND, PROTOCOL_VERSION,
 };
 pub use status::Status;
+pub use text::{clip_str, clip_text};
 pub use types::{
     valid_user_name, ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Grant, GrantKind,
-    Limits, Purpose, SecurityLevel, TxnId, Verdict,
+    Limits, Purpose, Role, SecurityLevel, TxnId, Verdict,
 };

@@ -16,7 +16,7 @@ use crate::limits::{
 };
 use crate::status::Status;
 use crate::types::{
-    ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict,
+    ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, Role, TxnId, Verdict,
 };
 
 /// The protocol version this library speaks.
@@ -25,40 +25,6 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const ALPN_FRONTEND: &[u8] = b"sls/1";
 /// ALPN of IB Key apps (no client certificate; the app proves possession of its key in-band).
 pub const ALPN_DEVICE: &[u8] = b"sls-device/1";
-
-macro_rules! wire_enum_u8 {
-    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr => $text:expr,)+ }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-        #[repr(u8)]
-        pub enum $name { $($(#[$vm])* $var = $val,)+ }
-        impl $name {
-            /// The wire byte.
-            pub const fn code(self) -> u8 { self as u8 }
-            /// The value of a wire byte, if it names one.
-            pub const fn from_code(code: u8) -> Option<Self> {
-                match code { $($val => Some($name::$var),)+ _ => None }
-            }
-            /// The stable lower-case name.
-            pub const fn name(self) -> &'static str {
-                match self { $($name::$var => $text,)+ }
-            }
-        }
-    };
-}
-
-wire_enum_u8! {
-    /// The role of a peer, decided by the daemon from its certificate or ALPN.
-    pub enum Role {
-        /// A login frontend (ALPN `sls/1`, frontend certificate).
-        Frontend = 1 => "frontend",
-        /// Admin tooling (ALPN `sls/1`, admin certificate).
-        Admin = 2 => "admin",
-        /// An IB Key app (ALPN `sls-device/1`).
-        Device = 3 => "device",
-    }
-}
 
 /// Who may send a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

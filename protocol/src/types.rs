@@ -209,6 +209,20 @@ impl Limits {
 }
 
 wire_enum! {
+    /// The role of a peer, decided by the daemon from its certificate or ALPN. It lives here,
+    /// with the other wire enums, so that `field` (its encoding) and `message` (the `Welcome`
+    /// field, and who may send what) both depend on it, and `field` not on `message`.
+    pub enum Role {
+        /// A login frontend (ALPN `sls/1`, frontend certificate).
+        Frontend = 1 => "frontend",
+        /// Admin tooling (ALPN `sls/1`, admin certificate).
+        Admin = 2 => "admin",
+        /// An IB Key app (ALPN `sls-device/1`).
+        Device = 3 => "device",
+    }
+}
+
+wire_enum! {
     /// How the user approved an IB Key push (R6), which decides the trading grant (R21).
     pub enum ApprovalMethod {
         /// The IB Key PIN (4 to 6 characters, R7).

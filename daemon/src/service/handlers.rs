@@ -1,25 +1,24 @@
 //! One request in, one answer out: the map from messages to the core. Records a call produces
 //! are encoded into `records`; the stream loop makes them durable before any answer leaves.
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use sls_protocol::{BulkOutcome, Counter, Message, Status};
-use tokio::sync::mpsc;
+use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, Status};
 use tracing::warn;
 
-use super::server::{park_await, wake, Peer, Reply, State};
+use super::awaits;
+use super::reply::{Later, Reply};
+use super::state::{Peer, State};
 use crate::core::{BeginRequest, BeginResult, CoreError, DeviceSpec, Outcome, Record, UserSpec};
 
+/// An `Error` answer; the text is clipped to the wire's limit at a char boundary (it may quote
+/// what the client sent, in any script).
 fn error(status: Status, message: impl Into<String>) -> Reply {
-    let mut message = message.into();
-    message.truncate(sls_protocol::limits::MAX_TEXT);
-    while !message.is_char_boundary(message.len()) {
-        message.pop();
-    }
-    Reply::Now(Message::Error { status, message })
+    Reply::Now(Message::Error {
+        status,
+        message: clip_text(message, MAX_TEXT),
+    })
 }
 
 fn core_error(e: &CoreError) -> Reply {
@@ -58,8 +57,7 @@ pub fn handle(
     id: u32,
     message: Message,
     records: &mut Vec<Vec<u8>>,
-    late: &mpsc::UnboundedSender<(u32, Message)>,
-    parked: &Arc<AtomicUsize>,
+    later: &mut Later,
 ) -> Reply {
     let core = &state.core;
     match message {
@@ -127,13 +125,12 @@ pub fn handle(
             keep(records, out.records);
             Reply::Now(Message::Judged { verdict: out.value })
         }
-        Message::Await { txn, timeout_ms } => park_await(
+        Message::Await { txn, timeout_ms } => awaits::park(
             state,
             id,
             txn,
             Duration::from_millis(u64::from(timeout_ms)),
-            late,
-            parked,
+            later,
         ),
         Message::PasswordFailed { user, client } => {
             done(records, core.password_failed(&user, client), |verdict| {
@@ -186,7 +183,7 @@ pub fn handle(
             Some(device) if peer.proven.contains(&device) => {
                 let out = core.push_answer(device, txn, approve, method, number, &mac);
                 keep(records, out.records);
-                wake(state, txn);
+                awaits::wake(state, txn);
                 Reply::Now(Message::Judged { verdict: out.value })
             }
             // Not a push to a device this app proved: as if there were no such transaction.
@@ -324,12 +321,38 @@ pub fn handle(
             });
             Reply::Now(Message::Stats { counters })
         }
-        Message::ShareRequest { .. }
-        | Message::ShareDecide { .. }
-        | Message::ShareCancel { .. } => error(
-            Status::INVALID_STATE,
-            "device sharing (R17) is not implemented in this version",
-        ),
+
+        // ---- admin: device sharing (R17) ----
+        // The requester gives the owner's answer to a challenge of the shared device (from a
+        // `Begin` for the owner). It counts like any answer (R11) and is rate-limited by the
+        // address it came from: ShareRequest carries no end-user address, so the admin tool's.
+        Message::ShareRequest {
+            requester,
+            owner,
+            device,
+            txn,
+            answer,
+        } => match core.share_request(&requester, &owner, device, txn, &answer, peer.addr.ip()) {
+            Ok(out) => {
+                // Journalled whatever the verdict: a wrong owner answer is a failure (R11).
+                keep(records, out.records);
+                match out.value {
+                    Ok((share, pending)) => Reply::Now(Message::ShareState { share, pending }),
+                    Err(e) => core_error(&e),
+                }
+            }
+            Err(e) => core_error(&e),
+        },
+        // Compliance decides a pending share (different entities, same identification).
+        Message::ShareDecide { share, approve } => {
+            done(records, core.share_decide(share, approve), |()| {
+                Message::Done {}
+            })
+        }
+        // The requester loses the shared copy and gets its own devices back.
+        Message::ShareCancel { share } => {
+            done(records, core.share_cancel(share), |()| Message::Done {})
+        }
         // Daemon-only messages never reach here (access checked), but the enum is open.
         _ => error(Status::UNEXPECTED, "not a request"),
     }

@@ -1,21 +1,40 @@
-//! The QUIC service: the endpoint, the roles, the stream loops, and [`run`], which wires the
-//! core, the store and the endpoint together and drains on shutdown.
+//! The QUIC service: [`bind`] opens the store, replays it into the core and binds the endpoint;
+//! [`Bound::run`] serves until shutdown, drains, and closes the journal.
+//!
+//! The modules, by concern; each uses only those listed after it (no cycle):
+//!
+//! ```text
+//!  accept      accept loop, connection tasks, the drain      ─▶ stream, tls, state
+//!  stream      the per-stream loop: batches, durable waits   ─▶ handlers, reply, state
+//!  handlers    message ─▶ core                               ─▶ awaits, reply, state
+//!  awaits      parked Awaits, wake                           ─▶ reply, state
+//!  background  sweeper, snapshotter, metrics endpoint        ─▶ state
+//!  reply       answers now or owed later                     ─▶ (protocol only)
+//!  state       shared State, limits, Peer, counts            ─▶ (core, store, metrics)
+//!  tls         certificates, roles                           ─▶ (protocol only)
+//! ```
 
+pub mod accept;
+pub mod awaits;
+pub mod background;
 pub mod handlers;
-pub mod server;
+pub mod reply;
+pub mod state;
+pub mod stream;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core::{Core, Record, SystemClock};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreConfig};
-use server::{ServiceLimits, State};
+use state::{ServiceLimits, State};
 
 /// Why the daemon could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -147,8 +166,8 @@ pub fn bind(config: Config) -> Result<Bound, ServiceError> {
 }
 
 impl Bound {
-    /// Serves until `shutdown` resolves, then drains in-flight requests under the grace
-    /// deadline, flushes the journal and closes the endpoint.
+    /// Serves until `shutdown` resolves, then drains (every tracked task, under the grace
+    /// deadline), closes the endpoint, stops the background tasks and closes the journal.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let Bound {
             state,
@@ -156,108 +175,20 @@ impl Bound {
             config,
             ..
         } = self;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // Sweeper: expired transactions and idle limiter state.
-        let sweeper = {
-            let state = state.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => { state.core.sweep(); }
-                        _ = stop.changed() => break,
-                    }
-                }
-            })
-        };
-        // Snapshots bound the journal.
-        let snapshotter = {
-            let state = state.clone();
-            let mut stop = stop_rx.clone();
-            let limit = config.snapshot_bytes;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        _ = stop.changed() => break,
-                    }
-                    if state.store.stats().journal_bytes < limit {
-                        continue;
-                    }
-                    let st = state.clone();
-                    let result = tokio::task::spawn_blocking(
-                        move || -> Result<usize, crate::store::StoreError> {
-                            let (target, records) = {
-                                let _paused = st.pause.write();
-                                let target = st.store.rotate()?;
-                                (target, st.core.snapshot_records())
-                            };
-                            let encoded: Vec<Vec<u8>> = records
-                                .iter()
-                                .filter_map(|r| {
-                                    let mut b = Vec::new();
-                                    r.encode(&mut b).ok().map(|()| b)
-                                })
-                                .collect();
-                            st.store.write_snapshot(target, &encoded)?;
-                            Ok(encoded.len())
-                        },
-                    )
-                    .await;
-                    match result {
-                        Ok(Ok(n)) => info!(records = n, "snapshot written"),
-                        Ok(Err(e)) => warn!("snapshot failed: {e}"),
-                        Err(e) => warn!("snapshot task failed: {e}"),
-                    }
-                }
-            })
-        };
-        let metrics = config.metrics.map(|addr| {
-            let st = state.clone();
-            let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
-                let stats = st.core.stats();
-                let extra: Vec<(&str, &str, u64)> = stats
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            *n,
-                            if matches!(
-                                *n,
-                                "users"
-                                    | "open_transactions"
-                                    | "lockouts_recent_window"
-                                    | "mass_lockout_alert"
-                            ) {
-                                "gauge"
-                            } else {
-                                "counter"
-                            },
-                            *v,
-                        )
-                    })
-                    .collect();
-                st.metrics.render(&extra)
-            });
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::metrics::serve(addr, render, async move {
-                    let _ = stop.changed().await;
-                })
-                .await
-                {
-                    warn!("metrics on {addr}: {e}");
-                }
-            })
-        });
-        server::accept_loop(state.clone(), endpoint, shutdown).await;
-        let _ = stop_tx.send(true);
-        let _ = sweeper.await;
-        let _ = snapshotter.await;
-        if let Some(m) = metrics {
-            let _ = m.await;
-        }
+        // Background tasks stop after the drain: the journal they snapshot is final by then.
+        let background = TaskTracker::new();
+        let stop = CancellationToken::new();
+        background::spawn(
+            &background,
+            &state,
+            config.snapshot_bytes,
+            config.metrics,
+            &stop,
+        );
+        accept::accept_loop(state.clone(), endpoint, shutdown).await;
+        stop.cancel();
+        background.close();
+        background.wait().await;
         state.store.close();
         info!("stopped");
     }

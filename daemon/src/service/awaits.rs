@@ -1,0 +1,60 @@
+//! Parked `Await`s (R6): a frontend waits for the IB Key app's decision on a push. Each is a
+//! tracked task that answers on the frontend's stream when the push is decided, expires, the
+//! timeout passes, or shutdown begins (then with the verdict as it stands: no push can be
+//! answered while the daemon drains).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sls_protocol::{Message, Status, TxnId, Verdict};
+use tokio::sync::Notify;
+
+use super::reply::{Later, Reply};
+use super::state::{Held, State};
+
+/// Parks request `id`'s `Await` on `txn` until the push is answered, expires or `timeout`
+/// (capped by the service's limit) passes.
+pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut Later) -> Reply {
+    if state.waiting.load(std::sync::atomic::Ordering::Acquire) >= state.limits.max_waiting {
+        return Reply::Now(Message::Error {
+            status: Status::CAPACITY,
+            message: "too many awaits".into(),
+        });
+    }
+    let notify = state
+        .waiters
+        .entry(txn)
+        .or_insert_with(|| Arc::new(Notify::new()))
+        .clone();
+    let waiting = Held::new(&state.waiting, 1);
+    let late = later.promise(id);
+    let st = state.clone();
+    let deadline = tokio::time::Instant::now() + timeout.min(state.limits.max_await);
+    state.tasks.spawn(async move {
+        let _waiting = waiting;
+        let verdict = loop {
+            // Made before the verdict is read, so that a wake in between is not missed.
+            let notified = notify.notified();
+            let v = st.core.txn_verdict(txn);
+            if v != Verdict::Pending {
+                break v;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => break st.core.txn_verdict(txn),
+                () = st.stopping.cancelled() => break st.core.txn_verdict(txn),
+            }
+        };
+        // The map's reference and ours: nobody else waits on this transaction.
+        st.waiters.remove_if(&txn, |_, n| Arc::strong_count(n) <= 2);
+        late.send(Message::Judged { verdict });
+    });
+    Reply::Later
+}
+
+/// Wakes the frontends awaiting `txn`.
+pub fn wake(state: &State, txn: TxnId) {
+    if let Some(n) = state.waiters.get(&txn) {
+        n.notify_waiters();
+    }
+}

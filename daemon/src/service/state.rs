@@ -1,0 +1,180 @@
+//! What every connection and stream shares: the core, the journal, the limits, the tracker of
+//! every task the service spawns, the shutdown signal, and the counts that the limits read.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use sls_protocol::{DeviceId, Message, Role, TxnId};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::core::Core;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Limits of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceLimits {
+    /// Most requests in flight on one stream (announced in `Welcome`).
+    pub max_in_flight: u32,
+    /// Most parked `Await`s at once, daemon-wide.
+    pub max_waiting: usize,
+    /// Longest `Await` honoured.
+    pub max_await: Duration,
+    /// How long shutdown waits for the work in flight.
+    pub grace: Duration,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        ServiceLimits {
+            max_in_flight: 1024,
+            max_waiting: 100_000,
+            max_await: Duration::from_secs(120),
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every connection shares. Cheap to clone.
+#[derive(Clone)]
+pub struct State(Arc<Shared>);
+
+/// The shared part of [`State`].
+pub struct Shared {
+    /// The verifier.
+    pub core: Core,
+    /// The journal.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits.
+    pub limits: ServiceLimits,
+    /// Connected IB Key apps: where to push.
+    pub devices: DashMap<DeviceId, mpsc::UnboundedSender<Message>>,
+    /// Frontends waiting for a push decision, by transaction.
+    pub waiters: DashMap<TxnId, Arc<Notify>>,
+    /// Parked `Await`s, daemon-wide (each held by a [`Held`] in its task).
+    pub waiting: Arc<AtomicUsize>,
+    /// Open connections.
+    pub connections: AtomicU64,
+    /// Requests being handled right now (each held by a [`Held`], so that a panic cannot leak
+    /// one). Reported when the drain's grace period runs out.
+    pub in_flight: Arc<AtomicUsize>,
+    /// Held shared while a batch changes the core and journals its records; held exclusively
+    /// to rotate the journal and capture a snapshot, so that the two agree.
+    pub pause: parking_lot::RwLock<()>,
+    /// Every task of the service: connections (and their handshakes), streams, durable waits
+    /// and parked `Await`s. The drain closes it and waits for it to empty.
+    pub tasks: TaskTracker,
+    /// Cancelled when shutdown begins: new requests are refused with SHUTTING_DOWN, streams
+    /// stop reading and end once they have sent what they owe, parked `Await`s answer now.
+    pub stopping: CancellationToken,
+}
+
+impl State {
+    /// A new state.
+    pub fn new(core: Core, store: Store, metrics: Arc<Metrics>, limits: ServiceLimits) -> State {
+        State(Arc::new(Shared {
+            core,
+            store,
+            metrics,
+            limits,
+            devices: DashMap::new(),
+            waiters: DashMap::new(),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            connections: AtomicU64::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            pause: parking_lot::RwLock::new(()),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+        }))
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+}
+
+impl std::ops::Deref for State {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Per-stream facts the handlers need.
+pub struct Peer {
+    /// The role the daemon gave the peer.
+    pub role: Role,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// For an IB Key app: the device it is proving and the nonce it must sign.
+    pub pending: Option<(DeviceId, [u8; 32])>,
+    /// For an IB Key app: the devices it proved (several users, R8).
+    pub proven: Vec<DeviceId>,
+}
+
+impl Peer {
+    /// A peer that has proven nothing yet.
+    pub fn new(role: Role, addr: SocketAddr) -> Peer {
+        Peer {
+            role,
+            addr,
+            pending: None,
+            proven: Vec::new(),
+        }
+    }
+}
+
+/// `n` units of a count, held until dropped: the count goes back down however the holder ends
+/// (returns, panics, or its task is cancelled).
+#[must_use = "the count goes back down when this is dropped"]
+pub struct Held {
+    count: Arc<AtomicUsize>,
+    n: usize,
+}
+
+impl Held {
+    /// Adds `n` to `count` until the result is dropped.
+    pub fn new(count: &Arc<AtomicUsize>, n: usize) -> Held {
+        count.fetch_add(n, Ordering::AcqRel);
+        Held {
+            count: Arc::clone(count),
+            n,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.count.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_count_goes_back_down_even_when_its_holder_panics() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let a = Held::new(&count, 2);
+        assert_eq!(count.load(Ordering::Acquire), 2);
+        let c = Arc::clone(&count);
+        let r = std::panic::catch_unwind(move || {
+            let _b = Held::new(&c, 1);
+            assert_eq!(c.load(Ordering::Acquire), 3);
+            panic!("a handler's bug");
+        });
+        assert!(r.is_err());
+        assert_eq!(count.load(Ordering::Acquire), 2);
+        drop(a);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+    }
+}

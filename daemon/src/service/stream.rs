@@ -1,0 +1,383 @@
+//! The loop of one stream: decode the pipelined frames of a read, ask the core for each, make
+//! the batch's records durable, and write the answers.
+//!
+//! ```text
+//!  read ─▶ decode all frames ─▶ handler, isolated (sync, µs) ─▶ answers that changed nothing: now
+//!                             └▶ records ─▶ journal ─▶ durable-wait task ─▶ answers: later
+//!  owed answers (durable waits, parked Awaits) ─▶ written as they come
+//! ```
+//!
+//! A stream ends when its peer finishes sending, a frame loses framing, or shutdown begins:
+//! then it reads no more, writes every answer it still owes, and finishes. It ends at once when
+//! the connection is lost.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use sls_protocol::{frame, Access, Frame, Message, Status, PROTOCOL_VERSION};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::handlers;
+use super::reply::{internal, Late, Later, Reply};
+use super::state::{Held, Peer, State};
+
+/// Serves one stream until it ends.
+pub async fn serve_stream(
+    state: State,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    peer: Peer,
+) {
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Message>();
+    let mut s = Conversation {
+        state,
+        peer,
+        hello: false,
+        later: Later::new(),
+        records: Vec::new(),
+        out: BytesMut::with_capacity(16 * 1024),
+        push_tx,
+        registered: Vec::new(),
+    };
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    // No more reading: the peer finished, framing was lost, or shutdown began.
+    let mut closing = false;
+    let mut lost = false;
+    loop {
+        if closing && s.later.owed() == 0 {
+            break;
+        }
+        tokio::select! {
+            chunk = recv.read_chunk(64 * 1024, true), if !closing => match chunk {
+                Ok(Some(chunk)) => inbuf.extend_from_slice(&chunk.bytes),
+                Ok(None) => {
+                    closing = true;
+                    continue;
+                }
+                Err(_) => {
+                    lost = true;
+                    break;
+                }
+            },
+            Some((id, msg)) = s.later.next() => {
+                encode_or_internal(id, &msg, &mut s.out);
+                while let Some((id, msg)) = s.later.try_next() {
+                    encode_or_internal(id, &msg, &mut s.out);
+                }
+                if !s.flush(&mut send).await {
+                    lost = true;
+                    break;
+                }
+                continue;
+            }
+            Some(push) = push_rx.recv() => {
+                encode_or_internal(0, &push, &mut s.out);
+                while let Ok(push) = push_rx.try_recv() {
+                    encode_or_internal(0, &push, &mut s.out);
+                }
+                if !s.flush(&mut send).await {
+                    lost = true;
+                    break;
+                }
+                continue;
+            }
+            () = s.state.stopping.cancelled(), if !closing => {
+                closing = true;
+                continue;
+            }
+        }
+        let started = Instant::now();
+        let batch = s.batch(&mut inbuf);
+        if !s.flush(&mut send).await {
+            lost = true;
+            break;
+        }
+        if batch.answered > 0 {
+            s.state.metrics.batch(batch.answered, started.elapsed());
+        }
+        if batch.fatal {
+            closing = true;
+        }
+    }
+    for dev in s.registered.drain(..) {
+        s.state
+            .devices
+            .remove_if(&dev, |_, tx| tx.same_channel(&s.push_tx));
+    }
+    if !lost && send.finish().is_ok() && s.state.is_draining() {
+        // Shutdown closes the endpoint once every task is done, which would drop what the peer
+        // has not acknowledged yet: wait for it (the drain's grace period bounds this).
+        let _ = send.stopped().await;
+    }
+}
+
+/// A stream's state between reads.
+struct Conversation {
+    state: State,
+    peer: Peer,
+    hello: bool,
+    later: Later,
+    /// Records of the batch being handled, encoded.
+    records: Vec<Vec<u8>>,
+    /// Answers to write.
+    out: BytesMut,
+    /// Where pushes for the devices this stream proved arrive (R6, R8).
+    push_tx: mpsc::UnboundedSender<Message>,
+    registered: Vec<sls_protocol::DeviceId>,
+}
+
+/// What a batch did.
+struct Batch {
+    answered: usize,
+    fatal: bool,
+}
+
+impl Conversation {
+    /// Writes the pending answers; false if the stream is gone.
+    async fn flush(&mut self, send: &mut quinn::SendStream) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let ok = send.write_all(&self.out).await.is_ok();
+        self.out.clear();
+        ok
+    }
+
+    /// Handles every whole frame in `inbuf`. Answers that changed nothing go to `out`; the
+    /// others wait, on a tracked task, until their records are durable.
+    fn batch(&mut self, inbuf: &mut BytesMut) -> Batch {
+        let state = self.state.clone();
+        let mut batch = Batch {
+            answered: 0,
+            fatal: false,
+        };
+        // Answers whose request changed durable state: sent once their records are on disk.
+        let mut after_durable: Vec<(u32, Message)> = Vec::new();
+        let mut last_lsn = None;
+        let mut failed = false;
+        {
+            let _paused = state.pause.read();
+            loop {
+                match frame::decode(inbuf) {
+                    Ok(None) => break,
+                    Ok(Some(Frame { id, message })) => {
+                        batch.answered += 1;
+                        if let Some((id, msg)) = self.one(id, message, &mut batch.fatal) {
+                            after_durable.push((id, msg));
+                        }
+                        if batch.fatal {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        state.metrics.frame_error(e.status());
+                        error_frame(e.id, e.status(), &e.kind.to_string(), &mut self.out);
+                        if !e.recoverable() {
+                            batch.fatal = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            // Group commit: every record of the batch is queued now; the answers that depend on
+            // them leave once the journal's writer has synced them (with other streams' records).
+            for r in self.records.drain(..) {
+                match state.store.append(&r) {
+                    Ok(lsn) => last_lsn = Some(lsn),
+                    Err(e) => {
+                        warn!("journal append failed: {e}");
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if !after_durable.is_empty() {
+            let owed: Vec<(Late, Message)> = after_durable
+                .into_iter()
+                .map(|(id, msg)| (self.later.promise(id), msg))
+                .collect();
+            let store = state.store.clone();
+            state.tasks.spawn(async move {
+                let durable = match (failed, last_lsn) {
+                    (false, Some(lsn)) => store.durable(lsn).await.map_err(|e| e.to_string()),
+                    _ => Err("append refused".to_owned()),
+                };
+                if let Err(e) = &durable {
+                    warn!("journal: {e}");
+                }
+                for (late, msg) in owed {
+                    // Nothing that could not be made durable is acknowledged.
+                    late.send(match &durable {
+                        Ok(()) => msg,
+                        Err(_) => internal("state could not be made durable"),
+                    });
+                }
+            });
+        }
+        batch
+    }
+
+    /// Handles one decoded request: answers it into `out`, or returns the answer that must
+    /// wait for the batch's records to be durable.
+    fn one(&mut self, id: u32, message: Message, fatal: &mut bool) -> Option<(u32, Message)> {
+        let state = self.state.clone();
+        if state.is_draining() {
+            error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut self.out);
+            return None;
+        }
+        if !self.hello {
+            match message {
+                Message::Hello {
+                    min_version,
+                    max_version,
+                    ..
+                } if min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= max_version => {
+                    self.hello = true;
+                    let welcome = Message::Welcome {
+                        version: PROTOCOL_VERSION,
+                        max_frame: sls_protocol::limits::MAX_FRAME as u32,
+                        max_in_flight: state.limits.max_in_flight,
+                        role: self.peer.role,
+                    };
+                    encode_or_internal(id, &welcome, &mut self.out);
+                }
+                Message::Hello { .. } => {
+                    let text = "no common protocol version";
+                    error_frame(id, Status::VERSION, text, &mut self.out);
+                    *fatal = true;
+                }
+                _ => {
+                    let text = "the first frame of a stream must be Hello";
+                    error_frame(id, Status::VERSION, text, &mut self.out);
+                }
+            }
+            return None;
+        }
+        if !message.access().allows(self.peer.role) {
+            let status = if message.access() == Access::Server {
+                Status::UNEXPECTED
+            } else {
+                Status::FORBIDDEN
+            };
+            state.metrics.frame_error(status);
+            error_frame(id, status, "not allowed for this role", &mut self.out);
+            return None;
+        }
+        if self.later.owed() >= state.limits.max_in_flight as usize {
+            let text = "too many requests in flight";
+            error_frame(id, Status::TOO_MANY_IN_FLIGHT, text, &mut self.out);
+            return None;
+        }
+        let t0 = Instant::now();
+        let kind = message.type_code();
+        let name = message.type_name();
+        let before = self.records.len();
+        let reply = {
+            let _in_flight = Held::new(&state.in_flight, 1);
+            let (peer, records) = (&mut self.peer, &mut self.records);
+            isolate(name, &mut self.later, |later| {
+                handlers::handle(&state, peer, id, message, records, later)
+            })
+        };
+        // An app that just proved its key starts receiving pushes on this stream.
+        for dev in self.peer.proven.iter().skip(self.registered.len()) {
+            state.devices.insert(*dev, self.push_tx.clone());
+            self.registered.push(*dev);
+            debug!(device = %dev, "IB Key app connected");
+        }
+        let Reply::Now(msg) = reply else {
+            return None;
+        };
+        state.metrics.request(kind, &msg, t0.elapsed());
+        if self.records.len() > before {
+            return Some((id, msg));
+        }
+        encode_or_internal(id, &msg, &mut self.out);
+        None
+    }
+}
+
+/// Runs one request's handling so that a panic in it is this request's `INTERNAL` answer and
+/// not the end of the stream (and of the other requests in flight on it). Records the handler
+/// kept before it panicked describe changes the core made, so they are still journalled.
+///
+/// This is the one isolation point: when the handler becomes async, it becomes
+/// `AssertUnwindSafe(handle(..)).catch_unwind().await` (`futures::FutureExt`).
+fn isolate(name: &str, later: &mut Later, handle: impl FnOnce(&mut Later) -> Reply) -> Reply {
+    let promised = later.issued();
+    match catch_unwind(AssertUnwindSafe(|| handle(&mut *later))) {
+        Ok(reply) => reply,
+        // The answer was promised before the panic: the promise answers (INTERNAL, if its
+        // task never sends), and the request must not be answered twice.
+        Err(_) if later.issued() > promised => Reply::Later,
+        Err(_) => {
+            warn!(request = name, "handling panicked: answered INTERNAL");
+            Reply::Now(internal("the request failed"))
+        }
+    }
+}
+
+fn encode_or_internal(id: u32, msg: &Message, out: &mut BytesMut) {
+    if let Err(e) = frame::encode(id, msg, out) {
+        warn!("cannot encode {}: {e}", msg.type_name());
+        error_frame(id, Status::INTERNAL, "response could not be encoded", out);
+    }
+}
+
+/// Appends an `Error` frame; the text is clipped to the wire's limit at a char boundary.
+pub fn error_frame(id: u32, status: Status, text: &str, out: &mut BytesMut) {
+    let message = sls_protocol::clip_str(text, sls_protocol::limits::MAX_TEXT).to_owned();
+    // An Error frame with a text within the limit always encodes.
+    let _ = frame::encode(id, &Message::Error { status, message }, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_answers_internal_and_the_next_request_is_served() {
+        let mut later = Later::new();
+        let reply = isolate("EnrolDevice", &mut later, |_| panic!("a handler's bug"));
+        match reply {
+            Reply::Now(Message::Error { status, .. }) => assert_eq!(status, Status::INTERNAL),
+            other => panic!("{other:?}"),
+        }
+        let reply = isolate("Ping", &mut later, |_| Reply::Now(Message::Pong {}));
+        assert!(matches!(reply, Reply::Now(Message::Pong {})));
+    }
+
+    #[tokio::test]
+    async fn a_panic_after_a_promise_is_answered_once_by_the_promise() {
+        let mut later = Later::new();
+        let reply = isolate("Await", &mut later, |later| {
+            let _owed = later.promise(9);
+            panic!("after parking");
+        });
+        assert!(matches!(reply, Reply::Later));
+        match later.next().await {
+            Some((9, Message::Error { status, .. })) => assert_eq!(status, Status::INTERNAL),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(later.owed(), 0);
+    }
+
+    #[test]
+    fn an_error_frame_with_a_long_multibyte_text_fits_the_limit() {
+        let text = format!("{}é", "x".repeat(sls_protocol::limits::MAX_TEXT - 1));
+        let mut out = BytesMut::new();
+        error_frame(7, Status::INVALID_CREDENTIAL, &text, &mut out);
+        match frame::decode(&mut out) {
+            Ok(Some(Frame {
+                id: 7,
+                message: Message::Error { status, message },
+            })) => {
+                assert_eq!(status, Status::INVALID_CREDENTIAL);
+                assert_eq!(message, "x".repeat(sls_protocol::limits::MAX_TEXT - 1));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
