@@ -35,14 +35,23 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
         let verdict = loop {
             // Made before the verdict is read, so that a wake in between is not missed.
             let notified = notify.notified();
-            let v = st.core.txn_verdict(txn);
+            // A store that cannot be read: `late` is dropped and answers INTERNAL.
+            let Ok(v) = st.core.txn_verdict(txn).await else {
+                return;
+            };
             if v != Verdict::Pending {
                 break v;
             }
             tokio::select! {
                 () = notified => {}
-                () = tokio::time::sleep_until(deadline) => break st.core.txn_verdict(txn),
-                () = st.stopping.cancelled() => break st.core.txn_verdict(txn),
+                () = tokio::time::sleep_until(deadline) => {
+                    let Ok(v) = st.core.txn_verdict(txn).await else { return };
+                    break v;
+                }
+                () = st.stopping.cancelled() => {
+                    let Ok(v) = st.core.txn_verdict(txn).await else { return };
+                    break v;
+                }
             }
         };
         // The map's reference and ours: nobody else waits on this transaction.

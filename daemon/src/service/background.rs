@@ -66,11 +66,9 @@ async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
 
 /// Rotates the journal and writes the core's state as of the rotation (blocking).
 fn snapshot(st: &State) -> Result<usize, crate::store::StoreError> {
-    let (target, records) = {
-        let _paused = st.pause.write();
-        let target = st.store.rotate()?;
-        (target, st.core.snapshot_records())
-    };
+    // No change is made between the rotation and the capture (the embedded store pauses its
+    // updates), so the snapshot is the state at the start of the new journal exactly.
+    let (target, records) = st.core.store().snapshot(|| st.store.rotate())?;
     let encoded: Vec<Vec<u8>> = records
         .iter()
         .filter_map(|r| {

@@ -1,16 +1,17 @@
-//! One request in, one answer out: the map from messages to the core. Records a call produces
-//! are encoded into `records`; the stream loop makes them durable before any answer leaves.
+//! One request in, one answer out: the map from messages to the core. A call that changed
+//! durable state leaves its journal position in `ticket`; the stream loop sends its answer
+//! only once the journal is durable up to there.
 
 use std::time::Duration;
 
 use rand::Rng;
 use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, Status};
-use tracing::warn;
 
 use super::awaits;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
-use crate::core::{BeginRequest, BeginResult, CoreError, DeviceSpec, Outcome, Record, UserSpec};
+use crate::core::{BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec};
+use crate::store::Lsn;
 
 /// An `Error` answer; the text is clipped to the wire's limit at a char boundary (it may quote
 /// what the client sent, in any script).
@@ -21,29 +22,31 @@ fn error(status: Status, message: impl Into<String>) -> Reply {
     })
 }
 
-fn core_error(e: &CoreError) -> Reply {
+fn core_error(e: &Error) -> Reply {
+    if let Error::Store(e) = e {
+        return store_error(e);
+    }
     error(e.status(), e.to_string())
 }
 
-fn keep(records: &mut Vec<Vec<u8>>, produced: Vec<Record>) {
-    for r in produced {
-        let mut buf = Vec::with_capacity(64);
-        match r.encode(&mut buf) {
-            Ok(()) => records.push(buf),
-            // Records the core builds always encode; losing one silently would be worse.
-            Err(e) => warn!("record not encodable: {e}"),
-        }
-    }
+/// The store could not record or read state: refused, never answered as if recorded.
+fn store_error(e: &StoreError) -> Reply {
+    tracing::warn!("store: {e}");
+    error(Status::INTERNAL, "state could not be recorded")
+}
+
+fn keep(ticket: &mut Option<Lsn>, produced: Option<Lsn>) {
+    *ticket = (*ticket).max(produced);
 }
 
 fn done<T>(
-    records: &mut Vec<Vec<u8>>,
-    r: Result<Outcome<T>, CoreError>,
+    ticket: &mut Option<Lsn>,
+    r: Result<Outcome<T, Lsn>, Error>,
     ok: impl FnOnce(T) -> Message,
 ) -> Reply {
     match r {
         Ok(out) => {
-            keep(records, out.records);
+            keep(ticket, out.ticket);
             Reply::Now(ok(out.value))
         }
         Err(e) => core_error(&e),
@@ -51,12 +54,12 @@ fn done<T>(
 }
 
 /// Handles one request of an allowed role (the stream loop checked access and the handshake).
-pub fn handle(
+pub async fn handle(
     state: &State,
     peer: &mut Peer,
     id: u32,
     message: Message,
-    records: &mut Vec<Vec<u8>>,
+    ticket: &mut Option<Lsn>,
     later: &mut Later,
 ) -> Reply {
     let core = &state.core;
@@ -72,17 +75,20 @@ pub fn handle(
             client,
         } => {
             let ready = |d: sls_protocol::DeviceId| state.devices.contains_key(&d);
-            match core.begin(
-                &BeginRequest {
-                    user: &user,
-                    purpose,
-                    device,
-                    client,
-                },
-                &ready,
-            ) {
+            match core
+                .begin(
+                    &BeginRequest {
+                        user: &user,
+                        purpose,
+                        device,
+                        client,
+                    },
+                    &ready,
+                )
+                .await
+            {
                 Ok(out) => {
-                    keep(records, out.records);
+                    keep(ticket, out.ticket);
                     Reply::Now(match out.value {
                         BeginResult::Devices(devices) => Message::Devices { devices },
                         BeginResult::Verdict(verdict) => Message::Judged { verdict },
@@ -120,11 +126,13 @@ pub fn handle(
             txn,
             response,
             client,
-        } => {
-            let out = core.answer(txn, &response, client);
-            keep(records, out.records);
-            Reply::Now(Message::Judged { verdict: out.value })
-        }
+        } => match core.answer(txn, &response, client).await {
+            Ok(out) => {
+                keep(ticket, out.ticket);
+                Reply::Now(Message::Judged { verdict: out.value })
+            }
+            Err(e) => store_error(&e),
+        },
         Message::Await { txn, timeout_ms } => awaits::park(
             state,
             id,
@@ -132,12 +140,12 @@ pub fn handle(
             Duration::from_millis(u64::from(timeout_ms)),
             later,
         ),
-        Message::PasswordFailed { user, client } => {
-            done(records, core.password_failed(&user, client), |verdict| {
-                Message::Judged { verdict }
-            })
-        }
-        Message::Status { user } => match core.status(&user) {
+        Message::PasswordFailed { user, client } => done(
+            ticket,
+            core.password_failed(&user, client).await,
+            |verdict| Message::Judged { verdict },
+        ),
+        Message::Status { user } => match core.status(&user).await {
             Ok(Some(s)) => Reply::Now(Message::UserStatus {
                 locked_until_ms: s.locked_until_ms,
                 failures: s.failures,
@@ -165,7 +173,12 @@ pub fn handle(
             Reply::Now(Message::DeviceNonce { nonce })
         }
         Message::DeviceProve { proof } => match peer.pending.take() {
-            Some((device, nonce)) if core.device_authenticate(device, &nonce, &proof) => {
+            Some((device, nonce))
+                if core
+                    .device_authenticate(device, &nonce, &proof)
+                    .await
+                    .unwrap_or(false) =>
+            {
                 if !peer.proven.contains(&device) {
                     peer.proven.push(device);
                 }
@@ -179,12 +192,20 @@ pub fn handle(
             method,
             number,
             mac,
-        } => match core.txn_device(txn) {
-            Some(device) if peer.proven.contains(&device) => {
-                let out = core.push_answer(device, txn, approve, method, number, &mac);
-                keep(records, out.records);
-                awaits::wake(state, txn);
-                Reply::Now(Message::Judged { verdict: out.value })
+        } => match core.txn_device(txn).await {
+            Err(e) => store_error(&e),
+            Ok(Some(device)) if peer.proven.contains(&device) => {
+                match core
+                    .push_answer(device, txn, approve, method, number, &mac)
+                    .await
+                {
+                    Ok(out) => {
+                        keep(ticket, out.ticket);
+                        awaits::wake(state, txn);
+                        Reply::Now(Message::Judged { verdict: out.value })
+                    }
+                    Err(e) => store_error(&e),
+                }
             }
             // Not a push to a device this app proved: as if there were no such transaction.
             _ if !peer.proven.is_empty() => Reply::Now(Message::Judged {
@@ -208,7 +229,7 @@ pub fn handle(
                 primary,
                 equity_usd,
             };
-            done(records, core.enrol_user(&spec), |()| Message::Done {})
+            done(ticket, core.enrol_user(&spec).await, |()| Message::Done {})
         }
         Message::EnrolDevice {
             user,
@@ -217,7 +238,7 @@ pub fn handle(
             pin,
             suite,
         } => done(
-            records,
+            ticket,
             core.enrol_device(
                 &user,
                 &DeviceSpec {
@@ -226,12 +247,16 @@ pub fn handle(
                     pin,
                     suite,
                 },
-            ),
+            )
+            .await,
             |device| Message::Enrolled { device },
         ),
         Message::EnrolBulk { records: batch } => {
-            let out = core.enrol_bulk(&batch);
-            keep(records, out.records);
+            let out = match core.enrol_bulk(&batch).await {
+                Ok(out) => out,
+                Err(e) => return store_error(&e),
+            };
+            keep(ticket, out.ticket);
             let outcomes = out
                 .value
                 .into_iter()
@@ -243,8 +268,8 @@ pub fn handle(
             Reply::Now(Message::BulkEnrolled { outcomes })
         }
         Message::IssueTempCode { user } => done(
-            records,
-            core.issue_temp_code(&user),
+            ticket,
+            core.issue_temp_code(&user).await,
             |(device, code, full_until_ms, portal_until_ms)| Message::TempCodeIssued {
                 device,
                 code,
@@ -253,8 +278,8 @@ pub fn handle(
             },
         ),
         Message::IssueOnlineScc { user } => done(
-            records,
-            core.issue_online_scc(&user),
+            ticket,
+            core.issue_online_scc(&user).await,
             |(device, secret, expires_at_ms)| Message::OnlineSccIssued {
                 device,
                 secret,
@@ -262,39 +287,45 @@ pub fn handle(
             },
         ),
         Message::Reactivate { user, device } => {
-            done(records, core.reactivate(&user, device), |()| {
+            done(ticket, core.reactivate(&user, device).await, |()| {
                 Message::Done {}
             })
         }
         Message::OrderReplacement { user, secret, pin } => done(
-            records,
-            core.order_replacement(&user, &secret, &pin),
+            ticket,
+            core.order_replacement(&user, &secret, &pin).await,
             |device| Message::Enrolled { device },
         ),
         Message::Ship { user, device } => {
-            done(records, core.ship(&user, device), |()| Message::Done {})
+            done(
+                ticket,
+                core.ship(&user, device).await,
+                |()| Message::Done {},
+            )
         }
         Message::Activate { user, device } => {
-            done(records, core.activate(&user, device), |()| Message::Done {})
-        }
-        Message::OptOut { user } => done(records, core.opt_out(&user), |()| Message::Done {}),
-        Message::OptIn { user, by } => {
-            done(records, core.opt_in(&user, &by), |()| Message::Done {})
-        }
-        Message::Unlock { user } => done(records, core.unlock(&user), |()| Message::Done {}),
-        Message::ActivationStart { user, phone } => {
-            done(records, core.activation_start(&user, &phone), |token| {
-                Message::ActivationToken { token }
+            done(ticket, core.activate(&user, device).await, |()| {
+                Message::Done {}
             })
         }
+        Message::OptOut { user } => done(ticket, core.opt_out(&user).await, |()| Message::Done {}),
+        Message::OptIn { user, by } => {
+            done(ticket, core.opt_in(&user, &by).await, |()| Message::Done {})
+        }
+        Message::Unlock { user } => done(ticket, core.unlock(&user).await, |()| Message::Done {}),
+        Message::ActivationStart { user, phone } => done(
+            ticket,
+            core.activation_start(&user, &phone).await,
+            |token| Message::ActivationToken { token },
+        ),
         Message::ActivateIbKey {
             user,
             token,
             key,
             pin,
         } => done(
-            records,
-            core.activate_ib_key(&user, &token, &key, &pin),
+            ticket,
+            core.activate_ib_key(&user, &token, &key, &pin).await,
             |device| Message::Enrolled { device },
         ),
         Message::GetStats {} => {
@@ -332,26 +363,33 @@ pub fn handle(
             device,
             txn,
             answer,
-        } => match core.share_request(&requester, &owner, device, txn, &answer, peer.addr.ip()) {
+        } => match core
+            .share_request(&requester, &owner, device, txn, &answer, peer.addr.ip())
+            .await
+        {
             Ok(out) => {
                 // Journalled whatever the verdict: a wrong owner answer is a failure (R11).
-                keep(records, out.records);
+                keep(ticket, out.ticket);
                 match out.value {
                     Ok((share, pending)) => Reply::Now(Message::ShareState { share, pending }),
-                    Err(e) => core_error(&e),
+                    Err(e) => error(e.status(), e.to_string()),
                 }
             }
             Err(e) => core_error(&e),
         },
         // Compliance decides a pending share (different entities, same identification).
         Message::ShareDecide { share, approve } => {
-            done(records, core.share_decide(share, approve), |()| {
+            done(ticket, core.share_decide(share, approve).await, |()| {
                 Message::Done {}
             })
         }
         // The requester loses the shared copy and gets its own devices back.
         Message::ShareCancel { share } => {
-            done(records, core.share_cancel(share), |()| Message::Done {})
+            done(
+                ticket,
+                core.share_cancel(share).await,
+                |()| Message::Done {},
+            )
         }
         // Daemon-only messages never reach here (access checked), but the enum is open.
         _ => error(Status::UNEXPECTED, "not a request"),

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::core::{Core, Record, SystemClock};
+use crate::core::{Core, MemoryStore, Record, SystemClock, SystemEntropy};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreConfig};
 use state::{ServiceLimits, State};
@@ -102,20 +102,26 @@ fn socket(addr: SocketAddr) -> Result<std::net::UdpSocket, ServiceError> {
 /// # Errors
 /// Store damage, undecodable records, TLS or bind failures.
 pub fn bind(config: Config) -> Result<Bound, ServiceError> {
-    let core = Core::new(config.core.clone(), Arc::new(SystemClock));
     let mut sc = StoreConfig::new(config.data_dir.join("journal"));
     sc.fsync = config.fsync;
     let (store, replay) = Store::open(sc)?;
     if let Some(t) = &replay.tail {
         warn!(file = %t.file.display(), offset = t.offset, bytes = t.bytes_dropped, kind = ?t.kind, "journal tail damaged (a write the crash interrupted, never acknowledged): cut off");
     }
+    let users = MemoryStore::with_journal(config.core.clone(), store.clone());
     for (index, bytes) in replay.records.iter().enumerate() {
         let rec = Record::decode(bytes).map_err(|e| ServiceError::Record {
             index,
             why: e.to_string(),
         })?;
-        core.apply(&rec);
+        users.apply(&rec);
     }
+    let core = Core::new(
+        config.core.clone(),
+        users,
+        Arc::new(SystemClock),
+        Arc::new(SystemEntropy),
+    );
     let pki = tls::Pki::load_or_create(&config.data_dir)?;
     let mut transport = quinn::TransportConfig::default();
     transport

@@ -12,9 +12,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::core::Core;
+use crate::core::{Core, MemoryStore};
 use crate::metrics::Metrics;
 use crate::store::Store;
+
+/// The verifier over the embedded store (memory, this journal, its snapshots).
+pub type Verifier = Core<MemoryStore<Store>>;
 
 /// Limits of the service.
 #[derive(Debug, Clone)]
@@ -47,7 +50,7 @@ pub struct State(Arc<Shared>);
 /// The shared part of [`State`].
 pub struct Shared {
     /// The verifier.
-    pub core: Core,
+    pub core: Verifier,
     /// The journal.
     pub store: Store,
     /// Metrics.
@@ -65,9 +68,6 @@ pub struct Shared {
     /// Requests being handled right now (each held by a [`Held`], so that a panic cannot leak
     /// one). Reported when the drain's grace period runs out.
     pub in_flight: Arc<AtomicUsize>,
-    /// Held shared while a batch changes the core and journals its records; held exclusively
-    /// to rotate the journal and capture a snapshot, so that the two agree.
-    pub pause: parking_lot::RwLock<()>,
     /// Every task of the service: connections (and their handshakes), streams, durable waits
     /// and parked `Await`s. The drain closes it and waits for it to empty.
     pub tasks: TaskTracker,
@@ -78,7 +78,12 @@ pub struct Shared {
 
 impl State {
     /// A new state.
-    pub fn new(core: Core, store: Store, metrics: Arc<Metrics>, limits: ServiceLimits) -> State {
+    pub fn new(
+        core: Verifier,
+        store: Store,
+        metrics: Arc<Metrics>,
+        limits: ServiceLimits,
+    ) -> State {
         State(Arc::new(Shared {
             core,
             store,
@@ -89,7 +94,6 @@ impl State {
             waiting: Arc::new(AtomicUsize::new(0)),
             connections: AtomicU64::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
-            pause: parking_lot::RwLock::new(()),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
         }))

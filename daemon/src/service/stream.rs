@@ -2,8 +2,8 @@
 //! the batch's records durable, and write the answers.
 //!
 //! ```text
-//!  read ─▶ decode all frames ─▶ handler, isolated (sync, µs) ─▶ answers that changed nothing: now
-//!                             └▶ records ─▶ journal ─▶ durable-wait task ─▶ answers: later
+//!  read ─▶ decode all frames ─▶ handler, isolated (µs) ─▶ answers that changed nothing: now
+//!                             └▶ journal ticket ─▶ durable-wait task ─▶ answers: later
 //!  owed answers (durable waits, parked Awaits) ─▶ written as they come
 //! ```
 //!
@@ -11,10 +11,12 @@
 //! then it reads no more, writes every answer it still owes, and finishes. It ends at once when
 //! the connection is lost.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use sls_protocol::{frame, Access, Frame, Message, Status, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -22,6 +24,7 @@ use tracing::{debug, warn};
 use super::handlers;
 use super::reply::{internal, Late, Later, Reply};
 use super::state::{Held, Peer, State};
+use crate::store::Lsn;
 
 /// Serves one stream until it ends.
 pub async fn serve_stream(
@@ -36,7 +39,6 @@ pub async fn serve_stream(
         peer,
         hello: false,
         later: Later::new(),
-        records: Vec::new(),
         out: BytesMut::with_capacity(16 * 1024),
         push_tx,
         registered: Vec::new(),
@@ -89,7 +91,7 @@ pub async fn serve_stream(
             }
         }
         let started = Instant::now();
-        let batch = s.batch(&mut inbuf);
+        let batch = s.batch(&mut inbuf).await;
         if !s.flush(&mut send).await {
             lost = true;
             break;
@@ -119,8 +121,6 @@ struct Conversation {
     peer: Peer,
     hello: bool,
     later: Later,
-    /// Records of the batch being handled, encoded.
-    records: Vec<Vec<u8>>,
     /// Answers to write.
     out: BytesMut,
     /// Where pushes for the devices this stream proved arrive (R6, R8).
@@ -146,8 +146,9 @@ impl Conversation {
     }
 
     /// Handles every whole frame in `inbuf`. Answers that changed nothing go to `out`; the
-    /// others wait, on a tracked task, until their records are durable.
-    fn batch(&mut self, inbuf: &mut BytesMut) -> Batch {
+    /// others wait, on a tracked task, until the journal is durable up to the batch's last
+    /// record (group commit: with other streams' records, one fsync).
+    async fn batch(&mut self, inbuf: &mut BytesMut) -> Batch {
         let state = self.state.clone();
         let mut batch = Batch {
             answered: 0,
@@ -155,55 +156,38 @@ impl Conversation {
         };
         // Answers whose request changed durable state: sent once their records are on disk.
         let mut after_durable: Vec<(u32, Message)> = Vec::new();
-        let mut last_lsn = None;
-        let mut failed = false;
-        {
-            let _paused = state.pause.read();
-            loop {
-                match frame::decode(inbuf) {
-                    Ok(None) => break,
-                    Ok(Some(Frame { id, message })) => {
-                        batch.answered += 1;
-                        if let Some((id, msg)) = self.one(id, message, &mut batch.fatal) {
-                            after_durable.push((id, msg));
-                        }
-                        if batch.fatal {
-                            break;
-                        }
+        let mut last: Option<Lsn> = None;
+        loop {
+            match frame::decode(inbuf) {
+                Ok(None) => break,
+                Ok(Some(Frame { id, message })) => {
+                    batch.answered += 1;
+                    if let Some((id, msg, lsn)) = self.one(id, message, &mut batch.fatal).await {
+                        last = last.max(Some(lsn));
+                        after_durable.push((id, msg));
                     }
-                    Err(e) => {
-                        state.metrics.frame_error(e.status());
-                        error_frame(e.id, e.status(), &e.kind.to_string(), &mut self.out);
-                        if !e.recoverable() {
-                            batch.fatal = true;
-                            break;
-                        }
+                    if batch.fatal {
+                        break;
                     }
                 }
-            }
-            // Group commit: every record of the batch is queued now; the answers that depend on
-            // them leave once the journal's writer has synced them (with other streams' records).
-            for r in self.records.drain(..) {
-                match state.store.append(&r) {
-                    Ok(lsn) => last_lsn = Some(lsn),
-                    Err(e) => {
-                        warn!("journal append failed: {e}");
-                        failed = true;
+                Err(e) => {
+                    state.metrics.frame_error(e.status());
+                    error_frame(e.id, e.status(), &e.kind.to_string(), &mut self.out);
+                    if !e.recoverable() {
+                        batch.fatal = true;
+                        break;
                     }
                 }
             }
         }
-        if !after_durable.is_empty() {
+        if let (Some(lsn), false) = (last, after_durable.is_empty()) {
             let owed: Vec<(Late, Message)> = after_durable
                 .into_iter()
                 .map(|(id, msg)| (self.later.promise(id), msg))
                 .collect();
             let store = state.store.clone();
             state.tasks.spawn(async move {
-                let durable = match (failed, last_lsn) {
-                    (false, Some(lsn)) => store.durable(lsn).await.map_err(|e| e.to_string()),
-                    _ => Err("append refused".to_owned()),
-                };
+                let durable = store.durable(lsn).await;
                 if let Err(e) = &durable {
                     warn!("journal: {e}");
                 }
@@ -220,8 +204,13 @@ impl Conversation {
     }
 
     /// Handles one decoded request: answers it into `out`, or returns the answer that must
-    /// wait for the batch's records to be durable.
-    fn one(&mut self, id: u32, message: Message, fatal: &mut bool) -> Option<(u32, Message)> {
+    /// wait for the journal to be durable up to the returned position.
+    async fn one(
+        &mut self,
+        id: u32,
+        message: Message,
+        fatal: &mut bool,
+    ) -> Option<(u32, Message, Lsn)> {
         let state = self.state.clone();
         if state.is_draining() {
             error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut self.out);
@@ -273,13 +262,22 @@ impl Conversation {
         let t0 = Instant::now();
         let kind = message.type_code();
         let name = message.type_name();
-        let before = self.records.len();
+        let mut ticket = None;
         let reply = {
             let _in_flight = Held::new(&state.in_flight, 1);
-            let (peer, records) = (&mut self.peer, &mut self.records);
-            isolate(name, &mut self.later, |later| {
-                handlers::handle(&state, peer, id, message, records, later)
-            })
+            let promised = self.later.issued();
+            let handling = handlers::handle(
+                &state,
+                &mut self.peer,
+                id,
+                message,
+                &mut ticket,
+                &mut self.later,
+            );
+            match isolate(handling).await {
+                Some(reply) => reply,
+                None => after_panic(name, &self.later, promised),
+            }
         };
         // An app that just proved its key starts receiving pushes on this stream.
         for dev in self.peer.proven.iter().skip(self.registered.len()) {
@@ -291,8 +289,8 @@ impl Conversation {
             return None;
         };
         state.metrics.request(kind, &msg, t0.elapsed());
-        if self.records.len() > before {
-            return Some((id, msg));
+        if let Some(lsn) = ticket {
+            return Some((id, msg, lsn));
         }
         encode_or_internal(id, &msg, &mut self.out);
         None
@@ -300,23 +298,21 @@ impl Conversation {
 }
 
 /// Runs one request's handling so that a panic in it is this request's `INTERNAL` answer and
-/// not the end of the stream (and of the other requests in flight on it). Records the handler
-/// kept before it panicked describe changes the core made, so they are still journalled.
-///
-/// This is the one isolation point: when the handler becomes async, it becomes
-/// `AssertUnwindSafe(handle(..)).catch_unwind().await` (`futures::FutureExt`).
-fn isolate(name: &str, later: &mut Later, handle: impl FnOnce(&mut Later) -> Reply) -> Reply {
-    let promised = later.issued();
-    match catch_unwind(AssertUnwindSafe(|| handle(&mut *later))) {
-        Ok(reply) => reply,
+/// not the end of the stream (and of the other requests in flight on it): `None` if it
+/// panicked. Changes the core committed before the panic are journalled with their change.
+async fn isolate(handling: impl Future<Output = Reply>) -> Option<Reply> {
+    AssertUnwindSafe(handling).catch_unwind().await.ok()
+}
+
+/// The answer to a request whose handling panicked.
+fn after_panic(name: &str, later: &Later, promised: u64) -> Reply {
+    if later.issued() > promised {
         // The answer was promised before the panic: the promise answers (INTERNAL, if its
         // task never sends), and the request must not be answered twice.
-        Err(_) if later.issued() > promised => Reply::Later,
-        Err(_) => {
-            warn!(request = name, "handling panicked: answered INTERNAL");
-            Reply::Now(internal("the request failed"))
-        }
+        return Reply::Later;
     }
+    warn!(request = name, "handling panicked: answered INTERNAL");
+    Reply::Now(internal("the request failed"))
 }
 
 fn encode_or_internal(id: u32, msg: &Message, out: &mut BytesMut) {
@@ -337,26 +333,37 @@ pub fn error_frame(id: u32, status: Status, text: &str, out: &mut BytesMut) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_panicking_handler_answers_internal_and_the_next_request_is_served() {
-        let mut later = Later::new();
-        let reply = isolate("EnrolDevice", &mut later, |_| panic!("a handler's bug"));
+    #[tokio::test]
+    async fn a_panicking_handler_answers_internal_and_the_next_request_is_served() {
+        let later = Later::new();
+        let promised = later.issued();
+        let reply = match isolate(async { panic!("a handler's bug") }).await {
+            Some(r) => r,
+            None => after_panic("EnrolDevice", &later, promised),
+        };
         match reply {
             Reply::Now(Message::Error { status, .. }) => assert_eq!(status, Status::INTERNAL),
             other => panic!("{other:?}"),
         }
-        let reply = isolate("Ping", &mut later, |_| Reply::Now(Message::Pong {}));
-        assert!(matches!(reply, Reply::Now(Message::Pong {})));
+        let reply = isolate(async { Reply::Now(Message::Pong {}) }).await;
+        assert!(matches!(reply, Some(Reply::Now(Message::Pong {}))));
     }
 
     #[tokio::test]
     async fn a_panic_after_a_promise_is_answered_once_by_the_promise() {
         let mut later = Later::new();
-        let reply = isolate("Await", &mut later, |later| {
-            let _owed = later.promise(9);
+        let promised = later.issued();
+        let owed = later.promise(9);
+        let r = isolate(async move {
+            let _owed = owed;
             panic!("after parking");
-        });
-        assert!(matches!(reply, Reply::Later));
+        })
+        .await;
+        assert!(r.is_none());
+        assert!(matches!(
+            after_panic("Await", &later, promised),
+            Reply::Later
+        ));
         match later.next().await {
             Some((9, Message::Error { status, .. })) => assert_eq!(status, Status::INTERNAL),
             other => panic!("{other:?}"),

@@ -162,4 +162,3 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(io("syncing", dir))
 }
-

@@ -29,8 +29,8 @@ mod files;
 mod writer;
 
 use files::{frame, journal_path, numbered, read_file, rewrite_header, snapshot_path, sync_dir};
-use writer::writer;
 use tokio::sync::watch;
+use writer::writer;
 
 const JOURNAL_MAGIC: &[u8; 8] = b"SLSJ0001";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SLSS0001";
@@ -455,7 +455,6 @@ impl Store {
     }
 }
 
-
 /// The journal behind the embedded store ([`sls_core::MemoryStore`]): records are encoded and
 /// queued under the user's lock; the answer waits for the group commit that makes them
 /// durable.
@@ -471,8 +470,9 @@ impl sls_core::Journal for Store {
         let mut buf = Vec::with_capacity(128);
         for r in records {
             buf.clear();
-            r.encode(&mut buf)
-                .map_err(|e| sls_core::StoreError::Unavailable(format!("record not encodable: {e}")))?;
+            r.encode(&mut buf).map_err(|e| {
+                sls_core::StoreError::Unavailable(format!("record not encodable: {e}"))
+            })?;
             last = self.append(&buf).map_err(unavailable)?;
         }
         Ok(last)
