@@ -39,6 +39,7 @@ mod lockout;
 mod memory;
 mod push;
 pub mod record;
+mod replay;
 mod services;
 pub mod share;
 mod store;
@@ -60,7 +61,8 @@ pub use error::{CoreError, Error, StoreError};
 pub use memory::{Journal, MemoryStore, NoJournal};
 pub use push::PushAnswer;
 pub use record::{DeviceState, Record};
-pub use share::{Share, ShareResult};
+pub use services::ShareResult;
+pub use share::Share;
 pub use store::{Committed, Sequence, Store};
 pub use user::UserState;
 

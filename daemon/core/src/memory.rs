@@ -194,7 +194,7 @@ impl<J: Journal> MemoryStore<J> {
         match record {
             Record::User { name, .. } => {
                 let entry = self.users.entry(name.as_str().into()).or_default();
-                entry.lock().apply(record, &self.config);
+                crate::replay::apply(&mut entry.lock(), record, &self.config);
             }
             Record::Share { id, .. } => {
                 if let Some(s) = Share::from_record(record) {
@@ -219,7 +219,7 @@ impl<J: Journal> MemoryStore<J> {
 
     fn apply_to(&self, user: &str, record: &Record) {
         if let Some(e) = self.users.get(user) {
-            e.lock().apply(record, &self.config);
+            crate::replay::apply(&mut e.lock(), record, &self.config);
             self.index(std::slice::from_ref(record));
         }
     }
@@ -237,7 +237,7 @@ impl<J: Journal> MemoryStore<J> {
         let r = rotate()?;
         let mut out = Vec::with_capacity(self.users.len() * 2);
         for e in self.users.iter() {
-            e.value().lock().records(e.key(), &mut out);
+            crate::replay::records(&e.value().lock(), e.key(), &mut out);
         }
         for s in self.shares.iter() {
             if s.is_live() {

@@ -1,0 +1,292 @@
+use super::*;
+use clap::CommandFactory;
+
+/// `slsd ARGS...` as the command line would give it.
+fn cli(args: &[&str]) -> Settings {
+    Settings::try_parse_from(std::iter::once("slsd").chain(args.iter().copied())).unwrap()
+}
+
+/// A TOML file with `text` and the command line `--config FILE args...`, resolved.
+fn with_file(text: &str, args: &[&str]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slsd.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap();
+    let mut all = vec!["--config", path];
+    all.extend_from_slice(args);
+    Config::from_args(cli(&all))
+}
+
+#[test]
+fn the_command_line_is_well_formed() {
+    Settings::command().debug_assert();
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = Config::from_args(cli(&[])).unwrap();
+    assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 7443)));
+    assert_eq!(c.data_dir, PathBuf::from("./sls-data"));
+    assert_eq!(c.metrics, None);
+    assert_eq!(c.log, "info");
+    assert!(c.fsync);
+    assert_eq!(c.max_connections, 20_000);
+    assert_eq!(c.idle_timeout, Duration::from_secs(30));
+    assert_eq!(c.snapshot_bytes, 256 << 20);
+    assert_eq!(c.grace, Duration::from_secs(5));
+    assert_eq!(c.core.lockout_threshold, 10);
+    assert_eq!(c.core.lockout_window, Duration::from_secs(86_400));
+    assert_eq!(c.core.lock_duration, Duration::from_secs(86_400));
+    assert_eq!(c.core.challenge_ttl, Duration::from_secs(120));
+    assert_eq!(c.core.rates.per_user, 5);
+    assert_eq!(c.core.rates.per_user_burst, 40);
+    assert_eq!(c.core.rates.per_client, 50);
+    assert_eq!(c.core.rates.per_client_burst, 200);
+    assert_eq!(c.core.rates.global, 0);
+}
+
+#[test]
+fn durations_in_the_documented_spellings() {
+    for (text, want) in [
+        ("500ms", Duration::from_millis(500)),
+        ("250ms", Duration::from_millis(250)),
+        ("1s", Duration::from_secs(1)),
+        ("10s", Duration::from_secs(10)),
+        ("30s", Duration::from_secs(30)),
+        ("2m", Duration::from_secs(120)),
+        ("24h", Duration::from_secs(86_400)),
+        ("1d", Duration::from_secs(86_400)),
+        ("1h 30m", Duration::from_secs(5_400)),
+        ("1.5s", Duration::from_millis(1_500)),
+    ] {
+        assert_eq!(parse_duration(text), Ok(want), "{text}");
+    }
+    for bad in ["", "h", "30", "soon", "-1s", "2 fortnights"] {
+        let e = parse_duration(bad).unwrap_err();
+        assert!(e.contains("is not a duration like"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn every_flag_and_every_key() {
+    let flags = [
+        "--listen",
+        "127.0.0.1:9000",
+        "--data-dir",
+        "/tmp/d",
+        "--metrics",
+        "127.0.0.1:9100",
+        "--threads",
+        "3",
+        "--log",
+        "debug",
+        "--no-fsync",
+        "--max-connections",
+        "7",
+        "--idle-timeout",
+        "1s",
+        "--challenge-ttl",
+        "90s",
+        "--lockout-threshold",
+        "4",
+        "--lockout-window",
+        "1h",
+        "--lock-duration",
+        "2h",
+        "--rate-per-user",
+        "3",
+        "--rate-per-client",
+        "9",
+        "--rate-global",
+        "100",
+        "--max-open-txns",
+        "11",
+        "--snapshot-bytes",
+        "4096",
+        "--grace",
+        "500ms",
+    ];
+    let keys = r#"
+        listen = "127.0.0.1:9000"
+        data_dir = "/tmp/d"
+        metrics = "127.0.0.1:9100"
+        threads = 3
+        log = "debug"
+        no_fsync = true
+        max_connections = 7
+        idle_timeout = "1s"
+        challenge_ttl = "90s"
+        lockout_threshold = 4
+        lockout_window = "1h"
+        lock_duration = "2h"
+        rate_per_user = 3
+        rate_per_client = 9
+        rate_global = 100
+        max_open_txns = 11
+        snapshot_bytes = 4096
+        grace = "500ms"
+    "#;
+    for c in [
+        Config::from_args(cli(&flags)).unwrap(),
+        with_file(keys, &[]).unwrap(),
+    ] {
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(c.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.log, "debug");
+        assert!(!c.fsync);
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.idle_timeout, Duration::from_secs(1));
+        assert_eq!(c.core.challenge_ttl, Duration::from_secs(90));
+        assert_eq!(c.core.lockout_threshold, 4);
+        assert_eq!(c.core.lockout_window, Duration::from_secs(3_600));
+        assert_eq!(c.core.lock_duration, Duration::from_secs(7_200));
+        assert_eq!(c.core.rates.per_user, 3);
+        assert_eq!(c.core.rates.per_user_burst, 6);
+        assert_eq!(c.core.rates.per_client, 9);
+        assert_eq!(c.core.rates.per_client_burst, 18);
+        assert_eq!(c.core.rates.global, 100);
+        assert_eq!(c.core.max_open_txns, 11);
+        assert_eq!(c.snapshot_bytes, 4096);
+        assert_eq!(c.grace, Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_file_fills_what_the_command_line_leaves() {
+    let c = with_file(
+        "lockout_threshold = 5\nchallenge_ttl = \"90s\"\nno_fsync = true\n",
+        &["--rate-per-user", "3"],
+    )
+    .unwrap();
+    assert_eq!(c.core.lockout_threshold, 5);
+    assert_eq!(c.core.challenge_ttl, Duration::from_secs(90));
+    assert!(!c.fsync);
+    assert_eq!(c.core.rates.per_user, 3);
+    // Neither gave it: the default.
+    assert_eq!(c.grace, Duration::from_secs(5));
+}
+
+#[test]
+fn the_command_line_overrides_the_file() {
+    let c = with_file(
+        "lockout_threshold = 5\nidle_timeout = \"10s\"\nlog = \"warn\"\n",
+        &["--lockout-threshold", "7", "--idle-timeout", "2m"],
+    )
+    .unwrap();
+    assert_eq!(c.core.lockout_threshold, 7);
+    assert_eq!(c.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.log, "warn");
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let e = with_file("lockout_treshold = 5\n", &[]).unwrap_err();
+    assert!(matches!(e, ConfigError::Parse(..)), "{e:?}");
+    assert!(
+        e.to_string().contains("unknown field `lockout_treshold`"),
+        "{e}"
+    );
+    // The file cannot name another file.
+    let e = with_file("config = \"other.toml\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("unknown field `config`"), "{e}");
+    // A flag's spelling is not a key.
+    let e = with_file("challenge-ttl = \"2m\"\n", &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("unknown field `challenge-ttl`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_durations_are_refused_with_the_setting_and_the_value() {
+    let e = with_file("challenge_ttl = \"soon\"\n", &[]).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ConfigError::Parse(..)), "{e:?}");
+    assert!(msg.contains("challenge_ttl"), "{msg}");
+    assert!(msg.contains("\"soon\" is not a duration like"), "{msg}");
+    // A number without its unit is refused, not taken as seconds or milliseconds.
+    let e = with_file("grace = \"5\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("time unit needed"), "{e}");
+    // A number where a duration string belongs.
+    assert!(with_file("grace = 5\n", &[]).is_err());
+    let e = Settings::try_parse_from(["slsd", "--lock-duration", "soon"]).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("--lock-duration"), "{msg}");
+    assert!(msg.contains("is not a duration like"), "{msg}");
+}
+
+#[test]
+fn overflowing_durations_are_refused() {
+    // Past what a Duration holds: humantime refuses it rather than wrapping.
+    let e = with_file("lock_duration = \"99999999999999999999s\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("lock_duration"), "{e}");
+    assert!(e.to_string().contains("too large"), "{e}");
+    assert!(Settings::try_parse_from(["slsd", "--grace", "99999999999999999999h"]).is_err());
+    // Fits a Duration, but the core's millisecond clock arithmetic must never see it.
+    let e = Config::from_args(cli(&["--lockout-window", "1000000000y"])).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                field: "lockout_window",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("longer than the most allowed"),
+        "{e}"
+    );
+    let e = with_file("grace = \"3651d\"\n", &[]).unwrap_err();
+    assert!(
+        matches!(e, ConfigError::Invalid { field: "grace", .. }),
+        "{e:?}"
+    );
+    // The bound itself is accepted.
+    let c = Config::from_args(cli(&["--lock-duration", "3650d"])).unwrap();
+    assert_eq!(c.core.lock_duration, MAX_DURATION);
+}
+
+#[test]
+fn integers_out_of_range_are_refused() {
+    // Twice the rate is the burst: it must fit in a u32.
+    let e = Config::from_args(cli(&["--rate-per-user", "4294967295"])).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                field: "rate_per_user",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let c = Config::from_args(cli(&["--rate-per-client", "2147483647"])).unwrap();
+    assert_eq!(c.core.rates.per_client_burst, u32::MAX - 1);
+    // A u8 setting given 300, a negative size: refused by the parser, not wrapped.
+    assert!(with_file("lockout_threshold = 300\n", &[]).is_err());
+    assert!(Settings::try_parse_from(["slsd", "--lockout-threshold", "300"]).is_err());
+    assert!(with_file("snapshot_bytes = -1\n", &[]).is_err());
+    for (flags, field) in [
+        (&["--lockout-threshold", "0"][..], "lockout_threshold"),
+        (&["--challenge-ttl", "0s"][..], "challenge_ttl"),
+        (&["--threads", "0"][..], "threads"),
+        (&["--threads", "257"][..], "threads"),
+    ] {
+        let e = Config::from_args(cli(flags)).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Invalid { field: f, .. } if f == field),
+            "{flags:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let e = Config::from_args(cli(&["--config", "/nonexistent/slsd.toml"])).unwrap_err();
+    assert!(matches!(e, ConfigError::Read(..)), "{e:?}");
+    assert!(e.to_string().contains("/nonexistent/slsd.toml"), "{e}");
+}
