@@ -356,3 +356,17 @@ mod tests {
         }
     }
 }
+
+/// A device record carries a secret and a PIN hash: wiped when the record is dropped (once
+/// journalled or replayed).
+impl Drop for Record {
+    fn drop(&mut self) {
+        if let Record::Device {
+            secret, pin_hash, ..
+        } = self
+        {
+            zeroize::Zeroize::zeroize(secret);
+            zeroize::Zeroize::zeroize(pin_hash);
+        }
+    }
+}
