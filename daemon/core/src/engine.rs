@@ -13,7 +13,8 @@ use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
 use crate::limits::Limiters;
 use crate::push::PushAnswer;
-use crate::store::{Committed, Store};
+use crate::store::{Committed, Store, TxnEntry};
+use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
     grant, lockout, push, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters, MemoryStore,
@@ -144,7 +145,7 @@ impl<S: Store> Core<S> {
             .store
             .update(user, create, |u, records| {
                 tally = Tally::default();
-                let mut rng = Rng(entropy);
+                let mut rng = Rng::new(entropy);
                 let mut cx = Cx {
                     cfg,
                     now,
@@ -241,11 +242,17 @@ impl<S: Store> Core<S> {
         };
         let value = out.value?;
         if let BeginResult::Challenge {
-            txn, expires_at_ms, ..
+            txn,
+            expires_at_ms,
+            device,
+            ..
         } = &value
         {
             let until = txn::keep_until(*expires_at_ms, &self.0.config);
-            self.0.store.txn_bind(*txn, req.user, until).await?;
+            self.0
+                .store
+                .txn_bind(*txn, req.user, device.id, until)
+                .await?;
         }
         Ok(Outcome {
             value,
@@ -266,33 +273,53 @@ impl<S: Store> Core<S> {
         if let Some(v) = self.limit_client(client) {
             return Ok(bare(v));
         }
-        let Some(user) = self.0.store.txn_user(txn).await? else {
-            return Ok(bare(Verdict::Unknown));
+        let entry = match self.open_txn(txn).await? {
+            Ok(entry) => entry,
+            Err(v) => return Ok(bare(v)),
         };
-        if let Some(v) = self.limit_user(&user) {
+        if let Some(v) = self.limit_user(&entry.user) {
             return Ok(bare(v));
         }
         let out = self
-            .change(&user, false, |u, cx| txn::answer(u, txn, response, cx))
+            .change(&entry.user, false, |u, cx| {
+                txn::answer(u, txn, response, cx)
+            })
             .await?;
-        self.settled(txn, &user, out).await
+        self.settled(txn, out).await
     }
 
-    /// After an answer: an answered transaction is remembered for the replay window only.
+    /// The index's entry for an open transaction. A spent one's second answer is a replay
+    /// (R12), refused here without touching its user: `Err(Replayed)`.
+    async fn open_txn(&self, txn: TxnId) -> Result<Result<TxnEntry, Verdict>, StoreError> {
+        match self.0.store.txn_get(txn, self.now_ms()).await? {
+            None => Ok(Err(Verdict::Unknown)),
+            Some(e) if e.verdict.is_some() => {
+                self.0.counters.replays.fetch_add(1, Ordering::Relaxed);
+                Ok(Err(Verdict::Replayed))
+            }
+            Some(e) => Ok(Ok(e)),
+        }
+    }
+
+    /// After an answer that spent its transaction: the index keeps the verdict for the replay
+    /// window only.
     async fn settled(
         &self,
         txn: TxnId,
-        user: &str,
-        out: Option<Outcome<Verdict, S::Ticket>>,
+        out: Option<Outcome<(Verdict, Spent), S::Ticket>>,
     ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
         let Some(out) = out else {
             return Ok(bare(Verdict::Unknown));
         };
-        if !matches!(out.value, Verdict::Unknown | Verdict::Pending) {
+        let (verdict, spent) = out.value;
+        if spent == Spent::Yes {
             let until = after(self.now_ms(), self.0.config.replay_window);
-            self.0.store.txn_bind(txn, user, until).await?;
+            self.0.store.txn_settle(txn, verdict, until).await?;
         }
-        Ok(out)
+        Ok(Outcome {
+            value: verdict,
+            ticket: out.ticket,
+        })
     }
 
     /// A failed password reported by the frontend counts as a failed attempt (R11).
@@ -394,8 +421,9 @@ impl<S: Store> Core<S> {
         number: u8,
         mac: &[u8],
     ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
-        let Some(user) = self.0.store.txn_user(txn).await? else {
-            return Ok(bare(Verdict::Unknown));
+        let entry = match self.open_txn(txn).await? {
+            Ok(entry) => entry,
+            Err(v) => return Ok(bare(v)),
         };
         let a = PushAnswer {
             device,
@@ -406,25 +434,22 @@ impl<S: Store> Core<S> {
             mac,
         };
         let out = self
-            .change(&user, false, |u, cx| push::answer(u, &a, cx))
+            .change(&entry.user, false, |u, cx| push::answer(u, &a, cx))
             .await?;
-        self.settled(txn, &user, out).await
+        self.settled(txn, out).await
     }
 
-    /// The device a transaction's challenge is for.
+    /// The device a transaction's challenge is for, while the index remembers it.
     ///
     /// # Errors
     /// The store.
     pub async fn txn_device(&self, txn: TxnId) -> Result<Option<DeviceId>, StoreError> {
-        let Some(user) = self.0.store.txn_user(txn).await? else {
-            return Ok(None);
-        };
         Ok(self
             .0
             .store
-            .read(&user, |u| u.txn(txn).map(|t| DeviceId(t.device)))
+            .txn_get(txn, self.now_ms())
             .await?
-            .flatten())
+            .map(|e| e.device))
     }
 
     /// What a frontend's `await` reports for a transaction (R6).
@@ -432,16 +457,30 @@ impl<S: Store> Core<S> {
     /// # Errors
     /// The store.
     pub async fn txn_verdict(&self, txn: TxnId) -> Result<Verdict, StoreError> {
-        let Some(user) = self.0.store.txn_user(txn).await? else {
+        let now = self.now_ms();
+        let Some(entry) = self.0.store.txn_get(txn, now).await? else {
             return Ok(Verdict::Unknown);
         };
-        let now = self.now_ms();
-        Ok(self
+        if let Some(v) = entry.verdict {
+            return Ok(v);
+        }
+        let open = self
             .0
             .store
-            .read(&user, |u| txn::verdict(u, txn, now))
+            .read(&entry.user, |u| txn::verdict(u, txn, now))
             .await?
-            .unwrap_or(Verdict::Unknown))
+            .flatten();
+        match open {
+            Some(v) => Ok(v),
+            // Spent between the two reads: the index has its verdict now.
+            None => Ok(self
+                .0
+                .store
+                .txn_get(txn, now)
+                .await?
+                .and_then(|e| e.verdict)
+                .unwrap_or(Verdict::Unknown)),
+        }
     }
 
     /// Forgets transaction ids past their life and idle limiter state. Returns transactions

@@ -39,25 +39,55 @@ impl Entropy for SeededEntropy {
     }
 }
 
-/// An [`Entropy`] seen as a [`RngCore`], for the rules (`rng.gen_range(..)`).
-pub struct Rng<'a>(pub &'a dyn Entropy);
+/// An [`Entropy`] seen as a [`RngCore`], for the rules (`rng.gen_range(..)`). Draws 64 bytes
+/// at a time: a challenge, its transaction id and a push nonce cost one call to the source.
+pub struct Rng<'a> {
+    src: &'a dyn Entropy,
+    buf: [u8; 64],
+    at: usize,
+}
+
+impl<'a> Rng<'a> {
+    /// A generator drawing from `src`.
+    pub fn new(src: &'a dyn Entropy) -> Rng<'a> {
+        Rng {
+            src,
+            buf: [0; 64],
+            at: 64,
+        }
+    }
+
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        if self.at + N > self.buf.len() {
+            self.src.fill(&mut self.buf);
+            self.at = 0;
+        }
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[self.at..self.at + N]);
+        self.at += N;
+        out
+    }
+}
+
+impl Drop for Rng<'_> {
+    fn drop(&mut self) {
+        // What was drawn and not used is not left on the stack.
+        zeroize::Zeroize::zeroize(&mut self.buf);
+    }
+}
 
 impl RngCore for Rng<'_> {
     fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.0.fill(&mut b);
-        u32::from_le_bytes(b)
+        u32::from_le_bytes(self.take())
     }
     fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.0.fill(&mut b);
-        u64::from_le_bytes(b)
+        u64::from_le_bytes(self.take())
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill(dest);
+        self.src.fill(dest);
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.0.fill(dest);
+        self.src.fill(dest);
         Ok(())
     }
 }

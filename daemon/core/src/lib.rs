@@ -63,7 +63,7 @@ pub use push::PushAnswer;
 pub use record::{DeviceState, Record};
 pub use services::ShareResult;
 pub use share::Share;
-pub use store::{Committed, Sequence, Store};
+pub use store::{Committed, Sequence, Store, TxnEntry};
 pub use user::UserState;
 
 /// A frontend's `begin`.

@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-use sls_protocol::{DeviceId, DeviceKind, TxnId};
+use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
 
 use crate::config::CoreConfig;
 use crate::error::StoreError;
 use crate::record::Record;
 use crate::share::Share;
-use crate::store::{Committed, Sequence, Store};
+use crate::store::{Committed, Sequence, Store, TxnEntry};
 use crate::user::UserState;
 
 /// Where the embedded store makes records durable.
@@ -63,6 +63,13 @@ impl Journal for NoJournal {
 
 type Map<K, V> = DashMap<K, V, ahash::RandomState>;
 
+struct Indexed {
+    user: Arc<str>,
+    device: u32,
+    until: u64,
+    verdict: Option<Verdict>,
+}
+
 /// The embedded store.
 pub struct MemoryStore<J: Journal = NoJournal> {
     config: CoreConfig,
@@ -70,17 +77,49 @@ pub struct MemoryStore<J: Journal = NoJournal> {
     /// Users by name. The value is boxed: a table slot is then 24 bytes, and the table's load
     /// factor (44% to 88%) multiplies slot size, not user size.
     users: Map<Box<str>, Box<Mutex<UserState>>>,
-    /// Transaction → (user, remembered until ms).
-    txns: Map<u128, (Arc<str>, u64)>,
+    /// Transaction → its user, device, verdict once spent, and until when it is remembered.
+    txns: Map<u128, Indexed>,
     open_txns: AtomicUsize,
     next_device: AtomicU32,
     next_share: AtomicU32,
     ib_owner: Map<u32, Arc<str>>,
     shares: Map<u32, Share>,
     lock_times: Mutex<VecDeque<u64>>,
-    /// Held shared by every update; exclusively while a snapshot rotates the journal and
-    /// captures the state, so that the two agree.
-    pause: RwLock<()>,
+    /// Held shared by every update; all held exclusively while a snapshot rotates the journal
+    /// and captures the state, so that the two agree.
+    pause: Pause,
+}
+
+/// A read-write lock split in shards, one per thread (round robin): an update takes its
+/// thread's shard shared, so two threads never bounce one cache line per request; a snapshot
+/// takes every shard exclusively.
+struct Pause(Box<[Padded]>);
+
+#[repr(align(128))]
+struct Padded(RwLock<()>);
+
+const PAUSE_SHARDS: usize = 16;
+
+thread_local! {
+    static PAUSE_SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % PAUSE_SHARDS
+    };
+}
+
+impl Pause {
+    fn new() -> Pause {
+        Pause((0..PAUSE_SHARDS).map(|_| Padded(RwLock::new(()))).collect())
+    }
+
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        let i = PAUSE_SHARD.with(|i| *i);
+        self.0[i].0.read()
+    }
+
+    fn write(&self) -> Vec<parking_lot::RwLockWriteGuard<'_, ()>> {
+        self.0.iter().map(|p| p.0.write()).collect()
+    }
 }
 
 impl<J: Journal> std::fmt::Debug for MemoryStore<J> {
@@ -113,7 +152,7 @@ impl<J: Journal> MemoryStore<J> {
             ib_owner: DashMap::with_hasher(ahash::RandomState::new()),
             shares: DashMap::with_hasher(ahash::RandomState::new()),
             lock_times: Mutex::new(VecDeque::new()),
-            pause: RwLock::new(()),
+            pause: Pause::new(),
         }
     }
 
@@ -280,25 +319,48 @@ impl<J: Journal> Store for MemoryStore<J> {
         self.journal.durable(ticket)
     }
 
-    fn txn_user(
+    fn txn_get(
         &self,
         txn: TxnId,
-    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send {
-        ready(Ok(self.txns.get(&txn.0).map(|t| t.0.clone())))
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
+        ready(Ok(self.txns.get(&txn.0).and_then(|t| {
+            (t.until > now_ms).then(|| TxnEntry {
+                user: t.user.clone(),
+                device: DeviceId(t.device),
+                verdict: t.verdict,
+            })
+        })))
     }
 
     fn txn_bind(
         &self,
         txn: TxnId,
         user: &str,
+        device: DeviceId,
         until_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        match self.txns.entry(txn.0) {
-            dashmap::Entry::Occupied(mut e) => e.get_mut().1 = until_ms,
-            dashmap::Entry::Vacant(v) => {
-                v.insert((user.into(), until_ms));
-                self.open_txns.fetch_add(1, Ordering::Relaxed);
-            }
+        if let dashmap::Entry::Vacant(v) = self.txns.entry(txn.0) {
+            v.insert(Indexed {
+                user: user.into(),
+                device: device.0,
+                until: until_ms,
+                verdict: None,
+            });
+            self.open_txns.fetch_add(1, Ordering::Relaxed);
+        }
+        ready(Ok(()))
+    }
+
+    fn txn_settle(
+        &self,
+        txn: TxnId,
+        verdict: Verdict,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        if let Some(mut t) = self.txns.get_mut(&txn.0) {
+            t.verdict = Some(verdict);
+            t.until = until_ms;
         }
         ready(Ok(()))
     }
@@ -309,7 +371,7 @@ impl<J: Journal> Store for MemoryStore<J> {
 
     fn sweep(&self, now_ms: u64) -> usize {
         let before = self.txns.len();
-        self.txns.retain(|_, t| t.1 > now_ms);
+        self.txns.retain(|_, t| t.until > now_ms);
         let removed = before.saturating_sub(self.txns.len());
         let _ = self
             .open_txns

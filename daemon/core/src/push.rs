@@ -9,6 +9,7 @@ use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId, Verdict};
 
 use crate::config::CoreConfig;
 use crate::cx::Cx;
+use crate::txn::Spent;
 use crate::user::{TxnChallenge, UserState};
 use crate::{grant, lockout, txn, withdrawal};
 
@@ -46,32 +47,31 @@ pub fn proves(
 }
 
 /// Judges the app's answer to a push.
-pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> Verdict {
+pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> (Verdict, Spent) {
     let now = cx.now;
     txn::prune(u, now, cx.cfg);
     let Some(t) = u.txn(a.txn) else {
-        return Verdict::Unknown;
+        // Spent a moment ago by its first answer (the index learns the verdict right after).
+        cx.tally.replays += 1;
+        return (Verdict::Replayed, Spent::No);
     };
     let TxnChallenge::Push {
         number: shown,
         nonce,
     } = t.challenge
     else {
-        return Verdict::Unknown;
+        return (Verdict::Unknown, Spent::No);
     };
     if t.device != a.device.0 {
-        return Verdict::Unknown;
+        return (Verdict::Unknown, Spent::No);
     }
     let purpose = t.purpose;
+    if lockout::is_locked(u, now) {
+        return (lockout::refuse_locked(u, cx), Spent::No);
+    }
     let verdict = 'judge: {
-        if lockout::is_locked(u, now) {
-            break 'judge lockout::refuse_locked(u, cx);
-        }
         if let Err(v) = txn::spend(u, a.txn, cx) {
-            if v == Verdict::Expired {
-                break 'judge v;
-            }
-            return v;
+            break 'judge v;
         }
         let Ok(d) = u.device(a.device.0) else {
             break 'judge Verdict::Unknown;
@@ -111,6 +111,5 @@ pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> Verdict
             grant: grant::ib_key(a.method, cx.cfg),
         }
     };
-    txn::settle(u, a.txn, verdict, now);
-    verdict
+    (verdict, Spent::Yes)
 }

@@ -288,6 +288,20 @@ impl Record {
     }
 }
 
+/// A device record carries a secret and a PIN hash: wiped when the record is dropped (once
+/// journalled or replayed).
+impl Drop for Record {
+    fn drop(&mut self) {
+        if let Record::Device {
+            secret, pin_hash, ..
+        } = self
+        {
+            zeroize::Zeroize::zeroize(secret);
+            zeroize::Zeroize::zeroize(pin_hash);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,20 +367,6 @@ mod tests {
         #[test]
         fn any_bytes_decode_or_fail_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = Record::decode(&bytes);
-        }
-    }
-}
-
-/// A device record carries a secret and a PIN hash: wiped when the record is dropped (once
-/// journalled or replayed).
-impl Drop for Record {
-    fn drop(&mut self) {
-        if let Record::Device {
-            secret, pin_hash, ..
-        } = self
-        {
-            zeroize::Zeroize::zeroize(secret);
-            zeroize::Zeroize::zeroize(pin_hash);
         }
     }
 }

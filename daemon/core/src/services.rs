@@ -349,10 +349,9 @@ impl<S: Store> Core<S> {
         // The owner's answer, to a challenge of this very device.
         let bound = self
             .store()
-            .txn_user(txn)
+            .txn_get(txn, now)
             .await?
-            .is_some_and(|u| &*u == owner)
-            && self.txn_device(txn).await? == Some(device);
+            .is_some_and(|e| &*e.user == owner && e.device == device);
         let refused = |e, ticket| {
             Ok(Outcome {
                 value: Err(e),

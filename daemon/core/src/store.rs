@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use sls_protocol::{DeviceId, TxnId};
+use sls_protocol::{DeviceId, TxnId, Verdict};
 
 use crate::error::StoreError;
 use crate::record::Record;
@@ -35,6 +35,17 @@ pub struct Committed<T, K> {
     pub value: T,
     /// `Some` if the change wrote records: wait for [`Store::durable`] before answering.
     pub ticket: Option<K>,
+}
+
+/// What the transaction index knows of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnEntry {
+    /// Its user.
+    pub user: Arc<str>,
+    /// The device its challenge is for.
+    pub device: DeviceId,
+    /// Its verdict once its first answer spent it (R12: any later answer is a replay).
+    pub verdict: Option<Verdict>,
 }
 
 /// The ids a store hands out, unique across users and nodes.
@@ -79,19 +90,29 @@ pub trait Store: Send + Sync + 'static {
     /// Waits until the records behind `ticket` are durable.
     fn durable(&self, ticket: Self::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The user a transaction belongs to, while its id is remembered.
-    fn txn_user(
+    /// What the index knows of `txn`, while it is remembered (until its deadline, given
+    /// `now_ms`).
+    fn txn_get(
         &self,
         txn: TxnId,
-    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send;
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send;
 
-    /// Remembers that `txn` belongs to `user` until `until_ms`, or, for a known transaction,
-    /// moves its deadline to `until_ms` (an answered one is remembered only for the replay
-    /// window).
+    /// Remembers a new open transaction of `user` for `device` until `until_ms`.
     fn txn_bind(
         &self,
         txn: TxnId,
         user: &str,
+        device: DeviceId,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records the verdict of a spent transaction and remembers it only until `until_ms` (the
+    /// replay window).
+    fn txn_settle(
+        &self,
+        txn: TxnId,
+        verdict: Verdict,
         until_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

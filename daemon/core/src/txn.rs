@@ -2,9 +2,11 @@
 //! challenge to the user, the device and a new transaction (R5, R6, R9, R1); `answer` judges
 //! the typed answer once (R10, R11, R12).
 //!
-//! A transaction lives in its user's state: open until answered or past its life, then
-//! remembered for `replay_window` so that a second answer reads `replayed` (R12). A restart
-//! voids every open transaction (they are never made durable): users start over.
+//! An open transaction lives in its user's state until it is answered or past its life. Its
+//! first answer spends it: it leaves the user's state, and the store's transaction index keeps
+//! its verdict for `replay_window`, so that a second answer reads `replayed` (R12) without
+//! touching the user. A restart voids every open transaction (they are never made durable):
+//! users start over.
 
 use rand::Rng;
 use sls_protocol::card;
@@ -34,18 +36,15 @@ pub struct Begin<'a> {
     pub at_capacity: bool,
 }
 
-/// Forgets transactions past their life: open ones one more life past expiry (a late answer
-/// reads `expired`), answered ones `replay_window` after their answer (a replay reads
-/// `replayed`; later it is still refused, as `unknown`).
+/// Forgets open transactions one life past their expiry (until then a late answer reads
+/// `expired`; the store's index forgets them at the same time).
 pub fn prune(u: &mut UserState, now: u64, cfg: &CoreConfig) {
-    u.txns.retain(|t| keep(t, now, cfg));
-}
-
-fn keep(t: &Txn, now: u64, cfg: &CoreConfig) -> bool {
-    if t.done_at == 0 {
-        after(t.expires_ms, cfg.challenge_ttl) > now
-    } else {
-        after(t.done_at, cfg.replay_window) > now
+    if u.txns
+        .iter()
+        .any(|t| after(t.expires_ms, cfg.challenge_ttl) <= now)
+    {
+        u.txns
+            .retain(|t| after(t.expires_ms, cfg.challenge_ttl) > now);
     }
 }
 
@@ -199,8 +198,6 @@ pub fn begin(
         purpose: req.purpose,
         expires_ms,
         challenge: stored,
-        done: None,
-        done_at: 0,
     });
     Ok(BeginResult::Challenge {
         txn,
@@ -211,55 +208,50 @@ pub fn begin(
     })
 }
 
+/// What judging an answer did to its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    /// Spent with this verdict: the index remembers it for the replay window.
+    Yes,
+    /// Not spent (no such open transaction, or refused before judging: the user is locked).
+    No,
+}
+
 /// Judges a frontend's answer to a transaction's typed challenge.
-pub fn answer(u: &mut UserState, txn: TxnId, response: &str, cx: &mut Cx<'_>) -> Verdict {
-    let now = cx.now;
-    prune(u, now, cx.cfg);
+pub fn answer(u: &mut UserState, txn: TxnId, response: &str, cx: &mut Cx<'_>) -> (Verdict, Spent) {
+    prune(u, cx.now, cx.cfg);
     let Some(t) = u.txn(txn) else {
-        return Verdict::Unknown;
+        // The index led here but the user holds no such open challenge: its first answer
+        // spent it a moment ago (the index learns the verdict right after).
+        cx.tally.replays += 1;
+        return (Verdict::Replayed, Spent::No);
     };
     if matches!(t.challenge, TxnChallenge::Push { .. }) {
         // A push is answered by the app, not the frontend.
-        return Verdict::Unknown;
+        return (Verdict::Unknown, Spent::No);
     }
-    if lockout::is_locked(u, now) {
-        return lockout::refuse_locked(u, cx);
+    if lockout::is_locked(u, cx.now) {
+        return (lockout::refuse_locked(u, cx), Spent::No);
     }
-    let verdict = match spend(u, txn, cx) {
-        Err(v) => return v,
-        Ok(t) => judge(u, &t, response, cx),
-    };
-    settle(u, txn, verdict, now);
-    verdict
+    match spend(u, txn, cx) {
+        Ok(t) => (judge(u, &t, response, cx), Spent::Yes),
+        Err(v) => (v, Spent::Yes),
+    }
 }
 
-/// Spends a transaction: its first answer is the only one judged (R12). Returns a copy of it,
-/// or the verdict for a replay or an expired challenge.
+/// Spends an open transaction: its first answer is the only one judged (R12). Returns it, or
+/// `Expired` (spent too: a late answer is its one answer).
 pub(crate) fn spend(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<Txn, Verdict> {
-    let now = cx.now;
-    let Some(t) = u.txn_mut(txn) else {
-        return Err(Verdict::Unknown);
-    };
-    if t.done.is_some() {
+    let Some(at) = u.txns.iter().position(|t| t.id == txn) else {
         cx.tally.replays += 1;
         return Err(Verdict::Replayed);
-    }
-    t.done_at = now;
-    if now >= t.expires_ms {
-        t.done = Some(Verdict::Expired);
+    };
+    let t = u.txns.swap_remove(at);
+    if cx.now >= t.expires_ms {
         cx.tally.expired += 1;
         return Err(Verdict::Expired);
     }
-    t.done = Some(Verdict::Pending);
-    Ok(t.clone())
-}
-
-/// Records a transaction's verdict (for `await`).
-pub(crate) fn settle(u: &mut UserState, txn: TxnId, verdict: Verdict, now: u64) {
-    if let Some(t) = u.txn_mut(txn) {
-        t.done = Some(verdict);
-        t.done_at = now;
-    }
+    Ok(t)
 }
 
 fn judge(u: &mut UserState, t: &Txn, response: &str, cx: &mut Cx<'_>) -> Verdict {
@@ -297,16 +289,16 @@ fn judge(u: &mut UserState, t: &Txn, response: &str, cx: &mut Cx<'_>) -> Verdict
     }
 }
 
-/// What a frontend's `await` reports for a transaction (R6).
-pub fn verdict(u: &UserState, txn: TxnId, now: u64) -> Verdict {
-    match u.txn(txn) {
-        None => Verdict::Unknown,
-        Some(t) => match t.done {
-            Some(v) if v != Verdict::Pending => v,
-            _ if now >= t.expires_ms => Verdict::Expired,
-            _ => Verdict::Pending,
-        },
-    }
+/// What a frontend's `await` reports for an open transaction (R6): `None` if the user holds
+/// no such open challenge (spent: the index has its verdict).
+pub fn verdict(u: &UserState, txn: TxnId, now: u64) -> Option<Verdict> {
+    u.txn(txn).map(|t| {
+        if now >= t.expires_ms {
+            Verdict::Expired
+        } else {
+            Verdict::Pending
+        }
+    })
 }
 
 /// A random question of the suite's length and format.

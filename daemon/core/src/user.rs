@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use sls_protocol::ocra::{self, OcraSuite};
-use sls_protocol::{DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict};
+use sls_protocol::{DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId};
 use zeroize::Zeroize;
 
 use crate::error::CoreError;
@@ -27,7 +27,8 @@ pub struct UserState {
     pub(crate) opted_out: bool,
     pub(crate) primary: bool,
     pub(crate) extra: Option<Box<Extra>>,
-    /// Open and recently answered challenges (R12); never durable: a restart voids them.
+    /// Open challenges (R12): an answered one leaves at once (the store's transaction index
+    /// remembers its verdict for the replay window). Never durable: a restart voids them.
     pub(crate) txns: Vec<Txn>,
 }
 
@@ -65,7 +66,7 @@ impl Drop for Device {
     }
 }
 
-/// An open or recently answered challenge.
+/// An open challenge.
 #[derive(Debug, Clone)]
 pub(crate) struct Txn {
     pub id: TxnId,
@@ -73,10 +74,6 @@ pub(crate) struct Txn {
     pub purpose: Purpose,
     pub expires_ms: u64,
     pub challenge: TxnChallenge,
-    /// `Some` once answered: the verdict (for `await`); any later answer is a replay (R12).
-    pub done: Option<Verdict>,
-    /// When it was answered (ms), 0 while open.
-    pub done_at: u64,
 }
 
 /// What a transaction's answer is judged against.
@@ -264,9 +261,5 @@ impl UserState {
 
     pub(crate) fn txn(&self, id: TxnId) -> Option<&Txn> {
         self.txns.iter().find(|t| t.id == id)
-    }
-
-    pub(crate) fn txn_mut(&mut self, id: TxnId) -> Option<&mut Txn> {
-        self.txns.iter_mut().find(|t| t.id == id)
     }
 }

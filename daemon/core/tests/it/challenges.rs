@@ -337,7 +337,7 @@ pub fn open_challenges_per_user_are_bounded<K: Kind>() {
         c.answer(*txn, &dsc_answer(q, "1234"), IP).value,
         Verdict::Accepted { .. }
     ));
-    // Answered, it is remembered for the replay window only.
+    // An answered challenge leaves its user at once (the index remembers its verdict).
     clock.advance(c.config().replay_window);
     assert!(matches!(right(&c, "opal", d), Verdict::Accepted { .. }));
 }
