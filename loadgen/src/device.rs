@@ -6,30 +6,34 @@ use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId};
 
 use crate::fleet::SimDevice;
 
+/// The OCRA answer a device with `secret` and `pin` shows for `question` under `suite` (the PIN
+/// is hashed in only if the suite asks for it). `None` if the suite or the question is invalid.
+pub fn ocra_answer(suite: &str, secret: &[u8], question: &str, pin: &str) -> Option<String> {
+    let suite: OcraSuite = suite.parse().ok()?;
+    let pin = suite.pin.map(|alg| ocra::pin_hash(alg, pin.as_bytes()));
+    let input = OcraInput {
+        counter: 0,
+        question,
+        pin_hash: pin.as_ref().map(|p| p.as_bytes()),
+        session: None,
+        timestamp: None,
+    };
+    suite
+        .compute(secret, &input)
+        .ok()
+        .map(|a| a.as_str().to_owned())
+}
+
 impl SimDevice {
     /// The OCRA answer a DSC+ (R5) or the IB Key fallback (R6) shows for `question`, with the
     /// device's PIN.
     pub fn ocra_answer(&self, question: &str) -> Option<String> {
-        let suite_text = match self.kind {
+        let suite = match self.kind {
             DeviceKind::DscPlus => ocra::DSC_PLUS_DEFAULT_SUITE,
             DeviceKind::IbKey => ocra::IB_KEY_DEFAULT_SUITE,
             _ => return None,
         };
-        let suite: OcraSuite = suite_text.parse().ok()?;
-        let pin = suite
-            .pin
-            .map(|alg| ocra::pin_hash(alg, self.pin.as_bytes()));
-        let input = OcraInput {
-            counter: 0,
-            question,
-            pin_hash: pin.as_ref().map(|p| p.as_bytes()),
-            session: None,
-            timestamp: None,
-        };
-        suite
-            .compute(&self.secret, &input)
-            .ok()
-            .map(|a| a.as_str().to_owned())
+        ocra_answer(suite, &self.secret, question, &self.pin)
     }
 
     /// The codes a Security Code Card shows at `positions` (R9), concatenated.

@@ -10,11 +10,16 @@
 //!  IB Key apps (one connection each) ◀── pushes ───────────────┘
 //!  report: summary table, summary.json, <scenario>.hlog, latency.svg
 //! ```
+//!
+//! [`daemon`] starts a real `slsd` child and [`harness`] connects to it with a role, enrols and
+//! logs in: the one harness of the daemon's integration tests, this crate's own, and the
+//! benches' end-to-end runner.
 
 pub mod client;
 pub mod daemon;
 pub mod device;
 pub mod fleet;
+pub mod harness;
 pub mod report;
 pub mod run;
 pub mod scenario;

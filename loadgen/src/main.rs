@@ -312,18 +312,12 @@ async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<
     let out = out.unwrap_or_else(|| data.path().join("report"));
     // Generous limits: one simulated user per address, and the attackers' bursts are the
     // lockout's to stop, not the rate limiter's.
-    let mut daemon = sls_loadgen::daemon::Daemon::start(
-        &slsd,
-        data.path(),
-        &[
-            "--rate-per-user",
-            "1000",
-            "--rate-per-client",
-            "1000",
-            "--log",
-            "warn",
-        ],
-    )?;
+    let flags = [
+        &sls_loadgen::daemon::GENEROUS_LIMITS[..],
+        &["--log", "warn"],
+    ]
+    .concat();
+    let mut daemon = sls_loadgen::daemon::Daemon::start(&slsd, data.path(), &flags)?;
     eprintln!(
         "slsd {} started on {} (data in {})",
         slsd.display(),

@@ -6,13 +6,13 @@
 //!
 //! The echo server is this binary re-executed with `echo-server`: the same TLS (the daemon's own
 //! PKI code), the same socket buffers and transport limits, the same frame codec; it answers
-//! every request frame with a 12-byte verdict frame and does nothing else. Every process the
-//! runner starts is stopped by its id before it exits.
+//! every request frame with a 12-byte verdict frame and does nothing else. Both are started and
+//! stopped by their own ids through `sls_loadgen::daemon::Daemon`, the tests' harness.
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::ffi::OsStr;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +22,10 @@ use bytes::BytesMut;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use sls_loadgen::client::{self, ClientTls, Pipeline};
+use sls_loadgen::daemon::{find_slsd, Daemon, NO_LIMITS};
 use sls_loadgen::fleet::Mix;
-use sls_loadgen::run::{self as lrun, FleetSpec, Target};
+use sls_loadgen::harness::{Client, Pool};
+use sls_loadgen::run::{self as lrun, FleetSpec};
 use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
 use sls_protocol::{frame, Frame, Message, Role, TxnId, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
@@ -122,69 +124,7 @@ async fn echo_server(dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    fn start(mut cmd: Command) -> anyhow::Result<Proc> {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null())
-            .spawn()?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .context("no listening line")?
-            .parse()?;
-        Ok(Proc { child, addr })
-    }
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---- the echo client ------------------------------------------------------------------------
-
-async fn pipes(
-    addr: SocketAddr,
-    tls_dir: &Path,
-    n: usize,
-) -> anyhow::Result<(quinn::Endpoint, Vec<quinn::Connection>, Vec<Pipeline>)> {
-    let ep = client::endpoint("127.0.0.1:0".parse()?)?;
-    let cfg = ClientTls::from_dir(tls_dir, Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
-    let mut conns = Vec::new();
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let c = client::connect(&ep, addr, cfg.clone()).await?;
-        out.push(Pipeline::open(&c, "e2e").await?.0);
-        conns.push(c);
-    }
-    Ok((ep, conns, out))
-}
 
 fn answer_frame(i: u64) -> Message {
     Message::Answer {
@@ -298,59 +238,43 @@ struct Row {
 async fn main_async(args: Args) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     // Beside this binary, or built with cargo if it is not there yet.
-    let slsd = sls_loadgen::daemon::find_slsd()?;
+    let slsd = find_slsd()?;
     let work = tempfile::Builder::new().prefix("sls-e2e-").tempdir()?;
     let secs = args.secs;
     let mut rows = Vec::new();
 
     // The bare echo, every shape.
     let echo_dir = work.path().join("echo");
-    let mut cmd = Command::new(&exe);
-    cmd.arg("--echo-server").arg(&echo_dir);
-    let echo = Proc::start(cmd)?;
-    let echo_tls = echo_dir.join("tls");
-    let (_ep, _c, echo8) = pipes(echo.addr, &echo_tls, 8).await?;
-    let echo_8x256 = echo_closed(&echo8, 256, secs).await;
-    let (_ep2, _c2, echo1000) = pipes(echo.addr, &echo_tls, 1000).await?;
-    let echo_1000x1 = echo_closed(&echo1000, 1, secs).await;
+    let mut echo = Daemon::spawn(
+        &exe,
+        [OsStr::new("--echo-server"), echo_dir.as_os_str()],
+        &echo_dir,
+    )?;
+    let echo8 = Pool::connect(&echo.target(), Role::Frontend, 8).await?;
+    let echo_8x256 = echo_closed(&echo8.pipes, 256, secs).await;
+    let echo1000 = Pool::connect(&echo.target(), Role::Frontend, 1000).await?;
+    let echo_1000x1 = echo_closed(&echo1000.pipes, 1, secs).await;
     drop(echo1000);
-    let echo_hs = handshakes(echo.addr, &echo_tls, 1000).await?;
+    let echo_hs = handshakes(echo.addr, &echo.tls_dir(), 1000).await?;
     eprintln!(
         "echo: 8x256 {echo_8x256:.0}/s, 1000x1 {echo_1000x1:.0}/s, handshakes {echo_hs:.0}/s"
     );
 
     // slsd with the fleet.
-    let data = work.path().join("slsd");
-    let mut cmd = Command::new(&slsd);
-    cmd.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--rate-per-user",
-        "0",
-        "--rate-per-client",
-        "0",
-        "--log",
-        "warn",
-        "--data-dir",
-    ])
-    .arg(&data);
-    let sls = Proc::start(cmd)?;
-    let rss0 = rss_kb(sls.pid());
-    let target = Target {
-        addr: sls.addr,
-        tls_dir: data.join("tls"),
-    };
-    let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
-    let mut admin = lrun::connect_pipelines(&target, Role::Admin, 1, &endpoint).await?;
-    let (_ac, admin_pipe, _) = admin.pop().context("admin")?;
+    let flags = [&NO_LIMITS[..], &["--log", "warn"]].concat();
+    let mut sls = Daemon::start(&slsd, &work.path().join("slsd"), &flags)?;
+    let sls_pid = sls.pid().context("slsd pid")?;
+    let rss0 = rss_kb(sls_pid);
+    let target = sls.target();
+    let admin = Client::connect(&target, Role::Admin).await?;
     let mut users = sls_loadgen::fleet::build(
         args.users,
         &"dsc_plus=1".parse::<Mix>().map_err(anyhow::Error::msg)?,
         11,
     );
-    let took = lrun::enrol(&admin_pipe, &mut users).await?;
+    let took = lrun::enrol(&admin, &mut users).await?;
     drop(users);
-    let rss1 = rss_kb(sls.pid());
+    let rss1 = rss_kb(sls_pid);
     let per_user = (rss1.saturating_sub(rss0)) as f64 * 1024.0 / args.users as f64;
     eprintln!(
         "enrolled {} users in {:.2} s, {per_user:.0} B/user",
@@ -430,7 +354,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         )
         .await?;
         let s = &r.summary.scenarios[0];
-        let (e50, e99, e999) = echo_open(&echo8, steps * 2.0, secs).await;
+        let (e50, e99, e999) = echo_open(&echo8.pipes, steps * 2.0, secs).await;
         rows.push(Row {
             regime: format!("3. open loop at {:.0}% of regime 1 ({steps:.0} logins/s = 2 requests each): p50 / p99 / p99.9 µs", share * 100.0),
             sls: format!("{} / {} / {} (a login: 2 round trips)", s.latency_us.p50, s.latency_us.p99, s.latency_us.p999),
@@ -465,7 +389,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         echo: format!("regime 1: {verified_1:.0}"),
         ratio: format!("{:.2} of regime 1", failures_4 / verified_1.max(1.0)),
     });
-    let rss_before_apps = rss_kb(sls.pid());
+    let rss_before_apps = rss_kb(sls_pid);
     let r5 = lrun::run(
         &target,
         &spec(args.apps, 8, "ib_key_push=1", args.apps),
@@ -479,7 +403,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let s5 = &r5.summary.scenarios[0];
-    let rss_apps = rss_kb(sls.pid());
+    let rss_apps = rss_kb(sls_pid);
     let sls_hs = handshakes(sls.addr, &target.tls_dir, 1000).await?;
     rows.push(Row {
         regime: format!("5. IB Key push logins/s with {} apps connected", args.apps),
@@ -524,8 +448,8 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     println!("{md}");
     std::fs::write(&args.out, &md)?;
     eprintln!("wrote {}", args.out.display());
-    drop(sls);
-    drop(echo);
+    sls.stop(Duration::from_secs(10));
+    echo.stop(Duration::from_secs(10));
     Ok(())
 }
 

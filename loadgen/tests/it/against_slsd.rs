@@ -1,38 +1,20 @@
 //! The load generator against a real slsd: its open-loop latency includes a stalled daemon's
 //! stall, and its attacker scenario fails when the lock comes late or early.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use sls_loadgen::daemon::{find_slsd, Daemon};
 use sls_loadgen::fleet::Mix;
-use sls_loadgen::run::{self, FleetSpec, Target};
+use sls_loadgen::run::{self, FleetSpec};
 use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
 
-fn daemon(dir: &std::path::Path, extra: &[&str]) -> Daemon {
-    let mut args = vec![
-        "--rate-per-user",
-        "1000",
-        "--rate-per-client",
-        "1000",
-        "--log",
-        "warn",
-    ];
-    args.extend_from_slice(extra);
-    Daemon::start(&find_slsd().unwrap(), dir, &args).unwrap()
-}
+use crate::slsd;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_latency_includes_a_stalled_daemon() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path(), &[]);
-    let target = Target {
-        addr: d.addr,
-        tls_dir: d.tls_dir(),
-    };
+    let d = slsd(&[]);
+    let target = d.target();
     let spec = FleetSpec {
         users: 200,
         mix: "dsc_plus=1".parse::<Mix>().unwrap(),
@@ -75,12 +57,8 @@ async fn open_loop_latency_includes_a_stalled_daemon() {
 }
 
 async fn attack(extra: &[&str], expected_threshold: u8) -> sls_loadgen::report::ScenarioSummary {
-    let dir = tempfile::tempdir().unwrap();
-    let d = daemon(dir.path(), extra);
-    let target = Target {
-        addr: d.addr,
-        tls_dir: d.tls_dir(),
-    };
+    let d = slsd(extra);
+    let target = d.target();
     let spec = FleetSpec {
         users: 20,
         mix: "attacked=1".parse::<Mix>().unwrap(),

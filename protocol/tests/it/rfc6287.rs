@@ -1,7 +1,5 @@
 //! Every test vector of RFC 6287 Appendix C, verbatim.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use sls_protocol::ocra::{pin_hash, HashAlg, OcraInput, OcraSuite};
 
 const KEY20: &str = "3132333435363738393031323334353637383930";

@@ -1,8 +1,6 @@
 //! The journal on real files: round trips, group commit, torn and flipped tails, snapshots
 //! under concurrent appends, and acknowledged records surviving SIGKILL of a real process.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -237,12 +235,15 @@ fn child_appender() {
 #[test]
 fn acknowledged_records_survive_sigkill() {
     let exe = std::env::current_exe().unwrap();
+    // The child's test name in this binary: this module's path less the crate's name.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let child_test = format!("{module}::child_appender");
     for round in 0..8u64 {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "child_appender",
+                &child_test,
                 "--include-ignored",
                 "--nocapture",
                 "--test-threads=1",

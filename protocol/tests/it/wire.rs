@@ -1,8 +1,6 @@
 //! Property tests of the wire format: every message round-trips, and no byte string panics
 //! the decoder or makes it allocate beyond the frame limit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

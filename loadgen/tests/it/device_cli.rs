@@ -1,7 +1,5 @@
 //! The device emulator, as a user runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::process::Command;
 
 const KEY32: &str = "3132333435363738393031323334353637383930313233343536373839303132";

@@ -1,0 +1,21 @@
+//! The real `slsd` binary on loopback, spoken to over real QUIC: every device kind logs in,
+//! replays are refused, a lockout survives SIGKILL and restart, roles hold, bad frames get
+//! errors while others are served, no 0-RTT, no secret in the logs.
+
+mod devices;
+mod operations;
+mod refusals;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use sls_loadgen::daemon::{Daemon, GENEROUS_LIMITS};
+
+/// Every device's secret in these tests.
+const KEY: [u8; 32] = *b"12345678901234567890123456789012";
+/// The end user's address, as the frontend reports it.
+const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
+
+/// slsd as these tests run it: generous rate limits, and a debug log (searched for secrets).
+fn start() -> Daemon {
+    crate::slsd(&[&GENEROUS_LIMITS[..], &["--log", "debug"]].concat())
+}
