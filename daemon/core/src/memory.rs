@@ -371,7 +371,25 @@ impl<J: Journal> Store for MemoryStore<J> {
 
     fn sweep(&self, now_ms: u64) -> usize {
         let before = self.txns.len();
-        self.txns.retain(|_, t| t.until > now_ms);
+        // The users of challenges abandoned open: their state still holds them.
+        let mut abandoned: Vec<Arc<str>> = Vec::new();
+        self.txns.retain(|_, t| {
+            let keep = t.until > now_ms;
+            if !keep && t.verdict.is_none() {
+                abandoned.push(t.user.clone());
+            }
+            keep
+        });
+        for name in abandoned {
+            if let Some(e) = self.users.get(&*name) {
+                let mut u = e.lock();
+                crate::txn::prune(&mut u, now_ms, &self.config);
+                if u.txns.is_empty() {
+                    // Give the memory back: this user may not log in again for a long time.
+                    u.txns = Vec::new();
+                }
+            }
+        }
         let removed = before.saturating_sub(self.txns.len());
         let _ = self
             .open_txns
