@@ -134,9 +134,19 @@ impl<S: Store> Core<S> {
         &self,
         user: &str,
         create: bool,
+        rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
+    ) -> Result<Option<Outcome<T, S::Ticket>>, StoreError> {
+        self.change_at(self.now_ms(), user, create, rule).await
+    }
+
+    /// [`Core::change`] at `now` (one clock read per request).
+    pub(crate) async fn change_at<T: Send>(
+        &self,
+        now: u64,
+        user: &str,
+        create: bool,
         mut rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
     ) -> Result<Option<Outcome<T, S::Ticket>>, StoreError> {
-        let now = self.now_ms();
         let cfg = &self.0.config;
         let entropy: &dyn Entropy = &*self.0.entropy;
         let mut tally = Tally::default();
@@ -273,7 +283,8 @@ impl<S: Store> Core<S> {
         if let Some(v) = self.limit_client(client) {
             return Ok(bare(v));
         }
-        let entry = match self.open_txn(txn).await? {
+        let now = self.now_ms();
+        let entry = match self.open_txn(txn, now).await? {
             Ok(entry) => entry,
             Err(v) => return Ok(bare(v)),
         };
@@ -281,17 +292,21 @@ impl<S: Store> Core<S> {
             return Ok(bare(v));
         }
         let out = self
-            .change(&entry.user, false, |u, cx| {
+            .change_at(now, &entry.user, false, |u, cx| {
                 txn::answer(u, txn, response, cx)
             })
             .await?;
-        self.settled(txn, out).await
+        self.settled(txn, now, out).await
     }
 
     /// The index's entry for an open transaction. A spent one's second answer is a replay
     /// (R12), refused here without touching its user: `Err(Replayed)`.
-    async fn open_txn(&self, txn: TxnId) -> Result<Result<TxnEntry, Verdict>, StoreError> {
-        match self.0.store.txn_get(txn, self.now_ms()).await? {
+    async fn open_txn(
+        &self,
+        txn: TxnId,
+        now: u64,
+    ) -> Result<Result<TxnEntry, Verdict>, StoreError> {
+        match self.0.store.txn_get(txn, now).await? {
             None => Ok(Err(Verdict::Unknown)),
             Some(e) if e.verdict.is_some() => {
                 self.0.counters.replays.fetch_add(1, Ordering::Relaxed);
@@ -306,6 +321,7 @@ impl<S: Store> Core<S> {
     async fn settled(
         &self,
         txn: TxnId,
+        now: u64,
         out: Option<Outcome<(Verdict, Spent), S::Ticket>>,
     ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
         let Some(out) = out else {
@@ -313,7 +329,7 @@ impl<S: Store> Core<S> {
         };
         let (verdict, spent) = out.value;
         if spent == Spent::Yes {
-            let until = after(self.now_ms(), self.0.config.replay_window);
+            let until = after(now, self.0.config.replay_window);
             self.0.store.txn_settle(txn, verdict, until).await?;
         }
         Ok(Outcome {
@@ -421,7 +437,8 @@ impl<S: Store> Core<S> {
         number: u8,
         mac: &[u8],
     ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
-        let entry = match self.open_txn(txn).await? {
+        let now = self.now_ms();
+        let entry = match self.open_txn(txn, now).await? {
             Ok(entry) => entry,
             Err(v) => return Ok(bare(v)),
         };
@@ -434,9 +451,9 @@ impl<S: Store> Core<S> {
             mac,
         };
         let out = self
-            .change(&entry.user, false, |u, cx| push::answer(u, &a, cx))
+            .change_at(now, &entry.user, false, |u, cx| push::answer(u, &a, cx))
             .await?;
-        self.settled(txn, out).await
+        self.settled(txn, now, out).await
     }
 
     /// The device a transaction's challenge is for, while the index remembers it.

@@ -45,6 +45,7 @@ pub struct Rng<'a> {
     src: &'a dyn Entropy,
     buf: [u8; 64],
     at: usize,
+    filled: bool,
 }
 
 impl<'a> Rng<'a> {
@@ -54,6 +55,7 @@ impl<'a> Rng<'a> {
             src,
             buf: [0; 64],
             at: 64,
+            filled: false,
         }
     }
 
@@ -61,6 +63,7 @@ impl<'a> Rng<'a> {
         if self.at + N > self.buf.len() {
             self.src.fill(&mut self.buf);
             self.at = 0;
+            self.filled = true;
         }
         let mut out = [0u8; N];
         out.copy_from_slice(&self.buf[self.at..self.at + N]);
@@ -71,8 +74,10 @@ impl<'a> Rng<'a> {
 
 impl Drop for Rng<'_> {
     fn drop(&mut self) {
-        // What was drawn and not used is not left on the stack.
-        zeroize::Zeroize::zeroize(&mut self.buf);
+        // What was drawn is not left on the stack.
+        if self.filled {
+            zeroize::Zeroize::zeroize(&mut self.buf);
+        }
     }
 }
 
