@@ -1,6 +1,8 @@
 //! sls-daemon's integration tests in one binary (one link, one run): the real `slsd` on
-//! loopback spoken to over QUIC (`e2e`, `reliability`), and the journal on real files
-//! (`store`). `core_rules` is still a binary of its own.
+//! loopback spoken to over QUIC (`e2e`, `reliability`, device sharing in `sharing`, shutdown's
+//! drain in `drain` and `long_error_text`), and the journal on real files (`store`). These are
+//! all of this crate's integration tests; the rules themselves are tested in sls-core
+//! (`daemon/core/tests/it`).
 //!
 //! A new test module plugs in with one `mod` line below. One that needs a daemon starts it with
 //! [`slsd`] and drives it with `sls_loadgen::harness` (connect with a role, enrol, log in), as
@@ -8,8 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod drain;
 mod e2e;
+mod long_error_text;
 mod reliability;
+mod sharing;
 mod store;
 
 use std::path::Path;

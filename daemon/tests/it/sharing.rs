@@ -3,8 +3,6 @@
 //! entity) or pending compliance (same identification), `ShareDecide`, `ShareCancel`, and a
 //! login with the shared card.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;

@@ -4,8 +4,6 @@
 //! the request got no answer, the in-flight count leaked and shutdown waited the whole grace
 //! period. Now: an `Error` answer that fits, the daemon keeps serving, and SIGTERM is prompt.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

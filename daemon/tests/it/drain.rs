@@ -3,8 +3,6 @@
 //! can be answered while the daemon drains), its stream is finished cleanly, and the process
 //! exits well before the grace period.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
