@@ -3,16 +3,15 @@
 //! entity) or pending compliance (same identification), `ShareDecide`, `ShareCancel`, and a
 //! login with the shared card.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
-
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
-use std::time::Duration;
 
-use sls_loadgen::client::{self, ClientTls, Pipeline};
-use sls_loadgen::daemon::Daemon;
-use sls_protocol::ocra::{self, OcraInput, OcraSuite};
+use sls_loadgen::client::Pipeline;
+use sls_loadgen::daemon::{Daemon, GENEROUS_LIMITS};
+use sls_loadgen::harness::{begin, begin_reply, enrol_device, login_ocra, ocra_answer};
+use sls_protocol::ocra::DSC_PLUS_DEFAULT_SUITE as SUITE;
 use sls_protocol::*;
+
+use crate::{call, within};
 
 const OWNER_KEY: [u8; 32] = *b"owner-card-key-0123456789abcdef!";
 const OWNER_PIN: &str = "1234";
@@ -21,41 +20,13 @@ const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 17));
 /// Identification data (R17a): date of birth, citizenship, residence, document type and number.
 const IDENT: &str = "1970-01-01|CH|CH|passport|X1";
 
-fn start(dir: &Path) -> Daemon {
-    Daemon::start(
-        Path::new(env!("CARGO_BIN_EXE_slsd")),
-        dir,
-        &[
-            "--rate-per-user",
-            "1000",
-            "--rate-per-client",
-            "1000",
-            "--log",
-            "warn",
-        ],
-    )
-    .unwrap()
+/// slsd with generous rate limits. The tests speak to it as an admin, who may also do what a
+/// frontend does (`Begin`, `Answer`, `Status`).
+fn start() -> Daemon {
+    crate::slsd(&[&GENEROUS_LIMITS[..], &["--log", "warn"]].concat())
 }
 
-/// An admin pipeline (admins may also do what a frontend does: `Begin`, `Answer`, `Status`).
-async fn admin(d: &Daemon) -> (quinn::Endpoint, quinn::Connection, Pipeline) {
-    let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = ClientTls::from_dir(&d.tls_dir(), Role::Admin).unwrap();
-    let conn = client::connect(&ep, d.addr, tls.quinn_config(ALPN_FRONTEND).unwrap())
-        .await
-        .unwrap();
-    let (p, _) = Pipeline::open(&conn, "sharing").await.unwrap();
-    assert_eq!(p.role(), Role::Admin);
-    (ep, conn, p)
-}
-
-async fn call(p: &Pipeline, m: Message) -> Message {
-    tokio::time::timeout(Duration::from_secs(10), p.call(m))
-        .await
-        .expect("answered within 10 s")
-        .expect("answered")
-}
-
+/// Enrols `name` in `entity` with `identification` (R17's prerequisites compare them).
 async fn user(p: &Pipeline, name: &str, entity: &str, identification: &str) {
     let m = Message::EnrolUser {
         user: name.into(),
@@ -67,73 +38,16 @@ async fn user(p: &Pipeline, name: &str, entity: &str, identification: &str) {
     assert_eq!(call(p, m).await, Message::Done {}, "enrol {name}");
 }
 
+/// Enrols a card of `kind` with `key` and `pin` for `name`.
 async fn card(p: &Pipeline, name: &str, kind: DeviceKind, key: &[u8], pin: &str) -> DeviceId {
-    let m = Message::EnrolDevice {
-        user: name.into(),
-        kind,
-        secret: key.to_vec(),
-        pin: pin.into(),
-        suite: String::new(),
-    };
-    match call(p, m).await {
-        Message::Enrolled { device } => device,
-        other => panic!("enrol a {kind} for {name}: {other:?}"),
-    }
-}
-
-/// What the card shows for question `q` (R5: OCRA with the PIN's hash).
-fn ocra_answer(key: &[u8], pin: &str, q: &str) -> String {
-    let s: OcraSuite = ocra::DSC_PLUS_DEFAULT_SUITE.parse().unwrap();
-    let ph = ocra::pin_hash(s.pin.unwrap(), pin.as_bytes());
-    s.compute(
-        key,
-        &OcraInput {
-            question: q,
-            pin_hash: Some(ph.as_bytes()),
-            ..OcraInput::default()
-        },
-    )
-    .unwrap()
-    .to_string()
+    within(enrol_device(p, name, kind, key, pin)).await
 }
 
 /// A login challenge for `name`'s `device`: the transaction and its numeric question.
 async fn challenge(p: &Pipeline, name: &str, device: DeviceId) -> (TxnId, String) {
-    let m = Message::Begin {
-        user: name.into(),
-        purpose: Purpose::Login,
-        device: Some(device),
-        client: IP,
-    };
-    match call(p, m).await {
-        Message::ChallengeIssued {
-            txn,
-            challenge: Challenge::Numeric(q),
-            ..
-        } => (txn, q),
+    match within(begin(p, name, device, IP)).await {
+        (txn, Challenge::Numeric(q)) => (txn, q),
         other => panic!("a challenge for {name}'s device {device}: {other:?}"),
-    }
-}
-
-async fn begin_verdict(p: &Pipeline, name: &str, device: DeviceId) -> Message {
-    let m = Message::Begin {
-        user: name.into(),
-        purpose: Purpose::Login,
-        device: Some(device),
-        client: IP,
-    };
-    call(p, m).await
-}
-
-async fn answer(p: &Pipeline, txn: TxnId, response: &str) -> Verdict {
-    let m = Message::Answer {
-        txn,
-        response: response.into(),
-        client: IP,
-    };
-    match call(p, m).await {
-        Message::Judged { verdict } => verdict,
-        other => panic!("{other:?}"),
     }
 }
 
@@ -152,7 +66,7 @@ async fn request(
         owner: owner.into(),
         device,
         txn,
-        answer: ocra_answer(key, pin, &q),
+        answer: ocra_answer(SUITE, key, &q, pin).unwrap(),
     };
     call(p, m).await
 }
@@ -190,9 +104,8 @@ async fn failures(p: &Pipeline, name: &str) -> u8 {
 /// cancelled, the copy goes and the requester's own card comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_same_entity_is_approved_at_once_then_logs_in_and_cancel_restores() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut d = start(dir.path());
-    let (_ep, _conn, p) = admin(&d).await;
+    let mut d = start();
+    let p = d.connect(Role::Admin).await.unwrap();
     user(&p, "ann", "acme", "").await;
     user(&p, "ben", "acme", "").await;
     let dsc = card(&p, "ann", DeviceKind::DscPlus, &OWNER_KEY, OWNER_PIN).await;
@@ -208,7 +121,7 @@ async fn r17_same_entity_is_approved_at_once_then_logs_in_and_cancel_restores() 
     assert_eq!(held[0].kind, DeviceKind::DscPlus);
     assert!(copy != dsc && copy != own);
     assert_eq!(
-        begin_verdict(&p, "ben", own).await,
+        within(begin_reply(&p, "ben", own, IP)).await,
         Message::Judged {
             verdict: Verdict::Unknown
         }
@@ -217,9 +130,9 @@ async fn r17_same_entity_is_approved_at_once_then_logs_in_and_cancel_restores() 
     assert!(devices(&p, "ann").await.iter().any(|i| i.id == dsc));
 
     // The share was journalled before it was answered: it survives a crash.
-    d.crash();
-    let d = start(dir.path());
-    let (_ep, _conn, p) = admin(&d).await;
+    d.crash(); // SIGKILL: no shutdown, no flush
+    d.restart().unwrap(); // the same data directory and flags
+    let p = d.connect(Role::Admin).await.unwrap();
     assert_eq!(devices(&p, "ben").await, held);
 
     // The requester logs in: picks the shared copy from the offered devices and answers with
@@ -238,8 +151,11 @@ async fn r17_same_entity_is_approved_at_once_then_logs_in_and_cancel_restores() 
         Message::Devices { devices } => assert!(devices.iter().any(|i| i.id == copy)),
         other => panic!("{other:?}"),
     }
-    let (txn, q) = challenge(&p, "ben", copy).await;
-    match answer(&p, txn, &ocra_answer(&OWNER_KEY, OWNER_PIN, &q)).await {
+    match within(login_ocra(
+        &p, "ben", copy, SUITE, &OWNER_KEY, OWNER_PIN, IP,
+    ))
+    .await
+    {
         Verdict::Accepted { device, kind, .. } => {
             assert_eq!(device, copy);
             assert_eq!(kind, DeviceKind::DscPlus);
@@ -255,14 +171,13 @@ async fn r17_same_entity_is_approved_at_once_then_logs_in_and_cancel_restores() 
     let back = devices(&p, "ben").await;
     assert_eq!(back.iter().map(|i| i.id).collect::<Vec<_>>(), vec![own]);
     assert_eq!(
-        begin_verdict(&p, "ben", copy).await,
+        within(begin_reply(&p, "ben", copy, IP)).await,
         Message::Judged {
             verdict: Verdict::Unknown
         }
     );
-    let (txn, q) = challenge(&p, "ben", own).await;
     assert!(matches!(
-        answer(&p, txn, &ocra_answer(&OTHER_KEY, "5678", &q)).await,
+        within(login_ocra(&p, "ben", own, SUITE, &OTHER_KEY, "5678", IP)).await,
         Verdict::Accepted { .. }
     ));
     // A share is cancelled once.
@@ -274,9 +189,8 @@ async fn r17_same_entity_is_approved_at_once_then_logs_in_and_cancel_restores() 
 /// `ShareDecide`; approved, the copy appears; refused, nothing is shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_same_identification_is_pending_until_compliance_approves_or_refuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path());
-    let (_ep, _conn, p) = admin(&d).await;
+    let d = start();
+    let p = d.connect(Role::Admin).await.unwrap();
     user(&p, "cat", "cat-holdings", IDENT).await;
     user(&p, "dan", "dan-trading-llc", IDENT).await;
     user(&p, "eve", "eve-family-trust", IDENT).await;
@@ -299,9 +213,11 @@ async fn r17_same_identification_is_pending_until_compliance_approves_or_refuses
     assert_eq!(call(&p, approve.clone()).await, Message::Done {});
     let held = devices(&p, "dan").await;
     assert_eq!(held.len(), 1, "{held:?}");
-    let (txn, q) = challenge(&p, "dan", held[0].id).await;
     assert!(matches!(
-        answer(&p, txn, &ocra_answer(&OWNER_KEY, OWNER_PIN, &q)).await,
+        within(login_ocra(
+            &p, "dan", held[0].id, SUITE, &OWNER_KEY, OWNER_PIN, IP
+        ))
+        .await,
         Verdict::Accepted { .. }
     ));
     // Decided once.
@@ -326,9 +242,8 @@ async fn r17_same_identification_is_pending_until_compliance_approves_or_refuses
 /// R17: each prerequisite, refused with its named error; nothing is shared by a refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_each_prerequisite_is_refused_with_its_named_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path());
-    let (_ep, _conn, p) = admin(&d).await;
+    let d = start();
+    let p = d.connect(Role::Admin).await.unwrap();
     user(&p, "own", "acme", IDENT).await;
     let dsc = card(&p, "own", DeviceKind::DscPlus, &OWNER_KEY, OWNER_PIN).await;
 
@@ -336,7 +251,7 @@ async fn r17_each_prerequisite_is_refused_with_its_named_error() {
     // attempt (R11), journalled like any.
     user(&p, "req", "acme", "").await;
     let (txn, q) = challenge(&p, "own", dsc).await;
-    let right = ocra_answer(&OWNER_KEY, OWNER_PIN, &q);
+    let right = ocra_answer(SUITE, &OWNER_KEY, &q, OWNER_PIN).unwrap();
     let wrong = if right == "00000000" {
         "11111111"
     } else {
@@ -359,7 +274,7 @@ async fn r17_each_prerequisite_is_refused_with_its_named_error() {
         owner: "own".into(),
         device: dsc,
         txn,
-        answer: ocra_answer(&OTHER_KEY, OWNER_PIN, &q),
+        answer: ocra_answer(SUITE, &OTHER_KEY, &q, OWNER_PIN).unwrap(),
     };
     assert_eq!(refused(&call(&p, m).await).0, Status::OWNER_NOT_VERIFIED);
 
@@ -418,12 +333,7 @@ async fn r17_each_prerequisite_is_refused_with_its_named_error() {
         assert!(matches!(call(&p, m).await, Message::Error { .. }));
     }
     // A frontend may not share: the calls are the admins' (compliance's).
-    let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = ClientTls::from_dir(&d.tls_dir(), Role::Frontend).unwrap();
-    let conn = client::connect(&ep, d.addr, tls.quinn_config(ALPN_FRONTEND).unwrap())
-        .await
-        .unwrap();
-    let (fe, _) = Pipeline::open(&conn, "sharing-frontend").await.unwrap();
+    let fe = d.connect(Role::Frontend).await.unwrap();
     assert_eq!(
         refused(&call(&fe, Message::ShareCancel { share: 0 }).await).0,
         Status::FORBIDDEN
