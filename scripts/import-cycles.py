@@ -31,6 +31,8 @@ def edges(mods):
         parent = m.rsplit("::", 1)[0] if "::" in m else ""
         # Strip `#[cfg(test)] mod tests { … }` bodies: tests may use anything.
         text = re.split(r"#\[cfg\(test\)\]\s*mod tests", text)[0]
+        # Comments (doc links included) are not imports.
+        text = re.sub(r"//[^\n]*", "", text)
         for prefix, path in re.findall(r"\b(crate|super)::([A-Za-z_][\w:]*)", text):
             base = "" if prefix == "crate" else parent
             parts = path.split("::")

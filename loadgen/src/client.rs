@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sls_protocol::{frame, Frame, Message, Role, PROTOCOL_VERSION};
+use sls_protocol::{frame, push, DeviceId, Frame, Message, Role, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a call failed. A daemon's `Error` frame is not a `CallError`: it is the call's answer.
@@ -294,5 +294,19 @@ async fn read_loop(
     // Fail every call still waiting: dropping their senders wakes them with an error.
     if let Ok(mut w) = waiters.lock() {
         w.clear();
+    }
+}
+
+/// An IB Key app's hello on `app`: proves it holds `device`'s `secret`, after which the daemon
+/// pushes that device's logins to this app.
+pub async fn prove_device(app: &Pipeline, device: DeviceId, secret: &[u8]) -> anyhow::Result<()> {
+    let nonce = match app.call(Message::DeviceHello { device }).await? {
+        Message::DeviceNonce { nonce } => nonce,
+        other => anyhow::bail!("device hello for {device:?}: {other:?}"),
+    };
+    let proof = push::device_proof(secret, device, &nonce);
+    match app.call(Message::DeviceProve { proof }).await? {
+        Message::Done {} => Ok(()),
+        other => anyhow::bail!("device proof for {device:?}: {other:?}"),
     }
 }

@@ -18,7 +18,7 @@ use std::ops::Deref;
 
 use anyhow::{bail, ensure, Context};
 use sls_protocol::{
-    limits, push, BulkOutcome, BulkRecord, Challenge, DeviceId, DeviceKind, Message, Purpose, Role,
+    limits, BulkOutcome, BulkRecord, Challenge, DeviceId, DeviceKind, Message, Purpose, Role,
     TxnId, Verdict,
 };
 
@@ -252,19 +252,7 @@ pub async fn login_ocra(
     answer(fe, txn, &response, client).await
 }
 
-/// An IB Key app's hello on `app`: proves it holds `device`'s `secret`, after which the daemon
-/// pushes that device's logins to this app.
-pub async fn prove_device(app: &Pipeline, device: DeviceId, secret: &[u8]) -> anyhow::Result<()> {
-    let nonce = match app.call(Message::DeviceHello { device }).await? {
-        Message::DeviceNonce { nonce } => nonce,
-        other => bail!("device hello for {device:?}: {other:?}"),
-    };
-    let proof = push::device_proof(secret, device, &nonce);
-    match app.call(Message::DeviceProve { proof }).await? {
-        Message::Done {} => Ok(()),
-        other => bail!("device proof for {device:?}: {other:?}"),
-    }
-}
+pub use crate::client::prove_device;
 
 /// The daemon's counters, by name (an admin call).
 pub async fn stats(admin: &Pipeline) -> anyhow::Result<HashMap<String, u64>> {

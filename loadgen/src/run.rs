@@ -11,7 +11,6 @@ use sls_protocol::{BulkOutcome, DeviceKind, Message, Role, ALPN_DEVICE, ALPN_FRO
 
 use crate::client::{self, ClientTls, Pipeline};
 use crate::fleet::{self, Mix, Persona, SimUser};
-use crate::harness;
 use crate::report::{self, Summary};
 use crate::scenario::{self, Behaviour, World};
 use crate::schedule::{self, Plan};
@@ -164,7 +163,7 @@ pub async fn connect_apps(
         let Some(id) = device.id else { continue };
         let conn = client::connect(endpoint, target.addr, config.clone()).await?;
         let (pipe, pushes) = Pipeline::open(&conn, "sls-loadgen/ib-key").await?;
-        harness::prove_device(&pipe, id, &device.secret)
+        client::prove_device(&pipe, id, &device.secret)
             .await
             .with_context(|| format!("the IB Key app of {}", user.name))?;
         tokio::spawn(scenario::run_app(world.clone(), i, pipe, pushes));
