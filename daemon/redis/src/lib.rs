@@ -111,6 +111,8 @@ pub struct RedisStore {
     /// Makes this node's lockout members unique.
     nonce: u64,
     noted: AtomicU64,
+    /// Compare-and-sets lost to another node.
+    conflicts: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -161,11 +163,46 @@ impl RedisStore {
             users: AtomicUsize::new(0),
             nonce,
             noted: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &RedisConfig {
         &self.config
+    }
+
+    /// Compare-and-sets this store lost to another writer of the same key (a gauge).
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_cluster_is_unavailable_not_a_panic() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // Port 1 on loopback: nothing listens there.
+        let mut config = RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x");
+        config.io_timeout = Duration::from_millis(200);
+        let r = rt.block_on(RedisStore::connect(config));
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    }
+
+    #[test]
+    fn keys_are_one_hash_tag_under_the_prefix() {
+        let k = Keys::new("p");
+        assert_eq!(k.user("ann"), b"{p:u:ann}");
+        assert_eq!(
+            k.txn(sls_protocol::TxnId(0xab)),
+            format!("{{p:t:{:032x}}}", 0xab).into_bytes()
+        );
+        assert_eq!(k.lockouts(), b"{p:lockouts:}");
     }
 }

@@ -64,6 +64,7 @@ impl RedisStore {
 
     /// Tries again after a lost compare-and-set, a little later each time.
     async fn backoff(&self, attempt: u32) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
         let ms = u64::from(attempt.min(8)) + (self.noted.load(Ordering::Relaxed) % 3);
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }

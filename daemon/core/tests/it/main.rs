@@ -11,6 +11,7 @@ mod accounts;
 mod challenges;
 mod limits;
 mod lockout;
+mod nodes;
 mod push;
 mod redis;
 mod replay;
@@ -30,10 +31,10 @@ macro_rules! rule_suite {
     };
 }
 
-/// Every generic rule test, in one sequence: for a store whose tests share one costly fixture
+/// Every generic rule test, then `$extra` (name, fn) pairs, in one sequence: for a store whose tests share one costly fixture
 /// (the Redis cluster), run by one test that owns it.
 macro_rules! rule_sequence {
-    ($name:ident, $kind:ty, $fixture:expr; $($module:ident :: $test:ident),* $(,)?) => {
+    ($name:ident, $kind:ty, $fixture:expr, $extra:expr; $($module:ident :: $test:ident),* $(,)?) => {
         #[test]
         fn $name() {
             let _fixture = $fixture;
@@ -50,6 +51,16 @@ macro_rules! rule_sequence {
                     }
                 }
             )*
+            for (name, test) in $extra {
+                ran += 1;
+                match crate::redis::run(name, *test) {
+                    Ok(took) => eprintln!("ok   {took:>8.2?}  {name}"),
+                    Err(e) => {
+                        eprintln!("FAIL {e}");
+                        failed.push(e);
+                    }
+                }
+            }
             eprintln!("{ran} rule tests in {:.1?}, {} failed", start.elapsed(), failed.len());
             assert!(failed.is_empty(), "failed: {failed:#?}");
         }
@@ -119,6 +130,7 @@ mod redis_cluster {
     with_every_rule!(rule_sequence!(
         every_rule_on_a_redis_cluster,
         crate::redis::Redis,
-        crate::redis::Cluster::start()
+        crate::redis::Cluster::start(),
+        crate::nodes::TESTS
     ));
 }

@@ -19,7 +19,7 @@ use crate::harness::Kind;
 /// (the store itself keeps none: the records of the run that was committed, as a journal
 /// would have been given them).
 pub struct Tapped {
-    inner: RedisStore,
+    pub inner: RedisStore,
     records: Mutex<Vec<Record>>,
 }
 
@@ -39,30 +39,42 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// The seed nodes of the running cluster.
 static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Its base port.
+static BASE: Mutex<Option<u16>> = Mutex::new(None);
+
+/// A key prefix no other store of this run uses.
+pub fn fresh_prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000_007
+    )
+}
+
+/// A store on the running cluster under `prefix`, on `clock`, waiting for `wait_replicas`.
+pub fn tapped(prefix: &str, clock: &FakeClock, wait_replicas: usize) -> Tapped {
+    let mut config = RedisConfig::new(NODES.lock().clone(), prefix);
+    config.clock = Arc::new(clock.clone());
+    config.wait_replicas = wait_replicas;
+    let inner = runtime()
+        .block_on(RedisStore::connect(config))
+        .expect("the test cluster is up");
+    Tapped {
+        inner,
+        records: Mutex::new(Vec::new()),
+    }
+}
 
 impl Kind for Redis {
     type S = Tapped;
     fn store(_: &CoreConfig, clock: &FakeClock) -> Tapped {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let prefix = format!(
-            "t{}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_007
-        );
-        let mut config = RedisConfig::new(NODES.lock().clone(), prefix);
-        config.clock = Arc::new(clock.clone());
-        let inner = runtime()
-            .block_on(RedisStore::connect(config))
-            .expect("the test cluster is up");
-        Tapped {
-            inner,
-            records: Mutex::new(Vec::new()),
-        }
+        tapped(&fresh_prefix(), clock, 0)
     }
     fn take_records(store: &Tapped) -> Vec<Record> {
         std::mem::take(&mut *store.records.lock())
@@ -245,6 +257,7 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        *BASE.lock() = Some(base);
         *NODES.lock() = (base..base + 6)
             .map(|p| format!("redis://127.0.0.1:{p}"))
             .collect();
@@ -252,12 +265,23 @@ impl Cluster {
     }
 }
 
+fn stop(base: u16) {
+    let _ = std::process::Command::new("bash")
+        .arg(script())
+        .args(["stop", &base.to_string()])
+        .output();
+}
+
+/// Stops the running cluster now (its guard then finds nothing left to stop).
+pub fn stop_cluster() {
+    if let Some(base) = BASE.lock().take() {
+        stop(base);
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(script())
-            .args(["stop", &self.base.to_string()])
-            .output();
+        stop(self.base);
     }
 }
 
