@@ -87,6 +87,15 @@ redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2])
 return nv
 ";
 
+/// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,
+/// `ARGV[2]` device, `ARGV[3]` deadline ms, `ARGV[4]` time to live ms. Returns 1 if bound.
+pub(crate) const BIND: &str = r"
+if redis.call('HSETNX', KEYS[1], 'u', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'x', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
 /// Settles a transaction if it is still remembered: `ARGV[1]` the verdict, `ARGV[2]` the new
 /// deadline ms, `ARGV[3]` its time to live ms. Returns 1 if settled, 0 if already forgotten.
 pub(crate) const SETTLE: &str = r"

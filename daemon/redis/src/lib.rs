@@ -17,6 +17,13 @@
 //! after the commit that recorded them), a key per sharing request with the same
 //! compare-and-set, a sorted set of lockout times.
 //!
+//! **Not atomic with a user's commit** (each is another slot): the IB Key owner and primary
+//! keys and the user counter are written right after the compare-and-set that committed the
+//! records behind them. If Redis fails in between, the request is refused (an error) though
+//! the user's change stands; the index is then missing until that record is written again.
+//! A transaction id is bound after the `begin` that opened it: a failure in between leaves an
+//! open challenge nobody can answer, pruned from the user's state by a later update.
+//!
 //! **Local gauges** (the trait's synchronous methods cannot ask Redis): [`Store::open_txns`]
 //! counts the transactions this node bound and has not yet seen expire ([`Store::sweep`]
 //! forgets them locally; Redis expires the keys itself); [`Store::recent_lockouts`] counts the
@@ -88,6 +95,7 @@ impl RedisConfig {
 /// Scripts, loaded once per store (`EVALSHA`, `EVAL` on a miss).
 struct Scripts {
     cas: Script,
+    bind: Script,
     settle: Script,
     note_lockout: Script,
 }
@@ -152,6 +160,7 @@ impl RedisStore {
             keys: Keys::new(&config.prefix),
             scripts: Scripts {
                 cas: Script::new(keys::CAS),
+                bind: Script::new(keys::BIND),
                 settle: Script::new(keys::SETTLE),
                 note_lockout: Script::new(keys::NOTE_LOCKOUT),
             },

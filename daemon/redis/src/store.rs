@@ -65,7 +65,9 @@ impl RedisStore {
     /// Tries again after a lost compare-and-set, a little later each time.
     async fn backoff(&self, attempt: u32) {
         self.conflicts.fetch_add(1, Ordering::Relaxed);
-        let ms = u64::from(attempt.min(8)) + (self.noted.load(Ordering::Relaxed) % 3);
+        let n = self.conflicts.load(Ordering::Relaxed);
+        // Up to 8 ms, jittered per node so that two nodes do not retry in step.
+        let ms = u64::from(attempt.min(8)) + (self.nonce.wrapping_add(n) % 3);
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 

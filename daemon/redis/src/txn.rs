@@ -73,26 +73,18 @@ impl RedisStore {
         until_ms: u64,
     ) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
-        let key = self.keys.txn(txn);
-        // HSETNX on the user field first: a transaction id is bound once (ids are random).
-        let (fresh, _, _): (bool, (), ()) = redis::pipe()
-            .cmd("HSETNX")
-            .arg(&key)
-            .arg("u")
+        let fresh: i64 = self
+            .scripts
+            .bind
+            .key(self.keys.txn(txn))
             .arg(user)
-            .cmd("HSET")
-            .arg(&key)
-            .arg("d")
             .arg(device.0)
-            .arg("x")
             .arg(until_ms)
-            .cmd("PEXPIRE")
-            .arg(&key)
             .arg(self.ttl_ms(until_ms))
-            .query_async(&mut c)
+            .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;
-        if fresh {
+        if fresh == 1 {
             self.bound.lock().insert(txn.0, until_ms);
         }
         Ok(())
