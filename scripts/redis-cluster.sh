@@ -38,7 +38,16 @@ stop() {
 
 start() {
     command -v redis-server >/dev/null || { echo "redis-server is not installed"; exit 1; }
-    [ -f "$state" ] && { echo "a cluster is already recorded on $base ($state): stop it first"; exit 1; }
+    if [ -f "$state" ]; then
+        # A cluster recorded here whose processes are all gone (a killed test run): forget it.
+        alive=0
+        for p in $(ports); do
+            pidfile=$(cat "$state")/$p/redis.pid
+            [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 1 ] && { echo "a cluster is running on $base ($state): stop it first"; exit 1; }
+        rm -rf "$(cat "$state")" "$state"
+    fi
     dir=$(mktemp -d "${TMPDIR:-/tmp}/sls-redis-cluster.XXXXXX")
     echo "$dir" >"$state"
     for p in $(ports); do
