@@ -28,6 +28,7 @@
 
 mod admin;
 pub mod clock;
+pub mod codec;
 mod config;
 pub mod cx;
 mod engine;

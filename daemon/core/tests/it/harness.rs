@@ -1,6 +1,6 @@
 //! The rule suite's harness: a [`Rig`] drives a [`Core`] over the store of a [`Kind`] with a
 //! fake clock and a seeded random source, and blocks on the core's futures (a store's futures
-//! resolve without a runtime for the embedded store). Every rule test is generic over the
+//! resolve without a runtime for the embedded store; [`Kind::block_on`] is the hook for a store that needs one). Every rule test is generic over the
 //! kind, so a new store runs the very same suite by adding its kind to `main.rs`.
 
 use std::sync::Arc;
@@ -13,11 +13,16 @@ use sls_protocol::*;
 pub trait Kind: 'static {
     /// The store.
     type S: Store;
-    /// A new, empty store.
-    fn store(config: &CoreConfig) -> Self::S;
+    /// A new, empty store; `clock` is the core's.
+    fn store(config: &CoreConfig, clock: &FakeClock) -> Self::S;
     /// The records committed since the last call (for the tests that check what is made
     /// durable).
     fn take_records(store: &Self::S) -> Vec<Record>;
+    /// Drives one of the core's futures to completion on this thread. The embedded store's
+    /// futures are ready at once; a networked store's need its runtime.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        pollster::block_on(f)
+    }
 }
 
 /// A journal that keeps what it is given, for the tests to read.
@@ -44,7 +49,7 @@ pub struct Embedded;
 
 impl Kind for Embedded {
     type S = MemoryStore<Recorder>;
-    fn store(config: &CoreConfig) -> Self::S {
+    fn store(config: &CoreConfig, _: &FakeClock) -> Self::S {
         MemoryStore::with_journal(config.clone(), Recorder::default())
     }
     fn take_records(store: &Self::S) -> Vec<Record> {
@@ -72,10 +77,6 @@ impl<K: Kind> Clone for Rig<K> {
     }
 }
 
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    pollster::block_on(f)
-}
-
 fn core_err(e: Error) -> CoreError {
     match e {
         Error::Core(e) => e,
@@ -86,7 +87,7 @@ fn core_err(e: Error) -> CoreError {
 impl<K: Kind> Rig<K> {
     /// A core with `config`, `clock` and a fixed seed.
     pub fn new(config: CoreConfig, clock: &FakeClock) -> Rig<K> {
-        let store = K::store(&config);
+        let store = K::store(&config, clock);
         Rig {
             core: Core::new(
                 config,
@@ -131,10 +132,10 @@ impl<K: Kind> Rig<K> {
         req: &BeginRequest<'_>,
         ready: &(dyn Fn(DeviceId) -> bool + Sync),
     ) -> Result<Out<BeginResult>, CoreError> {
-        self.res(block(self.core.begin(req, ready)))
+        self.res(K::block_on(self.core.begin(req, ready)))
     }
     pub fn answer(&self, txn: TxnId, response: &str, client: std::net::IpAddr) -> Out<Verdict> {
-        let o = block(self.core.answer(txn, response, client)).expect("store");
+        let o = K::block_on(self.core.answer(txn, response, client)).expect("store");
         self.out(o)
     }
     pub fn password_failed(
@@ -142,13 +143,13 @@ impl<K: Kind> Rig<K> {
         user: &str,
         client: std::net::IpAddr,
     ) -> Result<Out<Verdict>, CoreError> {
-        self.res(block(self.core.password_failed(user, client)))
+        self.res(K::block_on(self.core.password_failed(user, client)))
     }
     pub fn status(&self, user: &str) -> Result<Option<UserStatus>, CoreError> {
-        block(self.core.status(user)).map_err(core_err)
+        K::block_on(self.core.status(user)).map_err(core_err)
     }
     pub fn device_authenticate(&self, device: DeviceId, nonce: &[u8; 32], proof: &[u8]) -> bool {
-        block(self.core.device_authenticate(device, nonce, proof)).expect("store")
+        K::block_on(self.core.device_authenticate(device, nonce, proof)).expect("store")
     }
     pub fn push_answer(
         &self,
@@ -159,7 +160,7 @@ impl<K: Kind> Rig<K> {
         number: u8,
         mac: &[u8],
     ) -> Out<Verdict> {
-        let o = block(
+        let o = K::block_on(
             self.core
                 .push_answer(device, txn, approve, method, number, mac),
         )
@@ -167,29 +168,29 @@ impl<K: Kind> Rig<K> {
         self.out(o)
     }
     pub fn txn_verdict(&self, txn: TxnId) -> Verdict {
-        block(self.core.txn_verdict(txn)).expect("store")
+        K::block_on(self.core.txn_verdict(txn)).expect("store")
     }
     pub fn enrol_user(&self, spec: &UserSpec) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.enrol_user(spec)))
+        self.res(K::block_on(self.core.enrol_user(spec)))
     }
     pub fn enrol_device(&self, user: &str, spec: &DeviceSpec) -> Result<Out<DeviceId>, CoreError> {
-        self.res(block(self.core.enrol_device(user, spec)))
+        self.res(K::block_on(self.core.enrol_device(user, spec)))
     }
     pub fn enrol_bulk(&self, records: &[BulkRecord]) -> Out<Vec<Result<DeviceId, CoreError>>> {
-        let o = block(self.core.enrol_bulk(records)).expect("store");
+        let o = K::block_on(self.core.enrol_bulk(records)).expect("store");
         self.out(o)
     }
     pub fn issue_temp_code(
         &self,
         user: &str,
     ) -> Result<Out<(DeviceId, String, u64, u64)>, CoreError> {
-        self.res(block(self.core.issue_temp_code(user)))
+        self.res(K::block_on(self.core.issue_temp_code(user)))
     }
     pub fn issue_online_scc(&self, user: &str) -> Result<Out<(DeviceId, Vec<u8>, u64)>, CoreError> {
-        self.res(block(self.core.issue_online_scc(user)))
+        self.res(K::block_on(self.core.issue_online_scc(user)))
     }
     pub fn reactivate(&self, user: &str, device: DeviceId) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.reactivate(user, device)))
+        self.res(K::block_on(self.core.reactivate(user, device)))
     }
     pub fn order_replacement(
         &self,
@@ -197,32 +198,32 @@ impl<K: Kind> Rig<K> {
         secret: &[u8],
         pin: &str,
     ) -> Result<Out<DeviceId>, CoreError> {
-        self.res(block(self.core.order_replacement(user, secret, pin)))
+        self.res(K::block_on(self.core.order_replacement(user, secret, pin)))
     }
     pub fn ship(&self, user: &str, device: DeviceId) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.ship(user, device)))
+        self.res(K::block_on(self.core.ship(user, device)))
     }
     pub fn activate(&self, user: &str, device: DeviceId) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.activate(user, device)))
+        self.res(K::block_on(self.core.activate(user, device)))
     }
     pub fn activation_notice(
         &self,
         user: &str,
         device: DeviceId,
     ) -> Result<ActivationNotice, CoreError> {
-        block(self.core.activation_notice(user, device)).map_err(core_err)
+        K::block_on(self.core.activation_notice(user, device)).map_err(core_err)
     }
     pub fn opt_out(&self, user: &str) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.opt_out(user)))
+        self.res(K::block_on(self.core.opt_out(user)))
     }
     pub fn opt_in(&self, user: &str, by: &str) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.opt_in(user, by)))
+        self.res(K::block_on(self.core.opt_in(user, by)))
     }
     pub fn unlock(&self, user: &str) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.unlock(user)))
+        self.res(K::block_on(self.core.unlock(user)))
     }
     pub fn activation_start(&self, user: &str, phone: &str) -> Result<Out<String>, CoreError> {
-        self.res(block(self.core.activation_start(user, phone)))
+        self.res(K::block_on(self.core.activation_start(user, phone)))
     }
     pub fn activate_ib_key(
         &self,
@@ -231,7 +232,9 @@ impl<K: Kind> Rig<K> {
         key: &[u8],
         pin: &str,
     ) -> Result<Out<DeviceId>, CoreError> {
-        self.res(block(self.core.activate_ib_key(user, token, key, pin)))
+        self.res(K::block_on(
+            self.core.activate_ib_key(user, token, key, pin),
+        ))
     }
     pub fn share_request(
         &self,
@@ -242,16 +245,16 @@ impl<K: Kind> Rig<K> {
         answer: &str,
         client: std::net::IpAddr,
     ) -> Result<Out<ShareResult>, CoreError> {
-        self.res(block(
+        self.res(K::block_on(
             self.core
                 .share_request(requester, owner, device, txn, answer, client),
         ))
     }
     pub fn share_decide(&self, id: u32, approve: bool) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.share_decide(id, approve)))
+        self.res(K::block_on(self.core.share_decide(id, approve)))
     }
     pub fn share_cancel(&self, id: u32) -> Result<Out<()>, CoreError> {
-        self.res(block(self.core.share_cancel(id)))
+        self.res(K::block_on(self.core.share_cancel(id)))
     }
 }
 

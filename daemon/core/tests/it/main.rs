@@ -11,7 +11,9 @@ mod accounts;
 mod challenges;
 mod limits;
 mod lockout;
+mod nodes;
 mod push;
+mod redis;
 mod replay;
 mod sharing;
 mod temporary;
@@ -29,9 +31,46 @@ macro_rules! rule_suite {
     };
 }
 
-macro_rules! every_rule {
-    ($kind:ty) => {
-        rule_suite!($kind;
+/// Every generic rule test, then `$extra` (name, fn) pairs, in one sequence: for a store whose tests share one costly fixture
+/// (the Redis cluster), run by one test that owns it.
+macro_rules! rule_sequence {
+    ($name:ident, $kind:ty, $fixture:expr, $extra:expr; $($module:ident :: $test:ident),* $(,)?) => {
+        #[test]
+        fn $name() {
+            let _fixture = $fixture;
+            let start = std::time::Instant::now();
+            let mut failed = Vec::new();
+            let mut ran = 0;
+            $(
+                ran += 1;
+                match crate::redis::run(stringify!($test), crate::$module::$test::<$kind>) {
+                    Ok(took) => eprintln!("ok   {:>8.2?}  {}", took, stringify!($test)),
+                    Err(e) => {
+                        eprintln!("FAIL {e}");
+                        failed.push(e);
+                    }
+                }
+            )*
+            for (name, test) in $extra {
+                ran += 1;
+                match crate::redis::run(name, *test) {
+                    Ok(took) => eprintln!("ok   {took:>8.2?}  {name}"),
+                    Err(e) => {
+                        eprintln!("FAIL {e}");
+                        failed.push(e);
+                    }
+                }
+            }
+            eprintln!("{ran} rule tests in {:.1?}, {} failed", start.elapsed(), failed.len());
+            assert!(failed.is_empty(), "failed: {failed:#?}");
+        }
+    };
+}
+
+/// Calls `$callback!($($args)*; every generic rule test)`.
+macro_rules! with_every_rule {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $callback!($($args)*;
             challenges::open_challenges_per_user_are_bounded,
             challenges::r5_dsc_plus_six_digit_challenge_eight_digit_answer_with_pin,
             challenges::r10_user_names_bad_character_and_case_sensitive,
@@ -74,7 +113,24 @@ macro_rules! every_rule {
     };
 }
 
+macro_rules! every_rule {
+    ($kind:ty) => {
+        with_every_rule!(rule_suite!($kind));
+    };
+}
+
 /// The embedded store: memory + journal, the daemon's default.
 mod embedded {
     every_rule!(crate::harness::Embedded);
+}
+
+/// The cluster store on a real 6-node Redis Cluster, started and stopped by the one test that
+/// runs every rule on it.
+mod redis_cluster {
+    with_every_rule!(rule_sequence!(
+        every_rule_on_a_redis_cluster,
+        crate::redis::Redis,
+        crate::redis::Cluster::start(),
+        crate::nodes::TESTS
+    ));
 }

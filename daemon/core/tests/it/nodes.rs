@@ -1,0 +1,177 @@
+//! Two nodes on one cluster store: two cores, each with its own `RedisStore` (own connection,
+//! own local locks, own entropy) under the same key prefix, as two slsd processes would be.
+//! Within one store a user's updates are serialised locally; across stores only the
+//! compare-and-set in Redis serialises them, and these tests are what exercise it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use sls_core::*;
+use sls_protocol::*;
+
+use crate::common::*;
+use crate::harness::{Kind, Rig};
+use crate::redis::{fresh_prefix, tapped, Redis};
+
+/// Runs after the generic rule tests, on the same cluster.
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "begin_on_one_node_answer_on_the_other_and_replay_across",
+        begin_on_one_node_answer_on_the_other_and_replay_across,
+    ),
+    (
+        "r11_exact_across_two_nodes_racing",
+        r11_exact_across_two_nodes_racing,
+    ),
+    ("a_ticket_waits_for_a_replica", a_ticket_waits_for_a_replica),
+    // Last: it stops the cluster.
+    (
+        "fails_closed_when_the_cluster_is_gone",
+        fails_closed_when_the_cluster_is_gone,
+    ),
+];
+
+fn node(prefix: &str, clock: &FakeClock, seed: u64, wait_replicas: usize) -> Rig<Redis> {
+    let config = CoreConfig {
+        max_open_per_user: 10_000,
+        ..no_limits()
+    };
+    Rig {
+        core: Core::new(
+            config,
+            tapped(prefix, clock, wait_replicas),
+            Arc::new(clock.clone()),
+            Arc::new(SeededEntropy::new(seed)),
+        ),
+    }
+}
+
+fn off_by_one(answer: &str) -> String {
+    format!("{:08}", (answer.parse::<u64>().unwrap() + 1) % 100_000_000)
+}
+
+fn two_nodes() -> (Rig<Redis>, Rig<Redis>) {
+    let clock = FakeClock::default();
+    let prefix = fresh_prefix();
+    (node(&prefix, &clock, 1, 0), node(&prefix, &clock, 2, 0))
+}
+
+fn begin_on_one_node_answer_on_the_other_and_replay_across() {
+    let (a, b) = two_nodes();
+    let d = dsc(&a, "ann");
+    // Enrolled on A, known on B.
+    assert!(b.status("ann").unwrap().is_some());
+    let (txn, ch) = begin(&a, "ann", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let good = dsc_answer(&q, "1234");
+    assert!(matches!(
+        b.answer(txn, &good, IP).value,
+        Verdict::Accepted { .. }
+    ));
+    assert_eq!(a.answer(txn, &good, IP).value, Verdict::Replayed);
+    assert_eq!(b.answer(txn, &good, IP).value, Verdict::Replayed);
+    // Locked on B by failures begun on A: the lock is seen on A.
+    for _ in 0..10 {
+        let (t, ch) = begin(&a, "ann", d);
+        let Challenge::Numeric(q) = ch else { panic!() };
+        let _ = b.answer(t, &off_by_one(&dsc_answer(&q, "1234")), IP);
+    }
+    assert!(matches!(
+        begin_verdict(&a, "ann", d),
+        Verdict::Locked { .. }
+    ));
+    // Unlocked on A, seen on B.
+    a.unlock("ann").unwrap();
+    assert!(matches!(right(&b, "ann", d), Verdict::Accepted { .. }));
+}
+
+fn r11_exact_across_two_nodes_racing() {
+    // 8 threads, 4 on each node, 200 wrong answers for one user: exactly 10 are evaluated
+    // in all, the rest are refused as locked.
+    let (a, b) = two_nodes();
+    let d = dsc(&a, "rex");
+    let mut work = Vec::new();
+    for i in 0..200 {
+        let (txn, ch) = begin(if i % 2 == 0 { &a } else { &b }, "rex", d);
+        let Challenge::Numeric(q) = ch else { panic!() };
+        work.push((txn, off_by_one(&dsc_answer(&q, "1234"))));
+    }
+    let verdicts: Vec<Verdict> = std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .chunks(25)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let c = if i % 2 == 0 { a.clone() } else { b.clone() };
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(t, ans)| c.answer(*t, ans, IP).value)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let conflicts = a.core.store().inner.conflicts() + b.core.store().inner.conflicts();
+    eprintln!("     {conflicts} compare-and-set conflicts between the two nodes");
+    let evaluated = |c: &Rig<Redis>| c.counters().failures_evaluated.load(Ordering::Relaxed);
+    assert_eq!(evaluated(&a) + evaluated(&b), 10, "exactly 10 evaluated");
+    let rejected = verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Rejected { .. }))
+        .count();
+    assert_eq!(rejected, 9, "{verdicts:?}");
+    assert_eq!(
+        verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Locked { .. }))
+            .count(),
+        191
+    );
+    assert!(matches!(
+        begin_verdict(&a, "rex", d),
+        Verdict::Locked { .. }
+    ));
+    assert!(matches!(
+        begin_verdict(&b, "rex", d),
+        Verdict::Locked { .. }
+    ));
+}
+
+fn a_ticket_waits_for_a_replica() {
+    // wait_replicas 1: a failure's ticket resolves once every master's replica acknowledged.
+    let clock = FakeClock::default();
+    let c = node(&fresh_prefix(), &clock, 3, 1);
+    let d = dsc(&c, "wes");
+    let (txn, ch) = begin(&c, "wes", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let out =
+        Redis::block_on(c.core.answer(txn, &off_by_one(&dsc_answer(&q, "1234")), IP)).unwrap();
+    assert!(matches!(out.value, Verdict::Rejected { .. }));
+    let ticket = out.ticket.expect("a failure is recorded");
+    Redis::block_on(c.core.store().durable(ticket)).unwrap();
+}
+
+fn fails_closed_when_the_cluster_is_gone() {
+    let clock = FakeClock::default();
+    let c = node(&fresh_prefix(), &clock, 4, 0);
+    let d = dsc(&c, "zed");
+    let (txn, ch) = begin(&c, "zed", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    crate::redis::stop_cluster();
+    let start = std::time::Instant::now();
+    let r = Redis::block_on(c.core.answer(txn, &dsc_answer(&q, "1234"), IP));
+    assert!(
+        matches!(r, Err(StoreError::Unavailable(_))),
+        "an answer that cannot be recorded is refused: {r:?}"
+    );
+    let r = Redis::block_on(c.core.enrol_user(&UserSpec {
+        name: "yan".into(),
+        ..UserSpec::default()
+    }));
+    assert!(matches!(r, Err(Error::Store(_))), "{r:?}");
+    eprintln!("refused after {:?}", start.elapsed());
+}

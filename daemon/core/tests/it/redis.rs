@@ -1,0 +1,301 @@
+//! The rule suite on the cluster store: a real 6-node Redis Cluster (3 masters, 3 replicas)
+//! started on free ports by `scripts/redis-cluster.sh` for the one test that runs every rule,
+//! and stopped by pid when that test ends, whatever happened. Each rule test gets its own key
+//! prefix, so none sees another's keys.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sls_core::*;
+use sls_protocol::{DeviceId, TxnId, Verdict};
+use sls_redis::{RedisConfig, RedisStore};
+
+use crate::harness::Kind;
+
+/// The cluster store, with the records of every committed change kept for the tests to read
+/// (the store itself keeps none: the records of the run that was committed, as a journal
+/// would have been given them).
+pub struct Tapped {
+    pub inner: RedisStore,
+    records: Mutex<Vec<Record>>,
+}
+
+/// The cluster store's kind.
+pub struct Redis;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+/// The seed nodes of the running cluster.
+static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Its base port.
+static BASE: Mutex<Option<u16>> = Mutex::new(None);
+
+/// A key prefix no other store of this run uses.
+pub fn fresh_prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000_007
+    )
+}
+
+/// A store on the running cluster under `prefix`, on `clock`, waiting for `wait_replicas`.
+pub fn tapped(prefix: &str, clock: &FakeClock, wait_replicas: usize) -> Tapped {
+    let mut config = RedisConfig::new(NODES.lock().clone(), prefix);
+    config.clock = Arc::new(clock.clone());
+    config.wait_replicas = wait_replicas;
+    let inner = runtime()
+        .block_on(RedisStore::connect(config))
+        .expect("the test cluster is up");
+    Tapped {
+        inner,
+        records: Mutex::new(Vec::new()),
+    }
+}
+
+impl Kind for Redis {
+    type S = Tapped;
+    fn store(_: &CoreConfig, clock: &FakeClock) -> Tapped {
+        tapped(&fresh_prefix(), clock, 0)
+    }
+    fn take_records(store: &Tapped) -> Vec<Record> {
+        std::mem::take(&mut *store.records.lock())
+    }
+    fn block_on<F: Future>(f: F) -> F::Output {
+        runtime().handle().block_on(f)
+    }
+}
+
+impl Store for Tapped {
+    type Ticket = u64;
+
+    async fn update<T, F>(
+        &self,
+        user: &str,
+        create: bool,
+        mut rule: F,
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+    {
+        let last = Mutex::new(Vec::new());
+        let out = self
+            .inner
+            .update(user, create, |u, r| {
+                let v = rule(u, r);
+                *last.lock() = r.clone();
+                v
+            })
+            .await?;
+        if out.as_ref().is_some_and(|c| c.ticket.is_some()) {
+            self.records.lock().extend(last.into_inner());
+        }
+        Ok(out)
+    }
+
+    fn read<T, F>(
+        &self,
+        user: &str,
+        read: F,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnOnce(&UserState) -> T + Send,
+    {
+        self.inner.read(user, read)
+    }
+
+    fn durable(&self, ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.durable(ticket)
+    }
+
+    fn txn_get(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
+        self.inner.txn_get(txn, now_ms)
+    }
+
+    fn txn_bind(
+        &self,
+        txn: TxnId,
+        user: &str,
+        device: DeviceId,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.txn_bind(txn, user, device, until_ms)
+    }
+
+    fn txn_settle(
+        &self,
+        txn: TxnId,
+        verdict: Verdict,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.txn_settle(txn, verdict, until_ms)
+    }
+
+    fn open_txns(&self) -> usize {
+        self.inner.open_txns()
+    }
+
+    fn sweep(&self, now_ms: u64) -> usize {
+        self.inner.sweep(now_ms)
+    }
+
+    fn next_id(&self, seq: Sequence) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        self.inner.next_id(seq)
+    }
+
+    fn device_owner(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send {
+        self.inner.device_owner(device)
+    }
+
+    async fn update_share<T, F>(
+        &self,
+        id: u32,
+        mut change: F,
+    ) -> Result<Committed<T, u64>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
+    {
+        let last = Mutex::new(Vec::new());
+        let out = self
+            .inner
+            .update_share(id, |s, r| {
+                let v = change(s, r);
+                *last.lock() = r.clone();
+                v
+            })
+            .await?;
+        if out.ticket.is_some() {
+            self.records.lock().extend(last.into_inner());
+        }
+        Ok(out)
+    }
+
+    fn primary_of(
+        &self,
+        entity: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        self.inner.primary_of(entity)
+    }
+
+    fn note_lockout(
+        &self,
+        at_ms: u64,
+        window_ms: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        self.inner.note_lockout(at_ms, window_ms)
+    }
+
+    fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
+        self.inner.recent_lockouts(now_ms, window_ms)
+    }
+
+    fn user_count(&self) -> usize {
+        self.inner.user_count()
+    }
+}
+
+/// A cluster started by the script on free ports, stopped (by the pids the script recorded)
+/// when dropped.
+pub struct Cluster {
+    base: u16,
+}
+
+fn script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster.sh")
+}
+
+fn free(port: u16) -> bool {
+    // The node's port and its cluster bus (port + 10000).
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let seed = std::process::id() % 1500;
+        let base = (0..300)
+            .map(|i| 20_000 + u16::try_from((seed + i * 7) % 1500).unwrap() * 6)
+            .find(|b| (*b..*b + 6).all(free))
+            .expect("six free ports");
+        let out = std::process::Command::new("bash")
+            .arg(script())
+            .args(["start", &base.to_string()])
+            .output()
+            .expect("scripts/redis-cluster.sh runs");
+        let cluster = Cluster { base };
+        assert!(
+            out.status.success(),
+            "the test cluster did not start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        *BASE.lock() = Some(base);
+        *NODES.lock() = (base..base + 6)
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        cluster
+    }
+}
+
+fn stop(base: u16) {
+    let _ = std::process::Command::new("bash")
+        .arg(script())
+        .args(["stop", &base.to_string()])
+        .output();
+}
+
+/// Stops the running cluster now (its guard then finds nothing left to stop).
+pub fn stop_cluster() {
+    if let Some(base) = BASE.lock().take() {
+        stop(base);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        stop(self.base);
+    }
+}
+
+/// Runs one rule test; `Err` with its panic message if it failed.
+pub fn run(name: &str, test: fn()) -> Result<Duration, String> {
+    let start = std::time::Instant::now();
+    std::panic::catch_unwind(test)
+        .map(|()| start.elapsed())
+        .map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            format!("{name}: {msg}")
+        })
+}

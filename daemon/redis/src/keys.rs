@@ -1,0 +1,115 @@
+//! The key layout and the Lua scripts. Every key starts with the store's prefix and is a hash
+//! tag as a whole (`{prefix:kind:id}`), so each sits in one slot and the scripts touch one key.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState) |
+//! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
+//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share) |
+//! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
+//! | `{P:ib:<device id>}` | string | the owner of an IB Key device |
+//! | `{P:p:<entity>}` | string | the primary user of an entity (R18) |
+//! | `{P:lockouts}` | sorted set | lockout times (score = ms), trimmed to the window |
+//! | `{P:users}` | string | users created (`INCR`) |
+
+use sls_protocol::TxnId;
+
+/// The names of one store's keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn key(&self, kind: &str, id: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + kind.len() + id.len() + 4);
+        k.push(b'{');
+        k.extend_from_slice(self.prefix.as_bytes());
+        k.push(b':');
+        k.extend_from_slice(kind.as_bytes());
+        k.push(b':');
+        k.extend_from_slice(id);
+        k.push(b'}');
+        k
+    }
+
+    pub fn user(&self, name: &str) -> Vec<u8> {
+        self.key("u", name.as_bytes())
+    }
+
+    pub fn txn(&self, txn: TxnId) -> Vec<u8> {
+        self.key("t", format!("{:032x}", txn.0).as_bytes())
+    }
+
+    pub fn share(&self, id: u32) -> Vec<u8> {
+        self.key("s", id.to_string().as_bytes())
+    }
+
+    pub fn sequence(&self, name: &str) -> Vec<u8> {
+        self.key("n", name.as_bytes())
+    }
+
+    pub fn ib_owner(&self, device: u32) -> Vec<u8> {
+        self.key("ib", device.to_string().as_bytes())
+    }
+
+    pub fn primary(&self, entity: &str) -> Vec<u8> {
+        self.key("p", entity.as_bytes())
+    }
+
+    pub fn lockouts(&self) -> Vec<u8> {
+        self.key("lockouts", b"")
+    }
+
+    pub fn users(&self) -> Vec<u8> {
+        self.key("users", b"")
+    }
+}
+
+/// Compare-and-set of a versioned value (a user's state, a share): `KEYS[1]` the hash,
+/// `ARGV[1]` the version read (`0`: absent), `ARGV[2]` the new value (empty: delete). Returns
+/// the new version (0 after a delete), or -1 if the version moved.
+pub(crate) const CAS: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if (v or '0') ~= ARGV[1] then return -1 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local nv = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2])
+return nv
+";
+
+/// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,
+/// `ARGV[2]` device, `ARGV[3]` deadline ms, `ARGV[4]` time to live ms. Returns 1 if bound.
+pub(crate) const BIND: &str = r"
+if redis.call('HSETNX', KEYS[1], 'u', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'x', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
+/// Settles a transaction if it is still remembered: `ARGV[1]` the verdict, `ARGV[2]` the new
+/// deadline ms, `ARGV[3]` its time to live ms. Returns 1 if settled, 0 if already forgotten.
+pub(crate) const SETTLE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'x', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Notes a lockout: `ARGV[1]` its time ms, `ARGV[2]` a unique member, `ARGV[3]` the window ms.
+/// Drops the times before the window and returns the times left (ascending).
+pub(crate) const NOTE_LOCKOUT: &str = r"
+local at = tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], at, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(at - tonumber(ARGV[3])))
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
+";

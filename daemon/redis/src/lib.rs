@@ -1,0 +1,217 @@
+//! The cluster store: [`sls_core::Store`] on Redis Cluster (7.x; Valkey speaks the same
+//! protocol), so that several slsd nodes share every user's state and the rules stay exact
+//! across them. The rules are the core's, run here on a copy of the user's state.
+//!
+//! **One user = one key** (`{P:u:<name>}`, see [`keys`] for the whole layout): a hash
+//! of a version and the user's encoded state ([`sls_core::codec`]). An update reads both
+//! (`HMGET`), decodes, runs the rule, encodes, and writes back with a compare-and-set on the
+//! version in a short Lua script; if another node moved the version in between, it reads again
+//! and runs the rule again (up to [`RedisConfig::max_tries`], then
+//! [`StoreError::Unavailable`]). A rule that changed nothing writes nothing. Updates of one
+//! user from this node are also serialised by a local striped lock, so the compare-and-set
+//! only ever conflicts across nodes.
+//!
+//! **What crosses users**: a key per transaction id with `PX` expiry (its absolute deadline is
+//! kept too and checked against the caller's `now`, as the embedded store does), an `INCR`
+//! counter per id sequence, a key per IB Key device and per entity's primary user (written
+//! after the commit that recorded them), a key per sharing request with the same
+//! compare-and-set, a sorted set of lockout times.
+//!
+//! **Not atomic with a user's commit** (each is another slot): the IB Key owner and primary
+//! keys and the user counter are written right after the compare-and-set that committed the
+//! records behind them. If Redis fails in between, the request is refused (an error) though
+//! the user's change stands; the index is then missing until that record is written again.
+//! A transaction id is bound after the `begin` that opened it: a failure in between leaves an
+//! open challenge nobody can answer, pruned from the user's state by a later update.
+//!
+//! **Local gauges** (the trait's synchronous methods cannot ask Redis): [`Store::open_txns`]
+//! counts the transactions this node bound and has not yet seen expire ([`Store::sweep`]
+//! forgets them locally; Redis expires the keys itself); [`Store::recent_lockouts`] counts the
+//! lockout times the last [`Store::note_lockout`] of this node brought back; and
+//! [`Store::user_count`] is the cluster's creation counter as this node last saw it. All three
+//! are per node, approximate across nodes.
+//!
+//! **Durability**: a ticket is a local sequence number. With
+//! [`RedisConfig::wait_replicas`] `> 0`, [`Store::durable`] sends `WAIT n timeout` to every
+//! master (tickets are ordered and the greatest must cover all, so it cannot be the one
+//! user's master only) and refuses unless each master acknowledged `n` replicas; with 0 it
+//! resolves at once (the masters' AOF, `appendfsync always`, is then the durability).
+//!
+//! **Failure**: any Redis error, an unreachable cluster or a damaged value is a
+//! [`StoreError`]; never a panic, never an answer as if recorded (fail closed).
+
+pub mod keys;
+mod store;
+mod txn;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::Script;
+#[cfg(doc)]
+use sls_core::Store;
+use sls_core::{Clock, StoreError, SystemClock};
+
+use crate::keys::Keys;
+
+/// How to reach the cluster and how the store behaves.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Seed nodes, `redis://host:port` each.
+    pub nodes: Vec<String>,
+    /// Put before every key (a deployment's namespace; tests use a random one).
+    pub prefix: String,
+    /// Replicas each master must acknowledge before a ticket is durable (`WAIT`); 0: none.
+    pub wait_replicas: usize,
+    /// How long `WAIT` may take.
+    pub wait_timeout: Duration,
+    /// Compare-and-set attempts of one update before it is refused as unavailable.
+    pub max_tries: u32,
+    /// How long to wait for a connection and for a reply.
+    pub io_timeout: Duration,
+    /// The clock the transaction keys' time to live is computed with (the core's).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RedisConfig {
+    /// Defaults for `nodes` under `prefix`: no replica wait, 16 tries, 2 s timeouts.
+    pub fn new(nodes: Vec<String>, prefix: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            nodes,
+            prefix: prefix.into(),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(500),
+            max_tries: 16,
+            io_timeout: Duration::from_secs(2),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Scripts, loaded once per store (`EVALSHA`, `EVAL` on a miss).
+struct Scripts {
+    cas: Script,
+    bind: Script,
+    settle: Script,
+    note_lockout: Script,
+}
+
+/// The cluster store. See the crate docs.
+pub struct RedisStore {
+    conn: ClusterConnection,
+    keys: Keys,
+    config: RedisConfig,
+    scripts: Scripts,
+    /// Local serialisation of one user's updates (striped by the name's hash).
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    /// The last ticket handed out.
+    tickets: AtomicU64,
+    /// Transactions bound by this node: id → deadline (the `open_txns` gauge).
+    bound: Mutex<std::collections::HashMap<u128, u64>>,
+    /// Lockout times as the last `note_lockout` saw them.
+    lockouts: Mutex<std::collections::VecDeque<u64>>,
+    /// Users created, as last seen.
+    users: AtomicUsize,
+    /// Makes this node's lockout members unique.
+    nonce: u64,
+    noted: AtomicU64,
+    /// Compare-and-sets lost to another node.
+    conflicts: AtomicU64,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("nodes", &self.config.nodes)
+            .field("prefix", &self.config.prefix)
+            .finish()
+    }
+}
+
+const STRIPES: usize = 1024;
+
+pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    /// Connects to the cluster.
+    ///
+    /// # Errors
+    /// A bad node address, or no node answered.
+    pub async fn connect(config: RedisConfig) -> Result<RedisStore, StoreError> {
+        let client = ClusterClientBuilder::new(config.nodes.clone())
+            .connection_timeout(config.io_timeout)
+            .response_timeout(config.io_timeout)
+            .retries(3)
+            .build()
+            .map_err(unavailable)?;
+        let conn = client.get_async_connection().await.map_err(unavailable)?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
+        Ok(RedisStore {
+            conn,
+            keys: Keys::new(&config.prefix),
+            scripts: Scripts {
+                cas: Script::new(keys::CAS),
+                bind: Script::new(keys::BIND),
+                settle: Script::new(keys::SETTLE),
+                note_lockout: Script::new(keys::NOTE_LOCKOUT),
+            },
+            config,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            tickets: AtomicU64::new(0),
+            bound: Mutex::new(std::collections::HashMap::new()),
+            lockouts: Mutex::new(std::collections::VecDeque::new()),
+            users: AtomicUsize::new(0),
+            nonce,
+            noted: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Compare-and-sets this store lost to another writer of the same key (a gauge).
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_cluster_is_unavailable_not_a_panic() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // Port 1 on loopback: nothing listens there.
+        let mut config = RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x");
+        config.io_timeout = Duration::from_millis(200);
+        let r = rt.block_on(RedisStore::connect(config));
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+    }
+
+    #[test]
+    fn keys_are_one_hash_tag_under_the_prefix() {
+        let k = Keys::new("p");
+        assert_eq!(k.user("ann"), b"{p:u:ann}");
+        assert_eq!(
+            k.txn(sls_protocol::TxnId(0xab)),
+            format!("{{p:t:{:032x}}}", 0xab).into_bytes()
+        );
+        assert_eq!(k.lockouts(), b"{p:lockouts:}");
+    }
+}

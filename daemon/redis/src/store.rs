@@ -1,0 +1,419 @@
+//! `impl Store for RedisStore`: versioned compare-and-set of one user, and the small
+//! operations across users.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::AsyncCommands;
+use sls_core::{Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserState};
+use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
+use zeroize::Zeroizing;
+
+use crate::{unavailable, RedisStore};
+
+fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged(format!("{what}: {e}"))
+}
+
+/// A versioned value as read: its version (0: absent) and its bytes.
+type Versioned = (u64, Option<Zeroizing<Vec<u8>>>);
+
+impl RedisStore {
+    fn stripe(&self, user: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % self.stripes.len()]
+    }
+
+    async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {
+        let mut c = self.conn.clone();
+        let (v, s): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&["v", "s"])
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(match s {
+            Some(s) => (v.unwrap_or(0), Some(Zeroizing::new(s))),
+            None => (0, None),
+        })
+    }
+
+    /// Compare-and-set: `true` if `key` was still at `version` and now holds `value` (deleted
+    /// if empty).
+    async fn cas(&self, key: &[u8], version: u64, value: &[u8]) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let r: i64 = self
+            .scripts
+            .cas
+            .key(key)
+            .arg(version)
+            .arg(value)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(r >= 0)
+    }
+
+    fn ticket(&self, records: &[Record]) -> Option<u64> {
+        (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Tries again after a lost compare-and-set, a little later each time.
+    async fn backoff(&self, attempt: u32) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+        let n = self.conflicts.load(Ordering::Relaxed);
+        // Up to 8 ms, jittered per node so that two nodes do not retry in step.
+        let ms = u64::from(attempt.min(8)) + (self.nonce.wrapping_add(n) % 3);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+
+    /// The indexes kept from committed records: IB Key device → owner, entity → primary.
+    async fn index(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        for r in records {
+            match r {
+                Record::Device {
+                    user,
+                    id,
+                    kind: DeviceKind::IbKey,
+                    ..
+                } => {
+                    let () = c
+                        .set(self.keys.ib_owner(id.0), user)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Record::User {
+                    name,
+                    entity,
+                    primary: true,
+                    ..
+                } if !entity.is_empty() => {
+                    let () = c
+                        .set(self.keys.primary(entity), name)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_now<T, F>(
+        &self,
+        user: &str,
+        create: bool,
+        mut rule: F,
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    where
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
+    {
+        let _local = self.stripe(user).lock().await;
+        let key = self.keys.user(user);
+        for attempt in 0..self.config.max_tries {
+            let (version, old) = self.read_versioned(&key).await?;
+            let mut state = match &old {
+                Some(b) => UserState::decode(b).map_err(|e| damaged("user state", e))?,
+                None if create => UserState::default(),
+                None => return Ok(None),
+            };
+            let mut records = Vec::new();
+            let value = rule(&mut state, &mut records);
+            if old.is_none() && !state.is_enrolled() {
+                return Ok(Some(Committed {
+                    value,
+                    ticket: None,
+                }));
+            }
+            let mut new = Zeroizing::new(Vec::with_capacity(state.encoded_len_hint()));
+            state.encode(&mut new);
+            if records.is_empty() && old.as_deref().is_some_and(|o| **o == *new) {
+                // Nothing changed: what was read is the state this answer is based on.
+                return Ok(Some(Committed {
+                    value,
+                    ticket: None,
+                }));
+            }
+            if !self.cas(&key, version, &new).await? {
+                self.backoff(attempt).await;
+                continue;
+            }
+            if old.is_none() {
+                let mut c = self.conn.clone();
+                let n: u64 = c.incr(self.keys.users(), 1).await.map_err(unavailable)?;
+                self.users
+                    .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
+            }
+            self.index(&records).await?;
+            return Ok(Some(Committed {
+                value,
+                ticket: self.ticket(&records),
+            }));
+        }
+        Err(StoreError::Unavailable(format!(
+            "user {user:?}: {} compare-and-set conflicts in a row",
+            self.config.max_tries
+        )))
+    }
+
+    async fn read_now<T, F>(&self, user: &str, read: F) -> Result<Option<T>, StoreError>
+    where
+        F: FnOnce(&UserState) -> T,
+    {
+        let (_, bytes) = self.read_versioned(&self.keys.user(user)).await?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => {
+                let u = UserState::decode(&b).map_err(|e| damaged("user state", e))?;
+                Ok(Some(read(&u)))
+            }
+        }
+    }
+
+    async fn update_share_now<T, F>(
+        &self,
+        id: u32,
+        mut change: F,
+    ) -> Result<Committed<T, u64>, StoreError>
+    where
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T,
+    {
+        let key = self.keys.share(id);
+        for attempt in 0..self.config.max_tries {
+            let (version, old) = self.read_versioned(&key).await?;
+            let mut share = old
+                .as_deref()
+                .map(|b| Share::decode(b))
+                .transpose()
+                .map_err(|e| damaged("share", e))?;
+            let before = share.clone();
+            let mut records = Vec::new();
+            let value = change(&mut share, &mut records);
+            if records.is_empty() && share == before {
+                return Ok(Committed {
+                    value,
+                    ticket: None,
+                });
+            }
+            let mut new = Vec::new();
+            if let Some(s) = &share {
+                s.encode(&mut new);
+            } else if old.is_none() {
+                // Absent and still absent.
+                return Ok(Committed {
+                    value,
+                    ticket: self.ticket(&records),
+                });
+            }
+            if !self.cas(&key, version, &new).await? {
+                self.backoff(attempt).await;
+                continue;
+            }
+            return Ok(Committed {
+                value,
+                ticket: self.ticket(&records),
+            });
+        }
+        Err(StoreError::Unavailable(format!(
+            "share {id}: {} compare-and-set conflicts in a row",
+            self.config.max_tries
+        )))
+    }
+
+    async fn durable_now(&self) -> Result<(), StoreError> {
+        if self.config.wait_replicas == 0 {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.config.wait_replicas)
+            .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
+        let routing = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::Aggregate(AggregateOp::Min)),
+        ));
+        let acked = c.route_command(cmd, routing).await.map_err(unavailable)?;
+        let acked: i64 = redis::from_redis_value(acked)
+            .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?;
+        if usize::try_from(acked).unwrap_or(0) < self.config.wait_replicas {
+            return Err(StoreError::Unavailable(format!(
+                "WAIT: {acked} of {} replicas acknowledged",
+                self.config.wait_replicas
+            )));
+        }
+        Ok(())
+    }
+
+    async fn next_id_now(&self, seq: Sequence) -> Result<u32, StoreError> {
+        let name = match seq {
+            Sequence::Device => "device",
+            Sequence::Share => "share",
+        };
+        let mut c = self.conn.clone();
+        let n: u64 = c
+            .incr(self.keys.sequence(name), 1)
+            .await
+            .map_err(unavailable)?;
+        match u32::try_from(n) {
+            Ok(id) if id != u32::MAX => Ok(id),
+            _ => Err(StoreError::Unavailable(format!("{seq:?} ids exhausted"))),
+        }
+    }
+
+    async fn primary_now(&self, entity: &str) -> Result<Option<String>, StoreError> {
+        if entity.is_empty() {
+            return Ok(None);
+        }
+        let mut c = self.conn.clone();
+        c.get(self.keys.primary(entity)).await.map_err(unavailable)
+    }
+
+    async fn note_lockout_now(&self, at_ms: u64, window_ms: u64) -> Result<usize, StoreError> {
+        let n = self.noted.fetch_add(1, Ordering::Relaxed);
+        let member = format!("{at_ms}:{:x}:{n}", self.nonce);
+        let mut c = self.conn.clone();
+        let members: Vec<String> = self
+            .scripts
+            .note_lockout
+            .key(self.keys.lockouts())
+            .arg(at_ms)
+            .arg(member)
+            .arg(window_ms)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let times: std::collections::VecDeque<u64> = members
+            .iter()
+            .filter_map(|m| m.split(':').next()?.parse().ok())
+            .collect();
+        let count = times.len();
+        *self.lockouts.lock() = times;
+        Ok(count)
+    }
+}
+
+impl Store for RedisStore {
+    type Ticket = u64;
+
+    fn update<T, F>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+    ) -> impl Future<Output = Result<Option<Committed<T, u64>>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+    {
+        self.update_now(user, create, rule)
+    }
+
+    fn read<T, F>(
+        &self,
+        user: &str,
+        read: F,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnOnce(&UserState) -> T + Send,
+    {
+        self.read_now(user, read)
+    }
+
+    fn durable(&self, _ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.durable_now()
+    }
+
+    fn txn_get(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
+        self.txn_get_now(txn, now_ms)
+    }
+
+    fn txn_bind(
+        &self,
+        txn: TxnId,
+        user: &str,
+        device: DeviceId,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.txn_bind_now(txn, user, device, until_ms)
+    }
+
+    fn txn_settle(
+        &self,
+        txn: TxnId,
+        verdict: Verdict,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.txn_settle_now(txn, verdict, until_ms)
+    }
+
+    fn open_txns(&self) -> usize {
+        self.bound.lock().len()
+    }
+
+    fn sweep(&self, now_ms: u64) -> usize {
+        self.sweep_now(now_ms)
+    }
+
+    fn next_id(&self, seq: Sequence) -> impl Future<Output = Result<u32, StoreError>> + Send {
+        self.next_id_now(seq)
+    }
+
+    fn device_owner(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send {
+        self.owner_of(device)
+    }
+
+    fn update_share<T, F>(
+        &self,
+        id: u32,
+        change: F,
+    ) -> impl Future<Output = Result<Committed<T, u64>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
+    {
+        self.update_share_now(id, change)
+    }
+
+    fn primary_of(
+        &self,
+        entity: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        self.primary_now(entity)
+    }
+
+    fn note_lockout(
+        &self,
+        at_ms: u64,
+        window_ms: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        self.note_lockout_now(at_ms, window_ms)
+    }
+
+    fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
+        let mut times = self.lockouts.lock();
+        while times
+            .front()
+            .is_some_and(|t| now_ms.saturating_sub(*t) > window_ms)
+        {
+            times.pop_front();
+        }
+        times.len()
+    }
+
+    fn user_count(&self) -> usize {
+        self.users.load(Ordering::Relaxed)
+    }
+}

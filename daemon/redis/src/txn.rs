@@ -1,0 +1,132 @@
+//! The transaction index: a hash per transaction id, `PX` until its deadline.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use redis::AsyncCommands;
+use sls_core::{StoreError, TxnEntry};
+use sls_protocol::field::{Field, Reader};
+use sls_protocol::{DeviceId, TxnId, Verdict};
+
+use crate::{unavailable, RedisStore};
+
+fn damaged(what: &str) -> StoreError {
+    StoreError::Damaged(format!("transaction index: {what}"))
+}
+
+fn encode_verdict(v: &Verdict) -> Result<Vec<u8>, StoreError> {
+    let mut w = BytesMut::new();
+    v.put(&mut w, 0)
+        .map_err(|e| StoreError::Unavailable(format!("verdict: {e}")))?;
+    Ok(w.to_vec())
+}
+
+fn decode_verdict(b: &[u8]) -> Result<Verdict, StoreError> {
+    let mut r = Reader::new(b);
+    let v = Verdict::get(&mut r, 0).map_err(|_| damaged("verdict"))?;
+    if r.remaining() != 0 {
+        return Err(damaged("verdict"));
+    }
+    Ok(v)
+}
+
+type Fields = (Option<String>, Option<u32>, Option<u64>, Option<Vec<u8>>);
+
+impl RedisStore {
+    /// Milliseconds from the store's clock's now to `until_ms`, at least 1.
+    fn ttl_ms(&self, until_ms: u64) -> u64 {
+        let now = u64::try_from(self.config.clock.now().as_millis()).unwrap_or(u64::MAX);
+        until_ms.saturating_sub(now).max(1)
+    }
+
+    pub(crate) async fn txn_get_now(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> Result<Option<TxnEntry>, StoreError> {
+        let mut c = self.conn.clone();
+        let (user, device, until, verdict): Fields = redis::cmd("HMGET")
+            .arg(self.keys.txn(txn))
+            .arg(&["u", "d", "x", "r"])
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let (Some(user), Some(device), Some(until)) = (user, device, until) else {
+            return Ok(None);
+        };
+        if until <= now_ms {
+            return Ok(None);
+        }
+        let verdict = verdict.as_deref().map(decode_verdict).transpose()?;
+        Ok(Some(TxnEntry {
+            user: Arc::from(user),
+            device: DeviceId(device),
+            verdict,
+        }))
+    }
+
+    pub(crate) async fn txn_bind_now(
+        &self,
+        txn: TxnId,
+        user: &str,
+        device: DeviceId,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let fresh: i64 = self
+            .scripts
+            .bind
+            .key(self.keys.txn(txn))
+            .arg(user)
+            .arg(device.0)
+            .arg(until_ms)
+            .arg(self.ttl_ms(until_ms))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        if fresh == 1 {
+            self.bound.lock().insert(txn.0, until_ms);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn txn_settle_now(
+        &self,
+        txn: TxnId,
+        verdict: Verdict,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .settle
+            .key(self.keys.txn(txn))
+            .arg(encode_verdict(&verdict)?)
+            .arg(until_ms)
+            .arg(self.ttl_ms(until_ms))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        if let Some(t) = self.bound.lock().get_mut(&txn.0) {
+            *t = until_ms;
+        }
+        Ok(())
+    }
+
+    /// Forgets locally the transactions past their deadline (Redis expires the keys).
+    pub(crate) fn sweep_now(&self, now_ms: u64) -> usize {
+        let mut bound = self.bound.lock();
+        let before = bound.len();
+        bound.retain(|_, until| *until > now_ms);
+        before - bound.len()
+    }
+
+    pub(crate) async fn owner_of(&self, device: DeviceId) -> Result<Option<Arc<str>>, StoreError> {
+        let mut c = self.conn.clone();
+        let o: Option<String> = c
+            .get(self.keys.ib_owner(device.0))
+            .await
+            .map_err(unavailable)?;
+        Ok(o.map(Arc::from))
+    }
+}
