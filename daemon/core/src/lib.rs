@@ -59,6 +59,7 @@ pub use config::{CoreConfig, RatePolicy};
 pub use engine::{Core, Outcome};
 pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
 pub use error::{CoreError, Error, StoreError};
+pub use lockout::recent_lockouts;
 pub use memory::{Journal, MemoryStore, NoJournal};
 pub use push::PushAnswer;
 pub use record::{DeviceState, Record};

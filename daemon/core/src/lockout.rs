@@ -8,6 +8,8 @@
 //! threshold of failures is ever evaluated before the lock holds, and a right answer that
 //! loses the race to the 10th failure sees the lock.
 
+use std::collections::VecDeque;
+
 use sls_protocol::Verdict;
 
 use crate::config::CoreConfig;
@@ -112,4 +114,16 @@ pub fn unlock(u: &mut UserState, cx: &mut Cx<'_>) {
     cx.records.push(Record::Reset {
         user: cx.user.to_owned(),
     });
+}
+
+/// The mass-lockout signal's count: forgets lockout times more than `window_ms` before
+/// `now_ms` and returns how many remain (a store keeps `times` oldest first).
+pub fn recent_lockouts(times: &mut VecDeque<u64>, now_ms: u64, window_ms: u64) -> usize {
+    while times
+        .front()
+        .is_some_and(|t| now_ms.saturating_sub(*t) > window_ms)
+    {
+        times.pop_front();
+    }
+    times.len()
 }

@@ -480,24 +480,13 @@ impl<J: Journal> Store for MemoryStore<J> {
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         let mut times = self.lock_times.lock();
         times.push_back(at_ms);
-        while times
-            .front()
-            .is_some_and(|t| at_ms.saturating_sub(*t) > window_ms)
-        {
-            times.pop_front();
-        }
-        ready(Ok(times.len()))
+        ready(Ok(crate::lockout::recent_lockouts(
+            &mut times, at_ms, window_ms,
+        )))
     }
 
     fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
-        let mut times = self.lock_times.lock();
-        while times
-            .front()
-            .is_some_and(|t| now_ms.saturating_sub(*t) > window_ms)
-        {
-            times.pop_front();
-        }
-        times.len()
+        crate::lockout::recent_lockouts(&mut self.lock_times.lock(), now_ms, window_ms)
     }
 
     fn user_count(&self) -> usize {

@@ -403,14 +403,7 @@ impl Store for RedisStore {
     }
 
     fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
-        let mut times = self.lockouts.lock();
-        while times
-            .front()
-            .is_some_and(|t| now_ms.saturating_sub(*t) > window_ms)
-        {
-            times.pop_front();
-        }
-        times.len()
+        sls_core::recent_lockouts(&mut self.lockouts.lock(), now_ms, window_ms)
     }
 
     fn user_count(&self) -> usize {
