@@ -48,8 +48,7 @@ pub struct CoreConfig {
     pub challenge_ttl: Duration,
     /// Most open transactions at once.
     pub max_open_txns: usize,
-    /// Most open (or recently answered) transactions of one user: past it, `begin` answers
-    /// `CAPACITY` for that user until some expire.
+    /// Most open transactions of one user: past it, a `begin` voids the user's oldest.
     pub max_open_per_user: usize,
     /// R12: how long an answered challenge is remembered to call a second answer `replayed`
     /// (after that it is refused as `unknown`).

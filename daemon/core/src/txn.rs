@@ -120,8 +120,16 @@ pub fn begin(
             return Ok(needs_stronger(amount_usd));
         }
     }
-    if req.at_capacity || open >= cx.cfg.max_open_per_user {
+    if req.at_capacity {
         return Err(CoreError::Capacity);
+    }
+    if open >= cx.cfg.max_open_per_user.max(1) {
+        // One user's open challenges are bounded: the oldest gives way (a loop of `begin`s,
+        // or answers refused by a rate limit before they could spend their challenge, must
+        // neither grow one user's state without end nor lock the user out of a new login).
+        if let Some(oldest) = (0..u.txns.len()).min_by_key(|&i| u.txns[i].expires_ms) {
+            u.txns.remove(oldest);
+        }
     }
     let info = d.info();
     let expires_ms = after(now, cx.cfg.challenge_ttl);
