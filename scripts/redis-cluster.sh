@@ -5,13 +5,18 @@
 #   scripts/redis-cluster.sh start  [BASE_PORT]   # default 7001; prints the seed nodes
 #   scripts/redis-cluster.sh status [BASE_PORT]
 #   scripts/redis-cluster.sh stop   [BASE_PORT]
+#   scripts/redis-cluster.sh kill-node  PORT [BASE_PORT]   # SIGKILL one node (a crash)
+#   scripts/redis-cluster.sh start-node PORT [BASE_PORT]   # start it again on its data
 #
 # Data, logs and pid files live in a temp dir recorded in $STATE (one per base port), so that
 # `stop` ends exactly the processes `start` started, by pid.
 set -euo pipefail
 
 cmd=${1:-}
-base=${2:-7001}
+case "$cmd" in
+kill-node | start-node) node=${2:?PORT}; base=${3:-7001} ;;
+*) base=${2:-7001} ;;
+esac
 state=${TMPDIR:-/tmp}/sls-redis-cluster-$base.dir
 
 ports() { seq "$base" $((base + 5)); }
@@ -36,6 +41,35 @@ stop() {
     echo "stopped cluster on $base"
 }
 
+# One node on its data directory (its nodes.conf brings it back into the cluster).
+launch() {
+    redis-server --port "$2" --bind 127.0.0.1 --dir "$1/$2" \
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        --appendonly yes --appendfsync always --save '' --repl-diskless-sync-delay 0 \
+        --daemonize yes --pidfile "$1/$2/redis.pid" --logfile "$1/$2/redis.log"
+}
+
+kill_node() {
+    [ -f "$state" ] || { echo "no cluster recorded on $base"; exit 1; }
+    pidfile=$(cat "$state")/$node/redis.pid
+    [ -f "$pidfile" ] || { echo "no node $node"; exit 1; }
+    pid=$(cat "$pidfile")
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$pidfile"
+    echo "killed node $node"
+}
+
+start_node() {
+    [ -f "$state" ] || { echo "no cluster recorded on $base"; exit 1; }
+    launch "$(cat "$state")" "$node"
+    for _ in $(seq 100); do
+        redis-cli -p "$node" ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    echo "started node $node"
+}
+
 start() {
     command -v redis-server >/dev/null || { echo "redis-server is not installed"; exit 1; }
     if [ -f "$state" ]; then
@@ -52,10 +86,7 @@ start() {
     echo "$dir" >"$state"
     for p in $(ports); do
         mkdir -p "$dir/$p"
-        redis-server --port "$p" --bind 127.0.0.1 --dir "$dir/$p" \
-            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-            --appendonly yes --appendfsync always --save '' \
-            --daemonize yes --pidfile "$dir/$p/redis.pid" --logfile "$dir/$p/redis.log"
+        launch "$dir" "$p"
     done
     for p in $(ports); do
         for _ in $(seq 100); do
@@ -76,6 +107,20 @@ start() {
         sleep 0.05
     done
     [ "$ok" = 1 ] || { echo "cluster did not reach cluster_state:ok"; stop; exit 1; }
+    # Every replica linked to its master (WAIT counts only linked replicas).
+    for _ in $(seq 200); do
+        ok=1
+        for p in $(ports); do
+            info=$(redis-cli -p "$p" info replication 2>/dev/null)
+            case "$info" in
+            *role:master*) grep -q 'connected_slaves:[1-9]' <<<"$info" || ok=0 ;;
+            *) grep -q 'master_link_status:up' <<<"$info" || ok=0 ;;
+            esac
+        done
+        [ "$ok" = 1 ] && break
+        sleep 0.05
+    done
+    [ "$ok" = 1 ] || { echo "replicas did not link to their masters"; stop; exit 1; }
     echo "cluster up: $nodes(data in $dir)"
 }
 
@@ -88,5 +133,7 @@ case "$cmd" in
 start) start ;;
 stop) stop ;;
 status) status ;;
-*) echo "usage: $0 start|stop|status [BASE_PORT]"; exit 2 ;;
+kill-node) kill_node ;;
+start-node) start_node ;;
+*) echo "usage: $0 start|stop|status [BASE_PORT] | kill-node|start-node PORT [BASE_PORT]"; exit 2 ;;
 esac

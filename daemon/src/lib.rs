@@ -9,6 +9,7 @@
 //!  IB Key apps ─sls-device/1┘                       └─▶ store (journal, group commit)
 //! ```
 
+pub mod backend;
 pub mod config;
 /// The verifier core (its own crate, `sls-core`: no I/O).
 pub use sls_core as core;

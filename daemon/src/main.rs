@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
-        let bound = match service::bind(config) {
+        let bound = match service::bind(config).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("slsd: {e}");
@@ -51,10 +51,10 @@ fn main() -> ExitCode {
             eprintln!("slsd: created {}", path.display());
         }
         eprintln!(
-            "slsd: data in {}, certificates in {} (frontends: ca.pem + frontend.pem/.key; admins: admin.pem/.key), {} records replayed",
+            "slsd: data in {}, certificates in {} (frontends: ca.pem + frontend.pem/.key; admins: admin.pem/.key), {}",
             data_dir.display(),
             bound.tls_dir.display(),
-            bound.replayed
+            bound.store
         );
         // The one line on stdout: where to connect (port 0 resolved), for scripts and tests.
         println!("listening {}", bound.addr);

@@ -197,9 +197,13 @@ impl Daemon {
         Pool::connect(&self.target(), role, n).await
     }
 
-    /// The daemon's certificates directory.
+    /// The daemon's certificates directory: its `--tls-dir`, else `<data dir>/tls`.
     pub fn tls_dir(&self) -> PathBuf {
-        self.data_dir.join("tls")
+        self.args
+            .iter()
+            .position(|a| a == "--tls-dir")
+            .and_then(|i| self.args.get(i + 1))
+            .map_or_else(|| self.data_dir.join("tls"), PathBuf::from)
     }
 
     /// The child's process id.

@@ -52,6 +52,10 @@ statuses! {
     INTERNAL = 0x0009 => "internal error",
     /// The message was sent the wrong way (a response from a client).
     UNEXPECTED = 0x000a => "unexpected message",
+    /// The daemon cannot reach or write its state store (its journal's disk, its Redis
+    /// cluster): the request was refused, its answer not given as if recorded. Retry later or
+    /// on another node.
+    UNAVAILABLE = 0x000b => "state store unavailable",
     /// R10: a user name with a character other than a-z and 0-9.
     BAD_CHARACTER = 0x0100 => "BAD CHARACTER",
     /// No such user (admin calls only: frontends get verdicts, never this).

@@ -112,6 +112,7 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::Core(e) => e.status(),
+            Error::Store(StoreError::Unavailable(_)) => Status::UNAVAILABLE,
             Error::Store(_) => Status::INTERNAL,
         }
     }

@@ -11,6 +11,7 @@
 //! | `{P:p:<entity>}` | string | the primary user of an entity (R18) |
 //! | `{P:lockouts}` | sorted set | lockout times (score = ms), trimmed to the window |
 //! | `{P:users}` | string | users created (`INCR`) |
+//! | `{P:bus:}` | pub/sub channel | messages between the nodes ([`crate::bus`]) |
 
 use sls_protocol::TxnId;
 
@@ -69,6 +70,10 @@ impl Keys {
 
     pub fn users(&self) -> Vec<u8> {
         self.key("users", b"")
+    }
+
+    pub fn bus(&self) -> Vec<u8> {
+        self.key("bus", b"")
     }
 }
 

@@ -40,6 +40,7 @@
 //! **Failure**: any Redis error, an unreachable cluster or a damaged value is a
 //! [`StoreError`]; never a panic, never an answer as if recorded (fail closed).
 
+pub mod bus;
 pub mod keys;
 mod store;
 mod txn;

@@ -91,6 +91,33 @@ pub struct Settings {
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub grace: Option<Duration>,
+    /// Where user state lives: `embedded` (this process's memory and the journal in the data
+    /// directory) or a Redis Cluster shared by several nodes, `redis://HOST:PORT[,HOST:PORT…]`
+    /// (seed nodes; the rest are discovered) [default: embedded].
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
+    /// With a Redis store: the namespace before every key, so that several deployments can
+    /// share a cluster [default: sls].
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// With a Redis store: replicas every master must acknowledge (`WAIT`) before a change is
+    /// answered; 0 trusts the masters' own fsync (a failover may then lose the last changes)
+    /// [default: 1].
+    #[arg(long, value_name = "N")]
+    pub redis_wait_replicas: Option<usize>,
+    /// With a Redis store: how long the replicas may take, e.g. 500ms [default: 500ms].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub redis_wait_timeout: Option<Duration>,
+    /// With a Redis store: the AES-256-GCM key that seals every user's state at rest, a file
+    /// of 64 hex digits that every node is given. Without it, <DATA_DIR>/seal.key, created if
+    /// missing (development only: the other nodes need the same file).
+    #[arg(long, value_name = "FILE")]
+    pub seal_key: Option<PathBuf>,
+    /// Directory of the certificates; several nodes serving the same frontends share one
+    /// [default: <DATA_DIR>/tls].
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -119,6 +146,12 @@ impl Settings {
             max_open_txns: self.max_open_txns.or(under.max_open_txns),
             snapshot_bytes: self.snapshot_bytes.or(under.snapshot_bytes),
             grace: self.grace.or(under.grace),
+            store: self.store.or(under.store),
+            redis_prefix: self.redis_prefix.or(under.redis_prefix),
+            redis_wait_replicas: self.redis_wait_replicas.or(under.redis_wait_replicas),
+            redis_wait_timeout: self.redis_wait_timeout.or(under.redis_wait_timeout),
+            seal_key: self.seal_key.or(under.seal_key),
+            tls_dir: self.tls_dir.or(under.tls_dir),
         }
     }
 }
@@ -148,6 +181,62 @@ pub struct Config {
     pub grace: Duration,
     /// The core's rules.
     pub core: CoreConfig,
+    /// Where user state lives.
+    pub store: StoreChoice,
+    /// The certificates' directory.
+    pub tls_dir: PathBuf,
+}
+
+/// Where user state lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreChoice {
+    /// Memory and the journal in the data directory.
+    Embedded,
+    /// A Redis Cluster shared by several nodes.
+    Redis(RedisChoice),
+}
+
+/// The Redis store's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisChoice {
+    /// Seed nodes, each `redis://host:port`.
+    pub nodes: Vec<String>,
+    /// Key namespace.
+    pub prefix: String,
+    /// Replicas to wait for.
+    pub wait_replicas: usize,
+    /// How long to wait for them.
+    pub wait_timeout: Duration,
+    /// The seal key's file.
+    pub seal_key: PathBuf,
+    /// Whether the key file may be created (only the default one, for development).
+    pub create_seal_key: bool,
+}
+
+/// Parses `--store`: `embedded`, or `redis://host:port` seeds separated by commas (the scheme
+/// may be given once, before the first).
+fn parse_store(text: &str) -> Result<Vec<String>, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid {
+        field: "store",
+        why,
+    };
+    let rest = text.strip_prefix("redis://").ok_or_else(|| {
+        invalid(format!(
+            "{text:?} is neither `embedded` nor redis://HOST:PORT"
+        ))
+    })?;
+    let mut nodes = Vec::new();
+    for seed in rest.split(',').map(str::trim) {
+        let seed = seed.strip_prefix("redis://").unwrap_or(seed);
+        let (host, port) = seed
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(format!("{seed:?}: a seed is HOST:PORT")))?;
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(invalid(format!("{seed:?}: a seed is HOST:PORT")));
+        }
+        nodes.push(format!("redis://{seed}"));
+    }
+    Ok(nodes)
 }
 
 /// A configuration error, naming the setting.
@@ -289,11 +378,29 @@ impl Config {
                 why: "1 to 256".into(),
             });
         }
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("./sls-data"));
+        let store = match s.store.as_deref() {
+            None | Some("embedded") => StoreChoice::Embedded,
+            Some(text) => StoreChoice::Redis(RedisChoice {
+                nodes: parse_store(text)?,
+                prefix: s.redis_prefix.unwrap_or_else(|| "sls".into()),
+                wait_replicas: s.redis_wait_replicas.unwrap_or(1),
+                wait_timeout: bounded(
+                    "redis_wait_timeout",
+                    s.redis_wait_timeout,
+                    Duration::from_millis(500),
+                )?,
+                create_seal_key: s.seal_key.is_none(),
+                seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
+            }),
+        };
         Ok(Config {
+            tls_dir: s.tls_dir.unwrap_or_else(|| data_dir.join("tls")),
+            store,
             listen: s
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
-            data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("./sls-data")),
+            data_dir,
             metrics: s.metrics,
             threads,
             log: s.log.unwrap_or_else(|| "info".into()),

@@ -30,6 +30,8 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
     let late = later.promise(id);
     let st = state.clone();
     let deadline = tokio::time::Instant::now() + timeout.min(state.limits.max_await);
+    // On a shared store the wake may come from another node, over a bus that can lose it.
+    let poll = state.limits.await_poll.unwrap_or(state.limits.max_await);
     state.tasks.spawn(async move {
         let _waiting = waiting;
         let verdict = loop {
@@ -44,6 +46,7 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
             }
             tokio::select! {
                 () = notified => {}
+                () = tokio::time::sleep(poll) => {}
                 () = tokio::time::sleep_until(deadline) => {
                     let Ok(v) = st.core.txn_verdict(txn).await else { return };
                     break v;

@@ -1,6 +1,7 @@
 //! The daemon's background tasks: the sweeper (expired transactions, idle limiter state), the
-//! snapshotter (bounds the journal) and the metrics endpoint. They run on their own tracker and
-//! stop when `stop` is cancelled, after the drain, so that the journal they snapshot is final.
+//! snapshotter (bounds the journal), the metrics endpoint and, on a shared store, the bus to
+//! the other nodes (listener and announcer). They run on their own tracker and stop when
+//! `stop` is cancelled, after the drain, so that the journal they snapshot is final.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,19 +11,30 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use super::nodes;
 use super::state::State;
+use crate::config::{Config, StoreChoice};
 
 /// Starts the background tasks on `tasks`.
-pub fn spawn(
-    tasks: &TaskTracker,
-    state: &State,
-    snapshot_bytes: u64,
-    metrics: Option<SocketAddr>,
-    stop: &CancellationToken,
-) {
+pub fn spawn(tasks: &TaskTracker, state: &State, config: &Config, stop: &CancellationToken) {
     tasks.spawn(sweeper(state.clone(), stop.clone()));
-    tasks.spawn(snapshotter(state.clone(), snapshot_bytes, stop.clone()));
-    if let Some(addr) = metrics {
+    if state.journal.is_some() {
+        tasks.spawn(snapshotter(
+            state.clone(),
+            config.snapshot_bytes,
+            stop.clone(),
+        ));
+    }
+    if let StoreChoice::Redis(r) = &config.store {
+        tasks.spawn(listener(
+            state.clone(),
+            r.nodes.clone(),
+            r.prefix.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(announcer(state.clone(), stop.clone()));
+    }
+    if let Some(addr) = config.metrics {
         tasks.spawn(serve_metrics(
             state.clone(),
             addr,
@@ -43,6 +55,47 @@ async fn sweeper(state: State, stop: CancellationToken) {
     }
 }
 
+/// Hears the other nodes' notes on the bus until `stop`.
+async fn listener(state: State, nodes: Vec<String>, prefix: String, stop: CancellationToken) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let st = state.clone();
+    // Saying is async; hearing is not: what to say goes to this loop.
+    let announce = async move {
+        while let Some(say) = rx.recv().await {
+            match say {
+                nodes::Say::Announce => nodes::announce(&st).await,
+                nodes::Say::Hello => nodes::hello(&st).await,
+            }
+        }
+    };
+    let listen = sls_redis::bus::listen(
+        nodes,
+        &prefix,
+        Duration::from_millis(500),
+        |heard| {
+            if let Some(say) = nodes::heard(&state, heard) {
+                let _ = tx.send(say);
+            }
+        },
+        stop.cancelled(),
+    );
+    tokio::select! {
+        () = listen => {}
+        () = announce => {}
+    }
+}
+
+/// Announces the IB Key devices connected here, every [`nodes::ANNOUNCE`].
+async fn announcer(state: State, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(nodes::ANNOUNCE);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => nodes::announce(&state).await,
+            () = stop.cancelled() => break,
+        }
+    }
+}
+
 /// A snapshot whenever the journal has grown past `limit` bytes.
 async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -51,7 +104,8 @@ async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
             _ = tick.tick() => {}
             () = stop.cancelled() => break,
         }
-        if state.store.stats().journal_bytes < limit {
+        let Some(journal) = &state.journal else { break };
+        if journal.stats().journal_bytes < limit {
             continue;
         }
         let st = state.clone();
@@ -66,9 +120,12 @@ async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
 
 /// Rotates the journal and writes the core's state as of the rotation (blocking).
 fn snapshot(st: &State) -> Result<usize, crate::store::StoreError> {
+    let (Some(journal), Some(users)) = (&st.journal, st.core.store().embedded()) else {
+        return Ok(0);
+    };
     // No change is made between the rotation and the capture (the embedded store pauses its
     // updates), so the snapshot is the state at the start of the new journal exactly.
-    let (target, records) = st.core.store().snapshot(|| st.store.rotate())?;
+    let (target, records) = users.snapshot(|| journal.rotate())?;
     let encoded: Vec<Vec<u8>> = records
         .iter()
         .filter_map(|r| {
@@ -76,7 +133,7 @@ fn snapshot(st: &State) -> Result<usize, crate::store::StoreError> {
             r.encode(&mut b).ok().map(|()| b)
         })
         .collect();
-    st.store.write_snapshot(target, &encoded)?;
+    journal.write_snapshot(target, &encoded)?;
     Ok(encoded.len())
 }
 

@@ -7,11 +7,13 @@ use std::time::Duration;
 use rand::Rng;
 use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, Status};
 
-use super::awaits;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
+use super::{awaits, nodes};
 use crate::core::{BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec};
-use crate::store::Lsn;
+
+/// A store's ticket: answer once it is durable.
+type Lsn = u64;
 
 /// An `Error` answer; the text is clipped to the wire's limit at a char boundary (it may quote
 /// what the client sent, in any script).
@@ -32,7 +34,11 @@ fn core_error(e: &Error) -> Reply {
 /// The store could not record or read state: refused, never answered as if recorded.
 fn store_error(e: &StoreError) -> Reply {
     tracing::warn!("store: {e}");
-    error(Status::INTERNAL, "state could not be recorded")
+    if matches!(e, StoreError::Unavailable(_)) {
+        error(Status::UNAVAILABLE, "state store unavailable")
+    } else {
+        error(Status::INTERNAL, "stored state could not be read")
+    }
 }
 
 fn keep(ticket: &mut Option<Lsn>, produced: Option<Lsn>) {
@@ -74,7 +80,7 @@ pub async fn handle(
             device,
             client,
         } => {
-            let ready = |d: sls_protocol::DeviceId| state.devices.contains_key(&d);
+            let ready = |d: sls_protocol::DeviceId| nodes::reachable(state, d);
             match core
                 .begin(
                     &BeginRequest {
@@ -100,15 +106,14 @@ pub async fn handle(
                             push,
                         } => {
                             if let Some(p) = push {
-                                if let Some(tx) = state.devices.get(&p.device) {
-                                    let _ = tx.send(Message::Push {
-                                        txn,
-                                        user: p.user,
-                                        nonce: p.nonce,
-                                        purpose: p.purpose,
-                                        expires_at_ms: p.expires_at_ms,
-                                    });
-                                }
+                                let message = Message::Push {
+                                    txn,
+                                    user: p.user,
+                                    nonce: p.nonce,
+                                    purpose: p.purpose,
+                                    expires_at_ms: p.expires_at_ms,
+                                };
+                                nodes::push(state, p.device, message).await;
                             }
                             Message::ChallengeIssued {
                                 txn,
@@ -201,7 +206,7 @@ pub async fn handle(
                 {
                     Ok(out) => {
                         keep(ticket, out.ticket);
-                        awaits::wake(state, txn);
+                        nodes::decided(state, txn).await;
                         Reply::Now(Message::Judged { verdict: out.value })
                     }
                     Err(e) => store_error(&e),
@@ -337,15 +342,17 @@ pub async fn handle(
                     value,
                 })
                 .collect();
-            let st = state.store.stats();
-            counters.push(Counter {
-                name: "journal_records".into(),
-                value: st.records,
-            });
-            counters.push(Counter {
-                name: "journal_syncs".into(),
-                value: st.syncs,
-            });
+            if let Some(journal) = &state.journal {
+                let st = journal.stats();
+                counters.push(Counter {
+                    name: "journal_records".into(),
+                    value: st.records,
+                });
+                counters.push(Counter {
+                    name: "journal_syncs".into(),
+                    value: st.syncs,
+                });
+            }
             counters.push(Counter {
                 name: "connections".into(),
                 value: state.connections.load(std::sync::atomic::Ordering::Relaxed),

@@ -8,7 +8,8 @@
 //!  stream      the per-stream loop: batches, durable waits   ─▶ handlers, reply, state
 //!  handlers    message ─▶ core                               ─▶ awaits, reply, state
 //!  awaits      parked Awaits, wake                           ─▶ reply, state
-//!  background  sweeper, snapshotter, metrics endpoint        ─▶ state
+//!  nodes       notes to the other nodes (push, presence)     ─▶ awaits, state
+//!  background  sweeper, snapshotter, metrics, bus listener   ─▶ nodes, state
 //!  reply       answers now or owed later                     ─▶ (protocol only)
 //!  state       shared State, limits, Peer, counts            ─▶ (core, store, metrics)
 //!  tls         certificates, roles                           ─▶ (protocol only)
@@ -18,6 +19,7 @@ pub mod accept;
 pub mod awaits;
 pub mod background;
 pub mod handlers;
+pub mod nodes;
 pub mod reply;
 pub mod state;
 pub mod stream;
@@ -30,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::backend::Backend;
+use crate::config::{Config, RedisChoice, StoreChoice};
 use crate::core::{Core, MemoryStore, Record, SystemClock, SystemEntropy};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreConfig};
@@ -42,6 +45,9 @@ pub enum ServiceError {
     /// The store failed to open.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The Redis store could not be reached, or its seal key read.
+    #[error("redis store: {0}")]
+    Redis(String),
     /// A journal record could not be decoded: refusing to start on a state we cannot read.
     #[error("journal record {index} cannot be decoded: {why}")]
     Record {
@@ -72,8 +78,10 @@ pub struct Bound {
     pub created: Vec<std::path::PathBuf>,
     /// The certificates' directory.
     pub tls_dir: std::path::PathBuf,
-    /// Records replayed, and damage cut off the journal's tail.
+    /// Records replayed, and damage cut off the journal's tail (0 on a shared store).
     pub replayed: usize,
+    /// What the store is, for the start-up line.
+    pub store: String,
     state: State,
     endpoint: quinn::Endpoint,
     config: Config,
@@ -96,12 +104,8 @@ fn socket(addr: SocketAddr) -> Result<std::net::UdpSocket, ServiceError> {
     Ok(s.into())
 }
 
-/// Opens the store, replays it into a new core, loads or creates the certificates and binds
-/// the endpoint.
-///
-/// # Errors
-/// Store damage, undecodable records, TLS or bind failures.
-pub fn bind(config: Config) -> Result<Bound, ServiceError> {
+/// The embedded store: opens the journal and replays it.
+fn open_embedded(config: &Config) -> Result<(Backend, Store, usize), ServiceError> {
     let mut sc = StoreConfig::new(config.data_dir.join("journal"));
     sc.fsync = config.fsync;
     let (store, replay) = Store::open(sc)?;
@@ -116,13 +120,43 @@ pub fn bind(config: Config) -> Result<Bound, ServiceError> {
         })?;
         users.apply(&rec);
     }
+    Ok((Backend::Embedded(users), store, replay.records.len()))
+}
+
+/// The Redis store: connects to the cluster.
+async fn open_redis(r: &RedisChoice) -> Result<sls_redis::RedisStore, ServiceError> {
+    let mut rc = sls_redis::RedisConfig::new(r.nodes.clone(), r.prefix.clone());
+    rc.wait_replicas = r.wait_replicas;
+    rc.wait_timeout = r.wait_timeout;
+    sls_redis::RedisStore::connect(rc)
+        .await
+        .map_err(|e| ServiceError::Redis(e.to_string()))
+}
+
+/// Opens the store (replays the journal into a new core, or connects to the cluster), loads
+/// or creates the certificates and binds the endpoint.
+///
+/// # Errors
+/// Store damage, undecodable records, an unreachable cluster, TLS or bind failures.
+pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
+    let (backend, journal, bus, replayed) = match &config.store {
+        StoreChoice::Embedded => {
+            let (backend, journal, replayed) = open_embedded(&config)?;
+            (backend, Some(journal), None, replayed)
+        }
+        StoreChoice::Redis(r) => {
+            let redis = open_redis(r).await?;
+            let bus = redis.bus();
+            (Backend::Redis(redis), None, Some(bus), 0)
+        }
+    };
     let core = Core::new(
         config.core.clone(),
-        users,
+        backend,
         Arc::new(SystemClock),
         Arc::new(SystemEntropy),
     );
-    let pki = tls::Pki::load_or_create(&config.data_dir)?;
+    let pki = tls::Pki::load_or_create_in(&config.tls_dir)?;
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(
@@ -157,14 +191,24 @@ pub fn bind(config: Config) -> Result<Bound, ServiceError> {
     })?;
     let limits = ServiceLimits {
         grace: config.grace,
+        await_poll: bus.is_some().then_some(nodes::POLL),
         ..ServiceLimits::default()
     };
-    let state = State::new(core, store, Arc::new(Metrics::default()), limits);
+    let state = State::new(core, journal, bus, Arc::new(Metrics::default()), limits);
     Ok(Bound {
         addr,
         created: pki.created.clone(),
         tls_dir: pki.dir.clone(),
-        replayed: replay.records.len(),
+        replayed,
+        store: match &config.store {
+            StoreChoice::Embedded => format!("{replayed} records replayed"),
+            StoreChoice::Redis(r) => format!(
+                "state in the Redis cluster at {} under the prefix {:?} (waiting for {} replica(s))",
+                r.nodes.join(","),
+                r.prefix,
+                r.wait_replicas
+            ),
+        },
         state,
         endpoint,
         config,
@@ -184,18 +228,14 @@ impl Bound {
         // Background tasks stop after the drain: the journal they snapshot is final by then.
         let background = TaskTracker::new();
         let stop = CancellationToken::new();
-        background::spawn(
-            &background,
-            &state,
-            config.snapshot_bytes,
-            config.metrics,
-            &stop,
-        );
+        background::spawn(&background, &state, &config, &stop);
         accept::accept_loop(state.clone(), endpoint, shutdown).await;
         stop.cancel();
         background.close();
         background.wait().await;
-        state.store.close();
+        if let Some(journal) = &state.journal {
+            journal.close();
+        }
         info!("stopped");
     }
 }

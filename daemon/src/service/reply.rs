@@ -26,6 +26,15 @@ pub fn internal(message: &str) -> Message {
     }
 }
 
+/// An `UNAVAILABLE` answer: the store could not record or make durable what the request
+/// changed.
+pub fn unavailable(message: &str) -> Message {
+    Message::Error {
+        status: Status::UNAVAILABLE,
+        message: sls_protocol::clip_text(message, sls_protocol::limits::MAX_TEXT),
+    }
+}
+
 type Sender = mpsc::UnboundedSender<(u32, Message)>;
 
 /// One answer owed on a stream, for request `id`.

@@ -12,12 +12,13 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::core::{Core, MemoryStore};
+use crate::backend::Backend;
+use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// The verifier over the embedded store (memory, this journal, its snapshots).
-pub type Verifier = Core<MemoryStore<Store>>;
+/// The verifier over the daemon's store (embedded, or a Redis Cluster shared with other nodes).
+pub type Verifier = Core<Backend>;
 
 /// Limits of the service.
 #[derive(Debug, Clone)]
@@ -28,6 +29,9 @@ pub struct ServiceLimits {
     pub max_waiting: usize,
     /// Longest `Await` honoured.
     pub max_await: Duration,
+    /// How often a parked `Await` looks at the store even without a wake (nodes sharing a
+    /// store: a wake from another node may be lost); `None`: only when woken.
+    pub await_poll: Option<Duration>,
     /// How long shutdown waits for the work in flight.
     pub grace: Duration,
 }
@@ -38,6 +42,7 @@ impl Default for ServiceLimits {
             max_in_flight: 1024,
             max_waiting: 100_000,
             max_await: Duration::from_secs(120),
+            await_poll: None,
             grace: Duration::from_secs(5),
         }
     }
@@ -51,8 +56,14 @@ pub struct State(Arc<Shared>);
 pub struct Shared {
     /// The verifier.
     pub core: Verifier,
-    /// The journal.
-    pub store: Store,
+    /// The journal (the embedded store's; none on a shared store).
+    pub journal: Option<Store>,
+    /// The bus to the other nodes sharing the store (none for the embedded store).
+    pub bus: Option<sls_redis::bus::Bus>,
+    /// This node's id on the bus (random per start).
+    pub node: u64,
+    /// IB Key devices connected to other nodes, as they announced them: node and until when.
+    pub remote: DashMap<DeviceId, (u64, std::time::Instant)>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Limits.
@@ -80,13 +91,17 @@ impl State {
     /// A new state.
     pub fn new(
         core: Verifier,
-        store: Store,
+        journal: Option<Store>,
+        bus: Option<sls_redis::bus::Bus>,
         metrics: Arc<Metrics>,
         limits: ServiceLimits,
     ) -> State {
         State(Arc::new(Shared {
             core,
-            store,
+            journal,
+            bus,
+            node: rand::random(),
+            remote: DashMap::new(),
             metrics,
             limits,
             devices: DashMap::new(),

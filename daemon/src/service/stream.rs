@@ -21,10 +21,13 @@ use sls_protocol::{frame, Access, Frame, Message, Status, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::handlers;
-use super::reply::{internal, Late, Later, Reply};
+use super::reply::{internal, unavailable, Late, Later, Reply};
 use super::state::{Held, Peer, State};
-use crate::store::Lsn;
+use super::{handlers, nodes};
+use crate::core::Store as _;
+
+/// A store's ticket.
+type Lsn = u64;
 
 /// Serves one stream until it ends.
 pub async fn serve_stream(
@@ -103,11 +106,17 @@ pub async fn serve_stream(
             closing = true;
         }
     }
-    for dev in s.registered.drain(..) {
-        s.state
-            .devices
-            .remove_if(&dev, |_, tx| tx.same_channel(&s.push_tx));
-    }
+    let gone: Vec<_> = s
+        .registered
+        .drain(..)
+        .filter(|dev| {
+            s.state
+                .devices
+                .remove_if(dev, |_, tx| tx.same_channel(&s.push_tx))
+                .is_some()
+        })
+        .collect();
+    nodes::offline(&s.state, gone).await;
     if !lost && send.finish().is_ok() && s.state.is_draining() {
         // Shutdown closes the endpoint once every task is done, which would drop what the peer
         // has not acknowledged yet: wait for it (the drain's grace period bounds this).
@@ -185,17 +194,17 @@ impl Conversation {
                 .into_iter()
                 .map(|(id, msg)| (self.later.promise(id), msg))
                 .collect();
-            let store = state.store.clone();
+            let st = state.clone();
             state.tasks.spawn(async move {
-                let durable = store.durable(lsn).await;
+                let durable = st.core.store().durable(lsn).await;
                 if let Err(e) = &durable {
-                    warn!("journal: {e}");
+                    warn!("store: {e}");
                 }
                 for (late, msg) in owed {
                     // Nothing that could not be made durable is acknowledged.
                     late.send(match &durable {
                         Ok(()) => msg,
-                        Err(_) => internal("state could not be made durable"),
+                        Err(_) => unavailable("state could not be made durable"),
                     });
                 }
             });
@@ -280,11 +289,13 @@ impl Conversation {
             }
         };
         // An app that just proved its key starts receiving pushes on this stream.
-        for dev in self.peer.proven.iter().skip(self.registered.len()) {
+        let fresh: Vec<_> = self.peer.proven[self.registered.len()..].to_vec();
+        for dev in &fresh {
             state.devices.insert(*dev, self.push_tx.clone());
             self.registered.push(*dev);
             debug!(device = %dev, "IB Key app connected");
         }
+        nodes::online(&state, fresh).await;
         let Reply::Now(msg) = reply else {
             return None;
         };

@@ -103,7 +103,16 @@ impl Pki {
     /// # Errors
     /// Unreadable or unwritable files, bad PEM.
     pub fn load_or_create(data_dir: &Path) -> Result<Pki, TlsError> {
-        let dir = data_dir.join("tls");
+        Pki::load_or_create_in(&data_dir.join("tls"))
+    }
+
+    /// As [`Pki::load_or_create`], in the directory `dir` itself (several nodes that serve the
+    /// same frontends share one).
+    ///
+    /// # Errors
+    /// Unreadable or unwritable files, bad PEM.
+    pub fn load_or_create_in(dir: &Path) -> Result<Pki, TlsError> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let mut created = Vec::new();
         let ca_pem_path = dir.join("ca.pem");

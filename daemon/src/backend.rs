@@ -1,0 +1,140 @@
+//! Where the daemon keeps user state: the embedded store (this process's memory, made durable
+//! by the journal in the data directory; the default) or a Redis Cluster shared by several
+//! nodes (`--store redis://…`). One [`Backend`] dispatches the core's [`Store`] seam to either,
+//! so the service and the rules are the same code over both.
+
+use std::sync::Arc;
+
+use sls_core::{Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserState};
+use sls_protocol::{DeviceId, TxnId, Verdict};
+use sls_redis::RedisStore;
+
+use crate::core::MemoryStore;
+use crate::store::Store as Journal;
+
+/// The store behind the daemon's core.
+pub enum Backend {
+    /// Memory and the journal of this node's data directory.
+    Embedded(MemoryStore<Journal>),
+    /// A Redis Cluster shared with the other nodes.
+    Redis(RedisStore),
+}
+
+impl Backend {
+    /// The embedded store, if that is this daemon's.
+    pub fn embedded(&self) -> Option<&MemoryStore<Journal>> {
+        match self {
+            Backend::Embedded(m) => Some(m),
+            Backend::Redis(_) => None,
+        }
+    }
+
+    /// Whether state is shared with other nodes.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Backend::Redis(_))
+    }
+}
+
+/// Runs the same call on whichever store this is.
+macro_rules! either {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Backend::Embedded($s) => $call,
+            Backend::Redis($s) => $call,
+        }
+    };
+}
+
+impl Store for Backend {
+    // Both stores hand out ordered u64 tickets (the journal's position, the Redis store's
+    // sequence); a ticket is only ever given back to the store that made it.
+    type Ticket = u64;
+
+    async fn update<T, F>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+    {
+        either!(self, s => s.update(user, create, rule).await)
+    }
+
+    async fn read<T, F>(&self, user: &str, read: F) -> Result<Option<T>, StoreError>
+    where
+        T: Send,
+        F: FnOnce(&UserState) -> T + Send,
+    {
+        either!(self, s => s.read(user, read).await)
+    }
+
+    async fn durable(&self, ticket: u64) -> Result<(), StoreError> {
+        either!(self, s => s.durable(ticket).await)
+    }
+
+    async fn txn_get(&self, txn: TxnId, now_ms: u64) -> Result<Option<TxnEntry>, StoreError> {
+        either!(self, s => s.txn_get(txn, now_ms).await)
+    }
+
+    async fn txn_bind(
+        &self,
+        txn: TxnId,
+        user: &str,
+        device: DeviceId,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        either!(self, s => s.txn_bind(txn, user, device, until_ms).await)
+    }
+
+    async fn txn_settle(
+        &self,
+        txn: TxnId,
+        verdict: Verdict,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        either!(self, s => s.txn_settle(txn, verdict, until_ms).await)
+    }
+
+    fn open_txns(&self) -> usize {
+        either!(self, s => s.open_txns())
+    }
+
+    fn sweep(&self, now_ms: u64) -> usize {
+        either!(self, s => s.sweep(now_ms))
+    }
+
+    async fn next_id(&self, seq: Sequence) -> Result<u32, StoreError> {
+        either!(self, s => s.next_id(seq).await)
+    }
+
+    async fn device_owner(&self, device: DeviceId) -> Result<Option<Arc<str>>, StoreError> {
+        either!(self, s => s.device_owner(device).await)
+    }
+
+    async fn update_share<T, F>(&self, id: u32, change: F) -> Result<Committed<T, u64>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
+    {
+        either!(self, s => s.update_share(id, change).await)
+    }
+
+    async fn primary_of(&self, entity: &str) -> Result<Option<String>, StoreError> {
+        either!(self, s => s.primary_of(entity).await)
+    }
+
+    async fn note_lockout(&self, at_ms: u64, window_ms: u64) -> Result<usize, StoreError> {
+        either!(self, s => s.note_lockout(at_ms, window_ms).await)
+    }
+
+    fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
+        either!(self, s => s.recent_lockouts(now_ms, window_ms))
+    }
+
+    fn user_count(&self) -> usize {
+        either!(self, s => s.user_count())
+    }
+}

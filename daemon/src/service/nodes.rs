@@ -1,0 +1,302 @@
+//! What the nodes sharing a Redis store tell each other, over its bus (R6, R8): the IB Key app
+//! may be connected to node B while the frontend begins and awaits on node A.
+//!
+//! | note | sent when | a node that hears it |
+//! |---|---|---|
+//! | `Online` | an app proves a device here, and every [`ANNOUNCE`] for all of them | counts the devices as reachable for [`PRESENCE`] |
+//! | `Offline` | the app's stream ends | forgets them |
+//! | `Push` | a push is for a device not connected here | delivers it if the device is connected there |
+//! | `Decided` | an app answered a push here | wakes the `Await`s parked on it there |
+//! | `Ask` | this node's subscription is (again) in place | announces its devices at once |
+//!
+//! The bus is at most once. What a lost note costs, and what makes up for it: a lost `Push`
+//! is a push the app never shows (the user is asked again at the next login); a lost
+//! `Decided` is covered by each parked `Await` looking at the store every [`POLL`]; a lost
+//! presence note is repaired by the next announcement. The decision itself is never on the
+//! bus: it is in the store, and an `Await` reads it from there.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, BytesMut};
+use sls_protocol::{frame, DeviceId, Message, TxnId};
+use sls_redis::bus::Heard;
+use tracing::{debug, warn};
+
+use super::awaits;
+use super::state::State;
+
+/// How often a node announces the devices connected to it.
+pub const ANNOUNCE: Duration = Duration::from_secs(5);
+/// How long an announcement counts: three announcements, so one lost note does not matter.
+pub const PRESENCE: Duration = Duration::from_secs(15);
+/// How often a parked `Await` looks at the store when nodes share it.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Most devices in one `Online` note (a message stays well under a megabyte).
+const MAX_ANNOUNCED: usize = 50_000;
+
+/// One note on the bus. Each carries the sending node's id, so that a node skips its own.
+#[derive(Debug, Clone, PartialEq)]
+enum Note {
+    Online(Vec<DeviceId>),
+    Offline(Vec<DeviceId>),
+    Push(DeviceId, Message),
+    Decided(TxnId),
+    Ask,
+}
+
+const ONLINE: u8 = 1;
+const OFFLINE: u8 = 2;
+const PUSH: u8 = 3;
+const DECIDED: u8 = 4;
+const ASK: u8 = 5;
+
+fn encode(node: u64, note: &Note) -> Option<Vec<u8>> {
+    let mut b = BytesMut::with_capacity(64);
+    b.put_u64(node);
+    match note {
+        Note::Online(devices) | Note::Offline(devices) => {
+            b.put_u8(if matches!(note, Note::Online(_)) {
+                ONLINE
+            } else {
+                OFFLINE
+            });
+            b.put_u32(u32::try_from(devices.len()).ok()?);
+            for d in devices {
+                b.put_u32(d.0);
+            }
+        }
+        Note::Push(device, push) => {
+            b.put_u8(PUSH);
+            b.put_u32(device.0);
+            frame::encode(0, push, &mut b).ok()?;
+        }
+        Note::Decided(txn) => {
+            b.put_u8(DECIDED);
+            b.put_u128(txn.0);
+        }
+        Note::Ask => b.put_u8(ASK),
+    }
+    Some(b.to_vec())
+}
+
+/// Decodes a note; `None` for anything malformed (another version's, or not ours at all).
+fn decode(bytes: &[u8]) -> Option<(u64, Note)> {
+    let mut b = bytes;
+    if b.remaining() < 9 {
+        return None;
+    }
+    let node = b.get_u64();
+    let note = match b.get_u8() {
+        kind @ (ONLINE | OFFLINE) => {
+            if b.remaining() < 4 {
+                return None;
+            }
+            let n = usize::try_from(b.get_u32()).ok()?;
+            if b.remaining() != n.checked_mul(4)? {
+                return None;
+            }
+            let devices = (0..n).map(|_| DeviceId(b.get_u32())).collect();
+            if kind == ONLINE {
+                Note::Online(devices)
+            } else {
+                Note::Offline(devices)
+            }
+        }
+        PUSH => {
+            if b.remaining() < 4 {
+                return None;
+            }
+            let device = DeviceId(b.get_u32());
+            let f = frame::decode_exact(b).ok()?;
+            if !matches!(f.message, Message::Push { .. }) {
+                return None;
+            }
+            Note::Push(device, f.message)
+        }
+        DECIDED => {
+            if b.remaining() != 16 {
+                return None;
+            }
+            Note::Decided(TxnId(b.get_u128()))
+        }
+        ASK if b.remaining() == 0 => Note::Ask,
+        _ => return None,
+    };
+    Some((node, note))
+}
+
+async fn publish(state: &State, note: Note) {
+    let Some(bus) = &state.bus else { return };
+    let Some(bytes) = encode(state.node, &note) else {
+        return;
+    };
+    if let Err(e) = bus.publish(&bytes).await {
+        warn!("bus: {e}");
+    }
+}
+
+/// Whether IB Key `device` can be pushed to now: connected here, or announced by another node
+/// within [`PRESENCE`].
+pub fn reachable(state: &State, device: DeviceId) -> bool {
+    state.devices.contains_key(&device)
+        || state
+            .remote
+            .get(&device)
+            .is_some_and(|e| e.value().1 > Instant::now())
+}
+
+/// Delivers `push` to `device`: here if it is connected here, else through the other nodes.
+pub async fn push(state: &State, device: DeviceId, push: Message) {
+    if let Some(tx) = state.devices.get(&device) {
+        let _ = tx.send(push);
+        return;
+    }
+    publish(state, Note::Push(device, push)).await;
+}
+
+/// An app answered the push of `txn` here: wakes the `Await`s on it, here and on the others.
+pub async fn decided(state: &State, txn: TxnId) {
+    awaits::wake(state, txn);
+    publish(state, Note::Decided(txn)).await;
+}
+
+/// An app proved `devices` here.
+pub async fn online(state: &State, devices: Vec<DeviceId>) {
+    if !devices.is_empty() {
+        publish(state, Note::Online(devices)).await;
+    }
+}
+
+/// The app that proved `devices` here is gone.
+pub async fn offline(state: &State, devices: Vec<DeviceId>) {
+    if !devices.is_empty() {
+        publish(state, Note::Offline(devices)).await;
+    }
+}
+
+/// Announces every device connected here (every [`ANNOUNCE`], and when the subscription is
+/// back, for nodes that may have forgotten them).
+pub async fn announce(state: &State) {
+    let devices: Vec<DeviceId> = state.devices.iter().map(|e| *e.key()).collect();
+    for chunk in devices.chunks(MAX_ANNOUNCED) {
+        online(state, chunk.to_vec()).await;
+    }
+    let now = Instant::now();
+    state.remote.retain(|_, (_, until)| *until > now);
+}
+
+/// What this node should say after hearing something (async, so not said by [`heard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Say {
+    /// Its devices ([`announce`]).
+    Announce,
+    /// Its devices, and ask the others for theirs ([`hello`]).
+    Hello,
+}
+
+/// Its subscription is (again) in place: announces this node's devices and asks the others
+/// for theirs, so that presence is whole again without waiting for [`ANNOUNCE`].
+pub async fn hello(state: &State) {
+    announce(state).await;
+    publish(state, Note::Ask).await;
+}
+
+/// Acts on what the bus brought; says what this node should say in return.
+pub fn heard(state: &State, heard: Heard) -> Option<Say> {
+    let bytes = match heard {
+        Heard::Resubscribed => {
+            // A `Decided` may have been missed: every parked Await looks at the store again.
+            for w in state.waiters.iter() {
+                w.value().notify_waiters();
+            }
+            return Some(Say::Hello);
+        }
+        Heard::Message(bytes) => bytes,
+    };
+    let Some((node, note)) = decode(&bytes) else {
+        debug!(
+            bytes = bytes.len(),
+            "bus: a note this node cannot read: ignored"
+        );
+        return None;
+    };
+    if node == state.node {
+        return None;
+    }
+    match note {
+        Note::Online(devices) => {
+            let until = Instant::now() + PRESENCE;
+            for d in devices {
+                state.remote.insert(d, (node, until));
+            }
+        }
+        Note::Offline(devices) => {
+            for d in devices {
+                state.remote.remove_if(&d, |_, (n, _)| *n == node);
+            }
+        }
+        Note::Push(device, push) => {
+            if let Some(tx) = state.devices.get(&device) {
+                let _ = tx.send(push);
+            }
+        }
+        Note::Decided(txn) => awaits::wake(state, txn),
+        Note::Ask => return Some(Say::Announce),
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_message() -> Message {
+        Message::Push {
+            txn: TxnId(7),
+            user: "ann".into(),
+            nonce: [9; 16],
+            purpose: sls_protocol::Purpose::Login,
+            expires_at_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn every_note_reads_back_as_written() {
+        let notes = [
+            Note::Online(vec![DeviceId(1), DeviceId(u32::MAX)]),
+            Note::Offline(vec![DeviceId(3)]),
+            Note::Online(Vec::new()),
+            Note::Push(DeviceId(4), push_message()),
+            Note::Decided(TxnId(u128::MAX - 1)),
+            Note::Ask,
+        ];
+        for note in notes {
+            let bytes = encode(42, &note).expect("encodes");
+            assert_eq!(decode(&bytes), Some((42, note)));
+        }
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_note_is_ignored_not_a_panic() {
+        let good = encode(1, &Note::Push(DeviceId(4), push_message())).expect("encodes");
+        for cut in 0..good.len() {
+            assert_eq!(decode(&good[..cut]), None, "cut at {cut}");
+        }
+        let mut count_lies = encode(1, &Note::Online(vec![DeviceId(1)])).expect("encodes");
+        count_lies[9..13].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(decode(&count_lies), None);
+        let mut unknown = encode(1, &Note::Decided(TxnId(1))).expect("encodes");
+        unknown[8] = 99;
+        assert_eq!(decode(&unknown), None);
+        // A frame that is not a Push is not delivered to an app as one.
+        let mut not_push = Vec::new();
+        not_push.extend_from_slice(&1u64.to_be_bytes());
+        not_push.push(PUSH);
+        not_push.extend_from_slice(&4u32.to_be_bytes());
+        let mut f = BytesMut::new();
+        frame::encode(0, &Message::Ping {}, &mut f).expect("encodes");
+        not_push.extend_from_slice(&f);
+        assert_eq!(decode(&not_push), None);
+    }
+}

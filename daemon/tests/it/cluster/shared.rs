@@ -1,0 +1,244 @@
+//! One user's state shared by two nodes: the lock exact under racing answers spread over both
+//! (R11), a challenge begun on one and answered on the other, a replay across them (R12), an
+//! enrolment, a lock and an unlock seen at once on the other, a push with the app on the other
+//! node (R6).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sls_loadgen::harness::{
+    answer, begin, begin_reply, enrol, enrol_bulk, login_ocra, prove_device, stats,
+};
+use sls_loadgen::redis_cluster::RedisCluster;
+use sls_protocol::*;
+
+use super::{ip, key, node_a, node_b, records, wrong_answer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
+    // 100 users, each hit by 200 concurrent wrong answers, half through each node (R11).
+    let cluster = RedisCluster::start().unwrap();
+    let a = node_a(&cluster, &[]);
+    let b = node_b(&cluster, &a, &[]);
+    let admin = a.connect(Role::Admin).await.unwrap();
+    let ids = enrol_bulk(&admin, &records("r", 0..100)).await.unwrap();
+    let fa = a.pool(Role::Frontend, 2).await.unwrap();
+    let fb = b.pool(Role::Frontend, 2).await.unwrap();
+    let fronts: Vec<_> = fa.pipes.iter().chain(fb.pipes.iter()).cloned().collect();
+    // Open every challenge first (on either node), so that the answers race.
+    let mut begins = tokio::task::JoinSet::new();
+    for (u, dev) in ids.iter().copied().enumerate() {
+        for k in 0..200usize {
+            let fe = fronts[k % fronts.len()].clone();
+            begins.spawn(async move {
+                let (txn, Challenge::Numeric(q)) =
+                    begin(&fe, &format!("r{u}"), dev, ip(u)).await.unwrap()
+                else {
+                    panic!("a typed challenge")
+                };
+                (u, k, txn, q)
+            });
+        }
+    }
+    let mut work = Vec::new();
+    while let Some(r) = begins.join_next().await {
+        work.push(r.unwrap());
+    }
+    // Each answer goes to the other node than the one that began it.
+    let mut answers = tokio::task::JoinSet::new();
+    for (u, k, txn, q) in work {
+        let fe = fronts[(k + 1) % fronts.len()].clone();
+        answers.spawn(async move { (u, answer(&fe, txn, &wrong_answer(u, &q), ip(u)).await) });
+    }
+    let mut per_user: HashMap<usize, (usize, usize)> = HashMap::new();
+    while let Some(r) = answers.join_next().await {
+        let (u, verdict) = r.unwrap();
+        let e = per_user.entry(u).or_default();
+        match verdict.unwrap() {
+            Verdict::Rejected { .. } => e.0 += 1,
+            Verdict::Locked { .. } => e.1 += 1,
+            other => panic!("user {u}: {other:?}"),
+        }
+    }
+    for u in 0..100 {
+        assert_eq!(
+            per_user[&u],
+            (9, 191),
+            "user {u}: 9 rejected, the 10th locks, the rest are refused, across both nodes"
+        );
+    }
+    // The nodes' own counts: exactly 10 failures evaluated per user, between them.
+    let admin_b = b.connect(Role::Admin).await.unwrap();
+    let (sa, sb) = (stats(&admin).await.unwrap(), stats(&admin_b).await.unwrap());
+    assert_eq!(sa["failures_evaluated"] + sb["failures_evaluated"], 1000);
+    assert_eq!(sa["lockouts"] + sb["lockouts"], 100);
+    // Locked on both nodes: not even a begin.
+    for (u, dev) in ids.iter().enumerate() {
+        for fe in [&fa.pipes[0], &fb.pipes[0]] {
+            let reply = begin_reply(fe, &format!("r{u}"), *dev, ip(u))
+                .await
+                .unwrap();
+            assert!(
+                matches!(
+                    reply,
+                    Message::Judged {
+                        verdict: Verdict::Locked { .. }
+                    }
+                ),
+                "user {u}: {reply:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_is_one_user_on_every_node() {
+    let cluster = RedisCluster::start().unwrap();
+    let a = node_a(&cluster, &[]);
+    let b = node_b(&cluster, &a, &[]);
+    let admin_a = a.connect(Role::Admin).await.unwrap();
+    let fe_a = a.connect(Role::Frontend).await.unwrap();
+    let fe_b = b.connect(Role::Frontend).await.unwrap();
+    let k = key(1);
+
+    // Enrolled on A, logs in on B.
+    let dsc = enrol(&admin_a, "ann", DeviceKind::DscPlus, &k, "1234")
+        .await
+        .unwrap();
+    let v = login_ocra(
+        &fe_b,
+        "ann",
+        dsc,
+        ocra::DSC_PLUS_DEFAULT_SUITE,
+        &k,
+        "1234",
+        ip(1),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
+
+    // Begun on A, answered on B; the same answer again on A is a replay (R12).
+    let (txn, Challenge::Numeric(q)) = begin(&fe_a, "ann", dsc, ip(1)).await.unwrap() else {
+        panic!("a typed challenge")
+    };
+    let right =
+        sls_loadgen::harness::ocra_answer(ocra::DSC_PLUS_DEFAULT_SUITE, &k, &q, "1234").unwrap();
+    let v = answer(&fe_b, txn, &right, ip(1)).await.unwrap();
+    assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
+    assert_eq!(
+        answer(&fe_a, txn, &right, ip(1)).await.unwrap(),
+        Verdict::Replayed
+    );
+
+    // Locked by ten failed passwords on B (R11): refused on A at once; unlocked on A: served
+    // on B.
+    for _ in 0..10 {
+        let r = fe_b
+            .call(Message::PasswordFailed {
+                user: "ann".into(),
+                client: ip(1),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(r, Message::Judged { .. }), "{r:?}");
+    }
+    let reply = begin_reply(&fe_a, "ann", dsc, ip(1)).await.unwrap();
+    assert!(
+        matches!(
+            reply,
+            Message::Judged {
+                verdict: Verdict::Locked { .. }
+            }
+        ),
+        "{reply:?}"
+    );
+    let unlocked = admin_a
+        .call(Message::Unlock { user: "ann".into() })
+        .await
+        .unwrap();
+    assert!(matches!(unlocked, Message::Done {}), "{unlocked:?}");
+    assert!(begin(&fe_b, "ann", dsc, ip(1)).await.is_ok());
+
+    // The IB Key app on B, the frontend on A (R6): the push crosses, so does the decision.
+    let ib = enrol(&admin_a, "ben", DeviceKind::IbKey, &k, "a1b2")
+        .await
+        .unwrap();
+    let mut app = b.connect(Role::Device).await.unwrap();
+    prove_device(&app, ib, &k).await.unwrap();
+    // A hears of the app through the bus within milliseconds; until then it offers the typed
+    // fallback, as for an app that is not connected.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (txn, number) = loop {
+        match begin(&fe_a, "ben", ib, ip(2)).await.unwrap() {
+            (txn, Challenge::Push { number }) => break (txn, number),
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            (_, other) => panic!("node A never learnt of the app on B: {other:?}"),
+        }
+    };
+    let waiter = {
+        let fe = fe_a.pipe.clone();
+        tokio::spawn(async move {
+            fe.call(Message::Await {
+                txn,
+                timeout_ms: 10_000,
+            })
+            .await
+            .unwrap()
+        })
+    };
+    let pushed = tokio::time::timeout(Duration::from_secs(5), app.pushes.recv())
+        .await
+        .expect("the push reaches the app on the other node");
+    let Some(Message::Push {
+        txn: pushed,
+        user,
+        nonce,
+        ..
+    }) = pushed
+    else {
+        panic!("{pushed:?}")
+    };
+    assert_eq!((pushed, user.as_str()), (txn, "ben"));
+    let mac = push::push_mac(
+        &k,
+        txn,
+        "ben",
+        number,
+        &nonce,
+        ApprovalMethod::Biometric,
+        true,
+    );
+    let v = app
+        .call(Message::PushAnswer {
+            txn,
+            approve: true,
+            method: ApprovalMethod::Biometric,
+            number,
+            mac,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            v,
+            Message::Judged {
+                verdict: Verdict::Accepted { .. }
+            }
+        ),
+        "{v:?}"
+    );
+    let awaited = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the frontend's await on A returns")
+        .unwrap();
+    assert!(
+        matches!(
+            awaited,
+            Message::Judged {
+                verdict: Verdict::Accepted { .. }
+            }
+        ),
+        "{awaited:?}"
+    );
+}

@@ -1,0 +1,146 @@
+//! A real Redis Cluster for tests and benches: 6 `redis-server` processes (3 masters, 3
+//! replicas) on free loopback ports, started, crashed, restarted and stopped by
+//! `scripts/redis-cluster.sh`, which records their pids so that only they are ever signalled.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// A running cluster, stopped when dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    base: u16,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/redis-cluster.sh")
+}
+
+fn run(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .output()
+        .context("running scripts/redis-cluster.sh")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("scripts/redis-cluster.sh {}: {text}", args.join(" "));
+    }
+    Ok(text)
+}
+
+fn free(port: u16) -> bool {
+    // The node's port and its cluster bus (port + 10000).
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+}
+
+/// `redis-cli -p port args…`: its output, or `None` if the node did not answer.
+fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl RedisCluster {
+    /// Starts a cluster on six free ports (and their bus ports) between 20000 and 29000.
+    ///
+    /// # Errors
+    /// `redis-server` is missing, or the cluster did not form.
+    pub fn start() -> anyhow::Result<RedisCluster> {
+        let seed = std::process::id() as usize
+            ^ Instant::now().elapsed().subsec_nanos() as usize
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() as usize);
+        let base = (0..300)
+            .map(|i| 20_000 + u16::try_from((seed + i * 7) % 1500).unwrap_or(0) * 6)
+            .find(|b| (*b..*b + 6).all(free))
+            .context("six free ports")?;
+        run(&["start", &base.to_string()])?;
+        Ok(RedisCluster { base })
+    }
+
+    /// The nodes' ports.
+    pub fn ports(&self) -> std::ops::Range<u16> {
+        self.base..self.base + 6
+    }
+
+    /// `redis://127.0.0.1:port` of every node.
+    pub fn nodes(&self) -> Vec<String> {
+        self.ports()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// slsd's `--store` value for this cluster.
+    pub fn store_flag(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.base)
+    }
+
+    /// The ports of the nodes that are masters now (as the first node that answers sees it).
+    pub fn masters(&self) -> Vec<u16> {
+        self.ports()
+            .filter(|p| cli(*p, &["role"]).is_some_and(|r| r.starts_with("master")))
+            .collect()
+    }
+
+    /// Crashes the node on `port` (SIGKILL, by the pid the script recorded).
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn kill_node(&self, port: u16) -> anyhow::Result<()> {
+        run(&["kill-node", &port.to_string(), &self.base.to_string()]).map(drop)
+    }
+
+    /// Starts the node on `port` again, on its data.
+    ///
+    /// # Errors
+    /// It did not start.
+    pub fn start_node(&self, port: u16) -> anyhow::Result<()> {
+        run(&["start-node", &port.to_string(), &self.base.to_string()]).map(drop)
+    }
+
+    /// Waits until every node that answers reports `cluster_state:ok` and `want` masters.
+    ///
+    /// # Errors
+    /// Not so within `timeout`.
+    pub fn wait_ok(&self, want_masters: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let up: Vec<u16> = self
+                .ports()
+                .filter(|p| cli(*p, &["ping"]).is_some())
+                .collect();
+            let ok = !up.is_empty()
+                && up.iter().all(|p| {
+                    cli(*p, &["cluster", "info"]).is_some_and(|i| i.contains("cluster_state:ok"))
+                })
+                && self.masters().len() == want_masters;
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the cluster is not ok after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        let _ = run(&["stop", &self.base.to_string()]);
+    }
+}
