@@ -7,7 +7,7 @@
 //! Each test starts its own 6-node cluster on free ports (`scripts/redis-cluster.sh`, through
 //! [`RedisCluster`]) and stops it when done.
 
-// mod faults;
+mod faults;
 mod shared;
 
 use std::net::{IpAddr, Ipv4Addr};
