@@ -3,14 +3,20 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState) |
+//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed |
 //! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
-//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share) |
+//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
 //! | `{P:ib:<device id>}` | string | the owner of an IB Key device |
 //! | `{P:p:<entity>}` | string | the primary user of an entity (R18) |
 //! | `{P:lockouts}` | sorted set | lockout times (score = ms), trimmed to the window |
 //! | `{P:users}` | string | users created (`INCR`) |
+//!
+//! **Sealed** ([`crate::seal`]): the two versioned values. A user's state holds their devices'
+//! secrets; a share holds none (names, ids, a state) but goes through the same versioned
+//! read and compare-and-set, which seal whatever they write, so no value can be left out by
+//! mistake, and a share cannot be forged by writing to Redis either. Keys, the transaction
+//! index and the indexes hold names, ids and times only.
 
 use sls_protocol::TxnId;
 

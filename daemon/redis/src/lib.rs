@@ -37,10 +37,17 @@
 //! user's master only) and refuses unless each master acknowledged `n` replicas; with 0 it
 //! resolves at once (the masters' AOF, `appendfsync always`, is then the durability).
 //!
-//! **Failure**: any Redis error, an unreachable cluster or a damaged value is a
-//! [`StoreError`]; never a panic, never an answer as if recorded (fail closed).
+//! **Secrets at rest** ([`seal`]): a user's state holds their devices' secrets, so every
+//! versioned value (user states, sharing requests) is sealed with AES-256-GCM under the
+//! [`SealKey`] of [`RedisConfig::seal`], bound to its Redis key. The other keys hold names,
+//! ids and times, nothing secret.
+//!
+//! **Failure**: any Redis error, an unreachable cluster or a damaged value (one that does not
+//! open under the seal key) is a [`StoreError`]; never a panic, never an answer as if recorded
+//! (fail closed), never a value read as plain.
 
 pub mod keys;
+pub mod seal;
 mod store;
 mod txn;
 
@@ -57,6 +64,8 @@ use sls_core::Store;
 use sls_core::{Clock, StoreError, SystemClock};
 
 use crate::keys::Keys;
+use crate::seal::Sealer;
+pub use crate::seal::{SealKey, SealKeyError};
 
 /// How to reach the cluster and how the store behaves.
 #[derive(Debug, Clone)]
@@ -75,14 +84,19 @@ pub struct RedisConfig {
     pub io_timeout: Duration,
     /// The clock the transaction keys' time to live is computed with (the core's).
     pub clock: Arc<dyn Clock>,
+    /// The key every value that holds secrets is sealed with; every node sharing the prefix
+    /// must be given the same.
+    pub seal: SealKey,
 }
 
 impl RedisConfig {
-    /// Defaults for `nodes` under `prefix`: no replica wait, 16 tries, 2 s timeouts.
-    pub fn new(nodes: Vec<String>, prefix: impl Into<String>) -> RedisConfig {
+    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 16
+    /// tries, 2 s timeouts.
+    pub fn new(nodes: Vec<String>, prefix: impl Into<String>, seal: SealKey) -> RedisConfig {
         RedisConfig {
             nodes,
             prefix: prefix.into(),
+            seal,
             wait_replicas: 0,
             wait_timeout: Duration::from_millis(500),
             max_tries: 16,
@@ -106,6 +120,8 @@ pub struct RedisStore {
     keys: Keys,
     config: RedisConfig,
     scripts: Scripts,
+    /// Seals and opens the versioned values (its nonce prefix is drawn at each start).
+    sealer: Sealer,
     /// Local serialisation of one user's updates (striped by the name's hash).
     stripes: Box<[tokio::sync::Mutex<()>]>,
     /// The last ticket handed out.
@@ -164,6 +180,7 @@ impl RedisStore {
                 settle: Script::new(keys::SETTLE),
                 note_lockout: Script::new(keys::NOTE_LOCKOUT),
             },
+            sealer: Sealer::new(&config.seal),
             config,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
@@ -198,7 +215,8 @@ mod tests {
             .build()
             .expect("a runtime");
         // Port 1 on loopback: nothing listens there.
-        let mut config = RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x");
+        let mut config =
+            RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x", SealKey::generate());
         config.io_timeout = Duration::from_millis(200);
         let r = rt.block_on(RedisStore::connect(config));
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");

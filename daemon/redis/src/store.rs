@@ -28,6 +28,7 @@ impl RedisStore {
         &self.stripes[(h.finish() as usize) % self.stripes.len()]
     }
 
+    /// A versioned value, opened (see [`crate::seal`]).
     async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {
         let mut c = self.conn.clone();
         let (v, s): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
@@ -37,21 +38,26 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(match s {
-            Some(s) => (v.unwrap_or(0), Some(Zeroizing::new(s))),
+            Some(s) => (v.unwrap_or(0), Some(self.sealer.open(key, &s)?)),
             None => (0, None),
         })
     }
 
-    /// Compare-and-set: `true` if `key` was still at `version` and now holds `value` (deleted
-    /// if empty).
+    /// Compare-and-set: `true` if `key` was still at `version` and now holds `value`, sealed
+    /// (deleted if empty).
     async fn cas(&self, key: &[u8], version: u64, value: &[u8]) -> Result<bool, StoreError> {
+        let sealed = if value.is_empty() {
+            Vec::new()
+        } else {
+            self.sealer.seal(key, value)?
+        };
         let mut c = self.conn.clone();
         let r: i64 = self
             .scripts
             .cas
             .key(key)
             .arg(version)
-            .arg(value)
+            .arg(sealed)
             .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;

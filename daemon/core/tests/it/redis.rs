@@ -11,7 +11,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sls_core::*;
 use sls_protocol::{DeviceId, TxnId, Verdict};
-use sls_redis::{RedisConfig, RedisStore};
+use sls_redis::{RedisConfig, RedisStore, SealKey};
 
 use crate::harness::Kind;
 
@@ -38,7 +38,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// The seed nodes of the running cluster.
-static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+pub static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Its base port.
 static BASE: Mutex<Option<u16>> = Mutex::new(None);
 
@@ -57,9 +57,20 @@ pub fn fresh_prefix() -> String {
     )
 }
 
+/// The seal key of every store of this run (each node of one prefix must have the same).
+pub fn test_seal_key() -> SealKey {
+    static KEY: OnceLock<SealKey> = OnceLock::new();
+    KEY.get_or_init(SealKey::generate).clone()
+}
+
 /// A store on the running cluster under `prefix`, on `clock`, waiting for `wait_replicas`.
 pub fn tapped(prefix: &str, clock: &FakeClock, wait_replicas: usize) -> Tapped {
-    let mut config = RedisConfig::new(NODES.lock().clone(), prefix);
+    tapped_with(prefix, clock, wait_replicas, test_seal_key())
+}
+
+/// [`tapped`], with values sealed under `seal`.
+pub fn tapped_with(prefix: &str, clock: &FakeClock, wait_replicas: usize, seal: SealKey) -> Tapped {
+    let mut config = RedisConfig::new(NODES.lock().clone(), prefix, seal);
     config.clock = Arc::new(clock.clone());
     config.wait_replicas = wait_replicas;
     let inner = runtime()
