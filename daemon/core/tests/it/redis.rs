@@ -231,6 +231,15 @@ impl Store for Tapped {
     fn user_count(&self) -> usize {
         self.inner.user_count()
     }
+
+    fn take_user_token(
+        &self,
+        user: &str,
+        now_ms: u64,
+        quota: UserQuota,
+    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
+        self.inner.take_user_token(user, now_ms, quota)
+    }
 }
 
 /// A cluster started by the script on free ports, stopped (by the pids the script recorded)
