@@ -4,6 +4,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed |
+//! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
 //! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
@@ -47,6 +48,14 @@ impl Keys {
 
     pub fn user(&self, name: &str) -> Vec<u8> {
         self.key("u", name.as_bytes())
+    }
+
+    /// In the user's slot (the same hash tag), outside the user's hash: written on every
+    /// request, known user or not, without touching the user's version.
+    pub fn rate(&self, name: &str) -> Vec<u8> {
+        let mut k = self.user(name);
+        k.push(b'r');
+        k
     }
 
     pub fn txn(&self, txn: TxnId) -> Vec<u8> {
@@ -118,4 +127,24 @@ local at = tonumber(ARGV[1])
 redis.call('ZADD', KEYS[1], at, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(at - tonumber(ARGV[3])))
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
+";
+
+/// Takes a rate-limit token, GCRA: [`sls_core::gcra::gcra`] line for line. `KEYS[1]` the
+/// user's limiter key, `ARGV[1]` now µs, `ARGV[2]` the interval µs, `ARGV[3]` the tolerance
+/// µs. Returns 0 if the request passes (the TAT moved), else the wait in µs (nothing written).
+/// Times are about 1.8e15 µs: exact in Lua's doubles, and written with `%d` (a plain
+/// `tostring` would print 14 significant digits).
+///
+/// The key is kept until its TAT and one second more: the TAT is in the caller's clock, the
+/// expiry in Redis's, and keeping a TAT past its time changes no decision (a TAT in the past
+/// decides as none), while losing it early would give tokens away.
+pub(crate) const TAKE_USER_TOKEN: &str = r"
+local now = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+local earliest = tat - tonumber(ARGV[3])
+if now < earliest then return earliest - now end
+local new = math.max(tat, now) + tonumber(ARGV[2])
+local ttl = math.ceil((new - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', new), 'PX', string.format('%d', ttl))
+return 0
 ";

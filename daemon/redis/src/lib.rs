@@ -37,6 +37,10 @@
 //! user's master only) and refuses unless each master acknowledged `n` replicas; with 0 it
 //! resolves at once (the masters' AOF, `appendfsync always`, is then the durability).
 //!
+//! **The per-user rate limit** is kept here too, so that it is exact across nodes: GCRA in
+//! a Lua script on a key in the user's slot ([`Store::take_user_token`]). The per-address and
+//! node-wide limits stay per node.
+//!
 //! **Secrets at rest** ([`seal`]): a user's state holds their devices' secrets, so every
 //! versioned value (user states, sharing requests) is sealed with AES-256-GCM under the
 //! [`SealKey`] of [`RedisConfig::seal`], bound to its Redis key. The other keys hold names,
@@ -47,6 +51,7 @@
 //! (fail closed), never a value read as plain.
 
 pub mod keys;
+mod limit;
 pub mod seal;
 mod store;
 mod txn;
@@ -112,6 +117,7 @@ struct Scripts {
     bind: Script,
     settle: Script,
     note_lockout: Script,
+    take_user_token: Script,
 }
 
 /// The cluster store. See the crate docs.
@@ -179,6 +185,7 @@ impl RedisStore {
                 bind: Script::new(keys::BIND),
                 settle: Script::new(keys::SETTLE),
                 note_lockout: Script::new(keys::NOTE_LOCKOUT),
+                take_user_token: Script::new(keys::TAKE_USER_TOKEN),
             },
             sealer: Sealer::new(&config.seal),
             config,
@@ -226,6 +233,8 @@ mod tests {
     fn keys_are_one_hash_tag_under_the_prefix() {
         let k = Keys::new("p");
         assert_eq!(k.user("ann"), b"{p:u:ann}");
+        // The rate limiter's key: same hash tag, so the same slot, as the user.
+        assert_eq!(k.rate("ann"), b"{p:u:ann}r");
         assert_eq!(
             k.txn(sls_protocol::TxnId(0xab)),
             format!("{{p:t:{:032x}}}", 0xab).into_bytes()

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::AsyncCommands;
-use sls_core::{Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserState};
+use sls_core::{
+    Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
+    UserToken,
+};
 use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
 use zeroize::Zeroizing;
 
@@ -414,5 +417,14 @@ impl Store for RedisStore {
 
     fn user_count(&self) -> usize {
         self.users.load(Ordering::Relaxed)
+    }
+
+    fn take_user_token(
+        &self,
+        user: &str,
+        now_ms: u64,
+        quota: UserQuota,
+    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
+        self.take_user_token_now(user, now_ms, quota)
     }
 }

@@ -16,6 +16,7 @@ mod push;
 mod redis;
 mod replay;
 mod sealed;
+mod shared_limits;
 mod sharing;
 mod temporary;
 mod withdrawals;
@@ -133,6 +134,11 @@ mod redis_cluster {
         crate::redis::Redis,
         crate::redis::Cluster::start(),
         // The nodes' tests last: the last of them stops the cluster.
-        [crate::sealed::TESTS, crate::nodes::TESTS].concat()
+        [
+            crate::sealed::TESTS,
+            crate::shared_limits::TESTS,
+            crate::nodes::TESTS,
+        ]
+        .concat()
     ));
 }
