@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use sls_core::{Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserState};
+use sls_core::{
+    Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
+    UserToken,
+};
 use sls_protocol::{DeviceId, TxnId, Verdict};
 use sls_redis::RedisStore;
 
@@ -17,7 +20,7 @@ pub enum Backend {
     /// Memory and the journal of this node's data directory.
     Embedded(MemoryStore<Journal>),
     /// A Redis Cluster shared with the other nodes.
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl Backend {
@@ -136,5 +139,14 @@ impl Store for Backend {
 
     fn user_count(&self) -> usize {
         either!(self, s => s.user_count())
+    }
+
+    async fn take_user_token(
+        &self,
+        user: &str,
+        now_ms: u64,
+        quota: UserQuota,
+    ) -> Result<UserToken, StoreError> {
+        either!(self, s => s.take_user_token(user, now_ms, quota).await)
     }
 }

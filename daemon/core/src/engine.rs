@@ -13,7 +13,7 @@ use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
 use crate::limits::Limiters;
 use crate::push::PushAnswer;
-use crate::store::{Committed, Store, TxnEntry};
+use crate::store::{Committed, Store, TxnEntry, UserToken};
 use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
@@ -125,8 +125,18 @@ impl<S: Store> Core<S> {
         self.rate_limited(self.0.limiters.client(client))
     }
 
-    fn limit_user(&self, user: &str) -> Option<Verdict> {
-        self.rate_limited(self.0.limiters.user(user))
+    /// The per-user limit at `now`: the store's, exact across the nodes sharing it, if it
+    /// keeps one; else this node's.
+    async fn limit_user(&self, user: &str, now: u64) -> Result<Option<Verdict>, StoreError> {
+        let Some(quota) = self.0.limiters.user_quota else {
+            return Ok(None);
+        };
+        let v = match self.0.store.take_user_token(user, now, quota).await? {
+            UserToken::NotShared => self.0.limiters.user(user),
+            UserToken::Taken => None,
+            UserToken::Refused { retry_after_ms } => Some(Verdict::RateLimited { retry_after_ms }),
+        };
+        Ok(self.rate_limited(v))
     }
 
     /// Runs `rule` on `user` through the store and counts what it did once committed.
@@ -232,10 +242,11 @@ impl<S: Store> Core<S> {
         if !sls_protocol::valid_user_name(req.user) {
             return Err(CoreError::BadCharacter.into());
         }
-        if let Some(v) = self
-            .limit_client(req.client)
-            .or_else(|| self.limit_user(req.user))
-        {
+        let now = self.now_ms();
+        if let Some(v) = self.limit_client(req.client) {
+            return Ok(bare(BeginResult::Verdict(v)));
+        }
+        if let Some(v) = self.limit_user(req.user, now).await? {
             return Ok(bare(BeginResult::Verdict(v)));
         }
         let rule = txn::Begin {
@@ -245,7 +256,7 @@ impl<S: Store> Core<S> {
             at_capacity: self.open_txns() >= self.0.config.max_open_txns,
         };
         let Some(out) = self
-            .change(req.user, false, |u, cx| txn::begin(u, &rule, cx))
+            .change_at(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
             .await?
         else {
             return Ok(bare(BeginResult::Verdict(Verdict::Unknown)));
@@ -288,7 +299,7 @@ impl<S: Store> Core<S> {
             Ok(entry) => entry,
             Err(v) => return Ok(bare(v)),
         };
-        if let Some(v) = self.limit_user(&entry.user) {
+        if let Some(v) = self.limit_user(&entry.user, now).await? {
             return Ok(bare(v));
         }
         let out = self
@@ -350,10 +361,17 @@ impl<S: Store> Core<S> {
         if !sls_protocol::valid_user_name(user) {
             return Err(CoreError::BadCharacter.into());
         }
-        if let Some(v) = self.limit_client(client).or_else(|| self.limit_user(user)) {
+        let now = self.now_ms();
+        if let Some(v) = self.limit_client(client) {
             return Ok(bare(v));
         }
-        match self.change(user, false, lockout::password_failed).await? {
+        if let Some(v) = self.limit_user(user, now).await? {
+            return Ok(bare(v));
+        }
+        match self
+            .change_at(now, user, false, lockout::password_failed)
+            .await?
+        {
             Some(out) => Ok(out),
             // No user enumeration: an unknown user looks like a known one with a fresh count.
             None => Ok(bare(Verdict::Rejected {

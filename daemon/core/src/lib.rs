@@ -34,6 +34,7 @@ pub mod cx;
 mod engine;
 pub mod entropy;
 mod error;
+pub mod gcra;
 mod grant;
 mod limits;
 mod lockout;
@@ -59,13 +60,14 @@ pub use config::{CoreConfig, RatePolicy};
 pub use engine::{Core, Outcome};
 pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
 pub use error::{CoreError, Error, StoreError};
+pub use gcra::UserQuota;
 pub use lockout::recent_lockouts;
 pub use memory::{Journal, MemoryStore, NoJournal};
 pub use push::PushAnswer;
 pub use record::{DeviceState, Record};
 pub use services::ShareResult;
 pub use share::Share;
-pub use store::{Committed, Sequence, Store, TxnEntry};
+pub use store::{Committed, Sequence, Store, TxnEntry, UserToken};
 pub use user::UserState;
 
 /// A frontend's `begin`.

@@ -1,5 +1,10 @@
 //! Rate limits (governor): per user, per end-user address as the frontend reports it, and for
-//! the whole node. They are per node: with several nodes, size them for the node's share.
+//! the whole node.
+//!
+//! The per-address and node-wide limits are per node: with several nodes, size them for the
+//! node's share. The per-user limit is exact across nodes when the store is shared: the store
+//! keeps it ([`Store::take_user_token`], GCRA from [`crate::gcra`]) and the node's own
+//! per-user limiter here serves only a store that is not shared (the embedded store).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -14,6 +19,9 @@ use sls_protocol::Verdict;
 
 use crate::clock::{Clock, GovernorClock};
 use crate::config::RatePolicy;
+use crate::gcra::UserQuota;
+#[cfg(doc)]
+use crate::store::Store;
 
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, GovernorClock, NoOpMiddleware<Duration>>;
 type Direct = RateLimiter<NotKeyed, InMemoryState, GovernorClock, NoOpMiddleware<Duration>>;
@@ -26,6 +34,8 @@ pub(crate) struct Limiters {
     global: Option<Direct>,
     /// Users are keyed by a hash of their name (fixed seeds: the same on every start).
     user_key: ahash::RandomState,
+    /// The per-user quota, for a shared store's limiter; `None`: off.
+    pub user_quota: Option<UserQuota>,
 }
 
 fn quota(per_sec: u32, burst: u32) -> Option<Quota> {
@@ -46,6 +56,7 @@ impl Limiters {
                 .map(|q| RateLimiter::direct_with_clock(q, gclock.clone())),
             clock,
             user_key: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            user_quota: UserQuota::of(r),
         }
     }
 
@@ -67,7 +78,7 @@ impl Limiters {
         None
     }
 
-    /// The per-user limit.
+    /// The per-user limit, this node's own.
     pub fn user(&self, user: &str) -> Option<Verdict> {
         let l = self.per_user.as_ref()?;
         let key = self.user_key.hash_one(user);

@@ -8,7 +8,8 @@
 //! must not act outside the state and the records it is handed.
 //!
 //! What crosses users has its own small operations: transaction id → user, device ids,
-//! IB Key device → owner, sharing requests, the mass-lockout signal.
+//! IB Key device → owner, sharing requests, the mass-lockout signal; and a store shared by
+//! nodes keeps the per-user rate limit ([`Store::take_user_token`]).
 //!
 //! Every change comes with the [`Record`]s that make it durable. A store commits them with the
 //! change and returns a [`Store::Ticket`]; [`Store::durable`] resolves once they are durable
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
 use crate::error::StoreError;
+use crate::gcra::UserQuota;
 use crate::record::Record;
 use crate::share::Share;
 use crate::user::UserState;
@@ -55,6 +57,20 @@ pub enum Sequence {
     Device,
     /// Sharing request ids (R17).
     Share,
+}
+
+/// A store's answer to [`Store::take_user_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserToken {
+    /// The store keeps no per-user limit shared by nodes: the node's own limiter decides.
+    NotShared,
+    /// A token was taken: the request goes on.
+    Taken,
+    /// None left: the request is refused, and would pass `retry_after_ms` later.
+    Refused {
+        /// When to come back.
+        retry_after_ms: u32,
+    },
 }
 
 /// Where user state lives. See the module docs.
@@ -161,4 +177,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Enrolled users (a gauge; a networked store may estimate).
     fn user_count(&self) -> usize;
+
+    /// Takes one of `user`'s rate-limit tokens at `now_ms` under `quota` (GCRA, see
+    /// [`crate::gcra`]) in the store, so that the per-user limit is exact across every node
+    /// sharing it. A user's name is enough: unknown users are limited exactly like known ones
+    /// (the limiter tells nothing of who exists).
+    ///
+    /// The default, for a store one node owns (the embedded store): [`UserToken::NotShared`],
+    /// and the node's own limiter decides, as fast as before.
+    fn take_user_token(
+        &self,
+        user: &str,
+        now_ms: u64,
+        quota: UserQuota,
+    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
+        let _ = (user, now_ms, quota);
+        std::future::ready(Ok(UserToken::NotShared))
+    }
 }

@@ -3,17 +3,40 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState) |
+//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed |
+//! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
-//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share) |
+//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
 //! | `{P:ib:<device id>}` | string | the owner of an IB Key device |
 //! | `{P:p:<entity>}` | string | the primary user of an entity (R18) |
 //! | `{P:lockouts}` | sorted set | lockout times (score = ms), trimmed to the window |
 //! | `{P:users}` | string | users created (`INCR`) |
+//! | `{P:seal:}` | string | a known text sealed by the first node: each node checks its key opens it |
 //! | `{P:bus:}` | pub/sub channel | messages between the nodes ([`crate::bus`]) |
+//!
+//! **Sealed** ([`crate::seal`]): the two versioned values. A user's state holds their devices'
+//! secrets; a share holds none (names, ids, a state) but goes through the same versioned
+//! read and compare-and-set, which seal whatever they write, so no value can be left out by
+//! mistake, and a share cannot be forged by writing to Redis either. Keys, the transaction
+//! index and the indexes hold names, ids and times only.
 
 use sls_protocol::TxnId;
+
+/// The Redis Cluster slot of `key`: CRC16/XMODEM of its hash tag (the text between the first
+/// `{` and the next `}`, when not empty), else of the whole key, modulo 16384.
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let tag = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(tag) % 16384
+}
 
 /// The names of one store's keys.
 #[derive(Debug, Clone)]
@@ -44,6 +67,14 @@ impl Keys {
         self.key("u", name.as_bytes())
     }
 
+    /// In the user's slot (the same hash tag), outside the user's hash: written on every
+    /// request, known user or not, without touching the user's version.
+    pub fn rate(&self, name: &str) -> Vec<u8> {
+        let mut k = self.user(name);
+        k.push(b'r');
+        k
+    }
+
     pub fn txn(&self, txn: TxnId) -> Vec<u8> {
         self.key("t", format!("{:032x}", txn.0).as_bytes())
     }
@@ -70,6 +101,10 @@ impl Keys {
 
     pub fn users(&self) -> Vec<u8> {
         self.key("users", b"")
+    }
+
+    pub fn seal_check(&self) -> Vec<u8> {
+        self.key("seal", b"")
     }
 
     pub fn bus(&self) -> Vec<u8> {
@@ -117,4 +152,24 @@ local at = tonumber(ARGV[1])
 redis.call('ZADD', KEYS[1], at, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(at - tonumber(ARGV[3])))
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
+";
+
+/// Takes a rate-limit token, GCRA: [`sls_core::gcra::gcra`] line for line. `KEYS[1]` the
+/// user's limiter key, `ARGV[1]` now µs, `ARGV[2]` the interval µs, `ARGV[3]` the tolerance
+/// µs. Returns 0 if the request passes (the TAT moved), else the wait in µs (nothing written).
+/// Times are about 1.8e15 µs: exact in Lua's doubles, and written with `%d` (a plain
+/// `tostring` would print 14 significant digits).
+///
+/// The key is kept until its TAT and one second more: the TAT is in the caller's clock, the
+/// expiry in Redis's, and keeping a TAT past its time changes no decision (a TAT in the past
+/// decides as none), while losing it early would give tokens away.
+pub(crate) const TAKE_USER_TOKEN: &str = r"
+local now = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+local earliest = tat - tonumber(ARGV[3])
+if now < earliest then return earliest - now end
+local new = math.max(tat, now) + tonumber(ARGV[2])
+local ttl = math.ceil((new - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%d', new), 'PX', string.format('%d', ttl))
+return 0
 ";

@@ -31,17 +31,32 @@
 //! [`Store::user_count`] is the cluster's creation counter as this node last saw it. All three
 //! are per node, approximate across nodes.
 //!
-//! **Durability**: a ticket is a local sequence number. With
-//! [`RedisConfig::wait_replicas`] `> 0`, [`Store::durable`] sends `WAIT n timeout` to every
-//! master (tickets are ordered and the greatest must cover all, so it cannot be the one
-//! user's master only) and refuses unless each master acknowledged `n` replicas; with 0 it
-//! resolves at once (the masters' AOF, `appendfsync always`, is then the durability).
+//! **Durability**: with [`RedisConfig::wait_replicas`] `> 0`, an update that wrote records
+//! sends `WAIT n timeout` to the master of the key it wrote (routed by the key's slot) before
+//! it returns, and is refused ([`StoreError::Unavailable`]) unless `n` replicas acknowledged:
+//! the change then stands in Redis but its answer is never given as if recorded. Only the
+//! shard written is asked, so a shard that lost its replica refuses its own users' changes
+//! and no one else's. [`Store::durable`] has nothing left to wait for. With 0, the masters'
+//! AOF (`appendfsync always`) is the durability, and a failover can lose the last changes
+//! that had not reached the replica.
 //!
-//! **Failure**: any Redis error, an unreachable cluster or a damaged value is a
-//! [`StoreError`]; never a panic, never an answer as if recorded (fail closed).
+//! **The per-user rate limit** is kept here too, so that it is exact across nodes: GCRA in
+//! a Lua script on a key in the user's slot ([`Store::take_user_token`]). The per-address and
+//! node-wide limits stay per node.
+//!
+//! **Secrets at rest** ([`seal`]): a user's state holds their devices' secrets, so every
+//! versioned value (user states, sharing requests) is sealed with AES-256-GCM under the
+//! [`SealKey`] of [`RedisConfig::seal`], bound to its Redis key. The other keys hold names,
+//! ids and times, nothing secret.
+//!
+//! **Failure**: any Redis error, an unreachable cluster or a damaged value (one that does not
+//! open under the seal key) is a [`StoreError`]; never a panic, never an answer as if recorded
+//! (fail closed), never a value read as plain.
 
 pub mod bus;
 pub mod keys;
+mod limit;
+pub mod seal;
 mod store;
 mod txn;
 
@@ -58,6 +73,8 @@ use sls_core::Store;
 use sls_core::{Clock, StoreError, SystemClock};
 
 use crate::keys::Keys;
+use crate::seal::Sealer;
+pub use crate::seal::{SealKey, SealKeyError};
 
 /// How to reach the cluster and how the store behaves.
 #[derive(Debug, Clone)]
@@ -76,14 +93,19 @@ pub struct RedisConfig {
     pub io_timeout: Duration,
     /// The clock the transaction keys' time to live is computed with (the core's).
     pub clock: Arc<dyn Clock>,
+    /// The key every value that holds secrets is sealed with; every node sharing the prefix
+    /// must be given the same.
+    pub seal: SealKey,
 }
 
 impl RedisConfig {
-    /// Defaults for `nodes` under `prefix`: no replica wait, 16 tries, 2 s timeouts.
-    pub fn new(nodes: Vec<String>, prefix: impl Into<String>) -> RedisConfig {
+    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 16
+    /// tries, 2 s timeouts.
+    pub fn new(nodes: Vec<String>, prefix: impl Into<String>, seal: SealKey) -> RedisConfig {
         RedisConfig {
             nodes,
             prefix: prefix.into(),
+            seal,
             wait_replicas: 0,
             wait_timeout: Duration::from_millis(500),
             max_tries: 16,
@@ -99,6 +121,7 @@ struct Scripts {
     bind: Script,
     settle: Script,
     note_lockout: Script,
+    take_user_token: Script,
 }
 
 /// The cluster store. See the crate docs.
@@ -107,6 +130,8 @@ pub struct RedisStore {
     keys: Keys,
     config: RedisConfig,
     scripts: Scripts,
+    /// Seals and opens the versioned values (its nonce prefix is drawn at each start).
+    sealer: Sealer,
     /// Local serialisation of one user's updates (striped by the name's hash).
     stripes: Box<[tokio::sync::Mutex<()>]>,
     /// The last ticket handed out.
@@ -140,11 +165,45 @@ pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects to the cluster.
+    /// Connects to the cluster, and checks that this node's seal key is the one the cluster's
+    /// values are sealed with (the first node to connect under a prefix leaves a sealed check
+    /// value; every later one must open it), so that a node given the wrong key refuses to
+    /// start instead of failing every user later.
     ///
     /// # Errors
-    /// A bad node address, or no node answered.
+    /// A bad node address, or no node answered ([`StoreError::Unavailable`]); another seal key
+    /// ([`StoreError::Damaged`]).
     pub async fn connect(config: RedisConfig) -> Result<RedisStore, StoreError> {
+        let store = RedisStore::connect_unchecked(config).await?;
+        store.check_seal_key().await?;
+        Ok(store)
+    }
+
+    async fn check_seal_key(&self) -> Result<(), StoreError> {
+        const CHECK: &[u8] = b"sls seal key check, format 1";
+        let key = self.keys.seal_check();
+        let sealed = self.sealer.seal(&key, CHECK)?;
+        let mut c = self.conn.clone();
+        let (_, value): (Option<String>, Vec<u8>) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(sealed)
+            .arg("NX")
+            .cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        match self.sealer.open(&key, &value) {
+            Ok(plain) if plain.as_slice() == CHECK => Ok(()),
+            _ => Err(StoreError::Damaged(format!(
+                "this node's seal key is not the one the values under the prefix {:?} are sealed with: give every node the same key file",
+                self.config.prefix
+            ))),
+        }
+    }
+
+    async fn connect_unchecked(config: RedisConfig) -> Result<RedisStore, StoreError> {
         let client = ClusterClientBuilder::new(config.nodes.clone())
             .connection_timeout(config.io_timeout)
             .response_timeout(config.io_timeout)
@@ -164,7 +223,9 @@ impl RedisStore {
                 bind: Script::new(keys::BIND),
                 settle: Script::new(keys::SETTLE),
                 note_lockout: Script::new(keys::NOTE_LOCKOUT),
+                take_user_token: Script::new(keys::TAKE_USER_TOKEN),
             },
+            sealer: Sealer::new(&config.seal),
             config,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
@@ -199,16 +260,29 @@ mod tests {
             .build()
             .expect("a runtime");
         // Port 1 on loopback: nothing listens there.
-        let mut config = RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x");
+        let mut config =
+            RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x", SealKey::generate());
         config.io_timeout = Duration::from_millis(200);
         let r = rt.block_on(RedisStore::connect(config));
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     }
 
     #[test]
+    fn slots_are_redis_clusters() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(keys::slot(b"123456789"), 0x31c3);
+        assert_eq!(keys::slot(b"foo"), 12182);
+        assert_eq!(keys::slot(b"{user1000}.following"), keys::slot(b"user1000"));
+        assert_eq!(keys::slot(b"foo{}{bar}"), keys::slot(b"foo{}{bar}"));
+        assert_eq!(keys::slot(b"{p:u:ann}"), keys::slot(b"p:u:ann"));
+    }
+
+    #[test]
     fn keys_are_one_hash_tag_under_the_prefix() {
         let k = Keys::new("p");
         assert_eq!(k.user("ann"), b"{p:u:ann}");
+        // The rate limiter's key: same hash tag, so the same slot, as the user.
+        assert_eq!(k.rate("ann"), b"{p:u:ann}r");
         assert_eq!(
             k.txn(sls_protocol::TxnId(0xab)),
             format!("{{p:t:{:032x}}}", 0xab).into_bytes()

@@ -6,9 +6,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::AsyncCommands;
-use sls_core::{Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserState};
+use sls_core::{
+    Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
+    UserToken,
+};
 use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
 use zeroize::Zeroizing;
 
@@ -28,6 +31,7 @@ impl RedisStore {
         &self.stripes[(h.finish() as usize) % self.stripes.len()]
     }
 
+    /// A versioned value, opened (see [`crate::seal`]).
     async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {
         let mut c = self.conn.clone();
         let (v, s): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
@@ -37,21 +41,26 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(match s {
-            Some(s) => (v.unwrap_or(0), Some(Zeroizing::new(s))),
+            Some(s) => (v.unwrap_or(0), Some(self.sealer.open(key, &s)?)),
             None => (0, None),
         })
     }
 
-    /// Compare-and-set: `true` if `key` was still at `version` and now holds `value` (deleted
-    /// if empty).
+    /// Compare-and-set: `true` if `key` was still at `version` and now holds `value`, sealed
+    /// (deleted if empty).
     async fn cas(&self, key: &[u8], version: u64, value: &[u8]) -> Result<bool, StoreError> {
+        let sealed = if value.is_empty() {
+            Vec::new()
+        } else {
+            self.sealer.seal(key, value)?
+        };
         let mut c = self.conn.clone();
         let r: i64 = self
             .scripts
             .cas
             .key(key)
             .arg(version)
-            .arg(value)
+            .arg(sealed)
             .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;
@@ -150,6 +159,9 @@ impl RedisStore {
                     .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
             }
             self.index(&records).await?;
+            if !records.is_empty() {
+                self.replicated(&key).await?;
+            }
             return Ok(Some(Committed {
                 value,
                 ticket: self.ticket(&records),
@@ -214,6 +226,9 @@ impl RedisStore {
                 self.backoff(attempt).await;
                 continue;
             }
+            if !records.is_empty() {
+                self.replicated(&key).await?;
+            }
             return Ok(Committed {
                 value,
                 ticket: self.ticket(&records),
@@ -225,7 +240,12 @@ impl RedisStore {
         )))
     }
 
-    async fn durable_now(&self) -> Result<(), StoreError> {
+    /// With [`RedisConfig::wait_replicas`](crate::RedisConfig) `> 0`: waits until that many
+    /// replicas of `key`'s master have every write this node sent it so far (`WAIT`, routed to
+    /// the key's slot), and refuses if they do not within the timeout. Only the shard written
+    /// is asked, so a shard without its replica refuses its own users' changes and no one
+    /// else's.
+    async fn replicated(&self, key: &[u8]) -> Result<(), StoreError> {
         if self.config.wait_replicas == 0 {
             return Ok(());
         }
@@ -233,10 +253,8 @@ impl RedisStore {
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(self.config.wait_replicas)
             .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
-        let routing = RoutingInfo::MultiNode((
-            MultipleNodeRoutingInfo::AllMasters,
-            Some(ResponsePolicy::Aggregate(AggregateOp::Min)),
-        ));
+        let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
         let acked = c.route_command(cmd, routing).await.map_err(unavailable)?;
         let acked: i64 = redis::from_redis_value(acked)
             .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?;
@@ -325,8 +343,10 @@ impl Store for RedisStore {
         self.read_now(user, read)
     }
 
+    /// Every change was replicated (when asked) before its update returned: nothing to wait
+    /// for here.
     fn durable(&self, _ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.durable_now()
+        std::future::ready(Ok(()))
     }
 
     fn txn_get(
@@ -408,5 +428,14 @@ impl Store for RedisStore {
 
     fn user_count(&self) -> usize {
         self.users.load(Ordering::Relaxed)
+    }
+
+    fn take_user_token(
+        &self,
+        user: &str,
+        now_ms: u64,
+        quota: UserQuota,
+    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
+        self.take_user_token_now(user, now_ms, quota)
     }
 }

@@ -71,14 +71,17 @@ pub struct Settings {
     #[serde(deserialize_with = "duration")]
     pub lock_duration: Option<Duration>,
     /// Requests per second per user, burst twice that; 0 turns the limit off [default: 5,
-    /// burst 40].
+    /// burst 40]. Exact across nodes on a shared store (kept in the store); per node on the
+    /// embedded store.
     #[arg(long)]
     pub rate_per_user: Option<u32>,
     /// Requests per second per end-user address, burst twice that; 0 turns it off [default:
-    /// 50, burst 200].
+    /// 50, burst 200]. Per node: with N nodes sharing a store, size it for one node's share of
+    /// an address's traffic (the rate wanted / N if the balancer spreads an address evenly).
     #[arg(long)]
     pub rate_per_client: Option<u32>,
-    /// Requests per second for the whole daemon; 0 turns it off [default: 0].
+    /// Requests per second for the whole daemon; 0 turns it off [default: 0]. Per node: with
+    /// N nodes, the cluster's rate wanted / N.
     #[arg(long)]
     pub rate_global: Option<u32>,
     /// Most open transactions [default: 2000000].

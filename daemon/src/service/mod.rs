@@ -123,9 +123,21 @@ fn open_embedded(config: &Config) -> Result<(Backend, Store, usize), ServiceErro
     Ok((Backend::Embedded(users), store, replay.records.len()))
 }
 
-/// The Redis store: connects to the cluster.
+/// The Redis store: loads the seal key (creates the default one for development) and
+/// connects to the cluster.
 async fn open_redis(r: &RedisChoice) -> Result<sls_redis::RedisStore, ServiceError> {
-    let mut rc = sls_redis::RedisConfig::new(r.nodes.clone(), r.prefix.clone());
+    let seal = if r.create_seal_key {
+        let existed = r.seal_key.exists();
+        let key = sls_redis::SealKey::load_or_create(&r.seal_key)
+            .map_err(|e| ServiceError::Redis(e.to_string()))?;
+        if !existed {
+            warn!(file = %r.seal_key.display(), "created a new seal key: every node of this cluster needs this same file (--seal-key)");
+        }
+        key
+    } else {
+        sls_redis::SealKey::load(&r.seal_key).map_err(|e| ServiceError::Redis(e.to_string()))?
+    };
+    let mut rc = sls_redis::RedisConfig::new(r.nodes.clone(), r.prefix.clone(), seal);
     rc.wait_replicas = r.wait_replicas;
     rc.wait_timeout = r.wait_timeout;
     sls_redis::RedisStore::connect(rc)
@@ -147,7 +159,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         StoreChoice::Redis(r) => {
             let redis = open_redis(r).await?;
             let bus = redis.bus();
-            (Backend::Redis(redis), None, Some(bus), 0)
+            (Backend::Redis(Box::new(redis)), None, Some(bus), 0)
         }
     };
     let core = Core::new(

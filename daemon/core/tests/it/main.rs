@@ -15,6 +15,8 @@ mod nodes;
 mod push;
 mod redis;
 mod replay;
+mod sealed;
+mod shared_limits;
 mod sharing;
 mod temporary;
 mod withdrawals;
@@ -51,7 +53,7 @@ macro_rules! rule_sequence {
                     }
                 }
             )*
-            for (name, test) in $extra {
+            for (name, test) in $extra.iter() {
                 ran += 1;
                 match crate::redis::run(name, *test) {
                     Ok(took) => eprintln!("ok   {took:>8.2?}  {name}"),
@@ -131,6 +133,12 @@ mod redis_cluster {
         every_rule_on_a_redis_cluster,
         crate::redis::Redis,
         crate::redis::Cluster::start(),
-        crate::nodes::TESTS
+        // The nodes' tests last: the last of them stops the cluster.
+        [
+            crate::sealed::TESTS,
+            crate::shared_limits::TESTS,
+            crate::nodes::TESTS,
+        ]
+        .concat()
     ));
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use sls_core::*;
+use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::{DeviceId, TxnId, Verdict};
-use sls_redis::{RedisConfig, RedisStore};
+use sls_redis::{RedisConfig, RedisStore, SealKey};
 
 use crate::harness::Kind;
 
@@ -26,7 +27,7 @@ pub struct Tapped {
 /// The cluster store's kind.
 pub struct Redis;
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -38,9 +39,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// The seed nodes of the running cluster.
-static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+pub static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Its base port.
-static BASE: Mutex<Option<u16>> = Mutex::new(None);
 
 /// A key prefix no other store of this run uses.
 pub fn fresh_prefix() -> String {
@@ -57,9 +57,20 @@ pub fn fresh_prefix() -> String {
     )
 }
 
+/// The seal key of every store of this run (each node of one prefix must have the same).
+pub fn test_seal_key() -> SealKey {
+    static KEY: OnceLock<SealKey> = OnceLock::new();
+    KEY.get_or_init(SealKey::generate).clone()
+}
+
 /// A store on the running cluster under `prefix`, on `clock`, waiting for `wait_replicas`.
 pub fn tapped(prefix: &str, clock: &FakeClock, wait_replicas: usize) -> Tapped {
-    let mut config = RedisConfig::new(NODES.lock().clone(), prefix);
+    tapped_with(prefix, clock, wait_replicas, test_seal_key())
+}
+
+/// [`tapped`], with values sealed under `seal`.
+pub fn tapped_with(prefix: &str, clock: &FakeClock, wait_replicas: usize, seal: SealKey) -> Tapped {
+    let mut config = RedisConfig::new(NODES.lock().clone(), prefix, seal);
     config.clock = Arc::new(clock.clone());
     config.wait_replicas = wait_replicas;
     let inner = runtime()
@@ -220,68 +231,40 @@ impl Store for Tapped {
     fn user_count(&self) -> usize {
         self.inner.user_count()
     }
-}
 
-/// A cluster started by the script on free ports, stopped (by the pids the script recorded)
-/// when dropped.
-pub struct Cluster {
-    base: u16,
-}
-
-fn script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster.sh")
-}
-
-fn free(port: u16) -> bool {
-    // The node's port and its cluster bus (port + 10000).
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-        && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
-}
-
-impl Cluster {
-    pub fn start() -> Cluster {
-        let seed = std::process::id() % 1500;
-        let base = (0..300)
-            .map(|i| 20_000 + u16::try_from((seed + i * 7) % 1500).unwrap() * 6)
-            .find(|b| (*b..*b + 6).all(free))
-            .expect("six free ports");
-        let out = std::process::Command::new("bash")
-            .arg(script())
-            .args(["start", &base.to_string()])
-            .output()
-            .expect("scripts/redis-cluster.sh runs");
-        let cluster = Cluster { base };
-        assert!(
-            out.status.success(),
-            "the test cluster did not start: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        *BASE.lock() = Some(base);
-        *NODES.lock() = (base..base + 6)
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect();
-        cluster
+    fn take_user_token(
+        &self,
+        user: &str,
+        now_ms: u64,
+        quota: UserQuota,
+    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
+        self.inner.take_user_token(user, now_ms, quota)
     }
 }
 
-fn stop(base: u16) {
-    let _ = std::process::Command::new("bash")
-        .arg(script())
-        .args(["stop", &base.to_string()])
-        .output();
+/// The running cluster (the one harness's, `sls_loadgen::redis_cluster`), while it runs.
+static CLUSTER: Mutex<Option<RedisCluster>> = Mutex::new(None);
+
+/// The guard of the one test that runs on a cluster: stops it when dropped.
+pub struct Cluster;
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let cluster = RedisCluster::start().expect("the test cluster starts");
+        *NODES.lock() = cluster.nodes();
+        *CLUSTER.lock() = Some(cluster);
+        Cluster
+    }
 }
 
 /// Stops the running cluster now (its guard then finds nothing left to stop).
 pub fn stop_cluster() {
-    if let Some(base) = BASE.lock().take() {
-        stop(base);
-    }
+    drop(CLUSTER.lock().take());
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        stop(self.base);
+        stop_cluster();
     }
 }
 

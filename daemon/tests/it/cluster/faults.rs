@@ -178,7 +178,9 @@ async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
     let b = node_b(&cluster, &a, &PATIENT);
     let admin = b.connect(Role::Admin).await.unwrap();
     // The last user is not attacked: it logs in on B while A is down.
-    let ids = enrol_bulk(&admin, &records("f", 0..USERS + 1)).await.unwrap();
+    let ids = enrol_bulk(&admin, &records("f", 0..USERS + 1))
+        .await
+        .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let attacked = ids[..USERS].to_vec();

@@ -242,3 +242,37 @@ async fn a_user_is_one_user_on_every_node() {
         "{awaited:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_given_another_seal_key_refuses_to_start() {
+    let cluster = RedisCluster::start().unwrap();
+    let a = node_a(&cluster, &[]);
+    // Node A's first start left the cluster's check value under its key; another key's node
+    // says so and exits, instead of answering every user UNAVAILABLE or INTERNAL later.
+    let other = tempfile::tempdir().unwrap();
+    let key_file = other.path().join("other.key");
+    std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+    let tls = a.tls_dir();
+    let store = cluster.store_flag();
+    let flags = [
+        "--store",
+        &store,
+        "--tls-dir",
+        &tls.to_string_lossy(),
+        "--seal-key",
+        &key_file.to_string_lossy(),
+    ];
+    let started = sls_loadgen::daemon::Daemon::start_temp(
+        std::path::Path::new(env!("CARGO_BIN_EXE_slsd")),
+        &flags,
+    );
+    let Err(e) = started else {
+        panic!("a node with another seal key started")
+    };
+    let text = format!("{e:#}");
+    assert!(text.contains("seal key"), "{text}");
+    assert!(
+        !text.contains(&"ab".repeat(32)),
+        "the key is not printed: {text}"
+    );
+}
