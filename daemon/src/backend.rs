@@ -16,11 +16,13 @@ use crate::core::MemoryStore;
 use crate::store::Store as Journal;
 
 /// The store behind the daemon's core.
+// One per process, inside the core: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// Memory and the journal of this node's data directory.
     Embedded(MemoryStore<Journal>),
     /// A Redis Cluster shared with the other nodes.
-    Redis(Box<RedisStore>),
+    Redis(RedisStore),
 }
 
 impl Backend {

@@ -159,7 +159,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         StoreChoice::Redis(r) => {
             let redis = open_redis(r).await?;
             let bus = redis.bus();
-            (Backend::Redis(Box::new(redis)), None, Some(bus), 0)
+            (Backend::Redis(redis), None, Some(bus), 0)
         }
     };
     let core = Core::new(
