@@ -40,8 +40,6 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// The seed nodes of the running cluster.
 pub static NODES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// Its base port.
-
 /// A key prefix no other store of this run uses.
 pub fn fresh_prefix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
