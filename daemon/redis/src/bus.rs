@@ -109,7 +109,9 @@ async fn subscribe(
     node: &str,
     channel: &[u8],
 ) -> redis::RedisResult<(redis::aio::PubSubSink, redis::aio::PubSubStream)> {
-    let client = redis::Client::open(node)?;
+    let info = redis::IntoConnectionInfo::into_connection_info(node)?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = redis::Client::open(info)?;
     let pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
         .await
         .map_err(|_| {

@@ -23,21 +23,6 @@
 
 use sls_protocol::TxnId;
 
-/// The Redis Cluster slot of `key`: CRC16/XMODEM of its hash tag (the text between the first
-/// `{` and the next `}`, when not empty), else of the whole key, modulo 16384.
-pub(crate) fn slot(key: &[u8]) -> u16 {
-    let tag = key
-        .iter()
-        .position(|b| *b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|b| *b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    crc16::State::<crc16::XMODEM>::calculate(tag) % 16384
-}
-
 /// The names of one store's keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {

@@ -64,7 +64,7 @@ impl std::fmt::Debug for SealKey {
 #[non_exhaustive]
 pub enum SealKeyError {
     /// The file could not be read.
-    #[error("cannot read the seal key file {path}")]
+    #[error("cannot read the seal key file {path}: {source}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -73,7 +73,7 @@ pub enum SealKeyError {
         source: std::io::Error,
     },
     /// The file could not be created.
-    #[error("cannot create the seal key file {path}")]
+    #[error("cannot create the seal key file {path}: {source}")]
     Create {
         /// The file.
         path: PathBuf,

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::AsyncCommands;
 use sls_core::{
     Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
@@ -68,7 +68,7 @@ impl RedisStore {
     }
 
     fn ticket(&self, records: &[Record]) -> Option<u64> {
-        (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::Relaxed) + 1)
+        (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
     /// Tries again after a lost compare-and-set, a little later each time.
@@ -159,9 +159,6 @@ impl RedisStore {
                     .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
             }
             self.index(&records).await?;
-            if !records.is_empty() {
-                self.replicated(&key).await?;
-            }
             return Ok(Some(Committed {
                 value,
                 ticket: self.ticket(&records),
@@ -226,9 +223,6 @@ impl RedisStore {
                 self.backoff(attempt).await;
                 continue;
             }
-            if !records.is_empty() {
-                self.replicated(&key).await?;
-            }
             return Ok(Committed {
                 value,
                 ticket: self.ticket(&records),
@@ -240,21 +234,44 @@ impl RedisStore {
         )))
     }
 
-    /// With [`RedisConfig::wait_replicas`](crate::RedisConfig) `> 0`: waits until that many
-    /// replicas of `key`'s master have every write this node sent it so far (`WAIT`, routed to
-    /// the key's slot), and refuses if they do not within the timeout. Only the shard written
-    /// is asked, so a shard without its replica refuses its own users' changes and no one
-    /// else's.
-    async fn replicated(&self, key: &[u8]) -> Result<(), StoreError> {
+    /// With [`RedisConfig::wait_replicas`](crate::RedisConfig) `> 0`: resolves once a `WAIT`
+    /// round that began after `ticket`'s write has seen that many replicas of every master
+    /// acknowledge this node's writes (group commit: one round covers every write before it).
+    ///
+    /// `WAIT` blocks the connection it is sent on until the replicas answer, and it must be
+    /// the connection that wrote: one `WAIT` per write would serialise this node's whole
+    /// traffic to a master behind each. One round at a time, for everything written so far,
+    /// keeps the connection pipelined. A round goes to every master, as tickets are ordered
+    /// and do not say which master took their write: a shard without its replica refuses
+    /// every change until it has one again.
+    async fn durable_now(&self, ticket: u64) -> Result<(), StoreError> {
         if self.config.wait_replicas == 0 {
             return Ok(());
         }
+        loop {
+            if self.replicated.load(Ordering::Acquire) >= ticket {
+                return Ok(());
+            }
+            let _round = self.wait_round.lock().await;
+            if self.replicated.load(Ordering::Acquire) >= ticket {
+                return Ok(());
+            }
+            // Every ticket handed out so far is a write the masters have answered.
+            let upto = self.tickets.load(Ordering::Acquire);
+            self.wait_all_masters().await?;
+            self.replicated.fetch_max(upto, Ordering::AcqRel);
+        }
+    }
+
+    async fn wait_all_masters(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(self.config.wait_replicas)
             .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
-        let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+        let routing = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::Aggregate(AggregateOp::Min)),
+        ));
         let acked = c.route_command(cmd, routing).await.map_err(unavailable)?;
         let acked: i64 = redis::from_redis_value(acked)
             .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?;
@@ -343,10 +360,8 @@ impl Store for RedisStore {
         self.read_now(user, read)
     }
 
-    /// Every change was replicated (when asked) before its update returned: nothing to wait
-    /// for here.
-    fn durable(&self, _ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(Ok(()))
+    fn durable(&self, ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.durable_now(ticket)
     }
 
     fn txn_get(

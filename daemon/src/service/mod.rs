@@ -157,6 +157,10 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
             (backend, Some(journal), None, replayed)
         }
         StoreChoice::Redis(r) => {
+            // The default seal key and the certificates live there.
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                ServiceError::Redis(format!("cannot create {}: {e}", config.data_dir.display()))
+            })?;
             let redis = open_redis(r).await?;
             let bus = redis.bus();
             (Backend::Redis(redis), None, Some(bus), 0)

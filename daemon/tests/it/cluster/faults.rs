@@ -173,6 +173,7 @@ async fn fronts(nodes: &[&Daemon]) -> Vec<Pipeline> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
     const USERS: usize = 40;
+    let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
     let mut a = node_a(&cluster, &PATIENT);
     let b = node_b(&cluster, &a, &PATIENT);
@@ -211,6 +212,7 @@ async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_load_loses_no_acknowledged_failure() {
     const USERS: usize = 40;
+    let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
     let a = node_a(&cluster, &PATIENT);
     let b = node_b(&cluster, &a, &PATIENT);
@@ -282,6 +284,7 @@ fn cluster_ok(cluster: RedisCluster) -> RedisCluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_refused_clearly_and_the_nodes_recover_by_themselves() {
+    let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
     let a = node_a(&cluster, &[]);
     let admin = a.connect(Role::Admin).await.unwrap();

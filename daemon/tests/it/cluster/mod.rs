@@ -5,7 +5,8 @@
 //! master SIGKILLed under load, the whole cluster down and back (`faults`).
 //!
 //! Each test starts its own 6-node cluster on free ports (`scripts/redis-cluster.sh`, through
-//! [`RedisCluster`]) and stops it when done.
+//! [`RedisCluster`]) and stops it when done; they run one at a time ([`one_at_a_time`]): six
+//! clusters of six servers and their nodes at once would starve a 2-core machine.
 
 mod faults;
 mod shared;
@@ -17,7 +18,14 @@ use sls_loadgen::daemon::{Daemon, NO_LIMITS};
 use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::{BulkRecord, DeviceKind};
 
-/// Node A of `cluster`, with `extra` flags; waits for one replica per master (`WAIT 1`).
+/// Held by each test of this module while it runs.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
+}
+
+/// Node A of `cluster`, with `extra` flags; waits for one replica per master (`WAIT 1`), for up
+/// to 5 s (a test machine's shared disk and cores, not the 500 ms of production).
 fn node_a(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
     let store = cluster.store_flag();
     let flags = [
@@ -28,6 +36,8 @@ fn node_a(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
             &store,
             "--redis-wait-replicas",
             "1",
+            "--redis-wait-timeout",
+            "5s",
         ][..],
         &NO_LIMITS,
         extra,

@@ -17,6 +17,7 @@ use super::{ip, key, node_a, node_b, records, wrong_answer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
     // 100 users, each hit by 200 concurrent wrong answers, half through each node (R11).
+    let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
     let a = node_a(&cluster, &[]);
     let b = node_b(&cluster, &a, &[]);
@@ -93,6 +94,7 @@ async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_is_one_user_on_every_node() {
+    let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
     let a = node_a(&cluster, &[]);
     let b = node_b(&cluster, &a, &[]);
@@ -245,6 +247,7 @@ async fn a_user_is_one_user_on_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_given_another_seal_key_refuses_to_start() {
+    let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
     let a = node_a(&cluster, &[]);
     // Node A's first start left the cluster's check value under its key; another key's node
