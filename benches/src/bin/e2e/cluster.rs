@@ -41,6 +41,8 @@ pub struct Opts {
     pub connections: usize,
     /// Closed-loop logins in flight.
     pub workers: usize,
+    /// `appendfsync` of every Redis node, if not the script's `always`.
+    pub appendfsync: Option<String>,
 }
 
 /// The Lua scripts of sls-redis, read from its source so that the baseline runs exactly the
@@ -304,12 +306,20 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
     let base = cluster.ports().start;
     let masters = cluster.masters();
     let replicas: Vec<u16> = cluster.ports().filter(|p| !masters.contains(p)).collect();
+    if let Some(mode) = &opts.appendfsync {
+        for p in cluster.ports() {
+            cli(p, &["config", "set", "appendfsync", mode])?;
+        }
+    }
+    let fsync = opts.appendfsync.as_deref().unwrap_or("always");
     eprintln!(
         "cluster up in {:.1} s: masters {masters:?}, replicas {replicas:?}",
         t0.elapsed().as_secs_f64()
     );
     let mut rows: Vec<Row> = Vec::new();
-    let mut notes = String::new();
+    let mut notes = format!(
+        "Redis: 3 masters + 3 replicas (`scripts/redis-cluster.sh`), AOF with `appendfsync {fsync}` on every node.\n"
+    );
     let seed = AtomicU64::new(1200);
     let spec = |users: usize| FleetSpec {
         users,
@@ -419,6 +429,27 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
                 r.window.cpu
             );
             runs.push(r);
+        }
+        if w_index == 0 {
+            // Transactions: the keys the runs left, still alive until their deadlines.
+            let (mut usage, mut ttl, mut count) = (Vec::new(), Vec::new(), 0usize);
+            for &m in &masters {
+                let keys = cli(m, &["--scan", "--pattern", "{sls:t:*", "--count", "1000"])?;
+                count += keys.lines().count();
+                for k in keys.lines().take(20) {
+                    usage.push(cli(m, &["memory", "usage", k])?.trim().parse::<f64>()?);
+                    ttl.push(cli(m, &["pttl", k])?.trim().parse::<f64>()?);
+                }
+            }
+            rows.push([
+                "Redis memory per transaction key (`{sls:t:…}`, a settled login)".into(),
+                format!(
+                    "`MEMORY USAGE` median {:.0} B; `PTTL` median {:.0} ms right after the runs",
+                    median(usage),
+                    median(ttl)
+                ),
+                format!("{count} transaction keys alive on the masters after the runs"),
+            ]);
         }
         let rates: Vec<f64> = runs.iter().map(|r| r.verified_per_s).collect();
         let med = median(rates.clone());
@@ -550,7 +581,10 @@ fn baseline(
         }
     }
     let n = 100_000u64;
-    let clients = 50u32;
+    // As many commands in flight as the nodes had logins in flight (each has one command out
+    // at a time): with `appendfsync always` a master's throughput grows with what one fsync
+    // covers.
+    let clients = u32::try_from(opts.workers).unwrap_or(u32::MAX);
     let fresh = 100_000_000u64;
     let small = 20_000u64;
     let value = "x".repeat(state_len.max(1));
@@ -694,7 +728,7 @@ fn baseline(
         .iter()
         .map(|(k, r)| {
             [
-                format!("baseline: `redis-benchmark --cluster -P 1 -c {clients}`: {k}"),
+                format!("baseline: `redis-benchmark --cluster -P 1 -c {clients} -n {n}`: {k}"),
                 format!("{r:.0} ops/s"),
                 String::new(),
             ]

@@ -76,8 +76,12 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     cluster_connections: usize,
     /// Cluster regime: closed-loop logins in flight, in all.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 2048)]
     cluster_in_flight: usize,
+    /// Cluster regime: `appendfsync` of every Redis node (`scripts/redis-cluster.sh` starts
+    /// them with `always`).
+    #[arg(long)]
+    cluster_appendfsync: Option<String>,
     /// Internal: run as the echo server in this data directory.
     #[arg(long, hide = true)]
     echo_server: Option<PathBuf>,
@@ -281,6 +285,7 @@ async fn cluster_regime(slsd: &Path, work: &Path, args: &Args) -> anyhow::Result
             waits: args.cluster_waits.clone(),
             connections: args.cluster_connections,
             workers: args.cluster_in_flight,
+            appendfsync: args.cluster_appendfsync.clone(),
         },
     )
     .await?;
