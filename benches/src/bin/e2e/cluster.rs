@@ -434,7 +434,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
             // Transactions: the keys the runs left, still alive until their deadlines.
             let (mut usage, mut ttl, mut count) = (Vec::new(), Vec::new(), 0usize);
             for &m in &masters {
-                let keys = cli(m, &["--scan", "--pattern", "{sls:t:*", "--count", "1000"])?;
+                let keys = cli(m, &["--scan", "--pattern", "{sls:t:*"])?;
                 count += keys.lines().count();
                 for k in keys.lines().take(20) {
                     usage.push(cli(m, &["memory", "usage", k])?.trim().parse::<f64>()?);
