@@ -437,8 +437,17 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
                 let keys = cli(m, &["--scan", "--pattern", "{sls:t:*"])?;
                 count += keys.lines().count();
                 for k in keys.lines().take(20) {
-                    usage.push(cli(m, &["memory", "usage", k])?.trim().parse::<f64>()?);
-                    ttl.push(cli(m, &["pttl", k])?.trim().parse::<f64>()?);
+                    // A key may expire between the scan and these.
+                    let (Ok(u), Ok(t)) = (
+                        cli(m, &["memory", "usage", k])?.trim().parse::<f64>(),
+                        cli(m, &["pttl", k])?.trim().parse::<f64>(),
+                    ) else {
+                        continue;
+                    };
+                    if t > 0.0 {
+                        usage.push(u);
+                        ttl.push(t);
+                    }
                 }
             }
             rows.push([
