@@ -172,6 +172,19 @@ pub async fn connect_apps(
     Ok(conns)
 }
 
+/// A fleet enrolled and connected, ready to be driven: [`prepare`], then [`Prepared::drive`]
+/// once or more (the same users and connections each time), then [`Prepared::close`].
+pub struct Prepared {
+    endpoint: quinn::Endpoint,
+    admin_conn: quinn::Connection,
+    conns: Vec<quinn::Connection>,
+    apps: Vec<quinn::Connection>,
+    /// The fleet and its streams, as the steps see them.
+    pub world: Arc<World>,
+    targets: String,
+    spec: FleetSpec,
+}
+
 /// Runs a whole load test against a running daemon and writes its report to `out`.
 pub async fn run(
     target: &Target,
@@ -180,9 +193,25 @@ pub async fn run(
     behaviour: Behaviour,
     out: Option<&Path>,
 ) -> anyhow::Result<RunResult> {
+    let prepared = prepare(std::slice::from_ref(target), spec, behaviour).await?;
+    let result = prepared.drive(plan, out).await;
+    prepared.close().await;
+    result
+}
+
+/// Enrols the fleet through the first target's admin stream and connects the frontends,
+/// `spec.connections` of them spread in turn over `targets` (nodes sharing one store): the
+/// steps take them in turn, so a login may begin on one node and be answered on another. The
+/// IB Key apps connect to the first target.
+pub async fn prepare(
+    targets: &[Target],
+    spec: &FleetSpec,
+    behaviour: Behaviour,
+) -> anyhow::Result<Prepared> {
+    let first = targets.first().context("no target")?;
     let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
-    let mut admin = connect_pipelines(target, Role::Admin, 1, &endpoint).await?;
-    let (_admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
+    let mut admin = connect_pipelines(first, Role::Admin, 1, &endpoint).await?;
+    let (admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
     let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
     let took = enrol(&admin_pipe, &mut users).await?;
     eprintln!(
@@ -190,8 +219,22 @@ pub async fn run(
         users.len(),
         took.as_secs_f64()
     );
-    let frontends =
-        connect_pipelines(target, Role::Frontend, spec.connections.max(1), &endpoint).await?;
+    let want = spec.connections.max(1);
+    let mut per_target: Vec<_> = Vec::with_capacity(targets.len());
+    for (t, target) in targets.iter().enumerate() {
+        let n = want / targets.len() + usize::from(t < want % targets.len());
+        per_target.push(connect_pipelines(target, Role::Frontend, n, &endpoint).await?);
+    }
+    // Interleaved: A, B, A, B, … so that consecutive calls go to different nodes.
+    let mut frontends = Vec::with_capacity(want);
+    let mut iters: Vec<_> = per_target.into_iter().map(Vec::into_iter).collect();
+    while frontends.len() < want {
+        let before = frontends.len();
+        frontends.extend(iters.iter_mut().filter_map(Iterator::next));
+        if frontends.len() == before {
+            break;
+        }
+    }
     let (conns, pipes): (Vec<_>, Vec<_>) = frontends.into_iter().map(|(c, p, _)| (c, p)).unzip();
     // The push users whose app will be connected; the others are left out of the push
     // scenario (they would get the typed fallback).
@@ -208,51 +251,83 @@ pub async fn run(
     let mut world = World::new(users, pipes, admin_pipe, behaviour);
     world.restrict_push_users(&app_users);
     let world = Arc::new(world);
-    let apps = connect_apps(&world, target, &endpoint, &app_users).await?;
+    let apps = connect_apps(&world, first, &endpoint, &app_users).await?;
     eprintln!(
         "{} frontend connections, {} IB Key apps connected",
         conns.len(),
         apps.len()
     );
-    let stats = schedule::run(world.clone(), plan).await;
-    let summaries: Vec<_> = stats
-        .scenarios
+    let targets = targets
         .iter()
-        .map(|(_, s)| s.summary(stats.elapsed))
-        .collect();
-    let unexpected = summaries.iter().map(|s| s.unexpected_errors).sum();
-    let summary = Summary {
-        run: serde_json::json!({
-            "target": target.addr.to_string(),
-            "users": spec.users,
-            "seed": spec.seed,
-            "connections": spec.connections,
-            "ib_key_apps": apps.len(),
-            "model": format!("{:?}", plan.model),
-            "duration_s": plan.duration.as_secs_f64(),
-            "warmup_s": plan.warmup.as_secs_f64(),
-            "dropped": stats.dropped,
-        }),
-        scenarios: summaries,
-    };
-    let files = match out {
-        Some(dir) => {
-            let refs: Vec<_> = stats.scenarios.iter().map(|(_, s)| s.as_ref()).collect();
-            report::write_all(dir, &summary, &refs, stats.started)?
-        }
-        None => Vec::new(),
-    };
-    for c in conns
-        .iter()
-        .chain(apps.iter())
-        .chain(std::iter::once(&_admin_conn))
-    {
-        c.close(0u32.into(), b"done");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
-    Ok(RunResult {
-        summary,
-        files,
-        unexpected,
+        .map(|t| t.addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Prepared {
+        endpoint,
+        admin_conn,
+        conns,
+        apps,
+        world,
+        targets,
+        spec: spec.clone(),
     })
+}
+
+impl Prepared {
+    /// Drives `plan` and writes its report to `out`.
+    pub async fn drive(&self, plan: &Plan, out: Option<&Path>) -> anyhow::Result<RunResult> {
+        let Prepared {
+            apps,
+            world,
+            targets,
+            spec,
+            ..
+        } = self;
+        let stats = schedule::run(world.clone(), plan).await;
+        let summaries: Vec<_> = stats
+            .scenarios
+            .iter()
+            .map(|(_, s)| s.summary(stats.elapsed))
+            .collect();
+        let unexpected = summaries.iter().map(|s| s.unexpected_errors).sum();
+        let summary = Summary {
+            run: serde_json::json!({
+                "target": targets,
+                "users": spec.users,
+                "seed": spec.seed,
+                "connections": spec.connections,
+                "ib_key_apps": apps.len(),
+                "model": format!("{:?}", plan.model),
+                "duration_s": plan.duration.as_secs_f64(),
+                "warmup_s": plan.warmup.as_secs_f64(),
+                "dropped": stats.dropped,
+            }),
+            scenarios: summaries,
+        };
+        let files = match out {
+            Some(dir) => {
+                let refs: Vec<_> = stats.scenarios.iter().map(|(_, s)| s.as_ref()).collect();
+                report::write_all(dir, &summary, &refs, stats.started)?
+            }
+            None => Vec::new(),
+        };
+        Ok(RunResult {
+            summary,
+            files,
+            unexpected,
+        })
+    }
+
+    /// Disconnects the frontends, the apps and the admin stream.
+    pub async fn close(self) {
+        for c in self
+            .conns
+            .iter()
+            .chain(self.apps.iter())
+            .chain(std::iter::once(&self.admin_conn))
+        {
+            c.close(0u32.into(), b"done");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.wait_idle()).await;
+    }
 }

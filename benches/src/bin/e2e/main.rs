@@ -2,7 +2,8 @@
 //! one run, so that every sls figure comes with the transport's own limit beside it.
 //!
 //! `cargo run --release -p sls-benches --bin e2e [-- --secs 6 --users 1000000 --out e2e.md]`
-//! (builds `slsd` with cargo first if it is not beside this binary)
+//! (builds `slsd` with cargo first if it is not beside this binary); `--cluster` adds the
+//! two-nodes-on-a-Redis-Cluster regime ([`cluster`]), `--only cluster` runs it alone.
 //!
 //! The echo server is this binary re-executed with `echo-server`: the same TLS (the daemon's own
 //! PKI code), the same socket buffers and transport limits, the same frame codec; it answers
@@ -30,6 +31,15 @@ use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
 use sls_protocol::{frame, Frame, Message, Role, TxnId, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
 
+mod cluster;
+
+/// A regime that can run alone.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Only {
+    /// Two slsd nodes on a Redis Cluster, with redis-benchmark as the baseline.
+    Cluster,
+}
+
 #[derive(Parser)]
 struct Args {
     /// Seconds measured per regime.
@@ -44,6 +54,34 @@ struct Args {
     /// Where to write the markdown table.
     #[arg(long, default_value = "e2e.md")]
     out: PathBuf,
+    /// Also run the cluster regime (needs redis-server, redis-cli, redis-benchmark).
+    #[arg(long)]
+    cluster: bool,
+    /// Run only this regime.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Cluster regime: closed-loop runs per setting (the table shows their median).
+    #[arg(long, default_value_t = 3)]
+    cluster_runs: usize,
+    /// Cluster regime: users enrolled for each setting's runs.
+    #[arg(long, default_value_t = 5_000)]
+    cluster_users: usize,
+    /// Cluster regime: users enrolled up front to measure Redis memory per user.
+    #[arg(long, default_value_t = 10_000)]
+    cluster_memory_users: usize,
+    /// Cluster regime: the `--redis-wait-replicas` settings, one set of rows each.
+    #[arg(long, value_delimiter = ',', default_value = "1,0")]
+    cluster_waits: Vec<usize>,
+    /// Cluster regime: frontend connections, spread over both nodes.
+    #[arg(long, default_value_t = 8)]
+    cluster_connections: usize,
+    /// Cluster regime: closed-loop logins in flight, in all.
+    #[arg(long, default_value_t = 2048)]
+    cluster_in_flight: usize,
+    /// Cluster regime: `appendfsync` of every Redis node (`scripts/redis-cluster.sh` starts
+    /// them with `always`).
+    #[arg(long)]
+    cluster_appendfsync: Option<String>,
     /// Internal: run as the echo server in this data directory.
     #[arg(long, hide = true)]
     echo_server: Option<PathBuf>,
@@ -235,11 +273,37 @@ struct Row {
     ratio: String,
 }
 
+async fn cluster_regime(slsd: &Path, work: &Path, args: &Args) -> anyhow::Result<String> {
+    let (rows, notes) = cluster::run(
+        slsd,
+        work,
+        &cluster::Opts {
+            secs: args.secs,
+            runs: args.cluster_runs,
+            users: args.cluster_users,
+            memory_users: args.cluster_memory_users,
+            waits: args.cluster_waits.clone(),
+            connections: args.cluster_connections,
+            workers: args.cluster_in_flight,
+            appendfsync: args.cluster_appendfsync.clone(),
+        },
+    )
+    .await?;
+    Ok(cluster::markdown(&rows, &notes))
+}
+
 async fn main_async(args: Args) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     // Beside this binary, or built with cargo if it is not there yet.
     let slsd = find_slsd()?;
     let work = tempfile::Builder::new().prefix("sls-e2e-").tempdir()?;
+    if args.only == Some(Only::Cluster) {
+        let md = cluster_regime(&slsd, work.path(), &args).await?;
+        println!("{md}");
+        std::fs::write(&args.out, &md)?;
+        eprintln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     let secs = args.secs;
     let mut rows = Vec::new();
 
@@ -445,11 +509,15 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     md.push_str(&format!(
         "\nunexpected outcomes in the sls runs: {unexpected}\n"
     ));
+    sls.stop(Duration::from_secs(10));
+    echo.stop(Duration::from_secs(10));
+    if args.cluster {
+        md.push('\n');
+        md.push_str(&cluster_regime(&slsd, work.path(), &args).await?);
+    }
     println!("{md}");
     std::fs::write(&args.out, &md)?;
     eprintln!("wrote {}", args.out.display());
-    sls.stop(Duration::from_secs(10));
-    echo.stop(Duration::from_secs(10));
     Ok(())
 }
 
