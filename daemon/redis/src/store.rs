@@ -71,6 +71,16 @@ impl RedisStore {
         (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
+    /// The ticket of a compare-and-set that wrote: with replicas to wait for, every write
+    /// waits, records or not. A verified answer records nothing but spends its challenge
+    /// (R12): a failover that lost the spend would open the challenge to a replay.
+    fn written(&self, records: &[Record]) -> Option<u64> {
+        if self.config.wait_replicas == 0 {
+            return self.ticket(records);
+        }
+        Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
     /// Tries again after a lost compare-and-set, a little later each time.
     async fn backoff(&self, attempt: u32) {
         self.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -161,7 +171,7 @@ impl RedisStore {
             self.index(&records).await?;
             return Ok(Some(Committed {
                 value,
-                ticket: self.ticket(&records),
+                ticket: self.written(&records),
             }));
         }
         Err(StoreError::Unavailable(format!(
@@ -225,7 +235,7 @@ impl RedisStore {
             }
             return Ok(Committed {
                 value,
-                ticket: self.ticket(&records),
+                ticket: self.written(&records),
             });
         }
         Err(StoreError::Unavailable(format!(

@@ -24,6 +24,10 @@ pub const TESTS: &[(&str, fn())] = &[
         r11_exact_across_two_nodes_racing,
     ),
     ("a_ticket_waits_for_a_replica", a_ticket_waits_for_a_replica),
+    (
+        "a_spent_challenge_waits_for_a_replica_too",
+        a_spent_challenge_waits_for_a_replica_too,
+    ),
     // Last: it stops the cluster.
     (
         "fails_closed_when_the_cluster_is_gone",
@@ -153,6 +157,30 @@ fn a_ticket_waits_for_a_replica() {
     assert!(matches!(out.value, Verdict::Rejected { .. }));
     let ticket = out.ticket.expect("a failure is recorded");
     Redis::block_on(c.core.store().durable(ticket)).unwrap();
+}
+
+fn a_spent_challenge_waits_for_a_replica_too() {
+    // A verified answer records nothing (no failure, no reset), but it spends the challenge:
+    // were that write lost in a failover, the challenge would be open again and the same
+    // answer could be replayed (R12). Its verdict waits for the replicas too; on a store that
+    // waits for none, nothing to wait for.
+    let clock = FakeClock::default();
+    let c = node(&fresh_prefix(), &clock, 5, 1);
+    let d = dsc(&c, "xia");
+    let (txn, ch) = begin(&c, "xia", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let out = Redis::block_on(c.core.answer(txn, &dsc_answer(&q, "1234"), IP)).unwrap();
+    assert!(matches!(out.value, Verdict::Accepted { .. }));
+    let ticket = out
+        .ticket
+        .expect("the spend is replicated before the verdict leaves");
+    Redis::block_on(c.core.store().durable(ticket)).unwrap();
+    let unwaited = node(&fresh_prefix(), &clock, 6, 0);
+    let d = dsc(&unwaited, "yves");
+    let (txn, ch) = begin(&unwaited, "yves", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let out = Redis::block_on(unwaited.core.answer(txn, &dsc_answer(&q, "1234"), IP)).unwrap();
+    assert_eq!(out.ticket, None);
 }
 
 fn fails_closed_when_the_cluster_is_gone() {
