@@ -340,12 +340,16 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
     for (w_index, &wait) in opts.waits.iter().enumerate() {
         let store = cluster.store_flag();
         let wait_s = wait.to_string();
+        // A namespace (and so a seal key and users) of each configuration's own.
+        let prefix = format!("sls-w{wait}");
         let flags = [
             &[
                 "--log",
                 "warn",
                 "--store",
                 &store,
+                "--redis-prefix",
+                &prefix,
                 "--redis-wait-replicas",
                 &wait_s,
             ][..],
@@ -384,7 +388,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
             let mut usage = Vec::new();
             let mut lens = Vec::new();
             for u in users.iter().step_by((users.len() / 50).max(1)) {
-                let key = format!("{{sls:u:{}}}", u.name);
+                let key = format!("{{{prefix}:u:{}}}", u.name);
                 usage.push(
                     cli(base, &["memory", "usage", &key])?
                         .trim()
@@ -434,7 +438,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
             // Transactions: the keys the runs left, still alive until their deadlines.
             let (mut usage, mut ttl, mut count) = (Vec::new(), Vec::new(), 0usize);
             for &m in &masters {
-                let keys = cli(m, &["--scan", "--pattern", "{sls:t:*"])?;
+                let keys = cli(m, &["--scan", "--pattern", &format!("{{{prefix}:t:*")])?;
                 count += keys.lines().count();
                 for k in keys.lines().take(20) {
                     // A key may expire between the scan and these.
@@ -451,7 +455,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
                 }
             }
             rows.push([
-                "Redis memory per transaction key (`{sls:t:…}`, a settled login)".into(),
+                "Redis memory per transaction key (`{P:t:…}`, a settled login)".into(),
                 format!(
                     "`MEMORY USAGE` median {:.0} B; `PTTL` median {:.0} ms right after the runs",
                     median(usage),
