@@ -32,6 +32,8 @@ use sls_loadgen::schedule::{LoadModel, Plan};
 use sls_protocol::{frame, Frame, Message, Role, TxnId, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
 
 mod cluster;
+mod cluster_baseline;
+mod cluster_probe;
 
 /// A regime that can run alone.
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]

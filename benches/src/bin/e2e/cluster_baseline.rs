@@ -1,0 +1,235 @@
+//! The cluster regime's baseline: `redis-benchmark` against the same cluster, driving the
+//! commands and scripts a login sends with as many in flight, and from it the logins/s Redis
+//! alone could serve.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::cluster_probe::{cli, script, script_internal, Closed, Opts, Row};
+
+/// `redis-benchmark --cluster` of one command: requests/s.
+fn bench(port: u16, n: u64, clients: u32, keyspace: u64, args: &[&str]) -> anyhow::Result<f64> {
+    let out = Command::new("redis-benchmark")
+        .args(["--cluster", "-p", &port.to_string(), "-q", "-P", "1"])
+        .args(["-n", &n.to_string(), "-c", &clients.to_string()])
+        .args(["-r", &keyspace.to_string()])
+        .args(args)
+        .output()
+        .context("running redis-benchmark")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .split(['\r', '\n'])
+        .rfind(|l| l.contains("requests per second"))
+        .with_context(|| format!("redis-benchmark {}: {text}", args.join(" ")))?;
+    let (_, rate) = last
+        .split(" requests per second")
+        .next()
+        .and_then(|h| h.rsplit_once(' '))
+        .context("parsing redis-benchmark")?;
+    Ok(rate.parse()?)
+}
+
+/// `redis-benchmark` of each command a login sends, the scripts loaded first on every master;
+/// then Redis alone's logins/s = 1 / Σ (commands of a kind per login ÷ their ops/s).
+pub(crate) fn baseline(
+    port: u16,
+    masters: &[u16],
+    login: &Closed,
+    wait: usize,
+    state_len: usize,
+    opts: &Opts,
+) -> anyhow::Result<(Vec<Row>, String)> {
+    let mut sha = BTreeMap::new();
+    for name in ["CAS", "BIND", "SETTLE"] {
+        let body = script(name)?;
+        for &m in masters {
+            let s = cli(m, &["script", "load", body])?.trim().to_owned();
+            sha.insert(name, s);
+        }
+    }
+    let n = 100_000u64;
+    // As many commands in flight as the nodes had logins in flight (each has one command out
+    // at a time): with `appendfsync always` a master's throughput grows with what one fsync
+    // covers.
+    let clients = u32::try_from(opts.workers).unwrap_or(u32::MAX);
+    let fresh = 100_000_000u64;
+    let small = 20_000u64;
+    let value = "x".repeat(state_len.max(1));
+    let (cas, bind, settle) = (&sha["CAS"], &sha["BIND"], &sha["SETTLE"]);
+    let deadline = "1800000000000";
+    // Keys the reads and the settles find: filled first, not measured.
+    bench(
+        port,
+        small * 3,
+        clients,
+        small,
+        &["evalsha", cas, "1", "{tag}u:__rand_int__", "0", &value],
+    )?;
+    bench(
+        port,
+        small * 3,
+        clients,
+        small,
+        &[
+            "evalsha",
+            bind,
+            "1",
+            "{tag}t:__rand_int__",
+            "u4b0n12345",
+            "7",
+            deadline,
+            "600000",
+        ],
+    )?;
+    // Measured: (kind, its ops/s).
+    let measured: Vec<(&str, f64)> = vec![
+        (
+            "HMGET user v s",
+            bench(
+                port,
+                n,
+                clients,
+                small,
+                &["hmget", "{tag}u:__rand_int__", "v", "s"],
+            )?,
+        ),
+        (
+            "HMGET txn u d x r",
+            bench(
+                port,
+                n,
+                clients,
+                small,
+                &["hmget", "{tag}t:__rand_int__", "u", "d", "x", "r"],
+            )?,
+        ),
+        (
+            "EVALSHA CAS (a fresh key: the write path)",
+            bench(
+                port,
+                n,
+                clients,
+                fresh,
+                &["evalsha", cas, "1", "{tag}w:__rand_int__", "0", &value],
+            )?,
+        ),
+        (
+            "EVALSHA BIND (a fresh txn)",
+            bench(
+                port,
+                n,
+                clients,
+                fresh,
+                &[
+                    "evalsha",
+                    bind,
+                    "1",
+                    "{tag}b:__rand_int__",
+                    "u4b0n12345",
+                    "7",
+                    deadline,
+                    "600000",
+                ],
+            )?,
+        ),
+        (
+            "EVALSHA SETTLE (a bound txn)",
+            bench(
+                port,
+                n,
+                clients,
+                small,
+                &[
+                    "evalsha",
+                    settle,
+                    "1",
+                    "{tag}t:__rand_int__",
+                    "AA",
+                    deadline,
+                    "600000",
+                ],
+            )?,
+        ),
+        (
+            "WAIT 1 1000 (to one master)",
+            bench(port, n, clients, small, &["wait", "1", "1000"])?,
+        ),
+    ];
+    let rate = |k: &str| {
+        measured
+            .iter()
+            .find(|(m, _)| m.starts_with(k))
+            .map_or(1.0, |m| m.1)
+    };
+    // The login's mix, from what the nodes sent (commandstats), split by the code's shape:
+    // begin = HMGET user + CAS + BIND; answer = HMGET txn + HMGET user + CAS + SETTLE (+ WAIT
+    // to every master when the change must be durable).
+    let logins = login.logins.max(1) as f64;
+    let per = |c: &str| login.window.commands.get(c).map_or(0.0, |x| x.0 as f64) / logins;
+    let (hmget, evalsha, waits) = (per("hmget"), per("evalsha"), per("wait"));
+    let txn_reads = 1.0f64.min(hmget);
+    let user_reads = hmget - txn_reads;
+    let (binds, settles) = (1.0f64.min(evalsha), 1.0f64.min((evalsha - 1.0).max(0.0)));
+    let cas_n = (evalsha - binds - settles).max(0.0);
+    let inside = script_internal();
+    let other: f64 = login
+        .window
+        .commands
+        .iter()
+        .filter(|(c, _)| !["hmget", "evalsha", "wait"].contains(&c.as_str()) && !inside.contains(c))
+        .map(|(_, x)| x.0 as f64)
+        .sum::<f64>()
+        / logins;
+    let mix = [
+        ("HMGET user", user_reads),
+        ("HMGET txn", txn_reads),
+        ("EVALSHA CAS", cas_n),
+        ("EVALSHA BIND", binds),
+        ("EVALSHA SETTLE", settles),
+        ("WAIT", waits),
+    ];
+    let secs_per_login: f64 = mix.iter().map(|(k, n)| n / rate(k)).sum();
+    let redis_logins = 1.0 / secs_per_login.max(1e-12);
+    let sls = login.verified_per_s;
+    let mut rows: Vec<Row> = measured
+        .iter()
+        .map(|(k, r)| {
+            [
+                format!("baseline: `redis-benchmark --cluster -P 1 -c {clients} -n {n}`: {k}"),
+                format!("{r:.0} ops/s"),
+                String::new(),
+            ]
+        })
+        .collect();
+    rows.push([
+        format!("baseline: logins/s Redis alone could serve (the login's mix as measured with wait-replicas {wait})"),
+        format!("**{redis_logins:.0}**"),
+        format!(
+            "mix per login: {}{}; = 1 / Σ (count ÷ ops/s)",
+            mix.iter()
+                .map(|(k, n)| format!("{k} {n:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if other > 0.005 {
+                format!(", other {other:.2} (not benchmarked)")
+            } else {
+                String::new()
+            }
+        ),
+    ]);
+    rows.push([
+        format!("sls (wait-replicas {wait}) ÷ that baseline"),
+        format!(
+            "**{:.2}** ({sls:.0} ÷ {redis_logins:.0})",
+            sls / redis_logins
+        ),
+        "goal ≥ 0.5, and ≥ 20,000 verified logins/s".into(),
+    ]);
+    let text = format!(
+        "redis-benchmark: -n {n} per command, keys `{{tag}}…:__rand_int__` (one slot per master), the reads and settles over {small} keys per master filled first, the CAS and BIND writes over fresh keys; the CAS value {state_len} B (a real user's sealed state); {} runs × {} s per setting, {} users per run\n",
+        opts.runs, opts.secs, opts.users
+    );
+    Ok((rows, text))
+}
