@@ -118,7 +118,11 @@ async fn subscribe(
             redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
         })??;
     let (mut sink, stream) = pubsub.split();
-    sink.subscribe(channel).await?;
+    tokio::time::timeout(Duration::from_secs(2), sink.subscribe(channel))
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
     Ok((sink, stream))
 }
 

@@ -214,7 +214,12 @@ impl RedisStore {
             // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
             .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
             .connection_timeout(config.io_timeout)
-            .response_timeout(config.io_timeout)
+            // A WAIT may take its whole timeout: the reply timeout must outlast it.
+            .response_timeout(
+                config
+                    .io_timeout
+                    .max(config.wait_timeout.saturating_add(Duration::from_secs(1))),
+            )
             .retries(3)
             .build()
             .map_err(unavailable)?;

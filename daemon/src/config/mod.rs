@@ -231,6 +231,19 @@ fn parse_store(text: &str) -> Result<Vec<String>, ConfigError> {
     let mut nodes = Vec::new();
     for seed in rest.split(',').map(str::trim) {
         let seed = seed.strip_prefix("redis://").unwrap_or(seed);
+        // Not echoed: it may hold a password, which must not reach the logs.
+        if seed.contains('@') {
+            return Err(invalid(
+                "a seed with credentials (user:password@) is not accepted: they would be logged"
+                    .into(),
+            ));
+        }
+        if seed
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#'))
+        {
+            return Err(invalid(format!("{seed:?}: a seed is HOST:PORT")));
+        }
         let (host, port) = seed
             .rsplit_once(':')
             .ok_or_else(|| invalid(format!("{seed:?}: a seed is HOST:PORT")))?;
@@ -240,6 +253,28 @@ fn parse_store(text: &str) -> Result<Vec<String>, ConfigError> {
         nodes.push(format!("redis://{seed}"));
     }
     Ok(nodes)
+}
+
+/// Most replicas `--redis-wait-replicas` may ask for.
+pub const MAX_WAIT_REPLICAS: usize = 16;
+/// Longest `--redis-wait-timeout`.
+pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `--redis-prefix`: 1 to 64 of a-z, 0-9, `_`, `-` (a brace would break the keys' hash tags
+/// and put every key in one slot).
+fn redis_prefix(given: Option<String>) -> Result<String, ConfigError> {
+    let prefix = given.unwrap_or_else(|| "sls".into());
+    let ok = (1..=64).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(ConfigError::Invalid {
+            field: "redis_prefix",
+            why: format!("{prefix:?}: 1 to 64 of a-z, 0-9, _ and -"),
+        });
+    }
+    Ok(prefix)
 }
 
 /// A configuration error, naming the setting.
@@ -386,13 +421,28 @@ impl Config {
             None | Some("embedded") => StoreChoice::Embedded,
             Some(text) => StoreChoice::Redis(RedisChoice {
                 nodes: parse_store(text)?,
-                prefix: s.redis_prefix.unwrap_or_else(|| "sls".into()),
-                wait_replicas: s.redis_wait_replicas.unwrap_or(1),
-                wait_timeout: bounded(
-                    "redis_wait_timeout",
-                    s.redis_wait_timeout,
-                    Duration::from_millis(500),
-                )?,
+                prefix: redis_prefix(s.redis_prefix)?,
+                wait_replicas: match s.redis_wait_replicas.unwrap_or(1) {
+                    n @ 0..=MAX_WAIT_REPLICAS => n,
+                    n => {
+                        return Err(ConfigError::Invalid {
+                            field: "redis_wait_replicas",
+                            why: format!("{n}: 0 to {MAX_WAIT_REPLICAS}"),
+                        })
+                    }
+                },
+                wait_timeout: match s.redis_wait_timeout.unwrap_or(Duration::from_millis(500)) {
+                    d if d >= Duration::from_millis(1) && d <= MAX_WAIT_TIMEOUT => d,
+                    d => {
+                        return Err(ConfigError::Invalid {
+                            field: "redis_wait_timeout",
+                            why: format!(
+                                "{}: 1ms to 1min (0 would make WAIT block for ever)",
+                                humantime::format_duration(d)
+                            ),
+                        })
+                    }
+                },
                 create_seal_key: s.seal_key.is_none(),
                 seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
             }),

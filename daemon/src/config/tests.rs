@@ -290,3 +290,69 @@ fn a_missing_file_is_named() {
     assert!(matches!(e, ConfigError::Read(..)), "{e:?}");
     assert!(e.to_string().contains("/nonexistent/slsd.toml"), "{e}");
 }
+
+#[test]
+fn a_redis_store_is_read_from_the_flags_and_the_file_alike() {
+    let c = Config::from_args(cli(&[
+        "--data-dir",
+        "/d",
+        "--store",
+        "redis://127.0.0.1:7001, 127.0.0.1:7002",
+    ]))
+    .unwrap();
+    let StoreChoice::Redis(r) = c.store else {
+        panic!("{:?}", c.store)
+    };
+    assert_eq!(
+        r.nodes,
+        ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002"]
+    );
+    assert_eq!((r.prefix.as_str(), r.wait_replicas), ("sls", 1));
+    assert_eq!(r.wait_timeout, Duration::from_millis(500));
+    assert_eq!(r.seal_key, PathBuf::from("/d/seal.key"));
+    assert!(r.create_seal_key);
+    assert_eq!(c.tls_dir, PathBuf::from("/d/tls"));
+    let c = with_file(
+        "store = \"redis://h:1\"\nredis_prefix = \"prod-1\"\nredis_wait_replicas = 2\nseal_key = \"/k\"\ntls_dir = \"/t\"\n",
+        &[],
+    )
+    .unwrap();
+    let StoreChoice::Redis(r) = c.store else {
+        panic!("{:?}", c.store)
+    };
+    assert_eq!((r.prefix.as_str(), r.wait_replicas), ("prod-1", 2));
+    assert_eq!(
+        (r.seal_key, r.create_seal_key),
+        (PathBuf::from("/k"), false)
+    );
+    assert_eq!(c.tls_dir, PathBuf::from("/t"));
+    assert_eq!(
+        Config::from_args(cli(&[])).unwrap().store,
+        StoreChoice::Embedded
+    );
+}
+
+#[test]
+fn a_bad_redis_setting_is_refused_and_a_password_never_echoed() {
+    let refused = |args: &[&str]| Config::from_args(cli(args)).unwrap_err().to_string();
+    let e = refused(&["--store", "redis://u:hunter2@127.0.0.1:7001"]);
+    assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
+    for bad in [
+        "redis://",
+        "redis://h",
+        "redis://h:0",
+        "redis://h:x",
+        "redis://h:1/0",
+        "mysql://h:1",
+    ] {
+        assert!(refused(&["--store", bad]).starts_with("store:"), "{bad}");
+    }
+    for bad in ["", "{x}", "Sls", &"x".repeat(65)] {
+        let e = refused(&["--store", "redis://h:1", "--redis-prefix", bad]);
+        assert!(e.starts_with("redis_prefix:"), "{bad:?}: {e}");
+    }
+    let e = refused(&["--store", "redis://h:1", "--redis-wait-timeout", "0s"]);
+    assert!(e.starts_with("redis_wait_timeout:"), "{e}");
+    let e = refused(&["--store", "redis://h:1", "--redis-wait-replicas", "17"]);
+    assert!(e.starts_with("redis_wait_replicas:"), "{e}");
+}

@@ -289,7 +289,13 @@ impl Conversation {
             }
         };
         // An app that just proved its key starts receiving pushes on this stream.
-        let fresh: Vec<_> = self.peer.proven[self.registered.len()..].to_vec();
+        let fresh: Vec<_> = self
+            .peer
+            .proven
+            .iter()
+            .skip(self.registered.len())
+            .copied()
+            .collect();
         for dev in &fresh {
             state.devices.insert(*dev, self.push_tx.clone());
             self.registered.push(*dev);
