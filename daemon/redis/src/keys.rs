@@ -3,10 +3,10 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed |
+//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them |
 //! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
-//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed |
+//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed, `w` as above; after a delete `v` and `w` stay (a tombstone) |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
 //! | `{P:ib:<device id>}` | string | the owner of an IB Key device |
 //! | `{P:p:<entity>}` | string | the primary user of an entity (R18) |
@@ -98,23 +98,37 @@ impl Keys {
 }
 
 /// Compare-and-set of a versioned value (a user's state, a share): `KEYS[1]` the hash,
-/// `ARGV[1]` the version read (`0`: absent), `ARGV[2]` the new value (empty: delete). Returns
-/// the new version (0 after a delete), or -1 if the version moved.
-pub(crate) const CAS: &str = r"
+/// `ARGV[1]` the version read (`0`: never written), `ARGV[2]` the new value (empty: delete),
+/// `ARGV[3]` this write's id (unique per store). Returns the new version (0 after a delete), or
+/// -1 if the version moved.
+///
+/// **Idempotent**: the client re-sends a script whose reply timed out; if that first send did
+/// apply, the version moved, but `w` holds this write's id and the script answers success
+/// instead of a conflict (which would re-run the rule: a failure counted twice, R11).
+/// **No ABA**: a delete leaves a tombstone (`v` and `w`, no `s`), so the version keeps
+/// counting and a node that read the deleted incarnation cannot write over a new one.
+pub const CAS: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
-if (v or '0') ~= ARGV[1] then return -1 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-  return 0
+if (v or '0') ~= ARGV[1] then
+  if v and redis.call('HGET', KEYS[1], 'w') == ARGV[3] then
+    if redis.call('HEXISTS', KEYS[1], 's') == 1 then return tonumber(v) end
+    return 0
+  end
+  return -1
 end
 local nv = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2])
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], 's')
+  redis.call('HSET', KEYS[1], 'v', nv, 'w', ARGV[3])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3])
 return nv
 ";
 
 /// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,
 /// `ARGV[2]` device, `ARGV[3]` deadline ms, `ARGV[4]` time to live ms. Returns 1 if bound.
-pub(crate) const BIND: &str = r"
+pub const BIND: &str = r"
 if redis.call('HSETNX', KEYS[1], 'u', ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'x', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -123,7 +137,7 @@ return 1
 
 /// Settles a transaction if it is still remembered: `ARGV[1]` the verdict, `ARGV[2]` the new
 /// deadline ms, `ARGV[3]` its time to live ms. Returns 1 if settled, 0 if already forgotten.
-pub(crate) const SETTLE: &str = r"
+pub const SETTLE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'r', ARGV[1], 'x', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -132,7 +146,7 @@ return 1
 
 /// Notes a lockout: `ARGV[1]` its time ms, `ARGV[2]` a unique member, `ARGV[3]` the window ms.
 /// Drops the times before the window and returns the times left (ascending).
-pub(crate) const NOTE_LOCKOUT: &str = r"
+pub const NOTE_LOCKOUT: &str = r"
 local at = tonumber(ARGV[1])
 redis.call('ZADD', KEYS[1], at, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(at - tonumber(ARGV[3])))
@@ -148,7 +162,7 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
 /// The key is kept until its TAT and one second more: the TAT is in the caller's clock, the
 /// expiry in Redis's, and keeping a TAT past its time changes no decision (a TAT in the past
 /// decides as none), while losing it early would give tokens away.
-pub(crate) const TAKE_USER_TOKEN: &str = r"
+pub const TAKE_USER_TOKEN: &str = r"
 local now = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 local earliest = tat - tonumber(ARGV[3])

@@ -150,6 +150,8 @@ pub struct RedisStore {
     /// Makes this node's lockout members unique.
     nonce: u64,
     noted: AtomicU64,
+    /// Makes this node's compare-and-set write ids unique (with `nonce`).
+    writes: AtomicU64,
     /// Compare-and-sets lost to another node.
     conflicts: AtomicU64,
 }
@@ -249,6 +251,7 @@ impl RedisStore {
             users: AtomicUsize::new(0),
             nonce,
             noted: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
         })
     }

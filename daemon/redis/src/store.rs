@@ -40,9 +40,10 @@ impl RedisStore {
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
+        // A tombstone (deleted: a version, no value) is absent, at its version.
         Ok(match s {
             Some(s) => (v.unwrap_or(0), Some(self.sealer.open(key, &s)?)),
-            None => (0, None),
+            None => (v.unwrap_or(0), None),
         })
     }
 
@@ -54,6 +55,11 @@ impl RedisStore {
         } else {
             self.sealer.seal(key, value)?
         };
+        let write = format!(
+            "{:x}:{}",
+            self.nonce,
+            self.writes.fetch_add(1, Ordering::Relaxed)
+        );
         let mut c = self.conn.clone();
         let r: i64 = self
             .scripts
@@ -61,6 +67,7 @@ impl RedisStore {
             .key(key)
             .arg(version)
             .arg(sealed)
+            .arg(write)
             .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;

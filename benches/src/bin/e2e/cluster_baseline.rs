@@ -65,7 +65,7 @@ pub(crate) fn baseline(
         small * 3,
         clients,
         small,
-        &["evalsha", cas, "1", "{tag}u:__rand_int__", "0", &value],
+        &["evalsha", cas, "1", "{tag}u:__rand_int__", "0", &value, "w"],
     )?;
     bench(
         port,
@@ -112,7 +112,7 @@ pub(crate) fn baseline(
                 n,
                 clients,
                 fresh,
-                &["evalsha", cas, "1", "{tag}w:__rand_int__", "0", &value],
+                &["evalsha", cas, "1", "{tag}w:__rand_int__", "0", &value, "w"],
             )?,
         ),
         (

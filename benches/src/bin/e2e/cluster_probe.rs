@@ -27,28 +27,29 @@ pub struct Opts {
     pub appendfsync: Option<String>,
 }
 
-/// The Lua scripts of sls-redis, read from its source so that the baseline runs exactly the
-/// scripts the nodes run (they are crate-private there).
-pub(crate) const KEYS_RS: &str = include_str!("../../../../daemon/redis/src/keys.rs");
+/// The Lua scripts of sls-redis, the very ones the nodes run.
+const SCRIPTS: [(&str, &str); 5] = [
+    ("CAS", sls_redis::keys::CAS),
+    ("BIND", sls_redis::keys::BIND),
+    ("SETTLE", sls_redis::keys::SETTLE),
+    ("NOTE_LOCKOUT", sls_redis::keys::NOTE_LOCKOUT),
+    ("TAKE_USER_TOKEN", sls_redis::keys::TAKE_USER_TOKEN),
+];
 
 pub(crate) fn script(name: &str) -> anyhow::Result<&'static str> {
-    let start = format!("const {name}: &str = r\"");
-    let at = KEYS_RS
-        .find(&start)
-        .with_context(|| format!("script {name} in sls-redis's keys.rs"))?
-        + start.len();
-    let len = KEYS_RS[at..]
-        .find("\";")
-        .with_context(|| format!("the end of script {name}"))?;
-    Ok(&KEYS_RS[at..at + len])
+    SCRIPTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, body)| *body)
+        .with_context(|| format!("no script {name} in sls-redis"))
 }
 
 /// The commands the scripts call inside Redis (`redis.call('X', …)`), lower case: Redis counts
 /// them in `commandstats` too, but they are no round trips.
 pub(crate) fn script_internal() -> Vec<String> {
-    KEYS_RS
-        .split("redis.call('")
-        .skip(1)
+    SCRIPTS
+        .iter()
+        .flat_map(|(_, body)| body.split("redis.call('").skip(1))
         .filter_map(|s| s.split('\'').next())
         .map(str::to_lowercase)
         .collect()

@@ -28,6 +28,10 @@ pub const TESTS: &[(&str, fn())] = &[
         "a_spent_challenge_waits_for_a_replica_too",
         a_spent_challenge_waits_for_a_replica_too,
     ),
+    (
+        "a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba",
+        a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba,
+    ),
     // Last: it stops the cluster.
     (
         "fails_closed_when_the_cluster_is_gone",
@@ -181,6 +185,50 @@ fn a_spent_challenge_waits_for_a_replica_too() {
     let Challenge::Numeric(q) = ch else { panic!() };
     let out = Redis::block_on(unwaited.core.answer(txn, &dsc_answer(&q, "1234"), IP)).unwrap();
     assert_eq!(out.ticket, None);
+}
+
+fn a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba() {
+    // The script itself, as the store sends it (and as the client re-sends it after a reply
+    // that timed out).
+    Redis::block_on(async {
+        let mut r = crate::sealed::plain_connection().await;
+        let key = format!("{{{}:u:zoe}}", fresh_prefix());
+        let script = redis::Script::new(sls_redis::keys::CAS);
+        let conn = r.clone();
+        let cas = |version: i64, value: &'static str, write: &'static str| {
+            let (key, script, mut conn) = (key.clone(), script.clone(), conn.clone());
+            async move {
+                script
+                    .key(key)
+                    .arg(version)
+                    .arg(value)
+                    .arg(write)
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!((cas(0, "a", "n:1")).await, 1);
+        // The same write again (its reply was lost): success, not a conflict; nothing changes.
+        assert_eq!((cas(0, "a", "n:1")).await, 1);
+        // Another write from the same stale version: a conflict.
+        assert_eq!((cas(0, "b", "n:2")).await, -1);
+        assert_eq!((cas(1, "b", "n:3")).await, 2);
+        // Deleted, then created again: the version keeps counting.
+        assert_eq!((cas(2, "", "n:4")).await, 0);
+        assert_eq!((cas(2, "", "n:4")).await, 0, "a re-sent delete");
+        let v: Option<i64> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("v")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(3), "a tombstone keeps the version");
+        assert_eq!((cas(3, "c", "n:5")).await, 4);
+        // A node that read the first incarnation (version 1, or "absent" as 0) cannot write.
+        assert_eq!((cas(1, "stale", "m:1")).await, -1);
+        assert_eq!((cas(0, "stale", "m:2")).await, -1);
+    });
 }
 
 fn fails_closed_when_the_cluster_is_gone() {

@@ -49,7 +49,7 @@ fn raw_state(prefix: &str, user: &str) -> Vec<u8> {
     })
 }
 
-async fn plain_connection() -> redis::cluster_async::ClusterConnection {
+pub async fn plain_connection() -> redis::cluster_async::ClusterConnection {
     let nodes = NODES.lock().clone();
     redis::cluster::ClusterClient::new(nodes)
         .unwrap()
