@@ -80,6 +80,10 @@ impl Store for Backend {
         either!(self, s => s.durable(ticket).await)
     }
 
+    async fn fence(&self, user: &str) -> Result<Option<u64>, StoreError> {
+        either!(self, s => s.fence(user).await)
+    }
+
     async fn txn_get(&self, txn: TxnId, now_ms: u64) -> Result<Option<TxnEntry>, StoreError> {
         either!(self, s => s.txn_get(txn, now_ms).await)
     }

@@ -112,7 +112,8 @@ impl RedisCluster {
         run(&["start-node", &port.to_string(), &self.base.to_string()]).map(drop)
     }
 
-    /// Waits until every node that answers reports `cluster_state:ok` and `want` masters.
+    /// Waits until every node that answers reports `cluster_state:ok`, `want` masters answer,
+    /// and each of them has a replica linked (what `WAIT 1` counts).
     ///
     /// # Errors
     /// Not so within `timeout`.
@@ -127,7 +128,16 @@ impl RedisCluster {
                 && up.iter().all(|p| {
                     cli(*p, &["cluster", "info"]).is_some_and(|i| i.contains("cluster_state:ok"))
                 })
-                && self.masters().len() == want_masters;
+                && self.masters().len() == want_masters
+                && self.masters().iter().all(|m| {
+                    cli(*m, &["info", "replication"]).is_some_and(|i| {
+                        i.lines().any(|l| {
+                            l.strip_prefix("connected_slaves:")
+                                .and_then(|n| n.trim().parse::<u32>().ok())
+                                .is_some_and(|n| n > 0)
+                        })
+                    })
+                });
             if ok {
                 return Ok(());
             }

@@ -487,7 +487,9 @@ impl<S: Store> Core<S> {
             .map(|e| e.device))
     }
 
-    /// What a frontend's `await` reports for a transaction (R6).
+    /// What a frontend's `await` reports for a transaction (R6). A decision (the app's
+    /// answer, through another connection or node) is returned only once it is durable
+    /// ([`Store::fence`]).
     ///
     /// # Errors
     /// The store.
@@ -496,6 +498,22 @@ impl<S: Store> Core<S> {
         let Some(entry) = self.0.store.txn_get(txn, now).await? else {
             return Ok(Verdict::Unknown);
         };
+        let v = self.txn_verdict_of(txn, &entry, now).await?;
+        // A decision another connection (or node) made: reported only once it is durable.
+        if !matches!(v, Verdict::Pending | Verdict::Unknown) {
+            if let Some(ticket) = self.0.store.fence(&entry.user).await? {
+                self.0.store.durable(ticket).await?;
+            }
+        }
+        Ok(v)
+    }
+
+    async fn txn_verdict_of(
+        &self,
+        txn: TxnId,
+        entry: &TxnEntry,
+        now: u64,
+    ) -> Result<Verdict, StoreError> {
         if let Some(v) = entry.verdict {
             return Ok(v);
         }

@@ -42,6 +42,12 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Resolves once everything up to `ticket` is durable.
     fn durable(&self, ticket: Self::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The ticket of the last record queued so far, if any: durable, it covers every change
+    /// made before this call.
+    fn appended(&self) -> Option<Self::Ticket> {
+        None
+    }
 }
 
 /// No journal: state lives as long as the process (tests, benches).
@@ -317,6 +323,13 @@ impl<J: Journal> Store for MemoryStore<J> {
 
     fn durable(&self, ticket: J::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.journal.durable(ticket)
+    }
+
+    fn fence(
+        &self,
+        _user: &str,
+    ) -> impl Future<Output = Result<Option<J::Ticket>, StoreError>> + Send {
+        ready(Ok(self.journal.appended()))
     }
 
     fn txn_get(

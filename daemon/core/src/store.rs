@@ -106,6 +106,18 @@ pub trait Store: Send + Sync + 'static {
     /// Waits until the records behind `ticket` are durable.
     fn durable(&self, ticket: Self::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// A ticket that, once [`Store::durable`], covers every change of `user` this node can
+    /// read now, its own or another node's (`None`: nothing to wait for). Before an answer that
+    /// reports a change this node did not make, such as a push decided through another
+    /// connection, or another node (R6), so that it is never reported before it is durable.
+    fn fence(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<Self::Ticket>, StoreError>> + Send {
+        let _ = user;
+        std::future::ready(Ok(None))
+    }
+
     /// What the index knows of `txn`, while it is remembered (until its deadline, given
     /// `now_ms`).
     fn txn_get(

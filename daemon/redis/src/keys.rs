@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them |
 //! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
+//! | `{P:u:<user>}f` | string | a marker an awaiting node writes in the user's slot before it reports a push's decision: once it is on the replicas, so is the decision (`PX` 1 s) |
 //! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
 //! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed, `w` as above; after a delete `v` and `w` stay (a tombstone) |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |

@@ -139,6 +139,8 @@ pub struct RedisStore {
     tickets: AtomicU64,
     /// Every ticket up to this one is on `wait_replicas` replicas.
     replicated: AtomicU64,
+    /// Every ticket up to this one had its `WAIT` round fail: refused.
+    failed_through: AtomicU64,
     /// One `WAIT` round at a time.
     wait_round: tokio::sync::Mutex<()>,
     /// Transactions bound by this node: id → deadline (the `open_txns` gauge).
@@ -245,6 +247,7 @@ impl RedisStore {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
             replicated: AtomicU64::new(0),
+            failed_through: AtomicU64::new(0),
             wait_round: tokio::sync::Mutex::new(()),
             bound: Mutex::new(std::collections::HashMap::new()),
             lockouts: Mutex::new(std::collections::VecDeque::new()),

@@ -265,19 +265,53 @@ impl RedisStore {
         if self.config.wait_replicas == 0 {
             return Ok(());
         }
+        let failed =
+            || StoreError::Unavailable("WAIT: the round that covered this write failed".into());
         loop {
             if self.replicated.load(Ordering::Acquire) >= ticket {
                 return Ok(());
+            }
+            if self.failed_through.load(Ordering::Acquire) >= ticket {
+                return Err(failed());
             }
             let _round = self.wait_round.lock().await;
             if self.replicated.load(Ordering::Acquire) >= ticket {
                 return Ok(());
             }
+            // A round that failed while this one queued answers for it too: the waiters of a
+            // lost replica are refused together, not one timeout after another.
+            if self.failed_through.load(Ordering::Acquire) >= ticket {
+                return Err(failed());
+            }
             // Every ticket handed out so far is a write the masters have answered.
             let upto = self.tickets.load(Ordering::Acquire);
-            self.wait_all_masters().await?;
+            if let Err(e) = self.wait_all_masters().await {
+                self.failed_through.fetch_max(upto, Ordering::AcqRel);
+                return Err(e);
+            }
             self.replicated.fetch_max(upto, Ordering::AcqRel);
         }
+    }
+
+    /// With replicas to wait for: a write of this node's in `user`'s slot (a short-lived
+    /// marker), and its ticket. Replication is ordered per master, so once this write is on
+    /// the replicas, so is every change of the user another node made before it.
+    async fn fence_now(&self, user: &str) -> Result<Option<u64>, StoreError> {
+        if self.config.wait_replicas == 0 {
+            return Ok(None);
+        }
+        let mut key = self.keys.user(user);
+        key.push(b'f');
+        let mut c = self.conn.clone();
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("PX")
+            .arg(1000)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(self.written(&[]))
     }
 
     async fn wait_all_masters(&self) -> Result<(), StoreError> {
@@ -379,6 +413,10 @@ impl Store for RedisStore {
 
     fn durable(&self, ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.durable_now(ticket)
+    }
+
+    fn fence(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.fence_now(user)
     }
 
     fn txn_get(

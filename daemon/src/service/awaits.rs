@@ -9,7 +9,7 @@ use std::time::Duration;
 use sls_protocol::{Message, Status, TxnId, Verdict};
 use tokio::sync::Notify;
 
-use super::reply::{Later, Reply};
+use super::reply::{unavailable, Later, Reply};
 use super::state::{Held, State};
 
 /// Parks request `id`'s `Await` on `txn` until the push is answered, expires or `timeout`
@@ -34,32 +34,33 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
     let poll = state.limits.await_poll.unwrap_or(state.limits.max_await);
     state.tasks.spawn(async move {
         let _waiting = waiting;
+        // A store that cannot be read now may be back before the deadline: keep waiting, and
+        // answer UNAVAILABLE only if it is not.
         let verdict = loop {
             // Made before the verdict is read, so that a wake in between is not missed.
             let notified = notify.notified();
-            // A store that cannot be read: `late` is dropped and answers INTERNAL.
-            let Ok(v) = st.core.txn_verdict(txn).await else {
-                return;
-            };
-            if v != Verdict::Pending {
-                break v;
+            let read = st.core.txn_verdict(txn).await;
+            if let Ok(v) = &read {
+                if *v != Verdict::Pending {
+                    break read;
+                }
             }
             tokio::select! {
                 () = notified => {}
                 () = tokio::time::sleep(poll) => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    let Ok(v) = st.core.txn_verdict(txn).await else { return };
-                    break v;
-                }
-                () = st.stopping.cancelled() => {
-                    let Ok(v) = st.core.txn_verdict(txn).await else { return };
-                    break v;
-                }
+                () = tokio::time::sleep_until(deadline) => break st.core.txn_verdict(txn).await,
+                () = st.stopping.cancelled() => break st.core.txn_verdict(txn).await,
             }
         };
         // The map's reference and ours: nobody else waits on this transaction.
         st.waiters.remove_if(&txn, |_, n| Arc::strong_count(n) <= 2);
-        late.send(Message::Judged { verdict });
+        late.send(match verdict {
+            Ok(verdict) => Message::Judged { verdict },
+            Err(e) => {
+                tracing::warn!("await: {e}");
+                unavailable("the decision could not be read from the state store")
+            }
+        });
     });
     Reply::Later
 }

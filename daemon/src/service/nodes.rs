@@ -29,8 +29,9 @@ use super::state::State;
 pub const ANNOUNCE: Duration = Duration::from_secs(5);
 /// How long an announcement counts: three announcements, so one lost note does not matter.
 pub const PRESENCE: Duration = Duration::from_secs(15);
-/// How often a parked `Await` looks at the store when nodes share it.
-pub const POLL: Duration = Duration::from_millis(500);
+/// How often a parked `Await` looks at the store when nodes share it (only a lost `Decided`
+/// note makes it matter: a second late at worst, one read a second per parked `Await`).
+pub const POLL: Duration = Duration::from_secs(1);
 
 /// Most devices in one `Online` note (a message stays well under a megabyte).
 const MAX_ANNOUNCED: usize = 50_000;

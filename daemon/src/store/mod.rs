@@ -485,6 +485,10 @@ impl sls_core::Journal for Store {
         let store = self.clone();
         async move { store.durable(lsn).await.map_err(unavailable) }
     }
+
+    fn appended(&self) -> Option<Lsn> {
+        Some(self.0.queue.lock().next_lsn.saturating_sub(1))
+    }
 }
 
 fn unavailable(e: StoreError) -> sls_core::StoreError {

@@ -26,12 +26,16 @@ async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
     let fa = a.pool(Role::Frontend, 2).await.unwrap();
     let fb = b.pool(Role::Frontend, 2).await.unwrap();
     let fronts: Vec<_> = fa.pipes.iter().chain(fb.pipes.iter()).cloned().collect();
+    // Within each stream's limit of requests in flight (1,024, announced in Welcome).
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(1024));
     // Open every challenge first (on either node), so that the answers race.
     let mut begins = tokio::task::JoinSet::new();
     for (u, dev) in ids.iter().copied().enumerate() {
         for k in 0..200usize {
             let fe = fronts[k % fronts.len()].clone();
+            let in_flight = in_flight.clone();
             begins.spawn(async move {
+                let _slot = in_flight.acquire().await.unwrap();
                 let (txn, Challenge::Numeric(q)) =
                     begin(&fe, &format!("r{u}"), dev, ip(u)).await.unwrap()
                 else {
@@ -49,7 +53,11 @@ async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
     let mut answers = tokio::task::JoinSet::new();
     for (u, k, txn, q) in work {
         let fe = fronts[(k + 1) % fronts.len()].clone();
-        answers.spawn(async move { (u, answer(&fe, txn, &wrong_answer(u, &q), ip(u)).await) });
+        let in_flight = in_flight.clone();
+        answers.spawn(async move {
+            let _slot = in_flight.acquire().await.unwrap();
+            (u, answer(&fe, txn, &wrong_answer(u, &q), ip(u)).await)
+        });
     }
     let mut per_user: HashMap<usize, (usize, usize)> = HashMap::new();
     while let Some(r) = answers.join_next().await {
