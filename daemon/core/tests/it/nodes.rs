@@ -161,6 +161,36 @@ fn a_ticket_waits_for_a_replica() {
     assert!(matches!(out.value, Verdict::Rejected { .. }));
     let ticket = out.ticket.expect("a failure is recorded");
     Redis::block_on(c.core.store().durable(ticket)).unwrap();
+    // A replica gone: the next failure is recorded on its master but cannot be made durable
+    // on a replica, so it is refused, never acknowledged (R11).
+    let fail = || {
+        let (txn, ch) = begin(&c, "wes", d);
+        let Challenge::Numeric(q) = ch else { panic!() };
+        Redis::block_on(async {
+            let out = c
+                .core
+                .answer(txn, &off_by_one(&dsc_answer(&q, "1234")), IP)
+                .await?;
+            c.core.store().durable(out.ticket.expect("a failure")).await
+        })
+    };
+    let replica = crate::redis::with_cluster(|k| {
+        let masters = k.masters();
+        let replica = k.ports().find(|p| !masters.contains(p)).expect("a replica");
+        k.kill_node(replica).unwrap();
+        replica
+    });
+    let r = fail();
+    assert!(
+        matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("WAIT")),
+        "{r:?}"
+    );
+    // Back, linked to its master again: acknowledged again.
+    crate::redis::with_cluster(|k| {
+        k.start_node(replica).unwrap();
+        k.wait_ok(3, std::time::Duration::from_secs(30)).unwrap();
+    });
+    fail().unwrap();
 }
 
 fn a_spent_challenge_waits_for_a_replica_too() {

@@ -255,6 +255,11 @@ impl Cluster {
     }
 }
 
+/// Runs `f` on the running cluster (to crash and restart its nodes).
+pub fn with_cluster<T>(f: impl FnOnce(&RedisCluster) -> T) -> T {
+    f(CLUSTER.lock().as_ref().expect("the test cluster runs"))
+}
+
 /// Stops the running cluster now (its guard then finds nothing left to stop).
 pub fn stop_cluster() {
     drop(CLUSTER.lock().take());
