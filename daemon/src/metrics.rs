@@ -54,6 +54,7 @@ pub struct Metrics {
     count: AtomicU64,
     batches: AtomicU64,
     batched_frames: AtomicU64,
+    bus_dropped: AtomicU64,
 }
 
 fn role_index(role: Role) -> usize {
@@ -76,6 +77,7 @@ impl Default for Metrics {
             count: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             batched_frames: AtomicU64::new(0),
+            bus_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -114,6 +116,11 @@ impl Metrics {
         *self.frame_errors.lock().entry(status.0).or_default() += 1;
     }
 
+    /// A note to the other nodes dropped: the bus's queue was full.
+    pub fn bus_dropped(&self) {
+        self.bus_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// One read's worth of frames handled together.
     pub fn batch(&self, frames: usize, _took: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -138,6 +145,11 @@ impl Metrics {
                 let _ = writeln!(out, "sls_verdicts_total{{verdict=\"{k}\"}} {v}");
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP sls_bus_dropped_total Notes to the other nodes dropped because the bus's queue was full.\n# TYPE sls_bus_dropped_total counter\nsls_bus_dropped_total {}",
+            self.bus_dropped.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP sls_frame_errors_total Frames refused, by status code.\n# TYPE sls_frame_errors_total counter\n");
         for (k, v) in self.frame_errors.lock().iter() {
             let _ = writeln!(out, "sls_frame_errors_total{{status=\"0x{k:04x}\"}} {v}");

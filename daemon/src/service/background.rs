@@ -15,8 +15,21 @@ use super::nodes;
 use super::state::State;
 use crate::config::{Config, StoreChoice};
 
+/// The bus to the other nodes and the queue of notes for it.
+pub type Publisher = (sls_redis::bus::Bus, tokio::sync::mpsc::Receiver<Vec<u8>>);
+
 /// Starts the background tasks on `tasks`.
-pub fn spawn(tasks: &TaskTracker, state: &State, config: &Config, stop: &CancellationToken) {
+pub fn spawn(
+    tasks: &TaskTracker,
+    state: &State,
+    config: &Config,
+    publisher: Option<Publisher>,
+    stop: &CancellationToken,
+) {
+    if let Some((bus, queue)) = publisher {
+        let stop = stop.clone();
+        tasks.spawn(async move { nodes::publisher(bus, queue, stop.cancelled()).await });
+    }
     tasks.spawn(sweeper(state.clone(), stop.clone()));
     if state.journal.is_some() {
         tasks.spawn(snapshotter(
@@ -57,32 +70,14 @@ async fn sweeper(state: State, stop: CancellationToken) {
 
 /// Hears the other nodes' notes on the bus until `stop`.
 async fn listener(state: State, nodes: Vec<String>, prefix: String, stop: CancellationToken) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let st = state.clone();
-    // Saying is async; hearing is not: what to say goes to this loop.
-    let announce = async move {
-        while let Some(say) = rx.recv().await {
-            match say {
-                nodes::Say::Announce => nodes::announce(&st).await,
-                nodes::Say::Hello => nodes::hello(&st).await,
-            }
-        }
-    };
-    let listen = sls_redis::bus::listen(
+    sls_redis::bus::listen(
         nodes,
         &prefix,
         Duration::from_millis(500),
-        |heard| {
-            if let Some(say) = nodes::heard(&state, heard) {
-                let _ = tx.send(say);
-            }
-        },
+        |heard| nodes::heard(&state, heard),
         stop.cancelled(),
-    );
-    tokio::select! {
-        () = listen => {}
-        () = announce => {}
-    }
+    )
+    .await;
 }
 
 /// Announces the IB Key devices connected here, every [`nodes::ANNOUNCE`].
@@ -90,7 +85,7 @@ async fn announcer(state: State, stop: CancellationToken) {
     let mut tick = tokio::time::interval(nodes::ANNOUNCE);
     loop {
         tokio::select! {
-            _ = tick.tick() => nodes::announce(&state).await,
+            _ = tick.tick() => nodes::announce(&state),
             () = stop.cancelled() => break,
         }
     }

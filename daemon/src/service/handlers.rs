@@ -113,7 +113,7 @@ pub async fn handle(
                                     purpose: p.purpose,
                                     expires_at_ms: p.expires_at_ms,
                                 };
-                                nodes::push(state, p.device, message).await;
+                                nodes::push(state, p.device, message);
                             }
                             Message::ChallengeIssued {
                                 txn,
@@ -206,7 +206,7 @@ pub async fn handle(
                 {
                     Ok(out) => {
                         keep(ticket, out.ticket);
-                        nodes::decided(state, txn).await;
+                        nodes::decided(state, txn);
                         Reply::Now(Message::Judged { verdict: out.value })
                     }
                     Err(e) => store_error(&e),

@@ -85,6 +85,8 @@ pub struct Bound {
     state: State,
     endpoint: quinn::Endpoint,
     config: Config,
+    /// The bus and the queue its publisher drains (a shared store only).
+    publisher: Option<background::Publisher>,
 }
 
 /// The UDP socket, with large buffers: the default 208 KiB dropped bursts of handshakes on this
@@ -157,7 +159,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
             (backend, Some(journal), None, replayed)
         }
         StoreChoice::Redis(r) => {
-            // The default seal key and the certificates live there.
+            // The seal key's default file and the certificates live there.
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
                 ServiceError::Redis(format!("cannot create {}: {e}", config.data_dir.display()))
             })?;
@@ -210,7 +212,14 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         await_poll: bus.is_some().then_some(nodes::POLL),
         ..ServiceLimits::default()
     };
-    let state = State::new(core, journal, bus, Arc::new(Metrics::default()), limits);
+    let (queue, publisher) = match bus {
+        Some(bus) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(nodes::QUEUE);
+            (Some(tx), Some((bus, rx)))
+        }
+        None => (None, None),
+    };
+    let state = State::new(core, journal, queue, Arc::new(Metrics::default()), limits);
     Ok(Bound {
         addr,
         created: pki.created.clone(),
@@ -228,6 +237,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         state,
         endpoint,
         config,
+        publisher,
     })
 }
 
@@ -239,12 +249,13 @@ impl Bound {
             state,
             endpoint,
             config,
+            publisher,
             ..
         } = self;
         // Background tasks stop after the drain: the journal they snapshot is final by then.
         let background = TaskTracker::new();
         let stop = CancellationToken::new();
-        background::spawn(&background, &state, &config, &stop);
+        background::spawn(&background, &state, &config, publisher, &stop);
         accept::accept_loop(state.clone(), endpoint, shutdown).await;
         stop.cancel();
         background.close();

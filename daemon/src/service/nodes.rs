@@ -127,13 +127,38 @@ fn decode(bytes: &[u8]) -> Option<(u64, Note)> {
     Some((node, note))
 }
 
-async fn publish(state: &State, note: Note) {
-    let Some(bus) = &state.bus else { return };
+/// Queues `note` for the publisher task ([`publisher`]): never waits, so a slow cluster does
+/// not hold up the request that sent it; a note that finds the queue full is dropped (the bus
+/// is at most once anyway) and counted.
+fn publish(state: &State, note: Note) {
+    let Some(queue) = &state.bus else { return };
     let Some(bytes) = encode(state.node, &note) else {
         return;
     };
-    if let Err(e) = bus.publish(&bytes).await {
-        warn!("bus: {e}");
+    if queue.try_send(bytes).is_err() {
+        state.metrics.bus_dropped();
+    }
+}
+
+/// Notes queued for the bus, at most: past it, notes are dropped.
+pub const QUEUE: usize = 16_384;
+
+/// Publishes the queued notes, one after the other, until `stop` resolves.
+pub async fn publisher(
+    bus: sls_redis::bus::Bus,
+    mut queue: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let drain = async {
+        while let Some(bytes) = queue.recv().await {
+            if let Err(e) = bus.publish(&bytes).await {
+                warn!("bus: {e}");
+            }
+        }
+    };
+    tokio::select! {
+        () = drain => {}
+        () = stop => {}
     }
 }
 
@@ -148,70 +173,62 @@ pub fn reachable(state: &State, device: DeviceId) -> bool {
 }
 
 /// Delivers `push` to `device`: here if it is connected here, else through the other nodes.
-pub async fn push(state: &State, device: DeviceId, push: Message) {
+pub fn push(state: &State, device: DeviceId, push: Message) {
     if let Some(tx) = state.devices.get(&device) {
         let _ = tx.send(push);
         return;
     }
-    publish(state, Note::Push(device, push)).await;
+    publish(state, Note::Push(device, push));
 }
 
 /// An app answered the push of `txn` here: wakes the `Await`s on it, here and on the others.
-pub async fn decided(state: &State, txn: TxnId) {
+pub fn decided(state: &State, txn: TxnId) {
     awaits::wake(state, txn);
-    publish(state, Note::Decided(txn)).await;
+    publish(state, Note::Decided(txn));
 }
 
 /// An app proved `devices` here.
-pub async fn online(state: &State, devices: Vec<DeviceId>) {
+pub fn online(state: &State, devices: Vec<DeviceId>) {
     if !devices.is_empty() {
-        publish(state, Note::Online(devices)).await;
+        publish(state, Note::Online(devices));
     }
 }
 
 /// The app that proved `devices` here is gone.
-pub async fn offline(state: &State, devices: Vec<DeviceId>) {
+pub fn offline(state: &State, devices: Vec<DeviceId>) {
     if !devices.is_empty() {
-        publish(state, Note::Offline(devices)).await;
+        publish(state, Note::Offline(devices));
     }
 }
 
 /// Announces every device connected here (every [`ANNOUNCE`], and when the subscription is
 /// back, for nodes that may have forgotten them).
-pub async fn announce(state: &State) {
+pub fn announce(state: &State) {
     let devices: Vec<DeviceId> = state.devices.iter().map(|e| *e.key()).collect();
     for chunk in devices.chunks(MAX_ANNOUNCED) {
-        online(state, chunk.to_vec()).await;
+        online(state, chunk.to_vec());
     }
     let now = Instant::now();
     state.remote.retain(|_, (_, until)| *until > now);
 }
 
-/// What this node should say after hearing something (async, so not said by [`heard`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Say {
-    /// Its devices ([`announce`]).
-    Announce,
-    /// Its devices, and ask the others for theirs ([`hello`]).
-    Hello,
-}
-
 /// Its subscription is (again) in place: announces this node's devices and asks the others
 /// for theirs, so that presence is whole again without waiting for [`ANNOUNCE`].
-pub async fn hello(state: &State) {
-    announce(state).await;
-    publish(state, Note::Ask).await;
+pub fn hello(state: &State) {
+    announce(state);
+    publish(state, Note::Ask);
 }
 
-/// Acts on what the bus brought; says what this node should say in return.
-pub fn heard(state: &State, heard: Heard) -> Option<Say> {
+/// Acts on what the bus brought (and answers an `Ask`, or its own resubscription).
+pub fn heard(state: &State, heard: Heard) {
     let bytes = match heard {
         Heard::Resubscribed => {
             // A `Decided` may have been missed: every parked Await looks at the store again.
             for w in state.waiters.iter() {
                 w.value().notify_waiters();
             }
-            return Some(Say::Hello);
+            hello(state);
+            return;
         }
         Heard::Message(bytes) => bytes,
     };
@@ -220,10 +237,10 @@ pub fn heard(state: &State, heard: Heard) -> Option<Say> {
             bytes = bytes.len(),
             "bus: a note this node cannot read: ignored"
         );
-        return None;
+        return;
     };
     if node == state.node {
-        return None;
+        return;
     }
     match note {
         Note::Online(devices) => {
@@ -243,9 +260,8 @@ pub fn heard(state: &State, heard: Heard) -> Option<Say> {
             }
         }
         Note::Decided(txn) => awaits::wake(state, txn),
-        Note::Ask => return Some(Say::Announce),
+        Note::Ask => announce(state),
     }
-    None
 }
 
 #[cfg(test)]

@@ -58,8 +58,9 @@ pub struct Shared {
     pub core: Verifier,
     /// The journal (the embedded store's; none on a shared store).
     pub journal: Option<Store>,
-    /// The bus to the other nodes sharing the store (none for the embedded store).
-    pub bus: Option<sls_redis::bus::Bus>,
+    /// The queue of notes to the other nodes sharing the store, drained by the publisher
+    /// task (none for the embedded store).
+    pub bus: Option<mpsc::Sender<Vec<u8>>>,
     /// This node's id on the bus (random per start).
     pub node: u64,
     /// IB Key devices connected to other nodes, as they announced them: node and until when.
@@ -92,7 +93,7 @@ impl State {
     pub fn new(
         core: Verifier,
         journal: Option<Store>,
-        bus: Option<sls_redis::bus::Bus>,
+        bus: Option<mpsc::Sender<Vec<u8>>>,
         metrics: Arc<Metrics>,
         limits: ServiceLimits,
     ) -> State {

@@ -116,7 +116,7 @@ pub async fn serve_stream(
                 .is_some()
         })
         .collect();
-    nodes::offline(&s.state, gone).await;
+    nodes::offline(&s.state, gone);
     if !lost && send.finish().is_ok() && s.state.is_draining() {
         // Shutdown closes the endpoint once every task is done, which would drop what the peer
         // has not acknowledged yet: wait for it (the drain's grace period bounds this).
@@ -301,7 +301,7 @@ impl Conversation {
             self.registered.push(*dev);
             debug!(device = %dev, "IB Key app connected");
         }
-        nodes::online(&state, fresh).await;
+        nodes::online(&state, fresh);
         let Reply::Now(msg) = reply else {
             return None;
         };
