@@ -20,6 +20,29 @@ pub struct Cx<'a> {
     pub records: &'a mut Vec<Record>,
     /// What happened, for the counters (added only once the change is committed).
     pub tally: &'a mut Tally,
+    /// The store's shard of this user, carried in the top bits of the transaction ids made
+    /// for them ([`Store::txn_slot`](crate::Store::txn_slot)); `None`: all bits random.
+    pub txn_slot: Option<u16>,
+}
+
+/// Bits of a transaction id that carry the user's shard, when the store asks for it (14: a
+/// Redis Cluster slot); the other 114 bits stay random.
+pub const TXN_SLOT_BITS: u32 = 14;
+
+impl Cx<'_> {
+    /// A new transaction id: random, with the user's shard in its top bits if the store wants
+    /// it there (so that a transaction's index entry can live beside its user).
+    pub fn txn_id(&mut self) -> sls_protocol::TxnId {
+        let random: u128 = rand::Rng::gen(&mut self.rng);
+        sls_protocol::TxnId(match self.txn_slot {
+            None => random,
+            Some(slot) => {
+                let shift = 128 - TXN_SLOT_BITS;
+                (random & (u128::MAX >> TXN_SLOT_BITS))
+                    | (u128::from(slot & ((1 << TXN_SLOT_BITS) - 1)) << shift)
+            }
+        })
+    }
 }
 
 /// Events of one rule's run, counted once its change is committed (a store that retries a

@@ -13,7 +13,7 @@ use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
 use crate::limits::Limiters;
 use crate::push::PushAnswer;
-use crate::store::{Committed, Store, TxnEntry, UserToken};
+use crate::store::{Committed, IndexOp, Store, TxnEntry, UserToken};
 use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
@@ -155,27 +155,48 @@ impl<S: Store> Core<S> {
         now: u64,
         user: &str,
         create: bool,
+        rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
+    ) -> Result<Option<Outcome<T, S::Ticket>>, StoreError> {
+        self.change_indexed(now, user, create, rule, |_| None).await
+    }
+
+    /// As [`Core::change_at`], and what the committed value tells the transaction index
+    /// (`index`), which the store writes with the change (a cluster store in the same
+    /// script, when the transaction lives beside its user) or right after it.
+    pub(crate) async fn change_indexed<T: Send>(
+        &self,
+        now: u64,
+        user: &str,
+        create: bool,
         mut rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
+        index: impl Fn(&T) -> Option<IndexOp> + Send + Sync,
     ) -> Result<Option<Outcome<T, S::Ticket>>, StoreError> {
         let cfg = &self.0.config;
         let entropy: &dyn Entropy = &*self.0.entropy;
+        let txn_slot = self.0.store.txn_slot(user);
         let mut tally = Tally::default();
         let committed = self
             .0
             .store
-            .update(user, create, |u, records| {
-                tally = Tally::default();
-                let mut rng = Rng::new(entropy);
-                let mut cx = Cx {
-                    cfg,
-                    now,
-                    user,
-                    rng: &mut rng,
-                    records,
-                    tally: &mut tally,
-                };
-                rule(u, &mut cx)
-            })
+            .update_indexed(
+                user,
+                create,
+                |u, records| {
+                    tally = Tally::default();
+                    let mut rng = Rng::new(entropy);
+                    let mut cx = Cx {
+                        cfg,
+                        now,
+                        user,
+                        rng: &mut rng,
+                        records,
+                        tally: &mut tally,
+                        txn_slot,
+                    };
+                    rule(u, &mut cx)
+                },
+                index,
+            )
             .await?;
         if committed.is_some() {
             self.count(&tally, now).await?;
@@ -255,26 +276,27 @@ impl<S: Store> Core<S> {
             push_ready,
             at_capacity: self.open_txns() >= self.0.config.max_open_txns,
         };
+        let config = &self.0.config;
+        let bind = |v: &Result<BeginResult, CoreError>| match v {
+            Ok(BeginResult::Challenge {
+                txn,
+                expires_at_ms,
+                device,
+                ..
+            }) => Some(IndexOp::Bind {
+                txn: *txn,
+                device: device.id,
+                until_ms: txn::keep_until(*expires_at_ms, config),
+            }),
+            _ => None,
+        };
         let Some(out) = self
-            .change_at(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
+            .change_indexed(now, req.user, false, |u, cx| txn::begin(u, &rule, cx), bind)
             .await?
         else {
             return Ok(bare(BeginResult::Verdict(Verdict::Unknown)));
         };
         let value = out.value?;
-        if let BeginResult::Challenge {
-            txn,
-            expires_at_ms,
-            device,
-            ..
-        } = &value
-        {
-            let until = txn::keep_until(*expires_at_ms, &self.0.config);
-            self.0
-                .store
-                .txn_bind(*txn, req.user, device.id, until)
-                .await?;
-        }
         Ok(Outcome {
             value,
             ticket: out.ticket,
@@ -303,11 +325,25 @@ impl<S: Store> Core<S> {
             return Ok(bare(v));
         }
         let out = self
-            .change_at(now, &entry.user, false, |u, cx| {
-                txn::answer(u, txn, response, cx)
-            })
+            .change_indexed(
+                now,
+                &entry.user,
+                false,
+                |u, cx| txn::answer(u, txn, response, cx),
+                |(verdict, spent)| self.settle(txn, now, verdict, *spent),
+            )
             .await?;
-        self.settled(txn, now, out).await
+        Ok(settled(out))
+    }
+
+    /// What the index learns from an answer that spent its transaction: its verdict, kept for
+    /// the replay window only (R12).
+    fn settle(&self, txn: TxnId, now: u64, verdict: &Verdict, spent: Spent) -> Option<IndexOp> {
+        (spent == Spent::Yes).then(|| IndexOp::Settle {
+            txn,
+            verdict: *verdict,
+            until_ms: after(now, self.0.config.replay_window),
+        })
     }
 
     /// The index's entry for an open transaction. A spent one's second answer is a replay
@@ -325,28 +361,6 @@ impl<S: Store> Core<S> {
             }
             Some(e) => Ok(Ok(e)),
         }
-    }
-
-    /// After an answer that spent its transaction: the index keeps the verdict for the replay
-    /// window only.
-    async fn settled(
-        &self,
-        txn: TxnId,
-        now: u64,
-        out: Option<Outcome<(Verdict, Spent), S::Ticket>>,
-    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
-        let Some(out) = out else {
-            return Ok(bare(Verdict::Unknown));
-        };
-        let (verdict, spent) = out.value;
-        if spent == Spent::Yes {
-            let until = after(now, self.0.config.replay_window);
-            self.0.store.txn_settle(txn, verdict, until).await?;
-        }
-        Ok(Outcome {
-            value: verdict,
-            ticket: out.ticket,
-        })
     }
 
     /// A failed password reported by the frontend counts as a failed attempt (R11).
@@ -469,9 +483,15 @@ impl<S: Store> Core<S> {
             mac,
         };
         let out = self
-            .change_at(now, &entry.user, false, |u, cx| push::answer(u, &a, cx))
+            .change_indexed(
+                now,
+                &entry.user,
+                false,
+                |u, cx| push::answer(u, &a, cx),
+                |(verdict, spent)| self.settle(txn, now, verdict, *spent),
+            )
             .await?;
-        self.settled(txn, now, out).await
+        Ok(settled(out))
     }
 
     /// The device a transaction's challenge is for, while the index remembers it.
@@ -579,6 +599,17 @@ impl<S: Store> Core<S> {
 }
 
 /// A value that changed nothing.
+/// An answer's verdict once its change is committed (an unknown user: `unknown`).
+fn settled<K>(out: Option<Outcome<(Verdict, Spent), K>>) -> Outcome<Verdict, K> {
+    match out {
+        None => bare(Verdict::Unknown),
+        Some(out) => Outcome {
+            value: out.value.0,
+            ticket: out.ticket,
+        },
+    }
+}
+
 pub(crate) fn bare<T, K>(value: T) -> Outcome<T, K> {
     Outcome {
         value,

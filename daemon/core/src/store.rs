@@ -50,6 +50,29 @@ pub struct TxnEntry {
     pub verdict: Option<Verdict>,
 }
 
+/// What the transaction index learns from a committed change (see [`Store::update_indexed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexOp {
+    /// A new open transaction of the user, for `device`, remembered until `until_ms`.
+    Bind {
+        /// The transaction.
+        txn: TxnId,
+        /// Its challenge's device.
+        device: DeviceId,
+        /// Until when it is remembered.
+        until_ms: u64,
+    },
+    /// A transaction spent with `verdict`, remembered until `until_ms` (the replay window).
+    Settle {
+        /// The transaction.
+        txn: TxnId,
+        /// Its verdict.
+        verdict: Verdict,
+        /// Until when it is remembered.
+        until_ms: u64,
+    },
+}
+
 /// The ids a store hands out, unique across users and nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sequence {
@@ -92,6 +115,50 @@ pub trait Store: Send + Sync + 'static {
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send;
+
+    /// As [`Store::update`], then what the committed value tells the transaction index
+    /// (`index`), committed with the change or right after it. The default writes it after,
+    /// with [`Store::txn_bind`] or [`Store::txn_settle`]; a cluster store writes it in the
+    /// same atomic step when the transaction lives beside its user ([`Store::txn_slot`]).
+    fn update_indexed<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+        index: I,
+    ) -> impl Future<Output = Result<Option<Committed<T, Self::Ticket>>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        async move {
+            let committed = self.update(user, create, rule).await?;
+            if let Some(op) = committed.as_ref().and_then(|c| index(&c.value)) {
+                match op {
+                    IndexOp::Bind {
+                        txn,
+                        device,
+                        until_ms,
+                    } => self.txn_bind(txn, user, device, until_ms).await?,
+                    IndexOp::Settle {
+                        txn,
+                        verdict,
+                        until_ms,
+                    } => self.txn_settle(txn, verdict, until_ms).await?,
+                }
+            }
+            Ok(committed)
+        }
+    }
+
+    /// The shard `user`'s transaction ids should carry in their top bits
+    /// ([`crate::cx::TXN_SLOT_BITS`]), so that their index entries can live beside the user;
+    /// `None` (the default): ids are all random.
+    fn txn_slot(&self, user: &str) -> Option<u16> {
+        let _ = user;
+        None
+    }
 
     /// Reads `user`'s state. `None` if there is no such user.
     fn read<T, F>(

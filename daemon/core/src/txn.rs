@@ -133,7 +133,7 @@ pub fn begin(
     }
     let info = d.info();
     let expires_ms = after(now, cx.cfg.challenge_ttl);
-    let txn = TxnId(cx.rng.gen());
+    let txn = cx.txn_id();
     let ready = d.kind == DeviceKind::IbKey && (req.push_ready)(info.id);
     let (challenge, stored, push) = match d.kind {
         DeviceKind::IbKey if ready && pushes < cx.cfg.push_cap => {

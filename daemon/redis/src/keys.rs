@@ -1,12 +1,14 @@
-//! The key layout and the Lua scripts. Every key starts with the store's prefix and is a hash
-//! tag as a whole (`{prefix:kind:id}`), so each sits in one slot and the scripts touch one key.
+//! The key layout and the Lua scripts. Every key holds the store's prefix and is a hash tag as
+//! a whole (`{prefix:kind:id}`), so each sits in a slot of its own, but for a transaction's:
+//! its id carries its user's slot in its top 14 bits and its key's tag is a short string that
+//! hashes to that slot, so that the compare-and-set of the user writes it in the same script.
 //!
 //! | key | type | holds |
 //! |---|---|---|
 //! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them |
 //! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:u:<user>}f` | string | a marker an awaiting node writes in the user's slot before it reports a push's decision: once it is on the replicas, so is the decision (`PX` 1 s) |
-//! | `{P:t:<txn hex>}` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
+//! | `{<tag>}P:t:<txn hex>` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
 //! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed, `w` as above; after a delete `v` and `w` stay (a tombstone) |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
 //! | `{P:ib:<device id>}` | string | the owner of an IB Key device |
@@ -23,6 +25,43 @@
 //! index and the indexes hold names, ids and times only.
 
 use sls_protocol::TxnId;
+
+/// Redis Cluster's slot of `key`: CRC16/XMODEM of its hash tag (between the first `{` and
+/// the next `}`, when not empty), else of the whole key, modulo 16384.
+pub fn slot(key: &[u8]) -> u16 {
+    let tag = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(tag) % 16384
+}
+
+/// A short hash tag that hashes to `slot` (the smallest decimal number that does), found once
+/// for all 16,384 slots.
+fn slot_tag(wanted: u16) -> &'static str {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![String::new(); 16384];
+        let mut left = tags.len();
+        let mut n: u64 = 0;
+        while left > 0 {
+            let t = n.to_string();
+            let s = usize::from(slot(t.as_bytes()));
+            if tags[s].is_empty() {
+                tags[s] = t;
+                left -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    &tags[usize::from(wanted) % tags.len()]
+}
 
 /// The names of one store's keys.
 #[derive(Debug, Clone)]
@@ -61,8 +100,17 @@ impl Keys {
         k
     }
 
+    /// A transaction's key: in the slot its id carries in its top bits (its user's, see
+    /// [`sls_core::Store::txn_slot`]), through a hash tag that hashes there.
     pub fn txn(&self, txn: TxnId) -> Vec<u8> {
-        self.key("t", format!("{:032x}", txn.0).as_bytes())
+        let shift = 128 - sls_core::cx::TXN_SLOT_BITS;
+        let slot = u16::try_from(txn.0 >> shift).unwrap_or(0);
+        format!("{{{}}}{}:t:{:032x}", slot_tag(slot), self.prefix, txn.0).into_bytes()
+    }
+
+    /// The slot of `user`'s key (the one its transaction ids carry).
+    pub fn user_slot(&self, name: &str) -> u16 {
+        slot(&self.user(name))
     }
 
     pub fn share(&self, id: u32) -> Vec<u8> {
@@ -103,6 +151,11 @@ impl Keys {
 /// `ARGV[3]` this write's id (unique per store). Returns the new version (0 after a delete), or
 /// -1 if the version moved.
 ///
+/// With a second key, the transaction index's entry in the same slot, written with the value
+/// (one script, one round trip): `ARGV[4]` `b` binds it (`ARGV[5]` user, `ARGV[6]` device,
+/// `ARGV[7]` deadline ms, `ARGV[8]` time to live ms, as [`BIND`]), `s` settles it (`ARGV[5]`
+/// verdict, `ARGV[6]` deadline ms, `ARGV[7]` time to live ms, as [`SETTLE`]).
+///
 /// **Idempotent**: the client re-sends a script whose reply timed out; if that first send did
 /// apply, the version moved, but `w` holds this write's id and the script answers success
 /// instead of a conflict (which would re-run the rule: a failure counted twice, R11).
@@ -118,13 +171,28 @@ if (v or '0') ~= ARGV[1] then
   return -1
 end
 local nv = tonumber(ARGV[1]) + 1
+local out = nv
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], 's')
   redis.call('HSET', KEYS[1], 'v', nv, 'w', ARGV[3])
-  return 0
+  out = 0
+else
+  redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3])
-return nv
+if KEYS[2] then
+  if ARGV[4] == 'b' then
+    if redis.call('HSETNX', KEYS[2], 'u', ARGV[5]) == 1 then
+      redis.call('HSET', KEYS[2], 'd', ARGV[6], 'x', ARGV[7])
+      redis.call('PEXPIRE', KEYS[2], ARGV[8])
+    end
+  elseif ARGV[4] == 's' then
+    if redis.call('EXISTS', KEYS[2]) == 1 then
+      redis.call('HSET', KEYS[2], 'r', ARGV[5], 'x', ARGV[6])
+      redis.call('PEXPIRE', KEYS[2], ARGV[7])
+    end
+  end
+end
+return out
 ";
 
 /// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,

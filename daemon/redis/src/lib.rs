@@ -292,12 +292,32 @@ mod tests {
     fn keys_are_one_hash_tag_under_the_prefix() {
         let k = Keys::new("p");
         assert_eq!(k.user("ann"), b"{p:u:ann}");
-        // The rate limiter's key: same hash tag, so the same slot, as the user.
-        assert_eq!(k.rate("ann"), b"{p:u:ann}r");
-        assert_eq!(
-            k.txn(sls_protocol::TxnId(0xab)),
-            format!("{{p:t:{:032x}}}", 0xab).into_bytes()
-        );
         assert_eq!(k.lockouts(), b"{p:lockouts:}");
+    }
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // From the Redis Cluster specification, and `CLUSTER KEYSLOT` on redis-server 7.0.
+        assert_eq!(keys::slot(b"123456789"), 0x31c3);
+        assert_eq!(keys::slot(b"foo"), 12182);
+        assert_eq!(keys::slot(b"{user1000}.following"), keys::slot(b"user1000"));
+        assert_eq!(keys::slot(b"foo{}{bar}"), keys::slot(b"foo{}{bar}"));
+    }
+
+    #[test]
+    fn a_transaction_made_for_a_user_lives_in_the_users_slot() {
+        let k = Keys::new("p");
+        for user in ["ann", "bob", "a-very-long-user-name-0123456789"] {
+            let slot = k.user_slot(user);
+            assert_eq!(slot, keys::slot(&k.user(user)));
+            for random in [0u128, u128::MAX, 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef] {
+                let shift = 128 - sls_core::cx::TXN_SLOT_BITS;
+                let id = (random & (u128::MAX >> sls_core::cx::TXN_SLOT_BITS))
+                    | (u128::from(slot) << shift);
+                let key = k.txn(sls_protocol::TxnId(id));
+                assert_eq!(keys::slot(&key), slot, "{}", String::from_utf8_lossy(&key));
+                assert!(key.ends_with(format!(":t:{id:032x}").as_bytes()));
+            }
+        }
     }
 }

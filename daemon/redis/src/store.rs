@@ -9,7 +9,7 @@ use std::sync::Arc;
 use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::AsyncCommands;
 use sls_core::{
-    Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
+    Committed, IndexOp, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
     UserToken,
 };
 use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
@@ -50,6 +50,18 @@ impl RedisStore {
     /// Compare-and-set: `true` if `key` was still at `version` and now holds `value`, sealed
     /// (deleted if empty).
     async fn cas(&self, key: &[u8], version: u64, value: &[u8]) -> Result<bool, StoreError> {
+        self.cas_indexed(key, version, value, None).await
+    }
+
+    /// [`RedisStore::cas`], and the transaction index's `op` in the same script when its key
+    /// is in `key`'s slot.
+    async fn cas_indexed(
+        &self,
+        key: &[u8],
+        version: u64,
+        value: &[u8],
+        op: Option<(&str, &IndexOp)>,
+    ) -> Result<bool, StoreError> {
         let sealed = if value.is_empty() {
             Vec::new()
         } else {
@@ -61,16 +73,41 @@ impl RedisStore {
             self.writes.fetch_add(1, Ordering::Relaxed)
         );
         let mut c = self.conn.clone();
-        let r: i64 = self
-            .scripts
-            .cas
-            .key(key)
-            .arg(version)
-            .arg(sealed)
-            .arg(write)
-            .invoke_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let mut inv = self.scripts.cas.key(key);
+        inv.arg(version).arg(sealed).arg(write);
+        match op {
+            None => {}
+            Some((
+                user,
+                IndexOp::Bind {
+                    txn,
+                    device,
+                    until_ms,
+                },
+            )) => {
+                inv.key(self.keys.txn(*txn))
+                    .arg("b")
+                    .arg(user)
+                    .arg(device.0)
+                    .arg(*until_ms)
+                    .arg(self.ttl_ms(*until_ms));
+            }
+            Some((
+                _,
+                IndexOp::Settle {
+                    txn,
+                    verdict,
+                    until_ms,
+                },
+            )) => {
+                inv.key(self.keys.txn(*txn))
+                    .arg("s")
+                    .arg(crate::txn::encode_verdict(verdict)?)
+                    .arg(*until_ms)
+                    .arg(self.ttl_ms(*until_ms));
+            }
+        }
+        let r: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
         Ok(r >= 0)
     }
 
@@ -130,14 +167,16 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn update_now<T, F>(
+    async fn update_now<T, F, I>(
         &self,
         user: &str,
         create: bool,
         mut rule: F,
+        index: I,
     ) -> Result<Option<Committed<T, u64>>, StoreError>
     where
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
+        I: Fn(&T) -> Option<IndexOp>,
     {
         let _local = self.stripe(user).lock().await;
         let key = self.keys.user(user);
@@ -158,16 +197,35 @@ impl RedisStore {
             }
             let mut new = Zeroizing::new(Vec::with_capacity(state.encoded_len_hint()));
             state.encode(&mut new);
+            let op = index(&value);
             if records.is_empty() && old.as_deref().is_some_and(|o| **o == *new) {
                 // Nothing changed: what was read is the state this answer is based on.
+                if let Some(op) = &op {
+                    self.index_apart(user, op).await?;
+                }
                 return Ok(Some(Committed {
                     value,
                     ticket: None,
                 }));
             }
-            if !self.cas(&key, version, &new).await? {
+            // The index's entry goes in the same script when it lives in the user's slot (ids
+            // made for this user do); else right after.
+            let beside = op
+                .as_ref()
+                .filter(|op| {
+                    crate::keys::slot(&self.keys.txn(op_txn(op))) == crate::keys::slot(&key)
+                })
+                .map(|op| (user, op));
+            if !self.cas_indexed(&key, version, &new, beside).await? {
                 self.backoff(attempt).await;
                 continue;
+            }
+            if let Some(op) = &op {
+                if beside.is_some() {
+                    self.indexed(op);
+                } else {
+                    self.index_apart(user, op).await?;
+                }
             }
             if old.is_none() {
                 let mut c = self.conn.clone();
@@ -383,6 +441,45 @@ impl RedisStore {
     }
 }
 
+/// The transaction an index operation is about.
+fn op_txn(op: &IndexOp) -> TxnId {
+    match op {
+        IndexOp::Bind { txn, .. } | IndexOp::Settle { txn, .. } => *txn,
+    }
+}
+
+impl RedisStore {
+    /// The transaction index's `op`, on its own (its key is not in the user's slot).
+    async fn index_apart(&self, user: &str, op: &IndexOp) -> Result<(), StoreError> {
+        match op.clone() {
+            IndexOp::Bind {
+                txn,
+                device,
+                until_ms,
+            } => self.txn_bind_now(txn, user, device, until_ms).await,
+            IndexOp::Settle {
+                txn,
+                verdict,
+                until_ms,
+            } => self.txn_settle_now(txn, verdict, until_ms).await,
+        }
+    }
+
+    /// The local gauge of open transactions after `op` was written with its user.
+    fn indexed(&self, op: &IndexOp) {
+        match op {
+            IndexOp::Bind { txn, until_ms, .. } => {
+                self.bound.lock().insert(txn.0, *until_ms);
+            }
+            IndexOp::Settle { txn, until_ms, .. } => {
+                if let Some(t) = self.bound.lock().get_mut(&txn.0) {
+                    *t = *until_ms;
+                }
+            }
+        }
+    }
+}
+
 impl Store for RedisStore {
     type Ticket = u64;
 
@@ -396,7 +493,26 @@ impl Store for RedisStore {
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
     {
-        self.update_now(user, create, rule)
+        self.update_now(user, create, rule, |_| None)
+    }
+
+    fn update_indexed<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+        index: I,
+    ) -> impl Future<Output = Result<Option<Committed<T, u64>>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        self.update_now(user, create, rule, index)
+    }
+
+    fn txn_slot(&self, user: &str) -> Option<u16> {
+        Some(self.keys.user_slot(user))
     }
 
     fn read<T, F>(

@@ -14,7 +14,7 @@ fn damaged(what: &str) -> StoreError {
     StoreError::Damaged(format!("transaction index: {what}"))
 }
 
-fn encode_verdict(v: &Verdict) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_verdict(v: &Verdict) -> Result<Vec<u8>, StoreError> {
     let mut w = BytesMut::new();
     v.put(&mut w, 0)
         .map_err(|e| StoreError::Unavailable(format!("verdict: {e}")))?;
@@ -34,7 +34,7 @@ type Fields = (Option<String>, Option<u32>, Option<u64>, Option<Vec<u8>>);
 
 impl RedisStore {
     /// Milliseconds from the store's clock's now to `until_ms`, at least 1.
-    fn ttl_ms(&self, until_ms: u64) -> u64 {
+    pub(crate) fn ttl_ms(&self, until_ms: u64) -> u64 {
         let now = u64::try_from(self.config.clock.now().as_millis()).unwrap_or(u64::MAX);
         until_ms.saturating_sub(now).max(1)
     }
