@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use sls_core::{
-    Committed, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
+    Committed, IndexOp, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
     UserToken,
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
@@ -66,6 +66,25 @@ impl Store for Backend {
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
     {
         either!(self, s => s.update(user, create, rule).await)
+    }
+
+    async fn update_indexed<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+        index: I,
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        either!(self, s => s.update_indexed(user, create, rule, index).await)
+    }
+
+    fn txn_slot(&self, user: &str) -> Option<u16> {
+        either!(self, s => s.txn_slot(user))
     }
 
     async fn read<T, F>(&self, user: &str, read: F) -> Result<Option<T>, StoreError>

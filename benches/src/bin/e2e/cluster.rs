@@ -205,7 +205,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
             // Transactions: the keys the runs left, still alive until their deadlines.
             let (mut usage, mut ttl, mut count) = (Vec::new(), Vec::new(), 0usize);
             for &m in &masters {
-                let keys = cli(m, &["--scan", "--pattern", &format!("{{{prefix}:t:*")])?;
+                let keys = cli(m, &["--scan", "--pattern", &format!("*}}{prefix}:t:*")])?;
                 count += keys.lines().count();
                 for k in keys.lines().take(20) {
                     // A key may expire between the scan and these.
@@ -222,7 +222,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
                 }
             }
             rows.push([
-                "Redis memory per transaction key (`{P:t:…}`, a settled login)".into(),
+                "Redis memory per transaction key (`{<tag>}P:t:…`, a settled login)".into(),
                 format!(
                     "`MEMORY USAGE` median {:.0} B; `PTTL` median {:.0} ms right after the runs",
                     median(usage),

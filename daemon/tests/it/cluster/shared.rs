@@ -132,6 +132,23 @@ async fn a_user_is_one_user_on_every_node() {
     let (txn, Challenge::Numeric(q)) = begin(&fe_a, "ann", dsc, ip(1)).await.unwrap() else {
         panic!("a typed challenge")
     };
+    // Its id carries the user's cluster slot in its top 14 bits, so that its index entry is
+    // written in the same script as the user (one round trip, one write, fewer).
+    let slot = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &cluster.ports().start.to_string(),
+            "cluster",
+            "keyslot",
+            "{sls:u:ann}",
+        ])
+        .output()
+        .unwrap();
+    let slot: u128 = String::from_utf8_lossy(&slot.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(txn.0 >> 114, slot);
     let right =
         sls_loadgen::harness::ocra_answer(ocra::DSC_PLUS_DEFAULT_SUITE, &k, &q, "1234").unwrap();
     let v = answer(&fe_b, txn, &right, ip(1)).await.unwrap();
