@@ -6,18 +6,17 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use sls_protocol::{ApprovalMethod, DeviceId, TxnId, Verdict};
+use sls_protocol::{DeviceId, TxnId, Verdict};
 
 use crate::cx::{after, ms, Cx, Tally};
 use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
 use crate::limits::Limiters;
-use crate::push::PushAnswer;
 use crate::store::{Committed, IndexOp, Store, TxnEntry, UserToken};
 use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
-    grant, lockout, push, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters, MemoryStore,
+    grant, lockout, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters, MemoryStore,
     UserStatus,
 };
 
@@ -338,7 +337,13 @@ impl<S: Store> Core<S> {
 
     /// What the index learns from an answer that spent its transaction: its verdict, kept for
     /// the replay window only (R12).
-    fn settle(&self, txn: TxnId, now: u64, verdict: &Verdict, spent: Spent) -> Option<IndexOp> {
+    pub(crate) fn settle(
+        &self,
+        txn: TxnId,
+        now: u64,
+        verdict: &Verdict,
+        spent: Spent,
+    ) -> Option<IndexOp> {
         (spent == Spent::Yes).then(|| IndexOp::Settle {
             txn,
             verdict: *verdict,
@@ -348,7 +353,7 @@ impl<S: Store> Core<S> {
 
     /// The index's entry for an open transaction. A spent one's second answer is a replay
     /// (R12), refused here without touching its user: `Err(Replayed)`.
-    async fn open_txn(
+    pub(crate) async fn open_txn(
         &self,
         txn: TxnId,
         now: u64,
@@ -430,132 +435,6 @@ impl<S: Store> Core<S> {
             .await?)
     }
 
-    // ---- IB Key app ----------------------------------------------------------------------
-
-    /// Whether `proof` proves that the app holds `device`'s key, for `nonce`.
-    ///
-    /// # Errors
-    /// The store.
-    pub async fn device_authenticate(
-        &self,
-        device: DeviceId,
-        nonce: &[u8; 32],
-        proof: &[u8],
-    ) -> Result<bool, StoreError> {
-        let Some(owner) = self.0.store.device_owner(device).await? else {
-            return Ok(false);
-        };
-        let now = self.now_ms();
-        let cfg = &self.0.config;
-        Ok(self
-            .0
-            .store
-            .read(&owner, |u| push::proves(u, device, nonce, proof, now, cfg))
-            .await?
-            .unwrap_or(false))
-    }
-
-    /// The app's answer to a push (R6): its MAC, the number the user typed, approve or
-    /// decline. An app can answer only its own device's pushes.
-    ///
-    /// # Errors
-    /// The store.
-    pub async fn push_answer(
-        &self,
-        device: DeviceId,
-        txn: TxnId,
-        approve: bool,
-        method: ApprovalMethod,
-        number: u8,
-        mac: &[u8],
-    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
-        let now = self.now_ms();
-        let entry = match self.open_txn(txn, now).await? {
-            Ok(entry) => entry,
-            Err(v) => return Ok(bare(v)),
-        };
-        let a = PushAnswer {
-            device,
-            txn,
-            approve,
-            method,
-            number,
-            mac,
-        };
-        let out = self
-            .change_indexed(
-                now,
-                &entry.user,
-                false,
-                |u, cx| push::answer(u, &a, cx),
-                |(verdict, spent)| self.settle(txn, now, verdict, *spent),
-            )
-            .await?;
-        Ok(settled(out))
-    }
-
-    /// The device a transaction's challenge is for, while the index remembers it.
-    ///
-    /// # Errors
-    /// The store.
-    pub async fn txn_device(&self, txn: TxnId) -> Result<Option<DeviceId>, StoreError> {
-        Ok(self
-            .0
-            .store
-            .txn_get(txn, self.now_ms())
-            .await?
-            .map(|e| e.device))
-    }
-
-    /// What a frontend's `await` reports for a transaction (R6). A decision (the app's
-    /// answer, through another connection or node) is returned only once it is durable
-    /// ([`Store::fence`]).
-    ///
-    /// # Errors
-    /// The store.
-    pub async fn txn_verdict(&self, txn: TxnId) -> Result<Verdict, StoreError> {
-        let now = self.now_ms();
-        let Some(entry) = self.0.store.txn_get(txn, now).await? else {
-            return Ok(Verdict::Unknown);
-        };
-        let v = self.txn_verdict_of(txn, &entry, now).await?;
-        // A decision another connection (or node) made: reported only once it is durable.
-        if !matches!(v, Verdict::Pending | Verdict::Unknown) {
-            if let Some(ticket) = self.0.store.fence(&entry.user).await? {
-                self.0.store.durable(ticket).await?;
-            }
-        }
-        Ok(v)
-    }
-
-    async fn txn_verdict_of(
-        &self,
-        txn: TxnId,
-        entry: &TxnEntry,
-        now: u64,
-    ) -> Result<Verdict, StoreError> {
-        if let Some(v) = entry.verdict {
-            return Ok(v);
-        }
-        let open = self
-            .0
-            .store
-            .read(&entry.user, |u| txn::verdict(u, txn, now))
-            .await?
-            .flatten();
-        match open {
-            Some(v) => Ok(v),
-            // Spent between the two reads: the index has its verdict now.
-            None => Ok(self
-                .0
-                .store
-                .txn_get(txn, now)
-                .await?
-                .and_then(|e| e.verdict)
-                .unwrap_or(Verdict::Unknown)),
-        }
-    }
-
     /// Forgets transaction ids past their life and idle limiter state. Returns transactions
     /// forgotten.
     pub fn sweep(&self) -> usize {
@@ -600,7 +479,7 @@ impl<S: Store> Core<S> {
 
 /// A value that changed nothing.
 /// An answer's verdict once its change is committed (an unknown user: `unknown`).
-fn settled<K>(out: Option<Outcome<(Verdict, Spent), K>>) -> Outcome<Verdict, K> {
+pub(crate) fn settled<K>(out: Option<Outcome<(Verdict, Spent), K>>) -> Outcome<Verdict, K> {
     match out {
         None => bare(Verdict::Unknown),
         Some(out) => Outcome {

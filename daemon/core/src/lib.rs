@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod app;
 pub mod clock;
 pub mod codec;
 mod config;

@@ -15,6 +15,7 @@ use sls_core::{
 use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
 use zeroize::Zeroizing;
 
+use crate::txn::op_txn;
 use crate::{unavailable, RedisStore};
 
 fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -438,45 +439,6 @@ impl RedisStore {
         let count = times.len();
         *self.lockouts.lock() = times;
         Ok(count)
-    }
-}
-
-/// The transaction an index operation is about.
-fn op_txn(op: &IndexOp) -> TxnId {
-    match op {
-        IndexOp::Bind { txn, .. } | IndexOp::Settle { txn, .. } => *txn,
-    }
-}
-
-impl RedisStore {
-    /// The transaction index's `op`, on its own (its key is not in the user's slot).
-    async fn index_apart(&self, user: &str, op: &IndexOp) -> Result<(), StoreError> {
-        match op.clone() {
-            IndexOp::Bind {
-                txn,
-                device,
-                until_ms,
-            } => self.txn_bind_now(txn, user, device, until_ms).await,
-            IndexOp::Settle {
-                txn,
-                verdict,
-                until_ms,
-            } => self.txn_settle_now(txn, verdict, until_ms).await,
-        }
-    }
-
-    /// The local gauge of open transactions after `op` was written with its user.
-    fn indexed(&self, op: &IndexOp) {
-        match op {
-            IndexOp::Bind { txn, until_ms, .. } => {
-                self.bound.lock().insert(txn.0, *until_ms);
-            }
-            IndexOp::Settle { txn, until_ms, .. } => {
-                if let Some(t) = self.bound.lock().get_mut(&txn.0) {
-                    *t = *until_ms;
-                }
-            }
-        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use redis::AsyncCommands;
-use sls_core::{StoreError, TxnEntry};
+use sls_core::{IndexOp, StoreError, TxnEntry};
 use sls_protocol::field::{Field, Reader};
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
@@ -128,5 +128,44 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(o.map(Arc::from))
+    }
+}
+
+/// The transaction an index operation is about.
+pub(crate) fn op_txn(op: &IndexOp) -> TxnId {
+    match op {
+        IndexOp::Bind { txn, .. } | IndexOp::Settle { txn, .. } => *txn,
+    }
+}
+
+impl RedisStore {
+    /// The transaction index's `op`, on its own (its key is not in the user's slot).
+    pub(crate) async fn index_apart(&self, user: &str, op: &IndexOp) -> Result<(), StoreError> {
+        match op.clone() {
+            IndexOp::Bind {
+                txn,
+                device,
+                until_ms,
+            } => self.txn_bind_now(txn, user, device, until_ms).await,
+            IndexOp::Settle {
+                txn,
+                verdict,
+                until_ms,
+            } => self.txn_settle_now(txn, verdict, until_ms).await,
+        }
+    }
+
+    /// The local gauge of open transactions after `op` was written with its user.
+    pub(crate) fn indexed(&self, op: &IndexOp) {
+        match op {
+            IndexOp::Bind { txn, until_ms, .. } => {
+                self.bound.lock().insert(txn.0, *until_ms);
+            }
+            IndexOp::Settle { txn, until_ms, .. } => {
+                if let Some(t) = self.bound.lock().get_mut(&txn.0) {
+                    *t = *until_ms;
+                }
+            }
+        }
     }
 }

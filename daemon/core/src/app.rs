@@ -1,0 +1,136 @@
+//! What the IB Key app and a frontend awaiting its decision ask of the core (R6, R8): the app
+//! proves its key, answers a push; the frontend's `Await` reads the decision, once durable.
+
+use sls_protocol::{ApprovalMethod, DeviceId, TxnId, Verdict};
+
+use crate::engine::{bare, settled};
+use crate::error::StoreError;
+use crate::push::{self, PushAnswer};
+use crate::store::{Store, TxnEntry};
+use crate::{txn, Core, Outcome};
+
+impl<S: Store> Core<S> {
+    /// Whether `proof` proves that the app holds `device`'s key, for `nonce`.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn device_authenticate(
+        &self,
+        device: DeviceId,
+        nonce: &[u8; 32],
+        proof: &[u8],
+    ) -> Result<bool, StoreError> {
+        let Some(owner) = self.0.store.device_owner(device).await? else {
+            return Ok(false);
+        };
+        let now = self.now_ms();
+        let cfg = &self.0.config;
+        Ok(self
+            .0
+            .store
+            .read(&owner, |u| push::proves(u, device, nonce, proof, now, cfg))
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// The app's answer to a push (R6): its MAC, the number the user typed, approve or
+    /// decline. An app can answer only its own device's pushes.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn push_answer(
+        &self,
+        device: DeviceId,
+        txn: TxnId,
+        approve: bool,
+        method: ApprovalMethod,
+        number: u8,
+        mac: &[u8],
+    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
+        let now = self.now_ms();
+        let entry = match self.open_txn(txn, now).await? {
+            Ok(entry) => entry,
+            Err(v) => return Ok(bare(v)),
+        };
+        let a = PushAnswer {
+            device,
+            txn,
+            approve,
+            method,
+            number,
+            mac,
+        };
+        let out = self
+            .change_indexed(
+                now,
+                &entry.user,
+                false,
+                |u, cx| push::answer(u, &a, cx),
+                |(verdict, spent)| self.settle(txn, now, verdict, *spent),
+            )
+            .await?;
+        Ok(settled(out))
+    }
+
+    /// The device a transaction's challenge is for, while the index remembers it.
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn txn_device(&self, txn: TxnId) -> Result<Option<DeviceId>, StoreError> {
+        Ok(self
+            .0
+            .store
+            .txn_get(txn, self.now_ms())
+            .await?
+            .map(|e| e.device))
+    }
+
+    /// What a frontend's `await` reports for a transaction (R6). A decision (the app's
+    /// answer, through another connection or node) is returned only once it is durable
+    /// ([`Store::fence`]).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn txn_verdict(&self, txn: TxnId) -> Result<Verdict, StoreError> {
+        let now = self.now_ms();
+        let Some(entry) = self.0.store.txn_get(txn, now).await? else {
+            return Ok(Verdict::Unknown);
+        };
+        let v = self.txn_verdict_of(txn, &entry, now).await?;
+        // A decision another connection (or node) made: reported only once it is durable.
+        if !matches!(v, Verdict::Pending | Verdict::Unknown) {
+            if let Some(ticket) = self.0.store.fence(&entry.user).await? {
+                self.0.store.durable(ticket).await?;
+            }
+        }
+        Ok(v)
+    }
+
+    async fn txn_verdict_of(
+        &self,
+        txn: TxnId,
+        entry: &TxnEntry,
+        now: u64,
+    ) -> Result<Verdict, StoreError> {
+        if let Some(v) = entry.verdict {
+            return Ok(v);
+        }
+        let open = self
+            .0
+            .store
+            .read(&entry.user, |u| txn::verdict(u, txn, now))
+            .await?
+            .flatten();
+        match open {
+            Some(v) => Ok(v),
+            // Spent between the two reads: the index has its verdict now.
+            None => Ok(self
+                .0
+                .store
+                .txn_get(txn, now)
+                .await?
+                .and_then(|e| e.verdict)
+                .unwrap_or(Verdict::Unknown)),
+        }
+    }
+}
