@@ -254,6 +254,31 @@ pub async fn login_ocra(
 
 pub use crate::client::prove_device;
 
+/// The IB Key app approves the push of `txn` for `user` (R6): the user typed `number` and
+/// confirmed by biometrics; the app signs with its `secret` and the push's `nonce`. The daemon's
+/// reply as it is.
+pub async fn approve_push(
+    app: &Pipeline,
+    secret: &[u8],
+    txn: TxnId,
+    user: &str,
+    number: u8,
+    nonce: &[u8; 16],
+) -> anyhow::Result<Message> {
+    let method = sls_protocol::ApprovalMethod::Biometric;
+    let mac = sls_protocol::push::push_mac(secret, txn, user, number, nonce, method, true);
+    let reply = app
+        .call(Message::PushAnswer {
+            txn,
+            approve: true,
+            method,
+            number,
+            mac,
+        })
+        .await?;
+    Ok(reply)
+}
+
 /// The daemon's counters, by name (an admin call).
 pub async fn stats(admin: &Pipeline) -> anyhow::Result<HashMap<String, u64>> {
     match admin.call(Message::GetStats {}).await? {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sls_loadgen::harness::{
-    answer, begin, begin_reply, enrol, enrol_bulk, login_ocra, prove_device, stats,
+    answer, approve_push, begin, begin_reply, enrol, enrol_bulk, login_ocra, prove_device, stats,
 };
 use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
@@ -227,23 +227,7 @@ async fn a_user_is_one_user_on_every_node() {
         panic!("{pushed:?}")
     };
     assert_eq!((pushed, user.as_str()), (txn, "ben"));
-    let mac = push::push_mac(
-        &k,
-        txn,
-        "ben",
-        number,
-        &nonce,
-        ApprovalMethod::Biometric,
-        true,
-    );
-    let v = app
-        .call(Message::PushAnswer {
-            txn,
-            approve: true,
-            method: ApprovalMethod::Biometric,
-            number,
-            mac,
-        })
+    let v = approve_push(&app, &k, txn, "ben", number, &nonce)
         .await
         .unwrap();
     assert!(

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use sls_loadgen::harness::{answer, begin, enrol, login_ocra, ocra_answer, prove_device};
+use sls_loadgen::harness::{
+    answer, approve_push, begin, enrol, login_ocra, ocra_answer, prove_device,
+};
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra;
 use sls_protocol::*;
@@ -125,23 +127,7 @@ async fn every_device_kind_logs_in_and_replays_are_refused() {
         panic!()
     };
     assert_eq!((pushed, user.as_str()), (txn, "carol"));
-    let mac = push::push_mac(
-        &KEY,
-        txn,
-        "carol",
-        number,
-        &nonce,
-        ApprovalMethod::Biometric,
-        true,
-    );
-    let v = app
-        .call(Message::PushAnswer {
-            txn,
-            approve: true,
-            method: ApprovalMethod::Biometric,
-            number,
-            mac,
-        })
+    let v = approve_push(&app, &KEY, txn, "carol", number, &nonce)
         .await
         .unwrap();
     assert!(matches!(
