@@ -13,6 +13,11 @@ use serde::{Deserialize, Deserializer};
 
 use crate::core::{CoreConfig, RatePolicy};
 
+mod ranges;
+
+pub use ranges::MAX_DURATION;
+use ranges::{duration_in, number_in, rate_and_burst};
+
 /// slsd: the sls second-factor verification daemon (QUIC).
 ///
 /// On first start it creates a local CA, a server certificate and client certificates for the
@@ -48,25 +53,26 @@ pub struct Settings {
     /// Do not fsync the journal (benchmarks only: a crash may then forgive failures).
     #[arg(long)]
     pub no_fsync: bool,
-    /// Most open connections [default: 20000].
+    /// Most open connections, 1 to 1000000 [default: 20000].
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Close connections idle this long, e.g. 30s [default: 30s].
+    /// Close connections idle this long, 1s to 1h [default: 30s].
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Option<Duration>,
-    /// A challenge's life, e.g. 2m (R12) [default: 2m].
+    /// A challenge's life, 1s to 1d (R12) [default: 2m].
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub challenge_ttl: Option<Duration>,
     /// Failures that lock a user, 1 to 255 (R11) [default: 10].
     #[arg(long)]
     pub lockout_threshold: Option<u8>,
-    /// Window the failures must fall in (R11) [default: 24h].
+    /// Window the failures must fall in, at least 1s (R11) [default: 24h].
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub lockout_window: Option<Duration>,
-    /// How long a lock lasts after the last failure (R11) [default: 24h].
+    /// How long a lock lasts after the last failure, at least the lockout window (R11)
+    /// [default: 24h, or the lockout window when that is longer].
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub lock_duration: Option<Duration>,
@@ -84,13 +90,13 @@ pub struct Settings {
     /// N nodes, the cluster's rate wanted / N.
     #[arg(long)]
     pub rate_global: Option<u32>,
-    /// Most open transactions [default: 2000000].
+    /// Most open transactions, 1 to 100000000 [default: 2000000].
     #[arg(long)]
     pub max_open_txns: Option<usize>,
-    /// Snapshot when the journal exceeds this many bytes [default: 268435456].
+    /// Snapshot when the journal exceeds this many bytes, 4096 to 2^40 [default: 268435456].
     #[arg(long)]
     pub snapshot_bytes: Option<u64>,
-    /// How long shutdown waits for in-flight requests, e.g. 5s [default: 5s].
+    /// How long shutdown waits for in-flight requests, 0s to 1h [default: 5s].
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub grace: Option<Duration>,
@@ -296,10 +302,6 @@ pub enum ConfigError {
     },
 }
 
-/// The longest duration any setting accepts: 3650 days. Anything longer is a typo, and the
-/// core adds durations to its clock in `u64` milliseconds, the service to an `Instant`.
-pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
-
 /// Parses a duration with [`humantime::parse_duration`]: `500ms`, `30s`, `2m`, `24h`, `1d`,
 /// `1h 30m`, `1.5s`. A number without a unit is refused.
 ///
@@ -316,34 +318,6 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
     parse_duration(&s)
         .map(Some)
         .map_err(serde::de::Error::custom)
-}
-
-/// The setting's value, or its default; refused when longer than [`MAX_DURATION`].
-fn bounded(
-    field: &'static str,
-    value: Option<Duration>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    let d = value.unwrap_or(default);
-    if d > MAX_DURATION {
-        return Err(ConfigError::Invalid {
-            field,
-            why: format!(
-                "{} is longer than the most allowed, 3650days",
-                humantime::format_duration(d)
-            ),
-        });
-    }
-    Ok(d)
-}
-
-/// A rate given explicitly and its burst, two seconds' worth; refused when that overflows.
-fn rate_and_burst(field: &'static str, rate: u32) -> Result<(u32, u32), ConfigError> {
-    let burst = rate.checked_mul(2).ok_or_else(|| ConfigError::Invalid {
-        field,
-        why: format!("{rate} is more than the most allowed, {}", u32::MAX / 2),
-    })?;
-    Ok((rate, burst))
 }
 
 impl Config {
@@ -380,42 +354,55 @@ impl Config {
             per_client_burst,
             global: s.rate_global.unwrap_or(d.global),
         };
+        let lockout_window = duration_in(
+            "lockout_window",
+            s.lockout_window,
+            core_default.lockout_window,
+            ranges::LOCKOUT_WINDOW,
+        )?;
         let core = CoreConfig {
-            lockout_threshold: s
-                .lockout_threshold
-                .unwrap_or(core_default.lockout_threshold),
-            lockout_window: bounded(
-                "lockout_window",
-                s.lockout_window,
-                core_default.lockout_window,
+            lockout_threshold: number_in(
+                "lockout_threshold",
+                s.lockout_threshold,
+                core_default.lockout_threshold,
+                ranges::LOCKOUT_THRESHOLD,
             )?,
-            lock_duration: bounded("lock_duration", s.lock_duration, core_default.lock_duration)?,
-            challenge_ttl: bounded("challenge_ttl", s.challenge_ttl, core_default.challenge_ttl)?,
-            max_open_txns: s.max_open_txns.unwrap_or(core_default.max_open_txns),
+            lockout_window,
+            // A lock shorter than the window would end while the failures that made it still
+            // count: R11's lock must outlast them.
+            lock_duration: duration_in(
+                "lock_duration",
+                s.lock_duration,
+                core_default.lock_duration.max(lockout_window),
+                lockout_window..=MAX_DURATION,
+            )
+            .map_err(|e| match e {
+                ConfigError::Invalid { field, why } if why.contains("shorter") => {
+                    ConfigError::Invalid {
+                        field,
+                        why: format!("{why} (the lockout_window: a lock outlasts its failures)"),
+                    }
+                }
+                e => e,
+            })?,
+            challenge_ttl: duration_in(
+                "challenge_ttl",
+                s.challenge_ttl,
+                core_default.challenge_ttl,
+                ranges::CHALLENGE_TTL,
+            )?,
+            max_open_txns: number_in(
+                "max_open_txns",
+                s.max_open_txns,
+                core_default.max_open_txns,
+                ranges::OPEN_TXNS,
+            )?,
             rates,
             ..core_default
         };
-        if core.lockout_threshold == 0 {
-            return Err(ConfigError::Invalid {
-                field: "lockout_threshold",
-                why: "must be at least 1".into(),
-            });
-        }
-        if core.challenge_ttl.is_zero() {
-            return Err(ConfigError::Invalid {
-                field: "challenge_ttl",
-                why: "must be more than 0".into(),
-            });
-        }
-        let threads = s.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, |n| n.get().min(256))
-        });
-        if threads == 0 || threads > 256 {
-            return Err(ConfigError::Invalid {
-                field: "threads",
-                why: "1 to 256".into(),
-            });
-        }
+        let default_threads =
+            std::thread::available_parallelism().map_or(2, |n| n.get().min(*ranges::THREADS.end()));
+        let threads = number_in("threads", s.threads, default_threads, ranges::THREADS)?;
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("./sls-data"));
         let store = match s.store.as_deref() {
             None | Some("embedded") => StoreChoice::Embedded,
@@ -458,10 +445,25 @@ impl Config {
             threads,
             log: s.log.unwrap_or_else(|| "info".into()),
             fsync: !s.no_fsync,
-            max_connections: s.max_connections.unwrap_or(20_000),
-            idle_timeout: bounded("idle_timeout", s.idle_timeout, Duration::from_secs(30))?,
-            snapshot_bytes: s.snapshot_bytes.unwrap_or(256 << 20),
-            grace: bounded("grace", s.grace, Duration::from_secs(5))?,
+            max_connections: number_in(
+                "max_connections",
+                s.max_connections,
+                20_000,
+                ranges::CONNECTIONS,
+            )?,
+            idle_timeout: duration_in(
+                "idle_timeout",
+                s.idle_timeout,
+                Duration::from_secs(30),
+                ranges::IDLE_TIMEOUT,
+            )?,
+            snapshot_bytes: number_in(
+                "snapshot_bytes",
+                s.snapshot_bytes,
+                256 << 20,
+                ranges::SNAPSHOT_BYTES,
+            )?,
+            grace: duration_in("grace", s.grace, Duration::from_secs(5), ranges::GRACE)?,
             core,
         })
     }

@@ -275,6 +275,17 @@ fn integers_out_of_range_are_refused() {
         (&["--challenge-ttl", "0s"][..], "challenge_ttl"),
         (&["--threads", "0"][..], "threads"),
         (&["--threads", "257"][..], "threads"),
+        // Issue 16: each of these was accepted and left for the service or the rules to trip on.
+        (&["--max-connections", "0"][..], "max_connections"),
+        (&["--max-connections", "1000001"][..], "max_connections"),
+        (&["--max-open-txns", "0"][..], "max_open_txns"),
+        (&["--snapshot-bytes", "0"][..], "snapshot_bytes"),
+        (&["--snapshot-bytes", "1099511627777"][..], "snapshot_bytes"),
+        (&["--idle-timeout", "0s"][..], "idle_timeout"),
+        (&["--idle-timeout", "2h"][..], "idle_timeout"),
+        (&["--challenge-ttl", "2d"][..], "challenge_ttl"),
+        (&["--lockout-window", "0s"][..], "lockout_window"),
+        (&["--grace", "2h"][..], "grace"),
     ] {
         let e = Config::from_args(cli(flags)).unwrap_err();
         assert!(
@@ -355,4 +366,61 @@ fn a_bad_redis_setting_is_refused_and_a_password_never_echoed() {
     assert!(e.starts_with("redis_wait_timeout:"), "{e}");
     let e = refused(&["--store", "redis://h:1", "--redis-wait-replicas", "17"]);
     assert!(e.starts_with("redis_wait_replicas:"), "{e}");
+}
+
+#[test]
+fn a_lock_outlasts_its_window() {
+    // R11: a lock shorter than the window would end while its failures still count.
+    let e = Config::from_args(cli(&["--lock-duration", "1h"])).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::Invalid {
+                field: "lock_duration",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("shorter than the least allowed, 1day"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("lockout_window"), "{e}");
+    // Equal is fine; a longer window alone carries the default lock up with it.
+    let c = Config::from_args(cli(&["--lockout-window", "1h", "--lock-duration", "1h"])).unwrap();
+    assert_eq!(c.core.lock_duration, Duration::from_secs(3_600));
+    let c = Config::from_args(cli(&["--lockout-window", "2d"])).unwrap();
+    assert_eq!(c.core.lock_duration, Duration::from_secs(2 * 86_400));
+    // The edges of a range are inside it.
+    let c = Config::from_args(cli(&[
+        "--max-connections",
+        "1",
+        "--idle-timeout",
+        "1h",
+        "--challenge-ttl",
+        "1d",
+        "--grace",
+        "0s",
+        "--snapshot-bytes",
+        "4096",
+    ]))
+    .unwrap();
+    assert_eq!(c.max_connections, 1);
+    assert_eq!(c.grace, Duration::ZERO);
+}
+
+#[test]
+fn an_out_of_range_number_names_the_range() {
+    let e = Config::from_args(cli(&["--max-connections", "0"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "max_connections: 0 is out of range: 1 to 1000000"
+    );
+    let e = with_file("snapshot_bytes = 1\n", &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "snapshot_bytes: 1 is out of range: 4096 to 1099511627776"
+    );
 }

@@ -45,6 +45,15 @@ pub enum TlsError {
     /// A PEM file is unreadable.
     #[error("PEM {0}: {1}")]
     Pem(PathBuf, rustls::pki_types::pem::Error),
+    /// A file holds no usable certificate or key, or its certificate and key do not belong
+    /// together.
+    #[error("{path}: {why}")]
+    File {
+        /// The file (for a pair that does not match, the certificate's).
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The verifier could not be built.
     #[error("client verifier: {0}")]
     Verifier(String),
@@ -58,6 +67,13 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
         what,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+fn bad_file(path: &Path, why: String) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        why,
     }
 }
 
@@ -136,9 +152,12 @@ impl Pki {
         }
         let ca_cert_pem =
             std::fs::read_to_string(&ca_pem_path).map_err(io("reading", &ca_pem_path))?;
+        CertificateParams::from_ca_cert_pem(&ca_cert_pem)
+            .map_err(|e| bad_file(&ca_pem_path, format!("not a CA certificate in PEM ({e})")))?;
         let ca_key = KeyPair::from_pem(
             &std::fs::read_to_string(&ca_key_path).map_err(io("reading", &ca_key_path))?,
-        )?;
+        )
+        .map_err(|e| bad_file(&ca_key_path, format!("not a private key in PEM ({e})")))?;
         let mut pki = Pki {
             dir: dir.clone(),
             ca_cert_pem,
@@ -169,8 +188,14 @@ impl Pki {
             .map_err(|e| TlsError::Pem(server_pem.clone(), e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TlsError::Pem(server_pem.clone(), e))?;
+        if pki.server_chain.is_empty() {
+            return Err(bad_file(&server_pem, "no certificate in it".into()));
+        }
         pki.server_key = PrivateKeyDer::from_pem_file(&server_key)
             .map_err(|e| TlsError::Pem(server_key.clone(), e))?;
+        // Checked here, where the files are known, rather than as a bare rustls error later.
+        rustls::crypto::ring::sign::any_supported_type(&pki.server_key)
+            .map_err(|e| bad_file(&server_key, format!("unusable private key ({e})")))?;
         Ok(pki)
     }
 
@@ -236,7 +261,16 @@ impl Pki {
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(self.server_chain.clone(), self.server_key.clone_key())?;
+            .with_single_cert(self.server_chain.clone(), self.server_key.clone_key())
+            .map_err(|e| {
+                bad_file(
+                    &self.dir.join("server.pem"),
+                    format!(
+                        "does not go with {} ({e})",
+                        self.dir.join("server.key").display()
+                    ),
+                )
+            })?;
         tls.alpn_protocols = vec![ALPN_FRONTEND.to_vec(), ALPN_DEVICE.to_vec()];
         // No 0-RTT: early data could be replayed by anyone on the path.
         tls.max_early_data_size = 0;
@@ -289,4 +323,72 @@ pub fn role_from_cert(der: &CertificateDer<'_>) -> Result<Role, TlsError> {
         }
     }
     Err(TlsError::NoRole("certificate names no role"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What start-up does with the certificates: load them, then build the server's TLS.
+    fn start(dir: &Path) -> Result<(), TlsError> {
+        let pki = Pki::load_or_create_in(dir)?;
+        pki.server_config(Arc::new(quinn::TransportConfig::default()))?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_certificate_or_key_file_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        start(dir).unwrap();
+        let good = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let (server_pem, server_key, ca_pem, ca_key) = (
+            good("server.pem"),
+            good("server.key"),
+            good("ca.pem"),
+            good("ca.key"),
+        );
+        let restore = || {
+            for (name, bytes) in [
+                ("server.pem", &server_pem),
+                ("server.key", &server_key),
+                ("ca.pem", &ca_pem),
+                ("ca.key", &ca_key),
+            ] {
+                std::fs::write(dir.join(name), bytes).unwrap();
+            }
+        };
+        // Each file in turn replaced by garbage, or by another valid file of its kind that
+        // does not belong: the error names the file (it used to say "peer sent no
+        // certificates" for a garbage server.pem).
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            (
+                "server.pem",
+                b"garbage\n".to_vec(),
+                "server.pem: no certificate in it",
+            ),
+            ("server.key", b"garbage\n".to_vec(), "server.key"),
+            (
+                "server.key",
+                good("frontend.key"),
+                "server.pem: does not go with",
+            ),
+            (
+                "ca.pem",
+                b"garbage\n".to_vec(),
+                "ca.pem: not a CA certificate",
+            ),
+            ("ca.key", b"garbage\n".to_vec(), "ca.key: not a private key"),
+        ];
+        for (name, bytes, want) in cases {
+            std::fs::write(dir.join(name), &bytes).unwrap();
+            let e = start(dir).unwrap_err().to_string();
+            assert!(e.contains(want), "{name}: {e}");
+            assert!(e.contains(&*dir.to_string_lossy()), "{name}: {e}");
+            restore();
+            start(dir).unwrap();
+        }
+    }
 }
