@@ -14,6 +14,7 @@ use sls_protocol::{DeviceId, DeviceKind};
 
 use crate::cx::{after, Cx};
 use crate::error::CoreError;
+use crate::grant;
 use crate::record::{DeviceState, Record};
 use crate::user::{device_suite, Device, UserState};
 use crate::{ActivationNotice, DeviceSpec, UserSpec};
@@ -180,14 +181,14 @@ pub fn issue_online_scc(
     Ok((secret.to_vec(), after(cx.now, cx.cfg.online_scc_life)))
 }
 
-/// R15: voids the user's temporary devices.
-fn void_temporary(u: &mut UserState, cx: &mut Cx<'_>) {
+/// R15: voids the user's temporary devices, as of `at`.
+fn void_temporary(u: &mut UserState, at: u64, cx: &mut Cx<'_>) {
     for d in u.devices.iter_mut().filter(|d| {
         matches!(d.kind, DeviceKind::TempCode | DeviceKind::OnlineScc)
             && d.state == DeviceState::Active
     }) {
         cx.records
-            .push(d.set_state(cx.user, DeviceState::Inactive, cx.now));
+            .push(d.set_state(cx.user, DeviceState::Inactive, at));
     }
 }
 
@@ -204,7 +205,7 @@ pub fn reactivate(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Resul
     }
     cx.records
         .push(d.set_state(cx.user, DeviceState::Active, cx.now));
-    void_temporary(u, cx);
+    void_temporary(u, cx.now, cx);
     Ok(())
 }
 
@@ -252,18 +253,41 @@ pub fn ship(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), 
 /// # Errors
 /// Unknown device.
 pub fn activate(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
-    let kind = u.device(device.0)?.kind;
+    u.device(device.0)?;
+    activate_at(u, device.0, cx.now, cx);
+    Ok(())
+}
+
+/// [`activate`] as of `at`.
+fn activate_at(u: &mut UserState, id: u32, at: u64, cx: &mut Cx<'_>) {
+    let kind = u.devices.iter().find(|d| d.id == id).map(|d| d.kind);
     for d in u.devices.iter_mut() {
-        if d.id == device.0 {
+        if d.id == id {
             cx.records
-                .push(d.set_state(cx.user, DeviceState::Active, cx.now));
-        } else if d.kind == kind && d.kind.is_physical() && d.state == DeviceState::Active {
+                .push(d.set_state(cx.user, DeviceState::Active, at));
+        } else if Some(d.kind) == kind && d.kind.is_physical() && d.state == DeviceState::Active {
             cx.records
-                .push(d.set_state(cx.user, DeviceState::Replaced, cx.now));
+                .push(d.set_state(cx.user, DeviceState::Replaced, at));
         }
     }
-    void_temporary(u, cx);
-    Ok(())
+    void_temporary(u, at, cx);
+}
+
+/// R16: a shipped replacement past its three weeks activates by itself, as if the user had
+/// activated it at that moment: the old card is replaced and the temporary devices stop (R15).
+/// Run before every change to a user, so the state written down is the state the rules have
+/// been reading since that moment ([`crate::grant::usable`]).
+pub(crate) fn auto_activate(u: &mut UserState, cx: &mut Cx<'_>) {
+    loop {
+        let due = u
+            .devices
+            .iter()
+            .filter_map(|d| Some((grant::auto_activation_at(d, cx.cfg)?, d.id)))
+            .filter(|(at, _)| *at <= cx.now)
+            .min();
+        let Some((at, id)) = due else { return };
+        activate_at(u, id, at, cx);
+    }
 }
 
 /// R16: what the user should be told about a shipped device.
@@ -366,6 +390,9 @@ pub fn activate_ib_key(
     if let Some(x) = u.extra.as_mut() {
         x.activation = None;
     }
+    // R15: an activated (or recovered) IB Key is a permanent device again: the temporary
+    // code and the Online SCC stop at once.
+    void_temporary(u, cx.now, cx);
     cx.records.push(u.add_device(cx.user, d, 0));
     Ok(DeviceId(id))
 }

@@ -16,8 +16,8 @@ use crate::store::{Committed, IndexOp, Store, TxnEntry, UserToken};
 use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
-    grant, lockout, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters, MemoryStore,
-    UserStatus,
+    admin, grant, lockout, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters,
+    MemoryStore, UserStatus,
 };
 
 /// A value and what to wait on before sending it: `ticket` is `Some` when the request changed
@@ -192,6 +192,9 @@ impl<S: Store> Core<S> {
                         tally: &mut tally,
                         txn_slot,
                     };
+                    // R16: a replacement due to activate by itself does so before any rule
+                    // reads the user.
+                    admin::auto_activate(u, &mut cx);
                     rule(u, &mut cx)
                 },
                 index,
@@ -427,7 +430,7 @@ impl<S: Store> Core<S> {
                     devices: u
                         .devices
                         .iter()
-                        .filter(|d| grant::usable(d, now, cfg).is_some())
+                        .filter(|d| grant::usable(u, d, now, cfg).is_some())
                         .map(|d| d.info())
                         .collect(),
                 }

@@ -8,14 +8,35 @@ use sls_protocol::{ApprovalMethod, DeviceKind, Grant, GrantKind};
 use crate::config::CoreConfig;
 use crate::cx::after;
 use crate::record::DeviceState;
-use crate::user::Device;
+use crate::user::{Device, UserState};
 
-/// The grant a device gives at `now`, or `None` if it is not usable.
-pub fn usable(d: &Device, now: u64, cfg: &CoreConfig) -> Option<Grant> {
+/// When a shipped replacement activates by itself (R16: 3 weeks after shipment), if it is
+/// shipped.
+pub fn auto_activation_at(d: &Device, cfg: &CoreConfig) -> Option<u64> {
+    (d.state == DeviceState::Shipped).then(|| after(d.since_ms, cfg.auto_activation))
+}
+
+/// Whether `d` is one of the devices an activation of `new` stops (R15, R16): a temporary
+/// code or Online SCC, or an active physical device of the same kind.
+pub fn stopped_by(d: &Device, new: &Device) -> bool {
+    d.id != new.id
+        && d.state == DeviceState::Active
+        && (matches!(d.kind, DeviceKind::TempCode | DeviceKind::OnlineScc)
+            || (d.kind == new.kind && d.kind.is_physical()))
+}
+
+/// The grant `u`'s device `d` gives at `now`, or `None` if it is not usable.
+///
+/// R16 is exact to the millisecond without a timer: a replacement past its auto-activation
+/// time is active, and what its activation stops (R15) is stopped from that moment, before
+/// any change to the user writes it down ([`crate::admin::auto_activate`] does, at the next).
+pub fn usable(u: &UserState, d: &Device, now: u64, cfg: &CoreConfig) -> Option<Grant> {
     let active = match d.state {
-        DeviceState::Active => true,
-        // R16: a shipped replacement activates by itself 3 weeks after shipment.
-        DeviceState::Shipped => now >= after(d.since_ms, cfg.auto_activation),
+        DeviceState::Active => !u
+            .devices
+            .iter()
+            .any(|r| auto_activation_at(r, cfg).is_some_and(|at| now >= at) && stopped_by(d, r)),
+        DeviceState::Shipped => auto_activation_at(d, cfg).is_some_and(|at| now >= at),
         _ => false,
     };
     if !active {

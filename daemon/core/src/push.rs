@@ -41,7 +41,7 @@ pub fn proves(
 ) -> bool {
     u.device(device.0).is_ok_and(|d| {
         d.kind == DeviceKind::IbKey
-            && grant::usable(d, now, cfg).is_some()
+            && grant::usable(u, d, now, cfg).is_some()
             && push::device_proof_verify(d.secret(), device, nonce, proof)
     })
 }
@@ -76,7 +76,7 @@ pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> (Verdic
         let Ok(d) = u.device(a.device.0) else {
             break 'judge Verdict::Unknown;
         };
-        if grant::usable(d, now, cx.cfg).is_none() {
+        if grant::usable(u, d, now, cx.cfg).is_none() {
             break 'judge Verdict::Unknown;
         }
         let genuine = push::push_verify(

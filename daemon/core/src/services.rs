@@ -236,7 +236,10 @@ impl<S: Store> Core<S> {
         let by_ok = self
             .0
             .store
-            .read(by, |b| b.primary && (b.entity() == entity || by == user))
+            // Users without entity data share no account: each is its own (R18).
+            .read(by, |b| {
+                b.primary && (by == user || (!entity.is_empty() && b.entity() == entity))
+            })
             .await?
             .ok_or(CoreError::UnknownUser)?;
         if !by_ok {

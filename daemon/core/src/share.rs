@@ -104,7 +104,7 @@ pub(crate) struct Facts {
 /// One participant's facts at `now`.
 pub(crate) fn facts(u: &UserState, name: &str, now: u64, cfg: &CoreConfig) -> Facts {
     let x = u.extra.as_deref();
-    let usable = |d: &&Device| grant::usable(d, now, cfg).is_some();
+    let usable = |d: &&Device| grant::usable(u, d, now, cfg).is_some();
     Facts {
         entity: x
             .map(|x| x.entity.clone())
@@ -143,7 +143,7 @@ pub(crate) fn shareable(
             "only a physical device is shared (IB Key uses R8)",
         ));
     }
-    if grant::usable(d, now, cfg).is_none() {
+    if grant::usable(u, d, now, cfg).is_none() {
         return Err(CoreError::InvalidState("the device is not active"));
     }
     Ok(d.kind.level())

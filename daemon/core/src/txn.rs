@@ -76,16 +76,21 @@ pub fn begin(
                     required: withdrawal::required_level(amount_usd, used),
                 }
             }
-            _ => Verdict::Accepted {
-                device: DeviceId(0),
-                kind: DeviceKind::NoDevice,
-                level,
-                limits: level.limits(),
-                grant: Grant {
-                    kind: GrantKind::Session,
-                    valid_secs: 0,
-                },
-            },
+            _ => {
+                // R3 counts what an opted-out user withdraws too: the "none" limits cap the
+                // day and the five business days, not only one withdrawal.
+                withdrawal::record(u, req.purpose, cx);
+                Verdict::Accepted {
+                    device: DeviceId(0),
+                    kind: DeviceKind::NoDevice,
+                    level,
+                    limits: level.limits(),
+                    grant: Grant {
+                        kind: GrantKind::Session,
+                        valid_secs: 0,
+                    },
+                }
+            }
         }));
     }
     let needs_stronger = |amount_usd| {
@@ -98,7 +103,7 @@ pub fn begin(
         let devices: Vec<DeviceInfo> = u
             .devices
             .iter()
-            .filter(|d| grant::usable(d, now, cx.cfg).is_some() && allowed(d))
+            .filter(|d| grant::usable(u, d, now, cx.cfg).is_some() && allowed(d))
             .map(Device::info)
             .collect();
         if let (true, Purpose::Withdrawal { amount_usd }) = (devices.is_empty(), req.purpose) {
@@ -109,12 +114,13 @@ pub fn begin(
     prune(u, now, cx.cfg);
     let pushes = u.pushes;
     let open = u.txns.len();
-    let Some(d) = u.devices.iter_mut().find(|d| d.id == wanted.0) else {
+    let Some(i) = u.devices.iter().position(|d| d.id == wanted.0) else {
         return Ok(BeginResult::Verdict(Verdict::Unknown));
     };
-    if grant::usable(d, now, cx.cfg).is_none() {
+    if grant::usable(u, &u.devices[i], now, cx.cfg).is_none() {
         return Ok(BeginResult::Verdict(Verdict::Unknown));
     }
+    let d = &mut u.devices[i];
     if let Purpose::Withdrawal { amount_usd } = req.purpose {
         if !allowed(d) {
             return Ok(needs_stronger(amount_usd));
@@ -266,7 +272,7 @@ fn judge(u: &mut UserState, t: &Txn, response: &str, cx: &mut Cx<'_>) -> Verdict
     let Ok(d) = u.device(t.device) else {
         return Verdict::Unknown;
     };
-    let Some(grant) = grant::usable(d, cx.now, cx.cfg) else {
+    let Some(grant) = grant::usable(u, d, cx.now, cx.cfg) else {
         return Verdict::Expired;
     };
     match verify::judge(d, &t.challenge, response, &cx.cfg.card) {

@@ -2,7 +2,11 @@
 //! five-business-day limits cover it plus what was already withdrawn; a confirmed withdrawal
 //! is recorded.
 //!
-//! **Choice:** a day is the last 24 hours; five business days are the last 7 calendar days.
+//! **Choices:** a day is the last 24 hours. Five business days are the current day and the
+//! days back to the fifth business day (Monday to Friday) that began since a withdrawal's
+//! day: a withdrawal counts until the fifth business day after the day it was made begins, so
+//! a weekend inside the window stretches it, and one made on a weekend counts through the
+//! Thursday after. Days are UTC days; no holidays are known to the daemon.
 
 use sls_protocol::{Limits, Purpose, SecurityLevel};
 
@@ -11,19 +15,39 @@ use crate::record::Record;
 use crate::user::UserState;
 
 const DAY_MS: u64 = 24 * 3_600_000;
-const WEEK_MS: u64 = 7 * DAY_MS;
+/// How long a withdrawal is kept: five business days never span more than 7 calendar days.
+const KEEP_MS: u64 = 7 * DAY_MS;
 
-/// What was withdrawn in the last day and the last week.
+/// Whether the UTC day `day` (days since 1970-01-01, a Thursday) is a business day.
+fn is_business_day(day: u64) -> bool {
+    // 0 = Monday.
+    (day + 3) % 7 < 5
+}
+
+/// Business days that began after the day of `at` up to the day of `now`.
+fn business_days_since(at: u64, now: u64) -> u64 {
+    let (from, to) = (at / DAY_MS, now / DAY_MS);
+    // Bounded: past 7 days the count is already past 5.
+    (from.saturating_add(1)..=to.min(from.saturating_add(8)))
+        .filter(|d| is_business_day(*d))
+        .count() as u64
+}
+
+/// Whether a withdrawal made at `at` still counts in the five business days at `now`.
+pub fn in_five_business_days(at: u64, now: u64) -> bool {
+    business_days_since(at, now) < 5
+}
+
+/// What was withdrawn in the last day and in the last five business days.
 pub fn withdrawn(u: &UserState, now: u64) -> (u64, u64) {
     let Some(x) = &u.extra else { return (0, 0) };
     let mut day = 0u64;
     let mut week = 0u64;
     for (at, amount) in &x.withdrawals {
-        let age = now.saturating_sub(*at);
-        if age < DAY_MS {
+        if now.saturating_sub(*at) < DAY_MS {
             day = day.saturating_add(*amount);
         }
-        if age < WEEK_MS {
+        if in_five_business_days(*at, now) {
             week = week.saturating_add(*amount);
         }
     }
@@ -64,12 +88,59 @@ pub fn record(u: &mut UserState, purpose: Purpose, cx: &mut Cx<'_>) {
         let now = cx.now;
         let x = u.extra.get_or_insert_with(Default::default);
         x.withdrawals
-            .retain(|(at, _)| now.saturating_sub(*at) < WEEK_MS);
+            .retain(|(at, _)| now.saturating_sub(*at) < KEEP_MS);
         x.withdrawals.push((now, amount_usd));
         cx.records.push(Record::Withdrawal {
             user: cx.user.to_owned(),
             amount_usd,
             at_ms: now,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-23, a Monday, 00:00 UTC, in ms.
+    const MONDAY: u64 = 1_795_392_000_000;
+
+    fn day(n: u64) -> u64 {
+        MONDAY + n * DAY_MS
+    }
+
+    #[test]
+    fn the_calendar_is_right() {
+        // Monday 2026-11-23 .. Sunday 2026-11-29.
+        let week: Vec<bool> = (0..7).map(|n| is_business_day(day(n) / DAY_MS)).collect();
+        assert_eq!(week, [true, true, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn five_business_days_stretch_over_a_weekend() {
+        let noon = 12 * 3_600_000;
+        // Made on a Wednesday: counts through the next Tuesday, not on Wednesday.
+        let wed = day(2) + noon;
+        assert!(in_five_business_days(wed, day(8) + DAY_MS - 1));
+        assert!(!in_five_business_days(wed, day(9)));
+        // Made on a Saturday: counts through Thursday (four business days began since),
+        // not on Friday, which seven calendar days would have kept.
+        let sat = day(5) + noon;
+        assert!(in_five_business_days(sat, day(10) + noon));
+        assert!(!in_five_business_days(sat, day(11) + noon));
+        // Made on a Friday: counts through the next Thursday.
+        let fri = day(4) + noon;
+        assert!(in_five_business_days(fri, day(10) + DAY_MS - 1));
+        assert!(!in_five_business_days(fri, day(11)));
+        // Always within what is kept.
+        for made in 0..7 {
+            let at = day(made) + noon;
+            for later in 0..(14 * 24) {
+                let now = at + later * 3_600_000;
+                if in_five_business_days(at, now) {
+                    assert!(now - at < KEEP_MS, "{made} {later}");
+                }
+            }
+        }
     }
 }

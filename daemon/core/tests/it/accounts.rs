@@ -280,3 +280,21 @@ pub fn r19_bulk_enrolment_creates_users_and_refuses_bad_records_one_by_one<K: Ki
         .iter()
         .any(|r| matches!(r, Record::User { name, primary: true, .. } if name == "bulk1")));
 }
+
+pub fn r18_users_without_entity_data_share_no_account<K: Kind>() {
+    // Bulk-enrolled users have no entity data, and each is the primary user of its own
+    // account: one must not opt another back in.
+    let (c, _) = core::<K>();
+    user(&c, "ann");
+    user(&c, "bob");
+    c.opt_out("ann").unwrap();
+    assert_eq!(
+        c.opt_in("ann", "bob").unwrap_err(),
+        CoreError::NotPrimaryUser {
+            primary: "ann".into()
+        }
+    );
+    assert!(c.status("ann").unwrap().unwrap().opted_out);
+    c.opt_in("ann", "ann").unwrap();
+    assert!(!c.status("ann").unwrap().unwrap().opted_out);
+}

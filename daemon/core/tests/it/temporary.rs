@@ -7,7 +7,7 @@ use sls_protocol::card::{self, CardLayout};
 use sls_protocol::*;
 
 use crate::common::*;
-use crate::harness::Kind;
+use crate::harness::{Kind, Rig};
 
 pub fn r13_temporary_code_two_days_full_ten_days_portal_then_expired<K: Kind>() {
     let (c, clock) = core::<K>();
@@ -176,4 +176,118 @@ pub fn r16_replacement_auto_activates_three_weeks_after_shipment<K: Kind>() {
     // Activating it by hand replaces the old card.
     c.activate("abby", new).unwrap();
     assert_eq!(begin_verdict(&c, "abby", old), Verdict::Unknown);
+}
+
+/// The usable devices' ids, as `Status` lists them.
+fn usable_ids<K: Kind>(c: &Rig<K>, name: &str) -> Vec<DeviceId> {
+    let s = c.status(name).unwrap().unwrap();
+    s.devices.into_iter().map(|d| d.id).collect()
+}
+
+pub fn r16_r15_auto_activation_at_21_days_retires_the_old_card_and_voids_temporaries<K: Kind>() {
+    let (c, clock) = core::<K>();
+    let old = dsc(&c, "ines");
+    let new = c.order_replacement("ines", &KEY, "5678").unwrap().value;
+    c.ship("ines", new).unwrap();
+    let shipped = FakeClock::default().now();
+    // The user waits for the card with temporary access (R13, R14), issued late enough to
+    // be alive when it arrives.
+    clock.advance(20 * 24 * H);
+    let (temp, code, ..) = c.issue_temp_code("ines").unwrap().value;
+    let (scc, ..) = c.issue_online_scc("ines").unwrap().value;
+    // A millisecond before three weeks: the old card and the temporaries still work.
+    clock.advance(24 * H - MS);
+    assert_eq!(usable_ids(&c, "ines"), vec![old, temp, scc]);
+    assert!(matches!(right(&c, "ines", old), Verdict::Accepted { .. }));
+    // At three weeks exactly, with nothing written yet: the replacement is the card; the old
+    // one and the temporaries stop (R15), for reads as for logins.
+    clock.advance(MS);
+    assert_eq!(usable_ids(&c, "ines"), vec![new]);
+    let v = c
+        .begin(
+            &BeginRequest {
+                user: "ines",
+                purpose: Purpose::Login,
+                device: Some(old),
+                client: IP,
+            },
+            &never,
+        )
+        .unwrap();
+    assert_eq!(v.value, BeginResult::Verdict(Verdict::Unknown));
+    // That first change wrote the activation down, dated at the three weeks, so that a
+    // restart (a replay of the records) agrees with what the rules read.
+    let due = shipped.as_millis() as u64 + 21 * 24 * 3_600_000;
+    let mut written: Vec<(DeviceId, DeviceState, u64)> = v
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::DeviceState {
+                id, state, at_ms, ..
+            } => Some((*id, *state, *at_ms)),
+            _ => None,
+        })
+        .collect();
+    written.sort_by_key(|w| w.0 .0);
+    let mut want = vec![
+        (new, DeviceState::Active, due),
+        (old, DeviceState::Replaced, due),
+        (temp, DeviceState::Inactive, due),
+        (scc, DeviceState::Inactive, due),
+    ];
+    want.sort_by_key(|w| w.0 .0);
+    assert_eq!(written, want);
+    // Written once: the next change writes nothing more of it.
+    let v = c
+        .begin(
+            &BeginRequest {
+                user: "ines",
+                purpose: Purpose::Login,
+                device: Some(temp),
+                client: IP,
+            },
+            &never,
+        )
+        .unwrap();
+    assert_eq!(v.value, BeginResult::Verdict(Verdict::Unknown), "{code}");
+    assert!(
+        !v.records
+            .iter()
+            .any(|r| matches!(r, Record::DeviceState { .. })),
+        "{:?}",
+        v.records
+    );
+    let (txn, ch) = begin(&c, "ines", new);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    assert!(matches!(
+        c.answer(txn, &dsc_answer(&q, "5678"), IP).value,
+        Verdict::Accepted { .. }
+    ));
+    // Client services may issue a new temporary code after it: that one works.
+    let (temp2, ..) = c.issue_temp_code("ines").unwrap().value;
+    assert_eq!(usable_ids(&c, "ines"), vec![new, temp2]);
+}
+
+pub fn r15_ib_key_activation_or_recovery_voids_temporaries<K: Kind>() {
+    let (c, _) = core::<K>();
+    user(&c, "otto");
+    let (temp, ..) = c.issue_temp_code("otto").unwrap().value;
+    let (scc, ..) = c.issue_online_scc("otto").unwrap().value;
+    assert_eq!(usable_ids(&c, "otto"), vec![temp, scc]);
+    let token = c.activation_start("otto", "41791234567").unwrap().value;
+    let ib = c.activate_ib_key("otto", &token, &KEY, "1234").unwrap();
+    assert_eq!(usable_ids(&c, "otto"), vec![ib.value]);
+    assert!(ib.records.iter().any(|r| matches!(
+        r,
+        Record::DeviceState { id, state: DeviceState::Inactive, .. } if *id == temp
+    )));
+    // Recovery after a reinstall is an activation too: a code issued meanwhile stops.
+    let (temp2, ..) = c.issue_temp_code("otto").unwrap().value;
+    let token = c.activation_start("otto", "41791234567").unwrap().value;
+    let ib2 = c
+        .activate_ib_key("otto", &token, &[9u8; 32], "1234")
+        .unwrap()
+        .value;
+    assert_eq!(usable_ids(&c, "otto"), vec![ib2]);
+    assert_eq!(begin_verdict(&c, "otto", temp2), Verdict::Unknown);
 }

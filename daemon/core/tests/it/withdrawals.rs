@@ -172,3 +172,54 @@ pub fn r3_daily_totals_count<K: Kind>() {
         .value;
     assert!(matches!(v, BeginResult::Challenge { .. }));
 }
+
+pub fn r18_r3_an_opted_out_users_withdrawals_add_up_over_five_business_days<K: Kind>() {
+    // The clock starts on Tuesday 2026-11-24 at 00:00 UTC.
+    let (c, clock) = core::<K>();
+    user(&c, "otis");
+    c.opt_out("otis").unwrap();
+    let withdraw = |amount_usd| {
+        let out = c
+            .begin(
+                &BeginRequest {
+                    user: "otis",
+                    purpose: Purpose::Withdrawal { amount_usd },
+                    device: None,
+                    client: IP,
+                },
+                &never,
+            )
+            .unwrap();
+        match out.value {
+            BeginResult::Verdict(Verdict::Accepted { .. }) => {
+                // Recorded, so that a restart counts it too.
+                assert!(out.records.iter().any(|r| matches!(
+                    r,
+                    Record::Withdrawal { amount_usd: a, .. } if *a == amount_usd
+                )));
+                true
+            }
+            BeginResult::Verdict(Verdict::NeedsStrongerDevice { .. }) => false,
+            other => panic!("{other:?}"),
+        }
+    };
+    // R3 "none": 50K a day. Ten withdrawals of 50K in one day were all accepted.
+    assert!(withdraw(50_000), "Tuesday");
+    assert!(!withdraw(50_000), "a second 50K the same day");
+    assert!(!withdraw(1), "the day is full");
+    // Saturday 10:00: a new day; 100K in five business days leaves room for 50K.
+    clock.advance(4 * 24 * H + 10 * H);
+    assert!(withdraw(50_000), "Saturday");
+    // Monday 10:00: Tuesday's and Saturday's 100K fill the five business days.
+    clock.advance(48 * H);
+    assert!(!withdraw(1), "Monday: 100K in five business days");
+    // Tuesday 10:00: last Tuesday's is out (Wed, Thu, Fri, Mon, Tue began since).
+    clock.advance(24 * H);
+    assert!(withdraw(50_000), "Tuesday");
+    // Thursday 10:00: Saturday's still counts (Mon, Tue, Wed, Thu began since it).
+    clock.advance(48 * H);
+    assert!(!withdraw(1), "Thursday: Saturday's and Tuesday's");
+    // Friday 10:00: Saturday's is out, though seven calendar days have not passed.
+    clock.advance(24 * H);
+    assert!(withdraw(50_000), "Friday");
+}
