@@ -103,6 +103,10 @@ impl Store for Backend {
         either!(self, s => s.fence(user).await)
     }
 
+    async fn decoy(&self, user: &str) -> Result<Option<u64>, StoreError> {
+        either!(self, s => s.decoy(user).await)
+    }
+
     async fn txn_get(&self, txn: TxnId, now_ms: u64) -> Result<Option<TxnEntry>, StoreError> {
         either!(self, s => s.txn_get(txn, now_ms).await)
     }

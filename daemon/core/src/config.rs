@@ -82,6 +82,9 @@ pub struct CoreConfig {
     pub card: CardLayout,
     /// SCC positions remembered per card to avoid asking them again.
     pub card_recent: usize,
+    /// Most unknown names whose password failures are counted like a real user's, so that
+    /// the countdown does not tell them apart (no user enumeration; about 150 bytes each).
+    pub max_shadow_names: usize,
 }
 
 impl Default for CoreConfig {
@@ -110,6 +113,7 @@ impl Default for CoreConfig {
             activation_token_life: Duration::from_secs(15 * 60),
             card: CardLayout::default(),
             card_recent: 20,
+            max_shadow_names: 100_000,
         }
     }
 }

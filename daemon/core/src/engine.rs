@@ -12,6 +12,7 @@ use crate::cx::{after, ms, Cx, Tally};
 use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
 use crate::limits::Limiters;
+use crate::shadow::Shadows;
 use crate::store::{Committed, IndexOp, Store, TxnEntry, UserToken};
 use crate::txn::Spent;
 use crate::user::UserState;
@@ -39,6 +40,7 @@ pub(crate) struct Shared<S> {
     pub store: S,
     limiters: Limiters,
     counters: Counters,
+    pub shadows: Shadows,
 }
 
 /// The verifier. Cheap to clone: every clone shares the same store and counters.
@@ -81,6 +83,7 @@ impl<S: Store> Core<S> {
             entropy,
             store,
             counters: Counters::default(),
+            shadows: Shadows::default(),
         }))
     }
 
@@ -225,7 +228,7 @@ impl<S: Store> Core<S> {
         })
     }
 
-    async fn count(&self, t: &Tally, now: u64) -> Result<(), StoreError> {
+    pub(crate) async fn count(&self, t: &Tally, now: u64) -> Result<(), StoreError> {
         let c = &self.0.counters;
         let add = |counter: &std::sync::atomic::AtomicU64, n: u32| {
             if n > 0 {
@@ -292,11 +295,16 @@ impl<S: Store> Core<S> {
             }),
             _ => None,
         };
-        let Some(out) = self
+        let out = match self
             .change_indexed(now, req.user, false, |u, cx| txn::begin(u, &rule, cx), bind)
             .await?
-        else {
-            return Ok(bare(BeginResult::Verdict(Verdict::Unknown)));
+        {
+            Some(out) => out,
+            // No user enumeration: an unknown name answers as a known one with no device.
+            None => {
+                self.shadow_change(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
+                    .await?
+            }
         };
         let value = out.value?;
         Ok(Outcome {
@@ -395,54 +403,58 @@ impl<S: Store> Core<S> {
             .await?
         {
             Some(out) => Ok(out),
-            // No user enumeration: an unknown user looks like a known one with a fresh count.
-            None => Ok(bare(Verdict::Rejected {
-                failures_left: self.0.config.lockout_threshold.saturating_sub(1),
-            })),
+            // No user enumeration: an unknown name counts down as a known one would.
+            None => Ok(self
+                .shadow_change(now, user, true, lockout::password_failed)
+                .await?),
         }
     }
 
-    /// A user's state; `None` for an unknown user.
+    /// A user's state. An unknown name is described as a known user with no device would be
+    /// (no user enumeration), with the countdown its password failures made.
     ///
     /// # Errors
     /// A user name that breaks R10; the store.
-    pub async fn status(&self, user: &str) -> Result<Option<UserStatus>, Error> {
+    pub async fn status(&self, user: &str) -> Result<UserStatus, Error> {
         if !sls_protocol::valid_user_name(user) {
             return Err(CoreError::BadCharacter.into());
         }
         let now = self.now_ms();
         let cfg = &self.0.config;
-        Ok(self
-            .0
-            .store
-            .read(user, |u| {
-                let failures =
-                    u8::try_from(lockout::failures_in_window(u, now, cfg)).unwrap_or(u8::MAX);
-                UserStatus {
-                    locked_until_ms: if lockout::is_locked(u, now) {
-                        u.locked_until
-                    } else {
-                        0
-                    },
-                    failures,
-                    failures_left: cfg.lockout_threshold.saturating_sub(failures),
-                    opted_out: u.opted_out,
-                    devices: u
-                        .devices
-                        .iter()
-                        .filter(|d| grant::usable(u, d, now, cfg).is_some())
-                        .map(|d| d.info())
-                        .collect(),
-                }
-            })
-            .await?)
+        let describe = |u: &UserState| {
+            let failures =
+                u8::try_from(lockout::failures_in_window(u, now, cfg)).unwrap_or(u8::MAX);
+            UserStatus {
+                locked_until_ms: if lockout::is_locked(u, now) {
+                    u.locked_until
+                } else {
+                    0
+                },
+                failures,
+                failures_left: cfg.lockout_threshold.saturating_sub(failures),
+                opted_out: u.opted_out,
+                devices: u
+                    .devices
+                    .iter()
+                    .filter(|d| grant::usable(u, d, now, cfg).is_some())
+                    .map(|d| d.info())
+                    .collect(),
+            }
+        };
+        // No user enumeration: an unknown name is described as a known one with no device.
+        Ok(match self.0.store.read(user, describe).await? {
+            Some(status) => status,
+            None => self.shadow_read(user, now, describe),
+        })
     }
 
     /// Forgets transaction ids past their life and idle limiter state. Returns transactions
     /// forgotten.
     pub fn sweep(&self) -> usize {
         self.0.limiters.sweep();
-        self.0.store.sweep(self.now_ms())
+        let now = self.now_ms();
+        self.sweep_shadows(now);
+        self.0.store.sweep(now)
     }
 
     /// Lockouts in the recent window, and whether they look like a mass-lockout attack.

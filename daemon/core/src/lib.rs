@@ -44,6 +44,7 @@ mod push;
 pub mod record;
 mod replay;
 mod services;
+mod shadow;
 pub mod share;
 mod store;
 mod txn;

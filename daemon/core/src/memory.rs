@@ -259,6 +259,7 @@ impl<J: Journal> MemoryStore<J> {
             | Record::Reset { user }
             | Record::OptOut { user, .. }
             | Record::Withdrawal { user, .. } => self.apply_to(user, record),
+            Record::Decoy { .. } => {}
         }
     }
 
@@ -330,6 +331,21 @@ impl<J: Journal> Store for MemoryStore<J> {
         _user: &str,
     ) -> impl Future<Output = Result<Option<J::Ticket>, StoreError>> + Send {
         ready(Ok(self.journal.appended()))
+    }
+
+    fn decoy(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<J::Ticket>, StoreError>> + Send {
+        let decoy = Record::Decoy {
+            filler: "-".repeat(user.len()),
+        };
+        ready(
+            self.journal
+                .healthy()
+                .and_then(|()| self.journal.append(&[decoy]))
+                .map(Some),
+        )
     }
 
     fn txn_get(

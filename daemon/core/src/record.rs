@@ -146,6 +146,13 @@ pub enum Record {
         /// When, ms since the epoch.
         at_ms: u64,
     },
+    /// Nothing: written for an unknown name's failure, as long as a real user's
+    /// [`Record::Failure`], so that both answers wait for the same write (no user
+    /// enumeration). Skipped by replay.
+    Decoy {
+        /// As many bytes as the name.
+        filler: String,
+    },
 }
 
 macro_rules! put {
@@ -192,6 +199,7 @@ impl Record {
             }
             Record::DeviceRemoved { user, id } => put!(&mut w; &4u8, 0; user, NAME; id, 0),
             Record::Failure { user, at_ms } => put!(&mut w; &5u8, 0; user, NAME; at_ms, 0),
+            Record::Decoy { filler } => put!(&mut w; &10u8, 0; filler, NAME; &0u64, 0),
             Record::Reset { user } => put!(&mut w; &6u8, 0; user, NAME),
             Record::OptOut { user, out: o } => put!(&mut w; &7u8, 0; user, NAME; o, 0),
             Record::Withdrawal {
@@ -261,6 +269,11 @@ impl Record {
                 at_ms: u64::get(r, 0)?,
             },
             6 => Record::Reset { user: s(r, NAME)? },
+            10 => {
+                let filler = s(r, NAME)?;
+                u64::get(r, 0)?;
+                Record::Decoy { filler }
+            }
             7 => Record::OptOut {
                 user: s(r, NAME)?,
                 out: bool::get(r, 0)?,
@@ -351,6 +364,9 @@ mod tests {
                 user: "bob".into(),
                 amount_usd: 1_000,
                 at_ms: 12,
+            },
+            Record::Decoy {
+                filler: "---".into(),
             },
         ];
         for r in all {

@@ -69,7 +69,7 @@ pub fn apply(u: &mut UserState, record: &Record, config: &CoreConfig) {
             .get_or_insert_with(Default::default)
             .withdrawals
             .push((*at_ms, *amount_usd)),
-        Record::Share { .. } => {}
+        Record::Share { .. } | Record::Decoy { .. } => {}
     }
 }
 

@@ -185,6 +185,17 @@ pub trait Store: Send + Sync + 'static {
         std::future::ready(Ok(None))
     }
 
+    /// A ticket for a write of the size of `user`'s failure record that changes nothing: an
+    /// unknown name's answer waits for it as a real user's waits for its record, so that the
+    /// time to answer does not tell them apart (`None`: nothing to wait for). By default the
+    /// [`Store::fence`], which for a shared store is a write of its own.
+    fn decoy(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<Self::Ticket>, StoreError>> + Send {
+        self.fence(user)
+    }
+
     /// What the index knows of `txn`, while it is remembered (until its deadline, given
     /// `now_ms`).
     fn txn_get(

@@ -355,8 +355,10 @@ impl RedisStore {
     /// With replicas to wait for: a write of this node's in `user`'s slot (a short-lived
     /// marker), and its ticket. Replication is ordered per master, so once this write is on
     /// the replicas, so is every change of the user another node made before it.
-    async fn fence_now(&self, user: &str) -> Result<Option<u64>, StoreError> {
-        if self.config.wait_replicas == 0 {
+    /// [`Store::fence`]; as a `decoy`, a write of its own even with no replica to wait for,
+    /// and a ticket as a failure's record would get ([`Store::decoy`]).
+    async fn fence_now(&self, user: &str, decoy: bool) -> Result<Option<u64>, StoreError> {
+        if self.config.wait_replicas == 0 && !decoy {
             return Ok(None);
         }
         let mut key = self.keys.user(user);
@@ -370,7 +372,11 @@ impl RedisStore {
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        Ok(self.written(&[]))
+        Ok(if decoy {
+            Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+        } else {
+            self.written(&[])
+        })
     }
 
     async fn wait_all_masters(&self) -> Result<(), StoreError> {
@@ -494,7 +500,11 @@ impl Store for RedisStore {
     }
 
     fn fence(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
-        self.fence_now(user)
+        self.fence_now(user, false)
+    }
+
+    fn decoy(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.fence_now(user, true)
     }
 
     fn txn_get(

@@ -151,20 +151,12 @@ pub async fn handle(
             |verdict| Message::Judged { verdict },
         ),
         Message::Status { user } => match core.status(&user).await {
-            Ok(Some(s)) => Reply::Now(Message::UserStatus {
+            Ok(s) => Reply::Now(Message::UserStatus {
                 locked_until_ms: s.locked_until_ms,
                 failures: s.failures,
                 failures_left: s.failures_left,
                 opted_out: s.opted_out,
                 devices: s.devices,
-            }),
-            // No user enumeration for frontends: an unknown user reads as a fresh one.
-            Ok(None) => Reply::Now(Message::UserStatus {
-                locked_until_ms: 0,
-                failures: 0,
-                failures_left: core.config().lockout_threshold,
-                opted_out: false,
-                devices: Vec::new(),
             }),
             Err(e) => core_error(&e),
         },

@@ -14,6 +14,7 @@
 mod cluster;
 mod drain;
 mod e2e;
+mod enumeration;
 mod long_error_text;
 mod reliability;
 mod sharing;

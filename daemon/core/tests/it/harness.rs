@@ -62,6 +62,8 @@ impl Kind for Embedded {
 pub struct Out<T> {
     pub value: T,
     pub records: Vec<Record>,
+    /// Whether the answer waits for a write to be durable before it leaves.
+    pub waits: bool,
 }
 
 /// The core under test.
@@ -100,6 +102,7 @@ impl<K: Kind> Rig<K> {
 
     fn out<T, Tk>(&self, o: Outcome<T, Tk>) -> Out<T> {
         Out {
+            waits: o.ticket.is_some(),
             value: o.value,
             records: K::take_records(self.core.store()),
         }
@@ -145,7 +148,7 @@ impl<K: Kind> Rig<K> {
     ) -> Result<Out<Verdict>, CoreError> {
         self.res(K::block_on(self.core.password_failed(user, client)))
     }
-    pub fn status(&self, user: &str) -> Result<Option<UserStatus>, CoreError> {
+    pub fn status(&self, user: &str) -> Result<UserStatus, CoreError> {
         K::block_on(self.core.status(user)).map_err(core_err)
     }
     pub fn device_authenticate(&self, device: DeviceId, nonce: &[u8; 32], proof: &[u8]) -> bool {

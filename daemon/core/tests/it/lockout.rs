@@ -57,7 +57,7 @@ pub fn r11_attempts_while_locked_do_not_extend_the_lock<K: Kind>() {
     for _ in 0..10 {
         wrong(&c, "hank", d);
     }
-    let until = c.status("hank").unwrap().unwrap().locked_until_ms;
+    let until = c.status("hank").unwrap().locked_until_ms;
     clock.advance(12 * H);
     assert_eq!(
         c.password_failed("hank", IP).unwrap().value,
@@ -125,7 +125,7 @@ pub fn r11_password_failures_count_and_success_resets<K: Kind>() {
         ));
     }
     assert!(matches!(right(&c, "liam", d), Verdict::Accepted { .. }));
-    assert_eq!(c.status("liam").unwrap().unwrap().failures, 0);
+    assert_eq!(c.status("liam").unwrap().failures, 0);
     for _ in 0..9 {
         c.password_failed("liam", IP).unwrap();
     }
@@ -321,5 +321,61 @@ pub fn r11_only_locked_after_ten_failures_with_no_success_between<K: Kind>() {
             .failures_evaluated
             .load(std::sync::atomic::Ordering::Relaxed),
         10
+    );
+}
+
+pub fn r11_an_unknown_name_counts_down_as_a_known_user_with_no_device<K: Kind>() {
+    // No user enumeration: every answer about a name nobody enrolled is the answer about an
+    // enrolled user with no device, and waits for a write as that one's does.
+    let (c, clock) = core::<K>();
+    user(&c, "kate");
+    let same = |what: &str, ask: &dyn Fn(&str) -> String| {
+        assert_eq!(ask("kate"), ask("ghost"), "{what}");
+    };
+    let begin = |name: &str, device: Option<DeviceId>| {
+        format!(
+            "{:?}",
+            c.begin(
+                &BeginRequest {
+                    user: name,
+                    purpose: Purpose::Login,
+                    device,
+                    client: IP,
+                },
+                &never,
+            )
+            .unwrap()
+            .value
+        )
+    };
+    for n in 0..12 {
+        same("status", &|u| format!("{:?}", c.status(u).unwrap()));
+        same("begin none", &|u| begin(u, None));
+        same("begin some", &|u| begin(u, Some(DeviceId(99))));
+        let real = c.password_failed("kate", IP).unwrap();
+        let ghost = c.password_failed("ghost", IP).unwrap();
+        assert_eq!(real.value, ghost.value, "failure {n}");
+        assert_eq!(real.waits, ghost.waits, "failure {n}");
+        // Counted failures are written; attempts while locked are not (R11).
+        assert_eq!(real.waits, n < 10, "failure {n}");
+        // What the ghost wrote is nothing a replay would read as a user.
+        assert!(ghost
+            .records
+            .iter()
+            .all(|r| matches!(r, Record::Decoy { .. })));
+        clock.advance(MS);
+    }
+    assert!(matches!(
+        c.password_failed("ghost", IP).unwrap().value,
+        Verdict::Locked { .. }
+    ));
+    // The lock ends as a real one does; a name never tried still reads fresh.
+    clock.advance(24 * H);
+    same("status after the lock", &|u| {
+        format!("{:?}", c.status(u).unwrap())
+    });
+    assert_eq!(
+        c.status("nobody").unwrap().failures_left,
+        c.config().lockout_threshold
     );
 }

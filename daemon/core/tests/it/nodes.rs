@@ -68,7 +68,7 @@ fn begin_on_one_node_answer_on_the_other_and_replay_across() {
     let (a, b) = two_nodes();
     let d = dsc(&a, "ann");
     // Enrolled on A, known on B.
-    assert!(b.status("ann").unwrap().is_some());
+    assert_eq!(b.status("ann").unwrap().devices[0].id, d);
     let (txn, ch) = begin(&a, "ann", d);
     let Challenge::Numeric(q) = ch else { panic!() };
     let good = dsc_answer(&q, "1234");

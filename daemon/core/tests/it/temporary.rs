@@ -180,7 +180,7 @@ pub fn r16_replacement_auto_activates_three_weeks_after_shipment<K: Kind>() {
 
 /// The usable devices' ids, as `Status` lists them.
 fn usable_ids<K: Kind>(c: &Rig<K>, name: &str) -> Vec<DeviceId> {
-    let s = c.status(name).unwrap().unwrap();
+    let s = c.status(name).unwrap();
     s.devices.into_iter().map(|d| d.id).collect()
 }
 
