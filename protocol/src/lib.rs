@@ -34,7 +34,8 @@ pub mod types;
 pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
 pub use frame::Frame;
 pub use message::{
-    Access, BulkOutcome, BulkRecord, Counter, Message, ALPN_DEVICE, ALPN_FRONTEND, PROTOCOL_VERSION,
+    negotiate, Access, BulkOutcome, BulkRecord, Counter, Message, ALPN_DEVICE, ALPN_FRONTEND,
+    MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use status::Status;
 pub use text::{clip_str, clip_text};

@@ -19,8 +19,17 @@ use crate::types::{
     ApprovalMethod, Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, Role, TxnId, Verdict,
 };
 
-/// The protocol version this library speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this library speaks.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest protocol version this library still speaks: version 2 only added messages.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+
+/// The version a peer speaking [`MIN_PROTOCOL_VERSION`]..=[`PROTOCOL_VERSION`] agrees on with
+/// one offering `min..=max`: the newest both speak, if any.
+pub fn negotiate(min: u16, max: u16) -> Option<u16> {
+    let v = max.min(PROTOCOL_VERSION);
+    (v >= min.max(MIN_PROTOCOL_VERSION)).then_some(v)
+}
 /// ALPN of frontends and admins (mutual TLS; the client certificate names the role).
 pub const ALPN_FRONTEND: &[u8] = b"sls/1";
 /// ALPN of IB Key apps (no client certificate; the app proves possession of its key in-band).
@@ -258,6 +267,18 @@ messages! {
     0x0014 Status [Frontend] { user: String = MAX_USER }
     /// Daemon → frontend: a user's state.
     0x8014 UserStatus [Server] { locked_until_ms: u64, failures: u8, failures_left: u8, opted_out: bool, devices: Vec<DeviceInfo> = MAX_LIST }
+    /// Frontend → daemon (version 2): as `Begin`, asking for the typed challenge instead of a
+    /// push (R6, "Click here if you do not receive the notification"): an IB Key device gets a
+    /// numeric challenge even while its app is connected; other devices answer as to `Begin`.
+    0x0015 BeginTyped [Frontend] { user: String = MAX_USER, purpose: Purpose, device: Option<DeviceId>, client: IpAddr }
+    /// Frontend → daemon (version 2): what the user should be told (R16), and whether lockouts
+    /// across users look like an attack.
+    0x0016 Notices [Frontend] { user: String = MAX_USER }
+    /// Daemon → frontend: `replacement` is the user's shipped replacement DSC+ (R16) and
+    /// `activates_at_ms` when it activates by itself; `activation` is 0 (nothing to tell),
+    /// 1 (auto-activation approaches: within 7 days) or 2 (imminent: within a day);
+    /// `mass_lockout` is the mass-lockout signal.
+    0x8016 UserNotices [Server] { replacement: Option<DeviceId>, activation: u8, activates_at_ms: u64, mass_lockout: bool }
     /// Daemon → frontend: the verdict of a `Begin`, `Answer`, `Await`, `PasswordFailed` or
     /// `PushAnswer`.
     0x8020 Judged [Server] { verdict: Verdict }

@@ -137,6 +137,19 @@ pub struct UserStatus {
     pub devices: Vec<DeviceInfo>,
 }
 
+/// What a frontend should tell a user ([`Core::notices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notices {
+    /// The user's shipped replacement DSC+, until it activates (R16).
+    pub replacement: Option<DeviceId>,
+    /// Whether its auto-activation approaches or is imminent (R16).
+    pub activation: ActivationNotice,
+    /// When it activates by itself, ms since the epoch (0 without a replacement).
+    pub activates_at_ms: u64,
+    /// Lockouts across users look like an attack.
+    pub mass_lockout: bool,
+}
+
 /// R16: what the user should be told about a shipped replacement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActivationNotice {

@@ -13,7 +13,7 @@ use crate::share::{
     PENDING, REFUSED,
 };
 use crate::store::{Sequence, Store};
-use crate::{admin, lockout, ActivationNotice, Core, DeviceSpec, UserSpec};
+use crate::{admin, grant, lockout, ActivationNotice, Core, DeviceSpec, Notices, UserSpec};
 
 /// The share's id and whether it is pending, or why the request was refused after the owner's
 /// answer was judged (the outcome's ticket covers the failure it may have recorded).
@@ -203,6 +203,43 @@ impl<S: Store> Core<S> {
             .await?
             .ok_or(CoreError::UnknownUser)?
             .map_err(Error::from)
+    }
+
+    /// What a frontend should tell `user` (R16: the shipped replacement, when it activates by
+    /// itself and whether that approaches or is imminent), and the mass-lockout signal. An
+    /// unknown name has nothing to be told, as a known user with no replacement.
+    ///
+    /// # Errors
+    /// A user name that breaks R10; the store.
+    pub async fn notices(&self, user: &str) -> Result<Notices, Error> {
+        if !sls_protocol::valid_user_name(user) {
+            return Err(CoreError::BadCharacter.into());
+        }
+        let now = self.now_ms();
+        let cfg = &self.0.config;
+        let shipped = self
+            .0
+            .store
+            .read(user, |u| {
+                let d = u
+                    .devices
+                    .iter()
+                    .find(|d| grant::auto_activation_at(d, cfg).is_some_and(|at| at > now))?;
+                let notice = admin::activation_notice(u, DeviceId(d.id), now, cfg).ok()?;
+                Some((DeviceId(d.id), notice, grant::auto_activation_at(d, cfg)?))
+            })
+            .await?
+            .flatten();
+        let (replacement, activation, activates_at_ms) = match shipped {
+            Some((d, notice, at)) => (Some(d), notice, at),
+            None => (None, ActivationNotice::None, 0),
+        };
+        Ok(Notices {
+            replacement,
+            activation,
+            activates_at_ms,
+            mass_lockout: self.mass_lockout().1,
+        })
     }
 
     /// Opts a user out of SLS (R18).

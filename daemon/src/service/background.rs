@@ -57,12 +57,27 @@ pub fn spawn(
     }
 }
 
-/// Expired transactions and idle limiter state, every second.
+/// Expired transactions and idle limiter state, every second; and the mass-lockout signal,
+/// logged once when an episode begins and once when it ends.
 async fn sweeper(state: State, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut episode = false;
     loop {
         tokio::select! {
-            _ = tick.tick() => { state.core.sweep(); }
+            _ = tick.tick() => {
+                state.core.sweep();
+                let (lockouts, alert) = state.core.mass_lockout();
+                if alert != episode {
+                    episode = alert;
+                    let window = state.core.config().mass_lockout_window;
+                    if alert {
+                        warn!(lockouts, window = %humantime::format_duration(window),
+                            "mass lockout: lockouts across users look like an attack");
+                    } else {
+                        info!("mass lockout over");
+                    }
+                }
+            }
             () = stop.cancelled() => break,
         }
     }

@@ -10,7 +10,9 @@ use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, S
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
 use super::{awaits, nodes};
-use crate::core::{BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec};
+use crate::core::{
+    ActivationNotice, BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec,
+};
 
 /// A store's ticket: answer once it is durable.
 type Lsn = u64;
@@ -79,54 +81,27 @@ pub async fn handle(
             purpose,
             device,
             client,
-        } => {
-            let ready = |d: sls_protocol::DeviceId| nodes::reachable(state, d);
-            match core
-                .begin(
-                    &BeginRequest {
-                        user: &user,
-                        purpose,
-                        device,
-                        client,
-                    },
-                    &ready,
-                )
-                .await
-            {
-                Ok(out) => {
-                    keep(ticket, out.ticket);
-                    Reply::Now(match out.value {
-                        BeginResult::Devices(devices) => Message::Devices { devices },
-                        BeginResult::Verdict(verdict) => Message::Judged { verdict },
-                        BeginResult::Challenge {
-                            txn,
-                            device,
-                            challenge,
-                            expires_at_ms,
-                            push,
-                        } => {
-                            if let Some(p) = push {
-                                let message = Message::Push {
-                                    txn,
-                                    user: p.user,
-                                    nonce: p.nonce,
-                                    purpose: p.purpose,
-                                    expires_at_ms: p.expires_at_ms,
-                                };
-                                nodes::push(state, p.device, message);
-                            }
-                            Message::ChallengeIssued {
-                                txn,
-                                device,
-                                challenge,
-                                expires_at_ms,
-                            }
-                        }
-                    })
-                }
-                Err(e) => core_error(&e),
-            }
-        }
+        } => begin(state, &user, purpose, device, client, false, ticket).await,
+        // R6: the typed challenge, never a push, when the user asks for it.
+        Message::BeginTyped {
+            user,
+            purpose,
+            device,
+            client,
+        } => begin(state, &user, purpose, device, client, true, ticket).await,
+        Message::Notices { user } => match core.notices(&user).await {
+            Ok(n) => Reply::Now(Message::UserNotices {
+                replacement: n.replacement,
+                activation: match n.activation {
+                    ActivationNotice::None => 0,
+                    ActivationNotice::Approaching => 1,
+                    ActivationNotice::Imminent => 2,
+                },
+                activates_at_ms: n.activates_at_ms,
+                mass_lockout: n.mass_lockout,
+            }),
+            Err(e) => core_error(&e),
+        },
         Message::Answer {
             txn,
             response,
@@ -392,5 +367,64 @@ pub async fn handle(
         }
         // Daemon-only messages never reach here (access checked), but the enum is open.
         _ => error(Status::UNEXPECTED, "not a request"),
+    }
+}
+
+/// `Begin`, or with `typed` `BeginTyped`: the typed challenge even where a push could go (R6).
+async fn begin(
+    state: &State,
+    user: &str,
+    purpose: sls_protocol::Purpose,
+    device: Option<sls_protocol::DeviceId>,
+    client: std::net::IpAddr,
+    typed: bool,
+    ticket: &mut Option<Lsn>,
+) -> Reply {
+    let core = &state.core;
+    let ready = |d: sls_protocol::DeviceId| !typed && nodes::reachable(state, d);
+    match core
+        .begin(
+            &BeginRequest {
+                user,
+                purpose,
+                device,
+                client,
+            },
+            &ready,
+        )
+        .await
+    {
+        Ok(out) => {
+            keep(ticket, out.ticket);
+            Reply::Now(match out.value {
+                BeginResult::Devices(devices) => Message::Devices { devices },
+                BeginResult::Verdict(verdict) => Message::Judged { verdict },
+                BeginResult::Challenge {
+                    txn,
+                    device,
+                    challenge,
+                    expires_at_ms,
+                    push,
+                } => {
+                    if let Some(p) = push {
+                        let message = Message::Push {
+                            txn,
+                            user: p.user,
+                            nonce: p.nonce,
+                            purpose: p.purpose,
+                            expires_at_ms: p.expires_at_ms,
+                        };
+                        nodes::push(state, p.device, message);
+                    }
+                    Message::ChallengeIssued {
+                        txn,
+                        device,
+                        challenge,
+                        expires_at_ms,
+                    }
+                }
+            })
+        }
+        Err(e) => core_error(&e),
     }
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use sls_protocol::{frame, Access, Frame, Message, Status, PROTOCOL_VERSION};
+use sls_protocol::{frame, negotiate, Access, Frame, Message, Status, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -231,10 +231,10 @@ impl Conversation {
                     min_version,
                     max_version,
                     ..
-                } if min_version <= PROTOCOL_VERSION && PROTOCOL_VERSION <= max_version => {
+                } if negotiate(min_version, max_version).is_some() => {
                     self.hello = true;
                     let welcome = Message::Welcome {
-                        version: PROTOCOL_VERSION,
+                        version: negotiate(min_version, max_version).unwrap_or(PROTOCOL_VERSION),
                         max_frame: sls_protocol::limits::MAX_FRAME as u32,
                         max_in_flight: state.limits.max_in_flight,
                         role: self.peer.role,

@@ -5,6 +5,7 @@
 mod devices;
 mod operations;
 mod refusals;
+mod version2;
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -109,6 +109,21 @@ fn one_of_each() -> Vec<Message> {
             opted_out: false,
             devices: vec![dev],
         },
+        Message::BeginTyped {
+            user: "alice".into(),
+            purpose: Purpose::Login,
+            device: Some(DeviceId(5)),
+            client: v4,
+        },
+        Message::Notices {
+            user: "alice".into(),
+        },
+        Message::UserNotices {
+            replacement: Some(DeviceId(6)),
+            activation: 2,
+            activates_at_ms: 1_795_000_000_000,
+            mass_lockout: true,
+        },
         Message::Judged { verdict: accepted },
         Message::DeviceHello {
             device: DeviceId(9),
