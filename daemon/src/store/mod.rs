@@ -54,8 +54,8 @@ mod writer;
 
 use files::{frame, journal_path, numbered, open_batch, snapshot_path, sync_dir, MAX_BATCH};
 pub use lock::{DirLock, LockError};
-use manifest::{Manifest, SnapshotEntry};
 pub use manifest::MANIFEST;
+use manifest::{Manifest, SnapshotEntry};
 use tokio::sync::watch;
 use writer::writer;
 

@@ -42,7 +42,11 @@ impl Plan {
     fn named(m: &Manifest) -> Plan {
         Plan {
             snapshot: m.snapshot.map(|s| (s.seq, Some(s))),
-            segments: m.segments.iter().map(|g| (g.seq, Some(g.first), g.last)).collect(),
+            segments: m
+                .segments
+                .iter()
+                .map(|g| (g.seq, Some(g.first), g.last))
+                .collect(),
             fresh: false,
         }
     }
@@ -208,7 +212,11 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
                 } else {
                     "restore it from a backup"
                 };
-                return Err(missing(p, format!("MANIFEST names it as the {what}{from}"), advice));
+                return Err(missing(
+                    p,
+                    format!("MANIFEST names it as the {what}{from}"),
+                    advice,
+                ));
             }
             if !plan.fresh {
                 replay.repaired.push(TailDamage {
@@ -227,7 +235,9 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
         let sc = scan(&bytes, &mut expect, &mut replay.records);
         newest_v1 = sc.v1;
         let count = (replay.records.len() - before) as u64;
-        let seg_first = first.or_else(|| expect.map(|e| e.saturating_sub(count))).unwrap_or(1);
+        let seg_first = first
+            .or_else(|| expect.map(|e| e.saturating_sub(count)))
+            .unwrap_or(1);
         expect = expect.or(Some(seg_first));
         let mut damage = None;
         match sc.end {
@@ -249,7 +259,10 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
                 });
             }
             End::Torn { offset } => {
-                damage = Some((offset, "a batch cut short in a journal that is not the newest".into()))
+                damage = Some((
+                    offset,
+                    "a batch cut short in a journal that is not the newest".into(),
+                ))
             }
             End::Damaged { offset, why } => damage = Some((offset, why)),
         }

@@ -48,11 +48,11 @@ pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
         if rotate {
             let seq = inner.seq.load(Ordering::Acquire) + 1;
             match new_segment(&inner, seq, batch_last).and_then(|path| {
-                    OpenOptions::new()
-                        .append(true)
-                        .open(&path)
-                        .map_err(io("opening", &path))
-                }) {
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io("opening", &path))
+            }) {
                 Ok(f) => {
                     file = f;
                     inner.seq.store(seq, Ordering::Release);

@@ -17,6 +17,7 @@ mod e2e;
 mod long_error_text;
 mod reliability;
 mod sharing;
+mod storage_faults;
 mod store;
 
 use std::future::Future;
