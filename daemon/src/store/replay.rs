@@ -184,9 +184,20 @@ fn scan_v1(bytes: &[u8], expect: &mut Option<Lsn>, out: &mut Vec<Vec<u8>>) -> En
     End::Clean
 }
 
-/// The name an aside copy of `path` gets.
+/// The name an aside copy of `path` gets: `<path>.<what>-<unix>`, or with `.1`, `.2`… after it
+/// if that exists (two repairs in one second must not overwrite the first's evidence).
 pub(super) fn aside(path: &Path, what: &str, unix: u64) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{what}-{unix}"));
-    name.into()
+    let mut k = 0u32;
+    loop {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{what}-{unix}"));
+        if k > 0 {
+            name.push(format!(".{k}"));
+        }
+        let p = std::path::PathBuf::from(name);
+        if !p.exists() || k == u32::MAX {
+            return p;
+        }
+        k += 1;
+    }
 }
