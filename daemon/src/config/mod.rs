@@ -127,6 +127,13 @@ pub struct Settings {
     /// [default: <DATA_DIR>/tls].
     #[arg(long, value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// Start even though the journal is damaged: copy each damaged file aside
+    /// (<FILE>.damaged-<UNIX TIME>), keep the records before the damage, set aside what follows
+    /// it, and rebuild a missing or damaged MANIFEST from the files present. Once, by hand,
+    /// after reading why slsd refused to start; never from the file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub repair: bool,
 }
 
 impl Settings {
@@ -161,6 +168,8 @@ impl Settings {
             redis_wait_timeout: self.redis_wait_timeout.or(under.redis_wait_timeout),
             seal_key: self.seal_key.or(under.seal_key),
             tls_dir: self.tls_dir.or(under.tls_dir),
+            // Only the command line can ask for a repair (the file never sets it).
+            repair: self.repair,
         }
     }
 }
@@ -194,6 +203,8 @@ pub struct Config {
     pub store: StoreChoice,
     /// The certificates' directory.
     pub tls_dir: PathBuf,
+    /// `--repair`: start on a damaged journal after setting the damage aside.
+    pub repair: bool,
 }
 
 /// Where user state lives.
@@ -445,6 +456,7 @@ impl Config {
             threads,
             log: s.log.unwrap_or_else(|| "info".into()),
             fsync: !s.no_fsync,
+            repair: s.repair,
             max_connections: number_in(
                 "max_connections",
                 s.max_connections,

@@ -36,7 +36,7 @@ use crate::backend::Backend;
 use crate::config::{Config, RedisChoice, StoreChoice};
 use crate::core::{Core, MemoryStore, Record, SystemClock, SystemEntropy};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreConfig};
+use crate::store::{DirLock, Store, StoreConfig};
 use state::{ServiceLimits, State};
 
 /// Why the daemon could not start or stopped.
@@ -45,6 +45,9 @@ pub enum ServiceError {
     /// The store failed to open.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Another slsd holds the data directory, or its lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::store::LockError),
     /// The Redis store could not be reached, or its seal key read.
     #[error("redis store: {0}")]
     Redis(String),
@@ -87,6 +90,8 @@ pub struct Bound {
     config: Config,
     /// The bus and the queue its publisher drains (a shared store only).
     publisher: Option<background::Publisher>,
+    /// The data directory's lock, held until the journal is closed.
+    lock: DirLock,
 }
 
 /// The UDP socket, with large buffers: the default 208 KiB dropped bursts of handshakes on this
@@ -110,9 +115,15 @@ fn socket(addr: SocketAddr) -> Result<std::net::UdpSocket, ServiceError> {
 fn open_embedded(config: &Config) -> Result<(Backend, Store, usize), ServiceError> {
     let mut sc = StoreConfig::new(config.data_dir.join("journal"));
     sc.fsync = config.fsync;
+    sc.repair = config.repair;
     let (store, replay) = Store::open(sc)?;
     if let Some(t) = &replay.tail {
-        warn!(file = %t.file.display(), offset = t.offset, bytes = t.bytes_dropped, kind = ?t.kind, "journal tail damaged (a write the crash interrupted, never acknowledged): cut off");
+        let saved = t.saved.as_deref().unwrap_or(std::path::Path::new("-"));
+        warn!(file = %t.file.display(), offset = t.offset, bytes = t.bytes_dropped, saved = %saved.display(), "journal's final write torn (a crash during a write never acknowledged): cut off, its bytes saved aside");
+    }
+    for t in &replay.repaired {
+        let saved = t.saved.as_deref().unwrap_or(std::path::Path::new("-"));
+        warn!(file = %t.file.display(), offset = t.offset, bytes = t.bytes_dropped, kind = ?t.kind, saved = %saved.display(), "--repair: journal cut at the damage, the file copied aside first");
     }
     let users = MemoryStore::with_journal(config.core.clone(), store.clone());
     for (index, bytes) in replay.records.iter().enumerate() {
@@ -153,6 +164,9 @@ async fn open_redis(r: &RedisChoice) -> Result<sls_redis::RedisStore, ServiceErr
 /// # Errors
 /// Store damage, undecodable records, an unreachable cluster, TLS or bind failures.
 pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
+    // Both stores keep files there (the journal; the seal key and certificates): one daemon
+    // per data directory.
+    let lock = DirLock::acquire(&config.data_dir)?;
     let (backend, journal, bus, replayed) = match &config.store {
         StoreChoice::Embedded => {
             let (backend, journal, replayed) = open_embedded(&config)?;
@@ -238,6 +252,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         endpoint,
         config,
         publisher,
+        lock,
     })
 }
 
@@ -250,6 +265,7 @@ impl Bound {
             endpoint,
             config,
             publisher,
+            lock,
             ..
         } = self;
         // Background tasks stop after the drain: the journal they snapshot is final by then.
@@ -263,6 +279,7 @@ impl Bound {
         if let Some(journal) = &state.journal {
             journal.close();
         }
+        drop(lock);
         info!("stopped");
     }
 }

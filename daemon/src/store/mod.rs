@@ -1,21 +1,41 @@
 //! The embedded durable store: an append-only journal with group commit, and snapshots that
-//! bound it. Records are opaque bytes here (the core encodes its own).
+//! bound it, in a directory a manifest describes. Records are opaque bytes here (the core
+//! encodes its own).
 //!
 //! ```text
-//! <dir>/journal-00000007.log    "SLSJ0001" then records
+//! <dir>/MANIFEST                the snapshot and the journals, in order, with their first (and,
+//!                               but for the newest, last) sequence numbers; see `manifest`
+//! <dir>/journal-00000007.log    "SLSJ0002" then batches
 //! <dir>/snapshot-00000007.snap  "SLSS0001" then records: the state at the start of journal 7
+//! batch  = "SLSB" | len u32 LE | first lsn u64 LE | last lsn u64 LE | crc32c u32 LE (of the
+//!          len bytes of records) | crc32c u32 LE (of the 28 header bytes before it) | records
 //! record = len u32 LE | crc32c u32 LE (of lsn and payload) | lsn u64 LE | payload (len bytes)
 //! ```
 //!
 //! - **Group commit.** `append` only queues; one writer thread takes everything queued while
-//!   the previous fsync ran, writes it with one `write`, `fdatasync`s once, and then tells the
-//!   waiters. Under load, many records share each fsync.
+//!   the previous fsync ran, writes it as one batch with one `write`, `fdatasync`s once, and
+//!   then tells the waiters. Under load, many records share each fsync. A record is
+//!   acknowledged only once its whole batch is durable.
 //! - **Fail-stop.** After a write or fsync error the store refuses every append: the daemon
 //!   must not acknowledge what it could not persist.
-//! - **Replay.** The newest snapshot, then the journals from its number on. A torn or corrupt
-//!   record at the very end of the last journal (a crash during a write that was never
-//!   acknowledged) is reported in [`Replay::tail`] and cut off; damage anywhere else is
-//!   [`StoreError::Corrupt`]: the store refuses to start rather than silently skip data.
+//! - **Replay.** The snapshot and the journals the manifest names, each checked against it: a
+//!   missing file, a snapshot of another size, a closed journal that ends early all refuse to
+//!   start ([`StoreError::Missing`], [`StoreError::Corrupt`], naming the file).
+//! - **Torn tail.** Only the newest journal's final batch may be *torn*: its header checks and
+//!   declares more bytes than the file holds (or the header itself is cut short). That write
+//!   never completed, so it was never acknowledged: it is cut off by itself, its bytes saved to
+//!   `<journal>.torn-<unix time>` first, and reported in [`Replay::tail`]. Anything else that
+//!   does not check (a flipped bit in a header, a length, a sequence number, a checksum or a
+//!   payload, in the last batch or before it) is damage: the store refuses to start and says
+//!   where. [`StoreConfig::repair`] (`slsd --repair`) then copies the damaged file aside
+//!   (`<journal>.damaged-<unix time>`), keeps the records before the damage, sets later
+//!   journals aside and starts; it also rebuilds a missing or damaged manifest from the files.
+//! - **Older directories.** Journals in the first format (`SLSJ0001`, records without batches)
+//!   are read (any damage in them refuses: without batches a torn last record cannot be told
+//!   from a damaged one), new records go to a new journal, and a directory without a manifest
+//!   gets one when its files prove complete (journals numbered on from the snapshot's, or from
+//!   0 with sequence numbers from 1, without gaps). Without a manifest, journals in the current
+//!   format refuse: the manifest was lost, and with it the proof that no newest journal is.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -26,13 +46,22 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 mod files;
+pub mod lock;
+mod manifest;
+mod recover;
+mod replay;
 mod writer;
 
-use files::{frame, journal_path, numbered, read_file, rewrite_header, snapshot_path, sync_dir};
+use files::{frame, journal_path, numbered, open_batch, snapshot_path, sync_dir, MAX_BATCH};
+pub use lock::{DirLock, LockError};
+pub use manifest::MANIFEST;
+use manifest::{Manifest, SnapshotEntry};
 use tokio::sync::watch;
 use writer::writer;
 
-const JOURNAL_MAGIC: &[u8; 8] = b"SLSJ0001";
+const JOURNAL_MAGIC: &[u8; 8] = b"SLSJ0002";
+/// The first format: records without batches (read, never written).
+const JOURNAL_MAGIC_V1: &[u8; 8] = b"SLSJ0001";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SLSS0001";
 const RECORD_HEADER: usize = 16;
 /// Largest record accepted (a record is one user or device: far below this).
@@ -55,15 +84,27 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// A file is damaged before its end: refusing to start.
-    #[error("{path} is corrupt at offset {offset}: {why}")]
+    /// A file is damaged (anywhere but a torn final write): refusing to start.
+    #[error("{path} is damaged at offset {offset}: {why}; {advice}")]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// Where.
         offset: u64,
         /// What.
-        why: &'static str,
+        why: String,
+        /// What the operator can do.
+        advice: String,
+    },
+    /// A file the manifest names is missing: refusing to start.
+    #[error("{path} is missing: {why}; {advice}")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// Why it should be there.
+        why: String,
+        /// What the operator can do.
+        advice: String,
     },
     /// A write or fsync failed earlier: the store no longer accepts records.
     #[error("the journal failed and accepts no more records: {0}")]
@@ -96,6 +137,8 @@ pub struct StoreConfig {
     pub fsync: bool,
     /// Most bytes queued before appends are refused.
     pub max_queue_bytes: usize,
+    /// Start on damage by setting it aside (see the module doc); false by default.
+    pub repair: bool,
 }
 
 impl StoreConfig {
@@ -105,11 +148,12 @@ impl StoreConfig {
             dir: dir.into(),
             fsync: true,
             max_queue_bytes: 64 << 20,
+            repair: false,
         }
     }
 }
 
-/// Damage found at the tail of the last journal and cut off.
+/// A journal cut at start: a torn final write, or damage `--repair` set aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailDamage {
     /// The journal.
@@ -120,15 +164,19 @@ pub struct TailDamage {
     pub bytes_dropped: u64,
     /// What was wrong.
     pub kind: TailDamageKind,
+    /// Where the dropped bytes (a torn write) or the whole file (damage) were saved first.
+    pub saved: Option<PathBuf>,
 }
 
 /// The kinds of [`TailDamage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TailDamageKind {
-    /// The last record ends early (a torn write).
+    /// The final batch ends early: a write that never completed (cut without being asked).
     Truncated,
-    /// The last record's checksum does not match (a torn or flipped write).
-    ChecksumMismatch,
+    /// Damage, cut by `--repair`.
+    Damaged,
+    /// The newest journal was missing; `--repair` started an empty one.
+    Missing,
 }
 
 /// What to replay at start-up.
@@ -138,8 +186,10 @@ pub struct Replay {
     pub records: Vec<Vec<u8>>,
     /// Records of them that came from the snapshot.
     pub from_snapshot: usize,
-    /// Damage cut off the tail, if any.
+    /// A torn final write cut off the newest journal, if any.
     pub tail: Option<TailDamage>,
+    /// What `--repair` set aside.
+    pub repaired: Vec<TailDamage>,
 }
 
 /// Counters of the store.
@@ -180,6 +230,7 @@ struct Inner {
     seq: AtomicU64,
     rotated: AtomicU64,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    manifest: Mutex<Manifest>,
 }
 
 /// The store. Cheap to clone.
@@ -190,72 +241,24 @@ impl Store {
     /// Opens or creates the store; returns it and what to replay.
     ///
     /// # Errors
-    /// I/O errors; damage other than at the tail of the last journal.
+    /// I/O errors; a file the manifest names missing; damage other than a torn final write
+    /// (unless [`StoreConfig::repair`]).
     pub fn open(config: StoreConfig) -> Result<(Store, Replay), StoreError> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let snaps = numbered(&dir, "snapshot-", ".snap")?;
-        let mut replay = Replay::default();
-        let base = snaps.last().copied().unwrap_or(0);
-        if snaps.last().is_some() {
-            let mut none = None;
-            if read_file(
-                &snapshot_path(&dir, base),
-                SNAPSHOT_MAGIC,
-                false,
-                &mut replay.records,
-                &mut none,
-            )?
-            .is_some()
-            {
-                return Err(StoreError::Corrupt {
-                    path: snapshot_path(&dir, base),
-                    offset: 0,
-                    why: "snapshot damaged",
-                });
-            }
-            replay.from_snapshot = replay.records.len();
-        }
-        let journals: Vec<u64> = numbered(&dir, "journal-", ".log")?
-            .into_iter()
-            .filter(|s| *s >= base)
-            .collect();
-        let mut expect: Option<Lsn> = None;
-        for (i, seq) in journals.iter().enumerate() {
-            let last = i + 1 == journals.len();
-            if let Some(t) = read_file(
-                &journal_path(&dir, *seq),
-                JOURNAL_MAGIC,
-                last,
-                &mut replay.records,
-                &mut expect,
-            )? {
-                replay.tail = Some(t);
-            }
-        }
-        // Old files a finished snapshot made redundant.
-        for s in numbered(&dir, "journal-", ".log")?
-            .into_iter()
-            .filter(|s| *s < base)
-        {
-            let _ = std::fs::remove_file(journal_path(&dir, s));
-        }
-        for s in snaps.iter().filter(|s| **s < base) {
-            let _ = std::fs::remove_file(snapshot_path(&dir, *s));
-        }
-        let seq = journals.last().copied().unwrap_or(base);
+        let recover::Recovered {
+            replay,
+            manifest,
+            next_lsn,
+        } = recover::recover(&dir, config.repair)?;
+        let seq = manifest.segments.last().map_or(0, |g| g.seq);
         let path = journal_path(&dir, seq);
-        if !path.exists() {
-            rewrite_header(&path, JOURNAL_MAGIC)?;
-            sync_dir(&dir)?;
-        }
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io("opening", &path))?;
         let journal_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let next_lsn = expect.unwrap_or(1);
-        let (durable_tx, _) = watch::channel(next_lsn - 1);
+        let (durable_tx, _) = watch::channel(next_lsn.saturating_sub(1));
         let inner = Arc::new(Inner {
             config,
             queue: Mutex::new(Queue {
@@ -266,7 +269,7 @@ impl Store {
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
-            durable: AtomicU64::new(next_lsn - 1),
+            durable: AtomicU64::new(next_lsn.saturating_sub(1)),
             durable_tx,
             failed: Mutex::new(None),
             failed_flag: AtomicBool::new(false),
@@ -277,6 +280,7 @@ impl Store {
             seq: AtomicU64::new(seq),
             rotated: AtomicU64::new(0),
             writer: Mutex::new(None),
+            manifest: Mutex::new(manifest),
         });
         let w = inner.clone();
         let handle = std::thread::Builder::new()
@@ -309,11 +313,15 @@ impl Store {
         if q.closing {
             return Err(StoreError::Closed);
         }
-        if q.buf.len() + record.len() > self.0.config.max_queue_bytes {
+        let limit = self.0.config.max_queue_bytes.min(MAX_BATCH);
+        if q.buf.len() + record.len() + RECORD_HEADER > limit {
             return Err(StoreError::Backpressure);
         }
         let lsn = q.next_lsn;
         q.next_lsn += 1;
+        if q.buf.is_empty() {
+            open_batch(&mut q.buf);
+        }
         frame(lsn, record, &mut q.buf);
         drop(q);
         self.0.records.fetch_add(1, Ordering::Relaxed);
@@ -404,6 +412,19 @@ impl Store {
         let path = snapshot_path(dir, target);
         std::fs::rename(&tmp, &path).map_err(io("renaming", &path))?;
         sync_dir(dir)?;
+        {
+            // Named only once it is durable; the files it replaces go only once it is named.
+            let mut m = self.0.manifest.lock();
+            let mut next = m.clone();
+            next.snapshot = Some(SnapshotEntry {
+                seq: target,
+                records: records.len() as u64,
+                bytes: buf.len() as u64,
+            });
+            next.segments.retain(|g| g.seq >= target);
+            next.store(dir)?;
+            *m = next;
+        }
         for s in numbered(dir, "journal-", ".log")?
             .into_iter()
             .filter(|s| *s < target)

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::files::{journal_path, rewrite_header, sync_dir};
+use super::files::seal_batch;
+use super::manifest::new_segment;
 use super::{io, Inner, JOURNAL_MAGIC};
 
 pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
@@ -22,6 +23,8 @@ pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
             (q.next_lsn - 1, rotate, q.closing)
         };
         if !spare.is_empty() {
+            // The batch header goes out in the same write as its records.
+            seal_batch(&mut spare, batch_last);
             let result = file.write_all(&spare).and_then(|()| {
                 if inner.config.fsync {
                     file.sync_data()
@@ -44,16 +47,12 @@ pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
         }
         if rotate {
             let seq = inner.seq.load(Ordering::Acquire) + 1;
-            let dir = inner.config.dir.clone();
-            let path = journal_path(&dir, seq);
-            match rewrite_header(&path, JOURNAL_MAGIC)
-                .and_then(|()| sync_dir(&dir))
-                .and_then(|()| {
-                    OpenOptions::new()
-                        .append(true)
-                        .open(&path)
-                        .map_err(io("opening", &path))
-                }) {
+            match new_segment(&inner, seq, batch_last).and_then(|path| {
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io("opening", &path))
+            }) {
                 Ok(f) => {
                     file = f;
                     inner.seq.store(seq, Ordering::Release);

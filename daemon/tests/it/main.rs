@@ -18,6 +18,7 @@ mod enumeration;
 mod long_error_text;
 mod reliability;
 mod sharing;
+mod storage_faults;
 mod store;
 
 use std::future::Future;
