@@ -71,6 +71,8 @@ impl Health {
                     cause = %cause,
                     "journal write failed: refusing changes (UNAVAILABLE) and retrying until it succeeds"
                 );
+                // The next reminder comes a whole period after this line.
+                let _ = self.remind.allow();
                 self.spells.fetch_add(1, Ordering::Relaxed);
                 self.retries.fetch_add(1, Ordering::Relaxed);
                 *s = Some(Failing {
@@ -83,15 +85,13 @@ impl Health {
             Some(f) => {
                 f.retries = f.retries.saturating_add(1);
                 self.retries.fetch_add(1, Ordering::Relaxed);
-                if let Some(suppressed) = self.remind.allow() {
-                    if suppressed > 0 || f.retries > 1 {
-                        warn!(
-                            cause = %cause,
-                            failing_for = ?f.since.elapsed(),
-                            retries = f.retries,
-                            "journal still failing"
-                        );
-                    }
+                if self.remind.allow().is_some() {
+                    warn!(
+                        cause = %cause,
+                        failing_for = ?f.since.elapsed(),
+                        retries = f.retries,
+                        "journal still failing"
+                    );
                 }
                 f.cause = cause;
             }

@@ -36,7 +36,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,6 +198,9 @@ struct Queue {
     buf: Vec<u8>,
     next_lsn: Lsn,
     rotate: bool,
+    /// The writer took a rotation request and has not finished it (it may be retrying the
+    /// batch before it): no other rotation is asked for meanwhile.
+    rotating: bool,
     /// Why the last rotation failed (the old journal stays in use).
     rotate_error: Option<String>,
     closing: bool,
@@ -206,6 +209,8 @@ struct Queue {
 struct Inner {
     config: StoreConfig,
     queue: Mutex<Queue>,
+    /// `queue.buf`'s length, read without the lock by [`Store::admit`].
+    queued: AtomicUsize,
     wake: Condvar,
     done: Condvar,
     durable: AtomicU64,
@@ -306,9 +311,11 @@ impl Store {
                 buf: Vec::with_capacity(1 << 16),
                 next_lsn,
                 rotate: false,
+                rotating: false,
                 rotate_error: None,
                 closing: false,
             }),
+            queued: AtomicUsize::new(0),
             wake: Condvar::new(),
             done: Condvar::new(),
             durable: AtomicU64::new(next_lsn - 1),
@@ -333,19 +340,18 @@ impl Store {
     }
 
     /// Whether a change may be made now: `Err(Unavailable)` while writes fail,
-    /// `Err(Backpressure)` while too much is queued, `Err(Closed)` once closing. The core checks
-    /// it before a rule changes anything (its `healthy`), so that a refused change is not made
-    /// in memory either.
+    /// `Err(Backpressure)` while too much is queued, `Err(Closed)` once stopped. The core
+    /// checks it before a rule changes anything (its `healthy`), so that a refused change is
+    /// not made in memory either. Two atomic loads: no lock.
     ///
     /// # Errors
     /// As above.
     pub fn admit(&self) -> Result<(), StoreError> {
         self.0.health.check()?;
-        let q = self.0.queue.lock();
-        if q.closing {
+        if self.0.stopped.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        if q.buf.len() > self.0.config.max_queue_bytes {
+        if self.0.queued.load(Ordering::Relaxed) > self.0.config.max_queue_bytes {
             return Err(StoreError::Backpressure);
         }
         Ok(())
@@ -380,6 +386,7 @@ impl Store {
             frame(lsn, record, &mut q.buf);
             n += 1;
         }
+        self.0.queued.store(q.buf.len(), Ordering::Relaxed);
         let last = q.next_lsn - 1;
         drop(q);
         self.0.records.fetch_add(n, Ordering::Relaxed);
@@ -399,6 +406,12 @@ impl Store {
     pub fn rotate(&self) -> Result<u64, StoreError> {
         self.0.health.check()?;
         let mut q = self.0.queue.lock();
+        if q.rotating || q.rotate {
+            // One taken while writes failed, still pending: its number is not ours to wait for.
+            return Err(StoreError::Unavailable(
+                "an earlier journal rotation is still pending".into(),
+            ));
+        }
         q.rotate = true;
         q.rotate_error = None;
         let target = self.0.seq.load(Ordering::Acquire) + 1;

@@ -21,7 +21,9 @@ pub(super) fn writer(inner: Arc<Inner>, mut journal: JournalFile) {
                 inner.wake.wait(&mut q);
             }
             std::mem::swap(&mut q.buf, &mut spare);
+            inner.queued.store(0, Ordering::Relaxed);
             let rotate = std::mem::take(&mut q.rotate);
+            q.rotating |= rotate;
             (q.next_lsn - 1, rotate, q.closing)
         };
         if !spare.is_empty() {
@@ -42,7 +44,9 @@ pub(super) fn writer(inner: Arc<Inner>, mut journal: JournalFile) {
         }
         if rotate {
             let outcome = rotate_file(&inner).map(|j| journal = j);
-            inner.queue.lock().rotate_error = outcome.err().map(|e| e.to_string());
+            let mut q = inner.queue.lock();
+            q.rotate_error = outcome.err().map(|e| e.to_string());
+            q.rotating = false;
         }
         {
             let _q = inner.queue.lock();
@@ -94,6 +98,7 @@ fn give_up(inner: &Inner) {
     let last = {
         let mut q = inner.queue.lock();
         q.buf.clear();
+        inner.queued.store(0, Ordering::Relaxed);
         q.next_lsn - 1
     };
     let lost = last.saturating_sub(durable);
