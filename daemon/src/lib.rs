@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod logging;
 /// The verifier core (its own crate, `sls-core`: no I/O).
 pub use sls_core as core;
 pub mod metrics;

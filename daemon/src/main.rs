@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sls_daemon::config::{Config, Settings};
+use sls_daemon::logging::{self, say};
 use sls_daemon::service;
 use tracing_subscriber::EnvFilter;
 
@@ -11,7 +12,7 @@ fn main() -> ExitCode {
     let config = match Config::from_args(Settings::parse()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("slsd: {e}");
+            say(format_args!("slsd: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -19,13 +20,16 @@ fn main() -> ExitCode {
     let filter = match filter {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("slsd: --log {}: {e}", config.log);
+            say(format_args!("slsd: --log {}: {e}", config.log));
             return ExitCode::from(2);
         }
     };
+    // Logging never panics a task: a line stderr cannot take (a full disk) is dropped, and
+    // tracing's own report of that failure (an `eprintln!`, which would panic) is off.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(logging::Stderr)
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)
@@ -34,7 +38,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("slsd: cannot start the runtime: {e}");
+            say(format_args!("slsd: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -43,21 +47,25 @@ fn main() -> ExitCode {
         let bound = match service::bind(config).await {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("slsd: {e}");
+                say(format_args!("slsd: {e}"));
                 return ExitCode::FAILURE;
             }
         };
         for path in &bound.created {
-            eprintln!("slsd: created {}", path.display());
+            say(format_args!("slsd: created {}", path.display()));
         }
-        eprintln!(
+        say(format_args!(
             "slsd: data in {}, certificates in {} (frontends: ca.pem + frontend.pem/.key; admins: admin.pem/.key), {}",
             data_dir.display(),
             bound.tls_dir.display(),
             bound.store
-        );
+        ));
         // The one line on stdout: where to connect (port 0 resolved), for scripts and tests.
-        println!("listening {}", bound.addr);
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening {}", bound.addr).and_then(|()| out.flush());
+        }
         bound.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })

@@ -27,8 +27,11 @@ pub trait Journal: Send + Sync + 'static {
     /// What [`Journal::durable`] waits for.
     type Ticket: Copy + Ord + Send + Sync + std::fmt::Debug + 'static;
 
-    /// Whether the journal still accepts records (it is fail-stop): checked before a rule
-    /// changes anything, so that a refused change is not made in memory either.
+    /// Whether the journal accepts a change now (it may refuse while its writes fail, and
+    /// accept again once they succeed): checked before a rule changes anything, so that a
+    /// refused change is not made in memory either. Once it has said yes, [`Journal::append`]
+    /// should not refuse for a reason this could have seen: the change is then already made
+    /// in memory, and memory must never hold less than the journal.
     ///
     /// # Errors
     /// The journal failed or is closed.

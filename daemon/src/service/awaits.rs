@@ -57,7 +57,7 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
         late.send(match verdict {
             Ok(verdict) => Message::Judged { verdict },
             Err(e) => {
-                tracing::warn!("await: {e}");
+                super::handlers::warn_store(&e);
                 unavailable("the decision could not be read from the state store")
             }
         });

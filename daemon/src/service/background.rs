@@ -106,6 +106,9 @@ async fn announcer(state: State, stop: CancellationToken) {
     }
 }
 
+static SNAPSHOT_WARNINGS: crate::logging::Throttle =
+    crate::logging::Throttle::new(Duration::from_secs(60));
+
 /// A snapshot whenever the journal has grown past `limit` bytes.
 async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -122,7 +125,12 @@ async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
         let result = tokio::task::spawn_blocking(move || snapshot(&st)).await;
         match result {
             Ok(Ok(n)) => info!(records = n, "snapshot written"),
-            Ok(Err(e)) => warn!("snapshot failed: {e}"),
+            // Retried every second while the journal is too long: one line a minute.
+            Ok(Err(e)) => {
+                if let Some(suppressed) = SNAPSHOT_WARNINGS.allow() {
+                    warn!(suppressed, "snapshot failed: {e}");
+                }
+            }
             Err(e) => warn!("snapshot task failed: {e}"),
         }
     }
@@ -157,7 +165,7 @@ async fn serve_metrics(
     let st = state.clone();
     let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
         let stats = st.core.stats();
-        let extra: Vec<(&str, &str, u64)> = stats
+        let mut extra: Vec<(&str, &str, u64)> = stats
             .iter()
             .map(|(n, v)| {
                 let gauge = matches!(
@@ -167,6 +175,13 @@ async fn serve_metrics(
                 (*n, if gauge { "gauge" } else { "counter" }, *v)
             })
             .collect();
+        if let Some(journal) = &st.journal {
+            // 0 while journal writes fail and changes are refused (UNAVAILABLE).
+            let s = journal.stats();
+            extra.push(("store_ready", "gauge", u64::from(s.ready)));
+            extra.push(("store_retries_total", "counter", s.retries));
+            extra.push(("store_unhealthy_total", "counter", s.unhealthy_spells));
+        }
         st.metrics.render(&extra)
     });
     if let Err(e) = crate::metrics::serve(addr, render, &tasks, stop).await {

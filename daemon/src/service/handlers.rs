@@ -13,6 +13,7 @@ use super::{awaits, nodes};
 use crate::core::{
     ActivationNotice, BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec,
 };
+use crate::logging::Throttle;
 
 /// A store's ticket: answer once it is durable.
 type Lsn = u64;
@@ -33,9 +34,19 @@ fn core_error(e: &Error) -> Reply {
     error(e.status(), e.to_string())
 }
 
+/// Warnings of store errors: a failing disk fails every request, one line per 10 s is plenty.
+pub(super) static STORE_WARNINGS: Throttle = Throttle::new(Duration::from_secs(10));
+
+/// Logs a store error, rate-limited by [`STORE_WARNINGS`].
+pub(super) fn warn_store(e: &dyn std::fmt::Display) {
+    if let Some(suppressed) = STORE_WARNINGS.allow() {
+        tracing::warn!(suppressed, "store: {e}");
+    }
+}
+
 /// The store could not record or read state: refused, never answered as if recorded.
 fn store_error(e: &StoreError) -> Reply {
-    tracing::warn!("store: {e}");
+    warn_store(e);
     if matches!(e, StoreError::Unavailable(_)) {
         error(Status::UNAVAILABLE, "state store unavailable")
     } else {
@@ -311,14 +322,18 @@ pub async fn handle(
                 .collect();
             if let Some(journal) = &state.journal {
                 let st = journal.stats();
-                counters.push(Counter {
-                    name: "journal_records".into(),
-                    value: st.records,
-                });
-                counters.push(Counter {
-                    name: "journal_syncs".into(),
-                    value: st.syncs,
-                });
+                for (name, value) in [
+                    ("journal_records", st.records),
+                    ("journal_syncs", st.syncs),
+                    ("store_ready", u64::from(st.ready)),
+                    ("store_retries", st.retries),
+                    ("store_unhealthy_spells", st.unhealthy_spells),
+                ] {
+                    counters.push(Counter {
+                        name: name.into(),
+                        value,
+                    });
+                }
             }
             counters.push(Counter {
                 name: "connections".into(),

@@ -198,7 +198,7 @@ impl Conversation {
             state.tasks.spawn(async move {
                 let durable = st.core.store().durable(lsn).await;
                 if let Err(e) = &durable {
-                    warn!("store: {e}");
+                    super::handlers::warn_store(e);
                 }
                 for (late, msg) in owed {
                     // Nothing that could not be made durable is acknowledged.
@@ -321,6 +321,10 @@ async fn isolate(handling: impl Future<Output = Reply>) -> Option<Reply> {
     AssertUnwindSafe(handling).catch_unwind().await.ok()
 }
 
+/// Warnings of panicked requests (a peer could repeat the request that panics).
+static PANIC_WARNINGS: crate::logging::Throttle =
+    crate::logging::Throttle::new(std::time::Duration::from_secs(10));
+
 /// The answer to a request whose handling panicked.
 fn after_panic(name: &str, later: &Later, promised: u64) -> Reply {
     if later.issued() > promised {
@@ -328,7 +332,12 @@ fn after_panic(name: &str, later: &Later, promised: u64) -> Reply {
         // task never sends), and the request must not be answered twice.
         return Reply::Later;
     }
-    warn!(request = name, "handling panicked: answered INTERNAL");
+    if let Some(suppressed) = PANIC_WARNINGS.allow() {
+        warn!(
+            request = name,
+            suppressed, "handling panicked: answered INTERNAL"
+        );
+    }
     Reply::Now(internal("the request failed"))
 }
 

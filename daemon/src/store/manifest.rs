@@ -190,8 +190,13 @@ pub(super) fn new_segment(inner: &Inner, seq: u64, last: Lsn) -> Result<PathBuf,
     rewrite_header(&p, JOURNAL_MAGIC)?;
     sync_dir(dir)?;
     let mut m = inner.manifest.lock();
+    let before = m.clone();
     m.push(seq, last);
-    m.store(dir)?;
+    if let Err(e) = m.store(dir) {
+        // The current journal stays in use: the manifest in memory must keep saying so.
+        *m = before;
+        return Err(e);
+    }
     Ok(p)
 }
 

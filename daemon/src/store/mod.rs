@@ -16,8 +16,24 @@
 //!   the previous fsync ran, writes it as one batch with one `write`, `fdatasync`s once, and
 //!   then tells the waiters. Under load, many records share each fsync. A record is
 //!   acknowledged only once its whole batch is durable.
-//! - **Fail-stop.** After a write or fsync error the store refuses every append: the daemon
-//!   must not acknowledge what it could not persist.
+//! - **Retry, never forget.** A write or fsync error (a full disk, EIO) makes the store
+//!   *unhealthy*: the writer keeps the batch, cuts the file back to its durable length from a
+//!   fresh descriptor, and writes the batch again with backoff (10 ms doubling to 1 s) until it
+//!   succeeds; then the store is ready again by itself. Meanwhile [`Store::admit`] (the core's
+//!   `healthy`, checked before a rule changes anything) refuses with
+//!   [`StoreError::Unavailable`], and a waiter whose records are not durable yet gets
+//!   `Unavailable` after [`StoreConfig::wait_while_failing`]. Records already queued are never
+//!   dropped while the process runs: they are the changes the core has made in memory.
+//!
+//!   The invariant: **what the core holds in memory is never less than what is durable, and
+//!   nothing is acknowledged before it is durable.** A change is made in memory only after
+//!   `admit`, and once made its records are queued unconditionally (the core's `append`
+//!   refuses nothing a rule's change depends on but a closed store), so everything in memory
+//!   becomes durable once writes succeed again; an answer leaves only after its records are
+//!   durable, so a restart agrees with every acknowledgement. A change answered `UNAVAILABLE`
+//!   may still become durable (as after a crash during its fsync): never acknowledged, never
+//!   un-counted. Only [`Store::close`] while failing loses queued records, after
+//!   [`StoreConfig::close_grace`], and says how many: none of them was acknowledged.
 //! - **Replay.** The snapshot and the journals the manifest names, each checked against it: a
 //!   missing file, a snapshot of another size, a closed journal that ends early all refuse to
 //!   start ([`StoreError::Missing`], [`StoreError::Corrupt`], naming the file).
@@ -40,22 +56,29 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 mod files;
+mod health;
+mod journal;
 pub mod lock;
 mod manifest;
 mod recover;
 mod replay;
+mod retry;
+mod wait;
 mod writer;
 
 use files::{frame, journal_path, numbered, open_batch, snapshot_path, sync_dir, MAX_BATCH};
+use health::Health;
 pub use lock::{DirLock, LockError};
 pub use manifest::MANIFEST;
 use manifest::{Manifest, SnapshotEntry};
+use retry::JournalFile;
 use tokio::sync::watch;
 use writer::writer;
 
@@ -106,9 +129,9 @@ pub enum StoreError {
         /// What the operator can do.
         advice: String,
     },
-    /// A write or fsync failed earlier: the store no longer accepts records.
-    #[error("the journal failed and accepts no more records: {0}")]
-    Failed(String),
+    /// Writes are failing (the writer retries): no change is accepted until one succeeds.
+    #[error("the journal cannot write now (retrying): {0}")]
+    Unavailable(String),
     /// Too much is queued: the disk cannot keep up.
     #[error("journal queue full")]
     Backpressure,
@@ -139,6 +162,12 @@ pub struct StoreConfig {
     pub max_queue_bytes: usize,
     /// Start on damage by setting it aside (see the module doc); false by default.
     pub repair: bool,
+    /// How long a waiter for durability waits while writes fail before it is told
+    /// `Unavailable` (its records stay queued and become durable when writes succeed).
+    pub wait_while_failing: Duration,
+    /// How long [`Store::close`] keeps retrying a failing write before it gives up on what is
+    /// queued (never acknowledged).
+    pub close_grace: Duration,
 }
 
 impl StoreConfig {
@@ -149,6 +178,8 @@ impl StoreConfig {
             fsync: true,
             max_queue_bytes: 64 << 20,
             repair: false,
+            wait_while_failing: Duration::from_secs(1),
+            close_grace: Duration::from_secs(5),
         }
     }
 }
@@ -205,24 +236,38 @@ pub struct StoreStats {
     pub durable: Lsn,
     /// Bytes in the current journal.
     pub journal_bytes: u64,
+    /// Whether writes succeed now (false while the writer retries a failed one).
+    pub ready: bool,
+    /// Writes retried after an error since start.
+    pub retries: u64,
+    /// Times the store became unhealthy since start.
+    pub unhealthy_spells: u64,
 }
 
 struct Queue {
     buf: Vec<u8>,
     next_lsn: Lsn,
     rotate: bool,
+    /// The writer took a rotation request and has not finished it (it may be retrying the
+    /// batch before it): no other rotation is asked for meanwhile.
+    rotating: bool,
+    /// Why the last rotation failed (the old journal stays in use).
+    rotate_error: Option<String>,
     closing: bool,
 }
 
 struct Inner {
     config: StoreConfig,
     queue: Mutex<Queue>,
+    /// `queue.buf`'s length, read without the lock by [`Store::admit`].
+    queued: AtomicUsize,
     wake: Condvar,
     done: Condvar,
     durable: AtomicU64,
     durable_tx: watch::Sender<Lsn>,
-    failed: Mutex<Option<String>>,
-    failed_flag: AtomicBool,
+    health: Health,
+    /// The writer has stopped (closed, or gave up while failing).
+    stopped: AtomicBool,
     records: AtomicU64,
     syncs: AtomicU64,
     bytes: AtomicU64,
@@ -257,7 +302,11 @@ impl Store {
             .append(true)
             .open(&path)
             .map_err(io("opening", &path))?;
-        let journal_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let journal_bytes = file
+            .metadata()
+            .map_err(io("reading the length of", &path))?
+            .len();
+        let journal = JournalFile::new(path, file, journal_bytes);
         let (durable_tx, _) = watch::channel(next_lsn.saturating_sub(1));
         let inner = Arc::new(Inner {
             config,
@@ -265,14 +314,17 @@ impl Store {
                 buf: Vec::with_capacity(1 << 16),
                 next_lsn,
                 rotate: false,
+                rotating: false,
+                rotate_error: None,
                 closing: false,
             }),
+            queued: AtomicUsize::new(0),
             wake: Condvar::new(),
             done: Condvar::new(),
             durable: AtomicU64::new(next_lsn.saturating_sub(1)),
             durable_tx,
-            failed: Mutex::new(None),
-            failed_flag: AtomicBool::new(false),
+            health: Health::new(),
+            stopped: AtomicBool::new(false),
             records: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -285,17 +337,28 @@ impl Store {
         let w = inner.clone();
         let handle = std::thread::Builder::new()
             .name("sls-journal".into())
-            .spawn(move || writer(w, file))
+            .spawn(move || writer(w, journal))
             .map_err(io("starting the writer for", &dir))?;
         *inner.writer.lock() = Some(handle);
         Ok((Store(inner), replay))
     }
 
-    fn check_failed(&self) -> Result<(), StoreError> {
-        if self.0.failed_flag.load(Ordering::Acquire) {
-            return Err(StoreError::Failed(
-                self.0.failed.lock().clone().unwrap_or_default(),
-            ));
+    /// Whether a change may be made now: `Err(Unavailable)` while writes fail,
+    /// `Err(Backpressure)` while too much is queued, `Err(Closed)` once stopped. The core
+    /// checks it before a rule changes anything (its `healthy`), so that a refused change is
+    /// not made in memory either. Two atomic loads: no lock.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn admit(&self) -> Result<(), StoreError> {
+        self.0.health.check()?;
+        if self.0.stopped.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        // A batch's length is a u32 in its header: far above any sane queue, kept below it.
+        let limit = self.0.config.max_queue_bytes.min(MAX_BATCH / 2);
+        if self.0.queued.load(Ordering::Relaxed) > limit {
+            return Err(StoreError::Backpressure);
         }
         Ok(())
     }
@@ -303,68 +366,41 @@ impl Store {
     /// Queues a record; returns its sequence number. Never blocks on the disk.
     ///
     /// # Errors
-    /// After a failure; when the queue is full; a record over [`MAX_RECORD`].
+    /// What [`Store::admit`] refuses; a record over [`MAX_RECORD`].
     pub fn append(&self, record: &[u8]) -> Result<Lsn, StoreError> {
-        self.check_failed()?;
-        if record.len() > MAX_RECORD {
-            return Err(StoreError::TooLarge(record.len()));
+        self.admit()?;
+        self.queue([record].into_iter())
+    }
+
+    /// Queues `records` together, whatever the health: they are a change already made in
+    /// memory, and are written as soon as writes succeed. Returns the last one's number.
+    fn queue<'a>(
+        &self,
+        records: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> Result<Lsn, StoreError> {
+        if let Some(big) = records.clone().find(|r| r.len() > MAX_RECORD) {
+            return Err(StoreError::TooLarge(big.len()));
         }
         let mut q = self.0.queue.lock();
         if q.closing {
             return Err(StoreError::Closed);
         }
-        let limit = self.0.config.max_queue_bytes.min(MAX_BATCH);
-        if q.buf.len() + record.len() + RECORD_HEADER > limit {
-            return Err(StoreError::Backpressure);
-        }
-        let lsn = q.next_lsn;
-        q.next_lsn += 1;
+        let mut n = 0;
         if q.buf.is_empty() {
             open_batch(&mut q.buf);
         }
-        frame(lsn, record, &mut q.buf);
+        for record in records {
+            let lsn = q.next_lsn;
+            q.next_lsn += 1;
+            frame(lsn, record, &mut q.buf);
+            n += 1;
+        }
+        self.0.queued.store(q.buf.len(), Ordering::Relaxed);
+        let last = q.next_lsn - 1;
         drop(q);
-        self.0.records.fetch_add(1, Ordering::Relaxed);
+        self.0.records.fetch_add(n, Ordering::Relaxed);
         self.0.wake.notify_one();
-        Ok(lsn)
-    }
-
-    /// Waits until every record up to `lsn` is on disk.
-    ///
-    /// # Errors
-    /// The journal failed.
-    pub async fn durable(&self, lsn: Lsn) -> Result<(), StoreError> {
-        if self.0.durable.load(Ordering::Acquire) >= lsn {
-            return Ok(());
-        }
-        let mut rx = self.0.durable_tx.subscribe();
-        loop {
-            self.check_failed()?;
-            if *rx.borrow_and_update() >= lsn {
-                return Ok(());
-            }
-            if rx.changed().await.is_err() {
-                return Err(StoreError::Closed);
-            }
-        }
-    }
-
-    /// Blocking flavour of [`Store::durable`].
-    ///
-    /// # Errors
-    /// The journal failed.
-    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), StoreError> {
-        let mut q = self.0.queue.lock();
-        loop {
-            self.check_failed()?;
-            if self.0.durable.load(Ordering::Acquire) >= lsn {
-                return Ok(());
-            }
-            if q.closing && q.buf.is_empty() {
-                return Err(StoreError::Closed);
-            }
-            self.0.done.wait(&mut q);
-        }
+        Ok(last)
     }
 
     /// Starts a new journal: records appended from now on go to it. Returns its number, which
@@ -373,16 +409,44 @@ impl Store {
     /// two that is journalled before the rotation (the service pauses request handling).
     ///
     /// # Errors
-    /// The journal failed.
+    /// Writes are failing (waits at most [`StoreConfig::wait_while_failing`] for them, so that
+    /// the paused service does not wait longer); the new journal could not be made (the
+    /// current one stays in use).
     pub fn rotate(&self) -> Result<u64, StoreError> {
-        self.check_failed()?;
+        self.0.health.check()?;
         let mut q = self.0.queue.lock();
+        if q.rotating || q.rotate {
+            // One taken while writes failed, still pending: its number is not ours to wait for.
+            return Err(StoreError::Unavailable(
+                "an earlier journal rotation is still pending".into(),
+            ));
+        }
         q.rotate = true;
+        q.rotate_error = None;
         let target = self.0.seq.load(Ordering::Acquire) + 1;
         self.0.wake.notify_one();
+        let mut deadline: Option<std::time::Instant> = None;
         while self.0.rotated.load(Ordering::Acquire) < target {
-            self.check_failed()?;
-            self.0.done.wait(&mut q);
+            if let Some(why) = q.rotate_error.take() {
+                return Err(StoreError::Unavailable(format!("journal rotation: {why}")));
+            }
+            if self.0.stopped.load(Ordering::Acquire) {
+                return Err(StoreError::Closed);
+            }
+            if let Err(e) = self.0.health.check() {
+                let at = *deadline.get_or_insert_with(|| {
+                    std::time::Instant::now() + self.0.config.wait_while_failing
+                });
+                if std::time::Instant::now() >= at {
+                    // Not taken yet: called off. Taken: the writer rotates once the batch
+                    // before it is durable, a journal without a snapshot (replay reads both).
+                    q.rotate = false;
+                    return Err(e);
+                }
+                let _ = self.0.done.wait_until(&mut q, at);
+            } else {
+                self.0.done.wait(&mut q);
+            }
         }
         Ok(target)
     }
@@ -391,7 +455,7 @@ impl Store {
     /// rename, fsync of the directory), then removes the journals and snapshots it replaces.
     ///
     /// # Errors
-    /// I/O errors.
+    /// I/O errors (the temporary file is removed).
     pub fn write_snapshot(&self, target: u64, records: &[Vec<u8>]) -> Result<(), StoreError> {
         let dir = &self.0.config.dir;
         let tmp = dir.join(format!("snapshot-{target:08}.tmp"));
@@ -406,9 +470,17 @@ impl Store {
         for (i, r) in records.iter().enumerate() {
             frame(i as u64 + 1, r, &mut buf);
         }
-        let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
-        f.write_all(&buf).map_err(io("writing", &tmp))?;
-        f.sync_all().map_err(io("syncing", &tmp))?;
+        let written = File::create(&tmp)
+            .map_err(io("creating", &tmp))
+            .and_then(|mut f| {
+                f.write_all(&buf).map_err(io("writing", &tmp))?;
+                f.sync_all().map_err(io("syncing", &tmp))
+            });
+        if let Err(e) = written {
+            // Give the space back: a full disk is the likely cause.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         let path = snapshot_path(dir, target);
         std::fs::rename(&tmp, &path).map_err(io("renaming", &path))?;
         sync_dir(dir)?;
@@ -452,7 +524,9 @@ impl Store {
         Ok(records.len())
     }
 
-    /// Flushes what is queued and stops the writer.
+    /// Flushes what is queued and stops the writer. While writes fail it retries for at most
+    /// [`StoreConfig::close_grace`], then drops what is queued (never acknowledged) and logs
+    /// how many records that was.
     pub fn close(&self) {
         {
             let mut q = self.0.queue.lock();
@@ -462,6 +536,13 @@ impl Store {
         if let Some(h) = self.0.writer.lock().take() {
             let _ = h.join();
         }
+        self.0.stopped.store(true, Ordering::Release);
+        self.0.wake_waiters();
+    }
+
+    /// Whether writes succeed now.
+    pub fn ready(&self) -> bool {
+        self.0.health.ready()
     }
 
     /// Counters.
@@ -472,46 +553,20 @@ impl Store {
             bytes: self.0.bytes.load(Ordering::Relaxed),
             durable: self.0.durable.load(Ordering::Relaxed),
             journal_bytes: self.0.journal_bytes.load(Ordering::Relaxed),
+            ready: self.0.health.ready(),
+            retries: self.0.health.retries(),
+            unhealthy_spells: self.0.health.spells(),
         }
     }
 }
 
-/// The journal behind the embedded store ([`sls_core::MemoryStore`]): records are encoded and
-/// queued under the user's lock; the answer waits for the group commit that makes them
-/// durable.
-impl sls_core::Journal for Store {
-    type Ticket = Lsn;
-
-    fn healthy(&self) -> Result<(), sls_core::StoreError> {
-        self.check_failed().map_err(unavailable)
-    }
-
-    fn append(&self, records: &[sls_core::Record]) -> Result<Lsn, sls_core::StoreError> {
-        let mut last = 0;
-        let mut buf = Vec::with_capacity(128);
-        for r in records {
-            buf.clear();
-            r.encode(&mut buf).map_err(|e| {
-                sls_core::StoreError::Unavailable(format!("record not encodable: {e}"))
-            })?;
-            last = self.append(&buf).map_err(unavailable)?;
+impl Inner {
+    /// Wakes every waiter (async and blocking) to look at the health again.
+    fn wake_waiters(&self) {
+        {
+            let _q = self.queue.lock();
+            self.done.notify_all();
         }
-        Ok(last)
+        self.durable_tx.send_modify(|_| {});
     }
-
-    fn durable(
-        &self,
-        lsn: Lsn,
-    ) -> impl std::future::Future<Output = Result<(), sls_core::StoreError>> + Send {
-        let store = self.clone();
-        async move { store.durable(lsn).await.map_err(unavailable) }
-    }
-
-    fn appended(&self) -> Option<Lsn> {
-        Some(self.0.queue.lock().next_lsn.saturating_sub(1))
-    }
-}
-
-fn unavailable(e: StoreError) -> sls_core::StoreError {
-    sls_core::StoreError::Unavailable(e.to_string())
 }

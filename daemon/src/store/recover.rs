@@ -126,7 +126,12 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
     let journals = numbered(dir, "journal-", ".log")?;
     let snaps = numbered(dir, "snapshot-", ".snap")?;
     let mpath = manifest::path(dir);
-    let plan = match Manifest::load(dir)? {
+    let loaded = Manifest::load(dir)?;
+    let on_disk = match &loaded {
+        Some(Ok(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let plan = match loaded {
         Some(Ok(m)) => Plan::named(&m),
         Some(Err(why)) if !repair => {
             return Err(StoreError::Corrupt {
@@ -337,7 +342,11 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
         sync_dir(dir)?;
         out.push(seq, next_lsn.saturating_sub(1));
     }
-    out.store(dir)?;
+    // Written only when it changed: a daemon restarted on a full disk with nothing to repair
+    // must not be stopped by a manifest it need not write.
+    if on_disk.as_ref() != Some(&out) {
+        out.store(dir)?;
+    }
     // Files older than the snapshot: made redundant by it.
     let base = out.snapshot.map_or(0, |s| s.seq);
     for s in journals.iter().filter(|s| **s < base) {

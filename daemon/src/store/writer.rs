@@ -1,16 +1,19 @@
-//! The journal's writer thread: group commit (one write and one fsync for everything queued
-//! while the previous fsync ran) and rotation.
+//! The journal's writer thread: group commit (one write of one contiguous buffer and one
+//! fsync for everything queued while the previous fsync ran, retried until durable: see
+//! [`super::retry`]) and rotation.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::OpenOptions;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::files::seal_batch;
-use super::manifest::new_segment;
-use super::{io, Inner, JOURNAL_MAGIC};
+use tracing::error;
 
-pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
+use super::files::{journal_path, seal_batch, sync_dir};
+use super::manifest::new_segment;
+use super::retry::{commit, JournalFile};
+use super::{io, Inner, Lsn, StoreError, JOURNAL_MAGIC};
+
+pub(super) fn writer(inner: Arc<Inner>, mut journal: JournalFile) {
     let mut spare: Vec<u8> = Vec::with_capacity(1 << 16);
     loop {
         let (batch_last, rotate, closing) = {
@@ -19,21 +22,18 @@ pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
                 inner.wake.wait(&mut q);
             }
             std::mem::swap(&mut q.buf, &mut spare);
+            inner.queued.store(0, Ordering::Relaxed);
             let rotate = std::mem::take(&mut q.rotate);
+            q.rotating |= rotate;
             (q.next_lsn - 1, rotate, q.closing)
         };
         if !spare.is_empty() {
             // The batch header goes out in the same write as its records.
             seal_batch(&mut spare, batch_last);
-            let result = file.write_all(&spare).and_then(|()| {
-                if inner.config.fsync {
-                    file.sync_data()
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = result {
-                fail(&inner, format!("journal write: {e}"));
+            if commit(&inner, &mut journal, &spare).is_err() {
+                // Best effort: leave no partial batch for the next start to find.
+                let _ = journal.cut_back(inner.config.fsync);
+                give_up(&inner);
                 return;
             }
             inner.syncs.fetch_add(1, Ordering::Relaxed);
@@ -46,26 +46,10 @@ pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
             inner.durable_tx.send_replace(batch_last);
         }
         if rotate {
-            let seq = inner.seq.load(Ordering::Acquire) + 1;
-            match new_segment(&inner, seq, batch_last).and_then(|path| {
-                OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(io("opening", &path))
-            }) {
-                Ok(f) => {
-                    file = f;
-                    inner.seq.store(seq, Ordering::Release);
-                    inner
-                        .journal_bytes
-                        .store(JOURNAL_MAGIC.len() as u64, Ordering::Relaxed);
-                    inner.rotated.store(seq, Ordering::Release);
-                }
-                Err(e) => {
-                    fail(&inner, format!("journal rotation: {e}"));
-                    return;
-                }
-            }
+            let outcome = rotate_file(&inner, batch_last).map(|j| journal = j);
+            let mut q = inner.queue.lock();
+            q.rotate_error = outcome.err().map(|e| e.to_string());
+            q.rotating = false;
         }
         {
             let _q = inner.queue.lock();
@@ -80,10 +64,57 @@ pub(super) fn writer(inner: Arc<Inner>, mut file: File) {
     }
 }
 
-pub(super) fn fail(inner: &Inner, why: String) {
-    *inner.failed.lock() = Some(why);
-    inner.failed_flag.store(true, Ordering::Release);
-    let _q = inner.queue.lock();
-    inner.done.notify_all();
-    inner.durable_tx.send_modify(|_| {});
+/// Starts the next journal. On an error the current one stays in use (the caller of
+/// [`super::Store::rotate`] hears of it) and a half-made new file is removed.
+fn rotate_file(inner: &Inner, last: Lsn) -> Result<JournalFile, StoreError> {
+    let seq = inner.seq.load(Ordering::Acquire) + 1;
+    let dir = inner.config.dir.clone();
+    let path = journal_path(&dir, seq);
+    // The new journal, then the manifest naming it (put back as it was if it cannot be
+    // written: the current journal stays in use).
+    let opened = new_segment(inner, seq, last).and_then(|p| {
+        OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .map_err(io("opening", &p))
+    });
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            // Empty but for its header, and named by no manifest the next start will trust
+            // with records in it: a start removes it; removing it now is tidier.
+            let _ = std::fs::remove_file(&path);
+            let _ = sync_dir(&dir);
+            return Err(e);
+        }
+    };
+    inner.seq.store(seq, Ordering::Release);
+    let header = JOURNAL_MAGIC.len() as u64;
+    inner.journal_bytes.store(header, Ordering::Relaxed);
+    inner.rotated.store(seq, Ordering::Release);
+    Ok(JournalFile::new(path, file, header))
+}
+
+/// Closing while the journal fails, and the close grace is over: what is queued is lost. None
+/// of it was acknowledged (an answer waits for its record to be durable).
+fn give_up(inner: &Inner) {
+    let durable = inner.durable.load(Ordering::Acquire);
+    let last = {
+        let mut q = inner.queue.lock();
+        q.buf.clear();
+        inner.queued.store(0, Ordering::Relaxed);
+        q.next_lsn - 1
+    };
+    let lost = last.saturating_sub(durable);
+    error!(
+        first = durable.saturating_add(1),
+        last,
+        lost,
+        "journal closed while failing: these records were never made durable (none was acknowledged)"
+    );
+    inner.health.stopped(format!(
+        "the journal closed while failing: {lost} records never made durable"
+    ));
+    inner.stopped.store(true, Ordering::Release);
+    inner.wake_waiters();
 }

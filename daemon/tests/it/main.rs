@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod cluster;
+mod disk_full;
 mod drain;
 mod e2e;
 mod enumeration;
