@@ -261,7 +261,9 @@ pub fn ship(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), 
 /// Unknown device; a replacement not shipped yet.
 pub fn activate(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
     if u.device(device.0)?.state == DeviceState::Ordered {
-        return Err(CoreError::InvalidState("a replacement activates once shipped"));
+        return Err(CoreError::InvalidState(
+            "a replacement activates once shipped",
+        ));
     }
     activate_at(u, device.0, cx.now, cx);
     Ok(())

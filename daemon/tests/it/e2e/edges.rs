@@ -78,7 +78,10 @@ async fn stream_edges_are_answered_as_the_spec_says_and_the_stream_stays_open() 
     let ids: Vec<u32> = got.iter().map(|f| f.id).collect();
     assert_eq!(ids, [5, 6, 7], "{got:?}");
     assert_eq!(status(&got[0]), Some(Status::VERSION));
-    assert!(matches!(got[1].message, Message::Welcome { version: 2, .. }));
+    assert!(matches!(
+        got[1].message,
+        Message::Welcome { version: 2, .. }
+    ));
     assert_eq!(got[2].message, Message::Pong {});
 
     // After Hello: a second Hello is UNEXPECTED (the version stays), id 0 is answered like
