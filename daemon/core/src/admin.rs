@@ -48,6 +48,12 @@ pub fn build_device(
     state: DeviceState,
     since_ms: u64,
 ) -> Result<Device, CoreError> {
+    if spec.kind == DeviceKind::NoDevice {
+        // R18: "none" is how an opted-out user logs in (OptOut), not a device to answer with.
+        return Err(CoreError::InvalidCredential(
+            "kind none is not a device: opt the user out".into(),
+        ));
+    }
     check_pin(spec.kind, &spec.pin)?;
     let suite = device_suite(spec.kind, &spec.suite)
         .map_err(|e| CoreError::InvalidCredential(e.to_string()))?;
@@ -248,12 +254,17 @@ pub fn ship(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), 
 }
 
 /// R15, R16: the user activates a device: older devices of the same kind are replaced, and
-/// temporary devices stop at once.
+/// temporary devices stop at once. A replacement activates once shipped: one still ordered is
+/// not in the user's hands, and activating it would retire the card the user logs in with.
 ///
 /// # Errors
-/// Unknown device.
+/// Unknown device; a replacement not shipped yet.
 pub fn activate(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
-    u.device(device.0)?;
+    if u.device(device.0)?.state == DeviceState::Ordered {
+        return Err(CoreError::InvalidState(
+            "a replacement activates once shipped",
+        ));
+    }
     activate_at(u, device.0, cx.now, cx);
     Ok(())
 }

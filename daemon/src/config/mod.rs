@@ -76,17 +76,20 @@ pub struct Settings {
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub lock_duration: Option<Duration>,
-    /// Requests per second per user, burst twice that; 0 turns the limit off [default: 5,
-    /// burst 40]. Exact across nodes on a shared store (kept in the store); per node on the
-    /// embedded store.
+    /// Requests per second per user (Begin, Answer, PasswordFailed); 0 turns the limit off. A
+    /// rate set here bursts to twice that (two seconds' worth) [default: 5 a second, burst 40].
+    /// Exact across nodes on a shared store (kept in the store); per node on the embedded
+    /// store.
     #[arg(long)]
     pub rate_per_user: Option<u32>,
-    /// Requests per second per end-user address, burst twice that; 0 turns it off [default:
-    /// 50, burst 200]. Per node: with N nodes sharing a store, size it for one node's share of
+    /// Requests per second per end-user address (the `client` of Begin, Answer,
+    /// PasswordFailed); 0 turns it off. A rate set here bursts to twice that [default: 50 a
+    /// second, burst 200]. Per node: with N nodes sharing a store, size it for one node's share of
     /// an address's traffic (the rate wanted / N if the balancer spreads an address evenly).
     #[arg(long)]
     pub rate_per_client: Option<u32>,
-    /// Requests per second for the whole daemon; 0 turns it off [default: 0]. Per node: with
+    /// Requests per second for the whole daemon (Begin, Answer, PasswordFailed), burst equal to
+    /// the rate; 0 turns it off [default: 0]. Per node: with
     /// N nodes, the cluster's rate wanted / N.
     #[arg(long)]
     pub rate_global: Option<u32>,

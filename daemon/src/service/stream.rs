@@ -180,8 +180,9 @@ impl Conversation {
                     }
                 }
                 Err(e) => {
-                    state.metrics.frame_error(e.status());
-                    error_frame(e.id, e.status(), &e.kind.to_string(), &mut self.out);
+                    let status = refused_frame_status(&e);
+                    state.metrics.frame_error(status);
+                    error_frame(e.id, status, &e.kind.to_string(), &mut self.out);
                     if !e.recoverable() {
                         batch.fatal = true;
                         break;
@@ -339,6 +340,20 @@ fn after_panic(name: &str, later: &Later, promised: u64) -> Reply {
         );
     }
     Reply::Now(internal("the request failed"))
+}
+
+/// The status of a frame that did not decode. A daemon-only type code is `UNEXPECTED` whatever
+/// its body (PROTOCOL.md §6): a client must not send it at all, and an empty or short body
+/// must not turn that into `MALFORMED_FRAME`.
+fn refused_frame_status(e: &sls_protocol::FrameError) -> Status {
+    let daemon_only = Message::TYPES
+        .iter()
+        .any(|&(code, _, access)| code == e.type_code && access == Access::Server);
+    if e.recoverable() && daemon_only {
+        Status::UNEXPECTED
+    } else {
+        e.status()
+    }
 }
 
 fn encode_or_internal(id: u32, msg: &Message, out: &mut BytesMut) {

@@ -3,6 +3,7 @@
 //! errors while others are served, no 0-RTT, no secret in the logs.
 
 mod devices;
+mod edges;
 mod operations;
 mod refusals;
 mod version2;

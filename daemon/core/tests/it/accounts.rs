@@ -297,3 +297,32 @@ pub fn r18_users_without_entity_data_share_no_account<K: Kind>() {
     c.opt_in("ann", "ann").unwrap();
     assert!(!c.status("ann").unwrap().opted_out);
 }
+
+/// R18: kind `none` names how an opted-out user logs in; enrolled as a device it could never
+/// be answered (every answer malformed, and counted), so it is refused.
+pub fn r18_kind_none_is_not_enrolled_as_a_device<K: Kind>() {
+    let (c, _) = core::<K>();
+    dsc(&c, "nell");
+    let spec = DeviceSpec {
+        kind: DeviceKind::NoDevice,
+        secret: KEY.to_vec(),
+        pin: String::new(),
+        suite: String::new(),
+    };
+    assert!(matches!(
+        c.enrol_device("nell", &spec),
+        Err(CoreError::InvalidCredential(_))
+    ));
+    let bulk = c.enrol_bulk(&[BulkRecord {
+        user: "nora".into(),
+        kind: DeviceKind::NoDevice,
+        secret: KEY.to_vec(),
+        pin: String::new(),
+        suite: String::new(),
+    }]);
+    assert!(matches!(
+        bulk.value[..],
+        [Err(CoreError::InvalidCredential(_))]
+    ));
+    assert_eq!(c.status("nell").unwrap().devices.len(), 1);
+}

@@ -291,3 +291,21 @@ pub fn r15_ib_key_activation_or_recovery_voids_temporaries<K: Kind>() {
     assert_eq!(usable_ids(&c, "otto"), vec![ib2]);
     assert_eq!(begin_verdict(&c, "otto", temp2), Verdict::Unknown);
 }
+
+/// R16's steps are ordered, shipped, activated: a replacement still ordered is not in the
+/// user's hands, so activating it is refused and the card the user has keeps working.
+pub fn r16_a_replacement_activates_only_once_shipped<K: Kind>() {
+    let (c, _clock) = core::<K>();
+    let old = dsc(&c, "omar");
+    let new = c.order_replacement("omar", &KEY, "5678").unwrap().value;
+    assert!(matches!(
+        c.activate("omar", new),
+        Err(CoreError::InvalidState(_))
+    ));
+    assert!(matches!(right(&c, "omar", old), Verdict::Accepted { .. }));
+    assert_eq!(begin_verdict(&c, "omar", new), Verdict::Unknown);
+    // Once shipped, the user may activate it before the three weeks are up.
+    c.ship("omar", new).unwrap();
+    c.activate("omar", new).unwrap();
+    assert_eq!(begin_verdict(&c, "omar", old), Verdict::Unknown);
+}
