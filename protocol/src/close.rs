@@ -47,8 +47,9 @@ codes! {
     /// Stream (`RESET_STREAM` and `STOP_SENDING`): a frame begun on it was not complete within
     /// `--frame-timeout`.
     FRAME_TIMEOUT = 0x110 => "frame not completed in time",
-    /// Stream (`STOP_SENDING`): the daemon stopped reading it after an `Error` frame with id 0
-    /// (framing lost, or a frame too large for a connection that has proven no key).
+    /// Stream (`STOP_SENDING`): the daemon stopped reading it after an `Error` frame that ends
+    /// the stream (framing lost, a frame too large for a connection that has proven no key, or
+    /// no common protocol version).
     FRAMING_LOST = 0x111 => "framing lost",
 }
 
