@@ -128,12 +128,18 @@ async fn counters(d: &Daemon) -> anyhow::Result<String> {
 }
 
 /// One attacking stream: the header of a 65,530-byte frame, then 60,000 bytes of it; how the
-/// daemon answered.
-async fn attack_stream(conn: quinn::Connection) -> String {
+/// daemon answered. The stream is kept open (dropping it would finish it) until the hold ends.
+async fn attack_stream(conn: quinn::Connection, hold: Instant) -> String {
     // The receiving half is dropped: the attacker reads nothing.
     let Ok((mut send, _)) = conn.open_bi().await else {
         return "not opened".into();
     };
+    let outcome = attack_write(&mut send).await;
+    tokio::time::sleep_until(hold.into()).await;
+    outcome
+}
+
+async fn attack_write(send: &mut quinn::SendStream) -> String {
     let mut bytes = 65_530u32.to_be_bytes().to_vec();
     bytes.extend_from_slice(&0x0001u16.to_be_bytes());
     bytes.extend_from_slice(&1u32.to_be_bytes());
@@ -160,6 +166,7 @@ async fn attack(args: &Args, d: &Daemon, pid: u32) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss0 = rss_kb(pid);
     let t0 = Instant::now();
+    let hold_until = t0 + Duration::from_secs(args.hold);
     let mut conns = Vec::new();
     let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
     let mut streams = tokio::task::JoinSet::new();
@@ -169,7 +176,7 @@ async fn attack(args: &Args, d: &Daemon, pid: u32) -> anyhow::Result<()> {
         match tokio::time::timeout(Duration::from_secs(10), connecting).await {
             Ok(Ok(conn)) => {
                 for _ in 0..args.streams {
-                    streams.spawn(attack_stream(conn.clone()));
+                    streams.spawn(attack_stream(conn.clone(), hold_until));
                 }
                 conns.push(conn);
             }
@@ -178,10 +185,9 @@ async fn attack(args: &Args, d: &Daemon, pid: u32) -> anyhow::Result<()> {
         }
     }
     let mut peak = rss_kb(pid);
-    let until = Instant::now() + Duration::from_secs(args.hold);
     // Sample while the streams are written and then held (PINGs only).
     let mut stream_outcomes: std::collections::BTreeMap<String, usize> = Default::default();
-    while Instant::now() < until {
+    while Instant::now() < hold_until {
         tokio::select! {
             Some(r) = streams.join_next() => {
                 let r = r.unwrap_or_else(|e| format!("task: {e}"));
@@ -191,8 +197,14 @@ async fn attack(args: &Args, d: &Daemon, pid: u32) -> anyhow::Result<()> {
         }
         peak = peak.max(rss_kb(pid));
     }
-    streams.abort_all();
     let held = rss_kb(pid);
+    let during = counters(d).await?;
+    while let Ok(Some(r)) = tokio::time::timeout(Duration::from_secs(5), streams.join_next()).await
+    {
+        let r = r.unwrap_or_else(|e| format!("task: {e}"));
+        *stream_outcomes.entry(r).or_default() += 1;
+    }
+    streams.abort_all();
     for c in &conns {
         let state = match c.close_reason() {
             None => "open".to_string(),
@@ -203,7 +215,6 @@ async fn attack(args: &Args, d: &Daemon, pid: u32) -> anyhow::Result<()> {
         };
         *outcomes.entry(state).or_default() += 1;
     }
-    let during = counters(d).await?;
     println!(
         "attack: {} conns x {} streams as {} from {} address(es), held {} s",
         args.conns,

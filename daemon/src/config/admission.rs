@@ -9,6 +9,8 @@ use super::{ConfigError, Settings};
 pub const MAX_CONNECTIONS: usize = 1_000_000;
 /// Most `--max-handshakes`.
 pub const MAX_HANDSHAKES: usize = 65_536;
+/// Most `--handshakes-per-address`.
+pub const MAX_HANDSHAKE_RATE: u32 = 1_000_000;
 /// Shortest `--frame-timeout` and `--prove-timeout`.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(10);
 /// Longest `--frame-timeout` and `--prove-timeout`.
@@ -32,6 +34,8 @@ pub struct AdmissionPolicy {
     /// Handshakes in progress from which a client whose address is not validated is sent a
     /// stateless retry first (0: always).
     pub retry_above: usize,
+    /// New handshakes per second from one IP address (burst twice that); 0: no limit.
+    pub handshakes_per_address: u32,
     /// How long a frame begun on a stream may take to complete.
     pub frame_timeout: Duration,
     /// How long an IB Key app connection may take to prove a key.
@@ -47,6 +51,7 @@ impl Default for AdmissionPolicy {
             unproven_per_address: 32,
             max_handshakes: 1_024,
             retry_above: 64,
+            handshakes_per_address: 100,
             frame_timeout: Duration::from_secs(5),
             prove_timeout: Duration::from_secs(10),
         }
@@ -142,6 +147,16 @@ pub fn policy(s: &Settings) -> Result<AdmissionPolicy, ConfigError> {
         unproven_per_address,
         max_handshakes,
         retry_above,
+        handshakes_per_address: match s.handshakes_per_address {
+            Some(n) if n > MAX_HANDSHAKE_RATE => {
+                return Err(ConfigError::Invalid {
+                    field: "handshakes_per_address",
+                    why: format!("{n}: 0 (off) to {MAX_HANDSHAKE_RATE}"),
+                })
+            }
+            Some(n) => n,
+            None => d.handshakes_per_address,
+        },
         frame_timeout: deadline("frame_timeout", s.frame_timeout, d.frame_timeout)?,
         prove_timeout: deadline("prove_timeout", s.prove_timeout, d.prove_timeout)?,
     })

@@ -73,6 +73,10 @@ pub struct Settings {
     /// retry first, 0 (always) to --max-handshakes [default: 64].
     #[arg(long, value_name = "N")]
     pub retry_above: Option<usize>,
+    /// New handshakes per second from one IP address, burst twice that; past it a client is
+    /// sent a stateless retry, then refused (CONNECTION_REFUSED); 0 turns it off [default: 100].
+    #[arg(long, value_name = "N")]
+    pub handshakes_per_address: Option<u32>,
     /// How long a frame begun on a stream may take to arrive whole, 10ms to 10m; then the
     /// stream is reset with FRAME_TIMEOUT (0x110) [default: 5s].
     #[arg(long, value_parser = parse_duration)]
@@ -179,6 +183,7 @@ impl Settings {
                 .or(under.max_unproven_per_address),
             max_handshakes: self.max_handshakes.or(under.max_handshakes),
             retry_above: self.retry_above.or(under.retry_above),
+            handshakes_per_address: self.handshakes_per_address.or(under.handshakes_per_address),
             frame_timeout: self.frame_timeout.or(under.frame_timeout),
             prove_timeout: self.prove_timeout.or(under.prove_timeout),
             idle_timeout: self.idle_timeout.or(under.idle_timeout),

@@ -373,6 +373,7 @@ fn the_admission_settings_from_the_flags_and_the_file_alike() {
         (d.frame_timeout, d.prove_timeout),
         (Duration::from_secs(5), Duration::from_secs(10))
     );
+    assert_eq!(d.handshakes_per_address, 100);
     let flags = [
         "--max-connections",
         "50",
@@ -386,6 +387,8 @@ fn the_admission_settings_from_the_flags_and_the_file_alike() {
         "30",
         "--retry-above",
         "0",
+        "--handshakes-per-address",
+        "7",
         "--frame-timeout",
         "250ms",
         "--prove-timeout",
@@ -398,6 +401,7 @@ fn the_admission_settings_from_the_flags_and_the_file_alike() {
         max_unproven_per_address = 4
         max_handshakes = 30
         retry_above = 0
+        handshakes_per_address = 7
         frame_timeout = "250ms"
         prove_timeout = "2s"
     "#;
@@ -408,6 +412,7 @@ fn the_admission_settings_from_the_flags_and_the_file_alike() {
         unproven_per_address: 4,
         max_handshakes: 30,
         retry_above: 0,
+        handshakes_per_address: 7,
         frame_timeout: Duration::from_millis(250),
         prove_timeout: Duration::from_secs(2),
     };
@@ -448,6 +453,10 @@ fn admission_settings_out_of_range_are_refused_and_named() {
         (
             &["--max-handshakes", "10", "--retry-above", "11"][..],
             "retry_above",
+        ),
+        (
+            &["--handshakes-per-address", "1000001"][..],
+            "handshakes_per_address",
         ),
         (&["--frame-timeout", "1ms"][..], "frame_timeout"),
         (&["--frame-timeout", "11m"][..], "frame_timeout"),

@@ -66,17 +66,28 @@ async fn drain(state: &State, endpoint: &quinn::Endpoint) {
 /// An incoming connection under load: a client whose address is not validated yet is sent a
 /// stateless retry (it costs the daemon no state, and a spoofed source never answers it); past
 /// the most handshakes at once, refused. Otherwise its handshake goes on in a task of its own.
+///
+/// An address past its handshake rate is sent a retry too when it has not been validated, and
+/// refused once it has (a validated address spends a rate of its own, which a spoofed source
+/// cannot spend for it).
 fn take(state: &State, incoming: quinn::Incoming) {
-    if state
-        .admission
-        .should_retry(incoming.remote_address_validated())
-        && incoming.may_retry()
-    {
-        state.admission.count(Event::Retry);
-        if let Err(e) = incoming.retry() {
-            // Only when it may not be retried, checked above.
-            e.into_incoming().ignore();
+    let validated = incoming.remote_address_validated();
+    let ip = incoming.remote_address().ip().to_canonical();
+    let now = std::time::Instant::now();
+    if !validated && incoming.may_retry() {
+        if state.admission.should_retry(validated)
+            || !state.admission.handshake_rate(ip, now, false)
+        {
+            state.admission.count(Event::Retry);
+            if let Err(e) = incoming.retry() {
+                // Only when it may not be retried, checked above.
+                e.into_incoming().ignore();
+            }
+            return;
         }
+    } else if !state.admission.handshake_rate(ip, now, true) {
+        state.admission.count(Event::RefusedHandshakeRate);
+        incoming.refuse();
         return;
     }
     let Some(handshake) = state.admission.handshake() else {

@@ -2,7 +2,9 @@
 //! before it has proven anything.
 //!
 //! ```text
-//!  Incoming ─▶ not validated and handshakes ≥ retry_above ─▶ stateless retry
+//!  Incoming ─▶ not validated, and handshakes ≥ retry_above or the address's handshake
+//!              rate spent                                  ─▶ stateless retry
+//!           ─▶ the (validated) address's handshake rate spent ─▶ refused
 //!           ─▶ handshakes ≥ max_handshakes                 ─▶ refused
 //!           ─▶ handshake ─▶ admit(ip, device?) ─▶ Slot (live; unproven for an IB Key app)
 //!                                             └▶ closed: BUSY / ADDRESS_BUSY / UNPROVEN_BUSY
@@ -17,6 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sls_protocol::CloseCode;
@@ -56,6 +59,8 @@ pub enum Event {
     RefusedUnproven,
     /// A handshake refused: too many in progress.
     RefusedHandshake,
+    /// A handshake refused: its address's handshake rate spent.
+    RefusedHandshakeRate,
     /// A stateless retry sent.
     Retry,
     /// A connection closed with PROOF_TIMEOUT.
@@ -66,11 +71,12 @@ pub enum Event {
     FramingLost,
 }
 
-const EVENTS: [&str; 8] = [
+const EVENTS: [&str; 9] = [
     "refused_busy",
     "refused_address",
     "refused_unproven",
     "refused_handshakes",
+    "refused_handshake_rate",
     "retries",
     "proof_timeouts",
     "frame_timeouts",
@@ -83,11 +89,22 @@ struct PerAddr {
     unproven: usize,
 }
 
+/// Token buckets of handshakes for one address: any, and validated ones.
+struct Bucket {
+    any: f64,
+    validated: f64,
+    at: Instant,
+}
+
+/// Buckets of addresses not seen for this long are full again, and forgotten.
+const BUCKET_IDLE: Duration = Duration::from_secs(2);
+
 #[derive(Default)]
 struct Table {
     live: usize,
     unproven: usize,
     by_addr: HashMap<IpAddr, PerAddr>,
+    buckets: HashMap<IpAddr, Bucket>,
 }
 
 struct Inner {
@@ -128,6 +145,43 @@ impl Admission {
     /// Whether a client whose address is not validated should be sent a stateless retry.
     pub fn should_retry(&self, validated: bool) -> bool {
         !validated && self.0.handshakes.load(Ordering::Acquire) >= self.0.policy.retry_above
+    }
+
+    /// Whether `ip` may begin a handshake at `now`, spending one of its tokens if so:
+    /// `--handshakes-per-address` a second, a burst of twice that. An address that has been
+    /// validated (a retry came back) spends from a bucket of its own, which a spoofed source
+    /// cannot reach: it can only make the real one's handshakes go through a retry.
+    pub fn handshake_rate(&self, ip: IpAddr, now: Instant, validated: bool) -> bool {
+        let rate = self.0.policy.handshakes_per_address;
+        if rate == 0 {
+            return true;
+        }
+        let rate = f64::from(rate);
+        let burst = 2.0 * rate;
+        let mut t = self.0.table.lock();
+        if t.buckets.len() >= 65_536 {
+            t.buckets
+                .retain(|_, b| now.saturating_duration_since(b.at) < BUCKET_IDLE);
+        }
+        let b = t.buckets.entry(ip).or_insert(Bucket {
+            any: burst,
+            validated: burst,
+            at: now,
+        });
+        let refill = now.saturating_duration_since(b.at).as_secs_f64() * rate;
+        b.any = (b.any + refill).min(burst);
+        b.validated = (b.validated + refill).min(burst);
+        b.at = now;
+        let tokens = if validated {
+            &mut b.validated
+        } else {
+            &mut b.any
+        };
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
     }
 
     /// A place for one more handshake, or `None` when `max_handshakes` are in progress.
@@ -346,6 +400,29 @@ mod tests {
         assert!(adm.handshake().is_none());
         drop(h1);
         assert!(adm.handshake().is_some());
+    }
+
+    #[test]
+    fn an_address_gets_its_burst_then_its_rate() {
+        let adm = Admission::new(AdmissionPolicy {
+            handshakes_per_address: 2,
+            ..AdmissionPolicy::default()
+        });
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            assert!(adm.handshake_rate(A, t0, false));
+        }
+        assert!(!adm.handshake_rate(A, t0, false));
+        // A validated address has its own bucket: unvalidated (maybe spoofed) ones did not
+        // spend it.
+        for _ in 0..4 {
+            assert!(adm.handshake_rate(A, t0, true));
+        }
+        assert!(!adm.handshake_rate(A, t0, true));
+        assert!(adm.handshake_rate(B, t0, true));
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(adm.handshake_rate(A, t1, true));
+        assert!(!adm.handshake_rate(A, t1, true));
     }
 
     #[test]

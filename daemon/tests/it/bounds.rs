@@ -309,3 +309,32 @@ async fn with_retry_always_on_clients_still_connect_and_are_served() {
     let (_conn, admin) = served(&d, &ep, Role::Admin).await;
     assert!(counter(&admin, "retries").await >= 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_past_its_handshake_rate_is_refused_and_another_is_not() {
+    let d = crate::slsd(&["--log", "warn", "--handshakes-per-address", "1"]);
+    let (a, b) = (endpoint(1), endpoint(2));
+    // A burst of two, then one a second; as many again once a retry has validated the
+    // address (a bucket of its own), then refused.
+    let _a1 = served(&d, &a, Role::Frontend).await;
+    let _a2 = served(&d, &a, Role::Frontend).await;
+    let mut refused = 0;
+    for _ in 0..6 {
+        let connecting = a.connect_with(config(&d, Role::Frontend), d.addr, "localhost");
+        match tokio::time::timeout(Duration::from_secs(10), connecting.unwrap()).await {
+            Ok(Err(quinn::ConnectionError::ConnectionClosed(c)))
+                if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+            {
+                refused += 1;
+            }
+            Ok(Err(quinn::ConnectionError::ConnectionClosed(c))) => panic!("{c:?}"),
+            other => assert!(matches!(other, Ok(Ok(_))), "{other:?}"),
+        }
+    }
+    assert!(refused >= 3, "{refused} of 6 refused");
+    let _b1 = served(&d, &b, Role::Frontend).await;
+    let (_c, admin) = served(&d, &b, Role::Admin).await;
+    assert!(counter(&admin, "refused_handshake_rate").await >= 3);
+    // Each refused attempt was first sent a retry (it proved its address, then was refused).
+    assert!(counter(&admin, "retries").await >= 3);
+}
