@@ -36,6 +36,9 @@ enum What {
     Attack,
     /// Honest p99 with and without a handshake flood.
     Flood,
+    /// Internal: the flood alone, in a process of its own (`--target`, `--tls-dir`).
+    #[value(hide = true)]
+    FloodOnly,
 }
 
 #[derive(Parser)]
@@ -71,6 +74,12 @@ struct Args {
     /// Flood: most handshakes the flood attempts in all.
     #[arg(long, default_value_t = 200_000)]
     flood_max: u64,
+    /// Internal (flood-only): the daemon's address.
+    #[arg(long, hide = true)]
+    target: Option<SocketAddr>,
+    /// Internal (flood-only): the daemon's certificates.
+    #[arg(long, hide = true)]
+    tls_dir: Option<std::path::PathBuf>,
     /// Extra slsd flags, e.g. `--extra=--retry-above=1024`.
     #[arg(long, allow_hyphen_values = true)]
     extra: Vec<String>,
@@ -303,16 +312,25 @@ async fn honest_and_flood(args: &Args, d: &Daemon) -> anyhow::Result<()> {
         "honest alone: {} logins, p50 {} µs, p99 {} µs",
         q.ok, q.latency_us.p50, q.latency_us.p99
     );
-    let ep = client::endpoint(SocketAddr::from(([127, 0, 0, 2], 0)))?;
-    let cfg = config(&d.tls_dir(), Role::Device)?;
-    let until = Instant::now() + Duration::from_secs(args.secs + 2);
-    let t0 = Instant::now();
-    let flooding = tokio::spawn(flood(ep, cfg, d.addr, args.flood, until, args.flood_max));
+    // The flood runs in a process of its own, as another client would (it still shares the
+    // machine's cores with the daemon and the honest client).
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("flood-only")
+        .arg(format!("--target={}", d.addr))
+        .arg(format!("--tls-dir={}", d.tls_dir().display()))
+        .arg(format!("--secs={}", args.secs + 2))
+        .arg(format!("--flood={}", args.flood))
+        .arg(format!("--flood-max={}", args.flood_max))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
     // Let the flood build up before measuring.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let loud = prepared.drive(&plan, None).await?;
-    let (ok, failed) = flooding.await?;
-    let took = t0.elapsed().as_secs_f64();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .context("the flood process did not end")??;
+    let flood_line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let l = &loud.summary.scenarios[0];
     println!(
         "honest during the flood: {} logins, p50 {} µs, p99 {} µs (p99 x{:.2})",
@@ -321,11 +339,7 @@ async fn honest_and_flood(args: &Args, d: &Daemon) -> anyhow::Result<()> {
         l.latency_us.p99,
         l.latency_us.p99 as f64 / q.latency_us.p99.max(1) as f64
     );
-    println!(
-        "flood: {} tasks from 127.0.0.2, {ok} handshakes completed ({:.0}/s), {failed} failed, in {took:.1} s",
-        args.flood,
-        ok as f64 / took
-    );
+    println!("{flood_line}");
     println!("daemon: {}", counters(d).await?);
     prepared.close().await;
     Ok(())
@@ -334,6 +348,22 @@ async fn honest_and_flood(args: &Args, d: &Daemon) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.what == What::FloodOnly {
+        let addr = args.target.context("--target")?;
+        let tls_dir = args.tls_dir.clone().context("--tls-dir")?;
+        let ep = client::endpoint(SocketAddr::from(([127, 0, 0, 2], 0)))?;
+        let cfg = config(&tls_dir, Role::Device)?;
+        let t0 = Instant::now();
+        let until = t0 + Duration::from_secs(args.secs);
+        let (ok, failed) = flood(ep, cfg, addr, args.flood, until, args.flood_max).await;
+        let took = t0.elapsed().as_secs_f64();
+        println!(
+            "flood (own process): {} tasks from 127.0.0.2, {ok} handshakes completed ({:.0}/s), {failed} failed or refused, in {took:.1} s",
+            args.flood,
+            ok as f64 / took
+        );
+        return Ok(());
+    }
     let slsd = find_slsd()?;
     let work = tempfile::Builder::new()
         .prefix("sls-netbounds-")
@@ -345,7 +375,7 @@ async fn main() -> anyhow::Result<()> {
     println!("slsd {} (pid {pid}) {}", slsd.display(), flags.join(" "));
     let r = match args.what {
         What::Attack => attack(&args, &d, pid).await,
-        What::Flood => honest_and_flood(&args, &d).await,
+        What::Flood | What::FloodOnly => honest_and_flood(&args, &d).await,
     };
     d.stop(Duration::from_secs(10));
     r
