@@ -98,6 +98,8 @@ struct Bucket {
 
 /// Buckets of addresses not seen for this long are full again, and forgotten.
 const BUCKET_IDLE: Duration = Duration::from_secs(2);
+/// Most addresses with a bucket.
+const MAX_BUCKETS: usize = 65_536;
 
 #[derive(Default)]
 struct Table {
@@ -105,6 +107,8 @@ struct Table {
     unproven: usize,
     by_addr: HashMap<IpAddr, PerAddr>,
     buckets: HashMap<IpAddr, Bucket>,
+    /// When idle buckets were last forgotten.
+    pruned: Option<Instant>,
 }
 
 struct Inner {
@@ -159,9 +163,21 @@ impl Admission {
         let rate = f64::from(rate);
         let burst = 2.0 * rate;
         let mut t = self.0.table.lock();
-        if t.buckets.len() >= 65_536 {
-            t.buckets
-                .retain(|_, b| now.saturating_duration_since(b.at) < BUCKET_IDLE);
+        if !t.buckets.contains_key(&ip) && t.buckets.len() >= MAX_BUCKETS {
+            // Forget the idle ones, at most once a second (a scan per packet would be the
+            // attack); while the table is full of busy ones, a new address is sent a retry
+            // (no state) or, once validated, let through.
+            let due = t
+                .pruned
+                .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
+            if due {
+                t.pruned = Some(now);
+                t.buckets
+                    .retain(|_, b| now.saturating_duration_since(b.at) < BUCKET_IDLE);
+            }
+            if t.buckets.len() >= MAX_BUCKETS {
+                return validated;
+            }
         }
         let b = t.buckets.entry(ip).or_insert(Bucket {
             any: burst,
@@ -423,6 +439,26 @@ mod tests {
         let t1 = t0 + Duration::from_millis(500);
         assert!(adm.handshake_rate(A, t1, true));
         assert!(!adm.handshake_rate(A, t1, true));
+    }
+
+    #[test]
+    fn a_table_full_of_busy_addresses_sends_a_new_one_through_a_retry() {
+        let adm = Admission::new(AdmissionPolicy {
+            handshakes_per_address: 1,
+            ..AdmissionPolicy::default()
+        });
+        let t0 = Instant::now();
+        for i in 0..u32::try_from(MAX_BUCKETS).unwrap() {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i)));
+            assert!(adm.handshake_rate(ip, t0, false));
+        }
+        let new = IpAddr::V6(std::net::Ipv6Addr::from(u128::MAX));
+        assert!(!adm.handshake_rate(new, t0, false));
+        assert!(adm.handshake_rate(new, t0, true));
+        // Idle ones are forgotten, and the new one gets a bucket.
+        let later = t0 + Duration::from_secs(3);
+        assert!(adm.handshake_rate(new, later, false));
+        assert!(adm.0.table.lock().buckets.len() == 1);
     }
 
     #[test]
