@@ -26,6 +26,16 @@ pub const GENEROUS_LIMITS: [&str; 4] = ["--rate-per-user", "1000", "--rate-per-c
 /// No per-user or per-client rate limit at all.
 pub const NO_LIMITS: [&str; 4] = ["--rate-per-user", "0", "--rate-per-client", "0"];
 
+/// A simulated fleet connects from one loopback address: its frontends and its (up to 10,000)
+/// IB Key apps may all be live at once, past the default per-address cap of 1,000, and connect
+/// faster than the default 100 handshakes a second from one address.
+pub const ONE_ADDRESS: [&str; 4] = [
+    "--max-connections-per-address",
+    "20000",
+    "--handshakes-per-address",
+    "0",
+];
+
 /// A running `slsd` child (or another program that announces itself the same way, see
 /// [`Daemon::spawn`]).
 pub struct Daemon {

@@ -314,6 +314,7 @@ async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<
     // lockout's to stop, not the rate limiter's.
     let flags = [
         &sls_loadgen::daemon::GENEROUS_LIMITS[..],
+        &sls_loadgen::daemon::ONE_ADDRESS[..],
         &["--log", "warn"],
     ]
     .concat();

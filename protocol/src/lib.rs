@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod card;
+pub mod close;
 pub mod codes;
 pub mod error;
 pub mod field;
@@ -31,6 +32,7 @@ pub mod status;
 pub mod text;
 pub mod types;
 
+pub use close::CloseCode;
 pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
 pub use frame::Frame;
 pub use message::{

@@ -2,6 +2,10 @@
 
 /// Most bytes in one frame, header included.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// Most bytes in one frame, header included, on a stream of an IB Key app connection that has
+/// proven no key yet: the messages it may send before (Hello, DeviceHello, DeviceProve, Ping)
+/// are all far smaller.
+pub const MAX_FRAME_UNPROVEN: usize = 1024;
 /// Most bytes in a user name (R10).
 pub const MAX_USER: usize = 32;
 /// Most bytes in an answer typed by a user or computed by a device.

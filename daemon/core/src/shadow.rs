@@ -19,10 +19,10 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use crate::cx::{ms, Cx, Tally};
-use crate::engine::Outcome;
+
 use crate::entropy::Rng;
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::{Committed as Outcome, Store};
 use crate::user::UserState;
 use crate::Core;
 

@@ -17,6 +17,8 @@ mod ranges;
 
 pub use ranges::MAX_DURATION;
 use ranges::{duration_in, number_in, rate_and_burst};
+mod admission;
+pub use admission::AdmissionPolicy;
 
 /// slsd: the sls second-factor verification daemon (QUIC).
 ///
@@ -53,9 +55,42 @@ pub struct Settings {
     /// Do not fsync the journal (benchmarks only: a crash may then forgive failures).
     #[arg(long)]
     pub no_fsync: bool,
-    /// Most open connections, 1 to 1000000 [default: 20000].
+    /// Most live connections (handshake done), 1 to 1000000; more are closed with BUSY
+    /// (0x102) [default: 20000].
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Most live connections from one IP address, up to --max-connections; more are closed
+    /// with ADDRESS_BUSY (0x103) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Most IB Key app connections that have proven no key yet, in all, up to
+    /// --max-connections; more are closed with UNPROVEN_BUSY (0x104) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_unproven: Option<usize>,
+    /// Most of those from one IP address [default: 32].
+    #[arg(long, value_name = "N")]
+    pub max_unproven_per_address: Option<usize>,
+    /// Most handshakes in progress, 1 to 65536; more are refused [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_handshakes: Option<usize>,
+    /// Handshakes in progress from which a client's address is validated with a stateless
+    /// retry first, 0 (always) to --max-handshakes [default: 64].
+    #[arg(long, value_name = "N")]
+    pub retry_above: Option<usize>,
+    /// New handshakes per second from one IP address, burst twice that; past it a client is
+    /// sent a stateless retry, then refused (CONNECTION_REFUSED); 0 turns it off [default: 100].
+    #[arg(long, value_name = "N")]
+    pub handshakes_per_address: Option<u32>,
+    /// How long a frame begun on a stream may take to arrive whole, 10ms to 10m; then the
+    /// stream is reset with FRAME_TIMEOUT (0x110) [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub frame_timeout: Option<Duration>,
+    /// How long an IB Key app connection may take to prove a key, 10ms to 10m; then it is
+    /// closed with PROOF_TIMEOUT (0x105) [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub prove_timeout: Option<Duration>,
     /// Close connections idle this long, 1s to 1h [default: 30s].
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
@@ -154,6 +189,18 @@ impl Settings {
             // A flag can only switch fsync off; either source doing so wins.
             no_fsync: self.no_fsync || under.no_fsync,
             max_connections: self.max_connections.or(under.max_connections),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(under.max_connections_per_address),
+            max_unproven: self.max_unproven.or(under.max_unproven),
+            max_unproven_per_address: self
+                .max_unproven_per_address
+                .or(under.max_unproven_per_address),
+            max_handshakes: self.max_handshakes.or(under.max_handshakes),
+            retry_above: self.retry_above.or(under.retry_above),
+            handshakes_per_address: self.handshakes_per_address.or(under.handshakes_per_address),
+            frame_timeout: self.frame_timeout.or(under.frame_timeout),
+            prove_timeout: self.prove_timeout.or(under.prove_timeout),
             idle_timeout: self.idle_timeout.or(under.idle_timeout),
             challenge_ttl: self.challenge_ttl.or(under.challenge_ttl),
             lockout_threshold: self.lockout_threshold.or(under.lockout_threshold),
@@ -192,8 +239,11 @@ pub struct Config {
     pub log: String,
     /// fsync the journal.
     pub fsync: bool,
-    /// Most connections.
+    /// Most connections (the same as `admission.max_connections`).
     pub max_connections: usize,
+    /// The bounds on connections and streams: live connections, per address, unproven IB Key
+    /// apps, handshakes, frame and proof deadlines.
+    pub admission: AdmissionPolicy,
     /// Idle timeout.
     pub idle_timeout: Duration,
     /// Snapshot threshold, bytes of journal.
@@ -350,6 +400,7 @@ impl Config {
             None => Settings::default(),
         };
         let s = cli.or(file);
+        let admission = admission::policy(&s)?;
         let core_default = CoreConfig::default();
         // A rate given explicitly gets a burst of two seconds' worth; the defaults keep theirs.
         let d = &core_default.rates;
@@ -460,12 +511,8 @@ impl Config {
             log: s.log.unwrap_or_else(|| "info".into()),
             fsync: !s.no_fsync,
             repair: s.repair,
-            max_connections: number_in(
-                "max_connections",
-                s.max_connections,
-                20_000,
-                ranges::CONNECTIONS,
-            )?,
+            max_connections: admission.max_connections,
+            admission,
             idle_timeout: duration_in(
                 "idle_timeout",
                 s.idle_timeout,

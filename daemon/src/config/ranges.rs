@@ -11,8 +11,6 @@ use super::ConfigError;
 /// core adds durations to its clock in `u64` milliseconds, the service to an `Instant`.
 pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
 
-/// `--max-connections`: 1 to a million live connections.
-pub const CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
 /// `--max-open-txns`: 1 to 100 million (about 200 bytes each).
 pub const OPEN_TXNS: RangeInclusive<usize> = 1..=100_000_000;
 /// `--snapshot-bytes`: 4 KiB to 1 TiB of journal.

@@ -424,3 +424,116 @@ fn an_out_of_range_number_names_the_range() {
         "snapshot_bytes: 1 is out of range: 4096 to 1099511627776"
     );
 }
+
+#[test]
+fn the_admission_settings_from_the_flags_and_the_file_alike() {
+    let d = Config::from_args(cli(&[])).unwrap().admission;
+    assert_eq!(d, AdmissionPolicy::default());
+    assert_eq!(
+        (d.max_connections, d.per_address, d.max_unproven),
+        (20_000, 1_000, 1_000)
+    );
+    assert_eq!(
+        (d.unproven_per_address, d.max_handshakes, d.retry_above),
+        (32, 1_024, 64)
+    );
+    assert_eq!(
+        (d.frame_timeout, d.prove_timeout),
+        (Duration::from_secs(5), Duration::from_secs(10))
+    );
+    assert_eq!(d.handshakes_per_address, 100);
+    let flags = [
+        "--max-connections",
+        "50",
+        "--max-connections-per-address",
+        "20",
+        "--max-unproven",
+        "10",
+        "--max-unproven-per-address",
+        "4",
+        "--max-handshakes",
+        "30",
+        "--retry-above",
+        "0",
+        "--handshakes-per-address",
+        "7",
+        "--frame-timeout",
+        "250ms",
+        "--prove-timeout",
+        "2s",
+    ];
+    let keys = r#"
+        max_connections = 50
+        max_connections_per_address = 20
+        max_unproven = 10
+        max_unproven_per_address = 4
+        max_handshakes = 30
+        retry_above = 0
+        handshakes_per_address = 7
+        frame_timeout = "250ms"
+        prove_timeout = "2s"
+    "#;
+    let want = AdmissionPolicy {
+        max_connections: 50,
+        per_address: 20,
+        max_unproven: 10,
+        unproven_per_address: 4,
+        max_handshakes: 30,
+        retry_above: 0,
+        handshakes_per_address: 7,
+        frame_timeout: Duration::from_millis(250),
+        prove_timeout: Duration::from_secs(2),
+    };
+    assert_eq!(Config::from_args(cli(&flags)).unwrap().admission, want);
+    assert_eq!(with_file(keys, &[]).unwrap().admission, want);
+    // A small --max-connections pulls the defaults below it down with it.
+    let c = Config::from_args(cli(&["--max-connections", "5"])).unwrap();
+    assert_eq!(c.max_connections, 5);
+    assert_eq!((c.admission.per_address, c.admission.max_unproven), (5, 5));
+    assert_eq!(c.admission.unproven_per_address, 5);
+}
+
+#[test]
+fn admission_settings_out_of_range_are_refused_and_named() {
+    for (flags, field) in [
+        (&["--max-connections", "0"][..], "max_connections"),
+        (&["--max-connections", "1000001"][..], "max_connections"),
+        (
+            &[
+                "--max-connections",
+                "5",
+                "--max-connections-per-address",
+                "6",
+            ][..],
+            "max_connections_per_address",
+        ),
+        (
+            &["--max-connections-per-address", "0"][..],
+            "max_connections_per_address",
+        ),
+        (&["--max-unproven", "0"][..], "max_unproven"),
+        (
+            &["--max-unproven", "8", "--max-unproven-per-address", "9"][..],
+            "max_unproven_per_address",
+        ),
+        (&["--max-handshakes", "0"][..], "max_handshakes"),
+        (&["--max-handshakes", "65537"][..], "max_handshakes"),
+        (
+            &["--max-handshakes", "10", "--retry-above", "11"][..],
+            "retry_above",
+        ),
+        (
+            &["--handshakes-per-address", "1000001"][..],
+            "handshakes_per_address",
+        ),
+        (&["--frame-timeout", "1ms"][..], "frame_timeout"),
+        (&["--frame-timeout", "11m"][..], "frame_timeout"),
+        (&["--prove-timeout", "0s"][..], "prove_timeout"),
+    ] {
+        let e = Config::from_args(cli(flags)).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Invalid { field: f, .. } if f == field),
+            "{flags:?}: {e:?}"
+        );
+    }
+}

@@ -2,7 +2,9 @@
 //! task per stream), and the drain at shutdown.
 //!
 //! ```text
-//!  accept ─▶ connection task (handshake, role from ALPN + certificate)
+//!  accept ─▶ retry or refuse under load (limits.rs)
+//!         ─▶ connection task (handshake, role from ALPN + certificate, admission)
+//!              ├─▶ an IB Key app that proves no key within the deadline: closed
 //!              └─▶ stream task (stream.rs) ─▶ durable-wait and Await tasks
 //!  shutdown ─▶ stop accepting ─▶ cancel `stopping` ─▶ wait for every tracked task (grace)
 //!           ─▶ close the endpoint
@@ -12,9 +14,11 @@ use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sls_protocol::Role;
+use sls_protocol::{CloseCode, Role};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::limits::{Event, Handshake, Refusal, Slot};
 use super::state::{Peer, State};
 use super::stream;
 use super::tls;
@@ -30,7 +34,7 @@ pub async fn accept_loop(
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                state.tasks.spawn(connection(state.clone(), incoming));
+                take(&state, incoming);
             }
             () = &mut shutdown => break,
         }
@@ -59,8 +63,45 @@ async fn drain(state: &State, endpoint: &quinn::Endpoint) {
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
 }
 
-/// One incoming connection: its handshake, then its role, then its streams.
-async fn connection(state: State, incoming: quinn::Incoming) {
+/// An incoming connection under load: a client whose address is not validated yet is sent a
+/// stateless retry (it costs the daemon no state, and a spoofed source never answers it); past
+/// the most handshakes at once, refused. Otherwise its handshake goes on in a task of its own.
+///
+/// An address past its handshake rate is sent a retry too when it has not been validated, and
+/// refused once it has (a validated address spends a rate of its own, which a spoofed source
+/// cannot spend for it).
+fn take(state: &State, incoming: quinn::Incoming) {
+    let validated = incoming.remote_address_validated();
+    let ip = incoming.remote_address().ip().to_canonical();
+    let now = std::time::Instant::now();
+    if !validated && incoming.may_retry() {
+        if state.admission.should_retry(validated)
+            || !state.admission.handshake_rate(ip, now, false)
+        {
+            state.admission.count(Event::Retry);
+            if let Err(e) = incoming.retry() {
+                // Only when it may not be retried, checked above.
+                e.into_incoming().ignore();
+            }
+            return;
+        }
+    } else if !state.admission.handshake_rate(ip, now, true) {
+        state.admission.count(Event::RefusedHandshakeRate);
+        incoming.refuse();
+        return;
+    }
+    let Some(handshake) = state.admission.handshake() else {
+        state.admission.count(Event::RefusedHandshake);
+        incoming.refuse();
+        return;
+    };
+    state
+        .tasks
+        .spawn(connection(state.clone(), incoming, handshake));
+}
+
+/// One incoming connection: its handshake, then its role and its place, then its streams.
+async fn connection(state: State, incoming: quinn::Incoming, handshake: Handshake) {
     let conn = tokio::select! {
         conn = incoming.into_future() => match conn {
             Ok(c) => c,
@@ -72,13 +113,34 @@ async fn connection(state: State, incoming: quinn::Incoming) {
         // A handshake under way when shutdown begins is abandoned.
         () = state.stopping.cancelled() => return,
     };
-    match tls::role_of(&conn) {
-        Ok(role) => serve_connection(state, conn, role).await,
+    drop(handshake);
+    let role = match tls::role_of(&conn) {
+        Ok(role) => role,
         Err(e) => {
             debug!(addr = %conn.remote_address(), "refused: {e}");
-            conn.close(quinn::VarInt::from_u32(0x101), b"no valid role certificate");
+            close(&conn, CloseCode::NO_ROLE);
+            return;
+        }
+    };
+    let ip = conn.remote_address().ip().to_canonical();
+    match state.admission.admit(ip, role == Role::Device) {
+        Ok(slot) => serve_connection(state, conn, role, slot).await,
+        Err(refusal) => {
+            debug!(addr = %conn.remote_address(), "not admitted: {refusal:?}");
+            state.admission.count(match refusal {
+                Refusal::Busy => Event::RefusedBusy,
+                Refusal::AddressBusy => Event::RefusedAddress,
+                Refusal::Unproven => Event::RefusedUnproven,
+            });
+            close(&conn, refusal.code());
         }
     }
+}
+
+/// Closes `conn` with `code`, its description as the reason.
+fn close(conn: &quinn::Connection, code: CloseCode) {
+    let reason = code.describe().unwrap_or("");
+    conn.close(quinn::VarInt::from_u32(code.0), reason.as_bytes());
 }
 
 /// Counts a connection open until dropped.
@@ -105,17 +167,25 @@ impl Drop for Open {
     }
 }
 
-/// Serves one accepted connection: a tracked task per stream, until the connection closes or
-/// shutdown begins (the streams then end by themselves, and the connection with them).
-pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role) {
+/// Serves one admitted connection: a tracked task per stream, until the connection closes or
+/// shutdown begins (the streams then end by themselves, and the connection with them). An IB
+/// Key app's connection that has proven no key when the deadline passes is closed: QUIC PINGs
+/// keep a connection from idling out, but not from this.
+pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role, mut slot: Slot) {
     let addr = conn.remote_address();
     let _open = Open::new(&state, role);
     debug!(%addr, role = role.name(), "connection");
+    let proof = CancellationToken::new();
+    if !slot.is_unproven() {
+        proof.cancel();
+    }
+    let deadline = tokio::time::sleep(state.admission.policy().prove_timeout);
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    let peer = Peer::new(role, addr);
+                    let peer = Peer::new(role, addr, proof.clone());
                     state
                         .tasks
                         .spawn(stream::serve_stream(state.clone(), send, recv, peer));
@@ -125,6 +195,13 @@ pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role)
                     break;
                 }
             },
+            () = proof.cancelled(), if slot.is_unproven() => slot.proven(),
+            () = &mut deadline, if slot.is_unproven() => {
+                debug!(%addr, "no key proven in time: closed");
+                state.admission.count(Event::ProofTimeout);
+                close(&conn, CloseCode::PROOF_TIMEOUT);
+                break;
+            }
             () = state.stopping.cancelled() => break,
         }
     }

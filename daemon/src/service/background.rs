@@ -165,12 +165,21 @@ async fn serve_metrics(
     let st = state.clone();
     let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
         let stats = st.core.stats();
+        let admission = st.admission.counters();
         let mut extra: Vec<(&str, &str, u64)> = stats
             .iter()
+            .chain(&admission)
             .map(|(n, v)| {
                 let gauge = matches!(
                     *n,
-                    "users" | "open_transactions" | "lockouts_recent_window" | "mass_lockout_alert"
+                    "users"
+                        | "open_transactions"
+                        | "lockouts_recent_window"
+                        | "mass_lockout_alert"
+                        | "connections_live"
+                        | "connections_unproven"
+                        | "handshakes"
+                        | "partial_frame_bytes"
                 );
                 (*n, if gauge { "gauge" } else { "counter" }, *v)
             })

@@ -339,6 +339,16 @@ pub async fn handle(
                 name: "connections".into(),
                 value: state.connections.load(std::sync::atomic::Ordering::Relaxed),
             });
+            counters.extend(
+                state
+                    .admission
+                    .counters()
+                    .into_iter()
+                    .map(|(name, value)| Counter {
+                        name: name.into(),
+                        value,
+                    }),
+            );
             Reply::Now(Message::Stats { counters })
         }
 

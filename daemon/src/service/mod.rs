@@ -4,14 +4,15 @@
 //! The modules, by concern; each uses only those listed after it (no cycle):
 //!
 //! ```text
-//!  accept      accept loop, connection tasks, the drain      ─▶ stream, tls, state
-//!  stream      the per-stream loop: batches, durable waits   ─▶ handlers, reply, state
+//!  accept      accept loop, connection tasks, the drain      ─▶ stream, tls, limits, state
+//!  stream      the per-stream loop: batches, durable waits   ─▶ handlers, reply, limits, state
 //!  handlers    message ─▶ core                               ─▶ awaits, reply, state
 //!  awaits      parked Awaits, wake                           ─▶ reply, state
 //!  nodes       notes to the other nodes (push, presence)     ─▶ awaits, state
 //!  background  sweeper, snapshotter, metrics, bus listener   ─▶ nodes, state
 //!  reply       answers now or owed later                     ─▶ (protocol only)
-//!  state       shared State, limits, Peer, counts            ─▶ (core, store, metrics)
+//!  state       shared State, limits, Peer, counts            ─▶ limits (core, store, metrics)
+//!  limits      admission: live, per-address, unproven caps   ─▶ (config, protocol only)
 //!  tls         certificates, roles                           ─▶ (protocol only)
 //! ```
 
@@ -19,6 +20,7 @@ pub mod accept;
 pub mod awaits;
 pub mod background;
 pub mod handlers;
+pub mod limits;
 pub mod nodes;
 pub mod reply;
 pub mod state;
@@ -201,7 +203,9 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         .receive_window(quinn::VarInt::from_u32(8 << 20))
         .send_window(8 << 20);
     let mut server_config = pki.server_config(Arc::new(transport))?;
-    server_config.max_incoming(config.max_connections);
+    // quinn's queue of connections not yet taken by the accept loop; the accept loop bounds
+    // the handshakes it has taken by the same number, and the live connections separately.
+    server_config.max_incoming(config.admission.max_handshakes);
     let sock = socket(config.listen)?;
     let runtime = quinn::default_runtime().ok_or_else(|| ServiceError::Bind {
         addr: config.listen,
@@ -223,6 +227,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
     })?;
     let limits = ServiceLimits {
         grace: config.grace,
+        admission: config.admission.clone(),
         await_poll: bus.is_some().then_some(nodes::POLL),
         ..ServiceLimits::default()
     };

@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::limits::Admission;
 use crate::backend::Backend;
+use crate::config::AdmissionPolicy;
 use crate::core::Core;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -34,6 +36,8 @@ pub struct ServiceLimits {
     pub await_poll: Option<Duration>,
     /// How long shutdown waits for the work in flight.
     pub grace: Duration,
+    /// The bounds on connections and streams.
+    pub admission: AdmissionPolicy,
 }
 
 impl Default for ServiceLimits {
@@ -44,6 +48,7 @@ impl Default for ServiceLimits {
             max_await: Duration::from_secs(120),
             await_poll: None,
             grace: Duration::from_secs(5),
+            admission: AdmissionPolicy::default(),
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct Shared {
     pub waiting: Arc<AtomicUsize>,
     /// Open connections.
     pub connections: AtomicU64,
+    /// Who may hold a connection: the live, per-address, unproven and handshake counts.
+    pub admission: Admission,
     /// Requests being handled right now (each held by a [`Held`], so that a panic cannot leak
     /// one). Reported when the drain's grace period runs out.
     pub in_flight: Arc<AtomicUsize>,
@@ -104,6 +111,7 @@ impl State {
             node: rand::random(),
             remote: DashMap::new(),
             metrics,
+            admission: Admission::new(limits.admission.clone()),
             limits,
             devices: DashMap::new(),
             waiters: DashMap::new(),
@@ -138,16 +146,29 @@ pub struct Peer {
     pub pending: Option<(DeviceId, [u8; 32])>,
     /// For an IB Key app: the devices it proved (several users, R8).
     pub proven: Vec<DeviceId>,
+    /// The connection's: cancelled once any of its streams has proven a key (at once for a
+    /// role certificate). Until then its frames are held to `MAX_FRAME_UNPROVEN`.
+    pub proof: CancellationToken,
 }
 
 impl Peer {
-    /// A peer that has proven nothing yet.
-    pub fn new(role: Role, addr: SocketAddr) -> Peer {
+    /// A peer on a connection whose `proof` token says whether it has proven a key.
+    pub fn new(role: Role, addr: SocketAddr, proof: CancellationToken) -> Peer {
         Peer {
             role,
             addr,
             pending: None,
             proven: Vec::new(),
+            proof,
+        }
+    }
+
+    /// The longest frame this stream may send now.
+    pub fn max_frame(&self) -> usize {
+        if self.proof.is_cancelled() {
+            sls_protocol::limits::MAX_FRAME
+        } else {
+            sls_protocol::limits::MAX_FRAME_UNPROVEN
         }
     }
 }

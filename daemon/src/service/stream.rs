@@ -9,7 +9,10 @@
 //!
 //! A stream ends when its peer finishes sending, a frame loses framing, or shutdown begins:
 //! then it reads no more, writes every answer it still owes, and finishes. It ends at once when
-//! the connection is lost.
+//! the connection is lost, and when a frame begun on it is not whole within the frame deadline
+//! (reset both ways with FRAME_TIMEOUT: what it held is freed). What a stream holds of a
+//! partial frame is at most one frame: `MAX_FRAME`, or `MAX_FRAME_UNPROVEN` until its
+//! connection has proven a key.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -17,10 +20,11 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use sls_protocol::{frame, negotiate, Access, Frame, Message, Status, PROTOCOL_VERSION};
+use sls_protocol::{frame, negotiate, Access, CloseCode, Frame, Message, Status, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::limits::Event;
 use super::reply::{internal, unavailable, Late, Later, Reply};
 use super::state::{Held, Peer, State};
 use super::{handlers, nodes};
@@ -28,6 +32,17 @@ use crate::core::Store as _;
 
 /// A store's ticket.
 type Lsn = u64;
+
+/// The length of the frame `buf` begins with, header included, as its header declares it (the
+/// bytes there so far when the length field itself is partial).
+fn declared_len(buf: &[u8]) -> usize {
+    match buf.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        Some(len) => {
+            usize::try_from(u32::from_be_bytes(len)).map_or(usize::MAX, |n| n.saturating_add(4))
+        }
+        None => buf.len(),
+    }
+}
 
 /// Serves one stream until it ends.
 pub async fn serve_stream(
@@ -50,6 +65,13 @@ pub async fn serve_stream(
     // No more reading: the peer finished, framing was lost, or shutdown began.
     let mut closing = false;
     let mut lost = false;
+    // The bytes of a partial frame held in `inbuf`, counted daemon-wide; and when the frame
+    // they begin must be whole (armed while there is one).
+    let mut held = s.state.admission.partial();
+    let frame_timeout = s.state.admission.policy().frame_timeout;
+    let mut partial = false;
+    let deadline = tokio::time::sleep(frame_timeout);
+    tokio::pin!(deadline);
     loop {
         if closing && s.later.owed() == 0 {
             break;
@@ -92,9 +114,42 @@ pub async fn serve_stream(
                 closing = true;
                 continue;
             }
+            () = &mut deadline, if partial && !closing => {
+                debug!(addr = %s.peer.addr, "frame not completed in time: stream reset");
+                s.state.admission.count(Event::FrameTimeout);
+                let code = quinn::VarInt::from_u32(CloseCode::FRAME_TIMEOUT.0);
+                let _ = recv.stop(code);
+                let _ = send.reset(code);
+                lost = true;
+                break;
+            }
         }
         let started = Instant::now();
-        let batch = s.batch(&mut inbuf).await;
+        let before = inbuf.len();
+        let mut batch = s.batch(&mut inbuf).await;
+        if !batch.fatal && !inbuf.is_empty() && declared_len(&inbuf) > s.peer.max_frame() {
+            // Longer than this connection may send yet: answered like a frame out of range.
+            s.state.metrics.frame_error(Status::FRAME_TOO_LARGE);
+            let text = "frame too large for a connection that has proven no key";
+            error_frame(0, Status::FRAME_TOO_LARGE, text, &mut s.out);
+            batch.fatal = true;
+        }
+        if batch.fatal {
+            // Framing is lost: no more of this stream is read, and what it held is freed.
+            s.state.admission.count(Event::FramingLost);
+            let _ = recv.stop(quinn::VarInt::from_u32(CloseCode::FRAMING_LOST.0));
+            inbuf = BytesMut::new();
+        }
+        held.set(inbuf.len());
+        if inbuf.is_empty() {
+            partial = false;
+        } else if !partial || inbuf.len() < before {
+            // A new frame begun (the one before it was whole): its own deadline.
+            partial = true;
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + frame_timeout);
+        }
         if !s.flush(&mut send).await {
             lost = true;
             break;
@@ -301,6 +356,10 @@ impl Conversation {
             state.devices.insert(*dev, self.push_tx.clone());
             self.registered.push(*dev);
             debug!(device = %dev, "IB Key app connected");
+        }
+        if !fresh.is_empty() {
+            // The connection has proven a key: no deadline, full-size frames.
+            self.peer.proof.cancel();
         }
         nodes::online(&state, fresh);
         let Reply::Now(msg) = reply else {

@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use sls_loadgen::client::{self, ClientTls, Pipeline};
-use sls_loadgen::daemon::{find_slsd, Daemon, NO_LIMITS};
+use sls_loadgen::daemon::{find_slsd, Daemon, NO_LIMITS, ONE_ADDRESS};
 use sls_loadgen::fleet::Mix;
 use sls_loadgen::harness::{Client, Pool};
 use sls_loadgen::run::{self as lrun, FleetSpec};
@@ -327,7 +327,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     );
 
     // slsd with the fleet.
-    let flags = [&NO_LIMITS[..], &["--log", "warn"]].concat();
+    let flags = [&NO_LIMITS[..], &ONE_ADDRESS[..], &["--log", "warn"]].concat();
     let mut sls = Daemon::start(&slsd, &work.path().join("slsd"), &flags)?;
     let sls_pid = sls.pid().context("slsd pid")?;
     let rss0 = rss_kb(sls_pid);
