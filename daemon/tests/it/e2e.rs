@@ -1,7 +1,9 @@
 //! The real `slsd` binary on loopback, spoken to over real QUIC: every device kind logs in,
 //! replays are refused, a lockout survives SIGKILL and restart, roles hold, bad frames get
-//! errors while others are served, no 0-RTT, no secret in the logs.
+//! errors while others are served, no 0-RTT, no secret in the logs; every admin call and
+//! `PasswordFailed` with its documented answer and effect (`admin`).
 
+mod admin;
 mod devices;
 mod edges;
 mod operations;
