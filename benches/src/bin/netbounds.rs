@@ -74,6 +74,9 @@ struct Args {
     /// Flood: most handshakes the flood attempts in all.
     #[arg(long, default_value_t = 200_000)]
     flood_max: u64,
+    /// Flood: run the flooding process at this niceness (1 to 19; 0: as the rest).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=19))]
+    flood_nice: u8,
     /// Internal (flood-only): the daemon's address.
     #[arg(long, hide = true)]
     target: Option<SocketAddr>,
@@ -314,7 +317,19 @@ async fn honest_and_flood(args: &Args, d: &Daemon) -> anyhow::Result<()> {
     );
     // The flood runs in a process of its own, as another client would (it still shares the
     // machine's cores with the daemon and the honest client).
-    let child = tokio::process::Command::new(std::env::current_exe()?)
+    // `--flood-nice N` runs it at that niceness: on one machine its own CPU (the clients' TLS)
+    // is taken from the daemon and the honest client, which a flood from another host's
+    // cores would not take.
+    let mut command = if args.flood_nice > 0 {
+        let mut c = tokio::process::Command::new("nice");
+        c.arg("-n")
+            .arg(args.flood_nice.to_string())
+            .arg(std::env::current_exe()?);
+        c
+    } else {
+        tokio::process::Command::new(std::env::current_exe()?)
+    };
+    let child = command
         .arg("flood-only")
         .arg(format!("--target={}", d.addr))
         .arg(format!("--tls-dir={}", d.tls_dir().display()))
