@@ -1,5 +1,5 @@
 use super::*;
-use clap::CommandFactory;
+use clap::{CommandFactory, Parser};
 
 /// `slsd ARGS...` as the command line would give it.
 fn cli(args: &[&str]) -> Settings {

@@ -1,0 +1,232 @@
+//! The settings, as the command line (clap) and the TOML file (serde) give them: every one
+//! optional here; [`super::Config::from_args`] lays the flags over the file, takes the defaults
+//! and checks the ranges.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Deserializer};
+
+/// slsd: the sls second-factor verification daemon (QUIC).
+///
+/// On first start it creates a local CA, a server certificate and client certificates for the
+/// frontend and admin roles in <DATA_DIR>/tls, and prints where they are. Flags override the
+/// file given with --config, which overrides the defaults. Durations are written like 500ms,
+/// 30s, 2m, 24h, 1d or 1h 30m. The file takes the same settings in snake_case, e.g.
+/// `challenge_ttl = "2m"`; every key is optional and an unknown key is refused.
+// This one struct is both the command line (clap) and the TOML file (serde); `config` is
+// skipped by serde, so a file cannot name another.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[command(name = "slsd", version, about, long_about)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// TOML file with any of the settings below (same names, snake_case).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// UDP address to serve QUIC on (loopback by default) [default: 127.0.0.1:7443].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the journal, snapshots and certificates [default: ./sls-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Serve Prometheus text metrics over HTTP on this address (off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Worker threads, 1 to 256 [default: the number of cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Log level: error, warn, info, debug, trace [default: info]; RUST_LOG overrides.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Do not fsync the journal (benchmarks only: a crash may then forgive failures).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Most live connections (handshake done), 1 to 1000000; more are closed with BUSY
+    /// (0x102) [default: 20000].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Most live connections from one IP address, up to --max-connections; more are closed
+    /// with ADDRESS_BUSY (0x103) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Most IB Key app connections that have proven no key yet, in all, up to
+    /// --max-connections; more are closed with UNPROVEN_BUSY (0x104) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_unproven: Option<usize>,
+    /// Most of those from one IP address [default: 32].
+    #[arg(long, value_name = "N")]
+    pub max_unproven_per_address: Option<usize>,
+    /// Most handshakes in progress, 1 to 65536; more are refused [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_handshakes: Option<usize>,
+    /// Handshakes in progress from which a client's address is validated with a stateless
+    /// retry first, 0 (always) to --max-handshakes [default: 64].
+    #[arg(long, value_name = "N")]
+    pub retry_above: Option<usize>,
+    /// New handshakes per second from one IP address, burst twice that; past it a client is
+    /// sent a stateless retry, then refused (CONNECTION_REFUSED); 0 turns it off [default: 100].
+    #[arg(long, value_name = "N")]
+    pub handshakes_per_address: Option<u32>,
+    /// How long a frame begun on a stream may take to arrive whole, 10ms to 10m; then the
+    /// stream is reset with FRAME_TIMEOUT (0x110) [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub frame_timeout: Option<Duration>,
+    /// How long an IB Key app connection may take to prove a key, 10ms to 10m; then it is
+    /// closed with PROOF_TIMEOUT (0x105) [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub prove_timeout: Option<Duration>,
+    /// Close connections idle this long, 1s to 1h [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Option<Duration>,
+    /// A challenge's life, 1s to 1d (R12) [default: 2m].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub challenge_ttl: Option<Duration>,
+    /// Failures that lock a user, 1 to 255 (R11) [default: 10].
+    #[arg(long)]
+    pub lockout_threshold: Option<u8>,
+    /// Window the failures must fall in, at least 1s (R11) [default: 24h].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub lockout_window: Option<Duration>,
+    /// How long a lock lasts after the last failure, at least the lockout window (R11)
+    /// [default: 24h, or the lockout window when that is longer].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub lock_duration: Option<Duration>,
+    /// Requests per second per user (Begin, Answer, PasswordFailed); 0 turns the limit off. A
+    /// rate set here bursts to twice that (two seconds' worth) [default: 5 a second, burst 40].
+    /// Exact across nodes on a shared store (kept in the store); per node on the embedded
+    /// store.
+    #[arg(long)]
+    pub rate_per_user: Option<u32>,
+    /// Requests per second per end-user address (the `client` of Begin, Answer,
+    /// PasswordFailed); 0 turns it off. A rate set here bursts to twice that [default: 50 a
+    /// second, burst 200]. Per node: with N nodes sharing a store, size it for one node's share of
+    /// an address's traffic (the rate wanted / N if the balancer spreads an address evenly).
+    #[arg(long)]
+    pub rate_per_client: Option<u32>,
+    /// Requests per second for the whole daemon (Begin, Answer, PasswordFailed), burst equal to
+    /// the rate; 0 turns it off [default: 0]. Per node: with
+    /// N nodes, the cluster's rate wanted / N.
+    #[arg(long)]
+    pub rate_global: Option<u32>,
+    /// Most open transactions, 1 to 100000000 [default: 2000000].
+    #[arg(long)]
+    pub max_open_txns: Option<usize>,
+    /// Snapshot when the journal exceeds this many bytes, 4096 to 2^40 [default: 268435456].
+    #[arg(long)]
+    pub snapshot_bytes: Option<u64>,
+    /// How long shutdown waits for in-flight requests, 0s to 1h [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub grace: Option<Duration>,
+    /// Where user state lives: `embedded` (this process's memory and the journal in the data
+    /// directory) or a Redis Cluster shared by several nodes, `redis://HOST:PORT[,HOST:PORT…]`
+    /// (seed nodes; the rest are discovered) [default: embedded].
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
+    /// With a Redis store: the namespace before every key, so that several deployments can
+    /// share a cluster [default: sls].
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// With a Redis store: replicas every master must acknowledge (`WAIT`) before a change is
+    /// answered; 0 trusts the masters' own fsync (a failover may then lose the last changes)
+    /// [default: 1].
+    #[arg(long, value_name = "N")]
+    pub redis_wait_replicas: Option<usize>,
+    /// With a Redis store: how long the replicas may take, e.g. 500ms [default: 500ms].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub redis_wait_timeout: Option<Duration>,
+    /// With a Redis store: the AES-256-GCM key that seals every user's state at rest, a file
+    /// of 64 hex digits that every node is given. Without it, <DATA_DIR>/seal.key, created if
+    /// missing (development only: the other nodes need the same file).
+    #[arg(long, value_name = "FILE")]
+    pub seal_key: Option<PathBuf>,
+    /// Directory of the certificates; several nodes serving the same frontends share one
+    /// [default: <DATA_DIR>/tls].
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Start even though the journal is damaged: copy each damaged file aside
+    /// (<FILE>.damaged-<UNIX TIME>), keep the records before the damage, set aside what follows
+    /// it, and rebuild a missing or damaged MANIFEST from the files present. Once, by hand,
+    /// after reading why slsd refused to start; never from the file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub repair: bool,
+}
+
+impl Settings {
+    /// Each setting from `self` where it is given, else from `under`: the command line over
+    /// the file. The struct literal names every field, so a new setting cannot be forgotten.
+    #[must_use]
+    pub fn or(self, under: Settings) -> Settings {
+        Settings {
+            config: self.config.or(under.config),
+            listen: self.listen.or(under.listen),
+            data_dir: self.data_dir.or(under.data_dir),
+            metrics: self.metrics.or(under.metrics),
+            threads: self.threads.or(under.threads),
+            log: self.log.or(under.log),
+            // A flag can only switch fsync off; either source doing so wins.
+            no_fsync: self.no_fsync || under.no_fsync,
+            max_connections: self.max_connections.or(under.max_connections),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(under.max_connections_per_address),
+            max_unproven: self.max_unproven.or(under.max_unproven),
+            max_unproven_per_address: self
+                .max_unproven_per_address
+                .or(under.max_unproven_per_address),
+            max_handshakes: self.max_handshakes.or(under.max_handshakes),
+            retry_above: self.retry_above.or(under.retry_above),
+            handshakes_per_address: self.handshakes_per_address.or(under.handshakes_per_address),
+            frame_timeout: self.frame_timeout.or(under.frame_timeout),
+            prove_timeout: self.prove_timeout.or(under.prove_timeout),
+            idle_timeout: self.idle_timeout.or(under.idle_timeout),
+            challenge_ttl: self.challenge_ttl.or(under.challenge_ttl),
+            lockout_threshold: self.lockout_threshold.or(under.lockout_threshold),
+            lockout_window: self.lockout_window.or(under.lockout_window),
+            lock_duration: self.lock_duration.or(under.lock_duration),
+            rate_per_user: self.rate_per_user.or(under.rate_per_user),
+            rate_per_client: self.rate_per_client.or(under.rate_per_client),
+            rate_global: self.rate_global.or(under.rate_global),
+            max_open_txns: self.max_open_txns.or(under.max_open_txns),
+            snapshot_bytes: self.snapshot_bytes.or(under.snapshot_bytes),
+            grace: self.grace.or(under.grace),
+            store: self.store.or(under.store),
+            redis_prefix: self.redis_prefix.or(under.redis_prefix),
+            redis_wait_replicas: self.redis_wait_replicas.or(under.redis_wait_replicas),
+            redis_wait_timeout: self.redis_wait_timeout.or(under.redis_wait_timeout),
+            seal_key: self.seal_key.or(under.seal_key),
+            tls_dir: self.tls_dir.or(under.tls_dir),
+            // Only the command line can ask for a repair (the file never sets it).
+            repair: self.repair,
+        }
+    }
+}
+
+/// Parses a duration with [`humantime::parse_duration`]: `500ms`, `30s`, `2m`, `24h`, `1d`,
+/// `1h 30m`, `1.5s`. A number without a unit is refused.
+///
+/// # Errors
+/// The text is not such a duration, or does not fit in a [`Duration`].
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 500ms, 30s, 2m, 24h ({e})"))
+}
+
+/// A duration in the file: a string that [`parse_duration`] accepts.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
