@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::core::{CoreConfig, RatePolicy};
 
 mod ranges;
+mod rules;
 mod settings;
 
 pub use ranges::MAX_DURATION;
@@ -242,6 +243,7 @@ impl Config {
             rates,
             ..core_default
         };
+        let core = rules::apply(&s, core)?;
         let default_threads =
             std::thread::available_parallelism().map_or(2, |n| n.get().min(*ranges::THREADS.end()));
         let threads = number_in("threads", s.threads, default_threads, ranges::THREADS)?;

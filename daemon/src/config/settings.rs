@@ -100,6 +100,58 @@ pub struct Settings {
     #[arg(long, value_parser = parse_duration)]
     #[serde(deserialize_with = "duration")]
     pub lock_duration: Option<Duration>,
+    /// Whether a malformed answer counts as a failure (R10), true or false [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub malformed_counts: Option<bool>,
+    /// Whether attempts while locked extend the lock (R11), true or false [default: false].
+    #[arg(long, value_name = "BOOL")]
+    pub extend_lock_while_locked: Option<bool>,
+    /// Pushes since the last success before the user must type a challenge instead (push
+    /// fatigue, R6), 0 (never push) to 255 [default: 5].
+    #[arg(long, value_name = "N")]
+    pub push_cap: Option<u8>,
+    /// Lockouts across users that raise the mass-lockout signal, 1 to 1000000 [default: 100]
+    /// ...
+    #[arg(long, value_name = "N")]
+    pub mass_lockout_threshold: Option<u32>,
+    /// ... within this window, 1s to 1d [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub mass_lockout_window: Option<Duration>,
+    /// Least account equity in USD to order a DSC+ (R20: the articles give 500000 and
+    /// 1000000); an account whose equity is not known (0) may [default: 1000000].
+    #[arg(long, value_name = "USD")]
+    pub dsc_plus_min_equity: Option<u64>,
+    /// A temporary code's full access (R13), 1h to 30d [default: 2d] ...
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub temp_code_full: Option<Duration>,
+    /// ... then Client Portal only (R13), 0s to 90d [default: 10d].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub temp_code_portal: Option<Duration>,
+    /// An Online SCC's life (R14), 1d to 90d [default: 21d].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub online_scc_life: Option<Duration>,
+    /// How long after shipment a replacement DSC+ activates by itself (R16), 1d to 90d
+    /// [default: 21d].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub auto_activation: Option<Duration>,
+    /// The trading grant of an IB Key approval with the PIN (R21), 1m to 7d [default: 12h].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub grant_pin: Option<Duration>,
+    /// The trading grant of an IB Key approval with biometrics (R21), 1m to 7d [default:
+    /// 30h].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub grant_biometric: Option<Duration>,
+    /// An IB Key activation token's life (R22), 1m to 1d [default: 15m].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration")]
+    pub activation_token_life: Option<Duration>,
     /// Requests per second per user (Begin, Answer, PasswordFailed); 0 turns the limit off. A
     /// rate set here bursts to twice that (two seconds' worth) [default: 5 a second, burst 40].
     /// Exact across nodes on a shared store (kept in the store); per node on the embedded
@@ -195,6 +247,21 @@ impl Settings {
             lockout_threshold: self.lockout_threshold.or(under.lockout_threshold),
             lockout_window: self.lockout_window.or(under.lockout_window),
             lock_duration: self.lock_duration.or(under.lock_duration),
+            malformed_counts: self.malformed_counts.or(under.malformed_counts),
+            extend_lock_while_locked: self
+                .extend_lock_while_locked
+                .or(under.extend_lock_while_locked),
+            push_cap: self.push_cap.or(under.push_cap),
+            mass_lockout_threshold: self.mass_lockout_threshold.or(under.mass_lockout_threshold),
+            mass_lockout_window: self.mass_lockout_window.or(under.mass_lockout_window),
+            dsc_plus_min_equity: self.dsc_plus_min_equity.or(under.dsc_plus_min_equity),
+            temp_code_full: self.temp_code_full.or(under.temp_code_full),
+            temp_code_portal: self.temp_code_portal.or(under.temp_code_portal),
+            online_scc_life: self.online_scc_life.or(under.online_scc_life),
+            auto_activation: self.auto_activation.or(under.auto_activation),
+            grant_pin: self.grant_pin.or(under.grant_pin),
+            grant_biometric: self.grant_biometric.or(under.grant_biometric),
+            activation_token_life: self.activation_token_life.or(under.activation_token_life),
             rate_per_user: self.rate_per_user.or(under.rate_per_user),
             rate_per_client: self.rate_per_client.or(under.rate_per_client),
             rate_global: self.rate_global.or(under.rate_global),

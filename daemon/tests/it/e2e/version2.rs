@@ -190,3 +190,19 @@ async fn hello_agrees_on_the_newest_version_both_speak() {
     assert_eq!(version(hello(2, 7).await), Some(2));
     assert_eq!(version(hello(3, 7).await), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_a_push_cap_of_0_set_on_the_command_line_never_pushes() {
+    // The rules' choices reach the rules: with `--push-cap 0` an app that is connected still
+    // gets no push, and the user types the challenge.
+    let d = crate::slsd(&[&NO_LIMITS[..], &["--log", "warn", "--push-cap", "0"]].concat());
+    let admin = d.connect(Role::Admin).await.unwrap();
+    let fe = d.connect(Role::Frontend).await.unwrap();
+    let ib = enrol(&admin, "vic", DeviceKind::IbKey, &KEY, "a1b2")
+        .await
+        .unwrap();
+    let app = d.connect(Role::Device).await.unwrap();
+    prove_device(&app, ib, &KEY).await.unwrap();
+    let (_, ch) = begin(&fe, "vic", ib, IP).await.unwrap();
+    assert!(matches!(ch, Challenge::Numeric(_)), "{ch:?}");
+}
