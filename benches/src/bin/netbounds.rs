@@ -14,6 +14,7 @@
 //! (bounded by `--flood-max` handshakes); prints both p50/p99 and the daemon's admission
 //! counters.
 
+use sls_benches::rss_kb;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,17 +87,6 @@ struct Args {
     /// Extra slsd flags, e.g. `--extra=--retry-above=1024`.
     #[arg(long, allow_hyphen_values = true)]
     extra: Vec<String>,
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// A client configuration for `role`, PINGing every second.

@@ -10,6 +10,7 @@
 //! every request frame with a 12-byte verdict frame and does nothing else. Both are started and
 //! stopped by their own ids through `sls_loadgen::daemon::Daemon`, the tests' harness.
 
+use sls_benches::rss_kb;
 use std::ffi::OsStr;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -87,17 +88,6 @@ struct Args {
     /// Internal: run as the echo server in this data directory.
     #[arg(long, hide = true)]
     echo_server: Option<PathBuf>,
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 // ---- the echo server ------------------------------------------------------------------------

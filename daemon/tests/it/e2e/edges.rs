@@ -11,7 +11,7 @@ use super::start;
 
 /// Sends `frames` on a new stream of `conn`, finishes it, and returns every frame the daemon
 /// wrote before finishing its side.
-async fn exchange(conn: &quinn::Connection, frames: &[Vec<u8>]) -> Vec<Frame> {
+pub(super) async fn exchange(conn: &quinn::Connection, frames: &[Vec<u8>]) -> Vec<Frame> {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write_all(&frames.concat()).await.unwrap();
     send.finish().unwrap();
@@ -28,7 +28,7 @@ async fn exchange(conn: &quinn::Connection, frames: &[Vec<u8>]) -> Vec<Frame> {
     out
 }
 
-fn encoded(id: u32, m: &Message) -> Vec<u8> {
+pub(super) fn encoded(id: u32, m: &Message) -> Vec<u8> {
     frame::to_bytes(id, m).unwrap().to_vec()
 }
 

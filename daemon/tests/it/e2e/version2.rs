@@ -9,6 +9,7 @@ use sls_loadgen::daemon::NO_LIMITS;
 use sls_loadgen::harness::{begin, enrol, enrol_user, prove_device};
 use sls_protocol::*;
 
+use super::edges::{encoded, exchange};
 use super::{start, IP, KEY};
 use crate::call;
 
@@ -161,24 +162,13 @@ async fn hello_agrees_on_the_newest_version_both_speak() {
         .unwrap();
     let conn = &conn;
     let hello = |min_version, max_version| async move {
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        let bytes = frame::to_bytes(
-            1,
-            &Message::Hello {
-                min_version,
-                max_version,
-                agent: "v".into(),
-            },
-        )
-        .unwrap();
-        send.write_all(&bytes).await.unwrap();
-        send.finish().unwrap();
-        let all = tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(1 << 16))
-            .await
-            .unwrap()
-            .unwrap();
-        let mut buf = bytes::BytesMut::from(&all[..]);
-        frame::decode(&mut buf).unwrap().unwrap().message
+        let hello = Message::Hello {
+            min_version,
+            max_version,
+            agent: "v".into(),
+        };
+        let got = exchange(conn, &[encoded(1, &hello)]).await;
+        got.into_iter().next().unwrap().message
     };
     let version = |m: Message| match m {
         Message::Welcome { version, .. } => Some(version),
