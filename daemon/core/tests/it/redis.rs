@@ -137,6 +137,15 @@ impl Store for Tapped {
         self.inner.durable(ticket)
     }
 
+    // A default method not forwarded would silently test the default instead of the store.
+    fn fence(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.inner.fence(user)
+    }
+
+    fn decoy(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        self.inner.decoy(user)
+    }
+
     fn txn_get(
         &self,
         txn: TxnId,
