@@ -483,6 +483,7 @@ fn the_admission_settings_from_the_flags_and_the_file_alike() {
         handshakes_per_address: 7,
         frame_timeout: Duration::from_millis(250),
         prove_timeout: Duration::from_secs(2),
+        ..AdmissionPolicy::default()
     };
     assert_eq!(Config::from_args(cli(&flags)).unwrap().admission, want);
     assert_eq!(with_file(keys, &[]).unwrap().admission, want);
@@ -537,3 +538,5 @@ fn admission_settings_out_of_range_are_refused_and_named() {
         );
     }
 }
+
+mod limits;
