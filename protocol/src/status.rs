@@ -90,6 +90,9 @@ statuses! {
     OWNER_NOT_VERIFIED = 0x010f => "owner's answer rejected",
     /// R20: the account's equity is under the DSC+ threshold.
     NOT_ELIGIBLE = 0x0110 => "not eligible",
+    /// Too many failed attempts from this address (`DeviceProve`): refused without being
+    /// checked; try again later.
+    RATE_LIMITED = 0x0111 => "rate limited",
 }
 
 impl fmt::Debug for Status {

@@ -334,6 +334,10 @@ pub fn set_opted_out(u: &mut UserState, out: bool, cx: &mut Cx<'_>) {
     });
 }
 
+/// Wrong tokens an IB Key activation (R22) takes: the last one voids it, and `ActivationStart`
+/// must send a new token.
+pub const ACTIVATION_ATTEMPTS: u8 = 5;
+
 /// R22: starts IB Key activation or recovery: returns the token to send by SMS to `phone`
 /// (digits only, no trunk prefix). Only the token's digest is kept.
 ///
@@ -353,8 +357,9 @@ pub fn activation_start(
     }
     let key: [u8; 32] = cx.rng.gen();
     let token = codes::activation_token(&key, 0);
-    u.extra.get_or_insert_with(Default::default).activation =
-        Some((codes::code_digest(&token), cx.now));
+    let x = u.extra.get_or_insert_with(Default::default);
+    x.activation = Some((codes::code_digest(&token), cx.now));
+    x.activation_wrong = 0;
     Ok(token)
 }
 
@@ -376,9 +381,19 @@ pub fn activate_ib_key(
         .as_ref()
         .and_then(|x| x.activation)
         .ok_or(CoreError::BadToken)?;
-    if cx.now.saturating_sub(at) > crate::cx::ms(cx.cfg.activation_token_life)
-        || !codes::temp_code_matches(&digest, token)
-    {
+    if cx.now.saturating_sub(at) > crate::cx::ms(cx.cfg.activation_token_life) {
+        return Err(CoreError::BadToken);
+    }
+    if !codes::temp_code_matches(&digest, token) {
+        // R22 bounded: the activation is void after its last allowed wrong token; a new
+        // `ActivationStart` sends a new token. The answer stays `BadToken` either way.
+        if let Some(x) = u.extra.as_mut() {
+            x.activation_wrong = x.activation_wrong.saturating_add(1);
+            if x.activation_wrong >= ACTIVATION_ATTEMPTS {
+                x.activation = None;
+                x.activation_wrong = 0;
+            }
+        }
         return Err(CoreError::BadToken);
     }
     let spec = DeviceSpec {
@@ -400,6 +415,7 @@ pub fn activate_ib_key(
     }
     if let Some(x) = u.extra.as_mut() {
         x.activation = None;
+        x.activation_wrong = 0;
     }
     // R15: an activated (or recovered) IB Key is a permanent device again: the temporary
     // code and the Online SCC stop at once.

@@ -137,12 +137,16 @@ impl UserState {
                     w.put_u64(*at);
                     w.put_u64(*usd);
                 }
+                // Flag 2 adds the count of wrong tokens; 1 (none wrong) is the older format.
                 match &x.activation {
                     None => w.put_u8(0),
                     Some((digest, at)) => {
-                        w.put_u8(1);
+                        w.put_u8(if x.activation_wrong == 0 { 1 } else { 2 });
                         w.put_slice(digest);
                         w.put_u64(*at);
+                        if x.activation_wrong != 0 {
+                            w.put_u8(x.activation_wrong);
+                        }
                     }
                 }
             }
@@ -198,10 +202,18 @@ impl UserState {
                 for _ in 0..n {
                     withdrawals.push((u64::get(r, 0)?, u64::get(r, 0)?));
                 }
-                let activation = match u8::get(r, 0)? {
+                let flag = u8::get(r, 0)?;
+                let activation = match flag {
                     0 => None,
-                    1 => Some((<[u8; 32]>::get(r, 0)?, u64::get(r, 0)?)),
+                    1 | 2 => Some((<[u8; 32]>::get(r, 0)?, u64::get(r, 0)?)),
                     _ => return Err(DecodeError::Invalid("activation flag")),
+                };
+                let activation_wrong = match flag {
+                    2 => match u8::get(r, 0)? {
+                        0 => return Err(DecodeError::Invalid("activation attempts")),
+                        n => n,
+                    },
+                    _ => 0,
                 };
                 Some(Box::new(Extra {
                     entity,
@@ -209,6 +221,7 @@ impl UserState {
                     equity_usd,
                     withdrawals,
                     activation,
+                    activation_wrong,
                 }))
             }
             _ => return Err(DecodeError::Invalid("extra flag")),

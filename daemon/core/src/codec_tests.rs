@@ -67,7 +67,7 @@ fn arb_extra() -> impl Strategy<Value = Extra> {
         "[a-z0-9]{0,20}",
         any::<u64>(),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..5),
-        proptest::option::of((any::<[u8; 32]>(), any::<u64>())),
+        proptest::option::of((any::<[u8; 32]>(), any::<u64>(), 0u8..5)),
     )
         .prop_map(
             |(entity, identification, equity_usd, withdrawals, activation)| Extra {
@@ -75,7 +75,8 @@ fn arb_extra() -> impl Strategy<Value = Extra> {
                 identification,
                 equity_usd,
                 withdrawals,
-                activation,
+                activation: activation.map(|(d, at, _)| (d, at)),
+                activation_wrong: activation.map_or(0, |(_, _, n)| n),
             },
         )
 }

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+pub use admin::ACTIVATION_ATTEMPTS;
 mod app;
 pub mod clock;
 pub mod codec;

@@ -42,6 +42,9 @@ pub(crate) struct Extra {
     pub withdrawals: Vec<(u64, u64)>,
     /// (the token's digest, started at ms) of an IB Key activation in progress (R22).
     pub activation: Option<([u8; 32], u64)>,
+    /// Wrong tokens given for that activation: at [`crate::admin::ACTIVATION_ATTEMPTS`] it is
+    /// void (R22 bounded: a token cannot be guessed by retrying).
+    pub activation_wrong: u8,
 }
 
 /// An enrolled device.

@@ -12,6 +12,8 @@ pub const MAX_CONNECTIONS: usize = 1_000_000;
 pub const MAX_HANDSHAKES: usize = 65_536;
 /// Most `--handshakes-per-address`.
 pub const MAX_HANDSHAKE_RATE: u32 = 1_000_000;
+/// The most `--proof-failures-per-address` (a second).
+pub const MAX_PROOF_FAILURE_RATE: u32 = 1_000;
 /// Shortest `--frame-timeout` and `--prove-timeout`.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(10);
 /// Longest `--frame-timeout` and `--prove-timeout`.
@@ -41,6 +43,11 @@ pub struct AdmissionPolicy {
     pub frame_timeout: Duration,
     /// How long an IB Key app connection may take to prove a key.
     pub prove_timeout: Duration,
+    /// Most open challenges begun on one connection; past it `Begin` answers `CAPACITY`.
+    pub max_open_per_connection: usize,
+    /// Failed `DeviceProve`s per second from one IP address (burst five times that); past it
+    /// `DeviceProve` answers `RATE_LIMITED`; 0: no limit.
+    pub proof_failures_per_address: u32,
 }
 
 impl Default for AdmissionPolicy {
@@ -55,6 +62,8 @@ impl Default for AdmissionPolicy {
             handshakes_per_address: 100,
             frame_timeout: Duration::from_secs(5),
             prove_timeout: Duration::from_secs(10),
+            max_open_per_connection: 250_000,
+            proof_failures_per_address: 2,
         }
     }
 }
@@ -142,5 +151,13 @@ pub fn policy(s: &Settings) -> Result<AdmissionPolicy, ConfigError> {
         )?,
         frame_timeout: deadline("frame_timeout", s.frame_timeout, d.frame_timeout)?,
         prove_timeout: deadline("prove_timeout", s.prove_timeout, d.prove_timeout)?,
+        // Checked against --max-open-txns by `Config::from_args`, which knows it.
+        max_open_per_connection: d.max_open_per_connection,
+        proof_failures_per_address: number_in(
+            "proof_failures_per_address",
+            s.proof_failures_per_address,
+            d.proof_failures_per_address,
+            0..=MAX_PROOF_FAILURE_RATE,
+        )?,
     })
 }

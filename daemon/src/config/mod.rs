@@ -178,7 +178,7 @@ impl Config {
             None => Settings::default(),
         };
         let s = cli.or(file);
-        let admission = admission::policy(&s)?;
+        let mut admission = admission::policy(&s)?;
         let core_default = CoreConfig::default();
         // A rate given explicitly gets a burst of two seconds' worth; the defaults keep theirs.
         let d = &core_default.rates;
@@ -244,6 +244,13 @@ impl Config {
             ..core_default
         };
         let core = rules::apply(&s, core)?;
+        // A connection's share of the open challenges: an eighth of the daemon's by default.
+        admission.max_open_per_connection = number_in(
+            "max_open_per_connection",
+            s.max_open_per_connection,
+            (core.max_open_txns / 8).max(1),
+            1..=core.max_open_txns,
+        )?;
         let default_threads =
             std::thread::available_parallelism().map_or(2, |n| n.get().min(*ranges::THREADS.end()));
         let threads = number_in("threads", s.threads, default_threads, ranges::THREADS)?;

@@ -169,6 +169,16 @@ pub struct Settings {
     /// N nodes, the cluster's rate wanted / N.
     #[arg(long)]
     pub rate_global: Option<u32>,
+    /// Most open challenges (begun, not yet answered nor expired) one connection may hold,
+    /// 1 to --max-open-txns; a `Begin` past it answers CAPACITY on that connection only, so that
+    /// one frontend cannot fill the daemon's share of the others [default: --max-open-txns / 8].
+    #[arg(long, value_name = "N")]
+    pub max_open_per_connection: Option<usize>,
+    /// Failed `DeviceProve`s per second from one IP address, burst five times that, 0 to 1000;
+    /// past it `DeviceProve` answers RATE_LIMITED (0x0111) without checking the proof; 0 turns
+    /// it off [default: 2].
+    #[arg(long, value_name = "N")]
+    pub proof_failures_per_address: Option<u32>,
     /// Most open transactions, 1 to 100000000 [default: 2000000].
     #[arg(long)]
     pub max_open_txns: Option<usize>,
@@ -265,6 +275,12 @@ impl Settings {
             rate_per_user: self.rate_per_user.or(under.rate_per_user),
             rate_per_client: self.rate_per_client.or(under.rate_per_client),
             rate_global: self.rate_global.or(under.rate_global),
+            max_open_per_connection: self
+                .max_open_per_connection
+                .or(under.max_open_per_connection),
+            proof_failures_per_address: self
+                .proof_failures_per_address
+                .or(under.proof_failures_per_address),
             max_open_txns: self.max_open_txns.or(under.max_open_txns),
             snapshot_bytes: self.snapshot_bytes.or(under.snapshot_bytes),
             grace: self.grace.or(under.grace),

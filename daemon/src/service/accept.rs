@@ -12,6 +12,7 @@
 
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sls_protocol::{CloseCode, Role};
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::limits::{Event, Handshake, Refusal, Slot};
+use super::opened::Opened;
 use super::state::{Peer, State};
 use super::stream;
 use super::tls;
@@ -176,6 +178,7 @@ pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role,
     let _open = Open::new(&state, role);
     debug!(%addr, role = role.name(), "connection");
     let proof = CancellationToken::new();
+    let opened = Arc::new(Opened::default());
     if !slot.is_unproven() {
         proof.cancel();
     }
@@ -185,7 +188,7 @@ pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role,
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    let peer = Peer::new(role, addr, proof.clone());
+                    let peer = Peer::new(role, addr, proof.clone(), Arc::clone(&opened));
                     state
                         .tasks
                         .spawn(stream::serve_stream(state.clone(), send, recv, peer));

@@ -7,9 +7,10 @@ use std::time::Duration;
 use rand::Rng;
 use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, Status};
 
+use super::proof::prove;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
-use super::{awaits, nodes};
+use super::{awaits, nodes, opened};
 use crate::core::{
     ActivationNotice, BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec,
 };
@@ -92,14 +93,14 @@ pub async fn handle(
             purpose,
             device,
             client,
-        } => begin(state, &user, purpose, device, client, false, ticket).await,
+        } => begin(state, peer, &user, purpose, device, client, false, ticket).await,
         // R6: the typed challenge, never a push, when the user asks for it.
         Message::BeginTyped {
             user,
             purpose,
             device,
             client,
-        } => begin(state, &user, purpose, device, client, true, ticket).await,
+        } => begin(state, peer, &user, purpose, device, client, true, ticket).await,
         Message::Notices { user } => match core.notices(&user).await {
             Ok(n) => Reply::Now(Message::UserNotices {
                 replacement: n.replacement,
@@ -155,20 +156,7 @@ pub async fn handle(
             peer.pending = Some((device, nonce));
             Reply::Now(Message::DeviceNonce { nonce })
         }
-        Message::DeviceProve { proof } => match peer.pending.take() {
-            Some((device, nonce))
-                if core
-                    .device_authenticate(device, &nonce, &proof)
-                    .await
-                    .unwrap_or(false) =>
-            {
-                if !peer.proven.contains(&device) {
-                    peer.proven.push(device);
-                }
-                Reply::Now(Message::Done {})
-            }
-            _ => error(Status::BAD_PROOF, "proof of possession failed"),
-        },
+        Message::DeviceProve { proof } => prove(state, peer, &proof).await,
         Message::PushAnswer {
             txn,
             approve,
@@ -396,8 +384,10 @@ pub async fn handle(
 }
 
 /// `Begin`, or with `typed` `BeginTyped`: the typed challenge even where a push could go (R6).
+#[allow(clippy::too_many_arguments)]
 async fn begin(
     state: &State,
+    peer: &Peer,
     user: &str,
     purpose: sls_protocol::Purpose,
     device: Option<sls_protocol::DeviceId>,
@@ -406,6 +396,22 @@ async fn begin(
     ticket: &mut Option<Lsn>,
 ) -> Reply {
     let core = &state.core;
+    // A `Begin` without a device issues no challenge: it needs no place.
+    let place = match device {
+        Some(_) => {
+            let cap = state.admission.policy().max_open_per_connection;
+            match peer.opened.reserve(core, cap).await {
+                Some(place) => Some(place),
+                None => {
+                    return error(
+                        Status::CAPACITY,
+                        "this connection's open challenges are at its cap",
+                    )
+                }
+            }
+        }
+        None => None,
+    };
     let ready = |d: sls_protocol::DeviceId| !typed && nodes::reachable(state, d);
     match core
         .begin(
@@ -431,6 +437,9 @@ async fn begin(
                     expires_at_ms,
                     push,
                 } => {
+                    if let Some(place) = place {
+                        place.issued(txn, opened::until(core.config().challenge_ttl));
+                    }
                     if let Some(p) = push {
                         let message = Message::Push {
                             txn,

@@ -22,9 +22,12 @@ pub mod background;
 pub mod handlers;
 pub mod limits;
 pub mod nodes;
+pub mod opened;
+pub mod proof;
 pub mod reply;
 pub mod state;
 pub mod stream;
+pub mod throttle;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::limits::Admission;
+use super::opened::Opened;
+use super::throttle::Failures;
 use crate::backend::Backend;
 use crate::config::AdmissionPolicy;
 use crate::core::Core;
@@ -84,6 +86,8 @@ pub struct Shared {
     pub connections: AtomicU64,
     /// Who may hold a connection: the live, per-address, unproven and handshake counts.
     pub admission: Admission,
+    /// Failed `DeviceProve`s per address (`--proof-failures-per-address`).
+    pub proof_failures: Failures,
     /// Requests being handled right now (each held by a [`Held`], so that a panic cannot leak
     /// one). Reported when the drain's grace period runs out.
     pub in_flight: Arc<AtomicUsize>,
@@ -112,6 +116,7 @@ impl State {
             remote: DashMap::new(),
             metrics,
             admission: Admission::new(limits.admission.clone()),
+            proof_failures: Failures::new(limits.admission.proof_failures_per_address),
             limits,
             devices: DashMap::new(),
             waiters: DashMap::new(),
@@ -149,17 +154,25 @@ pub struct Peer {
     /// The connection's: cancelled once any of its streams has proven a key (at once for a
     /// role certificate). Until then its frames are held to `MAX_FRAME_UNPROVEN`.
     pub proof: CancellationToken,
+    /// The connection's open challenges (`--max-open-per-connection`), shared by its streams.
+    pub opened: Arc<Opened>,
 }
 
 impl Peer {
     /// A peer on a connection whose `proof` token says whether it has proven a key.
-    pub fn new(role: Role, addr: SocketAddr, proof: CancellationToken) -> Peer {
+    pub fn new(
+        role: Role,
+        addr: SocketAddr,
+        proof: CancellationToken,
+        opened: Arc<Opened>,
+    ) -> Peer {
         Peer {
             role,
             addr,
             pending: None,
             proven: Vec::new(),
             proof,
+            opened,
         }
     }
 

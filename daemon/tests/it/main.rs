@@ -17,6 +17,7 @@ mod disk_full;
 mod drain;
 mod e2e;
 mod enumeration;
+mod limits;
 mod long_error_text;
 mod reliability;
 mod sharing;

@@ -6,7 +6,7 @@ use sls_core::*;
 use sls_protocol::*;
 
 use crate::common::*;
-use crate::harness::Kind;
+use crate::harness::{Kind, Rig};
 
 pub fn r7_pins<K: Kind>() {
     let (c, _) = core::<K>();
@@ -325,4 +325,37 @@ pub fn r18_kind_none_is_not_enrolled_as_a_device<K: Kind>() {
         [Err(CoreError::InvalidCredential(_))]
     ));
     assert_eq!(c.status("nell").unwrap().devices.len(), 1);
+}
+
+/// R22, bounded (issue 15): a wrong activation token can be tried only
+/// `ACTIVATION_ATTEMPTS` (5) times; the last voids the activation, so that even the right token
+/// is then refused `BadToken` until `ActivationStart` sends a new one.
+pub fn r22_five_wrong_activation_tokens_void_the_activation<K: Kind>() {
+    let (c, _clock) = core::<K>();
+    user(&c, "erin");
+    let activate = |c: &Rig<K>, token: &str| c.activate_ib_key("erin", token, &KEY, "1234");
+    let wrong = |c: &Rig<K>| {
+        assert_eq!(activate(c, "00000000").unwrap_err(), CoreError::BadToken);
+    };
+    let token = c.activation_start("erin", "41791234567").unwrap().value;
+    for _ in 1..ACTIVATION_ATTEMPTS {
+        wrong(&c);
+    }
+    assert!(
+        activate(&c, &token).is_ok(),
+        "one wrong token fewer than the cap: the right one still works"
+    );
+    let token = c.activation_start("erin", "41791234567").unwrap().value;
+    for _ in 0..ACTIVATION_ATTEMPTS {
+        wrong(&c);
+    }
+    assert_eq!(
+        activate(&c, &token).unwrap_err(),
+        CoreError::BadToken,
+        "the activation is void after the fifth wrong token"
+    );
+    // A new start counts afresh.
+    let token = c.activation_start("erin", "41791234567").unwrap().value;
+    wrong(&c);
+    assert!(activate(&c, &token).is_ok());
 }

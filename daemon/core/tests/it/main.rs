@@ -86,6 +86,7 @@ macro_rules! with_every_rule {
             accounts::r18_opt_out_logs_in_without_device_and_only_the_primary_opts_back_in,
             accounts::r20_dsc_plus_needs_the_equity_threshold,
             accounts::r22_ib_key_activation_and_recovery_by_sms_token,
+            accounts::r22_five_wrong_activation_tokens_void_the_activation,
             accounts::r19_the_three_enrolment_paths,
             lockout::r11_ten_failures_lock_and_the_lock_holds_against_the_right_answer,
             lockout::r11_lock_holds_24h_after_last_failure,
