@@ -150,6 +150,18 @@ async fn r16_the_notices_name_the_replacement_and_carry_the_mass_lockout_signal(
         panic!()
     };
     assert!(mass_lockout);
+    // And the log says so once for the episode (the sweeper looks every second).
+    let warned = |log: &str| log.matches("mass lockout: lockouts across users").count();
+    let t0 = std::time::Instant::now();
+    while warned(&std::fs::read_to_string(&d.log).unwrap_or_default()) == 0
+        && t0.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A few more sweeps inside the same episode add no line.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+    assert_eq!(warned(&log), 1, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
