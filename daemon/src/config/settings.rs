@@ -217,7 +217,7 @@ pub struct Settings {
     #[arg(long, value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
     /// Start even though the journal is damaged: copy each damaged file aside
-    /// (<FILE>.damaged-<UNIX TIME>), keep the records before the damage, set aside what follows
+    /// (`<FILE>.damaged-<UNIX TIME>`), keep the records before the damage, set aside what follows
     /// it, and rebuild a missing or damaged MANIFEST from the files present. Once, by hand,
     /// after reading why slsd refused to start; never from the file.
     #[arg(long)]
