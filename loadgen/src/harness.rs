@@ -279,6 +279,17 @@ pub async fn approve_push(
     Ok(reply)
 }
 
+/// The frontend's `Await` of `txn`'s push decision (R6), sent in a task of its own so that the
+/// caller can play the app meanwhile; the task yields the daemon's reply as it is.
+pub fn await_decision(
+    fe: &Pipeline,
+    txn: TxnId,
+    timeout_ms: u32,
+) -> tokio::task::JoinHandle<anyhow::Result<Message>> {
+    let fe = fe.clone();
+    tokio::spawn(async move { Ok(fe.call(Message::Await { txn, timeout_ms }).await?) })
+}
+
 /// The daemon's counters, by name (an admin call).
 pub async fn stats(admin: &Pipeline) -> anyhow::Result<HashMap<String, u64>> {
     match admin.call(Message::GetStats {}).await? {

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sls_loadgen::harness::{
-    answer, approve_push, begin, begin_reply, enrol, enrol_bulk, login_ocra, prove_device, stats,
+    answer, approve_push, await_decision, begin, begin_reply, enrol, enrol_bulk, login_ocra,
+    prove_device, stats,
 };
 use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
@@ -203,17 +204,7 @@ async fn a_user_is_one_user_on_every_node() {
             (_, other) => panic!("node A never learnt of the app on B: {other:?}"),
         }
     };
-    let waiter = {
-        let fe = fe_a.pipe.clone();
-        tokio::spawn(async move {
-            fe.call(Message::Await {
-                txn,
-                timeout_ms: 10_000,
-            })
-            .await
-            .unwrap()
-        })
-    };
+    let waiter = await_decision(&fe_a, txn, 10_000);
     let pushed = tokio::time::timeout(Duration::from_secs(5), app.pushes.recv())
         .await
         .expect("the push reaches the app on the other node");
@@ -242,6 +233,7 @@ async fn a_user_is_one_user_on_every_node() {
     let awaited = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .expect("the frontend's await on A returns")
+        .unwrap()
         .unwrap();
     assert!(
         matches!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sls_loadgen::harness::{
-    answer, approve_push, begin, enrol, login_ocra, ocra_answer, prove_device,
+    answer, approve_push, await_decision, begin, enrol, login_ocra, ocra_answer, prove_device,
 };
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra;
@@ -104,17 +104,7 @@ async fn every_device_kind_logs_in_and_replays_are_refused() {
     let (txn, Challenge::Push { number }) = begin(&fe, "carol", ib, IP).await.unwrap() else {
         panic!("push expected with the app connected")
     };
-    let waiter = {
-        let fe = fe.pipe.clone();
-        tokio::spawn(async move {
-            fe.call(Message::Await {
-                txn,
-                timeout_ms: 10_000,
-            })
-            .await
-            .unwrap()
-        })
-    };
+    let waiter = await_decision(&fe, txn, 10_000);
     let Some(Message::Push {
         txn: pushed,
         user,
@@ -136,7 +126,7 @@ async fn every_device_kind_logs_in_and_replays_are_refused() {
             verdict: Verdict::Accepted { .. }
         }
     ));
-    match waiter.await.unwrap() {
+    match waiter.await.unwrap().unwrap() {
         Message::Judged {
             verdict: Verdict::Accepted { grant, .. },
         } => assert_eq!(grant.kind, GrantKind::TradingBiometric),

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use sls_loadgen::harness::{
-    approve_push, begin, begin_reply, enrol_device, enrol_user, login_ocra, prove_device,
+    approve_push, await_decision, begin, begin_reply, enrol_device, enrol_user, login_ocra,
+    prove_device,
 };
 use sls_protocol::ocra::IB_KEY_DEFAULT_SUITE;
 use sls_protocol::*;
@@ -74,17 +75,7 @@ async fn r22_activate_ib_key_over_the_wire_then_the_app_proves_the_key_and_a_pus
     let (txn, Challenge::Push { number }) = begin(&fe, "ivan", ib, IP).await.unwrap() else {
         panic!("a push with the app connected")
     };
-    let waiter = {
-        let fe = fe.pipe.clone();
-        tokio::spawn(async move {
-            fe.call(Message::Await {
-                txn,
-                timeout_ms: 10_000,
-            })
-            .await
-            .unwrap()
-        })
-    };
+    let waiter = await_decision(&fe, txn, 10_000);
     let Some(Message::Push {
         txn: pushed,
         user,
@@ -104,7 +95,7 @@ async fn r22_activate_ib_key_over_the_wire_then_the_app_proves_the_key_and_a_pus
         } if device == ib
     ));
     assert!(matches!(
-        waiter.await.unwrap(),
+        waiter.await.unwrap().unwrap(),
         Message::Judged {
             verdict: Verdict::Accepted {
                 kind: DeviceKind::IbKey,
