@@ -3,13 +3,30 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sls_daemon::config::{Config, Settings};
+use sls_daemon::config::{self, Config, Settings};
 use sls_daemon::logging::{self, say};
 use sls_daemon::service;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = match Config::from_args(Settings::parse()) {
+    let settings = Settings::parse();
+    if let Some(printout) = config::printout(&settings) {
+        use std::io::Write;
+        let written = printout.map_err(|e| e.to_string()).and_then(|bytes| {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| e.to_string())
+        });
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                say(format_args!("slsd: {e}"));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match Config::from_args(settings) {
         Ok(c) => c,
         Err(e) => {
             say(format_args!("slsd: {e}"));

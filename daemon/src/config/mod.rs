@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use crate::core::{CoreConfig, RatePolicy};
 
+mod print;
 mod ranges;
 mod rules;
 mod settings;
 
+pub use print::{completions, default_file, man_page, printout, NOT_IN_FILE};
 pub use ranges::MAX_DURATION;
 use ranges::{duration_in, number_in, rate_and_burst};
 pub use settings::{parse_duration, Settings};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// slsd: the sls second-factor verification daemon (QUIC).
 ///
@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 /// `challenge_ttl = "2m"`; every key is optional and an unknown key is refused.
 // This one struct is both the command line (clap) and the TOML file (serde); `config` is
 // skipped by serde, so a file cannot name another.
-#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[derive(Debug, Default, Clone, Parser, Deserialize, Serialize)]
 #[command(name = "slsd", version, about, long_about)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -73,32 +73,32 @@ pub struct Settings {
     /// How long a frame begun on a stream may take to arrive whole, 10ms to 10m; then the
     /// stream is reset with FRAME_TIMEOUT (0x110) [default: 5s].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub frame_timeout: Option<Duration>,
     /// How long an IB Key app connection may take to prove a key, 10ms to 10m; then it is
     /// closed with PROOF_TIMEOUT (0x105) [default: 10s].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub prove_timeout: Option<Duration>,
     /// Close connections idle this long, 1s to 1h [default: 30s].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub idle_timeout: Option<Duration>,
     /// A challenge's life, 1s to 1d (R12) [default: 2m].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub challenge_ttl: Option<Duration>,
     /// Failures that lock a user, 1 to 255 (R11) [default: 10].
     #[arg(long)]
     pub lockout_threshold: Option<u8>,
     /// Window the failures must fall in, at least 1s (R11) [default: 24h].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub lockout_window: Option<Duration>,
     /// How long a lock lasts after the last failure, at least the lockout window (R11)
     /// [default: 24h, or the lockout window when that is longer].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub lock_duration: Option<Duration>,
     /// Whether a malformed answer counts as a failure (R10), true or false [default: true].
     #[arg(long, value_name = "BOOL")]
@@ -116,7 +116,7 @@ pub struct Settings {
     pub mass_lockout_threshold: Option<u32>,
     /// ... within this window, 1s to 1d [default: 60s].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub mass_lockout_window: Option<Duration>,
     /// Least account equity in USD to order a DSC+ (R20: the articles give 500000 and
     /// 1000000); an account whose equity is not known (0) may [default: 1000000].
@@ -124,33 +124,33 @@ pub struct Settings {
     pub dsc_plus_min_equity: Option<u64>,
     /// A temporary code's full access (R13), 1h to 30d [default: 2d] ...
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub temp_code_full: Option<Duration>,
     /// ... then Client Portal only (R13), 0s to 90d [default: 10d].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub temp_code_portal: Option<Duration>,
     /// An Online SCC's life (R14), 1d to 90d [default: 21d].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub online_scc_life: Option<Duration>,
     /// How long after shipment a replacement DSC+ activates by itself (R16), 1d to 90d
     /// [default: 21d].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub auto_activation: Option<Duration>,
     /// The trading grant of an IB Key approval with the PIN (R21), 1m to 7d [default: 12h].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub grant_pin: Option<Duration>,
     /// The trading grant of an IB Key approval with biometrics (R21), 1m to 7d [default:
     /// 30h].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub grant_biometric: Option<Duration>,
     /// An IB Key activation token's life (R22), 1m to 1d [default: 15m].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub activation_token_life: Option<Duration>,
     /// Requests per second per user (Begin, Answer, PasswordFailed); 0 turns the limit off. A
     /// rate set here bursts to twice that (two seconds' worth) [default: 5 a second, burst 40].
@@ -187,7 +187,7 @@ pub struct Settings {
     pub snapshot_bytes: Option<u64>,
     /// How long shutdown waits for in-flight requests, 0s to 1h [default: 5s].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub grace: Option<Duration>,
     /// Where user state lives: `embedded` (this process's memory and the journal in the data
     /// directory) or a Redis Cluster shared by several nodes, `redis://HOST:PORT[,HOST:PORT…]`
@@ -205,7 +205,7 @@ pub struct Settings {
     pub redis_wait_replicas: Option<usize>,
     /// With a Redis store: how long the replicas may take, e.g. 500ms [default: 500ms].
     #[arg(long, value_parser = parse_duration)]
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub redis_wait_timeout: Option<Duration>,
     /// With a Redis store: the AES-256-GCM key that seals every user's state at rest, a file
     /// of 64 hex digits that every node is given. Without it, <DATA_DIR>/seal.key, created if
@@ -223,6 +223,19 @@ pub struct Settings {
     #[arg(long)]
     #[serde(skip)]
     pub repair: bool,
+    /// Print the configuration file with every setting, its default and a comment, then exit
+    /// (`slsd --print-config > slsd.toml`; `--config slsd.toml` takes it as it is).
+    #[arg(long, conflicts_with_all = ["completions", "man"])]
+    #[serde(skip)]
+    pub print_config: bool,
+    /// Print the shell completions for SHELL (bash, zsh, fish, elvish, powershell), then exit.
+    #[arg(long, value_name = "SHELL", value_enum, conflicts_with = "man")]
+    #[serde(skip)]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print the man page slsd(8) in roff, then exit (`slsd --man > slsd.8`).
+    #[arg(long)]
+    #[serde(skip)]
+    pub man: bool,
 }
 
 impl Settings {
@@ -292,6 +305,10 @@ impl Settings {
             tls_dir: self.tls_dir.or(under.tls_dir),
             // Only the command line can ask for a repair (the file never sets it).
             repair: self.repair,
+            // Actions of the command line, like --repair.
+            print_config: self.print_config,
+            completions: self.completions,
+            man: self.man,
         }
     }
 }
@@ -306,10 +323,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 500ms, 30s, 2m, 24h ({e})"))
 }
 
-/// A duration in the file: a string that [`parse_duration`] accepts.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+/// A duration in the file: a string that [`parse_duration`] accepts, written as
+/// [`humantime::format_duration`] does (`2m`, `1day`, `500ms`).
+mod duration {
+    use super::{parse_duration, Deserialize, Deserializer, Duration, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+
+    // serde's `with` passes the field by reference.
+    #[allow(clippy::ref_option)]
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&humantime::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
 }

@@ -540,4 +540,5 @@ fn admission_settings_out_of_range_are_refused_and_named() {
 }
 
 mod limits;
+mod print;
 mod rules;
