@@ -129,3 +129,23 @@ fn the_actions_print_instead_of_serving() {
     let both = ["slsd", "--print-config", "--man"];
     assert!(Settings::try_parse_from(both).is_err());
 }
+
+#[test]
+fn the_operations_guide_holds_the_current_printed_config() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/OPERATIONS.md"
+    ))
+    .unwrap();
+    let begin = "<!-- print-config: begin -->\n```toml\n";
+    let start = guide.find(begin).expect("the begin marker") + begin.len();
+    let end = start
+        + guide[start..]
+            .find("```\n<!-- print-config: end -->")
+            .expect("the end marker");
+    assert_eq!(
+        &guide[start..end],
+        default_file().unwrap(),
+        "docs/OPERATIONS.md: paste `slsd --print-config` between the markers again"
+    );
+}
