@@ -515,6 +515,46 @@ mod tests {
     }
 
     #[test]
+    fn overall_adds_counts_and_takes_exact_percentiles_of_the_merged_histogram() {
+        // Two scenarios whose p99s are both low, but whose merged p50 is neither's.
+        let fast = ScenarioStats::new("dsc_plus");
+        let slow = ScenarioStats::new("ib_key_push");
+        for _ in 0..900 {
+            fast.record(Outcome::Ok, Duration::from_micros(100));
+        }
+        for _ in 0..1100 {
+            slow.record(Outcome::Ok, Duration::from_micros(10_000));
+        }
+        fast.record(
+            Outcome::Expected("rate_limited"),
+            Duration::from_micros(100),
+        );
+        slow.record(
+            Outcome::Unexpected("wrong_verdict"),
+            Duration::from_micros(10_000),
+        );
+        let elapsed = Duration::from_secs(2);
+        let scenarios = [fast.summary(elapsed), slow.summary(elapsed)];
+        let merged = merged_histogram([&fast, &slow]);
+        let all = overall(&scenarios, &merged, elapsed);
+        assert_eq!(all.name, "overall");
+        assert_eq!((all.count, all.ok, all.unexpected_errors), (2002, 2000, 1));
+        assert_eq!(all.errors.get("rate_limited"), Some(&1));
+        assert_eq!(all.unexpected.get("wrong_verdict"), Some(&1));
+        assert_eq!(all.rate_per_s, 1001.0);
+        // 901 of 2002 values are 100 µs: the median is a slow one; the 40th percentile fast.
+        assert_eq!(
+            merged.highest_equivalent(all.latency_us.p50),
+            merged.highest_equivalent(10_000)
+        );
+        assert_eq!(
+            merged.value_at_quantile(0.4),
+            merged.highest_equivalent(100)
+        );
+        assert_eq!(all.latency_us.max, scenarios[1].latency_us.max);
+    }
+
+    #[test]
     fn percentile_labels_are_exact() {
         assert_eq!(percentile_label(0.0), "0%");
         assert_eq!(percentile_label(1.0), "90%");
