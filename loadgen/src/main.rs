@@ -445,26 +445,30 @@ fn main() -> ExitCode {
         Command::Run(args) => tokio_main(run_cmd(args)),
         Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
     };
+    let (code, message) = exit_code(&result);
+    if let Some(m) = message {
+        eprintln!("sls-loadgen: {m}");
+    }
+    ExitCode::from(code)
+}
+
+/// The exit code of a command's result (see [`EXIT_CODES`]) and what to say on stderr.
+/// Unexpected outcomes come before failed thresholds: a run that went wrong is not "merely
+/// slow".
+fn exit_code(result: &anyhow::Result<Ended>) -> (u8, Option<String>) {
     match result {
         Ok(Ended {
             unexpected: 0,
             failed_thresholds: 0,
-        }) => ExitCode::SUCCESS,
+        }) => (0, None),
         Ok(Ended {
             unexpected: 0,
             failed_thresholds: n,
-        }) => {
-            eprintln!("sls-loadgen: {n} thresholds failed (see the table)");
-            ExitCode::from(3)
-        }
+        }) => (3, Some(format!("{n} thresholds failed (see the table)"))),
         Ok(Ended { unexpected: n, .. }) => {
-            eprintln!("sls-loadgen: {n} unexpected outcomes (see the table)");
-            ExitCode::from(1)
+            (1, Some(format!("{n} unexpected outcomes (see the table)")))
         }
-        Err(e) => {
-            eprintln!("sls-loadgen: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => (2, Some(format!("{e:#}"))),
     }
 }
 
@@ -541,6 +545,48 @@ mod tests {
             panic!("not quickstart");
         };
         assert_eq!(duration, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn exit_codes_put_unexpected_outcomes_before_failed_thresholds() {
+        let ended = |unexpected, failed_thresholds| {
+            exit_code(&Ok(Ended {
+                unexpected,
+                failed_thresholds,
+            }))
+            .0
+        };
+        assert_eq!(ended(0, 0), 0);
+        assert_eq!(ended(0, 2), 3);
+        assert_eq!(ended(5, 0), 1);
+        assert_eq!(ended(5, 2), 1);
+        assert_eq!(exit_code(&Err(anyhow::anyhow!("no daemon"))).0, 2);
+    }
+
+    #[test]
+    fn thresholds_repeat_and_bad_ones_are_refused_by_the_parser() {
+        let cli = Cli::try_parse_from([
+            "sls-loadgen",
+            "run",
+            "--threshold",
+            "dsc_plus:p99<5ms",
+            "--threshold",
+            "unexpected==0",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("not run");
+        };
+        let texts: Vec<_> = a.thresholds.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["dsc_plus:p99<5ms", "unexpected==0"]);
+        let Err(e) = Cli::try_parse_from(["sls-loadgen", "run", "--threshold", "p99<5"]) else {
+            panic!("a latency without a unit accepted");
+        };
+        assert!(e.to_string().contains("needs a unit"), "{e}");
+        // quickstart takes none.
+        assert!(
+            Cli::try_parse_from(["sls-loadgen", "quickstart", "--threshold", "rate>1"]).is_err()
+        );
     }
 
     #[test]
