@@ -12,6 +12,7 @@ use sls_loadgen::report;
 use sls_loadgen::run::{self, FleetSpec, Target};
 use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
+use sls_loadgen::threshold::{self, Threshold};
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
 
@@ -19,7 +20,8 @@ use sls_protocol::ocra::{self, OcraInput, OcraSuite};
 #[command(
     name = "sls-loadgen",
     version,
-    about = "Load generator and device emulator for slsd"
+    about = "Load generator and device emulator for slsd",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +42,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Run a load test against a running slsd.
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Compute what a device would show.
     #[command(subcommand)]
@@ -98,6 +101,38 @@ struct RunArgs {
     /// Where to write summary.json, the .hlog files and latency.svg.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Pass/fail threshold, repeatable, like k6's: `[SCOPE:]METRIC OP VALUE[UNIT]`, e.g.
+    /// 'dsc_plus:p99<5ms', 'unexpected==0', 'rate>=1900', 'errors<1%'. SCOPE: a scenario of
+    /// the run, or none for all of them together (latency from their histograms added, so
+    /// exact). METRIC: p50, p90, p99, p99.9, max (latency; unit us, µs, ms or s), rate
+    /// (steps/s), errors (share of steps that were errors, expected or not: 0.01 or 1%),
+    /// unexpected (a count). OP: < <= > >= ==. A table of verdicts follows the summary, they
+    /// go into summary.json, and a failed one makes the exit code 3.
+    #[arg(long = "threshold", value_name = "THRESHOLD")]
+    thresholds: Vec<Threshold>,
+}
+
+/// The exit codes, in `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 all went as expected (and every --threshold passed); \
+1 unexpected outcomes (see the table); 2 an error (bad arguments, the daemon unreachable...); \
+3 run only: a --threshold failed, and nothing else went wrong.";
+
+/// How a run ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ended {
+    /// Steps that should not have happened.
+    unexpected: u64,
+    /// Thresholds that failed.
+    failed_thresholds: usize,
+}
+
+impl Ended {
+    fn unexpected(unexpected: u64) -> Ended {
+        Ended {
+            unexpected,
+            failed_thresholds: 0,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -254,7 +289,7 @@ fn parse_scenarios(s: &str) -> anyhow::Result<Vec<(Scenario, u32)>> {
         .collect()
 }
 
-async fn run_cmd(a: RunArgs) -> anyhow::Result<u64> {
+async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     let model = match a.rate {
         Some(rate) if rate > 0.0 => {
             let ramp = a.ramp.as_deref().map(parse_ramp).transpose()?;
@@ -273,6 +308,17 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<u64> {
         Some(s) => parse_scenarios(s)?,
         None => default_mix(),
     };
+    for t in &a.thresholds {
+        if let Some(sc) = t.scope {
+            if !mix.iter().any(|(m, w)| *m == sc && *w > 0) {
+                bail!(
+                    "threshold {:?}: the scenario {} is not in this run",
+                    t.text,
+                    sc.name()
+                );
+            }
+        }
+    }
     let plan = Plan {
         model,
         mix,
@@ -296,15 +342,32 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<u64> {
         addr: a.target,
         tls_dir: a.tls_dir,
     };
-    let result = run::run(&target, &spec, &plan, behaviour, a.out.as_deref()).await?;
-    println!("{}", report::table(&result.summary.scenarios));
+    let mut result = run::run(&target, &spec, &plan, behaviour, a.out.as_deref()).await?;
+    let mut rows = result.summary.scenarios.clone();
+    if rows.len() > 1 {
+        rows.push(result.summary.overall.clone());
+    }
+    println!("{}", report::table(&rows));
+    let verdicts = threshold::evaluate(&a.thresholds, &result.summary);
+    if !verdicts.is_empty() {
+        println!("{}", threshold::table(&verdicts));
+    }
+    let failed_thresholds = verdicts.iter().filter(|v| !v.pass).count();
+    result.summary.thresholds = verdicts;
+    if let Some(dir) = a.out.as_deref().filter(|_| !a.thresholds.is_empty()) {
+        report::write_summary(dir, &result.summary)
+            .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+    }
     for f in &result.files {
         println!("wrote {}", f.display());
     }
-    Ok(result.unexpected)
+    Ok(Ended {
+        unexpected: result.unexpected,
+        failed_thresholds,
+    })
 }
 
-async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<u64> {
+async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<Ended> {
     let slsd = sls_loadgen::daemon::find_slsd()?;
     let data = tempfile::Builder::new()
         .prefix("sls-quickstart-")
@@ -359,14 +422,14 @@ async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<
             "slsd did not stop cleanly; its log: {}",
             daemon.log.display()
         );
-        return Ok(result.unexpected.max(1));
+        return Ok(Ended::unexpected(result.unexpected.max(1)));
     }
     // Keep the report when it is inside the temporary data directory.
     if out.starts_with(data.path()) {
         let kept = data.keep();
         println!("report kept in {}", kept.join("report").display());
     }
-    Ok(result.unexpected)
+    Ok(Ended::unexpected(result.unexpected))
 }
 
 fn main() -> ExitCode {
@@ -382,20 +445,36 @@ fn main() -> ExitCode {
         Command::Run(args) => tokio_main(run_cmd(args)),
         Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
     };
+    let (code, message) = exit_code(&result);
+    if let Some(m) = message {
+        eprintln!("sls-loadgen: {m}");
+    }
+    ExitCode::from(code)
+}
+
+/// The exit code of a command's result (see [`EXIT_CODES`]) and what to say on stderr.
+/// Unexpected outcomes come before failed thresholds: a run that went wrong is not "merely
+/// slow".
+fn exit_code(result: &anyhow::Result<Ended>) -> (u8, Option<String>) {
     match result {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(n) => {
-            eprintln!("sls-loadgen: {n} unexpected outcomes (see the table)");
-            ExitCode::from(1)
+        Ok(Ended {
+            unexpected: 0,
+            failed_thresholds: 0,
+        }) => (0, None),
+        Ok(Ended {
+            unexpected: 0,
+            failed_thresholds: n,
+        }) => (3, Some(format!("{n} thresholds failed (see the table)"))),
+        Ok(Ended { unexpected: n, .. }) => {
+            (1, Some(format!("{n} unexpected outcomes (see the table)")))
         }
-        Err(e) => {
-            eprintln!("sls-loadgen: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => (2, Some(format!("{e:#}"))),
     }
 }
 
-fn tokio_main(f: impl std::future::Future<Output = anyhow::Result<u64>>) -> anyhow::Result<u64> {
+fn tokio_main(
+    f: impl std::future::Future<Output = anyhow::Result<Ended>>,
+) -> anyhow::Result<Ended> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -466,6 +545,48 @@ mod tests {
             panic!("not quickstart");
         };
         assert_eq!(duration, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn exit_codes_put_unexpected_outcomes_before_failed_thresholds() {
+        let ended = |unexpected, failed_thresholds| {
+            exit_code(&Ok(Ended {
+                unexpected,
+                failed_thresholds,
+            }))
+            .0
+        };
+        assert_eq!(ended(0, 0), 0);
+        assert_eq!(ended(0, 2), 3);
+        assert_eq!(ended(5, 0), 1);
+        assert_eq!(ended(5, 2), 1);
+        assert_eq!(exit_code(&Err(anyhow::anyhow!("no daemon"))).0, 2);
+    }
+
+    #[test]
+    fn thresholds_repeat_and_bad_ones_are_refused_by_the_parser() {
+        let cli = Cli::try_parse_from([
+            "sls-loadgen",
+            "run",
+            "--threshold",
+            "dsc_plus:p99<5ms",
+            "--threshold",
+            "unexpected==0",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("not run");
+        };
+        let texts: Vec<_> = a.thresholds.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["dsc_plus:p99<5ms", "unexpected==0"]);
+        let Err(e) = Cli::try_parse_from(["sls-loadgen", "run", "--threshold", "p99<5"]) else {
+            panic!("a latency without a unit accepted");
+        };
+        assert!(e.to_string().contains("needs a unit"), "{e}");
+        // quickstart takes none.
+        assert!(
+            Cli::try_parse_from(["sls-loadgen", "quickstart", "--threshold", "rate>1"]).is_err()
+        );
     }
 
     #[test]

@@ -119,7 +119,6 @@ impl ScenarioStats {
         let Ok(s) = self.state.lock() else {
             return ScenarioSummary::empty(self.name);
         };
-        let h = &s.total;
         let count = s.ok + s.errors.values().sum::<u64>() + s.unexpected.values().sum::<u64>();
         ScenarioSummary {
             name: self.name.to_owned(),
@@ -137,14 +136,7 @@ impl ScenarioStats {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
-            latency_us: Latency {
-                p50: h.value_at_quantile(0.50),
-                p90: h.value_at_quantile(0.90),
-                p99: h.value_at_quantile(0.99),
-                p999: h.value_at_quantile(0.999),
-                max: h.max(),
-                mean: h.mean(),
-            },
+            latency_us: Latency::of(&s.total),
         }
     }
 
@@ -203,6 +195,20 @@ pub struct Latency {
     pub mean: f64,
 }
 
+impl Latency {
+    /// The percentiles of `h`.
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        Latency {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
 /// One scenario's line of `summary.json`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ScenarioSummary {
@@ -246,6 +252,41 @@ impl ScenarioSummary {
     }
 }
 
+/// Every scenario together, named `overall`: counts and error kinds added, the rate over the
+/// same window, and latency from the scenarios' histograms added into one (`merged`), so its
+/// percentiles are exact.
+pub fn overall(
+    scenarios: &[ScenarioSummary],
+    merged: &Histogram<u64>,
+    elapsed: Duration,
+) -> ScenarioSummary {
+    let mut all = ScenarioSummary::empty("overall");
+    for s in scenarios {
+        all.count += s.count;
+        all.ok += s.ok;
+        all.unexpected_errors += s.unexpected_errors;
+        for (k, v) in &s.unexpected {
+            *all.unexpected.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &s.errors {
+            *all.errors.entry(k.clone()).or_default() += v;
+        }
+    }
+    all.rate_per_s = all.count as f64 / elapsed.as_secs_f64().max(1e-9);
+    all.latency_us = Latency::of(merged);
+    all
+}
+
+/// The scenarios' whole-run histograms added into one.
+pub fn merged_histogram<'a>(stats: impl IntoIterator<Item = &'a ScenarioStats>) -> Histogram<u64> {
+    let mut merged = new_histogram();
+    for s in stats {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = merged.add(s.histogram());
+    }
+    merged
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -253,6 +294,11 @@ pub struct Summary {
     pub run: serde_json::Value,
     /// One entry per scenario.
     pub scenarios: Vec<ScenarioSummary>,
+    /// Every scenario together (see [`overall`]).
+    pub overall: ScenarioSummary,
+    /// The `--threshold`s' verdicts, in the order given (absent when there were none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::threshold::Verdict>,
 }
 
 /// The summary table, as printed at the end of a run.
@@ -298,6 +344,15 @@ pub fn table(scenarios: &[ScenarioSummary]) -> String {
     out
 }
 
+/// Writes (or rewrites) `dir/summary.json`; returns its path.
+pub fn write_summary(dir: &Path, summary: &Summary) -> std::io::Result<PathBuf> {
+    let json = dir.join("summary.json");
+    let mut f = std::fs::File::create(&json)?;
+    serde_json::to_writer_pretty(&mut f, summary).map_err(std::io::Error::other)?;
+    f.write_all(b"\n")?;
+    Ok(json)
+}
+
 /// Writes `summary.json`, one `.hlog` per scenario and `latency.svg` into `dir`; returns the
 /// paths written.
 pub fn write_all(
@@ -307,12 +362,7 @@ pub fn write_all(
     base: SystemTime,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let mut written = Vec::new();
-    let json = dir.join("summary.json");
-    let mut f = std::fs::File::create(&json)?;
-    serde_json::to_writer_pretty(&mut f, summary).map_err(std::io::Error::other)?;
-    f.write_all(b"\n")?;
-    written.push(json);
+    let mut written = vec![write_summary(dir, summary)?];
     for s in stats {
         let path = dir.join(format!("{}.hlog", s.name()));
         s.write_hlog(&path, base)?;
@@ -462,6 +512,46 @@ mod tests {
     fn base64_decode(s: &str) -> Vec<u8> {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+    }
+
+    #[test]
+    fn overall_adds_counts_and_takes_exact_percentiles_of_the_merged_histogram() {
+        // Two scenarios whose p99s are both low, but whose merged p50 is neither's.
+        let fast = ScenarioStats::new("dsc_plus");
+        let slow = ScenarioStats::new("ib_key_push");
+        for _ in 0..900 {
+            fast.record(Outcome::Ok, Duration::from_micros(100));
+        }
+        for _ in 0..1100 {
+            slow.record(Outcome::Ok, Duration::from_micros(10_000));
+        }
+        fast.record(
+            Outcome::Expected("rate_limited"),
+            Duration::from_micros(100),
+        );
+        slow.record(
+            Outcome::Unexpected("wrong_verdict"),
+            Duration::from_micros(10_000),
+        );
+        let elapsed = Duration::from_secs(2);
+        let scenarios = [fast.summary(elapsed), slow.summary(elapsed)];
+        let merged = merged_histogram([&fast, &slow]);
+        let all = overall(&scenarios, &merged, elapsed);
+        assert_eq!(all.name, "overall");
+        assert_eq!((all.count, all.ok, all.unexpected_errors), (2002, 2000, 1));
+        assert_eq!(all.errors.get("rate_limited"), Some(&1));
+        assert_eq!(all.unexpected.get("wrong_verdict"), Some(&1));
+        assert_eq!(all.rate_per_s, 1001.0);
+        // 901 of 2002 values are 100 µs: the median is a slow one; the 40th percentile fast.
+        assert_eq!(
+            merged.highest_equivalent(all.latency_us.p50),
+            merged.highest_equivalent(10_000)
+        );
+        assert_eq!(
+            merged.value_at_quantile(0.4),
+            merged.highest_equivalent(100)
+        );
+        assert_eq!(all.latency_us.max, scenarios[1].latency_us.max);
     }
 
     #[test]

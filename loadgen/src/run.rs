@@ -290,6 +290,8 @@ impl Prepared {
             .map(|(_, s)| s.summary(stats.elapsed))
             .collect();
         let unexpected = summaries.iter().map(|s| s.unexpected_errors).sum();
+        let merged = report::merged_histogram(stats.scenarios.iter().map(|(_, s)| s.as_ref()));
+        let overall = report::overall(&summaries, &merged, stats.elapsed);
         let summary = Summary {
             run: serde_json::json!({
                 "target": targets,
@@ -303,6 +305,8 @@ impl Prepared {
                 "dropped": stats.dropped,
             }),
             scenarios: summaries,
+            overall,
+            thresholds: Vec::new(),
         };
         let files = match out {
             Some(dir) => {
