@@ -287,6 +287,20 @@ pub fn merged_histogram<'a>(stats: impl IntoIterator<Item = &'a ScenarioStats>) 
     merged
 }
 
+/// One `--threshold`'s verdict, as `summary.json` holds it (judged by `crate::threshold`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Verdict {
+    /// The threshold as written.
+    pub threshold: String,
+    /// What the run measured, in `unit`; `null` when there was nothing to measure (the
+    /// scenario did not run, or no steps: the threshold fails).
+    pub observed: Option<f64>,
+    /// `us`, `steps/s`, `fraction` or `count`.
+    pub unit: &'static str,
+    /// Whether it held.
+    pub pass: bool,
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -298,7 +312,7 @@ pub struct Summary {
     pub overall: ScenarioSummary,
     /// The `--threshold`s' verdicts, in the order given (absent when there were none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<crate::threshold::Verdict>,
+    pub thresholds: Vec<Verdict>,
 }
 
 /// The summary table, as printed at the end of a run.

@@ -16,8 +16,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
 
+pub use crate::report::Verdict;
 use crate::report::{ScenarioSummary, Summary};
 use crate::scenario::Scenario;
 
@@ -247,20 +247,6 @@ impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
-}
-
-/// One threshold's verdict, as `summary.json` holds it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Verdict {
-    /// The threshold as written.
-    pub threshold: String,
-    /// What the run measured, in `unit`; `null` when there was nothing to measure (the
-    /// scenario did not run, or no steps: the threshold fails).
-    pub observed: Option<f64>,
-    /// `us`, `steps/s`, `fraction` or `count`.
-    pub unit: &'static str,
-    /// Whether it held.
-    pub pass: bool,
 }
 
 /// The value of `metric` in one scenario's (or the overall) summary; `None` for a share of
