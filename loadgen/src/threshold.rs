@@ -16,7 +16,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-
 pub use crate::report::Verdict;
 use crate::report::{ScenarioSummary, Summary};
 use crate::scenario::Scenario;
