@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use sls_loadgen::client::{self, ClientTls};
 use sls_protocol::*;
 
 use super::start;
@@ -59,11 +58,7 @@ fn status(f: &Frame) -> Option<Status> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_edges_are_answered_as_the_spec_says_and_the_stream_stays_open() {
     let d = start();
-    let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = ClientTls::from_dir(&d.tls_dir(), Role::Frontend).unwrap();
-    let conn = client::connect(&ep, d.addr, tls.quinn_config(ALPN_FRONTEND).unwrap())
-        .await
-        .unwrap();
+    let (_ep, conn) = super::raw_frontend(&d).await;
 
     // A request before Hello: VERSION, and the stream stays open for a Hello.
     let got = exchange(

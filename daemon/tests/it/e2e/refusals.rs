@@ -130,11 +130,7 @@ async fn malformed_frames_get_errors_while_others_are_served() {
     let dev = enrol(&admin, "fay", DeviceKind::DscPlus, &KEY, "1234")
         .await
         .unwrap();
-    let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = ClientTls::from_dir(&d.tls_dir(), Role::Frontend).unwrap();
-    let conn = client::connect(&ep, d.addr, tls.quinn_config(ALPN_FRONTEND).unwrap())
-        .await
-        .unwrap();
+    let (_ep, conn) = super::raw_frontend(&d).await;
 
     async fn raw(conn: &quinn::Connection, bytes: &[u8]) -> Vec<Frame> {
         let (mut send, mut recv) = conn.open_bi().await.unwrap();

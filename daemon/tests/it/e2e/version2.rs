@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sls_loadgen::client::{self, ClientTls};
 use sls_loadgen::daemon::NO_LIMITS;
 use sls_loadgen::harness::{begin, enrol, enrol_user, prove_device};
 use sls_protocol::*;
@@ -167,11 +166,7 @@ async fn r16_the_notices_name_the_replacement_and_carry_the_mass_lockout_signal(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_agrees_on_the_newest_version_both_speak() {
     let d = start();
-    let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = ClientTls::from_dir(&d.tls_dir(), Role::Frontend).unwrap();
-    let conn = client::connect(&ep, d.addr, tls.quinn_config(ALPN_FRONTEND).unwrap())
-        .await
-        .unwrap();
+    let (_ep, conn) = super::raw_frontend(&d).await;
     let conn = &conn;
     let hello = |min_version, max_version| async move {
         let hello = Message::Hello {
