@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod device;
 pub mod fleet;
 pub mod harness;
+pub mod live;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;

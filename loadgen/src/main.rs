@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use sls_loadgen::fleet::Mix;
+use sls_loadgen::live::{self, LiveMetrics};
 use sls_loadgen::report;
 use sls_loadgen::run::{self, FleetSpec, Target};
 use sls_loadgen::scenario::{Behaviour, Scenario};
@@ -110,6 +111,11 @@ struct RunArgs {
     /// go into summary.json, and a failed one makes the exit code 3.
     #[arg(long = "threshold", value_name = "THRESHOLD")]
     thresholds: Vec<Threshold>,
+    /// Serve live Prometheus metrics at `http://ADDR/metrics` while the run lasts (steps by
+    /// scenario and outcome, errors by kind, a latency histogram by scenario, steps in flight,
+    /// the target rate); port 0 picks a free port, printed on stderr. Stopped when the run ends.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The exit codes, in `--help`.
@@ -342,7 +348,21 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         addr: a.target,
         tls_dir: a.tls_dir,
     };
-    let mut result = run::run(&target, &spec, &plan, behaviour, a.out.as_deref()).await?;
+    let live = a.metrics.map(|_| std::sync::Arc::new(LiveMetrics::new()));
+    let server = match (a.metrics, &live) {
+        (Some(addr), Some(l)) => {
+            let server = live::serve(l.clone(), addr).await?;
+            eprintln!("metrics at http://{}/metrics", server.addr);
+            Some(server)
+        }
+        _ => None,
+    };
+    let out = a.out.as_deref();
+    let result = run::run_live(&target, &spec, &plan, behaviour, out, live.as_deref()).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    let mut result = result?;
     let mut rows = result.summary.scenarios.clone();
     if rows.len() > 1 {
         rows.push(result.summary.overall.clone());

@@ -14,7 +14,12 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The version of what a run writes (`summary.json` and its `.hlog` files), as `format` in
+/// `summary.json`: `merge` and `compare` read only what they know. Raise it when a field
+/// changes meaning.
+pub const FORMAT: u32 = 1;
 
 /// Highest latency recorded, in µs (a minute); above it values are clamped.
 const MAX_US: u64 = 60_000_000;
@@ -45,11 +50,20 @@ struct ScenarioState {
     intervals: Vec<(Duration, Duration, Histogram<u64>)>,
 }
 
+/// Watches each step a scenario records, as it is recorded: the live metrics of
+/// `run --metrics` (`crate::live`). Called on the step's task, outside the stats' lock: it
+/// should be cheap (atomics), as it is on the hot path.
+pub trait StepObserver: Send + Sync + std::fmt::Debug {
+    /// One recorded step.
+    fn observe(&self, outcome: Outcome, latency: Duration);
+}
+
 /// Counters and histograms of one scenario, shared by the tasks that run it.
 #[derive(Debug)]
 pub struct ScenarioStats {
     name: &'static str,
     state: Mutex<ScenarioState>,
+    observer: Option<Box<dyn StepObserver>>,
 }
 
 impl ScenarioStats {
@@ -65,7 +79,33 @@ impl ScenarioStats {
                 interval: new_histogram(),
                 intervals: Vec::new(),
             }),
+            observer: None,
         }
+    }
+
+    /// Empty stats for a scenario whose every recorded step `observer` also sees.
+    pub fn observed(name: &'static str, observer: Box<dyn StepObserver>) -> ScenarioStats {
+        ScenarioStats {
+            observer: Some(observer),
+            ..ScenarioStats::new(name)
+        }
+    }
+
+    /// Stats that hold only latency, from interval histograms (`start`, `length`, histogram)
+    /// read back from `.hlog` files: what `merge` writes out again with [`write_all`]. Their
+    /// counts of outcomes are zero; the merged summary holds those.
+    pub fn from_intervals(
+        name: &'static str,
+        intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+    ) -> Result<ScenarioStats, hdrhistogram::AdditionError> {
+        let stats = ScenarioStats::new(name);
+        if let Ok(mut s) = stats.state.lock() {
+            for (_, _, h) in &intervals {
+                s.total.add(h)?;
+            }
+            s.intervals = intervals;
+        }
+        Ok(stats)
     }
 
     /// The scenario's name.
@@ -85,6 +125,22 @@ impl ScenarioStats {
         // Values are clamped into the histogram's bounds, so recording cannot fail.
         let _ = s.total.record(us);
         let _ = s.interval.record(us);
+        drop(s);
+        if let Some(o) = &self.observer {
+            o.observe(outcome, latency);
+        }
+    }
+
+    /// Closes the last interval, from `start` to `end` of the run's base time, if a step was
+    /// recorded since the last [`ScenarioStats::rotate`] (steps that end after the last
+    /// progress tick): so that the `.hlog` holds every step the summary counts.
+    pub fn flush(&self, start: Duration, end: Duration) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.interval.is_empty() {
+            return;
+        }
+        let h = std::mem::replace(&mut s.interval, new_histogram());
+        s.intervals.push((start, end.saturating_sub(start), h));
     }
 
     /// Closes the current interval (`start` from the run's base time, `length` long) and adds
@@ -179,7 +235,7 @@ impl ScenarioStats {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     /// Median.
     pub p50: u64,
@@ -210,7 +266,7 @@ impl Latency {
 }
 
 /// One scenario's line of `summary.json`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ScenarioSummary {
     /// The scenario's name (`dsc_plus`, `ib_key_push`, ...).
     pub name: String,
@@ -231,7 +287,8 @@ pub struct ScenarioSummary {
 }
 
 impl ScenarioSummary {
-    fn empty(name: &str) -> ScenarioSummary {
+    /// No steps at all.
+    pub fn empty(name: &str) -> ScenarioSummary {
         ScenarioSummary {
             name: name.to_owned(),
             count: 0,
@@ -304,6 +361,8 @@ pub struct Verdict {
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// [`FORMAT`]: what `merge` and `compare` check before they read the rest.
+    pub format: u32,
     /// How the run was driven.
     pub run: serde_json::Value,
     /// One entry per scenario.

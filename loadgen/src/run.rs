@@ -11,6 +11,7 @@ use sls_protocol::{BulkOutcome, DeviceKind, Message, Role, ALPN_DEVICE, ALPN_FRO
 
 use crate::client::{self, ClientTls, Pipeline};
 use crate::fleet::{self, Mix, Persona, SimUser};
+use crate::live::LiveMetrics;
 use crate::report::{self, Summary};
 use crate::scenario::{self, Behaviour, World};
 use crate::schedule::{self, Plan};
@@ -193,8 +194,20 @@ pub async fn run(
     behaviour: Behaviour,
     out: Option<&Path>,
 ) -> anyhow::Result<RunResult> {
+    run_live(target, spec, plan, behaviour, out, None).await
+}
+
+/// As [`run`], the measured steps also counted in `live` as they happen (`run --metrics`).
+pub async fn run_live(
+    target: &Target,
+    spec: &FleetSpec,
+    plan: &Plan,
+    behaviour: Behaviour,
+    out: Option<&Path>,
+    live: Option<&LiveMetrics>,
+) -> anyhow::Result<RunResult> {
     let prepared = prepare(std::slice::from_ref(target), spec, behaviour).await?;
-    let result = prepared.drive(plan, out).await;
+    let result = prepared.drive_live(plan, out, live).await;
     prepared.close().await;
     result
 }
@@ -276,6 +289,16 @@ pub async fn prepare(
 impl Prepared {
     /// Drives `plan` and writes its report to `out`.
     pub async fn drive(&self, plan: &Plan, out: Option<&Path>) -> anyhow::Result<RunResult> {
+        self.drive_live(plan, out, None).await
+    }
+
+    /// As [`Prepared::drive`], the measured steps also counted in `live`.
+    pub async fn drive_live(
+        &self,
+        plan: &Plan,
+        out: Option<&Path>,
+        live: Option<&LiveMetrics>,
+    ) -> anyhow::Result<RunResult> {
         let Prepared {
             apps,
             world,
@@ -283,7 +306,7 @@ impl Prepared {
             spec,
             ..
         } = self;
-        let stats = schedule::run(world.clone(), plan).await;
+        let stats = schedule::run_live(world.clone(), plan, live).await;
         let summaries: Vec<_> = stats
             .scenarios
             .iter()
@@ -293,6 +316,7 @@ impl Prepared {
         let merged = report::merged_histogram(stats.scenarios.iter().map(|(_, s)| s.as_ref()));
         let overall = report::overall(&summaries, &merged, stats.elapsed);
         let summary = Summary {
+            format: report::FORMAT,
             run: serde_json::json!({
                 "target": targets,
                 "users": spec.users,

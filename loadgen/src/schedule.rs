@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::distributions::{Distribution, WeightedIndex};
 use tokio::time::sleep_until;
 
+use crate::live::LiveMetrics;
 use crate::report::ScenarioStats;
 use crate::scenario::{Scenario, World};
 
@@ -90,8 +91,23 @@ pub fn due_offset(k: u64, rate: f64, ramp: Option<(f64, Duration)>) -> Duration 
     }
 }
 
+/// The rate an open loop aims at `t` after its start: the ramp's, then `rate`.
+pub fn target_rate(t: Duration, rate: f64, ramp: Option<(f64, Duration)>) -> f64 {
+    match ramp {
+        Some((r0, over)) if t < over => {
+            r0 + (rate - r0) * (t.as_secs_f64() / over.as_secs_f64().max(1e-9))
+        }
+        _ => rate,
+    }
+}
+
 /// Runs the plan against `world`.
 pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
+    run_live(world, plan, None).await
+}
+
+/// Runs the plan against `world`, its steps also counted in `live` (`run --metrics`).
+pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>) -> RunStats {
     let mix: Vec<(Scenario, u32)> = plan
         .mix
         .iter()
@@ -100,8 +116,15 @@ pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
         .collect();
     let stats: Vec<(Scenario, Arc<ScenarioStats>)> = mix
         .iter()
-        .map(|(s, _)| (*s, Arc::new(ScenarioStats::new(s.name()))))
+        .map(|(s, _)| {
+            let stats = match live {
+                Some(l) => ScenarioStats::observed(s.name(), Box::new(l.scenario(s.name()))),
+                None => ScenarioStats::new(s.name()),
+            };
+            (*s, Arc::new(stats))
+        })
         .collect();
+    let in_flight_gauge = live.map(LiveMetrics::in_flight);
     let weights = WeightedIndex::new(mix.iter().map(|(_, w)| *w)).ok();
     let start = Instant::now() + Duration::from_millis(20);
     let measure_from = start + plan.warmup;
@@ -138,11 +161,15 @@ pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
             let mut tasks = tokio::task::JoinSet::new();
             let mut k: u64 = 0;
             loop {
-                let due = start + due_offset(k, rate, ramp);
+                let offset = due_offset(k, rate, ramp);
+                let due = start + offset;
                 if due >= end {
                     break;
                 }
                 k += 1;
+                if let Some(l) = live {
+                    l.set_target_rate(target_rate(offset, rate, ramp));
+                }
                 sleep_until(due.into()).await;
                 // Reap finished tasks so the set stays small.
                 while tasks.try_join_next().is_some() {}
@@ -157,7 +184,9 @@ pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
                 let world = world.clone();
                 let in_flight = in_flight.clone();
                 in_flight.fetch_add(1, Ordering::Relaxed);
+                let gauge = in_flight_gauge.clone();
                 tasks.spawn(async move {
+                    let _counted = gauge.as_ref().map(InFlight::new);
                     let outcome = world.step(scenario).await;
                     // From the due time: a late start is the daemon's (or the client's) delay too.
                     let latency = due.elapsed();
@@ -179,11 +208,13 @@ pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
                 let world = world.clone();
                 let stats: Vec<_> = stats.iter().map(|(s, st)| (*s, st.clone())).collect();
                 let pick = pick.clone();
+                let gauge = in_flight_gauge.clone();
                 tasks.spawn(async move {
                     sleep_until(start.into()).await;
                     while Instant::now() < end {
                         let scenario = pick();
                         let t0 = Instant::now();
+                        let _counted = gauge.as_ref().map(InFlight::new);
                         let outcome = world.step(scenario).await;
                         if t0 >= measure_from {
                             if let Some((_, st)) = stats.iter().find(|(s, _)| *s == scenario) {
@@ -201,11 +232,38 @@ pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
         }
     }
     let _ = progress.await;
+    if let Some(l) = live {
+        l.set_target_rate(0.0);
+    }
+    // Steps that ended after the last progress tick: into one last interval, so that the
+    // interval logs hold every step the summary counts.
+    let ticks = plan.duration.as_secs() + 1;
+    let since = Duration::from_secs(ticks);
+    let until = measure_from.elapsed().max(since);
+    for (_, s) in &stats {
+        s.flush(since, until);
+    }
     RunStats {
         scenarios: stats,
         dropped,
         started: SystemTime::now() - measure_from.elapsed(),
         elapsed: plan.duration,
+    }
+}
+
+/// Counts a step in flight on the live gauge while it lives.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn new(g: &prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        g.inc();
+        InFlight(g.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -217,10 +275,9 @@ async fn progress_loop(
     duration: Duration,
     print: bool,
 ) {
+    // No reset at the end of the warm-up: steps are recorded only from `measure_from` on (both
+    // loops check), and a reset here could wipe the first measured steps if this task ran late.
     sleep_until((start + warmup).into()).await;
-    for s in &stats {
-        s.reset();
-    }
     let measure_from = start + warmup;
     let mut tick = 0u64;
     loop {

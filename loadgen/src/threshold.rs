@@ -423,6 +423,7 @@ mod tests {
 
     fn summary() -> Summary {
         Summary {
+            format: crate::report::FORMAT,
             run: serde_json::Value::Null,
             scenarios: vec![
                 scenario("dsc_plus", 1000, 10, 0, 4_000),

@@ -6,6 +6,7 @@
 
 mod against_slsd;
 mod device_cli;
+mod live_metrics;
 mod thresholds;
 
 use sls_loadgen::daemon::{find_slsd, Daemon, GENEROUS_LIMITS};
