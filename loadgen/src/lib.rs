@@ -16,14 +16,17 @@
 //! benches' end-to-end runner.
 
 pub mod client;
+pub mod compare;
 pub mod daemon;
 pub mod device;
 pub mod fleet;
 pub mod harness;
 pub mod live;
+pub mod merge;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;
+pub mod rundir;
 pub mod scenario;
 pub mod schedule;
 pub mod threshold;

@@ -45,6 +45,31 @@ enum Command {
     /// Run a load test against a running slsd.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Merge the reports of runs made at the same time (several load machines) into one:
+    /// counts and rates add, percentiles come from their histograms added together. Writes
+    /// summary.json, the .hlog files and latency.svg into --out as a run does.
+    Merge {
+        /// The runs' report directories (each with summary.json and its .hlog files).
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Where to write the merged report.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Compare two runs: per scenario and overall, the change of rate/s, ok/s and p50, p90,
+    /// p99, p99.9, each judged ok, regression or improvement. A scenario in one run only is
+    /// listed, not judged. Exits with 4 when there is a regression.
+    #[command(after_help = EXIT_CODES)]
+    Compare {
+        /// The reference run: its report directory or its summary.json.
+        base: PathBuf,
+        /// The run to judge: its report directory or its summary.json.
+        new: PathBuf,
+        /// Percent of BASE's value past which a change counts: a rate down or a percentile up
+        /// by more is a regression, the other way an improvement.
+        #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+        tolerance: f64,
+    },
     /// Compute what a device would show.
     #[command(subcommand)]
     Device(DeviceCmd),
@@ -121,7 +146,8 @@ struct RunArgs {
 /// The exit codes, in `--help`.
 const EXIT_CODES: &str = "Exit codes: 0 all went as expected (and every --threshold passed); \
 1 unexpected outcomes (see the table); 2 an error (bad arguments, the daemon unreachable...); \
-3 run only: a --threshold failed, and nothing else went wrong.";
+3 run only: a --threshold failed, and nothing else went wrong; 4 compare only: a regression \
+beyond the tolerance.";
 
 /// How a run ended, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +156,8 @@ struct Ended {
     unexpected: u64,
     /// Thresholds that failed.
     failed_thresholds: usize,
+    /// Regressions `compare` found.
+    regressions: usize,
 }
 
 impl Ended {
@@ -137,6 +165,7 @@ impl Ended {
         Ended {
             unexpected,
             failed_thresholds: 0,
+            regressions: 0,
         }
     }
 }
@@ -382,8 +411,34 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         println!("wrote {}", f.display());
     }
     Ok(Ended {
-        unexpected: result.unexpected,
         failed_thresholds,
+        ..Ended::unexpected(result.unexpected)
+    })
+}
+
+fn merge(dirs: &[PathBuf], out: &std::path::Path) -> anyhow::Result<Ended> {
+    let merged = sls_loadgen::merge::merge(dirs, out)?;
+    let mut rows = merged.summary.scenarios.clone();
+    rows.push(merged.summary.overall.clone());
+    println!("merged {} runs", dirs.len());
+    println!("{}", report::table(&rows));
+    for f in &merged.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(Ended::unexpected(0))
+}
+
+fn compare(base: &std::path::Path, new: &std::path::Path, tolerance: f64) -> anyhow::Result<Ended> {
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        bail!("--tolerance {tolerance}: a percentage of 0 or more");
+    }
+    let b = sls_loadgen::rundir::read_summary(base)?;
+    let n = sls_loadgen::rundir::read_summary(new)?;
+    let c = sls_loadgen::compare::compare(&b, &n, tolerance);
+    println!("{}", sls_loadgen::compare::table(&c));
+    Ok(Ended {
+        regressions: c.regressions(),
+        ..Ended::unexpected(0)
     })
 }
 
@@ -464,6 +519,12 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => tokio_main(run_cmd(args)),
         Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
+        Command::Merge { dirs, out } => merge(&dirs, &out),
+        Command::Compare {
+            base,
+            new,
+            tolerance,
+        } => compare(&base, &new, tolerance),
     };
     let (code, message) = exit_code(&result);
     if let Some(m) = message {
@@ -480,10 +541,17 @@ fn exit_code(result: &anyhow::Result<Ended>) -> (u8, Option<String>) {
         Ok(Ended {
             unexpected: 0,
             failed_thresholds: 0,
+            regressions: 0,
         }) => (0, None),
         Ok(Ended {
             unexpected: 0,
+            failed_thresholds: 0,
+            regressions: n,
+        }) => (4, Some(format!("{n} regressions (see the table)"))),
+        Ok(Ended {
+            unexpected: 0,
             failed_thresholds: n,
+            ..
         }) => (3, Some(format!("{n} thresholds failed (see the table)"))),
         Ok(Ended { unexpected: n, .. }) => {
             (1, Some(format!("{n} unexpected outcomes (see the table)")))

@@ -68,9 +68,19 @@ fn exit_codes_put_unexpected_outcomes_before_failed_thresholds() {
         exit_code(&Ok(Ended {
             unexpected,
             failed_thresholds,
+            regressions: 0,
         }))
         .0
     };
+    let regressions = |regressions| {
+        exit_code(&Ok(Ended {
+            regressions,
+            ..Ended::unexpected(0)
+        }))
+        .0
+    };
+    assert_eq!(regressions(0), 0);
+    assert_eq!(regressions(3), 4);
     assert_eq!(ended(0, 0), 0);
     assert_eq!(ended(0, 2), 3);
     assert_eq!(ended(5, 0), 1);
