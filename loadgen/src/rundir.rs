@@ -1,7 +1,7 @@
 //! Reading a run's report back: its `summary.json` and its `.hlog` files, as `merge` and
 //! `compare` need them. Refuses, naming the file, what this version did not write: no
-//! `format`, another [`FORMAT`](crate::report::FORMAT), a scenario it does not know, an interval
-//! log that does not decode.
+//! `format`, another [`FORMAT`], a scenario it does not know, an interval log that does not
+//! decode.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
