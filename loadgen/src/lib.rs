@@ -15,12 +15,15 @@
 //! logs in: the one harness of the daemon's integration tests, this crate's own, and the
 //! benches' end-to-end runner.
 
+pub mod apps;
+pub mod attack;
 pub mod client;
 pub mod compare;
 pub mod daemon;
 pub mod device;
 pub mod fleet;
 pub mod harness;
+pub mod judge;
 pub mod live;
 pub mod merge;
 pub mod redis_cluster;

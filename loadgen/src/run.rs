@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use sls_protocol::{BulkOutcome, DeviceKind, Message, Role, ALPN_DEVICE, ALPN_FRONTEND};
 
+use crate::apps;
 use crate::client::{self, ClientTls, Pipeline};
 use crate::fleet::{self, Mix, Persona, SimUser};
 use crate::live::LiveMetrics;
@@ -145,34 +146,6 @@ fn apply_bulk(
     }
 }
 
-/// Connects one IB Key app for each of `app_users`, proves each app's key, and starts
-/// approving pushes. Returns the connections (dropping them disconnects the apps).
-pub async fn connect_apps(
-    world: &Arc<World>,
-    target: &Target,
-    endpoint: &quinn::Endpoint,
-    app_users: &[usize],
-) -> anyhow::Result<Vec<quinn::Connection>> {
-    let tls = ClientTls::from_dir(&target.tls_dir, Role::Device)?;
-    let config = tls.quinn_config(ALPN_DEVICE)?;
-    let mut conns = Vec::new();
-    for &i in app_users {
-        let user = &world.users[i];
-        let Some(device) = user.device(DeviceKind::IbKey) else {
-            continue;
-        };
-        let Some(id) = device.id else { continue };
-        let conn = client::connect(endpoint, target.addr, config.clone()).await?;
-        let (pipe, pushes) = Pipeline::open(&conn, "sls-loadgen/ib-key").await?;
-        client::prove_device(&pipe, id, &device.secret)
-            .await
-            .with_context(|| format!("the IB Key app of {}", user.name))?;
-        tokio::spawn(scenario::run_app(world.clone(), i, pipe, pushes));
-        conns.push(conn);
-    }
-    Ok(conns)
-}
-
 /// A fleet enrolled and connected, ready to be driven: [`prepare`], then [`Prepared::drive`]
 /// once or more (the same users and connections each time), then [`Prepared::close`].
 pub struct Prepared {
@@ -261,10 +234,18 @@ pub async fn prepare(
         .map(|(i, _)| i)
         .take(spec.max_apps)
         .collect();
+    let apps = apps::connect(&users, first.addr, &first.tls_dir, &endpoint, &app_users).await?;
+    let connected: Vec<usize> = apps.iter().map(|a| a.user).collect();
     let mut world = World::new(users, pipes, admin_pipe, behaviour);
-    world.restrict_push_users(&app_users);
+    world.restrict_push_users(&connected);
     let world = Arc::new(world);
-    let apps = connect_apps(&world, first, &endpoint, &app_users).await?;
+    let apps: Vec<quinn::Connection> = apps
+        .into_iter()
+        .map(|app| {
+            tokio::spawn(scenario::run_app(world.clone(), app.user, app.pipe, app.pushes));
+            app.conn
+        })
+        .collect();
     eprintln!(
         "{} frontend connections, {} IB Key apps connected",
         conns.len(),

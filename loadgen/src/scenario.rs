@@ -13,8 +13,10 @@ use sls_protocol::{
 };
 use tokio::sync::oneshot;
 
+use crate::attack::{Attacker, Victims};
 use crate::client::Pipeline;
 use crate::fleet::{Persona, SimUser};
+use crate::judge::{judge, judge_unexpected_reply, mistype};
 use crate::report::Outcome;
 
 /// A scenario: what one step does.
@@ -199,7 +201,7 @@ pub struct World {
     pub users: Vec<SimUser>,
     by_persona: HashMap<Persona, Vec<usize>>,
     cursors: HashMap<Persona, AtomicUsize>,
-    attack_pool: Mutex<Vec<usize>>,
+    victims: Victims,
     frontends: Vec<Pipeline>,
     next_frontend: AtomicUsize,
     /// The admin stream (unlocks after an attack).
@@ -222,17 +224,19 @@ impl World {
         for (i, u) in users.iter().enumerate() {
             by_persona.entry(u.persona).or_default().push(i);
         }
-        let attack_pool = by_persona
-            .get(&Persona::Attacked)
-            .cloned()
-            .unwrap_or_default();
+        let victims = Victims::new(
+            by_persona
+                .get(&Persona::Attacked)
+                .cloned()
+                .unwrap_or_default(),
+        );
         World {
             cursors: Persona::ALL
                 .into_iter()
                 .map(|p| (p, AtomicUsize::new(0)))
                 .collect(),
             by_persona,
-            attack_pool: Mutex::new(attack_pool),
+            victims,
             users,
             frontends,
             next_frontend: AtomicUsize::new(0),
@@ -271,7 +275,15 @@ impl World {
     /// Runs one step of `scenario` and judges it.
     pub async fn step(&self, scenario: Scenario) -> Outcome {
         match scenario {
-            Scenario::Attacker => return self.attack().await,
+            Scenario::Attacker => {
+                let attacker = Attacker {
+                    users: &self.users,
+                    frontend: self.frontend(),
+                    admin: &self.admin,
+                    threshold: self.behaviour.lockout_threshold,
+                };
+                return attacker.step(&self.victims).await;
+            }
             Scenario::Withdrawal => return self.withdrawal().await,
             Scenario::Replay => return self.replay().await,
             Scenario::PasswordFail => return self.password_fail().await,
@@ -490,149 +502,6 @@ impl World {
             Err(o) => o,
         }
     }
-
-    /// Brute force on one victim: wrong answers until the lock, then one more try. The lock
-    /// must come at exactly the threshold (R11). The victim is then unlocked by an admin and
-    /// returned to the pool.
-    async fn attack(&self) -> Outcome {
-        let victim = match self.attack_pool.lock() {
-            Ok(mut pool) => pool.pop(),
-            Err(_) => None,
-        };
-        let Some(victim) = victim else {
-            return Outcome::Expected("no_free_victim");
-        };
-        let outcome = self.attack_one(&self.users[victim]).await;
-        let unlocked = self
-            .admin
-            .call(Message::Unlock {
-                user: self.users[victim].name.clone(),
-            })
-            .await;
-        if let Ok(mut pool) = self.attack_pool.lock() {
-            pool.push(victim);
-        }
-        match unlocked {
-            Ok(Message::Done {}) => outcome,
-            _ => Outcome::Unexpected("unlock_failed"),
-        }
-    }
-
-    async fn attack_one(&self, user: &SimUser) -> Outcome {
-        let threshold = self.behaviour.lockout_threshold;
-        let Some(device) = user.device(DeviceKind::DscPlus).and_then(|d| d.id) else {
-            return Outcome::Unexpected("no_device");
-        };
-        let mut left_mismatch = false;
-        for attempt in 1..=threshold {
-            let txn = match self.begin(user, Purpose::Login, Some(device)).await {
-                Ok(Message::ChallengeIssued { txn, .. }) => txn,
-                Ok(Message::Judged {
-                    verdict: Verdict::Locked { .. },
-                }) => return Outcome::Unexpected("early_lock"),
-                Ok(Message::Judged {
-                    verdict: Verdict::RateLimited { .. },
-                }) => return Outcome::Expected("rate_limited"),
-                Ok(other) => return judge_unexpected_reply(&other, false),
-                Err(o) => return o,
-            };
-            // Eight digits that are never a DSC+ answer's shape mistake: a plain wrong guess.
-            let guess = format!("{:08}", rand::thread_rng().gen_range(0..100_000_000u32));
-            let verdict = match self
-                .call(Message::Answer {
-                    txn,
-                    response: guess,
-                    client: user.client,
-                })
-                .await
-            {
-                Ok(Message::Judged { verdict }) => verdict,
-                Ok(other) => return judge_unexpected_reply(&other, false),
-                Err(o) => return o,
-            };
-            match verdict {
-                Verdict::Rejected { failures_left } if attempt < threshold => {
-                    left_mismatch |= failures_left != threshold - attempt;
-                }
-                Verdict::Locked { .. } if attempt == threshold => {}
-                Verdict::Locked { .. } => return Outcome::Unexpected("early_lock"),
-                Verdict::Rejected { .. } => return Outcome::Unexpected("late_lock"),
-                // One guess in 10^8 is right; the scenario cannot tell it from a bug.
-                Verdict::Accepted { .. } => return Outcome::Expected("lucky_guess"),
-                Verdict::RateLimited { .. } => return Outcome::Expected("rate_limited"),
-                _ => return Outcome::Unexpected("attack_verdict"),
-            }
-        }
-        if left_mismatch {
-            return Outcome::Unexpected("wrong_failures_left");
-        }
-        // The lock holds: even the right device gets no challenge.
-        match self.begin(user, Purpose::Login, Some(device)).await {
-            Ok(Message::Judged {
-                verdict: Verdict::Locked { .. },
-            }) => Outcome::Ok,
-            Ok(Message::ChallengeIssued { .. }) => Outcome::Unexpected("lock_not_held"),
-            Ok(other) => judge_unexpected_reply(&other, false),
-            Err(o) => o,
-        }
-    }
-}
-
-/// Judges the reply to an answer or an await.
-fn judge(reply: &Message, typed_wrong: bool, wrong_answers_happen: bool) -> Outcome {
-    match reply {
-        Message::Judged {
-            verdict: Verdict::Accepted { .. },
-        } if !typed_wrong => Outcome::Ok,
-        Message::Judged {
-            verdict: Verdict::Accepted { .. },
-        } => Outcome::Unexpected("wrong_answer_accepted"),
-        Message::Judged {
-            verdict: Verdict::Rejected { .. },
-        } if typed_wrong => Outcome::Expected("rejected"),
-        other => judge_unexpected_reply(other, wrong_answers_happen),
-    }
-}
-
-/// Judges a reply a step did not hope for.
-fn judge_unexpected_reply(reply: &Message, wrong_answers_happen: bool) -> Outcome {
-    match reply {
-        Message::Judged { verdict } => match verdict {
-            Verdict::RateLimited { .. } => Outcome::Expected("rate_limited"),
-            // Honest users are locked only if they mistype 10 times in a row.
-            Verdict::Locked { .. } if wrong_answers_happen => Outcome::Expected("locked"),
-            Verdict::Locked { .. } => Outcome::Unexpected("locked"),
-            Verdict::Rejected { .. } => Outcome::Unexpected("rejected"),
-            Verdict::Expired => Outcome::Expected("expired"),
-            Verdict::Pending => Outcome::Unexpected("push_timeout"),
-            Verdict::Replayed => Outcome::Unexpected("replayed"),
-            Verdict::Unknown => Outcome::Unexpected("unknown"),
-            Verdict::Malformed => Outcome::Unexpected("malformed"),
-            Verdict::NeedsStrongerDevice { .. } => Outcome::Unexpected("needs_stronger_device"),
-            Verdict::Declined => Outcome::Unexpected("declined"),
-            Verdict::Accepted { .. } => Outcome::Unexpected("accepted_out_of_turn"),
-        },
-        Message::Error { status, .. } => {
-            Outcome::Unexpected(status.describe().unwrap_or("error_frame"))
-        }
-        _ => Outcome::Unexpected("unexpected_message"),
-    }
-}
-
-/// A typo: one digit or letter changed, the shape kept (so that it is a wrong answer, not a
-/// malformed one).
-fn mistype(answer: &str) -> String {
-    let mut chars: Vec<char> = answer.chars().collect();
-    if let Some(c) = chars.last_mut() {
-        *c = match *c {
-            '9' => '0',
-            'Z' => 'A',
-            d if d.is_ascii_digit() => ((d as u8) + 1) as char,
-            l if l.is_ascii_uppercase() => ((l as u8) + 1) as char,
-            other => other,
-        };
-    }
-    chars.into_iter().collect()
 }
 
 /// Approves pushes for one connected IB Key app until its stream ends: for each push the
@@ -688,14 +557,6 @@ pub async fn run_app(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_mistyped_answer_keeps_its_shape() {
-        assert_eq!(mistype("12345678"), "12345679");
-        assert_eq!(mistype("12345679"), "12345670");
-        assert_eq!(mistype("ABCDEFGZ"), "ABCDEFGA");
-        assert_ne!(mistype("ABCD2345"), "ABCD2345");
-    }
 
     #[tokio::test]
     async fn the_screen_meets_either_order() {

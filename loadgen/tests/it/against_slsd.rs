@@ -96,3 +96,77 @@ async fn attacker_scenario_checks_the_lock_comes_at_exactly_the_10th_failure() {
     assert_eq!(early.ok, 0, "{early:?}");
     assert!(early.unexpected.contains_key("early_lock"), "{early:?}");
 }
+
+/// A daemon with nothing but its own defaults (R11's threshold, the per-user rate limit of 5 a
+/// second, 100 handshakes a second and 1,000 connections per address), then `extra`.
+fn default_slsd(extra: &[&str]) -> sls_loadgen::daemon::Daemon {
+    let flags = [&["--log", "warn"][..], extra].concat();
+    sls_loadgen::daemon::Daemon::start_temp(&sls_loadgen::daemon::find_slsd().unwrap(), &flags)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_meets_the_lockout_at_the_daemons_default_settings() {
+    // Issue 14, item 6: the attacker came back to its victims at once and met only the rate
+    // limiter (every step `rate_limited`). Now it waits as the daemon says and attacks in turn.
+    let d = default_slsd(&[]);
+    let spec = FleetSpec {
+        users: 24,
+        mix: "attacked=1".parse::<Mix>().unwrap(),
+        seed: 11,
+        connections: 1,
+        max_apps: 0,
+    };
+    let plan = Plan {
+        model: LoadModel::Closed { workers: 8 },
+        mix: vec![(Scenario::Attacker, 1)],
+        duration: Duration::from_secs(3),
+        warmup: Duration::ZERO,
+        progress: false,
+    };
+    let result = run::run(&d.target(), &spec, &plan, Behaviour::default(), None)
+        .await
+        .unwrap();
+    let s = &result.summary.scenarios[0];
+    assert_eq!(s.unexpected_errors, 0, "{s:?}");
+    assert_eq!(s.errors.get("rate_limited"), None, "{s:?}");
+    // More attacks than victims: each victim was locked, unlocked and locked again, the later
+    // rounds paced by the per-user limit.
+    assert!(s.ok > 24, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ib_key_apps_connect_at_the_pace_and_up_to_the_cap_a_daemon_allows() {
+    // A daemon that takes 10 handshakes a second from one address (burst 20) and 24 live
+    // connections: the load generator's admin and frontend connections, then as many apps as
+    // fit. It used to stop at the first refused handshake ("cannot connect").
+    let d = default_slsd(&[
+        "--handshakes-per-address",
+        "10",
+        "--max-connections-per-address",
+        "24",
+    ]);
+    let spec = FleetSpec {
+        users: 60,
+        mix: "ib_key_push=1".parse::<Mix>().unwrap(),
+        seed: 12,
+        connections: 2,
+        max_apps: 1_000,
+    };
+    let plan = Plan {
+        model: LoadModel::Closed { workers: 4 },
+        mix: vec![(Scenario::IbKeyPush, 1)],
+        duration: Duration::from_secs(1),
+        warmup: Duration::ZERO,
+        progress: false,
+    };
+    let result = run::run(&d.target(), &spec, &plan, Behaviour::default(), None)
+        .await
+        .unwrap();
+    let apps = result.summary.run["ib_key_apps"].as_u64().unwrap();
+    // 24 in all, less the admin and two frontends: past the 20-handshake burst, so some waited.
+    assert_eq!(apps, 21, "{:?}", result.summary.run);
+    let s = &result.summary.scenarios[0];
+    assert!(s.ok > 0, "{s:?}");
+    assert_eq!(s.unexpected_errors, 0, "{s:?}");
+}
