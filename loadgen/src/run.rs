@@ -242,7 +242,12 @@ pub async fn prepare(
     let apps: Vec<quinn::Connection> = apps
         .into_iter()
         .map(|app| {
-            tokio::spawn(scenario::run_app(world.clone(), app.user, app.pipe, app.pushes));
+            tokio::spawn(scenario::run_app(
+                world.clone(),
+                app.user,
+                app.pipe,
+                app.pushes,
+            ));
             app.conn
         })
         .collect();
