@@ -26,6 +26,7 @@ pub mod harness;
 pub mod judge;
 pub mod live;
 pub mod merge;
+pub mod plot;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;
