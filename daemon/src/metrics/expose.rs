@@ -196,6 +196,9 @@ const ADMISSION: [Named; 13] = [
     ),
 ];
 
+/// Reads one of a slot's two histograms.
+type ReadTimings = fn(&super::Timings) -> Reading;
+
 /// The daemon's version, for `sls_build_info`.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -263,7 +266,7 @@ fn single(
     kind: MetricType,
     v: u64,
 ) -> Result<(), Error> {
-    let mut m = family(e, name, help, None, kind.clone())?;
+    let mut m = family(e, name, help, None, kind)?;
     match kind {
         MetricType::Counter => counter(&mut m, v),
         _ => m.encode_gauge(&v),
@@ -285,17 +288,11 @@ fn write_named(
     let mut i = 0;
     while let Some(first) = table.get(i) {
         let Some((k, _)) = first.label else {
-            single(
-                e,
-                first.family,
-                first.help,
-                first.kind.clone(),
-                value(first.from),
-            )?;
+            single(e, first.family, first.help, first.kind, value(first.from))?;
             i += 1;
             continue;
         };
-        let mut m = family(e, first.family, first.help, None, first.kind.clone())?;
+        let mut m = family(e, first.family, first.help, None, first.kind)?;
         while let Some(n) = table.get(i).filter(|n| n.family == first.family) {
             let label = [(k, n.label.map_or("", |l| l.1))];
             counter(&mut m.encode_family(&label)?, value(n.from))?;
@@ -338,7 +335,7 @@ impl Daemon {
             let n = counts.iter().map(|c| c[v]).sum();
             counter(&mut f.encode_family(&[("verdict", *name)])?, n)?;
         }
-        let timings: [(&str, &str, fn(&super::Timings) -> Reading); 2] = [
+        let timings: [(&str, &str, ReadTimings); 2] = [
             (
                 "sls_request_duration",
                 "Server-side handling time of a request, from its decoding to its answer (not \

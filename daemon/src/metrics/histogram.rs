@@ -5,8 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds of the buckets, in nanoseconds (5 µs to 1 s); one more bucket above them.
-pub const BOUNDS_NS: [u64; 16] = [
+/// Upper bounds of the buckets, in nanoseconds (1 µs to 1 s: an answer is handled in a few
+/// µs); one more bucket above them.
+pub const BOUNDS_NS: [u64; 18] = [
+    1_000,
+    2_500,
     5_000,
     10_000,
     25_000,
@@ -91,8 +94,10 @@ mod tests {
         h.observe(Duration::from_secs(5)); // above every bound
         let r = h.read();
         assert_eq!(r.count, 4);
-        assert_eq!(r.buckets[0], (5e-6, 2));
-        assert_eq!(r.buckets[1], (1e-5, 1));
+        assert_eq!(r.buckets[0], (1e-6, 1));
+        assert_eq!(r.buckets[1], (2.5e-6, 0));
+        assert_eq!(r.buckets[2], (5e-6, 1));
+        assert_eq!(r.buckets[3], (1e-5, 1));
         assert_eq!(r.buckets.last(), Some(&(f64::INFINITY, 1)));
         assert!((r.sum_seconds - 5.000_011_01).abs() < 1e-9);
     }

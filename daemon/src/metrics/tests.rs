@@ -42,7 +42,7 @@ fn every_verdict_and_request_type_has_its_own_slot() {
     let verdicts = every_verdict();
     assert_eq!(verdicts.len(), VERDICT_KINDS);
     for (i, v) in verdicts.iter().enumerate() {
-        let reply = Message::Judged { verdict: v.clone() };
+        let reply = Message::Judged { verdict: *v };
         assert_eq!(verdict_slot(&reply), i);
         assert_eq!(VERDICTS[i], v.name(), "the label is the protocol's name");
     }
