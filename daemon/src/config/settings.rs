@@ -32,7 +32,8 @@ pub struct Settings {
     /// Directory of the journal, snapshots and certificates [default: ./sls-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Serve Prometheus text metrics over HTTP on this address (off by default).
+    /// Serve metrics (`/metrics`, OpenMetrics text), `/healthz` and `/readyz` over HTTP on this
+    /// address (off by default).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Worker threads, 1 to 256 [default: the number of cores].

@@ -14,6 +14,8 @@ use tracing::{info, warn};
 use super::nodes;
 use super::state::State;
 use crate::config::{Config, StoreChoice};
+use crate::metrics::http::Endpoint;
+use crate::metrics::{Readings, StoreReadings};
 
 /// The bus to the other nodes and the queue of notes for it.
 pub type Publisher = (sls_redis::bus::Bus, tokio::sync::mpsc::Receiver<Vec<u8>>);
@@ -48,12 +50,7 @@ pub fn spawn(
         tasks.spawn(announcer(state.clone(), stop.clone()));
     }
     if let Some(addr) = config.metrics {
-        tasks.spawn(serve_metrics(
-            state.clone(),
-            addr,
-            tasks.clone(),
-            stop.clone(),
-        ));
+        tasks.spawn(serve_metrics(state.clone(), addr, stop.clone()));
     }
 }
 
@@ -155,45 +152,60 @@ fn snapshot(st: &State) -> Result<usize, crate::store::StoreError> {
     Ok(encoded.len())
 }
 
-/// The Prometheus text endpoint.
-async fn serve_metrics(
-    state: State,
-    addr: SocketAddr,
-    tasks: TaskTracker,
-    stop: CancellationToken,
-) {
+/// The metrics endpoint: `/metrics` from the hot path's counts and the core's, the
+/// admission's and the journal's, read at each scrape; `/healthz`; `/readyz`.
+async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) {
     let st = state.clone();
-    let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
-        let stats = st.core.stats();
-        let admission = st.admission.counters();
-        let mut extra: Vec<(&str, &str, u64)> = stats
-            .iter()
-            .chain(&admission)
-            .map(|(n, v)| {
-                let gauge = matches!(
-                    *n,
-                    "users"
-                        | "open_transactions"
-                        | "lockouts_recent_window"
-                        | "mass_lockout_alert"
-                        | "connections_live"
-                        | "connections_unproven"
-                        | "handshakes"
-                        | "partial_frame_bytes"
-                );
-                (*n, if gauge { "gauge" } else { "counter" }, *v)
-            })
-            .collect();
-        if let Some(journal) = &st.journal {
-            // 0 while journal writes fail and changes are refused (UNAVAILABLE).
-            let s = journal.stats();
-            extra.push(("store_ready", "gauge", u64::from(s.ready)));
-            extra.push(("store_retries_total", "counter", s.retries));
-            extra.push(("store_unhealthy_total", "counter", s.unhealthy_spells));
+    let registry = crate::metrics::expose::registry(state.metrics.clone(), move || {
+        use std::sync::atomic::Ordering::Relaxed;
+        Readings {
+            core: st.core.stats(),
+            admission: st.admission.counters(),
+            store: store_readings(&st),
+            in_flight: st.in_flight.load(Relaxed) as u64,
+            awaits_parked: st.waiting.load(Relaxed) as u64,
         }
-        st.metrics.render(&extra)
     });
-    if let Err(e) = crate::metrics::serve(addr, render, &tasks, stop).await {
+    let st = state;
+    let endpoint = Endpoint {
+        registry,
+        // Served only once the journal is replayed (or the Redis store connected) and the QUIC
+        // endpoint bound: `Bound::run` starts this task.
+        ready: Box::new(move || {
+            if st.is_draining() {
+                return Err("shutting down: draining, no new requests".to_owned());
+            }
+            if !store_readings(&st).ready {
+                return Err(
+                    "the store refuses changes (journal writes failing: a full disk or an I/O error)"
+                        .to_owned(),
+                );
+            }
+            Ok(())
+        }),
+    };
+    // This task is on the background tracker: shutdown waits for it (a scrape in progress
+    // gets a short grace).
+    if let Err(e) = crate::metrics::http::serve(addr, Arc::new(endpoint), stop).await {
         warn!("metrics on {addr}: {e}");
+    }
+}
+
+/// The store's readiness: the journal's (embedded store); the Redis store, connected at
+/// start, is not probed and reads ready.
+fn store_readings(st: &State) -> StoreReadings {
+    match &st.journal {
+        Some(journal) => {
+            let s = journal.stats();
+            StoreReadings {
+                ready: s.ready,
+                retries: s.retries,
+                unhealthy: s.unhealthy_spells,
+            }
+        }
+        None => StoreReadings {
+            ready: true,
+            ..StoreReadings::default()
+        },
     }
 }

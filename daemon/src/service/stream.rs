@@ -126,7 +126,7 @@ pub async fn serve_stream(
         }
         let started = Instant::now();
         let before = inbuf.len();
-        let mut batch = s.batch(&mut inbuf).await;
+        let mut batch = s.batch(&mut inbuf, started).await;
         if !batch.fatal && !inbuf.is_empty() && declared_len(&inbuf) > s.peer.max_frame() {
             // Longer than this connection may send yet: answered like a frame out of range.
             s.state.metrics.frame_error(Status::FRAME_TOO_LARGE);
@@ -155,7 +155,7 @@ pub async fn serve_stream(
             break;
         }
         if batch.answered > 0 {
-            s.state.metrics.batch(batch.answered, started.elapsed());
+            s.state.metrics.batch(batch.answered);
         }
         if batch.fatal {
             closing = true;
@@ -211,8 +211,9 @@ impl Conversation {
 
     /// Handles every whole frame in `inbuf`. Answers that changed nothing go to `out`; the
     /// others wait, on a tracked task, until the journal is durable up to the batch's last
-    /// record (group commit: with other streams' records, one fsync).
-    async fn batch(&mut self, inbuf: &mut BytesMut) -> Batch {
+    /// record (group commit: with other streams' records, one fsync). `read_at`: when the read
+    /// that brought them in completed (where their queue wait starts).
+    async fn batch(&mut self, inbuf: &mut BytesMut, read_at: Instant) -> Batch {
         let state = self.state.clone();
         let mut batch = Batch {
             answered: 0,
@@ -226,7 +227,9 @@ impl Conversation {
                 Ok(None) => break,
                 Ok(Some(Frame { id, message })) => {
                     batch.answered += 1;
-                    if let Some((id, msg, lsn)) = self.one(id, message, &mut batch.fatal).await {
+                    if let Some((id, msg, lsn)) =
+                        self.one(id, message, read_at, &mut batch.fatal).await
+                    {
                         last = last.max(Some(lsn));
                         after_durable.push((id, msg));
                     }
@@ -252,7 +255,9 @@ impl Conversation {
                 .collect();
             let st = state.clone();
             state.tasks.spawn(async move {
+                let t0 = Instant::now();
                 let durable = st.core.store().durable(lsn).await;
+                st.metrics.durable_wait(t0.elapsed());
                 if let Err(e) = &durable {
                     super::handlers::warn_store(e);
                 }
@@ -274,6 +279,7 @@ impl Conversation {
         &mut self,
         id: u32,
         message: Message,
+        read_at: Instant,
         fatal: &mut bool,
     ) -> Option<(u32, Message, Lsn)> {
         let state = self.state.clone();
@@ -365,7 +371,9 @@ impl Conversation {
         let Reply::Now(msg) = reply else {
             return None;
         };
-        state.metrics.request(kind, &msg, t0.elapsed());
+        state
+            .metrics
+            .request(kind, &msg, t0.duration_since(read_at), t0.elapsed());
         if let Some(lsn) = ticket {
             return Some((id, msg, lsn));
         }

@@ -219,12 +219,10 @@ async fn failures(admin: &Pipeline, u: usize) -> u8 {
     }
 }
 
+/// The metrics page of the daemon on `addr`.
 async fn scrape(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = within(tokio::net::TcpStream::connect(addr)).await;
-    within(s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")).await;
-    let mut body = String::new();
-    within(s.read_to_string(&mut body)).await;
+    let (status, _, body) = crate::metrics::get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
     body
 }
 
@@ -297,6 +295,13 @@ async fn a_full_disk_answers_unavailable_and_the_daemon_resumes_without_a_restar
     assert_eq!(s["store_ready"], 0);
     assert!(s["store_retries"] >= 1);
     assert!(scrape(metrics).await.contains("\nsls_store_ready 0\n"));
+    let (status, _, why) = crate::metrics::get(metrics, "/readyz").await;
+    assert_eq!(status, 503, "not ready while the journal fails: {why}");
+    assert!(
+        why.starts_with("not ready: the store refuses changes"),
+        "{why}"
+    );
+    assert_eq!(crate::metrics::get(metrics, "/healthz").await.0, 200);
     for u in 0..USERS {
         let counted = failures(&admin, u).await;
         let want = acked.get(&u).copied().unwrap_or(0);
@@ -313,6 +318,7 @@ async fn a_full_disk_answers_unavailable_and_the_daemon_resumes_without_a_restar
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(scrape(metrics).await.contains("\nsls_store_ready 1\n"));
+    assert_eq!(crate::metrics::get(metrics, "/readyz").await.0, 200);
     // The refused answers again: judged now (a rule that ran before the refusal spent its
     // challenge: replayed).
     for (u, _, txn, response) in refused {

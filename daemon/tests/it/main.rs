@@ -13,12 +13,14 @@
 
 mod bounds;
 mod cluster;
+mod dashboard;
 mod disk_full;
 mod drain;
 mod e2e;
 mod enumeration;
 mod limits;
 mod long_error_text;
+mod metrics;
 mod reliability;
 mod sharing;
 mod storage_faults;

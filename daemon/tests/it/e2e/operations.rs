@@ -1,7 +1,5 @@
 //! The daemon as it is operated: a lockout survives SIGKILL and a restart, and the metrics are
-//! served in Prometheus text with no user data in them.
-
-use std::time::Duration;
+//! served in OpenMetrics text with no user data in them.
 
 use sls_loadgen::harness::{answer, begin, begin_reply, enrol, login_ocra};
 use sls_protocol::ocra;
@@ -60,14 +58,12 @@ async fn lockout_survives_sigkill_and_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_served_in_prometheus_text() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn metrics_are_served_in_openmetrics_text() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
-        .unwrap()
-        .port();
-    let metrics = format!("127.0.0.1:{port}");
+        .unwrap();
+    let metrics = port.to_string();
     let d = crate::slsd(&["--metrics", &metrics, "--log", "warn"]);
     let admin = d.connect(Role::Admin).await.unwrap();
     let fe = d.connect(Role::Frontend).await.unwrap();
@@ -79,30 +75,23 @@ async fn metrics_are_served_in_prometheus_text() {
         answer(&fe, txn, "00000000", IP).await.unwrap(),
         Verdict::Rejected { .. }
     ));
-    let mut body = String::new();
-    for _ in 0..50 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(&metrics).await {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await
-                .unwrap();
-            s.read_to_string(&mut body).await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    let (status, _, body) = crate::metrics::get(port, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("sls_requests_total{type=\"Answer\"} 1"),
+        body.contains("sls_requests_total{type=\"Answer\"} 1\n"),
         "{body}"
     );
     assert!(
-        body.contains("sls_verdicts_total{verdict=\"rejected\"} 1"),
+        body.contains("sls_verdicts_total{verdict=\"rejected\"} 1\n"),
         "{body}"
     );
-    assert!(body.contains("sls_failures_evaluated 1"), "{body}");
+    assert!(body.contains("sls_failures_evaluated_total 1\n"), "{body}");
     assert!(
-        body.contains("sls_request_duration_seconds_count"),
+        body.contains(
+            "sls_request_duration_seconds_count{type=\"Answer\",verdict=\"rejected\"} 1\n"
+        ),
         "{body}"
     );
+    assert!(body.ends_with("# EOF\n"), "{body}");
     assert!(!body.contains("mira"), "no user data in labels");
 }
