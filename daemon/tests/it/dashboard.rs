@@ -54,6 +54,22 @@ fn metrics_in(expr: &str) -> Vec<String> {
     out
 }
 
+/// Every panel's title and its queries, as written (with Grafana's `$instance`).
+pub fn panel_queries() -> Vec<(String, Vec<String>)> {
+    let b = board();
+    panels(&b)
+        .into_iter()
+        .map(|p| {
+            let exprs = p["targets"].as_array().into_iter().flatten();
+            let exprs = exprs.filter_map(|t| t["expr"].as_str().map(str::to_owned));
+            (
+                p["title"].as_str().unwrap_or_default().to_owned(),
+                exprs.collect(),
+            )
+        })
+        .collect()
+}
+
 /// Every metric the board's queries name, with the title of its panel.
 pub fn metric_names() -> Vec<(String, String)> {
     let b = board();
@@ -100,6 +116,8 @@ fn the_board_parses_and_every_panel_has_a_title_and_a_query() {
         "sls_connections",
         "process_resident_memory_bytes",
         "sls_store_ready",
+        "sls_loadgen_steps_total",
+        "sls_loadgen_step_duration_seconds_bucket",
     ] {
         assert!(named.iter().any(|m| m == want), "the board shows {want}");
     }

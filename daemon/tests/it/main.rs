@@ -21,6 +21,7 @@ mod enumeration;
 mod limits;
 mod long_error_text;
 mod metrics;
+mod prometheus;
 mod reliability;
 mod sharing;
 mod storage_faults;

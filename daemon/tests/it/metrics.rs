@@ -223,12 +223,22 @@ async fn a_real_parser_reads_the_metrics_of_a_daemon_under_load() {
     assert_eq!((status, body.as_str()), (200, "ready\n"));
     assert_eq!(get(metrics, "/nothing").await.0, 404);
 
-    // The board names only what this daemon exposed.
+    // The board names only what this daemon exposed, and in its load-generator row only what
+    // `sls-loadgen run --metrics` serves: the registry a run serves, with a scenario's handles
+    // made as a run makes them, read by the same parser.
     let exposed = exposed_names(&summary);
+    let live = sls_loadgen::live::LiveMetrics::new();
+    let _dsc_plus = live.scenario("dsc_plus");
+    let loadgen = exposed_names(&check_exposition(&live.encode()));
     for (title, metric) in crate::dashboard::metric_names() {
+        let (by, names) = if metric.starts_with("sls_loadgen_") {
+            ("sls-loadgen", &loadgen)
+        } else {
+            ("slsd", &exposed)
+        };
         assert!(
-            exposed.contains(&metric),
-            "panel {title:?} queries {metric}, which slsd does not expose"
+            names.contains(&metric),
+            "panel {title:?} queries {metric}, which {by} does not expose"
         );
     }
 }
