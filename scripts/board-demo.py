@@ -109,7 +109,7 @@ def main():
         for p in panels(board):
             series = []
             for t in p["targets"]:
-                expr = t["expr"].replace("$instance", ".+")
+                expr = t["expr"].replace("$instance", ".+").replace("$__rate_interval", "5s")
                 data = api(prom_addr, "/api/v1/query_range", query=expr,
                            start=f"{start + 5:.0f}", end=f"{end:.0f}", step="1")
                 for s in data["result"]:

@@ -223,7 +223,10 @@ async fn prometheus_scrapes_slsd_and_the_load_generator_and_evaluates_every_pane
     for (title, exprs) in crate::dashboard::panel_queries() {
         let mut series = 0;
         for expr in &exprs {
-            let promql = expr.replace("$instance", ".+");
+            // Grafana fills `$__rate_interval` with four scrape intervals at least (here 1 s).
+            let promql = expr
+                .replace("$instance", ".+")
+                .replace("$__rate_interval", "10s");
             let result = prom
                 .query(&promql)
                 .await
