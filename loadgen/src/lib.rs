@@ -27,6 +27,7 @@ pub mod judge;
 pub mod live;
 pub mod merge;
 pub mod plot;
+pub mod raw;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;
