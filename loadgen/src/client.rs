@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -165,6 +166,15 @@ pub async fn connect(
         .map_err(|e| err(e.to_string()))
 }
 
+/// Replies every pipeline of this process has received: the load generator's request count, for
+/// its CPU per request (issue 13).
+static REPLIES: AtomicU64 = AtomicU64::new(0);
+
+/// Replies received so far by every [`Pipeline`] of this process.
+pub fn replies() -> u64 {
+    REPLIES.load(Ordering::Relaxed)
+}
+
 type Waiters = Arc<Mutex<HashMap<u32, oneshot::Sender<Message>>>>;
 
 struct Request {
@@ -274,12 +284,14 @@ async fn read_loop(
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
             _ => break,
         }
+        let mut replies = 0;
         loop {
             match frame::decode(&mut buf) {
                 Ok(Some(Frame { id: 0, message })) => {
                     let _ = pushes.send(message);
                 }
                 Ok(Some(Frame { id, message })) => {
+                    replies += 1;
                     let waiter = waiters.lock().ok().and_then(|mut w| w.remove(&id));
                     if let Some(w) = waiter {
                         let _ = w.send(message);
@@ -290,6 +302,7 @@ async fn read_loop(
                 Err(_) => break 'read,
             }
         }
+        REPLIES.fetch_add(replies, Ordering::Relaxed);
     }
     // Fail every call still waiting: dropping their senders wakes them with an error.
     if let Ok(mut w) = waiters.lock() {
