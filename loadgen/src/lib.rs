@@ -28,6 +28,7 @@ pub mod live;
 pub mod merge;
 pub mod plot;
 pub mod raw;
+pub mod raw_dsc;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;

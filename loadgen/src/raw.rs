@@ -65,7 +65,8 @@ pub struct Stats {
     pub elapsed: Duration,
     /// This process's CPU time (user + system, all threads) over the window.
     pub cpu: Duration,
-    /// Round trips of the requests answered in the window, µs.
+    /// Latency of the units of work completed in the window (from their first request to
+    /// their last reply), µs.
     pub latency_us: Histogram<u64>,
 }
 
@@ -185,7 +186,8 @@ async fn closed<D: Driver>(
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut busy = vec![false; slots];
     let now = Instant::now();
-    let mut sent_at = vec![now; slots];
+    // When each slot's unit of work (its first request) began.
+    let mut began = vec![now; slots];
     for (slot, b) in busy.iter_mut().enumerate() {
         driver.request(slot, slot as u32 + 1, &mut out);
         *b = true;
@@ -234,19 +236,27 @@ async fn closed<D: Driver>(
             busy[slot] = false;
             outstanding -= 1;
             match driver.reply(slot, message) {
-                Ok(units) if counted => {
-                    tally.requests += 1;
-                    tally.units += units;
-                    let us = now.duration_since(sent_at[slot]).as_micros() as u64;
-                    let _ = tally.latency_us.record(us.clamp(1, 60_000_000));
+                Ok(units) => {
+                    if counted {
+                        tally.requests += 1;
+                        tally.units += units;
+                        if units > 0 {
+                            let us = now.duration_since(began[slot]).as_micros() as u64;
+                            let _ = tally.latency_us.record(us.clamp(1, 60_000_000));
+                        }
+                    }
+                    if units > 0 {
+                        began[slot] = now;
+                    }
                 }
-                Ok(_) => {}
-                Err(why) => tally.unexpected(why),
+                Err(why) => {
+                    tally.unexpected(why);
+                    began[slot] = now;
+                }
             }
             if !stopping {
                 driver.request(slot, id, &mut out);
                 busy[slot] = true;
-                sent_at[slot] = now;
                 outstanding += 1;
             }
         }
