@@ -310,15 +310,21 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         connections,
         max_apps: apps,
     };
-    let r1 = lrun::run(
+    // The load generator's batched path (`sls-loadgen run --raw`): its own CPU per request is
+    // a fraction of the daemon's, so the figure is the daemon's (issue 13).
+    let r1 = sls_loadgen::raw_dsc::run(
         &target,
-        &spec(20_000, 8, "dsc_plus=1", 0),
-        &plan(
-            LoadModel::Closed { workers: 8 * 256 },
-            Scenario::DscPlus,
-            secs,
-        ),
-        Behaviour::default(),
+        20_000,
+        "dsc_plus=1".parse::<Mix>().map_err(anyhow::Error::msg)?,
+        seed.fetch_add(1, Ordering::Relaxed),
+        &sls_loadgen::raw::Shape {
+            connections: 8,
+            in_flight: 256,
+            threads: 1,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(secs),
+            agent: "e2e-regime-1".into(),
+        },
         None,
     )
     .await?;
@@ -328,8 +334,11 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     rows.push(Row {
         regime: "1. 8 conns x 256 in flight, closed loop: verified answers/s (requests/s)".into(),
         sls: format!(
-            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs",
-            s1.latency_us.p50
+            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs, load generator {:.2} µs CPU/request",
+            s1.latency_us.p50,
+            r1.summary.run["client_cpu_us_per_request"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
         ),
         echo: format!("{echo_8x256:.0} req/s"),
         ratio: format!("{:.2}", requests_1 / echo_8x256),
