@@ -245,3 +245,53 @@ async fn the_raw_path_matches_out_of_order_replies_to_their_slots() {
     assert!(stats.requests > 0);
     assert_eq!(stats.units, stats.requests);
 }
+
+/// The raw DSC+ path against a real slsd: every login accepted, none unexpected, its CPU per
+/// request in `summary.json`; and the scenario path's summary carries it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_dsc_plus_logins_are_accepted_and_both_paths_report_client_cpu() {
+    let d = crate::slsd(&[]);
+    let target = d.target();
+    let out = tempfile::tempdir().unwrap();
+    let shape = Shape {
+        connections: 2,
+        in_flight: 16,
+        threads: 2,
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_millis(800),
+        agent: "raw-dsc-test".into(),
+    };
+    let mix: sls_loadgen::fleet::Mix = "dsc_plus=1".parse().unwrap();
+    let r = sls_loadgen::raw_dsc::run(&target, 300, mix.clone(), 5, &shape, Some(out.path()))
+        .await
+        .unwrap();
+    let s = &r.summary.scenarios[0];
+    assert_eq!(r.unexpected, 0, "{:?}", s.unexpected);
+    assert!(s.ok > 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert!(json["run"]["client_cpu_us_per_request"].as_f64().unwrap() > 0.0);
+    // Two requests a login, less the logins begun before the window.
+    assert!(json["run"]["client_requests"].as_u64().unwrap() >= s.ok);
+
+    let spec = sls_loadgen::run::FleetSpec {
+        users: 100,
+        mix,
+        seed: 6,
+        connections: 1,
+        max_apps: 0,
+    };
+    let plan = sls_loadgen::schedule::Plan {
+        model: sls_loadgen::schedule::LoadModel::Closed { workers: 4 },
+        mix: vec![(sls_loadgen::scenario::Scenario::DscPlus, 1)],
+        duration: Duration::from_millis(800),
+        warmup: Duration::from_millis(200),
+        progress: false,
+    };
+    let r = sls_loadgen::run::run(&target, &spec, &plan, Default::default(), None)
+        .await
+        .unwrap();
+    assert!(r.summary.run["client_requests"].as_u64().unwrap() > 0);
+    assert!(r.summary.run["client_cpu_us_per_request"].as_f64().unwrap() > 0.0);
+}
