@@ -112,12 +112,10 @@ struct RunArgs {
     /// Most IB Key app connections to hold open.
     #[arg(long, default_value_t = 10_000)]
     max_apps: usize,
-    /// Closed loop of DSC+ logins on the throughput path: batched writes and reads per
-    /// connection, no task or channel per request (the fleet's DSC+ users; no other scenario).
+    /// Closed loop of DSC+ logins only, batched per connection, no task per request.
     #[arg(long)]
     raw: bool,
-    /// With `--raw`: client threads, one `current_thread` runtime each, the connections spread
-    /// over them.
+    /// With `--raw`: threads, one `current_thread` runtime each, connections spread over them.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Measured time.
@@ -336,14 +334,8 @@ async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     if a.rate.is_some() || a.metrics.is_some() || !a.thresholds.is_empty() {
         bail!("--raw is a closed loop without --rate, --metrics or --threshold");
     }
-    let shape = sls_loadgen::raw::Shape {
-        connections: a.connections,
-        in_flight: a.in_flight,
-        threads: a.threads,
-        warmup: a.warmup,
-        duration: a.duration,
-        agent: "sls-loadgen/raw".into(),
-    };
+    let shape = sls_loadgen::raw::Shape::closed(a.connections, a.in_flight, a.threads)
+        .measuring(a.warmup, a.duration);
     let target = Target {
         addr: a.target,
         tls_dir: a.tls_dir,

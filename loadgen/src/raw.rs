@@ -52,6 +52,29 @@ pub struct Shape {
     pub agent: String,
 }
 
+impl Shape {
+    /// `connections` × `in_flight` over `threads`, a second of warm-up, ten measured.
+    pub fn closed(connections: usize, in_flight: usize, threads: usize) -> Shape {
+        Shape {
+            connections,
+            in_flight,
+            threads,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(10),
+            agent: "sls-loadgen/raw".into(),
+        }
+    }
+
+    /// The same with this warm-up and measured window.
+    pub fn measuring(self, warmup: Duration, duration: Duration) -> Shape {
+        Shape {
+            warmup,
+            duration,
+            ..self
+        }
+    }
+}
+
 /// What a run measured inside its window.
 #[derive(Debug, Clone)]
 pub struct Stats {
