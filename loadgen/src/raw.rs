@@ -331,7 +331,15 @@ where
             move || -> anyhow::Result<Tally> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()?;
+                    .build();
+                let rt = match rt {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        // The others (and the caller) wait for every thread at the barrier.
+                        ready.wait();
+                        return Err(e.into());
+                    }
+                };
                 rt.block_on(async move {
                     let opened = connect_all(addr, &config, &conns, &agent, slots).await;
                     ready.wait();
