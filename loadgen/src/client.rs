@@ -7,8 +7,8 @@
 //!
 //! It sees only the wire, like any client: it depends on `sls-protocol`, never on the daemon.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -165,7 +165,64 @@ pub async fn connect(
         .map_err(|e| err(e.to_string()))
 }
 
-type Waiters = Arc<Mutex<HashMap<u32, oneshot::Sender<Message>>>>;
+/// Replies every pipeline of this process has received: the load generator's request count, for
+/// its CPU per request (issue 13).
+static REPLIES: AtomicU64 = AtomicU64::new(0);
+
+/// Replies received so far by every [`Pipeline`] of this process.
+pub fn replies() -> u64 {
+    REPLIES.load(Ordering::Relaxed)
+}
+
+type Waiters = Arc<Mutex<Slots>>;
+
+/// The calls waiting for their replies, in a slab: a request id is its slot's index + 1 in its
+/// low 20 bits and the slot's generation above, so a reply finds its caller by indexing, and a
+/// stray reply to a reused slot is told apart. Each batch of writes or reads takes the lock once.
+#[derive(Default)]
+struct Slots {
+    entries: Vec<(u32, Option<oneshot::Sender<Message>>)>,
+    free: Vec<u32>,
+}
+
+const INDEX_BITS: u32 = 20;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+
+impl Slots {
+    /// Keeps `reply` and returns its request id (never 0).
+    fn insert(&mut self, reply: oneshot::Sender<Message>) -> Option<u32> {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None if self.entries.len() < INDEX_MASK as usize => {
+                self.entries.push((0, None));
+                self.entries.len() as u32 - 1
+            }
+            None => return None,
+        };
+        let entry = &mut self.entries[index as usize];
+        entry.0 = (entry.0 + 1) & (u32::MAX >> INDEX_BITS);
+        entry.1 = Some(reply);
+        Some((entry.0 << INDEX_BITS) | (index + 1))
+    }
+
+    /// The caller waiting on request `id`, if any; its slot is free again.
+    fn remove(&mut self, id: u32) -> Option<oneshot::Sender<Message>> {
+        let index = (id & INDEX_MASK).checked_sub(1)?;
+        let entry = self.entries.get_mut(index as usize)?;
+        if entry.0 != id >> INDEX_BITS {
+            return None;
+        }
+        let reply = entry.1.take()?;
+        self.free.push(index);
+        Some(reply)
+    }
+
+    /// Drops every waiting caller: each call fails.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.free.clear();
+    }
+}
 
 struct Request {
     message: Message,
@@ -238,21 +295,20 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Request>,
     waiters: Waiters,
 ) {
-    let mut next_id: u32 = 1;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 1024).await > 0 {
-        for Request { message, reply } in batch.drain(..) {
-            let id = next_id;
-            next_id = next_id.wrapping_add(1).max(1);
-            match frame::encode(id, &message, &mut buf) {
-                Ok(()) => {
-                    if let Ok(mut w) = waiters.lock() {
-                        w.insert(id, reply);
-                    }
+        {
+            let Ok(mut slots) = waiters.lock() else { break };
+            for Request { message, reply } in batch.drain(..) {
+                // Dropping `reply` (no free slot, or a message that cannot be encoded) tells
+                // the caller its call failed.
+                let Some(id) = slots.insert(reply) else {
+                    continue;
+                };
+                if frame::encode(id, &message, &mut buf).is_err() {
+                    drop(slots.remove(id));
                 }
-                // Dropping `reply` tells the caller its call failed.
-                Err(_) => drop(reply),
             }
         }
         if send.write_all(&buf).await.is_err() {
@@ -269,26 +325,41 @@ async fn read_loop(
     pushes: mpsc::UnboundedSender<Message>,
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut replies = Vec::with_capacity(256);
     'read: loop {
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
             _ => break,
         }
+        let mut broken = false;
         loop {
             match frame::decode(&mut buf) {
                 Ok(Some(Frame { id: 0, message })) => {
                     let _ = pushes.send(message);
                 }
-                Ok(Some(Frame { id, message })) => {
-                    let waiter = waiters.lock().ok().and_then(|mut w| w.remove(&id));
-                    if let Some(w) = waiter {
-                        let _ = w.send(message);
-                    }
-                }
+                Ok(Some(Frame { id, message })) => replies.push((id, message)),
                 Ok(None) => break,
                 Err(e) if e.recoverable() => continue,
-                Err(_) => break 'read,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
             }
+        }
+        REPLIES.fetch_add(replies.len() as u64, Ordering::Relaxed);
+        // One lock for the read's replies; the callers are woken outside it.
+        let woken: Vec<_> = match waiters.lock() {
+            Ok(mut slots) => replies
+                .drain(..)
+                .filter_map(|(id, m)| slots.remove(id).map(|w| (w, m)))
+                .collect(),
+            Err(_) => break 'read,
+        };
+        for (waiter, message) in woken {
+            let _ = waiter.send(message);
+        }
+        if broken {
+            break;
         }
     }
     // Fail every call still waiting: dropping their senders wakes them with an error.

@@ -27,6 +27,8 @@ pub mod judge;
 pub mod live;
 pub mod merge;
 pub mod plot;
+pub mod raw;
+pub mod raw_dsc;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;

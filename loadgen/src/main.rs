@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use sls_loadgen::fleet::Mix;
+use sls_loadgen::fleet::{Mix, Persona};
 use sls_loadgen::live::{self, LiveMetrics};
-use sls_loadgen::report;
 use sls_loadgen::run::{self, FleetSpec, Target};
 use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
 use sls_loadgen::threshold::{self, Threshold};
+use sls_loadgen::{raw_dsc, report};
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
 
@@ -112,6 +112,12 @@ struct RunArgs {
     /// Most IB Key app connections to hold open.
     #[arg(long, default_value_t = 10_000)]
     max_apps: usize,
+    /// Closed loop of DSC+ logins only, batched per connection, no task per request.
+    #[arg(long)]
+    raw: bool,
+    /// With `--raw`: threads, one `current_thread` runtime each, connections spread over them.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Measured time.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
@@ -324,7 +330,26 @@ fn parse_scenarios(s: &str) -> anyhow::Result<Vec<(Scenario, u32)>> {
         .collect()
 }
 
+async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
+    if a.rate.is_some() || a.metrics.is_some() || !a.thresholds.is_empty() {
+        bail!("--raw is a closed loop without --rate, --metrics or --threshold");
+    }
+    let shape = sls_loadgen::raw::Shape::closed(a.connections, a.in_flight, a.threads)
+        .measuring(a.warmup, a.duration);
+    let target = Target {
+        addr: a.target,
+        tls_dir: a.tls_dir,
+    };
+    let mix = a.mix.unwrap_or_else(|| Mix(vec![(Persona::DscPlus, 1)]));
+    let result = raw_dsc::run(&target, a.users, mix, a.seed, &shape, a.out.as_deref()).await?;
+    println!("{}", report::table(&result.summary.scenarios));
+    Ok(Ended::unexpected(result.unexpected))
+}
+
 async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
+    if a.raw {
+        return raw_cmd(a).await;
+    }
     let model = match a.rate {
         Some(rate) if rate > 0.0 => {
             let ramp = a.ramp.as_deref().map(parse_ramp).transpose()?;

@@ -301,6 +301,17 @@ impl Prepared {
         let unexpected = summaries.iter().map(|s| s.unexpected_errors).sum();
         let merged = report::merged_histogram(stats.scenarios.iter().map(|(_, s)| s.as_ref()));
         let overall = report::overall(&summaries, &merged, stats.elapsed);
+        let cpu_us_per_request = stats.cpu.as_secs_f64() * 1e6 / stats.requests.max(1) as f64;
+        eprintln!(
+            "load generator: {cpu_us_per_request:.2} µs of its own CPU per request ({} requests, {:.0}% of a core over the window){}",
+            stats.requests,
+            100.0 * stats.cpu.as_secs_f64() / stats.elapsed.as_secs_f64().max(1e-9),
+            if stats.cpu.as_secs_f64() >= 0.8 * stats.elapsed.as_secs_f64() {
+                ": the client may be the limit"
+            } else {
+                ""
+            }
+        );
         let summary = Summary {
             format: report::FORMAT,
             run: serde_json::json!({
@@ -313,6 +324,9 @@ impl Prepared {
                 "duration_s": plan.duration.as_secs_f64(),
                 "warmup_s": plan.warmup.as_secs_f64(),
                 "dropped": stats.dropped,
+                "client_requests": stats.requests,
+                "client_cpu_s": stats.cpu.as_secs_f64(),
+                "client_cpu_us_per_request": cpu_us_per_request,
             }),
             scenarios: summaries,
             overall,

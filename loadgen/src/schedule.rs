@@ -65,6 +65,11 @@ pub struct RunStats {
     pub started: SystemTime,
     /// How long measuring lasted.
     pub elapsed: Duration,
+    /// The load generator's own CPU time (user + system, every thread) over the measured
+    /// window.
+    pub cpu: Duration,
+    /// Replies its pipelines received over the measured window.
+    pub requests: u64,
 }
 
 /// The due time of step `k` under a linear ramp from `r0` to `r1` over `ramp`, then `r1`.
@@ -143,8 +148,20 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
             dropped: 0,
             started: SystemTime::now(),
             elapsed: Duration::ZERO,
+            cpu: Duration::ZERO,
+            requests: 0,
         };
     };
+    // The process's CPU time and the replies received, from the window's start to its end.
+    let meter = tokio::spawn(async move {
+        sleep_until(measure_from.into()).await;
+        let (cpu0, replies0) = (crate::raw::process_cpu(), crate::client::replies());
+        sleep_until(end.into()).await;
+        (
+            crate::raw::process_cpu().saturating_sub(cpu0),
+            crate::client::replies() - replies0,
+        )
+    });
     let pick = {
         let mix = mix.clone();
         move || mix[weights.sample(&mut rand::thread_rng())].0
@@ -232,6 +249,7 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
         }
     }
     let _ = progress.await;
+    let (cpu, requests) = meter.await.unwrap_or_default();
     if let Some(l) = live {
         l.set_target_rate(0.0);
     }
@@ -248,6 +266,8 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
         dropped,
         started: SystemTime::now() - measure_from.elapsed(),
         elapsed: plan.duration,
+        cpu,
+        requests,
     }
 }
 

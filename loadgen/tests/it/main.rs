@@ -8,6 +8,7 @@ mod against_slsd;
 mod device_cli;
 mod live_metrics;
 mod merge_compare;
+mod pipelines;
 mod thresholds;
 
 use sls_loadgen::daemon::{find_slsd, Daemon, GENEROUS_LIMITS};

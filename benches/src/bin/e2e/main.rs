@@ -11,8 +11,6 @@
 //! stopped by their own ids through `sls_loadgen::daemon::Daemon`, the tests' harness.
 
 use sls_benches::rss_kb;
-use std::ffi::OsStr;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::BytesMut;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use sls_loadgen::client::{self, ClientTls, Pipeline};
@@ -30,11 +27,12 @@ use sls_loadgen::harness::{Client, Pool};
 use sls_loadgen::run::{self as lrun, FleetSpec};
 use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
-use sls_protocol::{frame, Frame, Message, Role, TxnId, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
+use sls_protocol::{Message, Role, TxnId, ALPN_FRONTEND};
 
 mod cluster;
 mod cluster_baseline;
 mod cluster_probe;
+mod echo;
 
 /// A regime that can run alone.
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -85,73 +83,22 @@ struct Args {
     /// them with `always`).
     #[arg(long)]
     cluster_appendfsync: Option<String>,
+    /// Run only the bare echo (the raw batched client against the echo server) and print its
+    /// requests/s.
+    #[arg(long)]
+    echo_only: bool,
+    /// The bare echo's connections.
+    #[arg(long, default_value_t = 8)]
+    echo_connections: usize,
+    /// The bare echo's requests in flight per connection.
+    #[arg(long, default_value_t = 256)]
+    echo_in_flight: usize,
+    /// The bare echo client's threads (one `current_thread` runtime each).
+    #[arg(long, default_value_t = 1)]
+    echo_threads: usize,
     /// Internal: run as the echo server in this data directory.
     #[arg(long, hide = true)]
     echo_server: Option<PathBuf>,
-}
-
-// ---- the echo server ------------------------------------------------------------------------
-
-async fn echo_server(dir: PathBuf) -> anyhow::Result<()> {
-    let pki = sls_daemon::service::tls::Pki::load_or_create(&dir)?;
-    let mut transport = quinn::TransportConfig::default();
-    transport
-        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(64))
-        .stream_receive_window(quinn::VarInt::from_u32(1 << 20))
-        .receive_window(quinn::VarInt::from_u32(8 << 20))
-        .send_window(8 << 20);
-    let mut config = pki.server_config(Arc::new(transport))?;
-    config.max_incoming(50_000);
-    let sock = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    let _ = sock.set_recv_buffer_size(8 << 20);
-    let _ = sock.set_send_buffer_size(8 << 20);
-    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    let runtime = quinn::default_runtime().context("runtime")?;
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(config),
-        sock.into(),
-        runtime,
-    )?;
-    println!("listening {}", endpoint.local_addr()?);
-    std::io::stdout().flush()?;
-    while let Some(incoming) = endpoint.accept().await {
-        tokio::spawn(async move {
-            let Ok(conn) = incoming.await else { return };
-            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                tokio::spawn(async move {
-                    let mut inbuf = BytesMut::with_capacity(16 * 1024);
-                    let mut out = BytesMut::with_capacity(16 * 1024);
-                    while let Ok(Some(chunk)) = recv.read_chunk(64 * 1024, true).await {
-                        inbuf.extend_from_slice(&chunk.bytes);
-                        while let Ok(Some(Frame { id, message })) = frame::decode(&mut inbuf) {
-                            let reply = match message {
-                                Message::Hello { .. } => Message::Welcome {
-                                    version: PROTOCOL_VERSION,
-                                    max_frame: 65536,
-                                    max_in_flight: 1024,
-                                    role: Role::Frontend,
-                                },
-                                _ => Message::Judged {
-                                    verdict: Verdict::Rejected { failures_left: 9 },
-                                },
-                            };
-                            let _ = frame::encode(id, &reply, &mut out);
-                        }
-                        if send.write_all(&out).await.is_err() {
-                            return;
-                        }
-                        out.clear();
-                    }
-                });
-            }
-        });
-    }
-    Ok(())
 }
 
 // ---- the echo client ------------------------------------------------------------------------
@@ -289,6 +236,17 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     // Beside this binary, or built with cargo if it is not there yet.
     let slsd = find_slsd()?;
     let work = tempfile::Builder::new().prefix("sls-e2e-").tempdir()?;
+    if args.echo_only {
+        return echo::only(
+            &exe,
+            work.path(),
+            args.echo_connections,
+            args.echo_in_flight,
+            args.echo_threads,
+            args.secs,
+        )
+        .await;
+    }
     if args.only == Some(Only::Cluster) {
         let md = cluster_regime(&slsd, work.path(), &args).await?;
         println!("{md}");
@@ -301,13 +259,17 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
 
     // The bare echo, every shape.
     let echo_dir = work.path().join("echo");
-    let mut echo = Daemon::spawn(
-        &exe,
-        [OsStr::new("--echo-server"), echo_dir.as_os_str()],
-        &echo_dir,
-    )?;
+    let mut echo = echo::spawn(&exe, &echo_dir)?;
+    let echo_8x256 = echo::closed(
+        &echo,
+        args.echo_connections,
+        args.echo_in_flight,
+        args.echo_threads,
+        secs,
+    )
+    .await?
+    .requests_per_s();
     let echo8 = Pool::connect(&echo.target(), Role::Frontend, 8).await?;
-    let echo_8x256 = echo_closed(&echo8.pipes, 256, secs).await;
     let echo1000 = Pool::connect(&echo.target(), Role::Frontend, 1000).await?;
     let echo_1000x1 = echo_closed(&echo1000.pipes, 1, secs).await;
     drop(echo1000);
@@ -348,15 +310,21 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         connections,
         max_apps: apps,
     };
-    let r1 = lrun::run(
+    // The load generator's batched path (`sls-loadgen run --raw`): its own CPU per request is
+    // a fraction of the daemon's, so the figure is the daemon's (issue 13).
+    let r1 = sls_loadgen::raw_dsc::run(
         &target,
-        &spec(20_000, 8, "dsc_plus=1", 0),
-        &plan(
-            LoadModel::Closed { workers: 8 * 256 },
-            Scenario::DscPlus,
-            secs,
-        ),
-        Behaviour::default(),
+        20_000,
+        "dsc_plus=1".parse::<Mix>().map_err(anyhow::Error::msg)?,
+        seed.fetch_add(1, Ordering::Relaxed),
+        &sls_loadgen::raw::Shape {
+            connections: 8,
+            in_flight: 256,
+            threads: 1,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(secs),
+            agent: "e2e-regime-1".into(),
+        },
         None,
     )
     .await?;
@@ -366,8 +334,11 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     rows.push(Row {
         regime: "1. 8 conns x 256 in flight, closed loop: verified answers/s (requests/s)".into(),
         sls: format!(
-            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs",
-            s1.latency_us.p50
+            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs, load generator {:.2} µs CPU/request",
+            s1.latency_us.p50,
+            r1.summary.run["client_cpu_us_per_request"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
         ),
         echo: format!("{echo_8x256:.0} req/s"),
         ratio: format!("{:.2}", requests_1 / echo_8x256),
@@ -515,13 +486,16 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = args.echo_server.clone() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(echo::server(dir));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    if let Some(dir) = args.echo_server.clone() {
-        return rt.block_on(echo_server(dir));
-    }
     let t0 = Instant::now();
     let r = rt.block_on(main_async(args));
     eprintln!("runner took {:.0} s", t0.elapsed().as_secs_f64());

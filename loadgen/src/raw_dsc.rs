@@ -1,0 +1,243 @@
+//! DSC+ logins on the throughput path ([`crate::raw`]): `run --raw`, for the closed-loop
+//! regime that measures the daemon's ceiling (issue 13).
+//!
+//! Each slot of a connection logs its users in one after another: `Begin`, the device's OCRA
+//! answer to the challenge, `Answer`, `Judged`. A connection takes the fleet's DSC+ users
+//! `c, c + connections, …` in turn, so no two slots of the run share a user while the fleet
+//! has more users than slots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::BytesMut;
+use sls_protocol::{
+    frame, Challenge, DeviceId, DeviceKind, Message, Purpose, Role, TxnId, Verdict, ALPN_FRONTEND,
+};
+
+use crate::client::ClientTls;
+use crate::fleet::{self, Mix, Persona, SimUser};
+use crate::raw::{self, Driver, Shape};
+use crate::report::{Latency, ScenarioSummary, Summary};
+use crate::run::{connect_pipelines, enrol, FleetSpec, RunResult, Target};
+
+/// A DSC+ user as the driver needs it.
+struct Login {
+    user: String,
+    device: DeviceId,
+    client: std::net::IpAddr,
+    secret: [u8; 32],
+    /// The PIN's hash under the DSC+ suite, computed once.
+    pin_hash: Option<Vec<u8>>,
+}
+
+/// One connection's DSC+ logins.
+pub struct DscPlus {
+    users: Arc<Vec<Login>>,
+    next: usize,
+    stride: usize,
+    /// Per slot: the user of its login in progress, and the answer to send next (if any).
+    slots: Vec<(usize, Option<(TxnId, String)>)>,
+    suite: sls_protocol::ocra::OcraSuite,
+}
+
+impl DscPlus {
+    fn new(users: Arc<Vec<Login>>, first: usize, stride: usize, slots: usize) -> DscPlus {
+        DscPlus {
+            users,
+            next: first,
+            stride: stride.max(1),
+            slots: vec![(0, None); slots],
+            suite: suite(),
+        }
+    }
+
+    fn answer(&self, login: &Login, question: &str) -> Option<String> {
+        let input = sls_protocol::ocra::OcraInput {
+            counter: 0,
+            question,
+            pin_hash: login.pin_hash.as_deref(),
+            session: None,
+            timestamp: None,
+        };
+        self.suite
+            .compute(&login.secret, &input)
+            .ok()
+            .map(|a| a.as_str().to_owned())
+    }
+}
+
+impl Driver for DscPlus {
+    fn request(&mut self, slot: usize, id: u32, out: &mut BytesMut) {
+        let (user, pending) = &mut self.slots[slot];
+        let message = match pending.take() {
+            Some((txn, response)) => Message::Answer {
+                txn,
+                response,
+                client: self.users[*user].client,
+            },
+            None => {
+                *user = self.next % self.users.len().max(1);
+                self.next = self.next.wrapping_add(self.stride);
+                let login = &self.users[*user];
+                Message::Begin {
+                    user: login.user.clone(),
+                    purpose: Purpose::Login,
+                    device: Some(login.device),
+                    client: login.client,
+                }
+            }
+        };
+        // The fleet's names and answers are within the protocol's limits.
+        let _ = frame::encode(id, &message, out);
+    }
+
+    fn reply(&mut self, slot: usize, reply: Message) -> Result<u64, &'static str> {
+        let user = self.slots[slot].0;
+        match reply {
+            Message::ChallengeIssued {
+                txn,
+                challenge: Challenge::Numeric(q),
+                ..
+            } => {
+                let answer = self.answer(&self.users[user], &q).ok_or("cannot_answer")?;
+                self.slots[slot].1 = Some((txn, answer));
+                Ok(0)
+            }
+            Message::Judged {
+                verdict: Verdict::Accepted { .. },
+            } => Ok(1),
+            Message::Judged { .. } => Err("not_accepted"),
+            Message::Error { .. } => Err("error_frame"),
+            _ => Err("unexpected_message"),
+        }
+    }
+}
+
+/// Enrols a fleet of `users` in `mix` (its DSC+ users are the ones logged in), then drives
+/// `shape`'s closed loop of DSC+ logins on the raw path; `out` gets `summary.json`.
+pub async fn run(
+    target: &Target,
+    users: usize,
+    mix: Mix,
+    seed: u64,
+    shape: &Shape,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<RunResult> {
+    let spec = FleetSpec {
+        users,
+        mix,
+        seed,
+        connections: shape.connections,
+        max_apps: 0,
+    };
+    let endpoint = crate::client::endpoint("127.0.0.1:0".parse()?)?;
+    let mut admin = connect_pipelines(target, Role::Admin, 1, &endpoint).await?;
+    let (admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
+    let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
+    let took = enrol(&admin_pipe, &mut users).await?;
+    eprintln!(
+        "enrolled {} users in {:.2} s",
+        users.len(),
+        took.as_secs_f64()
+    );
+    let logins: Vec<Login> = users.iter().filter_map(login_of).collect();
+    if logins.is_empty() {
+        bail!("no DSC+ user in the fleet (--mix dsc_plus=1)");
+    }
+    let logins = Arc::new(logins);
+    let config =
+        ClientTls::from_dir(&target.tls_dir, Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
+    let (addr, shape2) = (target.addr, shape.clone());
+    let (stride, slots) = (shape.connections.max(1), shape.in_flight.max(1));
+    let stats = tokio::task::spawn_blocking(move || {
+        raw::run(addr, config, &shape2, move |c| {
+            DscPlus::new(logins.clone(), c, stride, slots)
+        })
+    })
+    .await??;
+    admin_conn.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    let secs = stats.elapsed.as_secs_f64().max(1e-9);
+    let unexpected: u64 = stats.unexpected.iter().map(|(_, n)| n).sum();
+    let cpu_us = stats.cpu_us_per_request();
+    eprintln!(
+        "load generator: {cpu_us:.2} µs of its own CPU per request ({} requests, {:.0}% of a core over the window, {} threads)",
+        stats.requests,
+        100.0 * stats.cpu.as_secs_f64() / secs,
+        shape.threads,
+    );
+    let scenario = ScenarioSummary {
+        name: "dsc_plus".into(),
+        count: stats.units,
+        ok: stats.units,
+        rate_per_s: stats.units as f64 / secs,
+        unexpected_errors: unexpected,
+        unexpected: stats
+            .unexpected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        errors: Default::default(),
+        latency_us: Latency::of(&stats.latency_us),
+    };
+    let summary = Summary {
+        format: crate::report::FORMAT,
+        run: serde_json::json!({
+            "target": target.addr.to_string(),
+            "users": spec.users,
+            "seed": spec.seed,
+            "connections": shape.connections,
+            "in_flight": shape.in_flight,
+            "threads": shape.threads,
+            "model": "raw closed loop",
+            "duration_s": shape.duration.as_secs_f64(),
+            "warmup_s": shape.warmup.as_secs_f64(),
+            "client_requests": stats.requests,
+            "client_requests_per_s": stats.requests_per_s(),
+            "client_cpu_s": stats.cpu.as_secs_f64(),
+            "client_cpu_us_per_request": cpu_us,
+        }),
+        scenarios: vec![scenario.clone()],
+        overall: scenario,
+        thresholds: Vec::new(),
+    };
+    let files = match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let json = crate::report::write_summary(dir, &summary)?;
+            println!("wrote {}", json.display());
+            vec![json]
+        }
+        None => Vec::new(),
+    };
+    Ok(RunResult {
+        summary,
+        files,
+        unexpected,
+    })
+}
+
+fn suite() -> sls_protocol::ocra::OcraSuite {
+    sls_protocol::ocra::DSC_PLUS_DEFAULT_SUITE
+        .parse()
+        .unwrap_or_else(|_| unreachable!("the default suite parses"))
+}
+
+fn login_of(u: &SimUser) -> Option<Login> {
+    if u.persona != Persona::DscPlus {
+        return None;
+    }
+    let d = u.device(DeviceKind::DscPlus)?;
+    Some(Login {
+        user: u.name.clone(),
+        device: d.id?,
+        client: u.client,
+        secret: d.secret,
+        pin_hash: suite().pin.map(|alg| {
+            sls_protocol::ocra::pin_hash(alg, d.pin.as_bytes())
+                .as_bytes()
+                .to_vec()
+        }),
+    })
+}
