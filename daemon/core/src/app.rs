@@ -123,7 +123,9 @@ impl<S: Store> Core<S> {
             .flatten();
         match open {
             Some(v) => Ok(v),
-            // Spent between the two reads: the index has its verdict now.
+            // Spent between the two reads: the index has its verdict now (a store writes it
+            // before the user's change can be read, [`Store::update_indexed`]); none, and the
+            // transaction gave way to newer ones at the user's bound.
             None => Ok(self
                 .0
                 .store
@@ -132,5 +134,99 @@ impl<S: Store> Core<S> {
                 .and_then(|e| e.verdict)
                 .unwrap_or(Verdict::Unknown)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    use pollster::block_on;
+    use sls_protocol::{DeviceKind, Purpose};
+
+    use super::*;
+    use crate::store::IndexOp;
+    use crate::{
+        BeginRequest, BeginResult, CoreConfig, DeviceSpec, FakeClock, MemoryStore, SeededEntropy,
+        UserSpec,
+    };
+
+    /// An `Await` that reads a push transaction while its answer is being committed must get
+    /// the decision, never `unknown`: the app's answer spends the transaction in the user's
+    /// state and settles its verdict in the index, and a reader must not see the first
+    /// without the second. The answer here stops in its index step until the reader has read
+    /// (or a second has passed: then the reader was held off, as it must be).
+    #[test]
+    fn an_await_reading_while_a_push_answer_commits_gets_the_decision() {
+        let cfg = CoreConfig::default();
+        let core = Core::new(
+            cfg.clone(),
+            MemoryStore::new(cfg),
+            Arc::new(FakeClock::default()),
+            Arc::new(SeededEntropy::new(7)),
+        );
+        let user = UserSpec {
+            name: "ann".into(),
+            primary: true,
+            ..UserSpec::default()
+        };
+        block_on(core.enrol_user(&user)).expect("enrolled");
+        let spec = DeviceSpec {
+            kind: DeviceKind::IbKey,
+            secret: vec![7; 32],
+            pin: "1234".into(),
+            suite: String::new(),
+        };
+        let device = block_on(core.enrol_device("ann", &spec))
+            .expect("enrolled")
+            .value;
+        let req = BeginRequest {
+            user: "ann",
+            purpose: Purpose::Login,
+            device: Some(device),
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let out = block_on(core.begin(&req, &|_| true)).expect("begun");
+        let BeginResult::Challenge {
+            txn, push: Some(_), ..
+        } = out.value
+        else {
+            panic!("a push: {:?}", out.value);
+        };
+        assert_eq!(block_on(core.txn_verdict(txn)), Ok(Verdict::Pending));
+
+        let (entered, in_index) = mpsc::channel();
+        let (go, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let answering = {
+            let core = core.clone();
+            std::thread::spawn(move || {
+                block_on(core.store().update_indexed(
+                    "ann",
+                    false,
+                    |u, _| u.txns.retain(|t| t.id != txn),
+                    |_| {
+                        let _ = entered.send(());
+                        let _ = wait
+                            .lock()
+                            .expect("not poisoned")
+                            .recv_timeout(Duration::from_secs(1));
+                        Some(IndexOp::Settle {
+                            txn,
+                            verdict: Verdict::Declined,
+                            until_ms: u64::MAX,
+                        })
+                    },
+                ))
+                .expect("committed");
+            })
+        };
+        in_index.recv().expect("the answer reached its index step");
+        let read = block_on(core.txn_verdict(txn));
+        let _ = go.send(());
+        answering.join().expect("the answer committed");
+        assert_eq!(read, Ok(Verdict::Declined));
     }
 }

@@ -19,7 +19,7 @@ use crate::config::CoreConfig;
 use crate::error::StoreError;
 use crate::record::Record;
 use crate::share::Share;
-use crate::store::{Committed, Sequence, Store, TxnEntry};
+use crate::store::{Committed, IndexOp, Sequence, Store, TxnEntry};
 use crate::user::UserState;
 
 /// Where the embedded store makes records durable.
@@ -184,30 +184,51 @@ impl<J: Journal> MemoryStore<J> {
         }
     }
 
-    fn update_now<T, F>(
+    /// Runs `rule` under the user's mutex, commits its records, and writes what `index` makes
+    /// of its value to the transaction index before the mutex is released: whoever reads the
+    /// user without the transaction the rule spent finds its verdict in the index (an `Await`
+    /// reading in between would otherwise know neither, and answer `unknown`).
+    fn update_now<T, F, I>(
         &self,
         name: &str,
         create: bool,
         mut rule: F,
+        index: I,
     ) -> Result<Option<Committed<T, J::Ticket>>, StoreError>
     where
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
+        I: Fn(&T) -> Option<IndexOp>,
     {
         self.journal.healthy()?;
         let _paused = self.pause.read();
         let mut records = Vec::new();
-        let commit = |records: &Vec<Record>| -> Result<Option<J::Ticket>, StoreError> {
-            if records.is_empty() {
-                return Ok(None);
+        let commit = |records: &Vec<Record>, value: &T| -> Result<Option<J::Ticket>, StoreError> {
+            let ticket = if records.is_empty() {
+                None
+            } else {
+                let ticket = self.journal.append(records)?;
+                self.index(records);
+                Some(ticket)
+            };
+            match index(value) {
+                Some(IndexOp::Bind {
+                    txn,
+                    device,
+                    until_ms,
+                }) => self.bind_now(txn, name, device, until_ms),
+                Some(IndexOp::Settle {
+                    txn,
+                    verdict,
+                    until_ms,
+                }) => self.settle_now(txn, verdict, until_ms),
+                None => {}
             }
-            let ticket = self.journal.append(records)?;
-            self.index(records);
-            Ok(Some(ticket))
+            Ok(ticket)
         };
         if let Some(entry) = self.users.get(name) {
             let mut u = entry.lock();
             let value = rule(&mut u, &mut records);
-            let ticket = commit(&records)?;
+            let ticket = commit(&records, &value)?;
             return Ok(Some(Committed { value, ticket }));
         }
         if !create {
@@ -217,7 +238,7 @@ impl<J: Journal> MemoryStore<J> {
             dashmap::Entry::Occupied(e) => {
                 let mut u = e.get().lock();
                 let value = rule(&mut u, &mut records);
-                let ticket = commit(&records)?;
+                let ticket = commit(&records, &value)?;
                 Ok(Some(Committed { value, ticket }))
             }
             dashmap::Entry::Vacant(v) => {
@@ -229,10 +250,29 @@ impl<J: Journal> MemoryStore<J> {
                         ticket: None,
                     }));
                 }
-                let ticket = commit(&records)?;
+                let ticket = commit(&records, &value)?;
                 v.insert(Box::new(Mutex::new(u)));
                 Ok(Some(Committed { value, ticket }))
             }
+        }
+    }
+
+    fn bind_now(&self, txn: TxnId, user: &str, device: DeviceId, until_ms: u64) {
+        if let dashmap::Entry::Vacant(v) = self.txns.entry(txn.0) {
+            v.insert(Indexed {
+                user: user.into(),
+                device: device.0,
+                until: until_ms,
+                verdict: None,
+            });
+            self.open_txns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn settle_now(&self, txn: TxnId, verdict: Verdict, until_ms: u64) {
+        if let Some(mut t) = self.txns.get_mut(&txn.0) {
+            t.verdict = Some(verdict);
+            t.until = until_ms;
         }
     }
 
@@ -310,7 +350,22 @@ impl<J: Journal> Store for MemoryStore<J> {
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
     {
-        ready(self.update_now(user, create, rule))
+        ready(self.update_now(user, create, rule, |_| None))
+    }
+
+    fn update_indexed<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        rule: F,
+        index: I,
+    ) -> impl Future<Output = Result<Option<Committed<T, J::Ticket>>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        ready(self.update_now(user, create, rule, index))
     }
 
     fn read<T, F>(
@@ -372,15 +427,7 @@ impl<J: Journal> Store for MemoryStore<J> {
         device: DeviceId,
         until_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        if let dashmap::Entry::Vacant(v) = self.txns.entry(txn.0) {
-            v.insert(Indexed {
-                user: user.into(),
-                device: device.0,
-                until: until_ms,
-                verdict: None,
-            });
-            self.open_txns.fetch_add(1, Ordering::Relaxed);
-        }
+        self.bind_now(txn, user, device, until_ms);
         ready(Ok(()))
     }
 
@@ -390,10 +437,7 @@ impl<J: Journal> Store for MemoryStore<J> {
         verdict: Verdict,
         until_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        if let Some(mut t) = self.txns.get_mut(&txn.0) {
-            t.verdict = Some(verdict);
-            t.until = until_ms;
-        }
+        self.settle_now(txn, verdict, until_ms);
         ready(Ok(()))
     }
 

@@ -117,9 +117,12 @@ pub trait Store: Send + Sync + 'static {
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send;
 
     /// As [`Store::update`], then what the committed value tells the transaction index
-    /// (`index`), committed with the change or right after it. The default writes it after,
-    /// with [`Store::txn_bind`] or [`Store::txn_settle`]; a cluster store writes it in the
-    /// same atomic step when the transaction lives beside its user ([`Store::txn_slot`]).
+    /// (`index`). A store read concurrently writes it before the change can be read (the
+    /// embedded store under the user's mutex; a cluster store in the same atomic step, when
+    /// the transaction lives beside its user, [`Store::txn_slot`]): whoever reads the user
+    /// without a transaction its answer spent must find the verdict in the index, or an
+    /// `Await` reading in between answers `unknown`. The default writes it right after, with
+    /// [`Store::txn_bind`] or [`Store::txn_settle`].
     fn update_indexed<T, F, I>(
         &self,
         user: &str,
