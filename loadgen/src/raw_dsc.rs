@@ -9,17 +9,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bytes::BytesMut;
 use sls_protocol::{
     frame, Challenge, DeviceId, DeviceKind, Message, Purpose, Role, TxnId, Verdict, ALPN_FRONTEND,
 };
 
 use crate::client::ClientTls;
-use crate::fleet::{self, Mix, Persona, SimUser};
+use crate::fleet::{Mix, Persona, SimUser};
 use crate::raw::{self, Driver, Shape};
 use crate::report::{Latency, ScenarioSummary, Summary};
-use crate::run::{connect_pipelines, enrol, FleetSpec, RunResult, Target};
+use crate::run::{enrol_fleet, FleetSpec, RunResult, Target};
 
 /// A DSC+ user as the driver needs it.
 struct Login {
@@ -132,15 +132,7 @@ pub async fn run(
         max_apps: 0,
     };
     let endpoint = crate::client::endpoint("127.0.0.1:0".parse()?)?;
-    let mut admin = connect_pipelines(target, Role::Admin, 1, &endpoint).await?;
-    let (admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
-    let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
-    let took = enrol(&admin_pipe, &mut users).await?;
-    eprintln!(
-        "enrolled {} users in {:.2} s",
-        users.len(),
-        took.as_secs_f64()
-    );
+    let (admin_conn, _admin_pipe, users) = enrol_fleet(target, &spec, &endpoint).await?;
     let logins: Vec<Login> = users.iter().filter_map(login_of).collect();
     if logins.is_empty() {
         bail!("no DSC+ user in the fleet (--mix dsc_plus=1)");

@@ -185,6 +185,26 @@ pub async fn run_live(
     result
 }
 
+/// Builds `spec`'s fleet and enrols it through an admin connection to `target` on `endpoint`,
+/// saying how long it took. Returns the admin connection, its stream and the users with their
+/// device ids filled in.
+pub async fn enrol_fleet(
+    target: &Target,
+    spec: &FleetSpec,
+    endpoint: &quinn::Endpoint,
+) -> anyhow::Result<(quinn::Connection, Pipeline, Vec<SimUser>)> {
+    let mut admin = connect_pipelines(target, Role::Admin, 1, endpoint).await?;
+    let (admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
+    let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
+    let took = enrol(&admin_pipe, &mut users).await?;
+    eprintln!(
+        "enrolled {} users in {:.2} s",
+        users.len(),
+        took.as_secs_f64()
+    );
+    Ok((admin_conn, admin_pipe, users))
+}
+
 /// Enrols the fleet through the first target's admin stream and connects the frontends,
 /// `spec.connections` of them spread in turn over `targets` (nodes sharing one store): the
 /// steps take them in turn, so a login may begin on one node and be answered on another. The
@@ -196,15 +216,7 @@ pub async fn prepare(
 ) -> anyhow::Result<Prepared> {
     let first = targets.first().context("no target")?;
     let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
-    let mut admin = connect_pipelines(first, Role::Admin, 1, &endpoint).await?;
-    let (admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
-    let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
-    let took = enrol(&admin_pipe, &mut users).await?;
-    eprintln!(
-        "enrolled {} users in {:.2} s",
-        users.len(),
-        took.as_secs_f64()
-    );
+    let (admin_conn, admin_pipe, users) = enrol_fleet(first, spec, &endpoint).await?;
     let want = spec.connections.max(1);
     let mut per_target: Vec<_> = Vec::with_capacity(targets.len());
     for (t, target) in targets.iter().enumerate() {
