@@ -40,6 +40,18 @@ impl Backend {
     }
 }
 
+/// Awaits the same call on whichever store this is. The Redis store's futures are boxed: they
+/// are large (a cluster client's state), and unboxed they would size every future the core
+/// builds over the embedded store too, to be copied on every request.
+macro_rules! either_await {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Backend::Embedded($s) => $call.await,
+            Backend::Redis($s) => Box::pin($call).await,
+        }
+    };
+}
+
 /// Runs the same call on whichever store this is.
 macro_rules! either {
     ($self:ident, $s:ident => $call:expr) => {
@@ -65,7 +77,7 @@ impl Store for Backend {
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
     {
-        either!(self, s => s.update(user, create, rule).await)
+        either_await!(self, s => s.update(user, create, rule))
     }
 
     async fn update_indexed<T, F, I>(
@@ -80,7 +92,7 @@ impl Store for Backend {
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
         I: Fn(&T) -> Option<IndexOp> + Send + Sync,
     {
-        either!(self, s => s.update_indexed(user, create, rule, index).await)
+        either_await!(self, s => s.update_indexed(user, create, rule, index))
     }
 
     fn txn_slot(&self, user: &str) -> Option<u16> {
@@ -92,23 +104,23 @@ impl Store for Backend {
         T: Send,
         F: FnOnce(&UserState) -> T + Send,
     {
-        either!(self, s => s.read(user, read).await)
+        either_await!(self, s => s.read(user, read))
     }
 
     async fn durable(&self, ticket: u64) -> Result<(), StoreError> {
-        either!(self, s => s.durable(ticket).await)
+        either_await!(self, s => s.durable(ticket))
     }
 
     async fn fence(&self, user: &str) -> Result<Option<u64>, StoreError> {
-        either!(self, s => s.fence(user).await)
+        either_await!(self, s => s.fence(user))
     }
 
     async fn decoy(&self, user: &str) -> Result<Option<u64>, StoreError> {
-        either!(self, s => s.decoy(user).await)
+        either_await!(self, s => s.decoy(user))
     }
 
     async fn txn_get(&self, txn: TxnId, now_ms: u64) -> Result<Option<TxnEntry>, StoreError> {
-        either!(self, s => s.txn_get(txn, now_ms).await)
+        either_await!(self, s => s.txn_get(txn, now_ms))
     }
 
     async fn txn_bind(
@@ -118,7 +130,7 @@ impl Store for Backend {
         device: DeviceId,
         until_ms: u64,
     ) -> Result<(), StoreError> {
-        either!(self, s => s.txn_bind(txn, user, device, until_ms).await)
+        either_await!(self, s => s.txn_bind(txn, user, device, until_ms))
     }
 
     async fn txn_settle(
@@ -127,7 +139,7 @@ impl Store for Backend {
         verdict: Verdict,
         until_ms: u64,
     ) -> Result<(), StoreError> {
-        either!(self, s => s.txn_settle(txn, verdict, until_ms).await)
+        either_await!(self, s => s.txn_settle(txn, verdict, until_ms))
     }
 
     fn open_txns(&self) -> usize {
@@ -139,11 +151,11 @@ impl Store for Backend {
     }
 
     async fn next_id(&self, seq: Sequence) -> Result<u32, StoreError> {
-        either!(self, s => s.next_id(seq).await)
+        either_await!(self, s => s.next_id(seq))
     }
 
     async fn device_owner(&self, device: DeviceId) -> Result<Option<Arc<str>>, StoreError> {
-        either!(self, s => s.device_owner(device).await)
+        either_await!(self, s => s.device_owner(device))
     }
 
     async fn update_share<T, F>(&self, id: u32, change: F) -> Result<Committed<T, u64>, StoreError>
@@ -151,15 +163,15 @@ impl Store for Backend {
         T: Send,
         F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
     {
-        either!(self, s => s.update_share(id, change).await)
+        either_await!(self, s => s.update_share(id, change))
     }
 
     async fn primary_of(&self, entity: &str) -> Result<Option<String>, StoreError> {
-        either!(self, s => s.primary_of(entity).await)
+        either_await!(self, s => s.primary_of(entity))
     }
 
     async fn note_lockout(&self, at_ms: u64, window_ms: u64) -> Result<usize, StoreError> {
-        either!(self, s => s.note_lockout(at_ms, window_ms).await)
+        either_await!(self, s => s.note_lockout(at_ms, window_ms))
     }
 
     fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
@@ -176,6 +188,6 @@ impl Store for Backend {
         now_ms: u64,
         quota: UserQuota,
     ) -> Result<UserToken, StoreError> {
-        either!(self, s => s.take_user_token(user, now_ms, quota).await)
+        either_await!(self, s => s.take_user_token(user, now_ms, quota))
     }
 }

@@ -49,6 +49,7 @@ mod shadow;
 pub mod share;
 mod store;
 mod txn;
+mod txn_index;
 mod user;
 mod verify;
 mod withdrawal;

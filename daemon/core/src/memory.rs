@@ -20,6 +20,7 @@ use crate::error::StoreError;
 use crate::record::Record;
 use crate::share::Share;
 use crate::store::{Committed, IndexOp, Sequence, Store, TxnEntry};
+use crate::txn_index::TxnIndex;
 use crate::user::UserState;
 
 /// Where the embedded store makes records durable.
@@ -72,13 +73,6 @@ impl Journal for NoJournal {
 
 type Map<K, V> = DashMap<K, V, ahash::RandomState>;
 
-struct Indexed {
-    user: Arc<str>,
-    device: u32,
-    until: u64,
-    verdict: Option<Verdict>,
-}
-
 /// The embedded store.
 pub struct MemoryStore<J: Journal = NoJournal> {
     config: CoreConfig,
@@ -87,8 +81,7 @@ pub struct MemoryStore<J: Journal = NoJournal> {
     /// factor (44% to 88%) multiplies slot size, not user size.
     users: Map<Box<str>, Box<Mutex<UserState>>>,
     /// Transaction → its user, device, verdict once spent, and until when it is remembered.
-    txns: Map<u128, Indexed>,
-    open_txns: AtomicUsize,
+    txns: TxnIndex,
     next_device: AtomicU32,
     next_share: AtomicU32,
     ib_owner: Map<u32, Arc<str>>,
@@ -154,8 +147,7 @@ impl<J: Journal> MemoryStore<J> {
             config,
             journal,
             users: DashMap::with_hasher(ahash::RandomState::new()),
-            txns: DashMap::with_hasher(ahash::RandomState::new()),
-            open_txns: AtomicUsize::new(0),
+            txns: TxnIndex::new(),
             next_device: AtomicU32::new(1),
             next_share: AtomicU32::new(1),
             ib_owner: DashMap::with_hasher(ahash::RandomState::new()),
@@ -258,22 +250,11 @@ impl<J: Journal> MemoryStore<J> {
     }
 
     fn bind_now(&self, txn: TxnId, user: &str, device: DeviceId, until_ms: u64) {
-        if let dashmap::Entry::Vacant(v) = self.txns.entry(txn.0) {
-            v.insert(Indexed {
-                user: user.into(),
-                device: device.0,
-                until: until_ms,
-                verdict: None,
-            });
-            self.open_txns.fetch_add(1, Ordering::Relaxed);
-        }
+        self.txns.bind(txn, user, device, until_ms);
     }
 
     fn settle_now(&self, txn: TxnId, verdict: Verdict, until_ms: u64) {
-        if let Some(mut t) = self.txns.get_mut(&txn.0) {
-            t.verdict = Some(verdict);
-            t.until = until_ms;
-        }
+        self.txns.settle(txn, verdict, until_ms);
     }
 
     /// Applies a journalled record (start-up replay). Records of unknown users are skipped:
@@ -411,13 +392,7 @@ impl<J: Journal> Store for MemoryStore<J> {
         txn: TxnId,
         now_ms: u64,
     ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
-        ready(Ok(self.txns.get(&txn.0).and_then(|t| {
-            (t.until > now_ms).then(|| TxnEntry {
-                user: t.user.clone(),
-                device: DeviceId(t.device),
-                verdict: t.verdict,
-            })
-        })))
+        ready(Ok(self.txns.get(txn, now_ms)))
     }
 
     fn txn_bind(
@@ -442,20 +417,13 @@ impl<J: Journal> Store for MemoryStore<J> {
     }
 
     fn open_txns(&self) -> usize {
-        self.open_txns.load(Ordering::Relaxed)
+        self.txns.open()
     }
 
     fn sweep(&self, now_ms: u64) -> usize {
-        let before = self.txns.len();
         // The users of challenges abandoned open: their state still holds them.
         let mut abandoned: Vec<Arc<str>> = Vec::new();
-        self.txns.retain(|_, t| {
-            let keep = t.until > now_ms;
-            if !keep && t.verdict.is_none() {
-                abandoned.push(t.user.clone());
-            }
-            keep
-        });
+        let removed = self.txns.sweep(now_ms, |user| abandoned.push(user));
         for name in abandoned {
             if let Some(e) = self.users.get(&*name) {
                 let mut u = e.lock();
@@ -466,12 +434,6 @@ impl<J: Journal> Store for MemoryStore<J> {
                 }
             }
         }
-        let removed = before.saturating_sub(self.txns.len());
-        let _ = self
-            .open_txns
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(removed))
-            });
         removed
     }
 

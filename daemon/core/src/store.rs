@@ -225,7 +225,11 @@ pub trait Store: Send + Sync + 'static {
         until_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Transactions remembered now (the bound of open transactions is checked against it).
+    /// Transactions open now, the bound of open transactions (`max_open_txns`) is checked
+    /// against it. The embedded store counts those begun and neither spent nor past their life
+    /// (the spent ones it remembers for the replay window are the login rate times the window,
+    /// and must not refuse logins at a high rate); the Redis store, those this node bound, until
+    /// their deadline.
     fn open_txns(&self) -> usize;
 
     /// Forgets transaction ids past their deadline; returns how many.

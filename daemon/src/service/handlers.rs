@@ -10,7 +10,7 @@ use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, S
 use super::proof::prove;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
-use super::{awaits, nodes, opened};
+use super::{awaits, nodes};
 use crate::core::{
     ActivationNotice, BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec,
 };
@@ -121,6 +121,7 @@ pub async fn handle(
         } => match core.answer(txn, &response, client).await {
             Ok(out) => {
                 keep(ticket, out.ticket);
+                peer.opened.answered(txn, &out.value);
                 Reply::Now(Message::Judged { verdict: out.value })
             }
             Err(e) => store_error(&e),
@@ -156,7 +157,6 @@ pub async fn handle(
             peer.pending = Some((device, nonce));
             Reply::Now(Message::DeviceNonce { nonce })
         }
-        Message::DeviceProve { proof } => prove(state, peer, &proof).await,
         Message::PushAnswer {
             txn,
             approve,
@@ -184,6 +184,17 @@ pub async fn handle(
             }),
             _ => error(Status::FORBIDDEN, "prove the device key first"),
         },
+        // The rest is rare (a device's proof, administration): boxed, so that its larger
+        // futures do not size, and get copied with, every login's.
+        other => Box::pin(rare(state, peer, other, ticket)).await,
+    }
+}
+
+/// The requests that are not a login's: an IB Key app's proof and the admin tool's.
+async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Option<Lsn>) -> Reply {
+    let core = &state.core;
+    match message {
+        Message::DeviceProve { proof } => prove(state, peer, &proof).await,
 
         // ---- admin ----
         Message::EnrolUser {
@@ -438,7 +449,7 @@ async fn begin(
                     push,
                 } => {
                     if let Some(place) = place {
-                        place.issued(txn, opened::until(core.config().challenge_ttl));
+                        place.issued(txn, core.config().challenge_ttl);
                     }
                     if let Some(p) = push {
                         let message = Message::Push {

@@ -9,12 +9,14 @@
 //! ```
 //!
 //! A challenge counts from its `Begin` until it expires (by this node's clock, the challenge
-//! life after its `Begin`), or until a probe finds it answered or voided: a connection at its
-//! cap frees the places of the challenges it answered as it asks for more. The lock is never
-//! held across an await; a place is reserved across the core's `begin`, so concurrent streams
-//! of one connection cannot both take the last one.
+//! life after its `Begin`), until an answer on this connection spends it, or until a probe
+//! finds it answered or voided: answered elsewhere (another connection, another node), it is
+//! freed when this connection, at its cap, asks for more. The lock is never held across an
+//! await; a place is reserved across the core's `begin`, so concurrent streams of one
+//! connection cannot both take the last one. Every operation is O(1) amortised: a frontend that
+//! answers what it begins never meets its cap, however fast it logs users in.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -28,19 +30,37 @@ pub const PROBES: usize = 16;
 
 #[derive(Default)]
 struct Inner {
-    /// (transaction, when it stops counting), in the order begun: the expiries are in order.
-    open: VecDeque<(TxnId, Instant)>,
+    /// The challenges counted, and when each stops counting.
+    open: HashMap<TxnId, Instant, ahash::RandomState>,
+    /// The same in the order begun (so their expiries are in order), with some already spent:
+    /// those are skipped, and dropped once they are half the queue.
+    order: VecDeque<(TxnId, Instant)>,
     /// Places reserved by `Begin`s in progress.
     reserved: usize,
-    /// Where the next probe starts (the oldest ones may all be open: the probes walk on).
+    /// Where the next probe starts in `order` (the oldest ones may all be open: probes walk on).
     cursor: usize,
 }
 
 impl Inner {
     fn prune(&mut self, now: Instant) {
-        while self.open.front().is_some_and(|&(_, until)| until <= now) {
-            self.open.pop_front();
+        while let Some(&(txn, until)) = self.order.front() {
+            if until > now {
+                break;
+            }
+            self.order.pop_front();
+            self.open.remove(&txn);
             self.cursor = self.cursor.saturating_sub(1);
+        }
+    }
+
+    fn forget(&mut self, txn: TxnId) {
+        if self.open.remove(&txn).is_none() {
+            return;
+        }
+        if self.order.len() > 64 && self.order.len() / 2 > self.open.len() {
+            let open = &self.open;
+            self.order.retain(|(t, _)| open.contains_key(t));
+            self.cursor = 0;
         }
     }
 
@@ -53,9 +73,9 @@ impl Inner {
 #[derive(Default)]
 pub struct Opened(Mutex<Inner>);
 
-/// A place reserved for a `Begin` in progress; given back when dropped.
+/// A place reserved for a `Begin` in progress, and when; given back when dropped.
 #[must_use = "the place is held until this is dropped"]
-pub struct Place<'a>(&'a Opened);
+pub struct Place<'a>(&'a Opened, Instant);
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
@@ -65,9 +85,13 @@ impl Drop for Place<'_> {
 }
 
 impl Place<'_> {
-    /// The `Begin` issued `txn`, which stops counting at `until` at the latest.
-    pub fn issued(self, txn: TxnId, until: Instant) {
-        self.0 .0.lock().open.push_back((txn, until));
+    /// The `Begin` issued `txn`, which stops counting after `life` (from the reservation) at
+    /// the latest.
+    pub fn issued(self, txn: TxnId, life: Duration) {
+        let until = self.1.checked_add(life).unwrap_or(self.1);
+        let mut i = self.0 .0.lock();
+        i.open.insert(txn, until);
+        i.order.push_back((txn, until));
     }
 }
 
@@ -82,20 +106,33 @@ impl Opened {
         self.len() == 0
     }
 
+    /// An answer on this connection judged `txn` with `verdict`: unless the verdict left the
+    /// challenge open (the user locked, the answer rate-limited), it no longer counts.
+    pub fn answered(&self, txn: TxnId, verdict: &Verdict) {
+        if !matches!(
+            verdict,
+            Verdict::Locked { .. } | Verdict::RateLimited { .. }
+        ) {
+            self.0.lock().forget(txn);
+        }
+    }
+
     fn try_reserve(&self, cap: usize, now: Instant) -> Result<Place<'_>, Vec<TxnId>> {
         let mut i = self.0.lock();
         i.prune(now);
         if i.held() < cap {
             i.reserved = i.reserved.saturating_add(1);
-            return Ok(Place(self));
+            return Ok(Place(self, now));
         }
-        let n = i.open.len();
+        let n = i.order.len();
         if n == 0 {
             return Err(Vec::new());
         }
         let start = i.cursor % n;
-        let probes = (0..PROBES.min(n))
-            .filter_map(|k| i.open.get((start + k) % n).map(|&(t, _)| t))
+        let probes: Vec<TxnId> = (0..n)
+            .filter_map(|k| i.order.get((start + k) % n).map(|&(t, _)| t))
+            .filter(|t| i.open.contains_key(t))
+            .take(PROBES)
             .collect();
         i.cursor = (start + PROBES.min(n)) % n;
         Err(probes)
@@ -118,16 +155,12 @@ impl Opened {
         }
         if !done.is_empty() {
             let mut i = self.0.lock();
-            i.open.retain(|(t, _)| !done.contains(t));
+            for txn in done {
+                i.forget(txn);
+            }
         }
         self.try_reserve(cap, Instant::now()).ok()
     }
-}
-
-/// When a challenge begun now stops counting: after its life.
-pub fn until(ttl: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(ttl).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -142,12 +175,41 @@ mod tests {
         let b = o.try_reserve(2, t0).ok().unwrap();
         assert_eq!(o.try_reserve(2, t0).err().map(|p| p.len()), Some(0));
         drop(b);
-        a.issued(TxnId(1), t0 + Duration::from_secs(1));
+        a.issued(TxnId(1), Duration::from_secs(1));
         let c = o.try_reserve(2, t0).ok().unwrap();
-        c.issued(TxnId(2), t0 + Duration::from_secs(2));
+        c.issued(TxnId(2), Duration::from_secs(2));
         assert_eq!(o.try_reserve(2, t0).err(), Some(vec![TxnId(1), TxnId(2)]));
         let t1 = t0 + Duration::from_secs(1);
         assert!(o.try_reserve(2, t1).is_ok());
         assert_eq!(o.len(), 1);
+    }
+
+    #[test]
+    fn a_challenge_answered_on_its_connection_stops_counting_at_once() {
+        let o = Opened::default();
+        let t0 = Instant::now();
+        let life = Duration::from_secs(120);
+        // Far more logins than the cap, each answered: the cap is never met (before, every
+        // answered challenge counted for its whole life, and the connection met its cap).
+        for n in 0..10_000u128 {
+            let place = o.try_reserve(100, t0).ok().expect("a place");
+            place.issued(TxnId(n), life);
+            let verdict = if n % 2 == 0 {
+                Verdict::Rejected { failures_left: 9 }
+            } else {
+                Verdict::Expired
+            };
+            o.answered(TxnId(n), &verdict);
+        }
+        assert_eq!(o.len(), 0);
+        // The queue of the order begun is compacted as it goes, not kept for the life.
+        assert!(o.0.lock().order.len() <= 130, "{}", o.0.lock().order.len());
+        // A verdict that leaves the challenge open keeps it counted, and probed at the cap.
+        let place = o.try_reserve(1, t0).ok().expect("a place");
+        place.issued(TxnId(7_777), life);
+        o.answered(TxnId(7_777), &Verdict::RateLimited { retry_after_ms: 5 });
+        o.answered(TxnId(7_777), &Verdict::Locked { until_ms: 1 });
+        assert_eq!(o.len(), 1);
+        assert_eq!(o.try_reserve(1, t0).err(), Some(vec![TxnId(7_777)]));
     }
 }

@@ -14,8 +14,10 @@
 //! partial frame is at most one frame: `MAX_FRAME`, or `MAX_FRAME_UNPROVEN` until its
 //! connection has proven a key.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -32,6 +34,9 @@ use crate::core::Store as _;
 
 /// A store's ticket.
 type Lsn = u64;
+
+/// Most bytes one batch takes from a stream before it handles them.
+const READ_MAX: usize = 64 * 1024;
 
 /// The length of the frame `buf` begins with, header included, as its header declares it (the
 /// bytes there so far when the length field itself is partial).
@@ -56,6 +61,7 @@ pub async fn serve_stream(
         state,
         peer,
         hello: false,
+        draining: false,
         later: Later::new(),
         out: BytesMut::with_capacity(16 * 1024),
         push_tx,
@@ -77,8 +83,22 @@ pub async fn serve_stream(
             break;
         }
         tokio::select! {
-            chunk = recv.read_chunk(64 * 1024, true), if !closing => match chunk {
-                Ok(Some(chunk)) => inbuf.extend_from_slice(&chunk.bytes),
+            chunk = recv.read_chunk(READ_MAX, true), if !closing => match chunk {
+                Ok(Some(chunk)) => {
+                    inbuf.extend_from_slice(&chunk.bytes);
+                    // What else has arrived joins this batch: one pass, one write for all.
+                    while inbuf.len() < READ_MAX {
+                        match recv.read_chunk(READ_MAX, true).now_or_never() {
+                            Some(Ok(Some(chunk))) => inbuf.extend_from_slice(&chunk.bytes),
+                            Some(Ok(None)) => {
+                                closing = true;
+                                break;
+                            }
+                            // An error is the stream's: the next read meets it again.
+                            Some(Err(_)) | None => break,
+                        }
+                    }
+                }
                 Ok(None) => {
                     closing = true;
                     continue;
@@ -184,6 +204,8 @@ struct Conversation {
     state: State,
     peer: Peer,
     hello: bool,
+    /// Whether shutdown had begun when this batch began (read once a batch, not per request).
+    draining: bool,
     later: Later,
     /// Answers to write.
     out: BytesMut,
@@ -215,6 +237,7 @@ impl Conversation {
     /// that brought them in completed (where their queue wait starts).
     async fn batch(&mut self, inbuf: &mut BytesMut, read_at: Instant) -> Batch {
         let state = self.state.clone();
+        self.draining = state.is_draining();
         let mut batch = Batch {
             answered: 0,
             fatal: false,
@@ -222,13 +245,17 @@ impl Conversation {
         // Answers whose request changed durable state: sent once their records are on disk.
         let mut after_durable: Vec<(u32, Message)> = Vec::new();
         let mut last: Option<Lsn> = None;
+        // When the request before ended, which is when the next one's handling starts: one
+        // clock read per request, not two.
+        let mut clock = read_at;
         loop {
             match frame::decode(inbuf) {
                 Ok(None) => break,
                 Ok(Some(Frame { id, message })) => {
                     batch.answered += 1;
-                    if let Some((id, msg, lsn)) =
-                        self.one(id, message, read_at, &mut batch.fatal).await
+                    if let Some((id, msg, lsn)) = self
+                        .one(id, message, read_at, &mut clock, &mut batch.fatal)
+                        .await
                     {
                         last = last.max(Some(lsn));
                         after_durable.push((id, msg));
@@ -280,10 +307,11 @@ impl Conversation {
         id: u32,
         message: Message,
         read_at: Instant,
+        clock: &mut Instant,
         fatal: &mut bool,
     ) -> Option<(u32, Message, Lsn)> {
         let state = self.state.clone();
-        if state.is_draining() {
+        if self.draining {
             error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut self.out);
             return None;
         }
@@ -330,22 +358,25 @@ impl Conversation {
             error_frame(id, Status::TOO_MANY_IN_FLIGHT, text, &mut self.out);
             return None;
         }
-        let t0 = Instant::now();
+        let t0 = *clock;
         let kind = message.type_code();
         let name = message.type_name();
         let mut ticket = None;
         let reply = {
             let _in_flight = Held::new(&state.in_flight, 1);
             let promised = self.later.issued();
-            let handling = handlers::handle(
-                &state,
-                &mut self.peer,
-                id,
-                message,
-                &mut ticket,
-                &mut self.later,
-            );
-            match isolate(handling).await {
+            let handled = {
+                let handling = handlers::handle(
+                    &state,
+                    &mut self.peer,
+                    id,
+                    message,
+                    &mut ticket,
+                    &mut self.later,
+                );
+                isolate(std::pin::pin!(handling)).await
+            };
+            match handled {
                 Some(reply) => reply,
                 None => after_panic(name, &self.later, promised),
             }
@@ -371,9 +402,13 @@ impl Conversation {
         let Reply::Now(msg) = reply else {
             return None;
         };
-        state
-            .metrics
-            .request(kind, &msg, t0.duration_since(read_at), t0.elapsed());
+        *clock = Instant::now();
+        state.metrics.request(
+            kind,
+            &msg,
+            t0.duration_since(read_at),
+            clock.duration_since(t0),
+        );
         if let Some(lsn) = ticket {
             return Some((id, msg, lsn));
         }
@@ -385,8 +420,18 @@ impl Conversation {
 /// Runs one request's handling so that a panic in it is this request's `INTERNAL` answer and
 /// not the end of the stream (and of the other requests in flight on it): `None` if it
 /// panicked. Changes the core committed before the panic are journalled with their change.
-async fn isolate(handling: impl Future<Output = Reply>) -> Option<Reply> {
-    AssertUnwindSafe(handling).catch_unwind().await.ok()
+///
+/// The handling is polled where it was pinned: a handler's future is large (a kilobyte and
+/// more), and a wrapper that owned it would copy it on every request.
+async fn isolate<F: Future<Output = Reply>>(mut handling: Pin<&mut F>) -> Option<Reply> {
+    poll_fn(
+        |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| handling.as_mut().poll(cx))) {
+            Ok(Poll::Ready(reply)) => Poll::Ready(Some(reply)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
 }
 
 /// Warnings of panicked requests (a peer could repeat the request that panics).
@@ -445,7 +490,7 @@ mod tests {
     async fn a_panicking_handler_answers_internal_and_the_next_request_is_served() {
         let later = Later::new();
         let promised = later.issued();
-        let reply = match isolate(async { panic!("a handler's bug") }).await {
+        let reply = match isolate(std::pin::pin!(async { panic!("a handler's bug") })).await {
             Some(r) => r,
             None => after_panic("EnrolDevice", &later, promised),
         };
@@ -453,7 +498,7 @@ mod tests {
             Reply::Now(Message::Error { status, .. }) => assert_eq!(status, Status::INTERNAL),
             other => panic!("{other:?}"),
         }
-        let reply = isolate(async { Reply::Now(Message::Pong {}) }).await;
+        let reply = isolate(std::pin::pin!(async { Reply::Now(Message::Pong {}) })).await;
         assert!(matches!(reply, Some(Reply::Now(Message::Pong {}))));
     }
 
@@ -462,10 +507,10 @@ mod tests {
         let mut later = Later::new();
         let promised = later.issued();
         let owed = later.promise(9);
-        let r = isolate(async move {
+        let r = isolate(std::pin::pin!(async move {
             let _owed = owed;
             panic!("after parking");
-        })
+        }))
         .await;
         assert!(r.is_none());
         assert!(matches!(

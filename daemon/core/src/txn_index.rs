@@ -1,0 +1,164 @@
+//! The embedded store's transaction index: an open challenge's user and device, and for the
+//! replay window the verdict of a spent one (R12).
+//!
+//! Two maps, because their entries live differently:
+//!
+//! ```text
+//!  Begin ─▶ open  (the logins in flight: thousands; read by the answer, small, in cache)
+//!  Answer ─▶ spent (every login of the last replay window: rate × window, millions at a
+//!            million logins a second; written once, read by a replay or an Await)
+//!  sweep ─▶ both, past their deadlines
+//! ```
+//!
+//! Kept apart, the map every answer reads stays small; the large one is touched once per login,
+//! when the answer moves its entry there. A spent entry is written before its open one is
+//! removed, so a reader finds the transaction in one or the other throughout.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use sls_protocol::{DeviceId, TxnId, Verdict};
+
+use crate::store::TxnEntry;
+
+type Map<V> = DashMap<u128, V, ahash::RandomState>;
+
+struct Bound {
+    user: Arc<str>,
+    device: u32,
+    /// Until when it is remembered, ms since the epoch.
+    until: u64,
+}
+
+/// Open and spent transactions.
+pub(crate) struct TxnIndex {
+    open: Map<Bound>,
+    spent: Map<(Bound, Verdict)>,
+    /// `open`'s length, kept apart: a `DashMap`'s `len` locks every shard, and every `Begin`
+    /// checks the bound of open challenges.
+    open_count: AtomicUsize,
+}
+
+impl TxnIndex {
+    pub(crate) fn new() -> TxnIndex {
+        TxnIndex {
+            open: DashMap::with_hasher(ahash::RandomState::new()),
+            spent: DashMap::with_hasher(ahash::RandomState::new()),
+            open_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// A challenge begun for `user`'s `device`. Its id is 128 random bits the core drew: never
+    /// one it gave before.
+    pub(crate) fn bind(&self, txn: TxnId, user: &str, device: DeviceId, until_ms: u64) {
+        if let dashmap::Entry::Vacant(v) = self.open.entry(txn.0) {
+            v.insert(Bound {
+                user: user.into(),
+                device: device.0,
+                until: until_ms,
+            });
+            self.open_count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `txn` was spent with `verdict`: remembered so until `until_ms`.
+    pub(crate) fn settle(&self, txn: TxnId, verdict: Verdict, until_ms: u64) {
+        let Some(bound) = self.open.get(&txn.0).map(|b| Bound {
+            user: Arc::clone(&b.user),
+            device: b.device,
+            until: until_ms,
+        }) else {
+            if let Some(mut s) = self.spent.get_mut(&txn.0) {
+                s.1 = verdict;
+                s.0.until = until_ms;
+            }
+            return;
+        };
+        self.spent.insert(txn.0, (bound, verdict));
+        if self.open.remove(&txn.0).is_some() {
+            self.open_count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What the index knows of `txn` at `now_ms`.
+    pub(crate) fn get(&self, txn: TxnId, now_ms: u64) -> Option<TxnEntry> {
+        let entry = |b: &Bound, verdict: Option<Verdict>| {
+            (b.until > now_ms).then(|| TxnEntry {
+                user: Arc::clone(&b.user),
+                device: DeviceId(b.device),
+                verdict,
+            })
+        };
+        if let Some(b) = self.open.get(&txn.0) {
+            return entry(&b, None);
+        }
+        self.spent.get(&txn.0).and_then(|s| entry(&s.0, Some(s.1)))
+    }
+
+    /// Challenges open now.
+    pub(crate) fn open(&self) -> usize {
+        self.open_count.load(Ordering::Relaxed)
+    }
+
+    /// Forgets what is past its deadline at `now_ms`; hands the user of each challenge
+    /// abandoned open to `abandoned` (their state still holds it). Returns how many it forgot.
+    pub(crate) fn sweep(&self, now_ms: u64, mut abandoned: impl FnMut(Arc<str>)) -> usize {
+        let mut gone = 0usize;
+        self.open.retain(|_, b| {
+            let keep = b.until > now_ms;
+            if !keep {
+                gone += 1;
+                abandoned(Arc::clone(&b.user));
+            }
+            keep
+        });
+        let _ = self
+            .open_count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(gone))
+            });
+        let before = self.spent.len();
+        self.spent.retain(|_, s| s.0.until > now_ms);
+        gone.saturating_add(before.saturating_sub(self.spent.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_is_open_then_spent_then_forgotten() {
+        let ix = TxnIndex::new();
+        let (txn, dev) = (TxnId(7), DeviceId(3));
+        ix.bind(txn, "ann", dev, 1_000);
+        assert_eq!(ix.open(), 1);
+        let e = ix.get(txn, 10).expect("open");
+        assert_eq!((&*e.user, e.device, e.verdict), ("ann", dev, None));
+        ix.settle(txn, Verdict::Replayed, 500);
+        assert_eq!(ix.open(), 0, "a spent challenge is not open");
+        let e = ix.get(txn, 10).expect("spent");
+        assert_eq!((&*e.user, e.verdict), ("ann", Some(Verdict::Replayed)));
+        // Spent, it is remembered until its own deadline, not the challenge's.
+        assert!(ix.get(txn, 500).is_none());
+        let mut users = Vec::new();
+        assert_eq!(ix.sweep(500, |u| users.push(u)), 1);
+        assert!(users.is_empty(), "a spent challenge was not abandoned");
+        assert!(ix.get(txn, 0).is_none());
+    }
+
+    #[test]
+    fn an_abandoned_challenge_is_swept_with_its_user_named() {
+        let ix = TxnIndex::new();
+        ix.bind(TxnId(1), "bo", DeviceId(1), 100);
+        ix.bind(TxnId(2), "cy", DeviceId(2), 300);
+        let mut users = Vec::new();
+        assert_eq!(ix.sweep(200, |u| users.push(u)), 1);
+        assert_eq!(users, vec![Arc::<str>::from("bo")]);
+        assert_eq!(ix.open(), 1);
+        // A settle of a forgotten transaction changes nothing.
+        ix.settle(TxnId(1), Verdict::Expired, 900);
+        assert!(ix.get(TxnId(1), 0).is_none());
+    }
+}
