@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""slsd's CPU per request under a closed loop of DSC+ logins (issue 13).
+
+Starts slsd on a free loopback port with its metrics endpoint, drives it with
+`sls-loadgen run --raw` (8 connections x 256 in flight by default), and reads slsd's own
+`/metrics` twice inside the run, after a warm-up: process_cpu_seconds_total and the sum of
+sls_requests_total. CPU per request is the first's delta over the second's: the daemon's own
+accounting over a steady window, enrolment and start-up excluded. Stops what it started, by
+its pid.
+
+    scripts/cpu-per-request.py [--slsd target/release/slsd] [--loadgen target/release/sls-loadgen]
+        [--slsd-args "--endpoints 1"] [--loadgen-args "--threads 1"]
+        [--slsd-cpus 0] [--loadgen-cpus 1] [--secs 20] [--warm 10] [--runs 1]
+
+Prints one line per run and, with --runs > 1, the medians.
+"""
+
+import argparse
+import os
+import re
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    cpu = requests = 0.0
+    for line in text.splitlines():
+        if line.startswith("process_cpu_seconds_total "):
+            cpu = float(line.split()[1])
+        elif line.startswith("sls_requests_total{"):
+            requests += float(line.rsplit(" ", 1)[1])
+    return time.monotonic(), cpu, requests
+
+
+def pinned(cpus, argv):
+    return (["taskset", "-c", cpus] if cpus else []) + argv
+
+
+def one_run(a):
+    work = tempfile.mkdtemp(prefix="sls-cpu-")
+    mport = free_port()
+    slsd = subprocess.Popen(
+        pinned(a.slsd_cpus, [a.slsd, "--listen", "127.0.0.1:0", "--metrics", f"127.0.0.1:{mport}",
+                             "--rate-per-user", "0", "--rate-per-client", "0", "--log", "warn",
+                             "--data-dir", os.path.join(work, "data")] + shlex.split(a.slsd_args)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lg = None
+    try:
+        line = slsd.stdout.readline()
+        m = re.match(r"listening (\S+)", line)
+        if not m:
+            sys.exit(f"slsd did not start: {line!r}")
+        lg = subprocess.Popen(
+            pinned(a.loadgen_cpus, [a.loadgen, "run", "--raw", "--target", m.group(1),
+                                    "--tls-dir", os.path.join(work, "data", "tls"),
+                                    "--users", "20000", "--connections", str(a.connections),
+                                    "--in-flight", str(a.in_flight), "--duration", f"{a.secs}s",
+                                    "--warmup", "0s"] + shlex.split(a.loadgen_args)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The fleet's enrolment comes first: the window starts `warm` seconds after it began.
+        time.sleep(a.warm)
+        t0, c0, r0 = scrape(mport)
+        time.sleep(max(1, a.secs - a.warm - 2))
+        t1, c1, r1 = scrape(mport)
+        err = lg.communicate(timeout=a.secs + 60)[1]
+        lg_cpu = re.search(r"([0-9.]+) µs of its own CPU", err or "")
+        reqs = r1 - r0
+        return {
+            "req_per_s": reqs / (t1 - t0),
+            "slsd_cores": (c1 - c0) / (t1 - t0),
+            "slsd_us_per_req": (c1 - c0) * 1e6 / max(reqs, 1),
+            "lg_us_per_req": float(lg_cpu.group(1)) if lg_cpu else float("nan"),
+        }
+    finally:
+        for p in (lg, slsd):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        subprocess.run(["rm", "-rf", work], check=False)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--slsd", default="target/release/slsd")
+    p.add_argument("--loadgen", default="target/release/sls-loadgen")
+    p.add_argument("--slsd-args", default="")
+    p.add_argument("--loadgen-args", default="")
+    p.add_argument("--slsd-cpus", default="")
+    p.add_argument("--loadgen-cpus", default="")
+    p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--in-flight", type=int, default=256)
+    p.add_argument("--secs", type=int, default=20)
+    p.add_argument("--warm", type=int, default=10)
+    p.add_argument("--runs", type=int, default=1)
+    a = p.parse_args()
+    if a.secs < a.warm + 3:
+        sys.exit("--secs must leave at least 3 s after --warm")
+    runs = []
+    for _ in range(a.runs):
+        r = one_run(a)
+        runs.append(r)
+        print(f"{r['req_per_s']:,.0f} req/s, slsd {r['slsd_cores']:.2f} cores, "
+              f"{r['slsd_us_per_req']:.2f} µs slsd CPU/request, "
+              f"load generator {r['lg_us_per_req']:.2f} µs CPU/request", flush=True)
+    if len(runs) > 1:
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"median of {len(runs)}: {med['req_per_s']:,.0f} req/s, "
+              f"{med['slsd_us_per_req']:.2f} µs slsd CPU/request, "
+              f"load generator {med['lg_us_per_req']:.2f} µs CPU/request")
+
+
+if __name__ == "__main__":
+    main()
