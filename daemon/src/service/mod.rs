@@ -198,8 +198,9 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         .receive_window(quinn::VarInt::from_u32(8 << 20))
         .send_window(8 << 20);
     let mut server_config = pki.server_config(Arc::new(transport))?;
-    // quinn's queue of connections not yet taken by the accept loop; the accept loop bounds
-    // the handshakes it has taken by the same number, and the live connections separately.
+    // quinn's queue of connections not yet taken by the accept loop, one per endpoint; the
+    // accept loops bound the handshakes they have taken by the same number (for the whole
+    // process), and the live connections separately.
     server_config.max_incoming(config.admission.max_handshakes);
     let limits = ServiceLimits {
         grace: config.grace,
