@@ -83,8 +83,13 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "listening {}", bound.addr).and_then(|()| out.flush());
         }
-        bound.run(shutdown_signal()).await;
-        ExitCode::SUCCESS
+        match bound.run(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                say(format_args!("slsd: {e}"));
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

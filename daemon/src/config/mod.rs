@@ -31,8 +31,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Metrics address.
     pub metrics: Option<SocketAddr>,
-    /// Worker threads.
+    /// Worker threads (the background work).
     pub threads: usize,
+    /// QUIC endpoints on the one port, a thread each (`SO_REUSEPORT` from 2, Linux only).
+    pub endpoints: usize,
     /// Log filter.
     pub log: String,
     /// fsync the journal.
@@ -143,6 +145,23 @@ fn redis_prefix(given: Option<String>) -> Result<String, ConfigError> {
         });
     }
     Ok(prefix)
+}
+
+/// `--endpoints`: 1 by default, one socket without `SO_REUSEPORT`, which a client whose address
+/// changes mid-connection (NAT rebinding, migration) keeps; from 2, several sockets on one port
+/// with `SO_REUSEPORT`, which only Linux spreads over its sockets (refused elsewhere).
+fn endpoints(given: Option<usize>) -> Result<usize, ConfigError> {
+    let n = number_in("endpoints", given, 1, ranges::ENDPOINTS)?;
+    if n > 1 && !cfg!(target_os = "linux") {
+        return Err(ConfigError::Invalid {
+            field: "endpoints",
+            why: format!(
+                "{n}: more than 1 needs SO_REUSEPORT's spreading of one UDP port over \
+                 sockets, which slsd uses on Linux only"
+            ),
+        });
+    }
+    Ok(n)
 }
 
 /// A configuration error, naming the setting.
@@ -256,6 +275,7 @@ impl Config {
         let default_threads =
             std::thread::available_parallelism().map_or(2, |n| n.get().min(*ranges::THREADS.end()));
         let threads = number_in("threads", s.threads, default_threads, ranges::THREADS)?;
+        let endpoints = endpoints(s.endpoints)?;
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("./sls-data"));
         let store = match s.store.as_deref() {
             None | Some("embedded") => StoreChoice::Embedded,
@@ -296,6 +316,7 @@ impl Config {
             data_dir,
             metrics: s.metrics,
             threads,
+            endpoints,
             log: s.log.unwrap_or_else(|| "info".into()),
             fsync: !s.no_fsync,
             repair: s.repair,

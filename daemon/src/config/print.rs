@@ -156,6 +156,7 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         data_dir: Some(config.data_dir.clone()),
         metrics: config.metrics,
         threads: None,
+        endpoints: Some(config.endpoints),
         log: Some(config.log.clone()),
         no_fsync: !config.fsync,
         max_connections: Some(a.max_connections),

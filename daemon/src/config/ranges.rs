@@ -17,6 +17,8 @@ pub const OPEN_TXNS: RangeInclusive<usize> = 1..=100_000_000;
 pub const SNAPSHOT_BYTES: RangeInclusive<u64> = 4096..=1 << 40;
 /// `--threads`.
 pub const THREADS: RangeInclusive<usize> = 1..=256;
+/// `--endpoints`: a thread and a socket each.
+pub const ENDPOINTS: RangeInclusive<usize> = 1..=256;
 /// `--lockout-threshold` (R11).
 pub const LOCKOUT_THRESHOLD: RangeInclusive<u8> = 1..=u8::MAX;
 /// `--idle-timeout`: 0 would keep a silent peer's connection for ever.

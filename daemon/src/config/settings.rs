@@ -36,9 +36,18 @@ pub struct Settings {
     /// address (off by default).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// Worker threads, 1 to 256 [default: the number of cores].
+    /// Worker threads, 1 to 256, for the background work: sweeps, snapshots, metrics, the Redis
+    /// store's connections and bus; connections are served on the --endpoints threads [default:
+    /// the number of cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// QUIC endpoints serving the one UDP port, 1 to 256: each has a thread of its own, which
+    /// serves the connections it accepts. From 2, the sockets share the port with SO_REUSEPORT
+    /// (Linux only) and the kernel spreads clients over them by address and port: a client
+    /// whose address or port changes mid-connection (NAT rebinding) lands on another endpoint
+    /// and loses its connection [default: 1].
+    #[arg(long, value_name = "N")]
+    pub endpoints: Option<usize>,
     /// Log level: error, warn, info, debug, trace [default: info]; RUST_LOG overrides.
     #[arg(long)]
     pub log: Option<String>,
@@ -250,6 +259,7 @@ impl Settings {
             data_dir: self.data_dir.or(under.data_dir),
             metrics: self.metrics.or(under.metrics),
             threads: self.threads.or(under.threads),
+            endpoints: self.endpoints.or(under.endpoints),
             log: self.log.or(under.log),
             // A flag can only switch fsync off; either source doing so wins.
             no_fsync: self.no_fsync || under.no_fsync,

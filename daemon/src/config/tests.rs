@@ -29,6 +29,10 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.data_dir, PathBuf::from("./sls-data"));
     assert_eq!(c.metrics, None);
     assert_eq!(c.log, "info");
+    assert_eq!(
+        c.endpoints, 1,
+        "one socket, no SO_REUSEPORT: NAT rebinding keeps a connection"
+    );
     assert!(c.fsync);
     assert_eq!(c.max_connections, 20_000);
     assert_eq!(c.idle_timeout, Duration::from_secs(30));
@@ -78,6 +82,8 @@ fn every_flag_and_every_key() {
         "127.0.0.1:9100",
         "--threads",
         "3",
+        "--endpoints",
+        "2",
         "--log",
         "debug",
         "--no-fsync",
@@ -111,6 +117,7 @@ fn every_flag_and_every_key() {
         data_dir = "/tmp/d"
         metrics = "127.0.0.1:9100"
         threads = 3
+        endpoints = 2
         log = "debug"
         no_fsync = true
         max_connections = 7
@@ -134,6 +141,7 @@ fn every_flag_and_every_key() {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/d"));
         assert_eq!(c.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 9100))));
         assert_eq!(c.threads, 3);
+        assert_eq!(c.endpoints, 2);
         assert_eq!(c.log, "debug");
         assert!(!c.fsync);
         assert_eq!(c.max_connections, 7);
@@ -275,6 +283,8 @@ fn integers_out_of_range_are_refused() {
         (&["--challenge-ttl", "0s"][..], "challenge_ttl"),
         (&["--threads", "0"][..], "threads"),
         (&["--threads", "257"][..], "threads"),
+        (&["--endpoints", "0"][..], "endpoints"),
+        (&["--endpoints", "257"][..], "endpoints"),
         // Issue 16: each of these was accepted and left for the service or the rules to trip on.
         (&["--max-connections", "0"][..], "max_connections"),
         (&["--max-connections", "1000001"][..], "max_connections"),

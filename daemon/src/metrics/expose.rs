@@ -395,6 +395,21 @@ impl Daemon {
         }
         let mut f = family(
             e,
+            "sls_endpoint_connections_accepted",
+            "Connections whose handshake completed, by the QUIC endpoint that took them \
+             (--endpoints; the kernel spreads clients over the endpoints by address and port).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, n) in m.accepted.iter().enumerate() {
+            let endpoint = i.to_string();
+            counter(
+                &mut f.encode_family(&[("endpoint", endpoint.as_str())])?,
+                n.load(Relaxed),
+            )?;
+        }
+        let mut f = family(
+            e,
             "sls_frame_errors",
             "Frames refused, by status code.",
             None,

@@ -117,13 +117,25 @@ pub struct Metrics {
     durable: Histogram,
     frame_errors: Mutex<BTreeMap<u16, u64>>,
     connections: [AtomicU64; ROLES.len()],
+    /// Connections whose handshake completed, by the QUIC endpoint (`--endpoints`) that took
+    /// them.
+    accepted: Box<[AtomicU64]>,
     batches: AtomicU64,
     batched_frames: AtomicU64,
     bus_dropped: AtomicU64,
 }
 
 impl Default for Metrics {
+    /// The metrics of a daemon with one endpoint.
     fn default() -> Metrics {
+        Metrics::new(1)
+    }
+}
+
+impl Metrics {
+    /// The metrics of a daemon serving on `endpoints` QUIC endpoints.
+    #[must_use]
+    pub fn new(endpoints: usize) -> Metrics {
         let mut type_of_code = [0u8; 256];
         let mut types = Vec::new();
         for (code, name) in request_types() {
@@ -140,14 +152,21 @@ impl Default for Metrics {
             durable: Histogram::default(),
             frame_errors: Mutex::default(),
             connections: Default::default(),
+            accepted: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
             batches: AtomicU64::new(0),
             batched_frames: AtomicU64::new(0),
             bus_dropped: AtomicU64::new(0),
         }
     }
-}
 
-impl Metrics {
+    /// A connection's handshake completed on endpoint `endpoint` (one relaxed add; an index
+    /// past the endpoints counted is ignored).
+    pub fn endpoint_accepted(&self, endpoint: usize) {
+        if let Some(n) = self.accepted.get(endpoint) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// A connection of `role` opened.
     pub fn connection_opened(&self, role: Role) {
         self.connections[role_slot(role)].fetch_add(1, Ordering::Relaxed);

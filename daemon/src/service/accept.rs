@@ -1,23 +1,25 @@
-//! Accepting: the accept loop, one task per connection (its handshake, then its role, then one
-//! task per stream), and the drain at shutdown.
+//! Accepting, on each endpoint's own thread (endpoints.rs): the accept loop, one task per
+//! connection (its handshake, then its role, then one task per stream). The drain that ends it
+//! is in endpoints.rs.
 //!
 //! ```text
 //!  accept ─▶ retry or refuse under load (limits.rs)
 //!         ─▶ connection task (handshake, role from ALPN + certificate, admission)
 //!              ├─▶ an IB Key app that proves no key within the deadline: closed
 //!              └─▶ stream task (stream.rs) ─▶ durable-wait and Await tasks
-//!  shutdown ─▶ stop accepting ─▶ cancel `stopping` ─▶ wait for every tracked task (grace)
-//!           ─▶ close the endpoint
+//!  `stopping` ─▶ stop accepting (the drain waits for the tasks, then closes the endpoint)
 //! ```
+//!
+//! Every task is spawned on the runtime of the endpoint that accepted the connection; the
+//! limits they check (the admission's) are the process's, shared by every endpoint.
 
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sls_protocol::{CloseCode, Role};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::limits::{Event, Handshake, Refusal, Slot};
 use super::opened::Opened;
@@ -25,44 +27,17 @@ use super::state::{Peer, State};
 use super::stream;
 use super::tls;
 
-/// Accepts connections until `shutdown` resolves, then drains.
-pub async fn accept_loop(
-    state: State,
-    endpoint: quinn::Endpoint,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
+/// Accepts the connections of `endpoint` (the `index`th) until shutdown begins (`stopping`).
+pub async fn accept_loop(state: &State, endpoint: &quinn::Endpoint, index: usize) {
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                take(&state, incoming);
+                take(state, incoming, index);
             }
-            () = &mut shutdown => break,
+            () = state.stopping.cancelled() => break,
         }
     }
-    drain(&state, &endpoint).await;
-}
-
-/// Shutdown: refuse new requests, let every stream send what it owes and end, wait for every
-/// tracked task under the grace deadline, then close the endpoint.
-async fn drain(state: &State, endpoint: &quinn::Endpoint) {
-    info!("shutting down: draining in-flight requests");
-    state.stopping.cancel();
-    state.tasks.close();
-    if tokio::time::timeout(state.limits.grace, state.tasks.wait())
-        .await
-        .is_err()
-    {
-        warn!(
-            tasks = state.tasks.len(),
-            in_flight = state.in_flight.load(Ordering::Acquire),
-            awaits = state.waiting.load(Ordering::Acquire),
-            "grace period over: closing with work outstanding"
-        );
-    }
-    endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
-    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
 }
 
 /// An incoming connection under load: a client whose address is not validated yet is sent a
@@ -72,7 +47,7 @@ async fn drain(state: &State, endpoint: &quinn::Endpoint) {
 /// An address past its handshake rate is sent a retry too when it has not been validated, and
 /// refused once it has (a validated address spends a rate of its own, which a spoofed source
 /// cannot spend for it).
-fn take(state: &State, incoming: quinn::Incoming) {
+fn take(state: &State, incoming: quinn::Incoming, endpoint: usize) {
     let validated = incoming.remote_address_validated();
     let ip = incoming.remote_address().ip().to_canonical();
     let now = std::time::Instant::now();
@@ -99,11 +74,17 @@ fn take(state: &State, incoming: quinn::Incoming) {
     };
     state
         .tasks
-        .spawn(connection(state.clone(), incoming, handshake));
+        .spawn(connection(state.clone(), incoming, handshake, endpoint));
 }
 
-/// One incoming connection: its handshake, then its role and its place, then its streams.
-async fn connection(state: State, incoming: quinn::Incoming, handshake: Handshake) {
+/// One incoming connection on endpoint `endpoint`: its handshake, then its role and its place,
+/// then its streams.
+async fn connection(
+    state: State,
+    incoming: quinn::Incoming,
+    handshake: Handshake,
+    endpoint: usize,
+) {
     let conn = tokio::select! {
         conn = incoming.into_future() => match conn {
             Ok(c) => c,
@@ -116,6 +97,7 @@ async fn connection(state: State, incoming: quinn::Incoming, handshake: Handshak
         () = state.stopping.cancelled() => return,
     };
     drop(handshake);
+    state.metrics.endpoint_accepted(endpoint);
     let role = match tls::role_of(&conn) {
         Ok(role) => role,
         Err(e) => {

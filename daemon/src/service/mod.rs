@@ -1,10 +1,12 @@
-//! The QUIC service: [`bind`] opens the store, replays it into the core and binds the endpoint;
-//! [`Bound::run`] serves until shutdown, drains, and closes the journal.
+//! The QUIC service: [`bind`] opens the store, replays it into the core and binds the endpoints
+//! (`--endpoints`, each on a thread and a `current_thread` runtime of its own); [`Bound::run`]
+//! serves until shutdown, drains every endpoint, and closes the journal.
 //!
 //! The modules, by concern; each uses only those listed after it (no cycle):
 //!
 //! ```text
-//!  accept      accept loop, connection tasks, the drain      ─▶ stream, tls, limits, state
+//!  endpoints   sockets, a thread + runtime each, the drain   ─▶ accept, state
+//!  accept      accept loop, connection tasks                 ─▶ stream, tls, limits, state
 //!  stream      the per-stream loop: batches, durable waits   ─▶ handlers, reply, limits, state
 //!  handlers    message ─▶ core                               ─▶ awaits, reply, state
 //!  awaits      parked Awaits, wake                           ─▶ reply, state
@@ -19,6 +21,7 @@
 pub mod accept;
 pub mod awaits;
 pub mod background;
+pub mod endpoints;
 pub mod handlers;
 pub mod limits;
 pub mod nodes;
@@ -67,7 +70,7 @@ pub enum ServiceError {
     /// TLS set-up failed.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    /// The UDP socket could not be bound.
+    /// A UDP socket could not be bound, or an endpoint (its thread, runtime) made.
     #[error("cannot bind {addr}: {source}")]
     Bind {
         /// The address.
@@ -76,6 +79,12 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    /// An endpoint's thread ended while serving (a bug; those listed panicked): the daemon
+    /// drained and stopped.
+    #[error(
+        "an endpoint's thread ended while serving (a bug; panicked: {0:?}): drained and stopped"
+    )]
+    Endpoint(Vec<usize>),
 }
 
 /// A bound daemon, before it serves: what `main` prints and tests read.
@@ -91,29 +100,12 @@ pub struct Bound {
     /// What the store is, for the start-up line.
     pub store: String,
     state: State,
-    endpoint: quinn::Endpoint,
+    endpoints: endpoints::Endpoints,
     config: Config,
     /// The bus and the queue its publisher drains (a shared store only).
     publisher: Option<background::Publisher>,
     /// The data directory's lock, held until the journal is closed.
     lock: DirLock,
-}
-
-/// The UDP socket, with large buffers: the default 208 KiB dropped bursts of handshakes on this
-/// kind of machine.
-fn socket(addr: SocketAddr) -> Result<std::net::UdpSocket, ServiceError> {
-    let bind = |source| ServiceError::Bind { addr, source };
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
-        .map_err(bind)?;
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
-    s.bind(&addr.into()).map_err(bind)?;
-    Ok(s.into())
 }
 
 /// The embedded store: opens the journal and replays it.
@@ -206,28 +198,10 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         .receive_window(quinn::VarInt::from_u32(8 << 20))
         .send_window(8 << 20);
     let mut server_config = pki.server_config(Arc::new(transport))?;
-    // quinn's queue of connections not yet taken by the accept loop; the accept loop bounds
-    // the handshakes it has taken by the same number, and the live connections separately.
+    // quinn's queue of connections not yet taken by the accept loop, one per endpoint; the
+    // accept loops bound the handshakes they have taken by the same number (for the whole
+    // process), and the live connections separately.
     server_config.max_incoming(config.admission.max_handshakes);
-    let sock = socket(config.listen)?;
-    let runtime = quinn::default_runtime().ok_or_else(|| ServiceError::Bind {
-        addr: config.listen,
-        source: std::io::Error::other("no tokio runtime"),
-    })?;
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server_config),
-        sock,
-        runtime,
-    )
-    .map_err(|source| ServiceError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = endpoint.local_addr().map_err(|source| ServiceError::Bind {
-        addr: config.listen,
-        source,
-    })?;
     let limits = ServiceLimits {
         grace: config.grace,
         admission: config.admission.clone(),
@@ -241,9 +215,12 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         }
         None => (None, None),
     };
-    let state = State::new(core, journal, queue, Arc::new(Metrics::default()), limits);
+    let metrics = Arc::new(Metrics::new(config.endpoints));
+    let state = State::new(core, journal, queue, metrics, limits);
+    let endpoints =
+        endpoints::Endpoints::bind(config.listen, config.endpoints, &server_config, &state).await?;
     Ok(Bound {
-        addr,
+        addr: endpoints.addr,
         created: pki.created.clone(),
         tls_dir: pki.dir.clone(),
         replayed,
@@ -257,7 +234,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
             ),
         },
         state,
-        endpoint,
+        endpoints,
         config,
         publisher,
         lock,
@@ -265,12 +242,20 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
 }
 
 impl Bound {
-    /// Serves until `shutdown` resolves, then drains (every tracked task, under the grace
-    /// deadline), closes the endpoint, stops the background tasks and closes the journal.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Serves until `shutdown` resolves, then drains (every endpoint stops accepting, every
+    /// tracked task ends under the grace deadline), closes every endpoint and joins their
+    /// threads, stops the background tasks and closes the journal.
+    ///
+    /// # Errors
+    /// [`ServiceError::Endpoint`]: an endpoint's thread ended while serving; the rest was
+    /// drained and stopped as on a shutdown.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServiceError> {
         let Bound {
             state,
-            endpoint,
+            endpoints,
             config,
             publisher,
             lock,
@@ -280,7 +265,7 @@ impl Bound {
         let background = TaskTracker::new();
         let stop = CancellationToken::new();
         background::spawn(&background, &state, &config, publisher, &stop);
-        accept::accept_loop(state.clone(), endpoint, shutdown).await;
+        let served = endpoints.serve(&state, shutdown).await;
         stop.cancel();
         background.close();
         background.wait().await;
@@ -289,5 +274,6 @@ impl Bound {
         }
         drop(lock);
         info!("stopped");
+        served
     }
 }
