@@ -207,9 +207,11 @@ fn ticker(tick: Duration) -> anyhow::Result<Arc<Notify>> {
             let Ok(mut ready) = fd.readable().await else {
                 return;
             };
-            // Reads the count of expirations (EAGAIN if another wake-up took it).
-            if ready.try_io(|t| Ok(t.get_ref().0.wait()?)).is_err() {
-                continue;
+            // Reads the count of expirations, all of them: the timer is drained, and the next
+            // wait is for the next expiry (not an `EAGAIN` read first, one syscall a tick).
+            match ready.try_io(|t| Ok(t.get_ref().0.wait()?)) {
+                Ok(_) => ready.clear_ready(),
+                Err(_would_block) => continue,
             }
             match weak.upgrade() {
                 Some(n) => n.notify_waiters(),

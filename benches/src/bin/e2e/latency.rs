@@ -103,11 +103,11 @@ fn shape(secs: u64, agent: &str) -> Shape {
     }
 }
 
-/// The bare echo's open loop at `rate` requests/s for `secs`.
-pub async fn echo(echo: &Daemon, rate: f64, secs: u64) -> anyhow::Result<Measured> {
+/// The bare echo's open loop `open` for `secs`.
+pub async fn echo(echo: &Daemon, open: &Open, secs: u64) -> anyhow::Result<Measured> {
     let config =
         ClientTls::from_dir(&echo.tls_dir(), Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
-    let (addr, shape, open) = (echo.addr, shape(secs, "e2e-echo-open"), Open::at(rate));
+    let (addr, shape, open) = (echo.addr, shape(secs, "e2e-echo-open"), open.clone());
     let stats = tokio::task::spawn_blocking(move || {
         raw_open::run(addr, config, &shape, &open, |_| raw::Echo::new())
     })
@@ -115,16 +115,16 @@ pub async fn echo(echo: &Daemon, rate: f64, secs: u64) -> anyhow::Result<Measure
     Ok(Measured::of(&stats))
 }
 
-/// slsd's open loop of DSC+ requests at `rate` requests/s for `secs`, on a fleet of its own
-/// (20,000 users of `seed`).
-pub async fn sls(target: &Target, rate: f64, secs: u64, seed: u64) -> anyhow::Result<Measured> {
+/// slsd's open loop `open` of DSC+ requests for `secs`, on a fleet of its own (20,000 users of
+/// `seed`).
+pub async fn sls(target: &Target, open: &Open, secs: u64, seed: u64) -> anyhow::Result<Measured> {
     let r = sls_loadgen::raw_dsc::run(
         target,
         20_000,
         dsc_plus()?,
         seed,
         &shape(secs, "e2e-sls-open"),
-        Some(&Open::at(rate)),
+        Some(open),
         None,
     )
     .await?;
@@ -153,12 +153,13 @@ pub async fn only(
     slsd: &Path,
     work: &Path,
     rate: Option<f64>,
+    tick: Duration,
     secs: u64,
     runs: usize,
 ) -> anyhow::Result<String> {
     let mut echo_d = crate::echo::spawn(exe, &work.join("echo"))?;
     let mut sls_d = Daemon::start(slsd, &work.join("slsd"), &sls_flags())?;
-    let result = pairs(&echo_d, &sls_d.target(), rate, secs, runs).await;
+    let result = pairs(&echo_d, &sls_d.target(), rate, tick, secs, runs).await;
     sls_d.stop(Duration::from_secs(10));
     echo_d.stop(Duration::from_secs(10));
     result
@@ -168,6 +169,7 @@ async fn pairs(
     echo_d: &Daemon,
     target: &Target,
     rate: Option<f64>,
+    tick: Duration,
     secs: u64,
     runs: usize,
 ) -> anyhow::Result<String> {
@@ -184,13 +186,22 @@ async fn pairs(
             r1 * SHARE
         }
     };
+    let open = Open {
+        tick,
+        ..Open::at(rate)
+    };
+    open.check()?;
+    md.push_str(&format!(
+        "open loops of {secs} s (after 1 s of warm-up), 8 connections x 256 slots, ticks of {} µs; latency of each request from its due time\n\n",
+        tick.as_micros()
+    ));
     md.push_str(
         "| run | rate req/s | echo p50 / p99 / p99.9 µs | sls p50 / p99 / p99.9 µs | p99 sls / echo |\n|---|---|---|---|---|\n",
     );
     let mut got = Vec::new();
     for i in 0..runs.max(1) {
-        let e = echo(echo_d, rate, secs).await?;
-        let s = sls(target, rate, secs, 301 + i as u64).await?;
+        let e = echo(echo_d, &open, secs).await?;
+        let s = sls(target, &open, secs, 301 + i as u64).await?;
         eprintln!(
             "latency run {}: echo {} | sls {} | ratio {:.2}",
             i + 1,

@@ -104,6 +104,9 @@ struct Args {
     /// `--latency-runs` times alternately, and the medians (`--latency-rate`, or regime 1 first).
     #[arg(long)]
     latency_only: bool,
+    /// The latency regime's tick, µs: what is due by a tick goes out at it.
+    #[arg(long, default_value_t = 100)]
+    latency_tick_us: u64,
     /// With `--latency-only`: echo-then-sls pairs of open loops.
     #[arg(long, default_value_t = 3)]
     latency_runs: usize,
@@ -264,6 +267,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
             &slsd,
             work.path(),
             args.latency_rate,
+            Duration::from_micros(args.latency_tick_us),
             args.secs,
             args.latency_runs,
         )
@@ -376,10 +380,21 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
             .unwrap_or(requests_1)
             * latency::SHARE,
     );
-    let echo_l = latency::echo(&echo, rate_l, secs).await?;
-    let sls_l = latency::sls(&target, rate_l, secs, seed.fetch_add(1, Ordering::Relaxed)).await?;
+    let open_l = sls_loadgen::raw_open::Open {
+        tick: Duration::from_micros(args.latency_tick_us),
+        ..sls_loadgen::raw_open::Open::at(rate_l)
+    };
+    let which = match args.latency_rate {
+        Some(_) => "--latency-rate",
+        None => "25% of regime 1's requests/s",
+    };
+    let echo_l = latency::echo(&echo, &open_l, secs).await?;
+    let sls_l = latency::sls(&target, &open_l, secs, seed.fetch_add(1, Ordering::Relaxed)).await?;
     rows.push(Row {
-        regime: format!("3r. raw open loop at {rate_l:.0} req/s ({}), 8 conns x 256 slots: request latency from its due time, p50 / p99 / p99.9 µs", if args.latency_rate.is_some() { "--latency-rate" } else { "25% of regime 1's requests/s" }),
+        regime: format!(
+            "3r. raw open loop at {rate_l:.0} req/s ({which}), 8 conns x 256 slots, ticks of {} µs: request latency from its due time, p50 / p99 / p99.9 µs",
+            args.latency_tick_us
+        ),
         sls: sls_l.cell(),
         echo: echo_l.cell(),
         ratio: format!("p99 {:.2}", latency::ratio(&sls_l, &echo_l)),
