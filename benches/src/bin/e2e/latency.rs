@@ -145,36 +145,39 @@ pub async fn regime_1(target: &Target, secs: u64, seed: u64) -> anyhow::Result<f
         .context("regime 1: no requests/s")
 }
 
+/// What `--latency-only` runs.
+pub struct Opts {
+    /// Requests/s [default: 25% of regime 1's, measured first].
+    pub rate: Option<f64>,
+    pub tick: Duration,
+    pub secs: u64,
+    /// Echo-then-sls pairs.
+    pub runs: usize,
+    /// slsd's `--threads`.
+    pub sls_threads: Option<usize>,
+}
+
 /// `--latency-only`: the echo and slsd started here; the rate given, or 25% of regime 1's
 /// (measured first); `runs` pairs of open loops, echo then sls; a markdown table of each pair
 /// and the medians.
-pub async fn only(
-    exe: &Path,
-    slsd: &Path,
-    work: &Path,
-    rate: Option<f64>,
-    tick: Duration,
-    secs: u64,
-    runs: usize,
-) -> anyhow::Result<String> {
+pub async fn only(exe: &Path, slsd: &Path, work: &Path, o: &Opts) -> anyhow::Result<String> {
+    let threads = o.sls_threads.map(|t| t.to_string());
+    let mut flags = sls_flags();
+    if let Some(t) = &threads {
+        flags.extend(["--threads", t.as_str()]);
+    }
     let mut echo_d = crate::echo::spawn(exe, &work.join("echo"))?;
-    let mut sls_d = Daemon::start(slsd, &work.join("slsd"), &sls_flags())?;
-    let result = pairs(&echo_d, &sls_d.target(), rate, tick, secs, runs).await;
+    let mut sls_d = Daemon::start(slsd, &work.join("slsd"), &flags)?;
+    let result = pairs(&echo_d, &sls_d.target(), o).await;
     sls_d.stop(Duration::from_secs(10));
     echo_d.stop(Duration::from_secs(10));
     result
 }
 
-async fn pairs(
-    echo_d: &Daemon,
-    target: &Target,
-    rate: Option<f64>,
-    tick: Duration,
-    secs: u64,
-    runs: usize,
-) -> anyhow::Result<String> {
+async fn pairs(echo_d: &Daemon, target: &Target, o: &Opts) -> anyhow::Result<String> {
+    let (secs, tick) = (o.secs, o.tick);
     let mut md = String::new();
-    let rate = match rate {
+    let rate = match o.rate {
         Some(r) => r,
         None => {
             let r1 = regime_1(target, secs, 300).await?;
@@ -192,14 +195,15 @@ async fn pairs(
     };
     open.check()?;
     md.push_str(&format!(
-        "open loops of {secs} s (after 1 s of warm-up), 8 connections x 256 slots, ticks of {} µs; latency of each request from its due time\n\n",
-        tick.as_micros()
+        "open loops of {secs} s (after 1 s of warm-up), 8 connections x 256 slots, ticks of {} µs, slsd --threads {}; latency of each request from its due time\n\n",
+        tick.as_micros(),
+        o.sls_threads.map_or("default".to_owned(), |t| t.to_string()),
     ));
     md.push_str(
         "| run | rate req/s | echo p50 / p99 / p99.9 µs | sls p50 / p99 / p99.9 µs | p99 sls / echo |\n|---|---|---|---|---|\n",
     );
     let mut got = Vec::new();
-    for i in 0..runs.max(1) {
+    for i in 0..o.runs.clamp(1, 100) {
         let e = echo(echo_d, &open, secs).await?;
         let s = sls(target, &open, secs, 301 + i as u64).await?;
         eprintln!(

@@ -107,6 +107,9 @@ struct Args {
     /// The latency regime's tick, µs: what is due by a tick goes out at it.
     #[arg(long, default_value_t = 100)]
     latency_tick_us: u64,
+    /// With `--latency-only`: slsd's `--threads` [default: slsd's, the number of cores].
+    #[arg(long)]
+    latency_sls_threads: Option<usize>,
     /// With `--latency-only`: echo-then-sls pairs of open loops.
     #[arg(long, default_value_t = 3)]
     latency_runs: usize,
@@ -266,10 +269,13 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
             &exe,
             &slsd,
             work.path(),
-            args.latency_rate,
-            Duration::from_micros(args.latency_tick_us),
-            args.secs,
-            args.latency_runs,
+            &latency::Opts {
+                rate: args.latency_rate,
+                tick: Duration::from_micros(args.latency_tick_us),
+                secs: args.secs,
+                runs: args.latency_runs,
+                sls_threads: args.latency_sls_threads,
+            },
         )
         .await?;
         println!("{md}");
