@@ -29,6 +29,7 @@ pub mod merge;
 pub mod plot;
 pub mod raw;
 pub mod raw_dsc;
+pub mod raw_open;
 pub mod redis_cluster;
 pub mod report;
 pub mod run;

@@ -9,13 +9,16 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use sls_loadgen::fleet::{Mix, Persona};
 use sls_loadgen::live::{self, LiveMetrics};
+use sls_loadgen::raw_open::Open;
 use sls_loadgen::run::{self, FleetSpec, Target};
 use sls_loadgen::scenario::{Behaviour, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
 use sls_loadgen::threshold::{self, Threshold};
 use sls_loadgen::{raw_dsc, report};
-use sls_protocol::card::{self, CardLayout};
-use sls_protocol::ocra::{self, OcraInput, OcraSuite};
+
+#[path = "main_device.rs"]
+mod device_cmd;
+use device_cmd::{device, DeviceCmd};
 
 #[derive(Parser)]
 #[command(
@@ -97,7 +100,8 @@ struct RunArgs {
     /// Seed of the fleet's keys and PINs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Open loop: steps per second (latency from each step's due time).
+    /// Open loop: steps per second (latency from each step's due time). With `--raw`:
+    /// requests per second, a `Begin` or an `Answer` each, latency per request.
     #[arg(long)]
     rate: Option<f64>,
     /// Open loop: ramp linearly from this rate over the warm-up... e.g. 100:10s.
@@ -118,6 +122,9 @@ struct RunArgs {
     /// With `--raw`: threads, one `current_thread` runtime each, connections spread over them.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// With `--raw --rate`: the open loop's timer; what is due by a tick goes out at it.
+    #[arg(long, default_value = "100us", value_parser = parse_duration)]
+    tick: Duration,
     /// Measured time.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
@@ -176,52 +183,6 @@ impl Ended {
     }
 }
 
-#[derive(Subcommand)]
-enum DeviceCmd {
-    /// An RFC 6287 OCRA answer (DSC+, IB Key fallback); prints the answer alone.
-    Ocra {
-        /// The OCRA suite, e.g. OCRA-1:HOTP-SHA256-8:QN06-PSHA1.
-        #[arg(long)]
-        suite: String,
-        /// The key, hex.
-        #[arg(long)]
-        key: String,
-        /// The question, as typed.
-        #[arg(long)]
-        question: String,
-        /// The counter C.
-        #[arg(long, default_value_t = 0)]
-        counter: u64,
-        /// The PIN, hashed with the suite's P hash.
-        #[arg(long, conflicts_with = "pin_hash")]
-        pin: Option<String>,
-        /// The PIN's hash, hex.
-        #[arg(long)]
-        pin_hash: Option<String>,
-        /// Session information S, hex.
-        #[arg(long)]
-        session: Option<String>,
-        /// Timestamp T: time steps since the epoch, hex (as in RFC 6287).
-        #[arg(long)]
-        timestamp: Option<String>,
-    },
-    /// A Security Code Card answer: the codes at the positions, concatenated.
-    Scc {
-        /// The card's secret, hex.
-        #[arg(long)]
-        secret: String,
-        /// Positions, e.g. 12,57.
-        #[arg(long, value_delimiter = ',', required = true)]
-        positions: Vec<u16>,
-    },
-    /// A Security Code Card's whole grid, one "position code" per line.
-    SccGrid {
-        /// The card's secret, hex.
-        #[arg(long)]
-        secret: String,
-    },
-}
-
 /// The longest `--duration`, `--warmup` or ramp: a run always stops by itself, within a day.
 const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
@@ -251,63 +212,6 @@ fn parse_ramp(r: &str) -> anyhow::Result<(f64, Duration)> {
     Ok((from, over))
 }
 
-fn hex_arg(name: &str, v: &str) -> anyhow::Result<Vec<u8>> {
-    hex::decode(v).with_context(|| format!("--{name}: not hexadecimal"))
-}
-
-fn device(cmd: DeviceCmd) -> anyhow::Result<String> {
-    match cmd {
-        DeviceCmd::Ocra {
-            suite,
-            key,
-            question,
-            counter,
-            pin,
-            pin_hash,
-            session,
-            timestamp,
-        } => {
-            let s: OcraSuite = suite.parse().context("--suite")?;
-            let key = hex_arg("key", &key)?;
-            let ph = match (s.pin, pin, pin_hash) {
-                (Some(alg), Some(pin), None) => {
-                    Some(ocra::pin_hash(alg, pin.as_bytes()).as_bytes().to_vec())
-                }
-                (Some(_), None, Some(h)) => Some(hex_arg("pin-hash", &h)?),
-                (Some(_), None, None) => bail!("the suite {s} needs --pin or --pin-hash"),
-                (None, _, _) => None,
-                (Some(_), Some(_), Some(_)) => bail!("--pin and --pin-hash exclude each other"),
-            };
-            let session = session.map(|h| hex_arg("session", &h)).transpose()?;
-            let timestamp = timestamp
-                .map(|t| u64::from_str_radix(&t, 16).context("--timestamp: not hexadecimal"))
-                .transpose()?;
-            let input = OcraInput {
-                counter,
-                question: &question,
-                pin_hash: ph.as_deref(),
-                session: session.as_deref(),
-                timestamp,
-            };
-            Ok(s.compute(&key, &input)?.to_string())
-        }
-        DeviceCmd::Scc { secret, positions } => Ok(card::answer(
-            &hex_arg("secret", &secret)?,
-            &CardLayout::default(),
-            &positions,
-        )?),
-        DeviceCmd::SccGrid { secret } => {
-            let grid = card::grid(&hex_arg("secret", &secret)?, &CardLayout::default())?;
-            Ok(grid
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{i:02} {c}"))
-                .collect::<Vec<_>>()
-                .join("\n"))
-        }
-    }
-}
-
 fn default_mix() -> Vec<(Scenario, u32)> {
     Scenario::ALL
         .iter()
@@ -331,9 +235,13 @@ fn parse_scenarios(s: &str) -> anyhow::Result<Vec<(Scenario, u32)>> {
 }
 
 async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
-    if a.rate.is_some() || a.metrics.is_some() || !a.thresholds.is_empty() {
-        bail!("--raw is a closed loop without --rate, --metrics or --threshold");
+    if a.ramp.is_some() || a.metrics.is_some() || !a.thresholds.is_empty() {
+        bail!("--raw runs without --ramp, --metrics or --threshold");
     }
+    let open = a.rate.map(|rate| Open {
+        tick: a.tick,
+        ..Open::at(rate)
+    });
     let shape = sls_loadgen::raw::Shape::closed(a.connections, a.in_flight, a.threads)
         .measuring(a.warmup, a.duration);
     let target = Target {
@@ -341,7 +249,8 @@ async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         tls_dir: a.tls_dir,
     };
     let mix = a.mix.unwrap_or_else(|| Mix(vec![(Persona::DscPlus, 1)]));
-    let result = raw_dsc::run(&target, a.users, mix, a.seed, &shape, a.out.as_deref()).await?;
+    let out = a.out.as_deref();
+    let result = raw_dsc::run(&target, a.users, mix, a.seed, &shape, open.as_ref(), out).await?;
     println!("{}", report::table(&result.summary.scenarios));
     Ok(Ended::unexpected(result.unexpected))
 }

@@ -13,8 +13,11 @@
 //! request, and sends them all with one write. Clock reads are one per read, not per request.
 //!
 //! [`Pipeline::call`](crate::client::Pipeline::call) stays the path of the scenarios; this one
-//! is for the regimes that measure a ceiling (the benches' echo, `run --raw`).
+//! is for the regimes that measure a ceiling (the benches' echo, `run --raw`). Its open loop,
+//! at a fixed request rate with latency from each request's due time, is [`crate::raw_open`]:
+//! the same threads, connections and drivers (`drive`), another loop per connection.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -88,9 +91,21 @@ pub struct Stats {
     pub elapsed: Duration,
     /// This process's CPU time (user + system, all threads) over the window.
     pub cpu: Duration,
-    /// Latency of the units of work completed in the window (from their first request to
-    /// their last reply), µs.
+    /// Closed loop: latency of the units of work completed in the window (from their first
+    /// request to their last reply), µs. Open loop ([`crate::raw_open`]): latency of each
+    /// request due in the window, from its due time to its reply, µs.
     pub latency_us: Histogram<u64>,
+    /// Open loop: requests due inside the window (0 in a closed loop).
+    pub scheduled: u64,
+    /// Open loop: of those, the ones that found no free slot when due (they waited for one;
+    /// their latency still runs from their due time).
+    pub late: u64,
+    /// Open loop: of those, the ones without a reply by the drain deadline (never sent, or
+    /// never answered).
+    pub unanswered: u64,
+    /// Open loop: how long after its due time each request of the window was written (the
+    /// load generator's own share of the latency: the tick, a wait for a slot), µs.
+    pub send_lag_us: Histogram<u64>,
 }
 
 impl Stats {
@@ -120,20 +135,38 @@ pub fn process_cpu() -> Duration {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+/// A histogram of 1 µs to 60 s, 3 significant digits.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!())
 }
 
-/// One connection's tallies.
-struct Tally {
-    requests: u64,
-    units: u64,
-    unexpected: Vec<(&'static str, u64)>,
-    latency_us: Histogram<u64>,
+/// One connection's tallies (the fields of [`Stats`] that add up).
+pub(crate) struct Tally {
+    pub(crate) requests: u64,
+    pub(crate) units: u64,
+    pub(crate) unexpected: Vec<(&'static str, u64)>,
+    pub(crate) latency_us: Histogram<u64>,
+    pub(crate) scheduled: u64,
+    pub(crate) late: u64,
+    pub(crate) unanswered: u64,
+    pub(crate) send_lag_us: Histogram<u64>,
 }
 
 impl Tally {
-    fn unexpected(&mut self, why: &'static str) {
+    pub(crate) fn new() -> Tally {
+        Tally {
+            requests: 0,
+            units: 0,
+            unexpected: Vec::new(),
+            latency_us: histogram(),
+            scheduled: 0,
+            late: 0,
+            unanswered: 0,
+            send_lag_us: histogram(),
+        }
+    }
+
+    pub(crate) fn unexpected(&mut self, why: &'static str) {
         match self.unexpected.iter_mut().find(|(w, _)| *w == why) {
             Some((_, n)) => *n += 1,
             None => self.unexpected.push((why, 1)),
@@ -149,14 +182,30 @@ impl Tally {
             }
         }
         let _ = self.latency_us.add(&other.latency_us);
+        self.scheduled += other.scheduled;
+        self.late += other.late;
+        self.unanswered += other.unanswered;
+        let _ = self.send_lag_us.add(&other.send_lag_us);
     }
 }
 
 /// The measured window, shared by every connection.
 #[derive(Clone, Copy)]
-struct Window {
-    start: Instant,
-    end: Instant,
+pub(crate) struct Window {
+    pub(crate) start: Instant,
+    pub(crate) end: Instant,
+}
+
+/// One connection, handed to its loop once the window is set.
+pub(crate) struct Conn<D> {
+    /// The connection's index in the run (`0..connections`).
+    pub(crate) index: usize,
+    pub(crate) send: quinn::SendStream,
+    pub(crate) recv: quinn::RecvStream,
+    pub(crate) driver: D,
+    /// Its slots (requests in flight at most).
+    pub(crate) slots: usize,
+    pub(crate) window: Window,
 }
 
 /// Opens a stream on `conn` and does the version handshake with a frame of id `id`.
@@ -199,12 +248,7 @@ async fn closed<D: Driver>(
     window: Window,
     drain: Duration,
 ) -> Tally {
-    let mut tally = Tally {
-        requests: 0,
-        units: 0,
-        unexpected: Vec::new(),
-        latency_us: histogram(),
-    };
+    let mut tally = Tally::new();
     let mut out = BytesMut::with_capacity(slots * 96);
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut busy = vec![false; slots];
@@ -311,8 +355,50 @@ where
     D: Driver + Send + 'static,
     F: Fn(usize) -> D + Send + Sync + 'static,
 {
+    drive(
+        addr,
+        config,
+        shape,
+        make_driver,
+        || Ok(()),
+        |(), c: Conn<D>| async move {
+            let mut driver = c.driver;
+            closed(
+                c.send,
+                c.recv,
+                &mut driver,
+                c.slots,
+                c.window,
+                Duration::from_secs(5),
+            )
+            .await
+        },
+    )
+}
+
+/// The threads, connections and window of a run, each connection's loop being
+/// `conn_loop(setup(), connection)`: `setup` runs once per thread, inside its runtime, when the
+/// window is set (the open loop's timer), and its value is handed to each connection of the
+/// thread. Blocks the calling thread.
+pub(crate) fn drive<D, F, T, S, L, Fut>(
+    addr: SocketAddr,
+    config: quinn::ClientConfig,
+    shape: &Shape,
+    make_driver: F,
+    setup: S,
+    conn_loop: L,
+) -> anyhow::Result<Stats>
+where
+    D: Driver + Send + 'static,
+    F: Fn(usize) -> D + Send + Sync + 'static,
+    T: Clone + Send + 'static,
+    S: Fn() -> anyhow::Result<T> + Send + Sync + 'static,
+    L: Fn(T, Conn<D>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Tally> + Send + 'static,
+{
     let threads = shape.threads.clamp(1, shape.connections.max(1));
     let make_driver = Arc::new(make_driver);
+    let (setup, conn_loop) = (Arc::new(setup), Arc::new(conn_loop));
     // Every thread connects, then all wait here so that the window starts after the handshakes.
     let ready = Arc::new(Barrier::new(threads + 1));
     let (start_tx, start_rx) = std::sync::mpsc::channel::<Window>();
@@ -326,6 +412,7 @@ where
             start_rx.clone(),
             make_driver.clone(),
         );
+        let (setup, conn_loop) = (setup.clone(), conn_loop.clone());
         let (slots, agent) = (shape.in_flight.max(1), shape.agent.clone());
         let handle = std::thread::Builder::new().name(format!("raw-{t}")).spawn(
             move || -> anyhow::Result<Tally> {
@@ -349,29 +436,26 @@ where
                         .ok()
                         .and_then(|rx| rx.recv().ok())
                         .context("no start")?;
+                    let shared = setup()?;
                     let mut tasks = tokio::task::JoinSet::new();
                     for (i, (conn, send, recv)) in opened.into_iter().enumerate() {
-                        let mut driver = make_driver(conns[i]);
+                        let c = Conn {
+                            index: conns[i],
+                            send,
+                            recv,
+                            driver: make_driver(conns[i]),
+                            slots,
+                            window,
+                        };
+                        let looping = conn_loop(shared.clone(), c);
                         tasks.spawn(async move {
-                            let tally = closed(
-                                send,
-                                recv,
-                                &mut driver,
-                                slots,
-                                window,
-                                Duration::from_secs(5),
-                            )
-                            .await;
+                            let tally = looping.await;
                             conn.close(0u32.into(), b"done");
                             tally
                         });
                     }
-                    let mut total = Tally {
-                        requests: 0,
-                        units: 0,
-                        unexpected: Vec::new(),
-                        latency_us: histogram(),
-                    };
+                    drop(shared);
+                    let mut total = Tally::new();
                     while let Some(done) = tasks.join_next().await {
                         total.merge(done?);
                     }
@@ -396,12 +480,7 @@ where
     let cpu0 = process_cpu();
     std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
     let cpu = process_cpu().saturating_sub(cpu0);
-    let mut total = Tally {
-        requests: 0,
-        units: 0,
-        unexpected: Vec::new(),
-        latency_us: histogram(),
-    };
+    let mut total = Tally::new();
     for h in handles {
         let tally = h
             .join()
@@ -415,6 +494,10 @@ where
         elapsed: shape.duration,
         cpu,
         latency_us: total.latency_us,
+        scheduled: total.scheduled,
+        late: total.late,
+        unanswered: total.unanswered,
+        send_lag_us: total.send_lag_us,
     })
 }
 

@@ -1,5 +1,6 @@
 //! DSC+ logins on the throughput path ([`crate::raw`]): `run --raw`, for the closed-loop
-//! regime that measures the daemon's ceiling (issue 13).
+//! regime that measures the daemon's ceiling, and `run --raw --rate R`, its open loop
+//! ([`crate::raw_open`]) that measures each request's latency at a fixed rate (issue 13).
 //!
 //! Each slot of a connection logs its users in one after another: `Begin`, the device's OCRA
 //! answer to the challenge, `Answer`, `Judged`. A connection takes the fleet's DSC+ users
@@ -17,7 +18,8 @@ use sls_protocol::{
 
 use crate::client::ClientTls;
 use crate::fleet::{Mix, Persona, SimUser};
-use crate::raw::{self, Driver, Shape};
+use crate::raw::{self, Driver, Shape, Stats};
+use crate::raw_open::{self, Open};
 use crate::report::{Latency, ScenarioSummary, Summary};
 use crate::run::{enrol_fleet, FleetSpec, RunResult, Target};
 
@@ -115,15 +117,20 @@ impl Driver for DscPlus {
 }
 
 /// Enrols a fleet of `users` in `mix` (its DSC+ users are the ones logged in), then drives
-/// `shape`'s closed loop of DSC+ logins on the raw path; `out` gets `summary.json`.
+/// `shape`'s DSC+ logins on the raw path: a closed loop, or with `open` an open loop of
+/// requests (a `Begin` or an `Answer` each) at its rate. `out` gets `summary.json`.
 pub async fn run(
     target: &Target,
     users: usize,
     mix: Mix,
     seed: u64,
     shape: &Shape,
+    open: Option<&Open>,
     out: Option<&std::path::Path>,
 ) -> anyhow::Result<RunResult> {
+    if let Some(o) = open {
+        o.check()?;
+    }
     let spec = FleetSpec {
         users,
         mix,
@@ -140,60 +147,19 @@ pub async fn run(
     let logins = Arc::new(logins);
     let config =
         ClientTls::from_dir(&target.tls_dir, Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
-    let (addr, shape2) = (target.addr, shape.clone());
+    let (addr, shape2, open2) = (target.addr, shape.clone(), open.cloned());
     let (stride, slots) = (shape.connections.max(1), shape.in_flight.max(1));
     let stats = tokio::task::spawn_blocking(move || {
-        raw::run(addr, config, &shape2, move |c| {
-            DscPlus::new(logins.clone(), c, stride, slots)
-        })
+        let driver = move |c| DscPlus::new(logins.clone(), c, stride, slots);
+        match open2 {
+            Some(o) => raw_open::run(addr, config, &shape2, &o, driver),
+            None => raw::run(addr, config, &shape2, driver),
+        }
     })
     .await??;
     admin_conn.close(0u32.into(), b"done");
     let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
-    let secs = stats.elapsed.as_secs_f64().max(1e-9);
-    let unexpected: u64 = stats.unexpected.iter().map(|(_, n)| n).sum();
-    let cpu_us = stats.cpu_us_per_request();
-    eprintln!(
-        "load generator: {cpu_us:.2} µs of its own CPU per request ({} requests, {:.0}% of a core over the window, {} threads)",
-        stats.requests,
-        100.0 * stats.cpu.as_secs_f64() / secs,
-        shape.threads,
-    );
-    let scenario = ScenarioSummary {
-        name: "dsc_plus".into(),
-        count: stats.units,
-        ok: stats.units,
-        rate_per_s: stats.units as f64 / secs,
-        unexpected_errors: unexpected,
-        unexpected: stats
-            .unexpected
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect(),
-        errors: Default::default(),
-        latency_us: Latency::of(&stats.latency_us),
-    };
-    let summary = Summary {
-        format: crate::report::FORMAT,
-        run: serde_json::json!({
-            "target": target.addr.to_string(),
-            "users": spec.users,
-            "seed": spec.seed,
-            "connections": shape.connections,
-            "in_flight": shape.in_flight,
-            "threads": shape.threads,
-            "model": "raw closed loop",
-            "duration_s": shape.duration.as_secs_f64(),
-            "warmup_s": shape.warmup.as_secs_f64(),
-            "client_requests": stats.requests,
-            "client_requests_per_s": stats.requests_per_s(),
-            "client_cpu_s": stats.cpu.as_secs_f64(),
-            "client_cpu_us_per_request": cpu_us,
-        }),
-        scenarios: vec![scenario.clone()],
-        overall: scenario,
-        thresholds: Vec::new(),
-    };
+    let summary = summary(target, &spec, shape, open, &stats);
     let files = match out {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
@@ -204,10 +170,118 @@ pub async fn run(
         None => Vec::new(),
     };
     Ok(RunResult {
+        unexpected: summary.overall.unexpected_errors,
         summary,
         files,
-        unexpected,
     })
+}
+
+/// The summary of a raw run. A closed loop's scenario is `dsc_plus`, counted in logins, its
+/// latency a login's (both round trips); an open loop's is `dsc_plus_request`, counted in
+/// requests, its latency a request's from its due time, and `run` says how many were due,
+/// late, unanswered, and how late the load generator wrote them.
+fn summary(
+    target: &Target,
+    spec: &FleetSpec,
+    shape: &Shape,
+    open: Option<&Open>,
+    stats: &Stats,
+) -> Summary {
+    let secs = stats.elapsed.as_secs_f64().max(1e-9);
+    let unexpected: u64 = stats.unexpected.iter().map(|(_, n)| n).sum();
+    let cpu_us = stats.cpu_us_per_request();
+    eprintln!(
+        "load generator: {cpu_us:.2} µs of its own CPU per request ({} requests, {:.0}% of a core over the window, {} threads)",
+        stats.requests,
+        100.0 * stats.cpu.as_secs_f64() / secs,
+        shape.threads,
+    );
+    let (name, count) = match open {
+        Some(_) => ("dsc_plus_request", stats.requests),
+        None => ("dsc_plus", stats.units),
+    };
+    let scenario = ScenarioSummary {
+        name: name.into(),
+        count,
+        ok: count,
+        rate_per_s: count as f64 / secs,
+        unexpected_errors: unexpected + stats.unanswered,
+        unexpected: stats
+            .unexpected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .chain((stats.unanswered > 0).then(|| ("unanswered".to_owned(), stats.unanswered)))
+            .collect(),
+        errors: Default::default(),
+        latency_us: Latency::of(&stats.latency_us),
+    };
+    let mut run = serde_json::json!({
+        "target": target.addr.to_string(),
+        "users": spec.users,
+        "seed": spec.seed,
+        "connections": shape.connections,
+        "in_flight": shape.in_flight,
+        "threads": shape.threads,
+        "model": "raw closed loop",
+        "duration_s": shape.duration.as_secs_f64(),
+        "warmup_s": shape.warmup.as_secs_f64(),
+        "client_requests": stats.requests,
+        "client_requests_per_s": stats.requests_per_s(),
+        "client_cpu_s": stats.cpu.as_secs_f64(),
+        "client_cpu_us_per_request": cpu_us,
+    });
+    if let (Some(o), Some(map)) = (open, run.as_object_mut()) {
+        let (lat, lag) = (
+            Latency::of(&stats.latency_us),
+            Latency::of(&stats.send_lag_us),
+        );
+        eprintln!("{}", open_line(o, stats));
+        let extra = serde_json::json!({
+            "model": "raw open loop",
+            "rate": o.rate,
+            "tick_us": o.tick.as_secs_f64() * 1e6,
+            "drain_s": o.drain.as_secs_f64(),
+            "scheduled": stats.scheduled,
+            "late": stats.late,
+            "unanswered": stats.unanswered,
+            "logins": stats.units,
+            "logins_per_s": stats.units as f64 / secs,
+            "request_latency_us": lat,
+            "send_lag_us": lag,
+        });
+        if let Some(extra) = extra.as_object() {
+            map.extend(extra.clone());
+        }
+    }
+    Summary {
+        format: crate::report::FORMAT,
+        run,
+        scenarios: vec![scenario.clone()],
+        overall: scenario,
+        thresholds: Vec::new(),
+    }
+}
+
+/// An open loop's line: its rate, how many requests were due, late and unanswered, and how
+/// late the load generator wrote them.
+pub fn open_line(open: &Open, stats: &Stats) -> String {
+    let h = &stats.latency_us;
+    let lag = &stats.send_lag_us;
+    format!(
+        "open loop at {:.0} requests/s (ticks of {} µs): {} due in the window, {} answered, {} late (no free slot), {} unanswered; request latency from the due time p50 {} p90 {} p99 {} p99.9 {} µs; written after their due time p50 {} p99 {} µs",
+        open.rate,
+        open.tick.as_micros(),
+        stats.scheduled,
+        stats.requests,
+        stats.late,
+        stats.unanswered,
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        lag.value_at_quantile(0.5),
+        lag.value_at_quantile(0.99),
+    )
 }
 
 fn suite() -> sls_protocol::ocra::OcraSuite {

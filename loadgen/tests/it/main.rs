@@ -8,6 +8,7 @@ mod against_slsd;
 mod device_cli;
 mod live_metrics;
 mod merge_compare;
+mod open_loop;
 mod pipelines;
 mod thresholds;
 

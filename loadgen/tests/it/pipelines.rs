@@ -15,7 +15,7 @@ use sls_protocol::{frame, Frame, Message, Role, Verdict, ALPN_FRONTEND, PROTOCOL
 
 /// What the test server does with requests.
 #[derive(Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     /// Answers `Status { user: "u<n>" }` with `Rejected { failures_left: n % 200 }`, each
     /// read's answers in reverse order.
     Reverse,
@@ -27,7 +27,7 @@ fn tag(user: &str) -> u8 {
     (user[1..].parse::<u64>().unwrap() % 200) as u8
 }
 
-async fn serve(
+pub(crate) async fn serve(
     mode: Mode,
 ) -> (
     quinn::Endpoint,
@@ -126,7 +126,7 @@ async fn pipeline(
     (ep, conn, pipe)
 }
 
-fn status(n: u64) -> Message {
+pub(crate) fn status(n: u64) -> Message {
     Message::Status {
         user: format!("u{n}"),
     }
@@ -262,7 +262,7 @@ async fn raw_dsc_plus_logins_are_accepted_and_both_paths_report_client_cpu() {
         agent: "raw-dsc-test".into(),
     };
     let mix: sls_loadgen::fleet::Mix = "dsc_plus=1".parse().unwrap();
-    let r = sls_loadgen::raw_dsc::run(&target, 300, mix.clone(), 5, &shape, Some(out.path()))
+    let r = sls_loadgen::raw_dsc::run(&target, 300, mix.clone(), 5, &shape, None, Some(out.path()))
         .await
         .unwrap();
     let s = &r.summary.scenarios[0];

@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use sls_loadgen::client::{self, ClientTls, Pipeline};
-use sls_loadgen::daemon::{find_slsd, Daemon, NO_LIMITS, ONE_ADDRESS};
+use sls_loadgen::daemon::{find_slsd, Daemon};
 use sls_loadgen::fleet::Mix;
 use sls_loadgen::harness::{Client, Pool};
 use sls_loadgen::run::{self as lrun, FleetSpec};
@@ -33,6 +33,7 @@ mod cluster;
 mod cluster_baseline;
 mod cluster_probe;
 mod echo;
+mod latency;
 
 /// A regime that can run alone.
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -96,6 +97,22 @@ struct Args {
     /// The bare echo client's threads (one `current_thread` runtime each).
     #[arg(long, default_value_t = 1)]
     echo_threads: usize,
+    /// The latency regime's rate, requests/s [default: 25% of regime 1's requests/s].
+    #[arg(long)]
+    latency_rate: Option<f64>,
+    /// Run only the latency regime: the echo's and sls's open loops at the same request rate,
+    /// `--latency-runs` times alternately, and the medians (`--latency-rate`, or regime 1 first).
+    #[arg(long)]
+    latency_only: bool,
+    /// The latency regime's tick, µs: what is due by a tick goes out at it.
+    #[arg(long, default_value_t = 100)]
+    latency_tick_us: u64,
+    /// With `--latency-only`: slsd's `--threads` [default: slsd's, the number of cores].
+    #[arg(long)]
+    latency_sls_threads: Option<usize>,
+    /// With `--latency-only`: echo-then-sls pairs of open loops.
+    #[arg(long, default_value_t = 3)]
+    latency_runs: usize,
     /// Internal: run as the echo server in this data directory.
     #[arg(long, hide = true)]
     echo_server: Option<PathBuf>,
@@ -247,6 +264,25 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         )
         .await;
     }
+    if args.latency_only {
+        let md = latency::only(
+            &exe,
+            &slsd,
+            work.path(),
+            &latency::Opts {
+                rate: args.latency_rate,
+                tick: Duration::from_micros(args.latency_tick_us),
+                secs: args.secs,
+                runs: args.latency_runs,
+                sls_threads: args.latency_sls_threads,
+            },
+        )
+        .await?;
+        println!("{md}");
+        std::fs::write(&args.out, &md)?;
+        eprintln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     if args.only == Some(Only::Cluster) {
         let md = cluster_regime(&slsd, work.path(), &args).await?;
         println!("{md}");
@@ -279,8 +315,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     );
 
     // slsd with the fleet.
-    let flags = [&NO_LIMITS[..], &ONE_ADDRESS[..], &["--log", "warn"]].concat();
-    let mut sls = Daemon::start(&slsd, &work.path().join("slsd"), &flags)?;
+    let mut sls = Daemon::start(&slsd, &work.path().join("slsd"), &latency::sls_flags())?;
     let sls_pid = sls.pid().context("slsd pid")?;
     let rss0 = rss_kb(sls_pid);
     let target = sls.target();
@@ -326,6 +361,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
             agent: "e2e-regime-1".into(),
         },
         None,
+        None,
     )
     .await?;
     let s1 = &r1.summary.scenarios[0];
@@ -342,6 +378,32 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         ),
         echo: format!("{echo_8x256:.0} req/s"),
         ratio: format!("{:.2}", requests_1 / echo_8x256),
+    });
+    // The latency regime: both open loops at 25% of regime 1's requests/s (or the rate given).
+    let rate_l = args.latency_rate.unwrap_or(
+        r1.summary.run["client_requests_per_s"]
+            .as_f64()
+            .unwrap_or(requests_1)
+            * latency::SHARE,
+    );
+    let open_l = sls_loadgen::raw_open::Open {
+        tick: Duration::from_micros(args.latency_tick_us),
+        ..sls_loadgen::raw_open::Open::at(rate_l)
+    };
+    let which = match args.latency_rate {
+        Some(_) => "--latency-rate",
+        None => "25% of regime 1's requests/s",
+    };
+    let echo_l = latency::echo(&echo, &open_l, secs).await?;
+    let sls_l = latency::sls(&target, &open_l, secs, seed.fetch_add(1, Ordering::Relaxed)).await?;
+    rows.push(Row {
+        regime: format!(
+            "3r. raw open loop at {rate_l:.0} req/s ({which}), 8 conns x 256 slots, ticks of {} µs: request latency from its due time, p50 / p99 / p99.9 µs",
+            args.latency_tick_us
+        ),
+        sls: sls_l.cell(),
+        echo: echo_l.cell(),
+        ratio: format!("p99 {:.2}", latency::ratio(&sls_l, &echo_l)),
     });
     let r2 = lrun::run(
         &target,
@@ -460,7 +522,12 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         echo: "—".into(),
         ratio: "—".into(),
     });
-    let unexpected: u64 = [&r1, &r2, &r4, &r5].iter().map(|r| r.unexpected).sum();
+    let unexpected: u64 = [&r1, &r2, &r4, &r5]
+        .iter()
+        .map(|r| r.unexpected)
+        .sum::<u64>()
+        + sls_l.unexpected
+        + sls_l.unanswered;
 
     let mut md = String::from("| regime | sls | bare echo | ratio |\n|---|---|---|---|\n");
     for r in &rows {
