@@ -249,8 +249,23 @@ async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         tls_dir: a.tls_dir,
     };
     let mix = a.mix.unwrap_or_else(|| Mix(vec![(Persona::DscPlus, 1)]));
+    let answers = match a.wrong_rate {
+        r if r == 0.0 => raw_dsc::Answers::Right,
+        r if r == 1.0 => raw_dsc::Answers::Wrong,
+        _ => bail!("--raw takes --wrong-rate 0 (logins) or 1 (a failure storm)"),
+    };
     let out = a.out.as_deref();
-    let result = raw_dsc::run(&target, a.users, mix, a.seed, &shape, open.as_ref(), out).await?;
+    let result = raw_dsc::run(
+        &target,
+        a.users,
+        mix,
+        a.seed,
+        &shape,
+        open.as_ref(),
+        answers,
+        out,
+    )
+    .await?;
     println!("{}", report::table(&result.summary.scenarios));
     Ok(Ended::unexpected(result.unexpected))
 }

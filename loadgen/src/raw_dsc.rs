@@ -6,6 +6,10 @@
 //! answer to the challenge, `Answer`, `Judged`. A connection takes the fleet's DSC+ users
 //! `c, c + connections, …` in turn, so no two slots of the run share a user while the fleet
 //! has more users than slots.
+//!
+//! With [`Answers::Wrong`] every answer is wrong (the right one with its first digit changed):
+//! a failure storm, each answer a failure the daemon must make durable before its verdict
+//! (R11). Its unit of work is a failure judged; a user it has locked is passed over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +37,18 @@ struct Login {
     pin_hash: Option<Vec<u8>>,
 }
 
+/// What the slots answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// The device's answer: logins.
+    Right,
+    /// A wrong answer every time: a failure storm.
+    Wrong,
+}
+
 /// One connection's DSC+ logins.
 pub struct DscPlus {
+    answers: Answers,
     users: Arc<Vec<Login>>,
     next: usize,
     stride: usize,
@@ -44,8 +58,15 @@ pub struct DscPlus {
 }
 
 impl DscPlus {
-    fn new(users: Arc<Vec<Login>>, first: usize, stride: usize, slots: usize) -> DscPlus {
+    fn new(
+        answers: Answers,
+        users: Arc<Vec<Login>>,
+        first: usize,
+        stride: usize,
+        slots: usize,
+    ) -> DscPlus {
         DscPlus {
+            answers,
             users,
             next: first,
             stride: stride.max(1),
@@ -62,10 +83,21 @@ impl DscPlus {
             session: None,
             timestamp: None,
         };
-        self.suite
-            .compute(&login.secret, &input)
-            .ok()
-            .map(|a| a.as_str().to_owned())
+        let right = self.suite.compute(&login.secret, &input).ok()?;
+        let right = right.as_str();
+        Some(match self.answers {
+            Answers::Right => right.to_owned(),
+            // Every digit but the first kept: well-formed, and wrong.
+            Answers::Wrong => {
+                let first = right.bytes().next()?;
+                let other = if first == b'9' {
+                    '0'
+                } else {
+                    char::from(first + 1)
+                };
+                format!("{other}{}", right.get(1..)?)
+            }
+        })
     }
 }
 
@@ -106,10 +138,17 @@ impl Driver for DscPlus {
                 self.slots[slot].1 = Some((txn, answer));
                 Ok(0)
             }
-            Message::Judged {
-                verdict: Verdict::Accepted { .. },
-            } => Ok(1),
-            Message::Judged { .. } => Err("not_accepted"),
+            Message::Judged { verdict } => match (self.answers, verdict) {
+                (Answers::Right, Verdict::Accepted { .. }) => Ok(1),
+                (Answers::Wrong, Verdict::Rejected { .. }) => Ok(1),
+                // Locked by the storm (its tenth failure, or a `Begin` after it): passed over.
+                (Answers::Wrong, Verdict::Locked { .. }) => {
+                    self.slots[slot].1 = None;
+                    Ok(0)
+                }
+                (Answers::Right, _) => Err("not_accepted"),
+                (Answers::Wrong, _) => Err("not_rejected"),
+            },
             Message::Error { .. } => Err("error_frame"),
             _ => Err("unexpected_message"),
         }
@@ -118,7 +157,9 @@ impl Driver for DscPlus {
 
 /// Enrols a fleet of `users` in `mix` (its DSC+ users are the ones logged in), then drives
 /// `shape`'s DSC+ logins on the raw path: a closed loop, or with `open` an open loop of
-/// requests (a `Begin` or an `Answer` each) at its rate. `out` gets `summary.json`.
+/// requests (a `Begin` or an `Answer` each) at its rate; `answers` right or all wrong. `out`
+/// gets `summary.json`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     target: &Target,
     users: usize,
@@ -126,6 +167,7 @@ pub async fn run(
     seed: u64,
     shape: &Shape,
     open: Option<&Open>,
+    answers: Answers,
     out: Option<&std::path::Path>,
 ) -> anyhow::Result<RunResult> {
     if let Some(o) = open {
@@ -150,7 +192,7 @@ pub async fn run(
     let (addr, shape2, open2) = (target.addr, shape.clone(), open.cloned());
     let (stride, slots) = (shape.connections.max(1), shape.in_flight.max(1));
     let stats = tokio::task::spawn_blocking(move || {
-        let driver = move |c| DscPlus::new(logins.clone(), c, stride, slots);
+        let driver = move |c| DscPlus::new(answers, logins.clone(), c, stride, slots);
         match open2 {
             Some(o) => raw_open::run(addr, config, &shape2, &o, driver),
             None => raw::run(addr, config, &shape2, driver),
@@ -159,7 +201,7 @@ pub async fn run(
     .await??;
     admin_conn.close(0u32.into(), b"done");
     let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
-    let summary = summary(target, &spec, shape, open, &stats);
+    let summary = summary(target, &spec, shape, open, answers, &stats);
     let files = match out {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
@@ -185,6 +227,7 @@ fn summary(
     spec: &FleetSpec,
     shape: &Shape,
     open: Option<&Open>,
+    answers: Answers,
     stats: &Stats,
 ) -> Summary {
     let secs = stats.elapsed.as_secs_f64().max(1e-9);
@@ -196,9 +239,10 @@ fn summary(
         100.0 * stats.cpu.as_secs_f64() / secs,
         shape.threads,
     );
-    let (name, count) = match open {
-        Some(_) => ("dsc_plus_request", stats.requests),
-        None => ("dsc_plus", stats.units),
+    let (name, count) = match (open, answers) {
+        (Some(_), _) => ("dsc_plus_request", stats.requests),
+        (None, Answers::Right) => ("dsc_plus", stats.units),
+        (None, Answers::Wrong) => ("failure_storm", stats.units),
     };
     let scenario = ScenarioSummary {
         name: name.into(),

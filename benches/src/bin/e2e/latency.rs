@@ -125,6 +125,7 @@ pub async fn sls(target: &Target, open: &Open, secs: u64, seed: u64) -> anyhow::
         seed,
         &shape(secs, "e2e-sls-open"),
         Some(open),
+        sls_loadgen::raw_dsc::Answers::Right,
         None,
     )
     .await?;
@@ -138,8 +139,17 @@ fn dsc_plus() -> anyhow::Result<Mix> {
 /// Regime 1 (8 × 256 DSC+ logins, closed loop) on `target` for `secs`: its requests/s.
 pub async fn regime_1(target: &Target, secs: u64, seed: u64) -> anyhow::Result<f64> {
     let shape = shape(secs, "e2e-regime-1");
-    let r =
-        sls_loadgen::raw_dsc::run(target, 20_000, dsc_plus()?, seed, &shape, None, None).await?;
+    let r = sls_loadgen::raw_dsc::run(
+        target,
+        20_000,
+        dsc_plus()?,
+        seed,
+        &shape,
+        None,
+        sls_loadgen::raw_dsc::Answers::Right,
+        None,
+    )
+    .await?;
     r.summary.run["client_requests_per_s"]
         .as_f64()
         .context("regime 1: no requests/s")
