@@ -249,10 +249,12 @@ async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         tls_dir: a.tls_dir,
     };
     let mix = a.mix.unwrap_or_else(|| Mix(vec![(Persona::DscPlus, 1)]));
-    let answers = match a.wrong_rate {
-        r if r == 0.0 => raw_dsc::Answers::Right,
-        r if r == 1.0 => raw_dsc::Answers::Wrong,
-        _ => bail!("--raw takes --wrong-rate 0 (logins) or 1 (a failure storm)"),
+    let answers = if a.wrong_rate == 0.0 {
+        raw_dsc::Answers::Right
+    } else if a.wrong_rate == 1.0 {
+        raw_dsc::Answers::Wrong
+    } else {
+        bail!("--raw takes --wrong-rate 0 (logins) or 1 (a failure storm)");
     };
     let out = a.out.as_deref();
     let result = raw_dsc::run(

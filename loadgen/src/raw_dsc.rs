@@ -141,8 +141,9 @@ impl Driver for DscPlus {
             Message::Judged { verdict } => match (self.answers, verdict) {
                 (Answers::Right, Verdict::Accepted { .. }) => Ok(1),
                 (Answers::Wrong, Verdict::Rejected { .. }) => Ok(1),
-                // Locked by the storm (its tenth failure, or a `Begin` after it): passed over.
-                (Answers::Wrong, Verdict::Locked { .. }) => {
+                // Locked by the storm (its tenth failure, or a `Begin` after it), or held back
+                // by the daemon's rate limits: passed over.
+                (Answers::Wrong, Verdict::Locked { .. } | Verdict::RateLimited { .. }) => {
                     self.slots[slot].1 = None;
                     Ok(0)
                 }

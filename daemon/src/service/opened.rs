@@ -192,7 +192,7 @@ mod tests {
         // Far more logins than the cap, each answered: the cap is never met (before, every
         // answered challenge counted for its whole life, and the connection met its cap).
         for n in 0..10_000u128 {
-            let place = o.try_reserve(100, t0).ok().expect("a place");
+            let place = o.try_reserve(100, t0).expect("a place");
             place.issued(TxnId(n), life);
             let verdict = if n % 2 == 0 {
                 Verdict::Rejected { failures_left: 9 }
@@ -205,7 +205,7 @@ mod tests {
         // The queue of the order begun is compacted as it goes, not kept for the life.
         assert!(o.0.lock().order.len() <= 130, "{}", o.0.lock().order.len());
         // A verdict that leaves the challenge open keeps it counted, and probed at the cap.
-        let place = o.try_reserve(1, t0).ok().expect("a place");
+        let place = o.try_reserve(1, t0).expect("a place");
         place.issued(TxnId(7_777), life);
         o.answered(TxnId(7_777), &Verdict::RateLimited { retry_after_ms: 5 });
         o.answered(TxnId(7_777), &Verdict::Locked { until_ms: 1 });

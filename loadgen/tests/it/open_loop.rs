@@ -151,6 +151,7 @@ async fn raw_dsc_plus_open_loop_reports_request_latency_in_summary_json() {
         9,
         &shape,
         Some(&open),
+        sls_loadgen::raw_dsc::Answers::Right,
         Some(out.path()),
     )
     .await

@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sls_loadgen::client::{self, CallError, ClientTls, Pipeline};
 use sls_loadgen::raw::{self, Driver, Shape};
+use sls_loadgen::raw_dsc::Answers;
 use sls_protocol::{frame, Frame, Message, Role, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
 
 /// What the test server does with requests.
@@ -262,9 +263,18 @@ async fn raw_dsc_plus_logins_are_accepted_and_both_paths_report_client_cpu() {
         agent: "raw-dsc-test".into(),
     };
     let mix: sls_loadgen::fleet::Mix = "dsc_plus=1".parse().unwrap();
-    let r = sls_loadgen::raw_dsc::run(&target, 300, mix.clone(), 5, &shape, None, Some(out.path()))
-        .await
-        .unwrap();
+    let r = sls_loadgen::raw_dsc::run(
+        &target,
+        300,
+        mix.clone(),
+        5,
+        &shape,
+        None,
+        Answers::Right,
+        Some(out.path()),
+    )
+    .await
+    .unwrap();
     let s = &r.summary.scenarios[0];
     assert_eq!(r.unexpected, 0, "{:?}", s.unexpected);
     assert!(s.ok > 0);
@@ -294,4 +304,42 @@ async fn raw_dsc_plus_logins_are_accepted_and_both_paths_report_client_cpu() {
         .unwrap();
     assert!(r.summary.run["client_requests"].as_u64().unwrap() > 0);
     assert!(r.summary.run["client_cpu_us_per_request"].as_f64().unwrap() > 0.0);
+}
+
+/// The raw failure storm against a real slsd: every answer judged `rejected` (a failure made
+/// durable before its verdict) until its user is locked, none unexpected; and no user gives
+/// more than the ten failures of R11, however fast the storm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_failure_storm_is_rejected_until_each_user_is_locked_after_ten() {
+    let d = crate::slsd(&[]);
+    let shape = Shape {
+        connections: 2,
+        in_flight: 16,
+        threads: 1,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(2),
+        agent: "raw-storm-test".into(),
+    };
+    let users = 40;
+    let r = sls_loadgen::raw_dsc::run(
+        &d.target(),
+        users,
+        "dsc_plus=1".parse().unwrap(),
+        12,
+        &shape,
+        None,
+        Answers::Wrong,
+        None,
+    )
+    .await
+    .unwrap();
+    let s = &r.summary.scenarios[0];
+    assert_eq!(s.name, "failure_storm");
+    assert_eq!(r.unexpected, 0, "{:?}", s.unexpected);
+    assert!(s.ok > 0);
+    assert!(
+        s.ok <= users as u64 * 10,
+        "{} failures from {users} users",
+        s.ok
+    );
 }
