@@ -13,11 +13,19 @@
 //! Kept apart, the map every answer reads stays small; the large one is touched once per login,
 //! when the answer moves its entry there. A spent entry is written before its open one is
 //! removed, so a reader finds the transaction in one or the other throughout.
+//!
+//! The spent ones are kept in generations, one per sweep (a second in the daemon): a sweep drops
+//! the oldest generations whose every entry is past its deadline, whole, after taking them out
+//! under a lock held for a few pointer moves. No sweep walks the spent entries under a lock a
+//! login needs (a `retain` over a million entries held each shard for milliseconds, and the
+//! logins waiting behind it made the tail of the latency at a quarter of the peak rate).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use parking_lot::RwLock;
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
 use crate::store::TxnEntry;
@@ -31,10 +39,27 @@ struct Bound {
     until: u64,
 }
 
+/// Spent transactions of one stretch of time.
+struct Generation {
+    spent: Map<(Bound, Verdict)>,
+    /// The latest deadline of its entries: once past, the generation is dropped whole.
+    until: AtomicU64,
+}
+
+impl Generation {
+    fn new() -> Generation {
+        Generation {
+            spent: DashMap::with_hasher(ahash::RandomState::new()),
+            until: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Open and spent transactions.
 pub(crate) struct TxnIndex {
     open: Map<Bound>,
-    spent: Map<(Bound, Verdict)>,
+    /// Oldest first; the last takes what is spent now. Never empty.
+    spent: RwLock<VecDeque<Generation>>,
     /// `open`'s length, kept apart: a `DashMap`'s `len` locks every shard, and every `Begin`
     /// checks the bound of open challenges.
     open_count: AtomicUsize,
@@ -44,7 +69,7 @@ impl TxnIndex {
     pub(crate) fn new() -> TxnIndex {
         TxnIndex {
             open: DashMap::with_hasher(ahash::RandomState::new()),
-            spent: DashMap::with_hasher(ahash::RandomState::new()),
+            spent: RwLock::new(VecDeque::from([Generation::new()])),
             open_count: AtomicUsize::new(0),
         }
     }
@@ -69,13 +94,23 @@ impl TxnIndex {
             device: b.device,
             until: until_ms,
         }) else {
-            if let Some(mut s) = self.spent.get_mut(&txn.0) {
-                s.1 = verdict;
-                s.0.until = until_ms;
+            let generations = self.spent.read();
+            for g in generations.iter() {
+                if let Some(mut s) = g.spent.get_mut(&txn.0) {
+                    s.1 = verdict;
+                    s.0.until = until_ms;
+                    g.until.fetch_max(until_ms, Ordering::Relaxed);
+                }
             }
             return;
         };
-        self.spent.insert(txn.0, (bound, verdict));
+        {
+            let generations = self.spent.read();
+            if let Some(now) = generations.back() {
+                now.until.fetch_max(until_ms, Ordering::Relaxed);
+                now.spent.insert(txn.0, (bound, verdict));
+            }
+        }
         if self.open.remove(&txn.0).is_some() {
             self.open_count.fetch_sub(1, Ordering::Relaxed);
         }
@@ -93,7 +128,12 @@ impl TxnIndex {
         if let Some(b) = self.open.get(&txn.0) {
             return entry(&b, None);
         }
-        self.spent.get(&txn.0).and_then(|s| entry(&s.0, Some(s.1)))
+        let generations = self.spent.read();
+        generations
+            .iter()
+            .rev()
+            .find_map(|g| g.spent.get(&txn.0).map(|s| entry(&s.0, Some(s.1))))
+            .flatten()
     }
 
     /// Challenges open now.
@@ -118,9 +158,24 @@ impl TxnIndex {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(gone))
             });
-        let before = self.spent.len();
-        self.spent.retain(|_, s| s.0.until > now_ms);
-        gone.saturating_add(before.saturating_sub(self.spent.len()))
+        // The generations wholly past their deadline are taken out under the lock and dropped
+        // (their entries freed) after it; a new one begins if the last took anything.
+        let mut past = Vec::new();
+        {
+            let mut generations = self.spent.write();
+            while generations
+                .front()
+                .is_some_and(|g| g.until.load(Ordering::Relaxed) <= now_ms)
+            {
+                past.extend(generations.pop_front());
+            }
+            if generations.back().is_none_or(|g| !g.spent.is_empty()) {
+                generations.push_back(Generation::new());
+            }
+        }
+        past.iter()
+            .map(|g| g.spent.len())
+            .fold(gone, usize::saturating_add)
     }
 }
 
@@ -146,6 +201,26 @@ mod tests {
         assert_eq!(ix.sweep(500, |u| users.push(u)), 1);
         assert!(users.is_empty(), "a spent challenge was not abandoned");
         assert!(ix.get(txn, 0).is_none());
+    }
+
+    #[test]
+    fn spent_transactions_outlive_the_sweeps_before_their_deadline_and_no_more() {
+        let ix = TxnIndex::new();
+        // One spent each second, each remembered for 5 s (the replay window).
+        for t in 0..20u64 {
+            let (txn, now) = (TxnId(u128::from(t)), t * 1_000);
+            ix.bind(txn, "dee", DeviceId(1), now + 120_000);
+            ix.settle(txn, Verdict::Expired, now + 5_000);
+            ix.sweep(now, |_| {});
+            for back in 0..5 {
+                let seen = t.checked_sub(back).map(|s| ix.get(TxnId(u128::from(s)), now));
+                assert!(seen.is_none_or(|e| e.is_some()), "spent {back} s ago, at {t} s");
+            }
+            // Dropped whole once past: a few generations, not one per second for ever.
+            assert!(ix.spent.read().len() <= 7, "{} generations", ix.spent.read().len());
+        }
+        assert!(ix.get(TxnId(0), 19_000).is_none());
+        assert_eq!(ix.open(), 0);
     }
 
     #[test]
