@@ -47,9 +47,11 @@ struct Generation {
 }
 
 impl Generation {
-    fn new() -> Generation {
+    /// A generation with room for `n` entries: sized as the last one, it does not grow (and
+    /// rehash, on a login's path) while it fills.
+    fn with_capacity(n: usize) -> Generation {
         Generation {
-            spent: DashMap::with_hasher(ahash::RandomState::new()),
+            spent: DashMap::with_capacity_and_hasher(n, ahash::RandomState::new()),
             until: AtomicU64::new(0),
         }
     }
@@ -69,7 +71,7 @@ impl TxnIndex {
     pub(crate) fn new() -> TxnIndex {
         TxnIndex {
             open: DashMap::with_hasher(ahash::RandomState::new()),
-            spent: RwLock::new(VecDeque::from([Generation::new()])),
+            spent: RwLock::new(VecDeque::from([Generation::with_capacity(0)])),
             open_count: AtomicUsize::new(0),
         }
     }
@@ -169,8 +171,9 @@ impl TxnIndex {
             {
                 past.extend(generations.pop_front());
             }
-            if generations.back().is_none_or(|g| !g.spent.is_empty()) {
-                generations.push_back(Generation::new());
+            let last = generations.back().map_or(0, |g| g.spent.len());
+            if generations.is_empty() || last > 0 {
+                generations.push_back(Generation::with_capacity(last));
             }
         }
         past.iter()
