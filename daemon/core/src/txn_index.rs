@@ -216,11 +216,20 @@ mod tests {
             ix.settle(txn, Verdict::Expired, now + 5_000);
             ix.sweep(now, |_| {});
             for back in 0..5 {
-                let seen = t.checked_sub(back).map(|s| ix.get(TxnId(u128::from(s)), now));
-                assert!(seen.is_none_or(|e| e.is_some()), "spent {back} s ago, at {t} s");
+                let seen = t
+                    .checked_sub(back)
+                    .map(|s| ix.get(TxnId(u128::from(s)), now));
+                assert!(
+                    seen.is_none_or(|e| e.is_some()),
+                    "spent {back} s ago, at {t} s"
+                );
             }
             // Dropped whole once past: a few generations, not one per second for ever.
-            assert!(ix.spent.read().len() <= 7, "{} generations", ix.spent.read().len());
+            assert!(
+                ix.spent.read().len() <= 7,
+                "{} generations",
+                ix.spent.read().len()
+            );
         }
         assert!(ix.get(TxnId(0), 19_000).is_none());
         assert_eq!(ix.open(), 0);

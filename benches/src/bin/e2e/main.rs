@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use hdrhistogram::Histogram;
 use sls_loadgen::client::{self, ClientTls, Pipeline};
 use sls_loadgen::daemon::{find_slsd, Daemon};
 use sls_loadgen::fleet::Mix;
@@ -113,6 +112,13 @@ struct Args {
     /// With `--latency-only`: echo-then-sls pairs of open loops.
     #[arg(long, default_value_t = 3)]
     latency_runs: usize,
+    /// slsd's `--endpoints` for the regimes (one thread and UDP socket each).
+    #[arg(long, default_value_t = 1)]
+    sls_endpoints: usize,
+    /// Regime 1's client threads (one UDP socket each: with several endpoints, the kernel
+    /// spreads the client's sockets over them).
+    #[arg(long, default_value_t = 1)]
+    regime1_threads: usize,
     /// Internal: run as the echo server in this data directory.
     #[arg(long, hide = true)]
     echo_server: Option<PathBuf>,
@@ -153,49 +159,19 @@ async fn echo_closed(pipes: &[Pipeline], depth: usize, secs: u64) -> f64 {
     count.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
-/// Open loop at `rate` requests/s for `secs`, latency from the due time: (p50, p99, p99.9) µs.
-async fn echo_open(pipes: &[Pipeline], rate: f64, secs: u64) -> (u64, u64, u64) {
-    let hist = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!()),
-    ));
-    let start = Instant::now() + Duration::from_millis(20);
-    let total = (rate * secs as f64) as u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..total {
-        let due = start + Duration::from_secs_f64(k as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        while tasks.try_join_next().is_some() {}
-        let p = pipes[k as usize % pipes.len()].clone();
-        let hist = hist.clone();
-        tasks.spawn(async move {
-            if p.call(answer_frame(k)).await.is_ok() {
-                let us = (due.elapsed().as_micros() as u64).max(1);
-                if let Ok(mut h) = hist.lock() {
-                    let _ = h.record(us.min(60_000_000));
-                }
-            }
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let h = hist
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
-    (
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-    )
-}
-
 /// Opens `n` connections at once: handshakes/s.
 async fn handshakes(addr: SocketAddr, tls_dir: &Path, n: usize) -> anyhow::Result<f64> {
-    let ep = client::endpoint("127.0.0.1:0".parse()?)?;
+    // From 8 client sockets: a server with several endpoints (`--endpoints`) gets them spread
+    // over its endpoints by the kernel, as it would from several frontends.
+    let local: SocketAddr = "127.0.0.1:0".parse()?;
+    let eps = (0..8)
+        .map(|_| client::endpoint(local))
+        .collect::<Result<Vec<_>, _>>()?;
     let cfg = ClientTls::from_dir(tls_dir, Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
     let t0 = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let ep = ep.clone();
+    for i in 0..n {
+        let ep = eps[i % eps.len()].clone();
         let cfg = cfg.clone();
         tasks.spawn(async move { client::connect(&ep, addr, cfg).await });
     }
@@ -305,7 +281,6 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     )
     .await?
     .requests_per_s();
-    let echo8 = Pool::connect(&echo.target(), Role::Frontend, 8).await?;
     let echo1000 = Pool::connect(&echo.target(), Role::Frontend, 1000).await?;
     let echo_1000x1 = echo_closed(&echo1000.pipes, 1, secs).await;
     drop(echo1000);
@@ -315,7 +290,13 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     );
 
     // slsd with the fleet.
-    let mut sls = Daemon::start(&slsd, &work.path().join("slsd"), &latency::sls_flags())?;
+    let endpoints = args.sls_endpoints.to_string();
+    let flags = [
+        &latency::sls_flags()[..],
+        &["--endpoints", endpoints.as_str()],
+    ]
+    .concat();
+    let mut sls = Daemon::start(&slsd, &work.path().join("slsd"), &flags)?;
     let sls_pid = sls.pid().context("slsd pid")?;
     let rss0 = rss_kb(sls_pid);
     let target = sls.target();
@@ -355,7 +336,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         &sls_loadgen::raw::Shape {
             connections: 8,
             in_flight: 256,
-            threads: 1,
+            threads: args.regime1_threads,
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(secs),
             agent: "e2e-regime-1".into(),
@@ -369,7 +350,10 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     let verified_1 = s1.ok as f64 / secs as f64;
     let requests_1 = verified_1 * 2.0;
     rows.push(Row {
-        regime: "1. 8 conns x 256 in flight, closed loop: verified answers/s (requests/s)".into(),
+        regime: format!(
+            "1. 8 conns x 256 in flight, closed loop, slsd --endpoints {}, {} client threads: verified answers/s (requests/s)",
+            args.sls_endpoints, args.regime1_threads
+        ),
         sls: format!(
             "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs, load generator {:.2} µs CPU/request",
             s1.latency_us.p50,
@@ -425,33 +409,6 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         echo: format!("{echo_1000x1:.0} req/s"),
         ratio: format!("{:.2}", requests_2 / echo_1000x1),
     });
-    for share in [0.25, 0.5] {
-        let steps = verified_1 * share;
-        let r = lrun::run(
-            &target,
-            &spec(20_000, 8, "dsc_plus=1", 0),
-            &plan(
-                LoadModel::Open {
-                    rate: steps,
-                    ramp: None,
-                    max_in_flight: 100_000,
-                },
-                Scenario::DscPlus,
-                secs,
-            ),
-            Behaviour::default(),
-            None,
-        )
-        .await?;
-        let s = &r.summary.scenarios[0];
-        let (e50, e99, e999) = echo_open(&echo8.pipes, steps * 2.0, secs).await;
-        rows.push(Row {
-            regime: format!("3. open loop at {:.0}% of regime 1 ({steps:.0} logins/s = 2 requests each): p50 / p99 / p99.9 µs", share * 100.0),
-            sls: format!("{} / {} / {} (a login: 2 round trips)", s.latency_us.p50, s.latency_us.p99, s.latency_us.p999),
-            echo: format!("{e50} / {e99} / {e999} (one round trip at {:.0} req/s)", steps * 2.0),
-            ratio: format!("p99 {:.2}", s.latency_us.p99 as f64 / e99.max(1) as f64),
-        });
-    }
     // The failure storm on the same raw path as regime 1, so that the ratio is the daemon's:
     // every answer wrong, each failure durable (fsync) before its verdict. Enough users that
     // the storm does not run out of unlocked victims (10 failures each). As many in flight as
@@ -466,7 +423,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         &sls_loadgen::raw::Shape {
             connections: 32,
             in_flight: 64,
-            threads: 2,
+            threads: args.regime1_threads.max(2),
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(secs),
             agent: "e2e-regime-4".into(),
