@@ -153,6 +153,62 @@ mod tests {
         UserSpec,
     };
 
+    /// The bound of open transactions counts the open ones, not the spent ones the index keeps
+    /// for the replay window: before, `max_open_txns` logins answered within 5 s refused the
+    /// next `Begin` (at 400 k logins/s the default 2,000,000 was reached by spent ones alone).
+    #[test]
+    fn answered_challenges_do_not_count_against_the_bound_of_open_ones() {
+        let cfg = CoreConfig {
+            max_open_txns: 5,
+            ..CoreConfig::default()
+        };
+        let core = Core::new(
+            cfg.clone(),
+            MemoryStore::new(cfg),
+            Arc::new(FakeClock::default()),
+            Arc::new(SeededEntropy::new(3)),
+        );
+        let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for n in 0..4 {
+            let name = format!("user{n}");
+            let user = UserSpec {
+                name: name.clone(),
+                ..UserSpec::default()
+            };
+            block_on(core.enrol_user(&user)).expect("enrolled");
+            let spec = DeviceSpec {
+                kind: DeviceKind::DscPlus,
+                secret: vec![9; 32],
+                pin: "1234".into(),
+                suite: String::new(),
+            };
+            let device = block_on(core.enrol_device(&name, &spec))
+                .expect("enrolled")
+                .value;
+            // Three logins each, every one answered (wrong: it spends its challenge all the
+            // same), twelve in all against a bound of five, with no time passing.
+            for _ in 0..3 {
+                let req = BeginRequest {
+                    user: &name,
+                    purpose: Purpose::Login,
+                    device: Some(device),
+                    client,
+                };
+                let out = block_on(core.begin(&req, &|_| false)).expect("begun");
+                let BeginResult::Challenge { txn, .. } = out.value else {
+                    panic!("a challenge: {:?}", out.value);
+                };
+                let judged = block_on(core.answer(txn, "00000000", client)).expect("judged");
+                assert!(
+                    matches!(judged.value, Verdict::Rejected { .. }),
+                    "{:?}",
+                    judged.value
+                );
+                assert_eq!(core.open_txns(), 0);
+            }
+        }
+    }
+
     /// An `Await` that reads a push transaction while its answer is being committed must get
     /// the decision, never `unknown`: the app's answer spends the transaction in the user's
     /// state and settles its verdict in the index, and a reader must not see the first
