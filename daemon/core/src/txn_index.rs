@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_transaction_is_open_then_spent_then_forgotten() {
+    fn r12_a_transaction_is_open_then_spent_then_forgotten() {
         let ix = TxnIndex::new();
         let (txn, dev) = (TxnId(7), DeviceId(3));
         ix.bind(txn, "ann", dev, 1_000);
@@ -207,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn spent_transactions_outlive_the_sweeps_before_their_deadline_and_no_more() {
+    fn r12_spent_transactions_outlive_the_sweeps_before_their_deadline_and_no_more() {
         let ix = TxnIndex::new();
         // One spent each second, each remembered for 5 s (the replay window).
         for t in 0..20u64 {

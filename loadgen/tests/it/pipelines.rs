@@ -310,7 +310,7 @@ async fn raw_dsc_plus_logins_are_accepted_and_both_paths_report_client_cpu() {
 /// durable before its verdict) until its user is locked, none unexpected; and no user gives
 /// more than the ten failures of R11, however fast the storm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_raw_failure_storm_is_rejected_until_each_user_is_locked_after_ten() {
+async fn r11_the_raw_failure_storm_is_rejected_until_each_user_is_locked_after_ten() {
     let d = crate::slsd(&[]);
     let shape = Shape {
         connections: 2,
