@@ -96,6 +96,26 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The master that serves `key` now: the one that answers a command on it rather than
+    /// redirecting (`MOVED`).
+    pub fn master_of(&self, key: &str) -> Option<u16> {
+        self.masters()
+            .into_iter()
+            .find(|m| cli(*m, &["exists", key]).is_some_and(|r| !r.contains("MOVED")))
+    }
+
+    /// Holds every client's command on the node on `port` for `ms` milliseconds (`CLIENT
+    /// PAUSE … ALL`): a shard that answers late, without a failover.
+    ///
+    /// # Errors
+    /// The node did not take the command.
+    pub fn pause(&self, port: u16, ms: u64) -> anyhow::Result<()> {
+        cli(port, &["client", "pause", &ms.to_string(), "all"])
+            .filter(|r| r.trim() == "OK")
+            .map(drop)
+            .with_context(|| format!("CLIENT PAUSE on {port}"))
+    }
+
     /// Crashes the node on `port` (SIGKILL, by the pid the script recorded).
     ///
     /// # Errors

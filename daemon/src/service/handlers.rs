@@ -7,6 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, Status};
 
+use super::opened::Opened;
 use super::proof::prove;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
@@ -88,44 +89,7 @@ pub async fn handle(
         Message::Ping {} => Reply::Now(Message::Pong {}),
 
         // ---- frontend ----
-        Message::Begin {
-            user,
-            purpose,
-            device,
-            client,
-        } => begin(state, peer, &user, purpose, device, client, false, ticket).await,
-        // R6: the typed challenge, never a push, when the user asks for it.
-        Message::BeginTyped {
-            user,
-            purpose,
-            device,
-            client,
-        } => begin(state, peer, &user, purpose, device, client, true, ticket).await,
-        Message::Notices { user } => match core.notices(&user).await {
-            Ok(n) => Reply::Now(Message::UserNotices {
-                replacement: n.replacement,
-                activation: match n.activation {
-                    ActivationNotice::None => 0,
-                    ActivationNotice::Approaching => 1,
-                    ActivationNotice::Imminent => 2,
-                },
-                activates_at_ms: n.activates_at_ms,
-                mass_lockout: n.mass_lockout,
-            }),
-            Err(e) => core_error(&e),
-        },
-        Message::Answer {
-            txn,
-            response,
-            client,
-        } => match core.answer(txn, &response, client).await {
-            Ok(out) => {
-                keep(ticket, out.ticket);
-                peer.opened.answered(txn, &out.value);
-                Reply::Now(Message::Judged { verdict: out.value })
-            }
-            Err(e) => store_error(&e),
-        },
+        m if is_login(&m) => login(state, &peer.opened, m, ticket).await,
         Message::Await { txn, timeout_ms } => awaits::park(
             state,
             id,
@@ -133,21 +97,6 @@ pub async fn handle(
             Duration::from_millis(u64::from(timeout_ms)),
             later,
         ),
-        Message::PasswordFailed { user, client } => done(
-            ticket,
-            core.password_failed(&user, client).await,
-            |verdict| Message::Judged { verdict },
-        ),
-        Message::Status { user } => match core.status(&user).await {
-            Ok(s) => Reply::Now(Message::UserStatus {
-                locked_until_ms: s.locked_until_ms,
-                failures: s.failures,
-                failures_left: s.failures_left,
-                opted_out: s.opted_out,
-                devices: s.devices,
-            }),
-            Err(e) => core_error(&e),
-        },
 
         // ---- IB Key app ----
         // R8: one app may hold several users, each its own IB Key device: it proves each one
@@ -187,6 +136,89 @@ pub async fn handle(
         // The rest is rare (a device's proof, administration): boxed, so that its larger
         // futures do not size, and get copied with, every login's.
         other => Box::pin(rare(state, peer, other, ticket)).await,
+    }
+}
+
+/// Whether `message` is one of a login's frontend requests, which [`login`] handles: they touch
+/// the store and the connection's open challenges, never the stream's own state, so a stream
+/// may handle several at once.
+pub fn is_login(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Begin { .. }
+            | Message::BeginTyped { .. }
+            | Message::Notices { .. }
+            | Message::Answer { .. }
+            | Message::PasswordFailed { .. }
+            | Message::Status { .. }
+    )
+}
+
+/// Handles a login's frontend request ([`is_login`]); `opened`: the connection's open
+/// challenges.
+pub async fn login(
+    state: &State,
+    opened: &Opened,
+    message: Message,
+    ticket: &mut Option<Lsn>,
+) -> Reply {
+    let core = &state.core;
+    match message {
+        Message::Begin {
+            user,
+            purpose,
+            device,
+            client,
+        } => begin(state, opened, &user, purpose, device, client, false, ticket).await,
+        // R6: the typed challenge, never a push, when the user asks for it.
+        Message::BeginTyped {
+            user,
+            purpose,
+            device,
+            client,
+        } => begin(state, opened, &user, purpose, device, client, true, ticket).await,
+        Message::Notices { user } => match core.notices(&user).await {
+            Ok(n) => Reply::Now(Message::UserNotices {
+                replacement: n.replacement,
+                activation: match n.activation {
+                    ActivationNotice::None => 0,
+                    ActivationNotice::Approaching => 1,
+                    ActivationNotice::Imminent => 2,
+                },
+                activates_at_ms: n.activates_at_ms,
+                mass_lockout: n.mass_lockout,
+            }),
+            Err(e) => core_error(&e),
+        },
+        Message::Answer {
+            txn,
+            response,
+            client,
+        } => match core.answer(txn, &response, client).await {
+            Ok(out) => {
+                keep(ticket, out.ticket);
+                opened.answered(txn, &out.value);
+                Reply::Now(Message::Judged { verdict: out.value })
+            }
+            Err(e) => store_error(&e),
+        },
+        Message::PasswordFailed { user, client } => done(
+            ticket,
+            core.password_failed(&user, client).await,
+            |verdict| Message::Judged { verdict },
+        ),
+        Message::Status { user } => match core.status(&user).await {
+            Ok(s) => Reply::Now(Message::UserStatus {
+                locked_until_ms: s.locked_until_ms,
+                failures: s.failures,
+                failures_left: s.failures_left,
+                opted_out: s.opted_out,
+                devices: s.devices,
+            }),
+            Err(e) => core_error(&e),
+        },
+
+        _ => error(Status::UNEXPECTED, "not a login's request"),
     }
 }
 
@@ -398,7 +430,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
 #[allow(clippy::too_many_arguments)]
 async fn begin(
     state: &State,
-    peer: &Peer,
+    opened: &Opened,
     user: &str,
     purpose: sls_protocol::Purpose,
     device: Option<sls_protocol::DeviceId>,
@@ -411,7 +443,7 @@ async fn begin(
     let place = match device {
         Some(_) => {
             let cap = state.admission.policy().max_open_per_connection;
-            match peer.opened.reserve(core, cap).await {
+            match opened.reserve(core, cap).await {
                 Some(place) => Some(place),
                 None => {
                     return error(

@@ -57,6 +57,7 @@ pub async fn serve_stream(
     peer: Peer,
 ) {
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Message>();
+    let state_is_shared = state.core.store().is_shared();
     let mut s = Conversation {
         state,
         peer,
@@ -66,6 +67,7 @@ pub async fn serve_stream(
         out: BytesMut::with_capacity(16 * 1024),
         push_tx,
         registered: Vec::new(),
+        concurrent: state_is_shared,
     };
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     // No more reading: the peer finished, framing was lost, or shutdown began.
@@ -212,6 +214,9 @@ struct Conversation {
     /// Where pushes for the devices this stream proved arrive (R6, R8).
     push_tx: mpsc::UnboundedSender<Message>,
     registered: Vec<sls_protocol::DeviceId>,
+    /// Whether a login's requests are handled concurrently ([`Conversation::concurrently`]):
+    /// on a shared store, where each waits for network round trips.
+    concurrent: bool,
 }
 
 /// What a batch did.
@@ -358,6 +363,10 @@ impl Conversation {
             error_frame(id, Status::TOO_MANY_IN_FLIGHT, text, &mut self.out);
             return None;
         }
+        if self.concurrent && handlers::is_login(&message) {
+            self.concurrently(id, message, read_at);
+            return None;
+        }
         let t0 = *clock;
         let kind = message.type_code();
         let name = message.type_name();
@@ -414,6 +423,44 @@ impl Conversation {
         }
         encode_or_internal(id, &msg, &mut self.out);
         None
+    }
+}
+
+impl Conversation {
+    /// Handles a login's request on a task of its own, answered when it is done (and durable):
+    /// on a shared store each request waits for round trips to it, and handled in turn, the
+    /// requests of a stream would have one round trip in flight at a time. A panic drops the
+    /// promise, which answers `INTERNAL`.
+    fn concurrently(&mut self, id: u32, message: Message, read_at: Instant) {
+        let late = self.later.promise(id);
+        let state = self.state.clone();
+        let opened = self.peer.opened.clone();
+        self.state.tasks.spawn(async move {
+            let _in_flight = Held::new(&state.in_flight, 1);
+            let t0 = Instant::now();
+            let kind = message.type_code();
+            let mut ticket = None;
+            let msg = match handlers::login(&state, &opened, message, &mut ticket).await {
+                Reply::Now(msg) => msg,
+                Reply::Later => internal("the request failed"),
+            };
+            state
+                .metrics
+                .request(kind, &msg, t0.duration_since(read_at), t0.elapsed());
+            let Some(lsn) = ticket else {
+                return late.send(msg);
+            };
+            let t1 = Instant::now();
+            let durable = state.core.store().durable(lsn).await;
+            state.metrics.durable_wait(t1.elapsed());
+            late.send(match durable {
+                Ok(()) => msg,
+                Err(e) => {
+                    super::handlers::warn_store(&e);
+                    unavailable("state could not be made durable")
+                }
+            });
+        });
     }
 }
 

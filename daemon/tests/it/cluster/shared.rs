@@ -280,3 +280,33 @@ async fn a_node_given_another_seal_key_refuses_to_start() {
         "the key is not printed: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_waits_for_the_store_on_each_of_its_requests_at_once() {
+    // Two `Status` requests pipelined on one stream, the first for a user whose shard stalls:
+    // the second is answered while the first still waits, not after it.
+    let _one = super::one_at_a_time().await;
+    let cluster = RedisCluster::start().unwrap();
+    let a = node_a(&cluster, &[]);
+    let fe = a.connect(Role::Frontend).await.unwrap();
+    let master = |name: &str| cluster.master_of(&format!("{{sls:u:{name}}}")).unwrap();
+    let stalled = "s0";
+    let other = (1..100)
+        .map(|i| format!("s{i}"))
+        .find(|n| master(n) != master(stalled))
+        .unwrap();
+    // Within the node's 2 s reply timeout: the stalled request is answered too, late.
+    cluster.pause(master(stalled), 1_000).unwrap();
+    let status = |user: &str| Message::Status { user: user.into() };
+    let (first, second) = (fe.call(status(stalled)), fe.call(status(&other)));
+    tokio::pin!(first, second);
+    let answered_first = tokio::select! {
+        biased;
+        r = &mut first => ("stalled", r),
+        r = &mut second => ("other", r),
+    };
+    assert_eq!(answered_first.0, "other", "{answered_first:?}");
+    assert!(matches!(answered_first.1, Ok(Message::UserStatus { .. })));
+    let late = first.await.unwrap();
+    assert!(matches!(late, Message::UserStatus { .. }), "{late:?}");
+}
