@@ -38,6 +38,25 @@ impl Backend {
     pub fn is_shared(&self) -> bool {
         matches!(self, Backend::Redis(_))
     }
+
+    /// Called on the thread that serves requests, before it accepts any: the Redis store's
+    /// connection moves to this thread's runtime, so that a request's round trips wake no
+    /// other thread ([`RedisStore::home_here`]). If that fails, the store keeps the connection
+    /// it made at start, on the background runtime.
+    pub async fn home_here(&self) {
+        if let Backend::Redis(r) = self {
+            if let Err(e) = r.home_here().await {
+                tracing::warn!("the Redis connection stays on the background threads: {e}");
+            }
+        }
+    }
+
+    /// The serving thread is ending: the Redis store goes back to its first connection.
+    pub fn leave_home(&self) {
+        if let Backend::Redis(r) = self {
+            r.leave_home();
+        }
+    }
 }
 
 /// Awaits the same call on whichever store this is. The Redis store's futures are boxed: they

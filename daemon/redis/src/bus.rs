@@ -67,7 +67,7 @@ impl RedisStore {
     /// The bus of the nodes sharing this store's namespace.
     pub fn bus(&self) -> Bus {
         Bus {
-            conn: self.conn.clone(),
+            conn: self.conn(),
             channel: self.keys.bus(),
         }
     }

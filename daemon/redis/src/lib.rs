@@ -66,7 +66,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::Script;
 #[cfg(doc)]
@@ -100,7 +100,7 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 16
+    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 64
     /// tries, 2 s timeouts.
     pub fn new(nodes: Vec<String>, prefix: impl Into<String>, seal: SealKey) -> RedisConfig {
         RedisConfig {
@@ -109,7 +109,7 @@ impl RedisConfig {
             seal,
             wait_replicas: 0,
             wait_timeout: Duration::from_millis(500),
-            max_tries: 16,
+            max_tries: 64,
             io_timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
         }
@@ -127,7 +127,13 @@ struct Scripts {
 
 /// The cluster store. See the crate docs.
 pub struct RedisStore {
+    /// Made at connect, on the runtime that connected; what [`RedisStore::conn`] gives until a
+    /// runtime makes its own the home ([`RedisStore::home_here`]), and again after it leaves.
     conn: ClusterConnection,
+    /// The connection made on the runtime that serves the requests, when one did.
+    home: parking_lot::RwLock<Option<ClusterConnection>>,
+    /// Makes the home connection.
+    client: ClusterClient,
     keys: Keys,
     config: RedisConfig,
     scripts: Scripts,
@@ -188,11 +194,45 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// The connection commands go out on: the home one when a runtime made it, else the one
+    /// made at connect. A cheap handle (the connection's tasks run where it was made).
+    fn conn(&self) -> ClusterConnection {
+        match &*self.home.read() {
+            Some(home) => home.clone(),
+            None => self.conn.clone(),
+        }
+    }
+
+    /// Makes a connection on the runtime this is called from and sends every later command
+    /// through it: the connection's tasks (routing, the socket to each master) then run on
+    /// that runtime. slsd calls it on the thread that serves the requests, before it accepts
+    /// any: a request's round trips then wake no other thread. Called before any write is
+    /// waited for, so that one connection carries every write and the `WAIT` that covers it
+    /// (`WAIT` counts the writes of its own connection).
+    ///
+    /// # Errors
+    /// No node answered; the connection made at connect stays in use.
+    pub async fn home_here(&self) -> Result<(), StoreError> {
+        let conn = self
+            .client
+            .get_async_connection()
+            .await
+            .map_err(unavailable)?;
+        *self.home.write() = Some(conn);
+        Ok(())
+    }
+
+    /// Back to the connection made at connect: the home runtime is ending, and its tasks with
+    /// it. Called once the requests are drained.
+    pub fn leave_home(&self) {
+        *self.home.write() = None;
+    }
+
     async fn check_seal_key(&self) -> Result<(), StoreError> {
         const CHECK: &[u8] = b"sls seal key check, format 1";
         let key = self.keys.seal_check();
         let sealed = self.sealer.seal(&key, CHECK)?;
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let (_, value): (Option<String>, Vec<u8>) = redis::pipe()
             .cmd("SET")
             .arg(&key)
@@ -234,6 +274,8 @@ impl RedisStore {
             ^ u64::from(std::process::id()) << 32;
         Ok(RedisStore {
             conn,
+            home: parking_lot::RwLock::new(None),
+            client,
             keys: Keys::new(&config.prefix),
             scripts: Scripts {
                 cas: Script::new(keys::CAS),

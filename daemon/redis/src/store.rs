@@ -34,7 +34,7 @@ impl RedisStore {
 
     /// A versioned value, opened (see [`crate::seal`]).
     async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let (v, s): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
             .arg(key)
             .arg(&["v", "s"])
@@ -73,7 +73,7 @@ impl RedisStore {
             self.nonce,
             self.writes.fetch_add(1, Ordering::Relaxed)
         );
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let mut inv = self.scripts.cas.key(key);
         inv.arg(version).arg(sealed).arg(write);
         match op {
@@ -116,11 +116,12 @@ impl RedisStore {
         (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
-    /// The ticket of a compare-and-set that wrote: with replicas to wait for, every write
-    /// waits, records or not. A verified answer records nothing but spends its challenge
-    /// (R12): a failover that lost the spend would open the challenge to a replay.
-    fn written(&self, records: &[Record]) -> Option<u64> {
-        if self.config.wait_replicas == 0 {
+    /// A write's ticket: with replicas to wait for, every write waits (an accepted answer
+    /// spends its challenge, R12) but a `begin`'s (a BIND, nothing recorded): a failover that
+    /// lost it loses an open challenge, as a restart does; the answer's wait covers it.
+    fn written(&self, records: &[Record], op: Option<&IndexOp>) -> Option<u64> {
+        let opened = records.is_empty() && matches!(op, Some(IndexOp::Bind { .. }));
+        if self.config.wait_replicas == 0 || opened {
             return self.ticket(records);
         }
         Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
@@ -137,7 +138,7 @@ impl RedisStore {
 
     /// The indexes kept from committed records: IB Key device → owner, entity → primary.
     async fn index(&self, records: &[Record]) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         for r in records {
             match r {
                 Record::Device {
@@ -229,7 +230,7 @@ impl RedisStore {
                 }
             }
             if old.is_none() {
-                let mut c = self.conn.clone();
+                let mut c = self.conn();
                 let n: u64 = c.incr(self.keys.users(), 1).await.map_err(unavailable)?;
                 self.users
                     .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
@@ -237,7 +238,7 @@ impl RedisStore {
             self.index(&records).await?;
             return Ok(Some(Committed {
                 value,
-                ticket: self.written(&records),
+                ticket: self.written(&records, op.as_ref()),
             }));
         }
         Err(StoreError::Unavailable(format!(
@@ -301,7 +302,7 @@ impl RedisStore {
             }
             return Ok(Committed {
                 value,
-                ticket: self.written(&records),
+                ticket: self.written(&records, None),
             });
         }
         Err(StoreError::Unavailable(format!(
@@ -363,7 +364,7 @@ impl RedisStore {
         }
         let mut key = self.keys.user(user);
         key.push(b'f');
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let () = redis::cmd("SET")
             .arg(key)
             .arg(1)
@@ -375,12 +376,12 @@ impl RedisStore {
         Ok(if decoy {
             Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
         } else {
-            self.written(&[])
+            self.written(&[], None)
         })
     }
 
     async fn wait_all_masters(&self) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(self.config.wait_replicas)
             .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
@@ -405,7 +406,7 @@ impl RedisStore {
             Sequence::Device => "device",
             Sequence::Share => "share",
         };
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let n: u64 = c
             .incr(self.keys.sequence(name), 1)
             .await
@@ -420,14 +421,14 @@ impl RedisStore {
         if entity.is_empty() {
             return Ok(None);
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         c.get(self.keys.primary(entity)).await.map_err(unavailable)
     }
 
     async fn note_lockout_now(&self, at_ms: u64, window_ms: u64) -> Result<usize, StoreError> {
         let n = self.noted.fetch_add(1, Ordering::Relaxed);
         let member = format!("{at_ms}:{:x}:{n}", self.nonce);
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let members: Vec<String> = self
             .scripts
             .note_lockout

@@ -44,7 +44,7 @@ impl RedisStore {
         txn: TxnId,
         now_ms: u64,
     ) -> Result<Option<TxnEntry>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let (user, device, until, verdict): Fields = redis::cmd("HMGET")
             .arg(self.keys.txn(txn))
             .arg(&["u", "d", "x", "r"])
@@ -72,7 +72,7 @@ impl RedisStore {
         device: DeviceId,
         until_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let fresh: i64 = self
             .scripts
             .bind
@@ -96,7 +96,7 @@ impl RedisStore {
         verdict: Verdict,
         until_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let _: i64 = self
             .scripts
             .settle
@@ -122,7 +122,7 @@ impl RedisStore {
     }
 
     pub(crate) async fn owner_of(&self, device: DeviceId) -> Result<Option<Arc<str>>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let o: Option<String> = c
             .get(self.keys.ib_owner(device.0))
             .await

@@ -2,8 +2,10 @@
 //! endpoint on a `current_thread` runtime of its own, on a thread of its own. That runtime runs
 //! the connections its endpoint accepts and every task they spawn (handshakes, streams, durable
 //! waits, parked `Await`s: `state.tasks.spawn` spawns on the runtime it is called from), so no
-//! wake-up crosses a thread on the request path. The multi-thread runtime (`--threads`) keeps
-//! the background work (sweeps, snapshots, metrics, the Redis store's connections and bus).
+//! wake-up crosses a thread on the request path. The first endpoint's runtime also carries the
+//! Redis store's connection (a shared store), so that a request's round trips to the cluster
+//! stay on its thread with one endpoint. The multi-thread runtime (`--threads`) keeps the
+//! background work (sweeps, snapshots, metrics, the Redis store's bus).
 //!
 //! One endpoint (the default) binds its socket as before, without `SO_REUSEPORT`: a client whose
 //! address changes mid-connection (NAT rebinding) keeps its connection. From 2 the sockets are
@@ -290,12 +292,25 @@ impl One {
                     return;
                 }
             };
+        // The first endpoint's thread carries the Redis store's connection too (a shared store).
+        let home = index == 0;
+        if home {
+            state.core.store().home_here().await;
+        }
         let _ = ready.send(Ok(()));
         if started.await.is_err() {
+            if home {
+                state.core.store().leave_home();
+            }
             return;
         }
         accept::accept_loop(&state, &endpoint, index).await;
         close.cancelled().await;
+        if home {
+            // Drained: what runs after this thread (the background's last work) goes through
+            // the background runtime's connection.
+            state.core.store().leave_home();
+        }
         endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
         let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
     }

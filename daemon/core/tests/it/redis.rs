@@ -100,25 +100,49 @@ impl Store for Tapped {
         &self,
         user: &str,
         create: bool,
-        mut rule: F,
+        rule: F,
     ) -> Result<Option<Committed<T, u64>>, StoreError>
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
     {
+        self.update_indexed(user, create, rule, |_| None).await
+    }
+
+    async fn update_indexed<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        mut rule: F,
+        index: I,
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
         let last = Mutex::new(Vec::new());
         let out = self
             .inner
-            .update(user, create, |u, r| {
-                let v = rule(u, r);
-                *last.lock() = r.clone();
-                v
-            })
+            .update_indexed(
+                user,
+                create,
+                |u, r| {
+                    let v = rule(u, r);
+                    *last.lock() = r.clone();
+                    v
+                },
+                index,
+            )
             .await?;
         if out.as_ref().is_some_and(|c| c.ticket.is_some()) {
             self.records.lock().extend(last.into_inner());
         }
         Ok(out)
+    }
+
+    fn txn_slot(&self, user: &str) -> Option<u16> {
+        self.inner.txn_slot(user)
     }
 
     fn read<T, F>(
