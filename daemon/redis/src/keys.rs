@@ -213,6 +213,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 ";
 
+/// Reads a transaction and, in the same round trip, its user: `KEYS[1]` the transaction's
+/// key, `ARGV[1]` the user key's text before the name, `ARGV[2]` after it. Returns
+/// `{{u, d, x, r}}`, then `{v, s}` of the user's key and that key, when the transaction names
+/// a user whose key is in its slot (an id made for its user is; another is read apart: a key
+/// of another slot must not be touched here).
+pub const TXN_AND_USER: &str = r"
+local t = redis.call('HMGET', KEYS[1], 'u', 'd', 'x', 'r')
+if not t[1] then return {t} end
+local uk = ARGV[1] .. t[1] .. ARGV[2]
+if redis.call('CLUSTER', 'KEYSLOT', uk) ~= redis.call('CLUSTER', 'KEYSLOT', KEYS[1]) then
+  return {t}
+end
+return {t, redis.call('HMGET', uk, 'v', 's'), uk}
+";
+
 /// Notes a lockout: `ARGV[1]` its time ms, `ARGV[2]` a unique member, `ARGV[3]` the window ms.
 /// Drops the times before the window and returns the times left (ascending).
 pub const NOTE_LOCKOUT: &str = r"

@@ -9,7 +9,10 @@
 //! and runs the rule again (up to [`RedisConfig::max_tries`], then
 //! [`StoreError::Unavailable`]). A rule that changed nothing writes nothing. Updates of one
 //! user from this node are also serialised by a local striped lock, so the compare-and-set
-//! only ever conflicts across nodes.
+//! only ever conflicts across nodes. An answer reads its transaction and its user in one
+//! round trip (a script, [`keys::TXN_AND_USER`]: the transaction lives in its user's slot), and
+//! its update starts from that value (`read.rs`): written only through the compare-and-set on
+//! its version, and read again for any outcome that would write nothing.
 //!
 //! **What crosses users**: a key per transaction id with `PX` expiry (its absolute deadline is
 //! kept too and checked against the caller's `now`, as the embedded store does), an `INCR`
@@ -57,6 +60,7 @@
 pub mod bus;
 pub mod keys;
 mod limit;
+mod read;
 pub mod seal;
 mod store;
 mod txn;
@@ -121,6 +125,7 @@ struct Scripts {
     cas: Script,
     bind: Script,
     settle: Script,
+    txn_and_user: Script,
     note_lockout: Script,
     take_user_token: Script,
 }
@@ -149,6 +154,9 @@ pub struct RedisStore {
     failed_through: AtomicU64,
     /// One `WAIT` round at a time.
     wait_round: tokio::sync::Mutex<()>,
+    /// Users' versioned values read with their transaction (an answer's), by user key: the
+    /// update that follows starts from it rather than reading again (`read.rs`).
+    prefetched: Mutex<std::collections::HashMap<Vec<u8>, read::Prefetched>>,
     /// Transactions bound by this node: id → deadline (the `open_txns` gauge).
     bound: Mutex<std::collections::HashMap<u128, u64>>,
     /// Lockout times as the last `note_lockout` saw them.
@@ -281,6 +289,7 @@ impl RedisStore {
                 cas: Script::new(keys::CAS),
                 bind: Script::new(keys::BIND),
                 settle: Script::new(keys::SETTLE),
+                txn_and_user: Script::new(keys::TXN_AND_USER),
                 note_lockout: Script::new(keys::NOTE_LOCKOUT),
                 take_user_token: Script::new(keys::TAKE_USER_TOKEN),
             },
@@ -291,6 +300,7 @@ impl RedisStore {
             replicated: AtomicU64::new(0),
             failed_through: AtomicU64::new(0),
             wait_round: tokio::sync::Mutex::new(()),
+            prefetched: Mutex::new(std::collections::HashMap::new()),
             bound: Mutex::new(std::collections::HashMap::new()),
             lockouts: Mutex::new(std::collections::VecDeque::new()),
             users: AtomicUsize::new(0),

@@ -22,30 +22,11 @@ fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Damaged(format!("{what}: {e}"))
 }
 
-/// A versioned value as read: its version (0: absent) and its bytes.
-type Versioned = (u64, Option<Zeroizing<Vec<u8>>>);
-
 impl RedisStore {
     fn stripe(&self, user: &str) -> &tokio::sync::Mutex<()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         user.hash(&mut h);
         &self.stripes[(h.finish() as usize) % self.stripes.len()]
-    }
-
-    /// A versioned value, opened (see [`crate::seal`]).
-    async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {
-        let mut c = self.conn();
-        let (v, s): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
-            .arg(key)
-            .arg(&["v", "s"])
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        // A tombstone (deleted: a version, no value) is absent, at its version.
-        Ok(match s {
-            Some(s) => (v.unwrap_or(0), Some(self.sealer.open(key, &s)?)),
-            None => (v.unwrap_or(0), None),
-        })
     }
 
     /// Compare-and-set: `true` if `key` was still at `version` and now holds `value`, sealed
@@ -182,25 +163,37 @@ impl RedisStore {
     {
         let _local = self.stripe(user).lock().await;
         let key = self.keys.user(user);
+        // What an answer's read of its transaction brought: written only through the
+        // compare-and-set; any other outcome reads again (no decision on a stale read).
+        let mut prefetched = self.take_prefetched(&key)?;
         for attempt in 0..self.config.max_tries {
-            let (version, old) = self.read_versioned(&key).await?;
+            let fetched = prefetched.is_some();
+            let (version, old) = match prefetched.take() {
+                Some(p) => p,
+                None => self.read_versioned(&key).await?,
+            };
             let mut state = match &old {
                 Some(b) => UserState::decode(b).map_err(|e| damaged("user state", e))?,
                 None if create => UserState::default(),
+                None if fetched => continue,
                 None => return Ok(None),
             };
             let mut records = Vec::new();
             let value = rule(&mut state, &mut records);
+            let mut new = Zeroizing::new(Vec::with_capacity(state.encoded_len_hint()));
+            state.encode(&mut new);
+            let unchanged = records.is_empty() && old.as_deref().is_some_and(|o| **o == *new);
+            if fetched && (unchanged || (old.is_none() && !state.is_enrolled())) {
+                continue;
+            }
             if old.is_none() && !state.is_enrolled() {
                 return Ok(Some(Committed {
                     value,
                     ticket: None,
                 }));
             }
-            let mut new = Zeroizing::new(Vec::with_capacity(state.encoded_len_hint()));
-            state.encode(&mut new);
             let op = index(&value);
-            if records.is_empty() && old.as_deref().is_some_and(|o| **o == *new) {
+            if unchanged {
                 // Nothing changed: what was read is the state this answer is based on.
                 if let Some(op) = &op {
                     self.index_apart(user, op).await?;
@@ -219,7 +212,9 @@ impl RedisStore {
                 })
                 .map(|op| (user, op));
             if !self.cas_indexed(&key, version, &new, beside).await? {
-                self.backoff(attempt).await;
+                if !fetched {
+                    self.backoff(attempt).await;
+                }
                 continue;
             }
             if let Some(op) = &op {

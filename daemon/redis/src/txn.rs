@@ -8,6 +8,7 @@ use sls_core::{IndexOp, StoreError, TxnEntry};
 use sls_protocol::field::{Field, Reader};
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
+use crate::read::{Prefetched, PREFETCH_MAX};
 use crate::{unavailable, RedisStore};
 
 fn damaged(what: &str) -> StoreError {
@@ -39,21 +40,45 @@ impl RedisStore {
         until_ms.saturating_sub(now).max(1)
     }
 
+    /// The transaction and, in the same round trip, its user's versioned value, kept for the
+    /// update that follows (an answer's: `read.rs`).
     pub(crate) async fn txn_get_now(
         &self,
         txn: TxnId,
         now_ms: u64,
     ) -> Result<Option<TxnEntry>, StoreError> {
         let mut c = self.conn();
-        let (user, device, until, verdict): Fields = redis::cmd("HMGET")
-            .arg(self.keys.txn(txn))
-            .arg(&["u", "d", "x", "r"])
-            .query_async(&mut c)
+        let around = self.keys.user("");
+        let cut = around.len().saturating_sub(1);
+        let reply: Vec<redis::Value> = self
+            .scripts
+            .txn_and_user
+            .key(self.keys.txn(txn))
+            .arg(&around[..cut])
+            .arg(&around[cut..])
+            .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;
+        let mut reply = reply.into_iter();
+        let fields = reply.next().ok_or_else(|| damaged("reply"))?;
+        let (user, device, until, verdict): Fields =
+            redis::from_redis_value(fields).map_err(|_| damaged("fields"))?;
         let (Some(user), Some(device), Some(until)) = (user, device, until) else {
             return Ok(None);
         };
+        if let (Some(value), Some(key)) = (reply.next(), reply.next()) {
+            let (version, sealed): (Option<u64>, Option<Vec<u8>>) =
+                redis::from_redis_value(value).map_err(|_| damaged("user"))?;
+            let key: Vec<u8> = redis::from_redis_value(key).map_err(|_| damaged("user key"))?;
+            if key == self.keys.user(&user) {
+                let mut kept = self.prefetched.lock();
+                if kept.len() >= PREFETCH_MAX {
+                    kept.clear();
+                }
+                let version = version.unwrap_or(0);
+                kept.insert(key, Prefetched { version, sealed });
+            }
+        }
         if until <= now_ms {
             return Ok(None);
         }

@@ -42,7 +42,7 @@ pub(crate) fn baseline(
     opts: &Opts,
 ) -> anyhow::Result<(Vec<Row>, String)> {
     let mut sha = BTreeMap::new();
-    for name in ["CAS", "BIND"] {
+    for name in ["CAS", "BIND", "TXN_AND_USER"] {
         let body = script(name)?;
         for &m in masters {
             let s = cli(m, &["script", "load", body])?.trim().to_owned();
@@ -57,7 +57,7 @@ pub(crate) fn baseline(
     let fresh = 100_000_000u64;
     let small = 20_000u64;
     let value = "x".repeat(state_len.max(1));
-    let (cas, bind) = (&sha["CAS"], &sha["BIND"]);
+    let (cas, bind, txn_and_user) = (&sha["CAS"], &sha["BIND"], &sha["TXN_AND_USER"]);
     let deadline = "1800000000000";
     // Keys the reads and the settles find: filled first, not measured.
     bench(
@@ -83,6 +83,14 @@ pub(crate) fn baseline(
             "600000",
         ],
     )?;
+    // The user the filled transactions name, in their slot.
+    bench(
+        port,
+        1,
+        1,
+        1,
+        &["evalsha", cas, "1", "{tag}u:u4b0n12345", "0", &value, "w"],
+    )?;
     // Measured: (kind, its ops/s).
     let measured: Vec<(&str, f64)> = vec![
         (
@@ -96,13 +104,20 @@ pub(crate) fn baseline(
             )?,
         ),
         (
-            "HMGET txn u d x r",
+            "EVALSHA TXN_AND_USER (a filled txn and its user, one slot)",
             bench(
                 port,
                 n,
                 clients,
                 small,
-                &["hmget", "{tag}t:__rand_int__", "u", "d", "x", "r"],
+                &[
+                    "evalsha",
+                    txn_and_user,
+                    "1",
+                    "{tag}t:__rand_int__",
+                    "{tag}u:",
+                    "",
+                ],
             )?,
         ),
         (
@@ -174,15 +189,17 @@ pub(crate) fn baseline(
             .map_or(1.0, |m| m.1)
     };
     // The login's mix, from what the nodes sent (commandstats), split by the code's shape:
-    // begin = HMGET user + CAS with BIND; answer = HMGET txn + HMGET user + CAS with SETTLE
-    // (+ WAIT rounds when the change must be durable); EVALSHAs past two are CAS retries.
+    // begin = HMGET user + CAS with BIND; answer = TXN_AND_USER (its transaction and its user
+    // in one script) + CAS with SETTLE (+ WAIT rounds when the change must be durable);
+    // EVALSHAs past those are CAS retries.
     let logins = login.logins.max(1) as f64;
     let per = |c: &str| login.window.commands.get(c).map_or(0.0, |x| x.0 as f64) / logins;
-    let (hmget, evalsha, waits) = (per("hmget"), per("evalsha"), per("wait"));
-    let txn_reads = 1.0f64.min(hmget);
-    let user_reads = hmget - txn_reads;
-    let (binds, settles) = (1.0f64.min(evalsha), 1.0f64.min((evalsha - 1.0).max(0.0)));
-    let cas_n = (evalsha - binds - settles).max(0.0);
+    let (evalsha, waits) = (per("evalsha"), per("wait"));
+    let user_reads = login.window.hmget_sent() / logins;
+    let txn_reads = login.window.txn_reads() / logins;
+    let rest = (evalsha - txn_reads).max(0.0);
+    let (binds, settles) = (1.0f64.min(rest), 1.0f64.min((rest - 1.0).max(0.0)));
+    let cas_n = (rest - binds - settles).max(0.0);
     let inside = script_internal();
     let other: f64 = login
         .window
@@ -195,7 +212,7 @@ pub(crate) fn baseline(
     // (what, the benchmark that measured it, per login)
     let mix = [
         ("HMGET user", "HMGET user", user_reads),
-        ("HMGET txn", "HMGET txn", txn_reads),
+        ("EVALSHA TXN_AND_USER", "EVALSHA TXN_AND_USER", txn_reads),
         ("EVALSHA CAS (retries)", "EVALSHA CAS (", cas_n),
         ("EVALSHA CAS with BIND", "EVALSHA CAS with BIND", binds),
         (

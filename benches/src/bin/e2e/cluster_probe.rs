@@ -28,10 +28,11 @@ pub struct Opts {
 }
 
 /// The Lua scripts of sls-redis, the very ones the nodes run.
-const SCRIPTS: [(&str, &str); 5] = [
+const SCRIPTS: [(&str, &str); 6] = [
     ("CAS", sls_redis::keys::CAS),
     ("BIND", sls_redis::keys::BIND),
     ("SETTLE", sls_redis::keys::SETTLE),
+    ("TXN_AND_USER", sls_redis::keys::TXN_AND_USER),
     ("NOTE_LOCKOUT", sls_redis::keys::NOTE_LOCKOUT),
     ("TAKE_USER_TOKEN", sls_redis::keys::TAKE_USER_TOKEN),
 ];
@@ -45,13 +46,25 @@ pub(crate) fn script(name: &str) -> anyhow::Result<&'static str> {
 }
 
 /// The commands the scripts call inside Redis (`redis.call('X', …)`), lower case: Redis counts
-/// them in `commandstats` too, but they are no round trips.
+/// them in `commandstats` too, but they are no round trips. `CLUSTER KEYSLOT` is counted as
+/// `cluster|keyslot`. `HMGET` is not among them: the nodes send it too (see
+/// [`Snapshot::hmget_sent`]).
 pub(crate) fn script_internal() -> Vec<String> {
     SCRIPTS
         .iter()
         .flat_map(|(_, body)| body.split("redis.call('").skip(1))
-        .filter_map(|s| s.split('\'').next())
-        .map(str::to_lowercase)
+        .filter_map(|s| {
+            let mut words = s.split('\'');
+            let first = words.next()?.to_lowercase();
+            if first == "cluster" {
+                words
+                    .nth(1)
+                    .map(|sub| format!("cluster|{}", sub.to_lowercase()))
+            } else {
+                Some(first)
+            }
+        })
+        .filter(|c| c != "hmget")
         .collect()
 }
 
@@ -185,14 +198,31 @@ impl Closed {
     /// Round trips: the commands the nodes sent (not those the scripts called).
     pub(crate) fn round_trips_per_login(&self) -> f64 {
         let inside = script_internal();
-        let n: u64 = self
+        let n: f64 = self
             .window
             .commands
             .iter()
-            .filter(|(c, _)| !inside.contains(c))
-            .map(|(_, x)| x.0)
+            .filter(|(c, _)| !inside.contains(c) && c.as_str() != "hmget")
+            .map(|(_, x)| x.0 as f64)
             .sum();
-        n as f64 / self.logins.max(1) as f64
+        (n + self.window.hmget_sent()) / self.logins.max(1) as f64
+    }
+}
+
+impl Snapshot {
+    /// The answers' reads of a transaction and its user (`TXN_AND_USER`): each calls `CLUSTER
+    /// KEYSLOT` twice when it finds its transaction.
+    pub(crate) fn txn_reads(&self) -> f64 {
+        self.commands
+            .get("cluster|keyslot")
+            .map_or(0.0, |x| x.0 as f64)
+            / 2.0
+    }
+
+    /// `HMGET`s the nodes sent: all of them, but the two inside each `TXN_AND_USER`.
+    pub(crate) fn hmget_sent(&self) -> f64 {
+        let all = self.commands.get("hmget").map_or(0.0, |x| x.0 as f64);
+        (all - 2.0 * self.txn_reads()).max(0.0)
     }
 }
 
@@ -201,15 +231,20 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// `command count` per login; those the scripts call inside Redis in brackets.
+/// `command count` per login; those the scripts call inside Redis in brackets (`HMGET`: the
+/// nodes' and the scripts' apart).
 pub(crate) fn fmt_commands(d: &Snapshot, logins: u64) -> String {
     let inside = script_internal();
+    let logins = logins.max(1) as f64;
     d.commands
         .iter()
-        .filter(|(_, (n, _))| *n as f64 / logins.max(1) as f64 >= 0.005)
+        .filter(|(_, (n, _))| *n as f64 / logins >= 0.005)
         .map(|(c, (n, _))| {
-            let per = *n as f64 / logins.max(1) as f64;
-            if inside.contains(c) {
+            let per = *n as f64 / logins;
+            if c == "hmget" {
+                let sent = d.hmget_sent() / logins;
+                format!("hmget {sent:.2}, [hmget {:.2}]", per - sent)
+            } else if inside.contains(c) {
                 format!("[{c} {per:.2}]")
             } else {
                 format!("{c} {per:.2}")

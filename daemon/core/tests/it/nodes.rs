@@ -29,6 +29,10 @@ pub const TESTS: &[(&str, fn())] = &[
         a_spent_challenge_waits_for_a_replica_too,
     ),
     (
+        "a_user_read_with_a_transaction_is_never_acted_on_stale",
+        a_user_read_with_a_transaction_is_never_acted_on_stale,
+    ),
+    (
         "a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba",
         a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba,
     ),
@@ -234,6 +238,37 @@ fn a_spent_challenge_waits_for_a_replica_too() {
     let Challenge::Numeric(q) = ch else { panic!() };
     let out = Redis::block_on(unwaited.core.answer(txn, &dsc_answer(&q, "1234"), IP)).unwrap();
     assert_eq!(out.ticket, None);
+}
+
+fn a_user_read_with_a_transaction_is_never_acted_on_stale() {
+    // Reading a transaction brings its user's value in the same round trip, for the update
+    // that follows (an answer's). Read on A, then changed on B: A's next update of the user
+    // must decide on B's change, whichever way it goes.
+    let clock = FakeClock::default();
+    let prefix = fresh_prefix();
+    let (a, b) = (node(&prefix, &clock, 7, 0), node(&prefix, &clock, 8, 0));
+    let d = dsc(&a, "una");
+    let (txn, _) = begin(&a, "una", d);
+    let read_on_a = || {
+        let entry = Redis::block_on(a.core.store().txn_get(txn, 0)).unwrap();
+        assert_eq!(entry.map(|e| e.user.to_string()).as_deref(), Some("una"));
+    };
+    // Read while open, locked on B: the challenge a stale read would issue is a write, which
+    // the compare-and-set refuses; the rule runs again on the locked user.
+    read_on_a();
+    for _ in 0..10 {
+        b.password_failed("una", IP).unwrap();
+    }
+    assert!(
+        matches!(begin_verdict(&a, "una", d), Verdict::Locked { .. }),
+        "decided on the value read before the lock"
+    );
+    // Read while locked, unlocked on B: `locked` would change nothing, so nothing would
+    // check the version; it is not decided on the value read before.
+    read_on_a();
+    b.unlock("una").unwrap();
+    let (_, challenge) = begin(&a, "una", d);
+    assert!(matches!(challenge, Challenge::Numeric(_)));
 }
 
 fn a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba() {
