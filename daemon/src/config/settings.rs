@@ -37,8 +37,8 @@ pub struct Settings {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Worker threads, 1 to 256, for the background work: sweeps, snapshots, metrics, the Redis
-    /// store's connections and bus; connections are served on the --endpoints threads [default:
-    /// the number of cores].
+    /// store's bus; connections (and the Redis store's connection) are served on the
+    /// --endpoints threads [default: the number of cores].
     #[arg(long)]
     pub threads: Option<usize>,
     /// QUIC endpoints serving the one UDP port, 1 to 256: each has a thread of its own, which

@@ -29,8 +29,8 @@ pub const TESTS: &[(&str, fn())] = &[
         a_spent_challenge_waits_for_a_replica_too,
     ),
     (
-        "a_user_read_with_a_transaction_is_never_acted_on_stale",
-        a_user_read_with_a_transaction_is_never_acted_on_stale,
+        "r11_a_user_read_with_a_transaction_is_never_acted_on_stale",
+        r11_a_user_read_with_a_transaction_is_never_acted_on_stale,
     ),
     (
         "a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba",
@@ -240,7 +240,7 @@ fn a_spent_challenge_waits_for_a_replica_too() {
     assert_eq!(out.ticket, None);
 }
 
-fn a_user_read_with_a_transaction_is_never_acted_on_stale() {
+fn r11_a_user_read_with_a_transaction_is_never_acted_on_stale() {
     // Reading a transaction brings its user's value in the same round trip, for the update
     // that follows (an answer's). Read on A, then changed on B: A's next update of the user
     // must decide on B's change, whichever way it goes.
