@@ -51,6 +51,7 @@ mod store;
 mod txn;
 mod txn_index;
 mod user;
+mod users;
 mod verify;
 mod withdrawal;
 

@@ -22,6 +22,7 @@ use crate::share::Share;
 use crate::store::{Committed, IndexOp, Sequence, Store, TxnEntry};
 use crate::txn_index::TxnIndex;
 use crate::user::UserState;
+use crate::users::Users;
 
 /// Where the embedded store makes records durable.
 pub trait Journal: Send + Sync + 'static {
@@ -77,9 +78,8 @@ type Map<K, V> = DashMap<K, V, ahash::RandomState>;
 pub struct MemoryStore<J: Journal = NoJournal> {
     config: CoreConfig,
     journal: J,
-    /// Users by name. The value is boxed: a table slot is then 24 bytes, and the table's load
-    /// factor (44% to 88%) multiplies slot size, not user size.
-    users: Map<Box<str>, Box<Mutex<UserState>>>,
+    /// Users by name, each in one allocation with its name (`users.rs`).
+    users: Users,
     /// Transaction → its user, device, verdict once spent, and until when it is remembered.
     txns: TxnIndex,
     next_device: AtomicU32,
@@ -146,7 +146,7 @@ impl<J: Journal> MemoryStore<J> {
         MemoryStore {
             config,
             journal,
-            users: DashMap::with_hasher(ahash::RandomState::new()),
+            users: Users::new(),
             txns: TxnIndex::new(),
             next_device: AtomicU32::new(1),
             next_share: AtomicU32::new(1),
@@ -218,7 +218,7 @@ impl<J: Journal> MemoryStore<J> {
             Ok(ticket)
         };
         if let Some(entry) = self.users.get(name) {
-            let mut u = entry.lock();
+            let mut u = entry.key().lock();
             let value = rule(&mut u, &mut records);
             let ticket = commit(&records, &value)?;
             return Ok(Some(Committed { value, ticket }));
@@ -226,24 +226,28 @@ impl<J: Journal> MemoryStore<J> {
         if !create {
             return Ok(None);
         }
-        match self.users.entry(name.into()) {
+        match self.users.entry(name) {
             dashmap::Entry::Occupied(e) => {
-                let mut u = e.get().lock();
+                let mut u = e.key().lock();
                 let value = rule(&mut u, &mut records);
                 let ticket = commit(&records, &value)?;
                 Ok(Some(Committed { value, ticket }))
             }
             dashmap::Entry::Vacant(v) => {
-                let mut u = UserState::default();
-                let value = rule(&mut u, &mut records);
-                if !u.is_enrolled() {
-                    return Ok(Some(Committed {
-                        value,
-                        ticket: None,
-                    }));
-                }
-                let ticket = commit(&records, &value)?;
-                v.insert(Box::new(Mutex::new(u)));
+                // A fresh state, kept only if the rule enrolled it and its records committed.
+                let (value, ticket) = {
+                    let mut u = v.key().lock();
+                    let value = rule(&mut u, &mut records);
+                    if !u.is_enrolled() {
+                        return Ok(Some(Committed {
+                            value,
+                            ticket: None,
+                        }));
+                    }
+                    let ticket = commit(&records, &value)?;
+                    (value, ticket)
+                };
+                v.insert(());
                 Ok(Some(Committed { value, ticket }))
             }
         }
@@ -262,8 +266,8 @@ impl<J: Journal> MemoryStore<J> {
     pub fn apply(&self, record: &Record) {
         match record {
             Record::User { name, .. } => {
-                let entry = self.users.entry(name.as_str().into()).or_default();
-                crate::replay::apply(&mut entry.lock(), record, &self.config);
+                let entry = self.users.get_or_create(name);
+                crate::replay::apply(&mut entry.key().lock(), record, &self.config);
             }
             Record::Share { id, .. } => {
                 if let Some(s) = Share::from_record(record) {
@@ -289,7 +293,7 @@ impl<J: Journal> MemoryStore<J> {
 
     fn apply_to(&self, user: &str, record: &Record) {
         if let Some(e) = self.users.get(user) {
-            crate::replay::apply(&mut e.lock(), record, &self.config);
+            crate::replay::apply(&mut e.key().lock(), record, &self.config);
             self.index(std::slice::from_ref(record));
         }
     }
@@ -307,7 +311,7 @@ impl<J: Journal> MemoryStore<J> {
         let r = rotate()?;
         let mut out = Vec::with_capacity(self.users.len() * 2);
         for e in self.users.iter() {
-            crate::replay::records(&e.value().lock(), e.key(), &mut out);
+            crate::replay::records(&e.key().lock(), e.key().name(), &mut out);
         }
         for s in self.shares.iter() {
             if s.is_live() {
@@ -358,7 +362,7 @@ impl<J: Journal> Store for MemoryStore<J> {
         T: Send,
         F: FnOnce(&UserState) -> T + Send,
     {
-        ready(Ok(self.users.get(user).map(|e| read(&e.lock()))))
+        ready(Ok(self.users.get(user).map(|e| read(&e.key().lock()))))
     }
 
     fn durable(&self, ticket: J::Ticket) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -425,8 +429,8 @@ impl<J: Journal> Store for MemoryStore<J> {
         let mut abandoned: Vec<Arc<str>> = Vec::new();
         let removed = self.txns.sweep(now_ms, |user| abandoned.push(user));
         for name in abandoned {
-            if let Some(e) = self.users.get(&*name) {
-                let mut u = e.lock();
+            if let Some(e) = self.users.get(&name) {
+                let mut u = e.key().lock();
                 crate::txn::prune(&mut u, now_ms, &self.config);
                 if u.txns.is_empty() {
                     // Give the memory back: this user may not log in again for a long time.
@@ -506,8 +510,9 @@ impl<J: Journal> Store for MemoryStore<J> {
         entity: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
         ready(Ok(self.users.iter().find_map(|e| {
-            let u = e.value().lock();
-            (u.primary && !entity.is_empty() && u.entity() == entity).then(|| e.key().to_string())
+            let u = e.key().lock();
+            (u.primary && !entity.is_empty() && u.entity() == entity)
+                .then(|| e.key().name().to_string())
         })))
     }
 
