@@ -19,7 +19,7 @@ use crate::config::CoreConfig;
 use crate::error::StoreError;
 use crate::record::Record;
 use crate::share::Share;
-use crate::store::{Committed, IndexOp, Sequence, Store, TxnEntry};
+use crate::store::{Committed, IndexOp, Sequence, Store, TxnEntry, UserName};
 use crate::txn_index::TxnIndex;
 use crate::user::UserState;
 use crate::users::Users;
@@ -426,7 +426,7 @@ impl<J: Journal> Store for MemoryStore<J> {
 
     fn sweep(&self, now_ms: u64) -> usize {
         // The users of challenges abandoned open: their state still holds them.
-        let mut abandoned: Vec<Arc<str>> = Vec::new();
+        let mut abandoned: Vec<UserName> = Vec::new();
         let removed = self.txns.sweep(now_ms, |user| abandoned.push(user));
         for name in abandoned {
             if let Some(e) = self.users.get(&name) {

@@ -39,11 +39,15 @@ pub struct Committed<T, K> {
     pub ticket: Option<K>,
 }
 
+/// A user's name as the stores keep it: inline up to 24 bytes (every name of most directories),
+/// so that copying one into a transaction's entry allocates nothing.
+pub type UserName = compact_str::CompactString;
+
 /// What the transaction index knows of a transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnEntry {
-    /// Its user.
-    pub user: Arc<str>,
+    /// Its user (inline up to 24 bytes: a transaction's entry allocates nothing).
+    pub user: UserName,
     /// The device its challenge is for.
     pub device: DeviceId,
     /// Its verdict once its first answer spent it (R12: any later answer is a replay).

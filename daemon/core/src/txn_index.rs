@@ -22,18 +22,17 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
-use crate::store::TxnEntry;
+use crate::store::{TxnEntry, UserName};
 
 type Map<V> = DashMap<u128, V, ahash::RandomState>;
 
 struct Bound {
-    user: Arc<str>,
+    user: UserName,
     device: u32,
     /// Until when it is remembered, ms since the epoch.
     until: u64,
@@ -81,7 +80,7 @@ impl TxnIndex {
     pub(crate) fn bind(&self, txn: TxnId, user: &str, device: DeviceId, until_ms: u64) {
         if let dashmap::Entry::Vacant(v) = self.open.entry(txn.0) {
             v.insert(Bound {
-                user: user.into(),
+                user: UserName::from(user),
                 device: device.0,
                 until: until_ms,
             });
@@ -92,7 +91,7 @@ impl TxnIndex {
     /// `txn` was spent with `verdict`: remembered so until `until_ms`.
     pub(crate) fn settle(&self, txn: TxnId, verdict: Verdict, until_ms: u64) {
         let Some(bound) = self.open.get(&txn.0).map(|b| Bound {
-            user: Arc::clone(&b.user),
+            user: b.user.clone(),
             device: b.device,
             until: until_ms,
         }) else {
@@ -122,7 +121,7 @@ impl TxnIndex {
     pub(crate) fn get(&self, txn: TxnId, now_ms: u64) -> Option<TxnEntry> {
         let entry = |b: &Bound, verdict: Option<Verdict>| {
             (b.until > now_ms).then(|| TxnEntry {
-                user: Arc::clone(&b.user),
+                user: b.user.clone(),
                 device: DeviceId(b.device),
                 verdict,
             })
@@ -145,13 +144,13 @@ impl TxnIndex {
 
     /// Forgets what is past its deadline at `now_ms`; hands the user of each challenge
     /// abandoned open to `abandoned` (their state still holds it). Returns how many it forgot.
-    pub(crate) fn sweep(&self, now_ms: u64, mut abandoned: impl FnMut(Arc<str>)) -> usize {
+    pub(crate) fn sweep(&self, now_ms: u64, mut abandoned: impl FnMut(UserName)) -> usize {
         let mut gone = 0usize;
         self.open.retain(|_, b| {
             let keep = b.until > now_ms;
             if !keep {
                 gone += 1;
-                abandoned(Arc::clone(&b.user));
+                abandoned(b.user.clone());
             }
             keep
         });
@@ -242,7 +241,7 @@ mod tests {
         ix.bind(TxnId(2), "cy", DeviceId(2), 300);
         let mut users = Vec::new();
         assert_eq!(ix.sweep(200, |u| users.push(u)), 1);
-        assert_eq!(users, vec![Arc::<str>::from("bo")]);
+        assert_eq!(users, vec![UserName::from("bo")]);
         assert_eq!(ix.open(), 1);
         // A settle of a forgotten transaction changes nothing.
         ix.settle(TxnId(1), Verdict::Expired, 900);

@@ -84,7 +84,7 @@ impl RedisStore {
         }
         let verdict = verdict.as_deref().map(decode_verdict).transpose()?;
         Ok(Some(TxnEntry {
-            user: Arc::from(user),
+            user: user.into(),
             device: DeviceId(device),
             verdict,
         }))
