@@ -11,8 +11,15 @@
 //! ```
 //!
 //! Kept apart, the map every answer reads stays small; the large one is touched once per login,
-//! when the answer moves its entry there. A spent entry is written before its open one is
-//! removed, so a reader finds the transaction in one or the other throughout.
+//! when its entry moves there. A spent entry is written before its open one is removed, so a
+//! reader finds the transaction in one or the other throughout.
+//!
+//! An answer does not write to the large map itself: that write is a cache miss, and behind a
+//! lock's release it stalled the answer for the whole miss (10% of the daemon's CPU at 300 k
+//! logins/s). It writes to `recent`, small and in cache, and every [`FLUSH_AT`] spent ones move
+//! to the newest generation in one loop, with no atomic between two inserts, so that their
+//! misses overlap. `recent` stays locked until the batch is in its generation, whose lock is
+//! taken before: a reader, who looks in `recent` then in the generations, finds it in one.
 //!
 //! The spent ones are kept in generations, one per sweep (a second in the daemon): a sweep drops
 //! the oldest generations whose every entry is past its deadline, whole, after taking them out
@@ -23,13 +30,20 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use std::collections::HashMap;
+
 use dashmap::DashMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
 use crate::store::{TxnEntry, UserName};
 
 type Map<V> = DashMap<u128, V, ahash::RandomState>;
+type Spent = HashMap<u128, (Bound, Verdict), ahash::RandomState>;
+
+/// How many spent transactions `recent` gathers before they move to their generation: 2,048
+/// entries (about 200 KB) stay in a core's cache beside the rest of an answer's working set.
+const FLUSH_AT: usize = 2048;
 
 struct Bound {
     user: UserName,
@@ -40,7 +54,7 @@ struct Bound {
 
 /// Spent transactions of one stretch of time.
 struct Generation {
-    spent: Map<(Bound, Verdict)>,
+    spent: RwLock<Spent>,
     /// The latest deadline of its entries: once past, the generation is dropped whole.
     until: AtomicU64,
 }
@@ -50,7 +64,10 @@ impl Generation {
     /// rehash, on a login's path) while it fills.
     fn with_capacity(n: usize) -> Generation {
         Generation {
-            spent: DashMap::with_capacity_and_hasher(n, ahash::RandomState::new()),
+            spent: RwLock::new(HashMap::with_capacity_and_hasher(
+                n,
+                ahash::RandomState::new(),
+            )),
             until: AtomicU64::new(0),
         }
     }
@@ -59,6 +76,8 @@ impl Generation {
 /// Open and spent transactions.
 pub(crate) struct TxnIndex {
     open: Map<Bound>,
+    /// Spent since the last flush, at most [`FLUSH_AT`].
+    recent: Mutex<Spent>,
     /// Oldest first; the last takes what is spent now. Never empty.
     spent: RwLock<VecDeque<Generation>>,
     /// `open`'s length, kept apart: a `DashMap`'s `len` locks every shard, and every `Begin`
@@ -70,6 +89,10 @@ impl TxnIndex {
     pub(crate) fn new() -> TxnIndex {
         TxnIndex {
             open: DashMap::with_hasher(ahash::RandomState::new()),
+            recent: Mutex::new(HashMap::with_capacity_and_hasher(
+                FLUSH_AT,
+                ahash::RandomState::new(),
+            )),
             spent: RwLock::new(VecDeque::from([Generation::with_capacity(0)])),
             open_count: AtomicUsize::new(0),
         }
@@ -95,9 +118,15 @@ impl TxnIndex {
             device: b.device,
             until: until_ms,
         }) else {
+            // Spent already: its verdict changes where it is.
+            let mut recent = self.recent.lock();
+            if let Some(s) = recent.get_mut(&txn.0) {
+                s.1 = verdict;
+                s.0.until = until_ms;
+            }
             let generations = self.spent.read();
             for g in generations.iter() {
-                if let Some(mut s) = g.spent.get_mut(&txn.0) {
+                if let Some(s) = g.spent.write().get_mut(&txn.0) {
                     s.1 = verdict;
                     s.0.until = until_ms;
                     g.until.fetch_max(until_ms, Ordering::Relaxed);
@@ -105,16 +134,33 @@ impl TxnIndex {
             }
             return;
         };
-        {
-            let generations = self.spent.read();
-            if let Some(now) = generations.back() {
-                now.until.fetch_max(until_ms, Ordering::Relaxed);
-                now.spent.insert(txn.0, (bound, verdict));
-            }
-        }
+        let full = {
+            let mut recent = self.recent.lock();
+            recent.insert(txn.0, (bound, verdict));
+            recent.len() >= FLUSH_AT
+        };
         if self.open.remove(&txn.0).is_some() {
             self.open_count.fetch_sub(1, Ordering::Relaxed);
         }
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Moves the recently spent to the newest generation.
+    fn flush(&self) {
+        let mut recent = self.recent.lock();
+        let generations = self.spent.read();
+        let Some(now) = generations.back() else {
+            return;
+        };
+        let mut spent = now.spent.write();
+        let mut latest = 0;
+        for (txn, s) in recent.drain() {
+            latest = latest.max(s.0.until);
+            spent.insert(txn, s);
+        }
+        now.until.fetch_max(latest, Ordering::Relaxed);
     }
 
     /// What the index knows of `txn` at `now_ms`.
@@ -129,11 +175,14 @@ impl TxnIndex {
         if let Some(b) = self.open.get(&txn.0) {
             return entry(&b, None);
         }
+        if let Some(s) = self.recent.lock().get(&txn.0) {
+            return entry(&s.0, Some(s.1));
+        }
         let generations = self.spent.read();
         generations
             .iter()
             .rev()
-            .find_map(|g| g.spent.get(&txn.0).map(|s| entry(&s.0, Some(s.1))))
+            .find_map(|g| g.spent.read().get(&txn.0).map(|s| entry(&s.0, Some(s.1))))
             .flatten()
     }
 
@@ -159,6 +208,9 @@ impl TxnIndex {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(gone))
             });
+        // The recently spent join the generation of this last second, so that they are
+        // forgotten with it.
+        self.flush();
         // The generations wholly past their deadline are taken out under the lock and dropped
         // (their entries freed) after it; a new one begins if the last took anything.
         let mut past = Vec::new();
@@ -170,13 +222,13 @@ impl TxnIndex {
             {
                 past.extend(generations.pop_front());
             }
-            let last = generations.back().map_or(0, |g| g.spent.len());
+            let last = generations.back().map_or(0, |g| g.spent.read().len());
             if generations.is_empty() || last > 0 {
                 generations.push_back(Generation::with_capacity(last));
             }
         }
         past.iter()
-            .map(|g| g.spent.len())
+            .map(|g| g.spent.read().len())
             .fold(gone, usize::saturating_add)
     }
 }
@@ -232,6 +284,48 @@ mod tests {
         }
         assert!(ix.get(TxnId(0), 19_000).is_none());
         assert_eq!(ix.open(), 0);
+    }
+
+    #[test]
+    fn r12_a_spent_transaction_is_found_while_its_batch_moves_to_its_generation() {
+        let ix = std::sync::Arc::new(TxnIndex::new());
+        let first = TxnId(u128::MAX);
+        ix.bind(first, "eve", DeviceId(1), 10_000);
+        ix.settle(first, Verdict::Replayed, 10_000);
+        let reader = {
+            let ix = std::sync::Arc::clone(&ix);
+            std::thread::spawn(move || {
+                let mut seen = 0u32;
+                while seen < 200_000 {
+                    let e = ix.get(first, 0).map(|e| e.verdict);
+                    assert_eq!(e, Some(Some(Verdict::Replayed)), "after {seen} reads");
+                    seen += 1;
+                }
+            })
+        };
+        // Enough spent ones for several flushes while the reader reads.
+        for t in 0..(4 * FLUSH_AT as u128) {
+            ix.bind(TxnId(t), "fay", DeviceId(2), 10_000);
+            ix.settle(TxnId(t), Verdict::Rejected { failures_left: 3 }, 10_000);
+        }
+        reader
+            .join()
+            .expect("the reader saw the transaction throughout");
+        assert!(ix.recent.lock().len() < FLUSH_AT, "flushed as it filled");
+        for t in 0..(4 * FLUSH_AT as u128) {
+            let e = ix.get(TxnId(t), 0).expect("spent");
+            let rejected = Verdict::Rejected { failures_left: 3 };
+            assert_eq!((&*e.user, e.verdict), ("fay", Some(rejected)));
+        }
+        // A verdict changes wherever its transaction is: in its generation, or still recent.
+        let recent = TxnId(4 * FLUSH_AT as u128 - 1);
+        for txn in [TxnId(0), recent] {
+            ix.settle(txn, Verdict::Expired, 20_000);
+            assert_eq!(
+                ix.get(txn, 15_000).and_then(|e| e.verdict),
+                Some(Verdict::Expired)
+            );
+        }
     }
 
     #[test]

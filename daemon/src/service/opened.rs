@@ -73,25 +73,31 @@ impl Inner {
 #[derive(Default)]
 pub struct Opened(Mutex<Inner>);
 
-/// A place reserved for a `Begin` in progress, and when; given back when dropped.
+/// A place reserved for a `Begin` in progress, and when; given back when dropped, or taken by
+/// the challenge issued ([`Place::issued`]).
 #[must_use = "the place is held until this is dropped"]
-pub struct Place<'a>(&'a Opened, Instant);
+pub struct Place<'a>(Option<&'a Opened>, Instant);
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        let mut i = self.0 .0.lock();
-        i.reserved = i.reserved.saturating_sub(1);
+        if let Some(opened) = self.0 {
+            let mut i = opened.0.lock();
+            i.reserved = i.reserved.saturating_sub(1);
+        }
     }
 }
 
 impl Place<'_> {
     /// The `Begin` issued `txn`, which stops counting after `life` (from the reservation) at
-    /// the latest.
-    pub fn issued(self, txn: TxnId, life: Duration) {
+    /// the latest. The challenge takes the place under the same lock that gives it back.
+    pub fn issued(mut self, txn: TxnId, life: Duration) {
         let until = self.1.checked_add(life).unwrap_or(self.1);
-        let mut i = self.0 .0.lock();
-        i.open.insert(txn, until);
-        i.order.push_back((txn, until));
+        if let Some(opened) = self.0.take() {
+            let mut i = opened.0.lock();
+            i.reserved = i.reserved.saturating_sub(1);
+            i.open.insert(txn, until);
+            i.order.push_back((txn, until));
+        }
     }
 }
 
@@ -122,7 +128,7 @@ impl Opened {
         i.prune(now);
         if i.held() < cap {
             i.reserved = i.reserved.saturating_add(1);
-            return Ok(Place(self, now));
+            return Ok(Place(Some(self), now));
         }
         let n = i.order.len();
         if n == 0 {

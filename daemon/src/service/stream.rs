@@ -259,7 +259,7 @@ impl Conversation {
                 Ok(Some(Frame { id, message })) => {
                     batch.answered += 1;
                     if let Some((id, msg, lsn)) = self
-                        .one(id, message, read_at, &mut clock, &mut batch.fatal)
+                        .one(&state, id, message, read_at, &mut clock, &mut batch.fatal)
                         .await
                     {
                         last = last.max(Some(lsn));
@@ -306,16 +306,17 @@ impl Conversation {
     }
 
     /// Handles one decoded request: answers it into `out`, or returns the answer that must
-    /// wait for the journal to be durable up to the returned position.
+    /// wait for the journal to be durable up to the returned position. `state` is the
+    /// batch's handle on the stream's state (one count of its `Arc` a batch, not a request).
     async fn one(
         &mut self,
+        state: &State,
         id: u32,
         message: Message,
         read_at: Instant,
         clock: &mut Instant,
         fatal: &mut bool,
     ) -> Option<(u32, Message, Lsn)> {
-        let state = self.state.clone();
         if self.draining {
             error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut self.out);
             return None;
@@ -376,7 +377,7 @@ impl Conversation {
             let promised = self.later.issued();
             let handled = {
                 let handling = handlers::handle(
-                    &state,
+                    state,
                     &mut self.peer,
                     id,
                     message,
@@ -407,7 +408,7 @@ impl Conversation {
             // The connection has proven a key: no deadline, full-size frames.
             self.peer.proof.cancel();
         }
-        nodes::online(&state, fresh);
+        nodes::online(state, fresh);
         let Reply::Now(msg) = reply else {
             return None;
         };
