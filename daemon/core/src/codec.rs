@@ -300,11 +300,12 @@ fn encode_txn(w: &mut BytesMut, t: &Txn) {
     put(w, &t.purpose, 0);
     put(w, &t.expires_ms, 0);
     match &t.challenge {
-        TxnChallenge::Question(q, len) => {
+        TxnChallenge::Question(q) => {
             w.put_u8(1);
-            let len = (*len).min(64);
-            w.put_u8(len);
-            w.put_slice(&q[..len as usize]);
+            // At most 64 bytes by construction ([`TxnChallenge::question`]).
+            let q = q.as_bytes().get(..64).unwrap_or(q.as_bytes());
+            w.put_u8(q.len() as u8);
+            w.put_slice(q);
         }
         TxnChallenge::Positions(p) => {
             w.put_u8(2);
@@ -334,9 +335,9 @@ fn decode_txn(r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
                     max: 64,
                 });
             }
-            let mut q = [0u8; 64];
-            q[..len as usize].copy_from_slice(r.take(len as usize)?);
-            TxnChallenge::Question(q, len)
+            let q = std::str::from_utf8(r.take(len as usize)?)
+                .map_err(|_| DecodeError::Invalid("a question that is not UTF-8"))?;
+            TxnChallenge::Question(q.into())
         }
         2 => {
             let n = get_count(r, MAX_SMALL, 2)?;

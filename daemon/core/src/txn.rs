@@ -172,11 +172,8 @@ pub fn begin(
                 return Ok(BeginResult::Verdict(Verdict::Unknown));
             };
             let q = random_question(&suite, &mut *cx.rng);
-            (
-                Challenge::Numeric(q.clone()),
-                TxnChallenge::question(&q),
-                None,
-            )
+            let stored = TxnChallenge::question(&q);
+            (Challenge::Numeric(q), stored, None)
         }
         DeviceKind::Scc | DeviceKind::OnlineScc => {
             let rng = &mut *cx.rng;

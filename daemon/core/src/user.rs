@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use compact_str::CompactString;
 use sls_protocol::ocra::{self, OcraSuite};
 use sls_protocol::{DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId};
 use zeroize::Zeroize;
@@ -82,8 +83,9 @@ pub(crate) struct Txn {
 /// What a transaction's answer is judged against.
 #[derive(Debug, Clone)]
 pub(crate) enum TxnChallenge {
-    /// A question (OCRA) or an SMS passcode of up to 64 ASCII characters, inline.
-    Question([u8; 64], u8),
+    /// A question (OCRA) or an SMS passcode of up to 64 ASCII characters: inline up to 24 (a
+    /// DSC+'s 6 digits), so that an open challenge takes one cache line, not two.
+    Question(CompactString),
     /// SCC grid positions (R9).
     Positions(Box<[u16]>),
     /// A push: the number shown on the login screen and the push's nonce (R6).
@@ -94,10 +96,12 @@ pub(crate) enum TxnChallenge {
 
 impl TxnChallenge {
     pub fn question(q: &str) -> TxnChallenge {
-        let mut buf = [0u8; 64];
-        let len = q.len().min(64);
-        buf[..len].copy_from_slice(&q.as_bytes()[..len]);
-        TxnChallenge::Question(buf, len as u8)
+        // At most 64 bytes, cut on a character boundary (questions and codes are ASCII).
+        let end = (0..=q.len().min(64))
+            .rev()
+            .find(|&i| q.is_char_boundary(i))
+            .unwrap_or(0);
+        TxnChallenge::Question(CompactString::from(&q[..end]))
     }
 }
 

@@ -24,16 +24,15 @@ pub enum Judgement {
 /// Judges `response` to `challenge` with device `d`'s credential.
 pub fn judge(d: &Device, challenge: &TxnChallenge, response: &str, card: &CardLayout) -> Judgement {
     let (formed, right) = match (challenge, d.kind) {
-        (TxnChallenge::Question(buf, len), DeviceKind::Sms) => {
-            let expected = std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("");
+        (TxnChallenge::Question(expected), DeviceKind::Sms) => {
             let formed = response.len() == 6 && response.bytes().all(|b| b.is_ascii_digit());
             (formed, formed && codes::codes_equal(expected, response))
         }
-        (TxnChallenge::Question(buf, len), _) => match d.suite {
+        (TxnChallenge::Question(question), _) => match d.suite {
             Some(suite) => {
                 let input = OcraInput {
                     counter: 0,
-                    question: std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or(""),
+                    question,
                     pin_hash: suite.pin.map(|_| d.pin_hash()),
                     session: None,
                     timestamp: None,
