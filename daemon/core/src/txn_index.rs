@@ -20,6 +20,8 @@
 //! to the newest generation in one loop, with no atomic between two inserts, so that their
 //! misses overlap. `recent` stays locked until the batch is in its generation, whose lock is
 //! taken before: a reader, who looks in `recent` then in the generations, finds it in one.
+//! `recent` is sharded by thread (each endpoint's thread writes its own), so that endpoints on
+//! several cores do not take turns on one lock at every answer.
 //!
 //! The spent ones are kept in generations, one per sweep (a second in the daemon): a sweep drops
 //! the oldest generations whose every entry is past its deadline, whole, after taking them out
@@ -41,9 +43,25 @@ use crate::store::{TxnEntry, UserName};
 type Map<V> = DashMap<u128, V, ahash::RandomState>;
 type Spent = HashMap<u128, (Bound, Verdict), ahash::RandomState>;
 
-/// How many spent transactions `recent` gathers before they move to their generation: 2,048
-/// entries (about 200 KB) stay in a core's cache beside the rest of an answer's working set.
+/// How many spent transactions a shard of `recent` gathers before they move to their
+/// generation: 2,048 entries (about 200 KB) stay in a core's cache beside the rest of an
+/// answer's working set.
 const FLUSH_AT: usize = 2048;
+
+/// Shards of `recent`: threads beyond these share them, round robin.
+const RECENT_SHARDS: usize = 8;
+
+thread_local! {
+    static RECENT_SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % RECENT_SHARDS
+    };
+}
+
+/// A shard of `recent`, on cache lines of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Recent(Mutex<Spent>);
 
 struct Bound {
     user: UserName,
@@ -76,8 +94,8 @@ impl Generation {
 /// Open and spent transactions.
 pub(crate) struct TxnIndex {
     open: Map<Bound>,
-    /// Spent since the last flush, at most [`FLUSH_AT`].
-    recent: Mutex<Spent>,
+    /// Spent since their shard's last flush, at most [`FLUSH_AT`] a shard.
+    recent: Box<[Recent]>,
     /// Oldest first; the last takes what is spent now. Never empty.
     spent: RwLock<VecDeque<Generation>>,
     /// `open`'s length, kept apart: a `DashMap`'s `len` locks every shard, and every `Begin`
@@ -89,10 +107,7 @@ impl TxnIndex {
     pub(crate) fn new() -> TxnIndex {
         TxnIndex {
             open: DashMap::with_hasher(ahash::RandomState::new()),
-            recent: Mutex::new(HashMap::with_capacity_and_hasher(
-                FLUSH_AT,
-                ahash::RandomState::new(),
-            )),
+            recent: (0..RECENT_SHARDS).map(|_| Recent::default()).collect(),
             spent: RwLock::new(VecDeque::from([Generation::with_capacity(0)])),
             open_count: AtomicUsize::new(0),
         }
@@ -119,8 +134,8 @@ impl TxnIndex {
             until: until_ms,
         }) else {
             // Spent already: its verdict changes where it is.
-            let mut recent = self.recent.lock();
-            if let Some(s) = recent.get_mut(&txn.0) {
+            let mut recent: Vec<_> = self.recent.iter().map(|r| r.0.lock()).collect();
+            if let Some(s) = recent.iter_mut().find_map(|r| r.get_mut(&txn.0)) {
                 s.1 = verdict;
                 s.0.until = until_ms;
             }
@@ -134,22 +149,26 @@ impl TxnIndex {
             }
             return;
         };
-        let full = {
-            let mut recent = self.recent.lock();
+        let shard = RECENT_SHARD.with(|i| *i);
+        let full = self.recent.get(shard).is_some_and(|r| {
+            let mut recent = r.0.lock();
             recent.insert(txn.0, (bound, verdict));
             recent.len() >= FLUSH_AT
-        };
+        });
         if self.open.remove(&txn.0).is_some() {
             self.open_count.fetch_sub(1, Ordering::Relaxed);
         }
         if full {
-            self.flush();
+            self.flush(shard);
         }
     }
 
-    /// Moves the recently spent to the newest generation.
-    fn flush(&self) {
-        let mut recent = self.recent.lock();
+    /// Moves the recently spent of shard `shard` to the newest generation.
+    fn flush(&self, shard: usize) {
+        let Some(Recent(recent)) = self.recent.get(shard) else {
+            return;
+        };
+        let mut recent = recent.lock();
         let generations = self.spent.read();
         let Some(now) = generations.back() else {
             return;
@@ -175,8 +194,10 @@ impl TxnIndex {
         if let Some(b) = self.open.get(&txn.0) {
             return entry(&b, None);
         }
-        if let Some(s) = self.recent.lock().get(&txn.0) {
-            return entry(&s.0, Some(s.1));
+        for Recent(recent) in self.recent.iter() {
+            if let Some(s) = recent.lock().get(&txn.0) {
+                return entry(&s.0, Some(s.1));
+            }
         }
         let generations = self.spent.read();
         generations
@@ -210,7 +231,7 @@ impl TxnIndex {
             });
         // The recently spent join the generation of this last second, so that they are
         // forgotten with it.
-        self.flush();
+        (0..RECENT_SHARDS).for_each(|shard| self.flush(shard));
         // The generations wholly past their deadline are taken out under the lock and dropped
         // (their entries freed) after it; a new one begins if the last took anything.
         let mut past = Vec::new();
@@ -311,7 +332,8 @@ mod tests {
         reader
             .join()
             .expect("the reader saw the transaction throughout");
-        assert!(ix.recent.lock().len() < FLUSH_AT, "flushed as it filled");
+        let held: usize = ix.recent.iter().map(|r| r.0.lock().len()).sum();
+        assert!(held < FLUSH_AT, "flushed as it filled");
         for t in 0..(4 * FLUSH_AT as u128) {
             let e = ix.get(TxnId(t), 0).expect("spent");
             let rejected = Verdict::Rejected { failures_left: 3 };
