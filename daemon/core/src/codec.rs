@@ -335,6 +335,8 @@ fn decode_txn(r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
                     max: 64,
                 });
             }
+            // Every question sls makes is ASCII: anything else is a damaged state, refused
+            // whole like any other bad field (the answer would be judged against nonsense).
             let q = std::str::from_utf8(r.take(len as usize)?)
                 .map_err(|_| DecodeError::Invalid("a question that is not UTF-8"))?;
             TxnChallenge::Question(q.into())

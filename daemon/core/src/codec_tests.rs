@@ -197,3 +197,39 @@ fn another_format_is_refused() {
     b[0] = FORMAT + 1;
     assert!(UserState::decode(&b).is_err());
 }
+
+#[test]
+fn a_question_is_kept_to_64_bytes_on_a_character_boundary() {
+    let cut = |q: &str| match TxnChallenge::question(q) {
+        TxnChallenge::Question(q) => q.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(cut("123456"), "123456");
+    assert_eq!(cut(&"7".repeat(70)), "7".repeat(64));
+    // 1 + 2 × 40 bytes: byte 64 falls inside a character, so 63 are kept.
+    let odd = format!("a{}", "é".repeat(40));
+    assert_eq!(cut(&odd), odd[..63]);
+}
+
+#[test]
+fn a_stored_question_that_is_not_utf8_is_refused() {
+    let mut u = UserState::default();
+    u.txns.push(Txn {
+        id: TxnId(1),
+        device: 1,
+        purpose: Purpose::Login,
+        expires_ms: 0,
+        challenge: TxnChallenge::question("Q12345"),
+    });
+    let mut b = bytes(&u);
+    assert!(UserState::decode(&b).is_ok());
+    let at = b
+        .windows(6)
+        .position(|w| w == b"Q12345")
+        .expect("the question is stored as is");
+    b[at] = 0xFF;
+    assert_eq!(
+        UserState::decode(&b).err(),
+        Some(DecodeError::Invalid("a question that is not UTF-8"))
+    );
+}

@@ -20,8 +20,11 @@
 //! to the newest generation in one loop, with no atomic between two inserts, so that their
 //! misses overlap. `recent` stays locked until the batch is in its generation, whose lock is
 //! taken before: a reader, who looks in `recent` then in the generations, finds it in one.
-//! `recent` is sharded by thread (each endpoint's thread writes its own), so that endpoints on
-//! several cores do not take turns on one lock at every answer.
+//! `recent` is sharded by thread (a thread's shard is its own unless more than
+//! [`RECENT_SHARDS`] threads answer: the first ones each get one, round robin), so that
+//! endpoints on several cores do not take turns on one lock at every answer. A lookup of a
+//! transaction that is not open (a replay, an `Await` after the answer, an unknown id) takes
+//! each shard's lock in turn.
 //!
 //! The spent ones are kept in generations, one per sweep (a second in the daemon): a sweep drops
 //! the oldest generations whose every entry is past its deadline, whole, after taking them out
@@ -95,7 +98,8 @@ impl Generation {
 /// Open and spent transactions.
 pub(crate) struct TxnIndex {
     open: Map<Bound>,
-    /// Spent since their shard's last flush, at most [`FLUSH_AT`] a shard.
+    /// Spent since their shard's last flush: [`FLUSH_AT`] a shard, give or take what threads
+    /// sharing a shard add between the insert that fills it and its flush.
     recent: Box<[Recent]>,
     /// Oldest first; the last takes what is spent now. Never empty.
     spent: RwLock<VecDeque<Generation>>,
@@ -134,11 +138,14 @@ impl TxnIndex {
             device: b.device,
             until: until_ms,
         }) else {
-            // Spent already: its verdict changes where it is.
-            let mut recent: Vec<_> = self.recent.iter().map(|r| r.0.lock()).collect();
-            if let Some(s) = recent.iter_mut().find_map(|r| r.get_mut(&txn.0)) {
-                s.1 = verdict;
-                s.0.until = until_ms;
+            // Spent already: its verdict changes where it is. One shard at a time: an entry
+            // never moves between shards, and one a flush is moving is in its generation by
+            // the time its shard's lock is free.
+            for Recent(recent) in self.recent.iter() {
+                if let Some(s) = recent.lock().get_mut(&txn.0) {
+                    s.1 = verdict;
+                    s.0.until = until_ms;
+                }
             }
             let generations = self.spent.read();
             for g in generations.iter() {
