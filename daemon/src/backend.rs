@@ -142,6 +142,10 @@ impl Store for Backend {
         either_await!(self, s => s.txn_get(txn, now_ms))
     }
 
+    async fn txn_to_answer(&self, txn: TxnId, now_ms: u64) -> Result<Option<TxnEntry>, StoreError> {
+        either_await!(self, s => s.txn_to_answer(txn, now_ms))
+    }
+
     async fn txn_bind(
         &self,
         txn: TxnId,

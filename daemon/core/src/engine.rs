@@ -362,14 +362,15 @@ impl<S: Store> Core<S> {
         })
     }
 
-    /// The index's entry for an open transaction. A spent one's second answer is a replay
-    /// (R12), refused here without touching its user: `Err(Replayed)`.
+    /// The index's entry for an open transaction, for an answer that updates its user next
+    /// ([`Store::txn_to_answer`]). A spent one's second answer is a replay (R12), refused here
+    /// without touching its user: `Err(Replayed)`.
     pub(crate) async fn open_txn(
         &self,
         txn: TxnId,
         now: u64,
     ) -> Result<Result<TxnEntry, Verdict>, StoreError> {
-        match self.0.store.txn_get(txn, now).await? {
+        match self.0.store.txn_to_answer(txn, now).await? {
             None => Ok(Err(Verdict::Unknown)),
             Some(e) if e.verdict.is_some() => {
                 self.0.counters.replays.fetch_add(1, Ordering::Relaxed);

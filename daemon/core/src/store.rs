@@ -211,6 +211,20 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send;
 
+    /// What an answer needs of `txn` before it updates the transaction's user: as
+    /// [`Store::txn_get`], but a store may answer from what this node itself bound and settled
+    /// rather than ask. An entry given as open need not be: the answer's update proves it,
+    /// since a transaction spent since (here or on another node) is no longer in its user's
+    /// state, and the rule then answers `Replayed` (R12). The default asks
+    /// [`Store::txn_get`].
+    fn txn_to_answer(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
+        self.txn_get(txn, now_ms)
+    }
+
     /// Remembers a new open transaction of `user` for `device` until `until_ms`.
     fn txn_bind(
         &self,

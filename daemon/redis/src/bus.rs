@@ -67,7 +67,7 @@ impl RedisStore {
     /// The bus of the nodes sharing this store's namespace.
     pub fn bus(&self) -> Bus {
         Bus {
-            conn: self.conn(),
+            conn: self.handle(),
             channel: self.keys.bus(),
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{P:u:<user>}` | hash | `v` version (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them |
+//! | `{P:u:<user>}` | hash | `v` its writes so far (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them (the compare-and-set's condition) |
 //! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:u:<user>}f` | string | a marker an awaiting node writes in the user's slot before it reports a push's decision: once it is on the replicas, so is the decision (`PX` 1 s) |
 //! | `{<tag>}P:t:<txn hex>` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
@@ -147,9 +147,11 @@ impl Keys {
 }
 
 /// Compare-and-set of a versioned value (a user's state, a share): `KEYS[1]` the hash,
-/// `ARGV[1]` the version read (`0`: never written), `ARGV[2]` the new value (empty: delete),
-/// `ARGV[3]` this write's id (unique per store). Returns the new version (0 after a delete), or
-/// -1 if the version moved.
+/// `ARGV[1]` the id of the write the caller's value came from (its `w`; `0`: never written),
+/// `ARGV[2]` the new value (empty: delete), `ARGV[3]` this write's id (unique per store).
+/// Returns `{version}`, the new count, or, if another write came in between, `{-1, {v, s,
+/// w}}`: the value as it is now, so that the caller runs its rule again on it without a read
+/// of its own.
 ///
 /// With a second key, the transaction index's entry in the same slot, written with the value
 /// (one script, one round trip): `ARGV[4]` `b` binds it (`ARGV[5]` user, `ARGV[6]` device,
@@ -157,25 +159,21 @@ impl Keys {
 /// verdict, `ARGV[6]` deadline ms, `ARGV[7]` time to live ms, as [`SETTLE`]).
 ///
 /// **Idempotent**: the client re-sends a script whose reply timed out; if that first send did
-/// apply, the version moved, but `w` holds this write's id and the script answers success
-/// instead of a conflict (which would re-run the rule: a failure counted twice, R11).
-/// **No ABA**: a delete leaves a tombstone (`v` and `w`, no `s`), so the version keeps
-/// counting and a node that read the deleted incarnation cannot write over a new one.
+/// apply, `w` holds this write's id and the script answers success instead of a conflict
+/// (which would re-run the rule: a failure counted twice, R11).
+/// **No ABA**: the condition is the write's id, not the count: after a failover that lost the
+/// last writes the count comes back, and another node's next write would match it; an id is
+/// never written twice. A delete leaves a tombstone (`v` and `w`, no `s`).
 pub const CAS: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if (v or '0') ~= ARGV[1] then
-  if v and redis.call('HGET', KEYS[1], 'w') == ARGV[3] then
-    if redis.call('HEXISTS', KEYS[1], 's') == 1 then return tonumber(v) end
-    return 0
-  end
-  return -1
+local cur = redis.call('HMGET', KEYS[1], 'v', 'w')
+if (cur[2] or '0') ~= ARGV[1] then
+  if cur[2] == ARGV[3] then return {tonumber(cur[1])} end
+  return {-1, redis.call('HMGET', KEYS[1], 'v', 's', 'w')}
 end
-local nv = tonumber(ARGV[1]) + 1
-local out = nv
+local nv = tonumber(cur[1] or '0') + 1
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], 's')
   redis.call('HSET', KEYS[1], 'v', nv, 'w', ARGV[3])
-  out = 0
 else
   redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3])
 end
@@ -192,7 +190,7 @@ if KEYS[2] then
     end
   end
 end
-return out
+return {nv}
 ";
 
 /// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,
@@ -215,7 +213,7 @@ return 1
 
 /// Reads a transaction and, in the same round trip, its user: `KEYS[1]` the transaction's
 /// key, `ARGV[1]` the user key's text before the name, `ARGV[2]` after it. Returns
-/// `{{u, d, x, r}}`, then `{v, s}` of the user's key and that key, when the transaction names
+/// `{{u, d, x, r}}`, then `{v, s, w}` of the user's key and that key, when the transaction names
 /// a user whose key is in its slot (an id made for its user is; another is read apart: a key
 /// of another slot must not be touched here).
 pub const TXN_AND_USER: &str = r"
@@ -225,7 +223,7 @@ local uk = ARGV[1] .. t[1] .. ARGV[2]
 if redis.call('CLUSTER', 'KEYSLOT', uk) ~= redis.call('CLUSTER', 'KEYSLOT', KEYS[1]) then
   return {t}
 end
-return {t, redis.call('HMGET', uk, 'v', 's'), uk}
+return {t, redis.call('HMGET', uk, 'v', 's', 'w'), uk}
 ";
 
 /// Notes a lockout: `ARGV[1]` its time ms, `ARGV[2]` a unique member, `ARGV[3]` the window ms.

@@ -64,6 +64,7 @@ mod read;
 pub mod seal;
 mod store;
 mod txn;
+mod update;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -101,11 +102,14 @@ pub struct RedisConfig {
     /// The key every value that holds secrets is sealed with; every node sharing the prefix
     /// must be given the same.
     pub seal: SealKey,
+    /// Users whose last known value this node keeps, to start their next update from
+    /// (`read.rs`; about 300 bytes each); 0: every update reads first.
+    pub cache_users: usize,
 }
 
 impl RedisConfig {
     /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 64
-    /// tries, 2 s timeouts.
+    /// tries, 2 s timeouts, [`RedisConfig::CACHE_USERS`] users cached.
     pub fn new(nodes: Vec<String>, prefix: impl Into<String>, seal: SealKey) -> RedisConfig {
         RedisConfig {
             nodes,
@@ -116,8 +120,12 @@ impl RedisConfig {
             max_tries: 64,
             io_timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
+            cache_users: RedisConfig::CACHE_USERS,
         }
     }
+
+    /// The default of [`RedisConfig::cache_users`]: about 30 MB.
+    pub const CACHE_USERS: usize = 100_000;
 }
 
 /// Scripts, loaded once per store (`EVALSHA`, `EVAL` on a miss).
@@ -154,11 +162,10 @@ pub struct RedisStore {
     failed_through: AtomicU64,
     /// One `WAIT` round at a time.
     wait_round: tokio::sync::Mutex<()>,
-    /// Users' versioned values read with their transaction (an answer's), by user key: the
-    /// update that follows starts from it rather than reading again (`read.rs`).
-    prefetched: Mutex<std::collections::HashMap<Vec<u8>, read::Prefetched>>,
-    /// Transactions bound by this node: id → deadline (the `open_txns` gauge).
-    bound: Mutex<std::collections::HashMap<u128, u64>>,
+    /// The users' values this node last read or wrote: where an update starts (`update.rs`).
+    cache: read::UserCache,
+    /// Transactions bound by this node, by id (the `open_txns` gauge; an answer's entry).
+    bound: Mutex<std::collections::HashMap<u128, txn::Bound>>,
     /// Lockout times as the last `note_lockout` saw them.
     lockouts: Mutex<std::collections::VecDeque<u64>>,
     /// Users created, as last seen.
@@ -170,6 +177,60 @@ pub struct RedisStore {
     writes: AtomicU64,
     /// Compare-and-sets lost to another node.
     conflicts: AtomicU64,
+    /// Commands sent, by what for ([`Command`]; each [`RedisStore::conn`] is one).
+    sent: [AtomicU64; Command::ALL.len()],
+    /// Compare-and-sets refused because the cache's guess was stale.
+    stale: AtomicU64,
+}
+
+/// What a command this store sent to the cluster was for (see [`RedisStore::commands`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// A versioned value's read (`HMGET`: a user, a share).
+    Read,
+    /// A transaction's read with its user's value ([`keys::TXN_AND_USER`]).
+    TxnRead,
+    /// A compare-and-set of a value alone ([`keys::CAS`]).
+    Cas,
+    /// A compare-and-set with its new transaction's entry (a `begin`).
+    CasBind,
+    /// A compare-and-set with its spent transaction's verdict (an answer).
+    CasSettle,
+    /// A `WAIT` round (sent to every master, counted once).
+    Wait,
+    /// A per-user rate-limit token ([`keys::TAKE_USER_TOKEN`]).
+    Token,
+    /// Anything else: a transaction's entry written apart, the indexes, ids, lockouts,
+    /// fences.
+    Other,
+}
+
+impl Command {
+    /// Every kind, in the order of [`RedisStore::commands`].
+    pub const ALL: [Command; 8] = [
+        Command::Read,
+        Command::TxnRead,
+        Command::Cas,
+        Command::CasBind,
+        Command::CasSettle,
+        Command::Wait,
+        Command::Token,
+        Command::Other,
+    ];
+
+    /// Its name, as a metric's label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Read => "read",
+            Command::TxnRead => "txn_read",
+            Command::Cas => "cas",
+            Command::CasBind => "cas_bind",
+            Command::CasSettle => "cas_settle",
+            Command::Wait => "wait",
+            Command::Token => "token",
+            Command::Other => "other",
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -203,8 +264,16 @@ impl RedisStore {
     }
 
     /// The connection commands go out on: the home one when a runtime made it, else the one
-    /// made at connect. A cheap handle (the connection's tasks run where it was made).
-    fn conn(&self) -> ClusterConnection {
+    /// made at connect. A cheap handle (the connection's tasks run where it was made). Taken
+    /// once per command (or pipeline, or script) `what` is for: [`RedisStore::commands`]
+    /// counts them.
+    fn conn(&self, what: Command) -> ClusterConnection {
+        self.sent[what as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.handle()
+    }
+
+    /// The connection handle [`RedisStore::conn`] gives, counting nothing (the bus's).
+    fn handle(&self) -> ClusterConnection {
         match &*self.home.read() {
             Some(home) => home.clone(),
             None => self.conn.clone(),
@@ -240,7 +309,7 @@ impl RedisStore {
         const CHECK: &[u8] = b"sls seal key check, format 1";
         let key = self.keys.seal_check();
         let sealed = self.sealer.seal(&key, CHECK)?;
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         let (_, value): (Option<String>, Vec<u8>) = redis::pipe()
             .cmd("SET")
             .arg(&key)
@@ -294,13 +363,13 @@ impl RedisStore {
                 take_user_token: Script::new(keys::TAKE_USER_TOKEN),
             },
             sealer: Sealer::new(&config.seal),
+            cache: read::UserCache::new(config.cache_users),
             config,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
             replicated: AtomicU64::new(0),
             failed_through: AtomicU64::new(0),
             wait_round: tokio::sync::Mutex::new(()),
-            prefetched: Mutex::new(std::collections::HashMap::new()),
             bound: Mutex::new(std::collections::HashMap::new()),
             lockouts: Mutex::new(std::collections::VecDeque::new()),
             users: AtomicUsize::new(0),
@@ -308,6 +377,8 @@ impl RedisStore {
             noted: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
+            sent: Default::default(),
+            stale: AtomicU64::new(0),
         })
     }
 
@@ -319,6 +390,30 @@ impl RedisStore {
     /// Compare-and-sets this store lost to another writer of the same key (a gauge).
     pub fn conflicts(&self) -> u64 {
         self.conflicts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Commands (a script, a pipeline: one round trip each) this store has sent to the
+    /// cluster, by what they were for, in the order of [`Command::ALL`]; a `WAIT` round counts
+    /// once though every master gets it. The bus's messages ([`RedisStore::bus`]) are not
+    /// counted.
+    pub fn commands(&self) -> [(Command, u64); Command::ALL.len()] {
+        Command::ALL.map(|c| {
+            (
+                c,
+                self.sent[c as usize].load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Every command [`RedisStore::commands`] counts, in all.
+    pub fn round_trips(&self) -> u64 {
+        self.commands().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Compare-and-sets refused because this node's cached value of the user was stale
+    /// (another node wrote since): each cost a round trip, and its reply was the current value.
+    pub fn stale_guesses(&self) -> u64 {
+        self.stale.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

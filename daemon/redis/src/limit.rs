@@ -22,7 +22,7 @@ impl RedisStore {
         now_ms: u64,
         quota: UserQuota,
     ) -> Result<UserToken, StoreError> {
-        let mut c = self.conn();
+        let mut c = self.conn(crate::Command::Token);
         let wait_us: u64 = self
             .scripts
             .take_user_token

@@ -1,54 +1,192 @@
-//! Reading a versioned value (a user's state, a share): from Redis, opened under the seal key;
-//! or, for a user whose transaction an answer just read, from what that read brought in the
-//! same round trip ([`crate::keys::TXN_AND_USER`]), so that the answer's update does not read
-//! again.
+//! Reading a versioned value (a user's state, a share), opened under the seal key; and this
+//! node's cache of the users' values it last read or wrote, which an update starts from
+//! instead of reading again.
+//!
+//! **Why a cache is safe here**: nothing is ever decided on a cached value alone. An update
+//! that starts from one writes only through the compare-and-set on the version it holds, so a
+//! value another node has changed since is refused by Redis, which sends back the current one
+//! in the same reply; and an update whose rule would write nothing from a cached value reads
+//! again and runs the rule on what it read (`store.rs`). The cache saves the read of a user
+//! this node served last (the second step of a login always is), nothing else.
+//!
+//! **Bounded**: [`RedisConfig::cache_users`](crate::RedisConfig) values in all, over
+//! [`SHARDS`] maps; a map that fills is emptied (the values are only a head start). The
+//! values are users' encoded states, secrets included, as the embedded store keeps every user
+//! in memory; they are wiped when dropped.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
 use sls_core::StoreError;
 
 use crate::{unavailable, RedisStore};
 
-/// A versioned value as read: its version (0: absent) and its bytes.
-pub(crate) type Versioned = (u64, Option<Zeroizing<Vec<u8>>>);
-
-/// A user's versioned value as an answer's read of its transaction brought it, still sealed.
-pub(crate) struct Prefetched {
-    pub(crate) version: u64,
-    pub(crate) sealed: Option<Vec<u8>>,
+/// Which write set a versioned value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Version {
+    /// The key's writes so far (0: never written); orders what this node learns of a key.
+    pub(crate) n: u64,
+    /// The id of the write that set it ([`Version::NEVER`]: never written), unique per write
+    /// and per node: the compare-and-set's condition. A count can come back after a failover
+    /// lost the last writes, and another node's write would then match it (ABA); an id cannot.
+    pub(crate) w: Box<str>,
 }
 
-/// Most prefetched values kept. Each is taken by the update that follows its read; those no
-/// update took (an answer that changed nothing) are dropped together past this.
-pub(crate) const PREFETCH_MAX: usize = 4096;
+impl Version {
+    /// The `w` of a key never written.
+    pub(crate) const NEVER: &'static str = "0";
+
+    pub(crate) fn never() -> Version {
+        Version {
+            n: 0,
+            w: Version::NEVER.into(),
+        }
+    }
+}
+
+/// A versioned value as read: its version and its bytes (`None`: absent, or deleted).
+#[derive(Clone)]
+pub(crate) struct Versioned {
+    pub(crate) version: Version,
+    pub(crate) value: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// The fields `v`, `s`, `w` of a versioned hash, as Redis sent them.
+pub(crate) type Fields = (Option<u64>, Option<Vec<u8>>, Option<String>);
 
 impl RedisStore {
     /// A versioned value, opened (see [`crate::seal`]).
     pub(crate) async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {
-        let mut c = self.conn();
-        let (v, s): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+        let mut c = self.conn(crate::Command::Read);
+        let fields: Fields = redis::cmd("HMGET")
             .arg(key)
-            .arg(&["v", "s"])
+            .arg(&["v", "s", "w"])
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        // A tombstone (deleted: a version, no value) is absent, at its version.
-        Ok(match s {
-            Some(s) => (v.unwrap_or(0), Some(self.sealer.open(key, &s)?)),
-            None => (v.unwrap_or(0), None),
-        })
+        self.opened(key, fields)
     }
 
-    /// What [`RedisStore::txn_get_now`] read of the user at `key`, opened; once. A value read
-    /// earlier may be stale: an update starting from it writes only through the
-    /// compare-and-set on its version, and reads again for anything else.
-    pub(crate) fn take_prefetched(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        let Some(p) = self.prefetched.lock().remove(key) else {
-            return Ok(None);
+    /// `v`, `s`, `w` of the hash at `key`, its value opened. A tombstone (deleted: a version,
+    /// no value) is absent, at its version.
+    pub(crate) fn opened(&self, key: &[u8], (n, s, w): Fields) -> Result<Versioned, StoreError> {
+        let version = match w {
+            Some(w) => Version {
+                n: n.unwrap_or(0),
+                w: w.into(),
+            },
+            None => Version::never(),
         };
-        Ok(Some(match p.sealed {
-            Some(s) => (p.version, Some(self.sealer.open(key, &s)?)),
-            None => (p.version, None),
-        }))
+        let value = s.map(|s| self.sealer.open(key, &s)).transpose()?;
+        Ok(Versioned { version, value })
+    }
+}
+
+/// Maps of the cache; each is locked on its own.
+pub(crate) const SHARDS: usize = 16;
+
+/// One map of the cache: user key → value.
+type Shard = Mutex<HashMap<Box<[u8]>, Versioned>>;
+
+/// This node's last known value of each user it served (see the module docs).
+pub(crate) struct UserCache {
+    shards: Box<[Shard]>,
+    /// Values kept per map before it is emptied; 0: nothing is kept.
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl UserCache {
+    /// A cache of about `users` values in all (0: none).
+    pub(crate) fn new(users: usize) -> UserCache {
+        UserCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: users.div_ceil(SHARDS),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    }
+
+    /// The value last known at `key`, if any.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Versioned> {
+        self.shard(key).lock().get(key).cloned()
+    }
+
+    /// Keeps `value` as the one at `key`, unless a later write's is kept already (a read may
+    /// come back after an update of this node wrote past it).
+    pub(crate) fn put(&self, key: &[u8], value: Versioned) {
+        if self.per_shard == 0 {
+            return;
+        }
+        let mut map = self.shard(key).lock();
+        if let Some(kept) = map.get_mut(key) {
+            if kept.version.n <= value.version.n {
+                *kept = value;
+            }
+            return;
+        }
+        if map.len() >= self.per_shard {
+            map.clear();
+        }
+        map.insert(key.into(), value);
+    }
+
+    /// Forgets the value at `key`.
+    pub(crate) fn forget(&self, key: &[u8]) {
+        self.shard(key).lock().remove(key);
+    }
+
+    /// Values kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(n: u64, w: &str, value: &[u8]) -> Versioned {
+        Versioned {
+            version: Version { n, w: w.into() },
+            value: Some(Zeroizing::new(value.to_vec())),
+        }
+    }
+
+    #[test]
+    fn a_value_is_replaced_by_a_later_write_only() {
+        let c = UserCache::new(100);
+        c.put(b"k", at(2, "a:2", b"two"));
+        c.put(b"k", at(1, "a:1", b"one"));
+        assert_eq!(c.get(b"k").map(|v| v.version.w), Some("a:2".into()));
+        // The same count from another write: a failover lost the first; the later read wins.
+        c.put(b"k", at(2, "b:7", b"other"));
+        let kept = c.get(b"k").expect("kept");
+        assert_eq!(
+            (&*kept.version.w, kept.value.as_deref().map(|v| &v[..])),
+            ("b:7", Some(&b"other"[..]))
+        );
+        c.forget(b"k");
+        assert!(c.get(b"k").is_none());
+    }
+
+    #[test]
+    fn the_cache_keeps_no_more_than_its_bound() {
+        let c = UserCache::new(64);
+        for i in 0..10_000u32 {
+            c.put(&i.to_be_bytes(), at(1, "a:1", b"x"));
+        }
+        assert!(c.len() <= 64, "{}", c.len());
+        assert!(c.len() > 0);
+        let none = UserCache::new(0);
+        none.put(b"k", at(1, "a:1", b"x"));
+        assert!(none.get(b"k").is_none());
     }
 }

@@ -1,8 +1,7 @@
-//! `impl Store for RedisStore`: versioned compare-and-set of one user, and the small
-//! operations across users.
+//! `impl Store for RedisStore`, durability (`WAIT` rounds, fences) and the small operations
+//! across users; updates are in `update.rs`.
 
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,300 +11,11 @@ use sls_core::{
     Committed, IndexOp, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
     UserToken,
 };
-use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
-use zeroize::Zeroizing;
+use sls_protocol::{DeviceId, TxnId, Verdict};
 
-use crate::txn::op_txn;
-use crate::{unavailable, RedisStore};
-
-fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Damaged(format!("{what}: {e}"))
-}
+use crate::{unavailable, Command, RedisStore};
 
 impl RedisStore {
-    fn stripe(&self, user: &str) -> &tokio::sync::Mutex<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        user.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % self.stripes.len()]
-    }
-
-    /// Compare-and-set: `true` if `key` was still at `version` and now holds `value`, sealed
-    /// (deleted if empty).
-    async fn cas(&self, key: &[u8], version: u64, value: &[u8]) -> Result<bool, StoreError> {
-        self.cas_indexed(key, version, value, None).await
-    }
-
-    /// [`RedisStore::cas`], and the transaction index's `op` in the same script when its key
-    /// is in `key`'s slot.
-    async fn cas_indexed(
-        &self,
-        key: &[u8],
-        version: u64,
-        value: &[u8],
-        op: Option<(&str, &IndexOp)>,
-    ) -> Result<bool, StoreError> {
-        let sealed = if value.is_empty() {
-            Vec::new()
-        } else {
-            self.sealer.seal(key, value)?
-        };
-        let write = format!(
-            "{:x}:{}",
-            self.nonce,
-            self.writes.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut c = self.conn();
-        let mut inv = self.scripts.cas.key(key);
-        inv.arg(version).arg(sealed).arg(write);
-        match op {
-            None => {}
-            Some((
-                user,
-                IndexOp::Bind {
-                    txn,
-                    device,
-                    until_ms,
-                },
-            )) => {
-                inv.key(self.keys.txn(*txn))
-                    .arg("b")
-                    .arg(user)
-                    .arg(device.0)
-                    .arg(*until_ms)
-                    .arg(self.ttl_ms(*until_ms));
-            }
-            Some((
-                _,
-                IndexOp::Settle {
-                    txn,
-                    verdict,
-                    until_ms,
-                },
-            )) => {
-                inv.key(self.keys.txn(*txn))
-                    .arg("s")
-                    .arg(crate::txn::encode_verdict(verdict)?)
-                    .arg(*until_ms)
-                    .arg(self.ttl_ms(*until_ms));
-            }
-        }
-        let r: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
-        Ok(r >= 0)
-    }
-
-    fn ticket(&self, records: &[Record]) -> Option<u64> {
-        (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
-    }
-
-    /// A write's ticket: with replicas to wait for, every write waits (an accepted answer
-    /// spends its challenge, R12) but a `begin`'s (a BIND, nothing recorded): a failover that
-    /// lost it loses an open challenge, as a restart does; the answer's wait covers it.
-    fn written(&self, records: &[Record], op: Option<&IndexOp>) -> Option<u64> {
-        let opened = records.is_empty() && matches!(op, Some(IndexOp::Bind { .. }));
-        if self.config.wait_replicas == 0 || opened {
-            return self.ticket(records);
-        }
-        Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
-    }
-
-    /// Tries again after a lost compare-and-set, a little later each time.
-    async fn backoff(&self, attempt: u32) {
-        self.conflicts.fetch_add(1, Ordering::Relaxed);
-        let n = self.conflicts.load(Ordering::Relaxed);
-        // Up to 8 ms, jittered per node so that two nodes do not retry in step.
-        let ms = u64::from(attempt.min(8)) + (self.nonce.wrapping_add(n) % 3);
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
-
-    /// The indexes kept from committed records: IB Key device → owner, entity → primary.
-    async fn index(&self, records: &[Record]) -> Result<(), StoreError> {
-        let mut c = self.conn();
-        for r in records {
-            match r {
-                Record::Device {
-                    user,
-                    id,
-                    kind: DeviceKind::IbKey,
-                    ..
-                } => {
-                    let () = c
-                        .set(self.keys.ib_owner(id.0), user)
-                        .await
-                        .map_err(unavailable)?;
-                }
-                Record::User {
-                    name,
-                    entity,
-                    primary: true,
-                    ..
-                } if !entity.is_empty() => {
-                    let () = c
-                        .set(self.keys.primary(entity), name)
-                        .await
-                        .map_err(unavailable)?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    async fn update_now<T, F, I>(
-        &self,
-        user: &str,
-        create: bool,
-        mut rule: F,
-        index: I,
-    ) -> Result<Option<Committed<T, u64>>, StoreError>
-    where
-        F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
-        I: Fn(&T) -> Option<IndexOp>,
-    {
-        let _local = self.stripe(user).lock().await;
-        let key = self.keys.user(user);
-        // What an answer's read of its transaction brought: written only through the
-        // compare-and-set; any other outcome reads again (no decision on a stale read).
-        let mut prefetched = self.take_prefetched(&key)?;
-        for attempt in 0..self.config.max_tries {
-            let fetched = prefetched.is_some();
-            let (version, old) = match prefetched.take() {
-                Some(p) => p,
-                None => self.read_versioned(&key).await?,
-            };
-            let mut state = match &old {
-                Some(b) => UserState::decode(b).map_err(|e| damaged("user state", e))?,
-                None if create => UserState::default(),
-                None if fetched => continue,
-                None => return Ok(None),
-            };
-            let mut records = Vec::new();
-            let value = rule(&mut state, &mut records);
-            let mut new = Zeroizing::new(Vec::with_capacity(state.encoded_len_hint()));
-            state.encode(&mut new);
-            let unchanged = records.is_empty() && old.as_deref().is_some_and(|o| **o == *new);
-            if fetched && (unchanged || (old.is_none() && !state.is_enrolled())) {
-                continue;
-            }
-            if old.is_none() && !state.is_enrolled() {
-                return Ok(Some(Committed {
-                    value,
-                    ticket: None,
-                }));
-            }
-            let op = index(&value);
-            if unchanged {
-                // Nothing changed: what was read is the state this answer is based on.
-                if let Some(op) = &op {
-                    self.index_apart(user, op).await?;
-                }
-                return Ok(Some(Committed {
-                    value,
-                    ticket: None,
-                }));
-            }
-            // The index's entry goes in the same script when it lives in the user's slot (ids
-            // made for this user do); else right after.
-            let beside = op
-                .as_ref()
-                .filter(|op| {
-                    crate::keys::slot(&self.keys.txn(op_txn(op))) == crate::keys::slot(&key)
-                })
-                .map(|op| (user, op));
-            if !self.cas_indexed(&key, version, &new, beside).await? {
-                if !fetched {
-                    self.backoff(attempt).await;
-                }
-                continue;
-            }
-            if let Some(op) = &op {
-                if beside.is_some() {
-                    self.indexed(op);
-                } else {
-                    self.index_apart(user, op).await?;
-                }
-            }
-            if old.is_none() {
-                let mut c = self.conn();
-                let n: u64 = c.incr(self.keys.users(), 1).await.map_err(unavailable)?;
-                self.users
-                    .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
-            }
-            self.index(&records).await?;
-            return Ok(Some(Committed {
-                value,
-                ticket: self.written(&records, op.as_ref()),
-            }));
-        }
-        Err(StoreError::Unavailable(format!(
-            "user {user:?}: {} compare-and-set conflicts in a row",
-            self.config.max_tries
-        )))
-    }
-
-    async fn read_now<T, F>(&self, user: &str, read: F) -> Result<Option<T>, StoreError>
-    where
-        F: FnOnce(&UserState) -> T,
-    {
-        let (_, bytes) = self.read_versioned(&self.keys.user(user)).await?;
-        match bytes {
-            None => Ok(None),
-            Some(b) => {
-                let u = UserState::decode(&b).map_err(|e| damaged("user state", e))?;
-                Ok(Some(read(&u)))
-            }
-        }
-    }
-
-    async fn update_share_now<T, F>(
-        &self,
-        id: u32,
-        mut change: F,
-    ) -> Result<Committed<T, u64>, StoreError>
-    where
-        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T,
-    {
-        let key = self.keys.share(id);
-        for attempt in 0..self.config.max_tries {
-            let (version, old) = self.read_versioned(&key).await?;
-            let mut share = old
-                .as_deref()
-                .map(|b| Share::decode(b))
-                .transpose()
-                .map_err(|e| damaged("share", e))?;
-            let before = share.clone();
-            let mut records = Vec::new();
-            let value = change(&mut share, &mut records);
-            if records.is_empty() && share == before {
-                return Ok(Committed {
-                    value,
-                    ticket: None,
-                });
-            }
-            let mut new = Vec::new();
-            if let Some(s) = &share {
-                s.encode(&mut new);
-            } else if old.is_none() {
-                // Absent and still absent.
-                return Ok(Committed {
-                    value,
-                    ticket: self.ticket(&records),
-                });
-            }
-            if !self.cas(&key, version, &new).await? {
-                self.backoff(attempt).await;
-                continue;
-            }
-            return Ok(Committed {
-                value,
-                ticket: self.written(&records, None),
-            });
-        }
-        Err(StoreError::Unavailable(format!(
-            "share {id}: {} compare-and-set conflicts in a row",
-            self.config.max_tries
-        )))
-    }
-
     /// With [`RedisConfig::wait_replicas`](crate::RedisConfig) `> 0`: resolves once a `WAIT`
     /// round that began after `ticket`'s write has seen that many replicas of every master
     /// acknowledge this node's writes (group commit: one round covers every write before it).
@@ -359,7 +69,7 @@ impl RedisStore {
         }
         let mut key = self.keys.user(user);
         key.push(b'f');
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         let () = redis::cmd("SET")
             .arg(key)
             .arg(1)
@@ -376,7 +86,7 @@ impl RedisStore {
     }
 
     async fn wait_all_masters(&self) -> Result<(), StoreError> {
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Wait);
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(self.config.wait_replicas)
             .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
@@ -401,7 +111,7 @@ impl RedisStore {
             Sequence::Device => "device",
             Sequence::Share => "share",
         };
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         let n: u64 = c
             .incr(self.keys.sequence(name), 1)
             .await
@@ -416,14 +126,14 @@ impl RedisStore {
         if entity.is_empty() {
             return Ok(None);
         }
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         c.get(self.keys.primary(entity)).await.map_err(unavailable)
     }
 
     async fn note_lockout_now(&self, at_ms: u64, window_ms: u64) -> Result<usize, StoreError> {
         let n = self.noted.fetch_add(1, Ordering::Relaxed);
         let member = format!("{at_ms}:{:x}:{n}", self.nonce);
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         let members: Vec<String> = self
             .scripts
             .note_lockout
@@ -509,6 +219,14 @@ impl Store for RedisStore {
         now_ms: u64,
     ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
         self.txn_get_now(txn, now_ms)
+    }
+
+    fn txn_to_answer(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
+        self.txn_to_answer_now(txn, now_ms)
     }
 
     fn txn_bind(

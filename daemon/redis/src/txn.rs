@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use redis::AsyncCommands;
-use sls_core::{IndexOp, StoreError, TxnEntry};
+use sls_core::{IndexOp, StoreError, TxnEntry, UserName};
 use sls_protocol::field::{Field, Reader};
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
-use crate::read::{Prefetched, PREFETCH_MAX};
-use crate::{unavailable, RedisStore};
+use crate::read::Fields;
+use crate::{unavailable, Command, RedisStore};
 
 fn damaged(what: &str) -> StoreError {
     StoreError::Damaged(format!("transaction index: {what}"))
@@ -31,7 +31,19 @@ fn decode_verdict(b: &[u8]) -> Result<Verdict, StoreError> {
     Ok(v)
 }
 
-type Fields = (Option<String>, Option<u32>, Option<u64>, Option<Vec<u8>>);
+type TxnFields = (Option<String>, Option<u32>, Option<u64>, Option<Vec<u8>>);
+
+/// What this node knows of a transaction it bound: enough to answer it without asking Redis
+/// ([`sls_core::Store::txn_to_answer`]).
+#[derive(Debug)]
+pub(crate) struct Bound {
+    /// Until when it is remembered (its deadline; after it is spent, the replay window's).
+    pub(crate) until_ms: u64,
+    user: UserName,
+    device: DeviceId,
+    /// Its verdict once this node spent it.
+    verdict: Option<Verdict>,
+}
 
 impl RedisStore {
     /// Milliseconds from the store's clock's now to `until_ms`, at least 1.
@@ -40,14 +52,14 @@ impl RedisStore {
         until_ms.saturating_sub(now).max(1)
     }
 
-    /// The transaction and, in the same round trip, its user's versioned value, kept for the
-    /// update that follows (an answer's: `read.rs`).
+    /// The transaction and, in the same round trip, its user's versioned value, kept in the
+    /// cache for the update that follows (an answer's: `update.rs`).
     pub(crate) async fn txn_get_now(
         &self,
         txn: TxnId,
         now_ms: u64,
     ) -> Result<Option<TxnEntry>, StoreError> {
-        let mut c = self.conn();
+        let mut c = self.conn(Command::TxnRead);
         let around = self.keys.user("");
         let cut = around.len().saturating_sub(1);
         let reply: Vec<redis::Value> = self
@@ -61,22 +73,17 @@ impl RedisStore {
             .map_err(unavailable)?;
         let mut reply = reply.into_iter();
         let fields = reply.next().ok_or_else(|| damaged("reply"))?;
-        let (user, device, until, verdict): Fields =
+        let (user, device, until, verdict): TxnFields =
             redis::from_redis_value(fields).map_err(|_| damaged("fields"))?;
         let (Some(user), Some(device), Some(until)) = (user, device, until) else {
             return Ok(None);
         };
         if let (Some(value), Some(key)) = (reply.next(), reply.next()) {
-            let (version, sealed): (Option<u64>, Option<Vec<u8>>) =
-                redis::from_redis_value(value).map_err(|_| damaged("user"))?;
+            let fields: Fields = redis::from_redis_value(value).map_err(|_| damaged("user"))?;
             let key: Vec<u8> = redis::from_redis_value(key).map_err(|_| damaged("user key"))?;
             if key == self.keys.user(&user) {
-                let mut kept = self.prefetched.lock();
-                if kept.len() >= PREFETCH_MAX {
-                    kept.clear();
-                }
-                let version = version.unwrap_or(0);
-                kept.insert(key, Prefetched { version, sealed });
+                let value = self.opened(&key, fields)?;
+                self.cache.put(&key, value);
             }
         }
         if until <= now_ms {
@@ -90,6 +97,46 @@ impl RedisStore {
         }))
     }
 
+    /// [`sls_core::Store::txn_to_answer`]: from what this node bound and settled while it
+    /// remembers it; else from Redis.
+    pub(crate) async fn txn_to_answer_now(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> Result<Option<TxnEntry>, StoreError> {
+        if let Some(b) = self.bound.lock().get(&txn.0) {
+            if b.until_ms > now_ms {
+                return Ok(Some(TxnEntry {
+                    user: b.user.clone(),
+                    device: b.device,
+                    verdict: b.verdict,
+                }));
+            }
+        }
+        self.txn_get_now(txn, now_ms).await
+    }
+
+    /// Notes locally that this node bound `txn` for `user`'s `device` until `until_ms`.
+    fn note_bound(&self, txn: TxnId, user: &str, device: DeviceId, until_ms: u64) {
+        self.bound.lock().insert(
+            txn.0,
+            Bound {
+                until_ms,
+                user: user.into(),
+                device,
+                verdict: None,
+            },
+        );
+    }
+
+    /// Notes locally that this node spent `txn` with `verdict`, remembered until `until_ms`.
+    fn note_settled(&self, txn: TxnId, verdict: Verdict, until_ms: u64) {
+        if let Some(b) = self.bound.lock().get_mut(&txn.0) {
+            b.until_ms = until_ms;
+            b.verdict = Some(verdict);
+        }
+    }
+
     pub(crate) async fn txn_bind_now(
         &self,
         txn: TxnId,
@@ -97,7 +144,7 @@ impl RedisStore {
         device: DeviceId,
         until_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         let fresh: i64 = self
             .scripts
             .bind
@@ -110,7 +157,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         if fresh == 1 {
-            self.bound.lock().insert(txn.0, until_ms);
+            self.note_bound(txn, user, device, until_ms);
         }
         Ok(())
     }
@@ -121,8 +168,8 @@ impl RedisStore {
         verdict: Verdict,
         until_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut c = self.conn();
-        let _: i64 = self
+        let mut c = self.conn(Command::Other);
+        let settled: i64 = self
             .scripts
             .settle
             .key(self.keys.txn(txn))
@@ -132,8 +179,8 @@ impl RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;
-        if let Some(t) = self.bound.lock().get_mut(&txn.0) {
-            *t = until_ms;
+        if settled == 1 {
+            self.note_settled(txn, verdict, until_ms);
         }
         Ok(())
     }
@@ -142,12 +189,12 @@ impl RedisStore {
     pub(crate) fn sweep_now(&self, now_ms: u64) -> usize {
         let mut bound = self.bound.lock();
         let before = bound.len();
-        bound.retain(|_, until| *until > now_ms);
+        bound.retain(|_, b| b.until_ms > now_ms);
         before - bound.len()
     }
 
     pub(crate) async fn owner_of(&self, device: DeviceId) -> Result<Option<Arc<str>>, StoreError> {
-        let mut c = self.conn();
+        let mut c = self.conn(Command::Other);
         let o: Option<String> = c
             .get(self.keys.ib_owner(device.0))
             .await
@@ -180,17 +227,19 @@ impl RedisStore {
         }
     }
 
-    /// The local gauge of open transactions after `op` was written with its user.
-    pub(crate) fn indexed(&self, op: &IndexOp) {
+    /// What this node notes of `op` once it was written with `user`'s change.
+    pub(crate) fn indexed(&self, user: &str, op: &IndexOp) {
         match op {
-            IndexOp::Bind { txn, until_ms, .. } => {
-                self.bound.lock().insert(txn.0, *until_ms);
-            }
-            IndexOp::Settle { txn, until_ms, .. } => {
-                if let Some(t) = self.bound.lock().get_mut(&txn.0) {
-                    *t = *until_ms;
-                }
-            }
+            IndexOp::Bind {
+                txn,
+                device,
+                until_ms,
+            } => self.note_bound(*txn, user, *device, *until_ms),
+            IndexOp::Settle {
+                txn,
+                verdict,
+                until_ms,
+            } => self.note_settled(*txn, *verdict, *until_ms),
         }
     }
 }

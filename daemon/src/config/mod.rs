@@ -80,6 +80,8 @@ pub struct RedisChoice {
     pub wait_replicas: usize,
     /// How long to wait for them.
     pub wait_timeout: Duration,
+    /// Users whose last known state the node keeps.
+    pub cache_users: usize,
     /// The seal key's file.
     pub seal_key: PathBuf,
     /// Whether the key file may be created (only the default one, for development).
@@ -127,6 +129,9 @@ fn parse_store(text: &str) -> Result<Vec<String>, ConfigError> {
 
 /// Most replicas `--redis-wait-replicas` may ask for.
 pub const MAX_WAIT_REPLICAS: usize = 16;
+
+/// The most users a node may cache with a Redis store (about 3 GB).
+pub const MAX_CACHE_USERS: usize = 10_000_000;
 /// Longest `--redis-wait-timeout`.
 pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -303,6 +308,12 @@ impl Config {
                         })
                     }
                 },
+                cache_users: number_in(
+                    "redis_cache_users",
+                    s.redis_cache_users,
+                    sls_redis::RedisConfig::CACHE_USERS,
+                    0..=MAX_CACHE_USERS,
+                )?,
                 create_seal_key: s.seal_key.is_none(),
                 seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
             }),

@@ -142,14 +142,16 @@ fn comment(out: &mut String, text: &str) {
 fn exact_defaults(config: &Config, redis: &Config) -> Settings {
     let a = &config.admission;
     let k = &config.core;
-    let (redis_prefix, redis_wait_replicas, redis_wait_timeout) = match &redis.store {
-        StoreChoice::Redis(r) => (
-            Some(r.prefix.clone()),
-            Some(r.wait_replicas),
-            Some(r.wait_timeout),
-        ),
-        StoreChoice::Embedded => (None, None, None),
-    };
+    let (redis_prefix, redis_wait_replicas, redis_wait_timeout, redis_cache_users) =
+        match &redis.store {
+            StoreChoice::Redis(r) => (
+                Some(r.prefix.clone()),
+                Some(r.wait_replicas),
+                Some(r.wait_timeout),
+                Some(r.cache_users),
+            ),
+            StoreChoice::Embedded => (None, None, None, None),
+        };
     Settings {
         config: None,
         listen: Some(config.listen),
@@ -201,6 +203,7 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         redis_prefix,
         redis_wait_replicas,
         redis_wait_timeout,
+        redis_cache_users,
         seal_key: None,
         tls_dir: None,
         repair: false,

@@ -217,6 +217,11 @@ pub struct Settings {
     #[arg(long, value_parser = parse_duration)]
     #[serde(with = "duration")]
     pub redis_wait_timeout: Option<Duration>,
+    /// With a Redis store: users whose last known state this node keeps (about 300 bytes
+    /// each), so that their next change is one round trip instead of two; a guess that another
+    /// node made stale is refused by Redis, never acted on. 0 to 10000000 [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub redis_cache_users: Option<usize>,
     /// With a Redis store: the AES-256-GCM key that seals every user's state at rest, a file
     /// of 64 hex digits that every node is given. Without it, <DATA_DIR>/seal.key, created if
     /// missing (development only: the other nodes need the same file).
@@ -312,6 +317,7 @@ impl Settings {
             redis_prefix: self.redis_prefix.or(under.redis_prefix),
             redis_wait_replicas: self.redis_wait_replicas.or(under.redis_wait_replicas),
             redis_wait_timeout: self.redis_wait_timeout.or(under.redis_wait_timeout),
+            redis_cache_users: self.redis_cache_users.or(under.redis_cache_users),
             seal_key: self.seal_key.or(under.seal_key),
             tls_dir: self.tls_dir.or(under.tls_dir),
             // Only the command line can ask for a repair (the file never sets it).

@@ -330,18 +330,22 @@ fn a_redis_store_is_read_from_the_flags_and_the_file_alike() {
     );
     assert_eq!((r.prefix.as_str(), r.wait_replicas), ("sls", 1));
     assert_eq!(r.wait_timeout, Duration::from_millis(500));
+    assert_eq!(r.cache_users, 100_000);
     assert_eq!(r.seal_key, PathBuf::from("/d/seal.key"));
     assert!(r.create_seal_key);
     assert_eq!(c.tls_dir, PathBuf::from("/d/tls"));
     let c = with_file(
-        "store = \"redis://h:1\"\nredis_prefix = \"prod-1\"\nredis_wait_replicas = 2\nseal_key = \"/k\"\ntls_dir = \"/t\"\n",
+        "store = \"redis://h:1\"\nredis_prefix = \"prod-1\"\nredis_wait_replicas = 2\nredis_cache_users = 0\nseal_key = \"/k\"\ntls_dir = \"/t\"\n",
         &[],
     )
     .unwrap();
     let StoreChoice::Redis(r) = c.store else {
         panic!("{:?}", c.store)
     };
-    assert_eq!((r.prefix.as_str(), r.wait_replicas), ("prod-1", 2));
+    assert_eq!(
+        (r.prefix.as_str(), r.wait_replicas, r.cache_users),
+        ("prod-1", 2, 0)
+    );
     assert_eq!(
         (r.seal_key, r.create_seal_key),
         (PathBuf::from("/k"), false)
@@ -376,6 +380,8 @@ fn a_bad_redis_setting_is_refused_and_a_password_never_echoed() {
     assert!(e.starts_with("redis_wait_timeout:"), "{e}");
     let e = refused(&["--store", "redis://h:1", "--redis-wait-replicas", "17"]);
     assert!(e.starts_with("redis_wait_replicas:"), "{e}");
+    let e = refused(&["--store", "redis://h:1", "--redis-cache-users", "10000001"]);
+    assert!(e.starts_with("redis_cache_users:"), "{e}");
 }
 
 #[test]

@@ -42,6 +42,19 @@ pub struct StoreReadings {
     pub retries: u64,
     /// Spells of failing journal writes.
     pub unhealthy: u64,
+    /// With a Redis store: what this node sent it.
+    pub redis: Option<RedisReadings>,
+}
+
+/// What a node sent to its Redis Cluster (see `sls_redis::RedisStore::commands`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RedisReadings {
+    /// Commands sent (one round trip each), by what they were for.
+    pub commands: [(&'static str, u64); 8],
+    /// Compare-and-sets refused because the node's cached value of the user was stale.
+    pub stale_guesses: u64,
+    /// Compare-and-sets lost to another node's write of a value read just before.
+    pub conflicts: u64,
 }
 
 /// The families read from a named count of [`Readings::core`] or [`Readings::admission`]:
@@ -498,8 +511,44 @@ impl Collector for Daemon {
             "Spells of failing journal writes (embedded store).",
             MetricType::Counter,
             r.store.unhealthy,
-        )
+        )?;
+        match &r.store.redis {
+            Some(redis) => write_redis(&mut e, redis),
+            None => Ok(()),
+        }
     }
+}
+
+/// The Redis store's families (only with one).
+fn write_redis(e: &mut DescriptorEncoder, r: &RedisReadings) -> Result<(), Error> {
+    let mut m = family(
+        e,
+        "sls_redis_commands",
+        "Commands sent to the Redis Cluster (one round trip each), by what for: read (a \
+         user's value), txn_read (a transaction with its user's value), cas, cas_bind (a \
+         begin's write), cas_settle (an answer's write), wait (a WAIT round to every master), \
+         token (the per-user rate limit), other.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (command, n) in r.commands {
+        counter(&mut m.encode_family(&[("command", command)])?, n)?;
+    }
+    single(
+        e,
+        "sls_redis_stale_guesses",
+        "Writes refused because this node's cached value of the user was stale (another node \
+         wrote since); each cost a round trip.",
+        MetricType::Counter,
+        r.stale_guesses,
+    )?;
+    single(
+        e,
+        "sls_redis_conflicts",
+        "Writes lost to another node's write of the same user between a read and the write.",
+        MetricType::Counter,
+        r.conflicts,
+    )
 }
 
 #[cfg(test)]

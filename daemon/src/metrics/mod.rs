@@ -28,7 +28,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use sls_protocol::{Access, Message, Role, Status, Verdict};
 
-pub use expose::{Readings, StoreReadings};
+pub use expose::{Readings, RedisReadings, StoreReadings};
 use histogram::Histogram;
 
 /// The `verdict` label's values, in the order the per-verdict slots are kept: the protocol's

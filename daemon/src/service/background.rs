@@ -15,7 +15,7 @@ use super::nodes;
 use super::state::State;
 use crate::config::{Config, StoreChoice};
 use crate::metrics::http::Endpoint;
-use crate::metrics::{Readings, StoreReadings};
+use crate::metrics::{Readings, RedisReadings, StoreReadings};
 
 /// The bus to the other nodes and the queue of notes for it.
 pub type Publisher = (sls_redis::bus::Bus, tokio::sync::mpsc::Receiver<Vec<u8>>);
@@ -192,8 +192,19 @@ async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) 
 }
 
 /// The store's readiness: the journal's (embedded store); the Redis store, connected at
-/// start, is not probed and reads ready.
+/// start, is not probed and reads ready, with what the node sent it.
 fn store_readings(st: &State) -> StoreReadings {
+    if let crate::backend::Backend::Redis(r) = st.core.store() {
+        return StoreReadings {
+            ready: true,
+            redis: Some(RedisReadings {
+                commands: r.commands().map(|(c, n)| (c.name(), n)),
+                stale_guesses: r.stale_guesses(),
+                conflicts: r.conflicts(),
+            }),
+            ..StoreReadings::default()
+        };
+    }
     match &st.journal {
         Some(journal) => {
             let s = journal.stats();
@@ -201,6 +212,7 @@ fn store_readings(st: &State) -> StoreReadings {
                 ready: s.ready,
                 retries: s.retries,
                 unhealthy: s.unhealthy_spells,
+                redis: None,
             }
         }
         None => StoreReadings {

@@ -150,6 +150,7 @@ async fn open_redis(r: &RedisChoice) -> Result<sls_redis::RedisStore, ServiceErr
     let mut rc = sls_redis::RedisConfig::new(r.nodes.clone(), r.prefix.clone(), seal);
     rc.wait_replicas = r.wait_replicas;
     rc.wait_timeout = r.wait_timeout;
+    rc.cache_users = r.cache_users;
     sls_redis::RedisStore::connect(rc)
         .await
         .map_err(|e| ServiceError::Redis(e.to_string()))

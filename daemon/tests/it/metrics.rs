@@ -30,7 +30,7 @@ fn root() -> PathBuf {
         .to_owned()
 }
 
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
@@ -106,7 +106,7 @@ pub fn check_exposition(text: &str) -> Value {
 }
 
 /// The sample of family `family` named `sample` whose labels include `labels`.
-fn value(summary: &Value, sample: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn value(summary: &Value, sample: &str, labels: &[(&str, &str)]) -> Option<f64> {
     summary["families"]
         .as_array()?
         .iter()

@@ -33,8 +33,12 @@ pub const TESTS: &[(&str, fn())] = &[
         r11_a_user_read_with_a_transaction_is_never_acted_on_stale,
     ),
     (
-        "a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba",
-        a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba,
+        "a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba",
+        a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba,
+    ),
+    (
+        "a_login_on_the_node_that_began_it_is_two_round_trips",
+        a_login_on_the_node_that_began_it_is_two_round_trips,
     ),
     // Last: it stops the cluster.
     (
@@ -271,7 +275,10 @@ fn r11_a_user_read_with_a_transaction_is_never_acted_on_stale() {
     assert!(matches!(challenge, Challenge::Numeric(_)));
 }
 
-fn a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba() {
+/// A compare-and-set's reply: the new count, or the value as it is now (`v`, `s`, `w`).
+type CasReply = Result<i64, (Option<i64>, Option<String>, Option<String>)>;
+
+fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
     // The script itself, as the store sends it (and as the client re-sends it after a reply
     // that timed out).
     Redis::block_on(async {
@@ -279,40 +286,101 @@ fn a_resent_compare_and_set_is_one_write_and_a_delete_leaves_no_aba() {
         let key = format!("{{{}:u:zoe}}", fresh_prefix());
         let script = redis::Script::new(sls_redis::keys::CAS);
         let conn = r.clone();
-        let cas = |version: i64, value: &'static str, write: &'static str| {
+        let cas = |base: &'static str, value: &'static str, write: &'static str| {
             let (key, script, mut conn) = (key.clone(), script.clone(), conn.clone());
             async move {
-                script
+                let reply: Vec<redis::Value> = script
                     .key(key)
-                    .arg(version)
+                    .arg(base)
                     .arg(value)
                     .arg(write)
-                    .invoke_async::<i64>(&mut conn)
+                    .invoke_async(&mut conn)
                     .await
-                    .unwrap()
+                    .unwrap();
+                let status: i64 = redis::from_redis_value(reply[0].clone()).unwrap();
+                if status >= 0 {
+                    CasReply::Ok(status)
+                } else {
+                    Err(redis::from_redis_value(reply[1].clone()).unwrap())
+                }
             }
         };
-        assert_eq!((cas(0, "a", "n:1")).await, 1);
+        let now = |v: i64, s: Option<&str>, w: &str| -> CasReply {
+            Err((Some(v), s.map(String::from), Some(w.into())))
+        };
+        assert_eq!(cas("0", "a", "n:1").await, Ok(1));
         // The same write again (its reply was lost): success, not a conflict; nothing changes.
-        assert_eq!((cas(0, "a", "n:1")).await, 1);
-        // Another write from the same stale version: a conflict.
-        assert_eq!((cas(0, "b", "n:2")).await, -1);
-        assert_eq!((cas(1, "b", "n:3")).await, 2);
-        // Deleted, then created again: the version keeps counting.
-        assert_eq!((cas(2, "", "n:4")).await, 0);
-        assert_eq!((cas(2, "", "n:4")).await, 0, "a re-sent delete");
-        let v: Option<i64> = redis::cmd("HGET")
+        assert_eq!(cas("0", "a", "n:1").await, Ok(1));
+        // Another write from the same stale base: refused, with the value as it is now.
+        assert_eq!(cas("0", "b", "n:2").await, now(1, Some("a"), "n:1"));
+        assert_eq!(cas("n:1", "b", "n:3").await, Ok(2));
+        // Deleted (a tombstone: a count and a write, no value), then created again.
+        assert_eq!(cas("n:3", "", "n:4").await, Ok(3));
+        assert_eq!(cas("n:3", "", "n:4").await, Ok(3), "a re-sent delete");
+        assert_eq!(cas("0", "stale", "m:1").await, now(3, None, "n:4"));
+        assert_eq!(cas("n:4", "c", "n:5").await, Ok(4));
+        // A failover lost the write n:5: the key is back as n:4 left it, at count 3. Another
+        // node writes from there, and the count is 4 again. A node that read n:5 (count 4)
+        // must not write over that: the condition is the write, not the count.
+        let () = redis::cmd("HSET")
             .arg(&key)
-            .arg("v")
+            .arg(&["v", "3", "w", "n:4"])
             .query_async(&mut r)
             .await
             .unwrap();
-        assert_eq!(v, Some(3), "a tombstone keeps the version");
-        assert_eq!((cas(3, "c", "n:5")).await, 4);
-        // A node that read the first incarnation (version 1, or "absent" as 0) cannot write.
-        assert_eq!((cas(1, "stale", "m:1")).await, -1);
-        assert_eq!((cas(0, "stale", "m:2")).await, -1);
+        let () = redis::cmd("HDEL")
+            .arg(&key)
+            .arg("s")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        assert_eq!(cas("n:4", "other", "o:1").await, Ok(4));
+        assert_eq!(
+            cas("n:5", "lost update", "n:6").await,
+            now(4, Some("other"), "o:1")
+        );
     });
+}
+
+fn a_login_on_the_node_that_began_it_is_two_round_trips() {
+    // begin: the user's write with its transaction (no read: the node knows the user);
+    // answer: the user's write with the verdict (no read: the node bound the transaction and
+    // wrote the user). A replay on that node: none.
+    let clock = FakeClock::default();
+    let prefix = fresh_prefix();
+    let (a, b) = (node(&prefix, &clock, 11, 0), node(&prefix, &clock, 12, 0));
+    let d = dsc(&a, "ola");
+    let sent = |c: &Rig<Redis>| c.core.store().inner.round_trips();
+    let _ = right(&a, "ola", d);
+    let before = sent(&a);
+    let (txn, ch) = begin(&a, "ola", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    assert_eq!(sent(&a) - before, 1, "begin");
+    let good = dsc_answer(&q, "1234");
+    assert!(matches!(
+        a.answer(txn, &good, IP).value,
+        Verdict::Accepted { .. }
+    ));
+    assert_eq!(sent(&a) - before, 2, "begin + answer");
+    assert_eq!(a.answer(txn, &good, IP).value, Verdict::Replayed);
+    assert_eq!(sent(&a) - before, 2, "a replay on the node that spent it");
+    // Logged in on B meanwhile: A's guess is stale. Its compare-and-set is refused with the
+    // value as it is now, and the rule runs again on that: two round trips, not a read more.
+    let _ = right(&b, "ola", d);
+    let before = sent(&a);
+    let (txn, ch) = begin(&a, "ola", d);
+    assert_eq!(sent(&a) - before, 2, "a stale guess");
+    let Challenge::Numeric(q) = ch else { panic!() };
+    // Answered on B, then replayed on A: A still thinks it open, its user proves it spent.
+    assert!(matches!(
+        b.answer(txn, &dsc_answer(&q, "1234"), IP).value,
+        Verdict::Accepted { .. }
+    ));
+    assert_eq!(
+        a.answer(txn, &dsc_answer(&q, "1234"), IP).value,
+        Verdict::Replayed
+    );
+    assert!(matches!(right(&a, "ola", d), Verdict::Accepted { .. }));
 }
 
 fn fails_closed_when_the_cluster_is_gone() {

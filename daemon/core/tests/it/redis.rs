@@ -178,6 +178,14 @@ impl Store for Tapped {
         self.inner.txn_get(txn, now_ms)
     }
 
+    fn txn_to_answer(
+        &self,
+        txn: TxnId,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<TxnEntry>, StoreError>> + Send {
+        self.inner.txn_to_answer(txn, now_ms)
+    }
+
     fn txn_bind(
         &self,
         txn: TxnId,

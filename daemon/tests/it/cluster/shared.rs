@@ -4,6 +4,7 @@
 //! node (R6).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sls_loadgen::harness::{
@@ -101,12 +102,40 @@ async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
     }
 }
 
+/// What a node has sent to Redis so far, from its metrics page through the real parser:
+/// `sls_redis_commands_total` by command, and its stale guesses.
+async fn sent(metrics: SocketAddr) -> HashMap<&'static str, f64> {
+    let (_, _, text) = crate::metrics::get(metrics, "/metrics").await;
+    let summary = crate::metrics::check_exposition(&text);
+    let mut out = HashMap::new();
+    for command in ["read", "txn_read", "cas_bind", "cas_settle"] {
+        let n = crate::metrics::value(
+            &summary,
+            "sls_redis_commands_total",
+            &[("command", command)],
+        );
+        out.insert(command, n.expect(command));
+    }
+    let stale = crate::metrics::value(&summary, "sls_redis_stale_guesses_total", &[]);
+    out.insert("stale", stale.expect("stale guesses"));
+    out
+}
+
+/// `after - before`, for the counts named.
+fn since(
+    before: &HashMap<&'static str, f64>,
+    after: &HashMap<&'static str, f64>,
+) -> HashMap<&'static str, f64> {
+    after.iter().map(|(k, v)| (*k, v - before[k])).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_is_one_user_on_every_node() {
     let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
-    let a = node_a(&cluster, &[]);
-    let b = node_b(&cluster, &a, &[]);
+    let (ma, mb) = (crate::metrics::free_port(), crate::metrics::free_port());
+    let a = node_a(&cluster, &["--metrics", &ma.to_string()]);
+    let b = node_b(&cluster, &a, &["--metrics", &mb.to_string()]);
     let admin_a = a.connect(Role::Admin).await.unwrap();
     let fe_a = a.connect(Role::Frontend).await.unwrap();
     let fe_b = b.connect(Role::Frontend).await.unwrap();
@@ -129,7 +158,36 @@ async fn a_user_is_one_user_on_every_node() {
     .unwrap();
     assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
 
+    // Again on B, which knows ann as it left her and the transaction it bound: a begin and an
+    // answer are one write each, no read.
+    let before = sent(mb).await;
+    let v = login_ocra(
+        &fe_b,
+        "ann",
+        dsc,
+        ocra::DSC_PLUS_DEFAULT_SUITE,
+        &k,
+        "1234",
+        ip(1),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
+    let d = since(&before, &sent(mb).await);
+    assert_eq!(
+        (
+            d["read"],
+            d["txn_read"],
+            d["cas_bind"],
+            d["cas_settle"],
+            d["stale"]
+        ),
+        (0.0, 0.0, 1.0, 1.0, 0.0),
+        "{d:?}"
+    );
+
     // Begun on A, answered on B; the same answer again on A is a replay (R12).
+    let (before_a, before_b) = (sent(ma).await, sent(mb).await);
     let (txn, Challenge::Numeric(q)) = begin(&fe_a, "ann", dsc, ip(1)).await.unwrap() else {
         panic!("a typed challenge")
     };
@@ -158,6 +216,19 @@ async fn a_user_is_one_user_on_every_node() {
         answer(&fe_a, txn, &right, ip(1)).await.unwrap(),
         Verdict::Replayed
     );
+    // A knew ann as its enrolment left her: B's logins made that stale, and the begin's write
+    // was refused with her value as it is now. B never saw the transaction: it read it with
+    // her. A took it for open, and ann's value, changed by B's answer, proved it spent.
+    let (da, db) = (
+        since(&before_a, &sent(ma).await),
+        since(&before_b, &sent(mb).await),
+    );
+    assert_eq!(
+        (da["read"], da["txn_read"], da["stale"]),
+        (0.0, 0.0, 2.0),
+        "{da:?}"
+    );
+    assert_eq!((db["txn_read"], db["cas_settle"]), (1.0, 1.0), "{db:?}");
 
     // Locked by ten failed passwords on B (R11): refused on A at once; unlocked on A: served
     // on B.

@@ -1,0 +1,374 @@
+//! Updates: a rule run on a copy of a versioned value and written back with a compare-and-set
+//! on the id of the write it came from ([`crate::keys::CAS`]).
+//!
+//! An update of a user starts from the value this node last knew of them, when it knows one
+//! ([`crate::read::UserCache`]), rather than reading: a login's answer finds its user as its
+//! `begin` wrote it, and a user's next login finds them as their last one left them. That guess
+//! is proved by the compare-and-set, which refuses it if another write came in between and
+//! sends back the current value in the same reply, so the rule runs again at once on that. A
+//! rule that would write nothing is never answered from a guess: its update reads, and runs
+//! the rule again on what it read. So a login is two round trips (`begin`'s write, the
+//! answer's write) where it was four, and no decision rests on a stale value.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+
+use redis::AsyncCommands;
+use sls_core::{Committed, IndexOp, Record, Share, StoreError, UserState};
+use sls_protocol::DeviceKind;
+use zeroize::Zeroizing;
+
+use crate::read::{Fields, Version, Versioned};
+use crate::txn::op_txn;
+use crate::{unavailable, Command, RedisStore};
+
+fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged(format!("{what}: {e}"))
+}
+
+/// A compare-and-set's outcome.
+pub(crate) enum Cas {
+    /// Written: the value's new version.
+    Written(Version),
+    /// Another write came in between: the value as it is now.
+    Moved(Versioned),
+}
+
+impl RedisStore {
+    fn stripe(&self, user: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % self.stripes.len()]
+    }
+
+    /// Compare-and-set: writes `value` at `key`, sealed (deletes if empty), if `key` still
+    /// holds the write `base`; and the transaction index's `op` in the same script when its
+    /// key is in `key`'s slot.
+    async fn cas(
+        &self,
+        key: &[u8],
+        base: &Version,
+        value: &[u8],
+        op: Option<(&str, &IndexOp)>,
+    ) -> Result<Cas, StoreError> {
+        let sealed = if value.is_empty() {
+            Vec::new()
+        } else {
+            self.sealer.seal(key, value)?
+        };
+        let write = format!(
+            "{:x}:{}",
+            self.nonce,
+            self.writes.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut c = self.conn(match op {
+            None => Command::Cas,
+            Some((_, IndexOp::Bind { .. })) => Command::CasBind,
+            Some((_, IndexOp::Settle { .. })) => Command::CasSettle,
+        });
+        let mut inv = self.scripts.cas.key(key);
+        inv.arg(&*base.w).arg(sealed).arg(&write);
+        match op {
+            None => {}
+            Some((
+                user,
+                IndexOp::Bind {
+                    txn,
+                    device,
+                    until_ms,
+                },
+            )) => {
+                inv.key(self.keys.txn(*txn))
+                    .arg("b")
+                    .arg(user)
+                    .arg(device.0)
+                    .arg(*until_ms)
+                    .arg(self.ttl_ms(*until_ms));
+            }
+            Some((
+                _,
+                IndexOp::Settle {
+                    txn,
+                    verdict,
+                    until_ms,
+                },
+            )) => {
+                inv.key(self.keys.txn(*txn))
+                    .arg("s")
+                    .arg(crate::txn::encode_verdict(verdict)?)
+                    .arg(*until_ms)
+                    .arg(self.ttl_ms(*until_ms));
+            }
+        }
+        let reply: Vec<redis::Value> = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+        let mut reply = reply.into_iter();
+        let status: i64 = reply
+            .next()
+            .map(redis::from_redis_value)
+            .transpose()
+            .map_err(|e| damaged("compare-and-set reply", e))?
+            .ok_or_else(|| damaged("compare-and-set reply", "empty"))?;
+        if let Ok(n) = u64::try_from(status) {
+            return Ok(Cas::Written(Version { n, w: write.into() }));
+        }
+        let now: Fields = reply
+            .next()
+            .map(redis::from_redis_value)
+            .transpose()
+            .map_err(|e| damaged("compare-and-set reply", e))?
+            .ok_or_else(|| damaged("compare-and-set reply", "no current value"))?;
+        Ok(Cas::Moved(self.opened(key, now)?))
+    }
+
+    pub(crate) fn ticket(&self, records: &[Record]) -> Option<u64> {
+        (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// A write's ticket: with replicas to wait for, every write waits (an accepted answer
+    /// spends its challenge, R12) but a `begin`'s (a BIND, nothing recorded): a failover that
+    /// lost it loses an open challenge, as a restart does; the answer's wait covers it.
+    pub(crate) fn written(&self, records: &[Record], op: Option<&IndexOp>) -> Option<u64> {
+        let opened = records.is_empty() && matches!(op, Some(IndexOp::Bind { .. }));
+        if self.config.wait_replicas == 0 || opened {
+            return self.ticket(records);
+        }
+        Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Tries again after a lost compare-and-set, a little later each time.
+    async fn backoff(&self, attempt: u32) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+        let n = self.conflicts.load(Ordering::Relaxed);
+        // Up to 8 ms, jittered per node so that two nodes do not retry in step.
+        let ms = u64::from(attempt.min(8)) + (self.nonce.wrapping_add(n) % 3);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+
+    /// The indexes kept from committed records: IB Key device → owner, entity → primary.
+    async fn index(&self, records: &[Record]) -> Result<(), StoreError> {
+        for r in records {
+            match r {
+                Record::Device {
+                    user,
+                    id,
+                    kind: DeviceKind::IbKey,
+                    ..
+                } => {
+                    let () = self
+                        .conn(Command::Other)
+                        .set(self.keys.ib_owner(id.0), user)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Record::User {
+                    name,
+                    entity,
+                    primary: true,
+                    ..
+                } if !entity.is_empty() => {
+                    let () = self
+                        .conn(Command::Other)
+                        .set(self.keys.primary(entity), name)
+                        .await
+                        .map_err(unavailable)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn update_now<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        mut rule: F,
+        index: I,
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    where
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
+        I: Fn(&T) -> Option<IndexOp>,
+    {
+        let _local = self.stripe(user).lock().await;
+        let key = self.keys.user(user);
+        // Where the rule starts, and whether it was read (or sent back by a lost
+        // compare-and-set) for this update; `false`: the cache's guess (module docs).
+        let mut base: Option<(Versioned, bool)> = self.cache.get(&key).map(|v| (v, false));
+        for attempt in 0..self.config.max_tries {
+            let (
+                Versioned {
+                    version,
+                    value: old,
+                },
+                read,
+            ) = match base.take() {
+                Some(b) => b,
+                None => (self.read_versioned(&key).await?, true),
+            };
+            let mut state = match &old {
+                Some(b) => UserState::decode(b).map_err(|e| damaged("user state", e))?,
+                None if create => UserState::default(),
+                None if !read => continue,
+                None => return Ok(None),
+            };
+            let mut records = Vec::new();
+            let value = rule(&mut state, &mut records);
+            let mut new = Zeroizing::new(Vec::with_capacity(state.encoded_len_hint()));
+            state.encode(&mut new);
+            let unchanged = records.is_empty() && old.as_deref().is_some_and(|o| **o == *new);
+            if !read && (unchanged || (old.is_none() && !state.is_enrolled())) {
+                continue;
+            }
+            if old.is_none() && !state.is_enrolled() {
+                return Ok(Some(Committed {
+                    value,
+                    ticket: None,
+                }));
+            }
+            let op = index(&value);
+            if unchanged {
+                // Nothing changed: what was read is the state this answer is based on.
+                if let Some(op) = &op {
+                    self.index_apart(user, op).await?;
+                }
+                self.cache.put(
+                    &key,
+                    Versioned {
+                        version,
+                        value: old,
+                    },
+                );
+                return Ok(Some(Committed {
+                    value,
+                    ticket: None,
+                }));
+            }
+            // The index's entry goes in the same script when it lives in the user's slot (ids
+            // made for this user do); else right after.
+            let beside = op
+                .as_ref()
+                .filter(|op| {
+                    crate::keys::slot(&self.keys.txn(op_txn(op))) == crate::keys::slot(&key)
+                })
+                .map(|op| (user, op));
+            match self.cas(&key, &version, &new, beside).await? {
+                Cas::Moved(now) => {
+                    // A guess that was stale is no conflict: only a read value backs off.
+                    if read {
+                        self.backoff(attempt).await;
+                    } else {
+                        self.stale.fetch_add(1, Ordering::Relaxed);
+                    }
+                    base = Some((now, true));
+                    continue;
+                }
+                Cas::Written(_) if new.is_empty() => self.cache.forget(&key),
+                Cas::Written(version) => self.cache.put(
+                    &key,
+                    Versioned {
+                        version,
+                        value: Some(new),
+                    },
+                ),
+            }
+            if let Some(op) = &op {
+                if beside.is_some() {
+                    self.indexed(user, op);
+                } else {
+                    self.index_apart(user, op).await?;
+                }
+            }
+            if old.is_none() {
+                let mut c = self.conn(Command::Other);
+                let n: u64 = c.incr(self.keys.users(), 1).await.map_err(unavailable)?;
+                self.users
+                    .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
+            }
+            self.index(&records).await?;
+            return Ok(Some(Committed {
+                value,
+                ticket: self.written(&records, op.as_ref()),
+            }));
+        }
+        Err(StoreError::Unavailable(format!(
+            "user {user:?}: {} compare-and-set conflicts in a row",
+            self.config.max_tries
+        )))
+    }
+
+    /// A user's state as Redis has it now (never from the cache: a read decides alone).
+    pub(crate) async fn read_now<T, F>(&self, user: &str, read: F) -> Result<Option<T>, StoreError>
+    where
+        F: FnOnce(&UserState) -> T,
+    {
+        let key = self.keys.user(user);
+        let got = self.read_versioned(&key).await?;
+        let out = match &got.value {
+            None => None,
+            Some(b) => {
+                let u = UserState::decode(b).map_err(|e| damaged("user state", e))?;
+                Some(read(&u))
+            }
+        };
+        self.cache.put(&key, got);
+        Ok(out)
+    }
+
+    pub(crate) async fn update_share_now<T, F>(
+        &self,
+        id: u32,
+        mut change: F,
+    ) -> Result<Committed<T, u64>, StoreError>
+    where
+        F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T,
+    {
+        let key = self.keys.share(id);
+        let mut base = None;
+        for attempt in 0..self.config.max_tries {
+            let Versioned {
+                version,
+                value: old,
+            } = match base.take() {
+                Some(b) => b,
+                None => self.read_versioned(&key).await?,
+            };
+            let mut share = old
+                .as_deref()
+                .map(|b| Share::decode(b))
+                .transpose()
+                .map_err(|e| damaged("share", e))?;
+            let before = share.clone();
+            let mut records = Vec::new();
+            let value = change(&mut share, &mut records);
+            if records.is_empty() && share == before {
+                return Ok(Committed {
+                    value,
+                    ticket: None,
+                });
+            }
+            let mut new = Vec::new();
+            if let Some(s) = &share {
+                s.encode(&mut new);
+            } else if old.is_none() {
+                // Absent and still absent.
+                return Ok(Committed {
+                    value,
+                    ticket: self.ticket(&records),
+                });
+            }
+            if let Cas::Moved(now) = self.cas(&key, &version, &new, None).await? {
+                self.backoff(attempt).await;
+                base = Some(now);
+                continue;
+            }
+            return Ok(Committed {
+                value,
+                ticket: self.written(&records, None),
+            });
+        }
+        Err(StoreError::Unavailable(format!(
+            "share {id}: {} compare-and-set conflicts in a row",
+            self.config.max_tries
+        )))
+    }
+}
