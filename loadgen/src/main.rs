@@ -11,7 +11,7 @@ use sls_loadgen::fleet::{Mix, Persona};
 use sls_loadgen::live::{self, LiveMetrics};
 use sls_loadgen::raw_open::Open;
 use sls_loadgen::run::{self, FleetSpec, Target};
-use sls_loadgen::scenario::{Behaviour, Scenario};
+use sls_loadgen::scenario::{Behaviour, Route, Scenario};
 use sls_loadgen::schedule::{LoadModel, Plan};
 use sls_loadgen::threshold::{self, Threshold};
 use sls_loadgen::{raw_dsc, report};
@@ -137,6 +137,11 @@ struct RunArgs {
     /// Share of users who take their time (200 ms) to answer.
     #[arg(long, default_value_t = 0.0)]
     slow_rate: f64,
+    /// How requests are spread over the frontend connections: `request`, each through the
+    /// next in turn; `user`, all of a user's through one (chosen by the name: a deployment
+    /// that routes each user to one node).
+    #[arg(long, value_enum, default_value_t = Route::Request)]
+    route: Route,
     /// Where to write summary.json, the .hlog files and latency.svg.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -322,6 +327,7 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     let behaviour = Behaviour {
         wrong_rate: a.wrong_rate,
         slow_rate: a.slow_rate,
+        route: a.route,
         ..Behaviour::default()
     };
     let target = Target {

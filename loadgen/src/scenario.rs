@@ -126,6 +126,20 @@ pub struct Behaviour {
     pub await_timeout: Duration,
     /// The lockout threshold the daemon runs with (R11, default 10).
     pub lockout_threshold: u8,
+    /// Which frontend connection each request goes through.
+    pub route: Route,
+}
+
+/// How requests are spread over the frontend connections (and so over the nodes they reach).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Route {
+    /// Each request through the next connection in turn: a login's `begin` and answer, and a
+    /// user's logins, reach any node (no routing at all).
+    #[default]
+    Request,
+    /// Every request of a user through the same connection, chosen by a hash of the name: a
+    /// deployment whose frontends route each user to one node.
+    User,
 }
 
 impl Default for Behaviour {
@@ -136,6 +150,7 @@ impl Default for Behaviour {
             slow_delay: Duration::from_millis(200),
             await_timeout: Duration::from_secs(10),
             lockout_threshold: 10,
+            route: Route::Request,
         }
     }
 }
@@ -307,8 +322,21 @@ impl World {
         }
     }
 
-    async fn call(&self, msg: Message) -> Result<Message, Outcome> {
-        self.frontend()
+    /// The frontend connection `user`'s next request goes through ([`Route`]).
+    fn via(&self, user: &SimUser) -> &Pipeline {
+        match self.behaviour.route {
+            Route::Request => self.frontend(),
+            Route::User => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(&user.name, &mut h);
+                let i = std::hash::Hasher::finish(&h) as usize;
+                &self.frontends[i % self.frontends.len()]
+            }
+        }
+    }
+
+    async fn call(&self, user: &SimUser, msg: Message) -> Result<Message, Outcome> {
+        self.via(user)
             .call(msg)
             .await
             .map_err(|_| Outcome::Unexpected("transport"))
@@ -320,12 +348,15 @@ impl World {
         purpose: Purpose,
         device: Option<DeviceId>,
     ) -> Result<Message, Outcome> {
-        self.call(Message::Begin {
-            user: user.name.clone(),
-            purpose,
-            device,
-            client: user.client,
-        })
+        self.call(
+            user,
+            Message::Begin {
+                user: user.name.clone(),
+                purpose,
+                device,
+                client: user.client,
+            },
+        )
         .await
     }
 
@@ -360,10 +391,13 @@ impl World {
             };
             self.screen.show(txn, number);
             let reply = self
-                .call(Message::Await {
-                    txn,
-                    timeout_ms: self.behaviour.await_timeout.as_millis() as u32,
-                })
+                .call(
+                    user,
+                    Message::Await {
+                        txn,
+                        timeout_ms: self.behaviour.await_timeout.as_millis() as u32,
+                    },
+                )
                 .await?;
             return Ok((judge(&reply, false, self.behaviour.wrong_rate > 0.0), None));
         }
@@ -386,11 +420,14 @@ impl World {
         }
         self.slow_user().await;
         let reply = self
-            .call(Message::Answer {
-                txn,
-                response: answer.clone(),
-                client: user.client,
-            })
+            .call(
+                user,
+                Message::Answer {
+                    txn,
+                    response: answer.clone(),
+                    client: user.client,
+                },
+            )
             .await?;
         Ok((
             judge(&reply, wrong, self.behaviour.wrong_rate > 0.0),
@@ -421,11 +458,14 @@ impl World {
             return first;
         };
         match self
-            .call(Message::Answer {
-                txn,
-                response: answer,
-                client: user.client,
-            })
+            .call(
+                user,
+                Message::Answer {
+                    txn,
+                    response: answer,
+                    client: user.client,
+                },
+            )
             .await
         {
             Ok(Message::Judged {
@@ -444,10 +484,13 @@ impl World {
             return Outcome::Unexpected("no_user");
         };
         match self
-            .call(Message::PasswordFailed {
-                user: user.name.clone(),
-                client: user.client,
-            })
+            .call(
+                user,
+                Message::PasswordFailed {
+                    user: user.name.clone(),
+                    client: user.client,
+                },
+            )
             .await
         {
             Ok(Message::Judged {

@@ -17,13 +17,13 @@ use sls_loadgen::fleet::{self, Mix};
 use sls_loadgen::harness::Client;
 use sls_loadgen::redis_cluster::RedisCluster;
 use sls_loadgen::run::{self as lrun, FleetSpec};
-use sls_loadgen::scenario::{Behaviour, Scenario};
+use sls_loadgen::scenario::{Behaviour, Route, Scenario};
 use sls_loadgen::schedule::LoadModel;
 use sls_protocol::Role;
 
 use crate::cluster_baseline::baseline;
 use crate::cluster_probe::{
-    cli, clock_ticks, delta, fmt_commands, info, median, num, Closed, Probe,
+    cli, clock_ticks, delta, fmt_commands, free_port, info, median, num, Closed, Probe,
 };
 pub use crate::cluster_probe::{Opts, Row};
 use crate::plan;
@@ -124,10 +124,24 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
         ]
         .concat();
         let dir_a = work.join(format!("cluster-a-{wait}"));
-        let a = Daemon::start(slsd, &dir_a, &flags)?;
+        let metrics = [free_port()?, free_port()?];
+        let metrics_s = metrics.map(|m| m.to_string());
+        let flags_a = [&flags[..], &["--metrics", &metrics_s[0]]].concat();
+        let a = Daemon::start(slsd, &dir_a, &flags_a)?;
         let (tls, seal) = (a.tls_dir(), dir_a.join("seal.key"));
         let (tls, seal) = (tls.to_string_lossy(), seal.to_string_lossy());
-        let flags_b = [&flags[..], &["--tls-dir", &tls, "--seal-key", &seal]].concat();
+        let flags_b = [
+            &flags[..],
+            &[
+                "--tls-dir",
+                &tls,
+                "--seal-key",
+                &seal,
+                "--metrics",
+                &metrics_s[1],
+            ],
+        ]
+        .concat();
         let b = Daemon::start(slsd, &work.join(format!("cluster-b-{wait}")), &flags_b)?;
         let targets = [a.target(), b.target()];
         let probe = std::sync::Arc::new(Probe {
@@ -138,6 +152,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
                 .flatten()
                 .map(|p| p.to_string())
                 .collect(),
+            metrics: metrics.to_vec(),
             ticks: clock_ticks(),
         });
 
@@ -185,8 +200,14 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
         }
 
         // One fleet for every run of this setting (a verified login changes nothing that the
-        // next one would trip on); enrolled through node A.
-        let prepared = lrun::prepare(&targets, &spec(opts.users), Behaviour::default()).await?;
+        // next one would trip on); enrolled through node A. Each user's requests go to one
+        // node, as docs/SCALING.md advises frontends to route them; the worst case, with no
+        // routing at all, is measured after.
+        let routed = Behaviour {
+            route: Route::User,
+            ..Behaviour::default()
+        };
+        let prepared = lrun::prepare(&targets, &spec(opts.users), routed).await?;
         let mut runs = Vec::new();
         for i in 0..opts.runs {
             let r = closed_run(&prepared, &probe, opts).await?;
@@ -246,7 +267,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
         let redis_usec: u64 = mid.window.commands.values().map(|c| c.1).sum();
         rows.push([
             format!(
-                "wait-replicas {wait}: closed loop, {} conns ({} per node) × {} logins in flight in all: verified logins/s",
+                "wait-replicas {wait}: closed loop, {} conns ({} per node) × {} logins in flight in all, each user's requests to one node: verified logins/s",
                 opts.connections,
                 opts.connections / 2,
                 opts.workers
@@ -267,7 +288,7 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
             ),
         ]);
         rows.push([
-            format!("wait-replicas {wait}: Redis round trips per login (masters' `INFO commandstats`; [inside the scripts])"),
+            format!("wait-replicas {wait}: Redis round trips per login (the nodes' `sls_redis_commands_total`, by what for; [the masters' `INFO commandstats`, scripts' inner calls included])"),
             format!("**{:.2}**: {}", mid.round_trips_per_login(), fmt_commands(&mid.window, mid.logins)),
             format!(
                 "Redis time inside commands: {:.1} µs per login (`usec` of commandstats)",
@@ -324,6 +345,30 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
             ),
         ]);
         prepared.close().await;
+        if w_index == 0 {
+            // No routing: each request through the next connection, so to either node.
+            let anywhere = lrun::prepare(&targets, &spec(opts.users), Behaviour::default()).await?;
+            let r = closed_run(&anywhere, &probe, opts).await?;
+            anywhere.close().await;
+            eprintln!(
+                "cluster wait={wait} unrouted: {:.0} verified/s, {:.2} round trips/login ({})",
+                r.verified_per_s,
+                r.round_trips_per_login(),
+                fmt_commands(&r.window, r.logins)
+            );
+            rows.push([
+                format!("wait-replicas {wait}, no routing (each request to the next connection, so either node; one run): closed loop, verified logins/s; Redis round trips per login"),
+                format!(
+                    "{:.0}, p50 {} µs, p99 {} µs; {:.2}: {}",
+                    r.verified_per_s,
+                    r.p50,
+                    r.p99,
+                    r.round_trips_per_login(),
+                    fmt_commands(&r.window, r.logins)
+                ),
+                format!("unexpected outcomes: {}", r.unexpected),
+            ]);
+        }
         if baseline_needed.is_none() {
             let mid_index = runs.iter().position(|r| std::ptr::eq(r, mid)).unwrap_or(0);
             baseline_needed = Some((runs.swap_remove(mid_index), wait));

@@ -1,9 +1,14 @@
 //! What the cluster regime reads off the cluster and the processes around a measured window:
-//! `INFO commandstats` and `INFO cpu` of every Redis node, `/proc/<pid>/stat` of the two nodes
-//! and of this runner; the regime's options, and a closed-loop run's result.
+//! the commands each node sent (its own count, `sls_redis_commands_total` on its metrics
+//! endpoint: the round trips), `INFO commandstats` and `INFO cpu` of every Redis node (the
+//! calls as Redis counts them, scripts' inner calls included), `/proc/<pid>/stat` of the two
+//! nodes and of this runner; the regime's options, and a closed-loop run's result.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -43,29 +48,6 @@ pub(crate) fn script(name: &str) -> anyhow::Result<&'static str> {
         .find(|(n, _)| *n == name)
         .map(|(_, body)| *body)
         .with_context(|| format!("no script {name} in sls-redis"))
-}
-
-/// The commands the scripts call inside Redis (`redis.call('X', …)`), lower case: Redis counts
-/// them in `commandstats` too, but they are no round trips. `CLUSTER KEYSLOT` is counted as
-/// `cluster|keyslot`. `HMGET` is not among them: the nodes send it too (see
-/// [`Snapshot::hmget_sent`]).
-pub(crate) fn script_internal() -> Vec<String> {
-    SCRIPTS
-        .iter()
-        .flat_map(|(_, body)| body.split("redis.call('").skip(1))
-        .filter_map(|s| {
-            let mut words = s.split('\'');
-            let first = words.next()?.to_lowercase();
-            if first == "cluster" {
-                words
-                    .nth(1)
-                    .map(|sub| format!("cluster|{}", sub.to_lowercase()))
-            } else {
-                Some(first)
-            }
-        })
-        .filter(|c| c != "hmget")
-        .collect()
 }
 
 /// `redis-cli -p port args…` (`-c`: following the cluster's redirections).
@@ -116,11 +98,49 @@ pub(crate) fn proc_cpu(pid: &str, ticks: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The samples of `family` (a counter, `_total`) on the metrics endpoint at `addr`, by the
+/// value of their one label, and the unlabelled one under `""`.
+fn scrape(addr: SocketAddr, family: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let mut out = BTreeMap::new();
+    let total = format!("{family}_total");
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&total) else {
+            continue;
+        };
+        let (label, value) = match rest.strip_prefix('{') {
+            Some(r) => {
+                let (inside, v) = r.split_once('}').context("a label set")?;
+                let label = inside.split('"').nth(1).unwrap_or_default();
+                (label.to_owned(), v)
+            }
+            None => (String::new(), rest),
+        };
+        let Ok(v) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        *out.entry(label).or_default() += v;
+    }
+    Ok(out)
+}
+
+/// A loopback address nothing listens on now, for a node's metrics endpoint.
+pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
 /// What the cluster and the processes had done at one moment.
 #[derive(Default, Clone)]
 pub(crate) struct Snapshot {
     /// Per command, summed over the masters: (calls, µs inside Redis).
     pub(crate) commands: BTreeMap<String, (u64, u64)>,
+    /// The commands the two nodes sent, by what for (`sls_redis_commands_total`), and their
+    /// stale guesses under `stale`.
+    pub(crate) sent: BTreeMap<String, u64>,
     /// CPU seconds: Redis masters, Redis replicas, the two nodes, this runner.
     pub(crate) cpu: [f64; 4],
 }
@@ -129,6 +149,8 @@ pub(crate) struct Probe {
     pub(crate) masters: Vec<u16>,
     pub(crate) replicas: Vec<u16>,
     pub(crate) nodes: Vec<String>,
+    /// The nodes' metrics endpoints.
+    pub(crate) metrics: Vec<SocketAddr>,
     pub(crate) ticks: f64,
 }
 
@@ -158,6 +180,14 @@ impl Probe {
             }
             Ok(t)
         };
+        for &m in &self.metrics {
+            for (k, v) in scrape(m, "sls_redis_commands")? {
+                *s.sent.entry(k).or_default() += v;
+            }
+            for (_, v) in scrape(m, "sls_redis_stale_guesses")? {
+                *s.sent.entry("stale".into()).or_default() += v;
+            }
+        }
         s.cpu[0] = redis_cpu(&self.masters)?;
         s.cpu[1] = redis_cpu(&self.replicas)?;
         s.cpu[2] = self.nodes.iter().map(|p| proc_cpu(p, self.ticks)).sum();
@@ -177,6 +207,10 @@ pub(crate) fn delta(a: &Snapshot, b: &Snapshot) -> Snapshot {
                 .insert(cmd.clone(), (calls - c0, usec.saturating_sub(u0)));
         }
     }
+    for (what, n) in &b.sent {
+        let n0 = a.sent.get(what).copied().unwrap_or_default();
+        d.sent.insert(what.clone(), n.saturating_sub(n0));
+    }
     for i in 0..4 {
         d.cpu[i] = b.cpu[i] - a.cpu[i];
     }
@@ -195,34 +229,22 @@ pub(crate) struct Closed {
 }
 
 impl Closed {
-    /// Round trips: the commands the nodes sent (not those the scripts called).
+    /// Round trips: the commands the nodes sent, by their own count.
     pub(crate) fn round_trips_per_login(&self) -> f64 {
-        let inside = script_internal();
-        let n: f64 = self
-            .window
-            .commands
-            .iter()
-            .filter(|(c, _)| !inside.contains(c) && c.as_str() != "hmget")
-            .map(|(_, x)| x.0 as f64)
-            .sum();
-        (n + self.window.hmget_sent()) / self.logins.max(1) as f64
+        self.window.sent_per_login(self.logins).values().sum()
     }
 }
 
 impl Snapshot {
-    /// The answers' reads of a transaction and its user (`TXN_AND_USER`): each calls `CLUSTER
-    /// KEYSLOT` twice when it finds its transaction.
-    pub(crate) fn txn_reads(&self) -> f64 {
-        self.commands
-            .get("cluster|keyslot")
-            .map_or(0.0, |x| x.0 as f64)
-            / 2.0
-    }
-
-    /// `HMGET`s the nodes sent: all of them, but the two inside each `TXN_AND_USER`.
-    pub(crate) fn hmget_sent(&self) -> f64 {
-        let all = self.commands.get("hmget").map_or(0.0, |x| x.0 as f64);
-        (all - 2.0 * self.txn_reads()).max(0.0)
+    /// What the nodes sent per login, by what for (stale guesses apart: they are among the
+    /// compare-and-sets).
+    pub(crate) fn sent_per_login(&self, logins: u64) -> BTreeMap<String, f64> {
+        let logins = logins.max(1) as f64;
+        self.sent
+            .iter()
+            .filter(|(what, _)| what.as_str() != "stale")
+            .map(|(what, n)| (what.clone(), *n as f64 / logins))
+            .collect()
     }
 }
 
@@ -231,27 +253,26 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// `command count` per login; those the scripts call inside Redis in brackets (`HMGET`: the
-/// nodes' and the scripts' apart).
+/// The nodes' commands per login (those under 0.005 left out), then the calls Redis counted
+/// per login, scripts' inner calls included, in brackets.
 pub(crate) fn fmt_commands(d: &Snapshot, logins: u64) -> String {
-    let inside = script_internal();
-    let logins = logins.max(1) as f64;
-    d.commands
-        .iter()
-        .filter(|(_, (n, _))| *n as f64 / logins >= 0.005)
-        .map(|(c, (n, _))| {
-            let per = *n as f64 / logins;
-            if c == "hmget" {
-                let sent = d.hmget_sent() / logins;
-                format!("hmget {sent:.2}, [hmget {:.2}]", per - sent)
-            } else if inside.contains(c) {
-                format!("[{c} {per:.2}]")
-            } else {
-                format!("{c} {per:.2}")
-            }
-        })
+    let per_login = logins.max(1) as f64;
+    let sent = d
+        .sent_per_login(logins)
+        .into_iter()
+        .filter(|(_, n)| *n >= 0.005)
+        .map(|(what, n)| format!("{what} {n:.2}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    let stale = d.sent.get("stale").copied().unwrap_or(0) as f64 / per_login;
+    let calls = d
+        .commands
+        .iter()
+        .filter(|(_, (n, _))| *n as f64 / per_login >= 0.005)
+        .map(|(c, (n, _))| format!("{c} {:.2}", *n as f64 / per_login))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{sent} (of which stale guesses {stale:.2}); [Redis's calls: {calls}]")
 }
 
 /// A markdown row.
