@@ -9,10 +9,10 @@
 //! again and runs the rule on what it read (`store.rs`). The cache saves the read of a user
 //! this node served last (the second step of a login always is), nothing else.
 //!
-//! **Bounded**: [`RedisConfig::cache_users`](crate::RedisConfig) values in all, over
-//! [`SHARDS`] maps; a map that fills is emptied (the values are only a head start). The
-//! values are users' encoded states, secrets included, as the embedded store keeps every user
-//! in memory; they are wiped when dropped.
+//! **Bounded**: at most [`RedisConfig::cache_users`](crate::RedisConfig) values, over
+//! [`SHARDS`] shards of two generations each (see `Shard`): a value outlives at least a
+//! generation's worth of values put after it into its shard (on average, half the bound). The values are users' encoded states, secrets included, as
+//! the embedded store keeps every user in memory; they are wiped when dropped.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -85,67 +85,95 @@ impl RedisStore {
     }
 }
 
-/// Maps of the cache; each is locked on its own.
+/// Shards of the cache; each is locked on its own.
 pub(crate) const SHARDS: usize = 16;
 
-/// One map of the cache: user key → value.
-type Shard = Mutex<HashMap<Box<[u8]>, Versioned>>;
+/// Values by user key.
+type Map = HashMap<Box<[u8]>, Versioned>;
+
+/// One shard: two generations. What is put or found goes into `young`; when `young` is full it
+/// becomes `old` and the old `old` is dropped. So a value lives at least until a generation of
+/// other values came into its shard after it (an approximate LRU at O(1) a call): a login's
+/// answer, seconds after its `begin`, finds the value the `begin` wrote unless the node served
+/// about half `cache_users` other users in between.
+#[derive(Default)]
+struct Shard {
+    young: Map,
+    old: Map,
+}
 
 /// This node's last known value of each user it served (see the module docs).
 pub(crate) struct UserCache {
-    shards: Box<[Shard]>,
-    /// Values kept per map before it is emptied; 0: nothing is kept.
-    per_shard: usize,
+    shards: Box<[Mutex<Shard>]>,
+    /// Values a generation of a shard holds; 0: nothing is kept.
+    per_generation: usize,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl UserCache {
-    /// A cache of about `users` values in all (0: none).
+    /// A cache of at most `users` values in all (0: none).
     pub(crate) fn new(users: usize) -> UserCache {
         UserCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: users.div_ceil(SHARDS),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_generation: users / SHARDS / 2,
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Shard {
+    fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// The value last known at `key`, if any.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Versioned> {
-        self.shard(key).lock().get(key).cloned()
+        let mut shard = self.shard(key).lock();
+        if let Some(v) = shard.young.get(key) {
+            return Some(v.clone());
+        }
+        let (key, v) = shard.old.remove_entry(key)?;
+        self.keep_young(&mut shard, key, v.clone());
+        Some(v)
     }
 
     /// Keeps `value` as the one at `key`, unless a later write's is kept already (a read may
     /// come back after an update of this node wrote past it).
     pub(crate) fn put(&self, key: &[u8], value: Versioned) {
-        if self.per_shard == 0 {
+        if self.per_generation == 0 {
             return;
         }
-        let mut map = self.shard(key).lock();
-        if let Some(kept) = map.get_mut(key) {
-            if kept.version.n <= value.version.n {
-                *kept = value;
-            }
+        let mut shard = self.shard(key).lock();
+        let kept = shard.young.get(key).or_else(|| shard.old.get(key));
+        if kept.is_some_and(|kept| kept.version.n > value.version.n) {
             return;
         }
-        if map.len() >= self.per_shard {
-            map.clear();
+        shard.old.remove(key);
+        self.keep_young(&mut shard, key.into(), value);
+    }
+
+    fn keep_young(&self, shard: &mut Shard, key: Box<[u8]>, value: Versioned) {
+        if shard.young.len() >= self.per_generation && !shard.young.contains_key(&key) {
+            shard.old = std::mem::take(&mut shard.young);
         }
-        map.insert(key.into(), value);
+        shard.young.insert(key, value);
     }
 
     /// Forgets the value at `key`.
     pub(crate) fn forget(&self, key: &[u8]) {
-        self.shard(key).lock().remove(key);
+        let mut shard = self.shard(key).lock();
+        shard.young.remove(key);
+        shard.old.remove(key);
     }
 
     /// Values kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock();
+                s.young.len() + s.old.len()
+            })
+            .sum()
     }
 }
 
@@ -188,5 +216,35 @@ mod tests {
         let none = UserCache::new(0);
         none.put(b"k", at(1, "a:1", b"x"));
         assert!(none.get(b"k").is_none());
+    }
+
+    #[test]
+    fn a_value_outlives_a_generation_of_others_and_a_used_one_longer() {
+        // 16 shards × 2 generations × 100. A value survives at least the 100 puts into its
+        // shard that follow it: 800 puts in all bring ~50 to each shard (100 is 7 standard
+        // deviations away), and the shards are drawn at random each run.
+        let c = UserCache::new(3_200);
+        let key = |i: u32| i.to_be_bytes();
+        c.put(b"first", at(1, "a:1", b"x"));
+        for i in 0..800 {
+            c.put(&key(i), at(1, "a:1", b"x"));
+        }
+        assert!(c.get(b"first").is_some(), "lost within a generation");
+        // Found again, it is young again, round after round; a value put once is gone after
+        // 6,400 more (~400 into its shard, where 200 are sure to drop it).
+        c.put(b"second", at(1, "a:1", b"x"));
+        for round in 0..8u32 {
+            for i in 0..800 {
+                c.put(&key(10_000 * (round + 1) + i), at(1, "a:1", b"x"));
+            }
+            assert!(
+                c.get(b"first").is_some(),
+                "a used value lost, round {round}"
+            );
+        }
+        assert!(
+            c.get(b"second").is_none(),
+            "an unused value kept past the bound"
+        );
     }
 }
