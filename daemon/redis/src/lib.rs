@@ -3,16 +3,23 @@
 //! across them. The rules are the core's, run here on a copy of the user's state.
 //!
 //! **One user = one key** (`{P:u:<name>}`, see [`keys`] for the whole layout): a hash
-//! of a version and the user's encoded state ([`sls_core::codec`]). An update reads both
-//! (`HMGET`), decodes, runs the rule, encodes, and writes back with a compare-and-set on the
-//! version in a short Lua script; if another node moved the version in between, it reads again
-//! and runs the rule again (up to [`RedisConfig::max_tries`], then
-//! [`StoreError::Unavailable`]). A rule that changed nothing writes nothing. Updates of one
-//! user from this node are also serialised by a local striped lock, so the compare-and-set
-//! only ever conflicts across nodes. An answer reads its transaction and its user in one
-//! round trip (a script, [`keys::TXN_AND_USER`]: the transaction lives in its user's slot), and
-//! its update starts from that value (`read.rs`): written only through the compare-and-set on
-//! its version, and read again for any outcome that would write nothing.
+//! of a write count, the user's encoded state ([`sls_core::codec`]) and the id of the write
+//! that set it. An update runs the rule on a copy of the state and writes it back with a
+//! compare-and-set on that write id in a short Lua script ([`keys::CAS`]); if another node
+//! wrote in between, the script refuses and answers with the value as it is now, and the rule
+//! runs again on that (up to [`RedisConfig::max_tries`], then [`StoreError::Unavailable`]). A
+//! rule that changed nothing writes nothing. Updates of one user from this node are also
+//! serialised by a local striped lock, so the compare-and-set only ever conflicts across
+//! nodes.
+//!
+//! **Where an update starts** (`update.rs`, `read.rs`): from the value this node last read or
+//! wrote of the user, when it keeps one ([`RedisConfig::cache_users`]), else from a read
+//! (`HMGET`). A cached value is a guess the compare-and-set proves; a rule that would write
+//! nothing from a guess reads and runs again, so nothing is decided on a stale value. An
+//! answer takes the transaction from what this node bound ([`sls_core::Store::txn_to_answer`]),
+//! else reads it with its user in one round trip ([`keys::TXN_AND_USER`]: the transaction
+//! lives in its user's slot). A login whose user's requests reach one node is two round trips:
+//! the `begin`'s write and the answer's.
 //!
 //! **What crosses users**: a key per transaction id with `PX` expiry (its absolute deadline is
 //! kept too and checked against the caller's `now`, as the embedded store does), an `INCR`
