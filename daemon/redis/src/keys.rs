@@ -158,9 +158,12 @@ impl Keys {
 /// `ARGV[7]` deadline ms, `ARGV[8]` time to live ms, as [`BIND`]), `s` settles it (`ARGV[5]`
 /// verdict, `ARGV[6]` deadline ms, `ARGV[7]` time to live ms, as [`SETTLE`]).
 ///
-/// **Idempotent**: the client re-sends a script whose reply timed out; if that first send did
-/// apply, `w` holds this write's id and the script answers success instead of a conflict
-/// (which would re-run the rule: a failure counted twice, R11).
+/// **Idempotent while nothing else wrote**: the client re-sends a script whose reply timed
+/// out; if that first send did apply and `w` still holds this write's id, the script answers
+/// success instead of a conflict (which would re-run the rule: a failure counted twice, R11).
+/// If another write came between the applied first send and the re-send, the re-send is
+/// refused like any stale one and the rule runs again on a value that holds this write: a
+/// known gap (docs/SCALING.md, "What is not covered yet").
 /// **No ABA**: the condition is the write's id, not the count: after a failover that lost the
 /// last writes the count comes back, and another node's next write would match it; an id is
 /// never written twice. A delete leaves a tombstone (`v` and `w`, no `s`).

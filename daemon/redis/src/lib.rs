@@ -352,10 +352,10 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()) << 32;
+        // The write ids' prefix: a compare-and-set takes a value whose `w` is its own id for
+        // its own earlier send, so two nodes must never share one. 64 bits from the OS's
+        // random source, per start (a clock and a pid repeat across containers).
+        let nonce: u64 = rand::random();
         Ok(RedisStore {
             conn,
             home: parking_lot::RwLock::new(None),
@@ -401,8 +401,9 @@ impl RedisStore {
 
     /// Commands (a script, a pipeline: one round trip each) this store has sent to the
     /// cluster, by what they were for, in the order of [`Command::ALL`]; a `WAIT` round counts
-    /// once though every master gets it. The bus's messages ([`RedisStore::bus`]) are not
-    /// counted.
+    /// once though every master gets it. As this store asked for them: the client's own
+    /// re-sends (after a redirection, a `NOSCRIPT`, a timeout) are not counted, nor the bus's
+    /// messages ([`RedisStore::bus`]).
     pub fn commands(&self) -> [(Command, u64); Command::ALL.len()] {
         Command::ALL.map(|c| {
             (

@@ -135,15 +135,25 @@ impl UserCache {
         Some(v)
     }
 
-    /// Keeps `value` as the one at `key`, unless a later write's is kept already (a read may
-    /// come back after an update of this node wrote past it).
+    /// Keeps `value`, as read, as the one at `key`, unless one of a later write is kept
+    /// already (a read may come back after an update of this node wrote past it).
     pub(crate) fn put(&self, key: &[u8], value: Versioned) {
+        self.keep(key, value, false);
+    }
+
+    /// Keeps `value`, which this node has just written, as the one at `key`: whatever was kept
+    /// (after a failover that lost writes, the count of a kept value may exceed Redis's).
+    pub(crate) fn put_written(&self, key: &[u8], value: Versioned) {
+        self.keep(key, value, true);
+    }
+
+    fn keep(&self, key: &[u8], value: Versioned, written: bool) {
         if self.per_generation == 0 {
             return;
         }
         let mut shard = self.shard(key).lock();
         let kept = shard.young.get(key).or_else(|| shard.old.get(key));
-        if kept.is_some_and(|kept| kept.version.n > value.version.n) {
+        if !written && kept.is_some_and(|kept| kept.version.n > value.version.n) {
             return;
         }
         shard.old.remove(key);
@@ -201,6 +211,13 @@ mod tests {
             (&*kept.version.w, kept.value.as_deref().map(|v| &v[..])),
             ("b:7", Some(&b"other"[..]))
         );
+        // This node kept count 5, of writes a failover lost: Redis is back at 3, and this
+        // node's own next write, count 4, replaces it (a read of count 4 would not).
+        c.put(b"k", at(5, "a:5", b"five"));
+        c.put(b"k", at(4, "b:8", b"read"));
+        assert_eq!(c.get(b"k").map(|v| v.version.w), Some("a:5".into()));
+        c.put_written(b"k", at(4, "a:9", b"after the failover"));
+        assert_eq!(c.get(b"k").map(|v| v.version.w), Some("a:9".into()));
         c.forget(b"k");
         assert!(c.get(b"k").is_none());
     }

@@ -194,7 +194,12 @@ impl RedisStore {
         // Where the rule starts, and whether it was read (or sent back by a lost
         // compare-and-set) for this update; `false`: the cache's guess (module docs).
         let mut base: Option<(Versioned, bool)> = self.cache.get(&key).map(|v| (v, false));
-        for attempt in 0..self.config.max_tries {
+        // A guess takes one attempt more than the configured tries: it is no conflict.
+        let tries = self
+            .config
+            .max_tries
+            .saturating_add(u32::from(base.is_some()));
+        for attempt in 0..tries {
             let (
                 Versioned {
                     version,
@@ -263,7 +268,7 @@ impl RedisStore {
                     continue;
                 }
                 Cas::Written(_) if new.is_empty() => self.cache.forget(&key),
-                Cas::Written(version) => self.cache.put(
+                Cas::Written(version) => self.cache.put_written(
                     &key,
                     Versioned {
                         version,

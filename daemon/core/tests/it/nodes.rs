@@ -376,9 +376,22 @@ fn a_login_on_the_node_that_began_it_is_two_round_trips() {
         b.answer(txn, &dsc_answer(&q, "1234"), IP).value,
         Verdict::Accepted { .. }
     ));
+    let (before, stale) = (sent(&a), a.core.store().inner.stale_guesses());
+    let txn_reads = |c: &Rig<Redis>| c.core.store().inner.commands()[1];
+    let read_before = txn_reads(&a);
     assert_eq!(
         a.answer(txn, &dsc_answer(&q, "1234"), IP).value,
         Verdict::Replayed
+    );
+    assert_eq!(read_before.0, sls_redis::Command::TxnRead);
+    assert_eq!(
+        (
+            sent(&a) - before,
+            a.core.store().inner.stale_guesses() - stale,
+            txn_reads(&a).1 - read_before.1
+        ),
+        (1, 1, 0),
+        "one refused write, no read of the transaction"
     );
     assert!(matches!(right(&a, "ola", d), Verdict::Accepted { .. }));
 }
