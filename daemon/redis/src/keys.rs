@@ -149,9 +149,10 @@ impl Keys {
 /// Compare-and-set of a versioned value (a user's state, a share): `KEYS[1]` the hash,
 /// `ARGV[1]` the id of the write the caller's value came from (its `w`; `0`: never written),
 /// `ARGV[2]` the new value (empty: delete), `ARGV[3]` this write's id (unique per store).
-/// Returns `{version}`, the new count, or, if another write came in between, `{-1, {v, s,
-/// w}}`: the value as it is now, so that the caller runs its rule again on it without a read
-/// of its own.
+/// Returns `{count, indexed}`: the new count, and 0 if the transaction's entry below was not
+/// written (a BIND of an id already bound, a SETTLE of an entry already expired); or, if
+/// another write came in between, `{-1, {v, s, w}}`: the value as it is now, so that the caller
+/// runs its rule again on it without a read of its own.
 ///
 /// With a second key, the transaction index's entry in the same slot, written with the value
 /// (one script, one round trip): `ARGV[4]` `b` binds it (`ARGV[5]` user, `ARGV[6]` device,
@@ -180,20 +181,23 @@ if ARGV[2] == '' then
 else
   redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3])
 end
+local indexed = 1
 if KEYS[2] then
   if ARGV[4] == 'b' then
-    if redis.call('HSETNX', KEYS[2], 'u', ARGV[5]) == 1 then
+    indexed = redis.call('HSETNX', KEYS[2], 'u', ARGV[5])
+    if indexed == 1 then
       redis.call('HSET', KEYS[2], 'd', ARGV[6], 'x', ARGV[7])
       redis.call('PEXPIRE', KEYS[2], ARGV[8])
     end
   elseif ARGV[4] == 's' then
-    if redis.call('EXISTS', KEYS[2]) == 1 then
+    indexed = redis.call('EXISTS', KEYS[2])
+    if indexed == 1 then
       redis.call('HSET', KEYS[2], 'r', ARGV[5], 'x', ARGV[6])
       redis.call('PEXPIRE', KEYS[2], ARGV[7])
     end
   end
 end
-return {nv}
+return {nv, indexed}
 ";
 
 /// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,

@@ -28,8 +28,9 @@ fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 /// A compare-and-set's outcome.
 pub(crate) enum Cas {
-    /// Written: the value's new version.
-    Written(Version),
+    /// Written: the value's new version, and whether the transaction's entry sent with it was
+    /// written too (`true` if none was sent).
+    Written(Version, bool),
     /// Another write came in between: the value as it is now.
     Moved(Versioned),
 }
@@ -109,7 +110,17 @@ impl RedisStore {
             .map_err(|e| damaged("compare-and-set reply", e))?
             .ok_or_else(|| damaged("compare-and-set reply", "empty"))?;
         if let Ok(n) = u64::try_from(status) {
-            return Ok(Cas::Written(Version { n, w: write.into() }));
+            // A re-sent write that had applied answers its count alone: its entry was written
+            // with it, or found written.
+            let indexed = match reply.next() {
+                Some(v) => {
+                    redis::from_redis_value::<i64>(v)
+                        .map_err(|e| damaged("compare-and-set reply", e))?
+                        == 1
+                }
+                None => true,
+            };
+            return Ok(Cas::Written(Version { n, w: write.into() }, indexed));
         }
         let now: Fields = reply
             .next()
@@ -256,7 +267,7 @@ impl RedisStore {
                     crate::keys::slot(&self.keys.txn(op_txn(op))) == crate::keys::slot(&key)
                 })
                 .map(|op| (user, op));
-            match self.cas(&key, &version, &new, beside).await? {
+            let indexed = match self.cas(&key, &version, &new, beside).await? {
                 Cas::Moved(now) => {
                     // A guess that was stale is no conflict: only a read value backs off.
                     if read {
@@ -267,20 +278,27 @@ impl RedisStore {
                     base = Some((now, true));
                     continue;
                 }
-                Cas::Written(_) if new.is_empty() => self.cache.forget(&key),
-                Cas::Written(version) => self.cache.put_written(
-                    &key,
-                    Versioned {
-                        version,
-                        value: Some(new),
-                    },
-                ),
-            }
+                Cas::Written(_, indexed) if new.is_empty() => {
+                    self.cache.forget(&key);
+                    indexed
+                }
+                Cas::Written(version, indexed) => {
+                    self.cache.put_written(
+                        &key,
+                        Versioned {
+                            version,
+                            value: Some(new),
+                        },
+                    );
+                    indexed
+                }
+            };
             if let Some(op) = &op {
-                if beside.is_some() {
-                    self.indexed(user, op);
-                } else {
+                if beside.is_none() {
                     self.index_apart(user, op).await?;
+                } else if indexed {
+                    // What Redis has, as this node knows it (not what it refused).
+                    self.indexed(user, op);
                 }
             }
             if old.is_none() {
