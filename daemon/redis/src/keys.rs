@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{P:u:<user>}` | hash | `v` its writes so far (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them (the compare-and-set's condition) |
+//! | `{P:u:<user>}` | hash | `v` its writes so far (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them (the compare-and-set's condition), `p` the ids of the two writes before (a re-sent write is recognised) |
 //! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:u:<user>}f` | string | a marker an awaiting node writes in the user's slot before it reports a push's decision: once it is on the replicas, so is the decision (`PX` 1 s) |
 //! | `{<tag>}P:t:<txn hex>` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
@@ -152,34 +152,45 @@ impl Keys {
 /// Returns `{count, indexed}`: the new count, and 0 if the transaction's entry below was not
 /// written (a BIND of an id already bound, a SETTLE of an entry already expired); or, if
 /// another write came in between, `{-1, {v, s, w}}`: the value as it is now, so that the caller
-/// runs its rule again on it without a read of its own.
+/// runs its rule again on it without a read of its own; or `{-2, {v, s, w}}`: this very write
+/// was applied by an earlier send and others came after it (below).
 ///
 /// With a second key, the transaction index's entry in the same slot, written with the value
 /// (one script, one round trip): `ARGV[4]` `b` binds it (`ARGV[5]` user, `ARGV[6]` device,
 /// `ARGV[7]` deadline ms, `ARGV[8]` time to live ms, as [`BIND`]), `s` settles it (`ARGV[5]`
 /// verdict, `ARGV[6]` deadline ms, `ARGV[7]` time to live ms, as [`SETTLE`]).
 ///
-/// **Idempotent while nothing else wrote**: the client re-sends a script whose reply timed
-/// out; if that first send did apply and `w` still holds this write's id, the script answers
-/// success instead of a conflict (which would re-run the rule: a failure counted twice, R11).
-/// If another write came between the applied first send and the re-send, the re-send is
-/// refused like any stale one and the rule runs again on a value that holds this write: a
-/// known gap (docs/SCALING.md, "What is not covered yet").
+/// **Idempotent**: the client re-sends a script whose reply timed out. If that first send did
+/// apply, `w` holds this write's id, or `p` does (the ids of the two writes before `w`, most
+/// recent first) when others came after it; the script then answers success, or `-2`, instead
+/// of a conflict, which would run the rule again on a value that holds this write (a failure
+/// counted twice, R11). Three writes of the user by other nodes between a send and its re-send
+/// would take the id out of `p`: the re-send is then refused as stale.
 /// **No ABA**: the condition is the write's id, not the count: after a failover that lost the
 /// last writes the count comes back, and another node's next write would match it; an id is
 /// never written twice. A delete leaves a tombstone (`v` and `w`, no `s`).
 pub const CAS: &str = r"
-local cur = redis.call('HMGET', KEYS[1], 'v', 'w')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'w', 'p')
 if (cur[2] or '0') ~= ARGV[1] then
   if cur[2] == ARGV[3] then return {tonumber(cur[1])} end
-  return {-1, redis.call('HMGET', KEYS[1], 'v', 's', 'w')}
+  local now = redis.call('HMGET', KEYS[1], 'v', 's', 'w')
+  if cur[3] and string.find(' ' .. cur[3] .. ' ', ' ' .. ARGV[3] .. ' ', 1, true) then
+    return {-2, now}
+  end
+  return {-1, now}
 end
 local nv = tonumber(cur[1] or '0') + 1
+local p = ''
+if cur[2] then
+  p = cur[2]
+  local last = cur[3] and string.match(cur[3], '^%S+')
+  if last then p = p .. ' ' .. last end
+end
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], 's')
-  redis.call('HSET', KEYS[1], 'v', nv, 'w', ARGV[3])
+  redis.call('HSET', KEYS[1], 'v', nv, 'w', ARGV[3], 'p', p)
 else
-  redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3])
+  redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3], 'p', p)
 end
 local indexed = 1
 if KEYS[2] then

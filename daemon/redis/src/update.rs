@@ -33,6 +33,9 @@ pub(crate) enum Cas {
     Written(Version, bool),
     /// Another write came in between: the value as it is now.
     Moved(Versioned),
+    /// An earlier send of this very write applied it (its reply was lost, the client sent it
+    /// again), and other writes came after: the value as it is now.
+    Superseded(Versioned),
 }
 
 impl RedisStore {
@@ -128,7 +131,12 @@ impl RedisStore {
             .transpose()
             .map_err(|e| damaged("compare-and-set reply", e))?
             .ok_or_else(|| damaged("compare-and-set reply", "no current value"))?;
-        Ok(Cas::Moved(self.opened(key, now)?))
+        let now = self.opened(key, now)?;
+        Ok(if status == -2 {
+            Cas::Superseded(now)
+        } else {
+            Cas::Moved(now)
+        })
     }
 
     pub(crate) fn ticket(&self, records: &[Record]) -> Option<u64> {
@@ -278,6 +286,12 @@ impl RedisStore {
                     base = Some((now, true));
                     continue;
                 }
+                Cas::Superseded(now) => {
+                    // Written, and its transaction's entry with it; what is there now is a
+                    // later write's.
+                    self.cache.put(&key, now);
+                    true
+                }
                 Cas::Written(_, indexed) if new.is_empty() => {
                     self.cache.forget(&key);
                     indexed
@@ -379,6 +393,7 @@ impl RedisStore {
                     ticket: self.ticket(&records),
                 });
             }
+            // Superseded: written, by an earlier send of this very write.
             if let Cas::Moved(now) = self.cas(&key, &version, &new, None).await? {
                 self.backoff(attempt).await;
                 base = Some(now);

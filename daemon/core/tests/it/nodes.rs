@@ -275,8 +275,9 @@ fn r11_a_user_read_with_a_transaction_is_never_acted_on_stale() {
     assert!(matches!(challenge, Challenge::Numeric(_)));
 }
 
-/// A compare-and-set's reply: the new count, or the value as it is now (`v`, `s`, `w`).
-type CasReply = Result<i64, (Option<i64>, Option<String>, Option<String>)>;
+/// A compare-and-set's reply: the new count, or a refusal's code and the value as it is now
+/// (`v`, `s`, `w`).
+type CasReply = Result<i64, (i64, (Option<i64>, Option<String>, Option<String>))>;
 
 fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
     // The script itself, as the store sends it (and as the client re-sends it after a reply
@@ -301,12 +302,12 @@ fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
                 if status >= 0 {
                     CasReply::Ok(status)
                 } else {
-                    Err(redis::from_redis_value(reply[1].clone()).unwrap())
+                    Err((status, redis::from_redis_value(reply[1].clone()).unwrap()))
                 }
             }
         };
         let now = |v: i64, s: Option<&str>, w: &str| -> CasReply {
-            Err((Some(v), s.map(String::from), Some(w.into())))
+            Err((-1, (Some(v), s.map(String::from), Some(w.into()))))
         };
         assert_eq!(cas("0", "a", "n:1").await, Ok(1));
         // The same write again (its reply was lost): success, not a conflict; nothing changes.
@@ -339,6 +340,18 @@ fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
             cas("n:5", "lost update", "n:6").await,
             now(4, Some("other"), "o:1")
         );
+        // x's write applies but its reply is lost; y and z write after it; the client sends
+        // x's again: it is recognised as applied (-2, with the value as it is now), not run
+        // again as a stale one (a failure counted twice). A write never applied is stale.
+        assert_eq!(cas("o:1", "x", "x:1").await, Ok(5));
+        assert_eq!(cas("x:1", "y", "y:1").await, Ok(6));
+        assert_eq!(cas("y:1", "z", "z:1").await, Ok(7));
+        let applied = Err((-2, (Some(7), Some("z".into()), Some("z:1".into()))));
+        assert_eq!(cas("o:1", "x", "x:1").await, applied);
+        assert_eq!(cas("o:1", "never", "q:1").await, now(7, Some("z"), "z:1"));
+        // A third write after it and x's id is out of the hash: its re-send looks stale.
+        assert_eq!(cas("z:1", "t", "t:1").await, Ok(8));
+        assert_eq!(cas("o:1", "x", "x:1").await, now(8, Some("t"), "t:1"));
     });
 }
 
