@@ -150,7 +150,8 @@ impl Keys {
 /// `ARGV[1]` the id of the write the caller's value came from (its `w`; `0`: never written),
 /// `ARGV[2]` the new value (empty: delete), `ARGV[3]` this write's id (unique per store).
 /// Returns `{count, indexed}`: the new count, and 0 if the transaction's entry below was not
-/// written (a BIND of an id already bound, a SETTLE of an entry already expired); or, if
+/// written (a BIND of an id already bound, a SETTLE of an entry already expired; `{count}`
+/// alone for a re-send whose first send applied, below); or, if
 /// another write came in between, `{-1, {v, s, w}}`: the value as it is now, so that the caller
 /// runs its rule again on it without a read of its own; or `{-2, {v, s, w}}`: this very write
 /// was applied by an earlier send and others came after it (below).

@@ -113,15 +113,15 @@ impl RedisStore {
             .map_err(|e| damaged("compare-and-set reply", e))?
             .ok_or_else(|| damaged("compare-and-set reply", "empty"))?;
         if let Ok(n) = u64::try_from(status) {
-            // A re-sent write that had applied answers its count alone: its entry was written
-            // with it, or found written.
+            // A re-sent write that had applied answers its count alone: whether its entry was
+            // written then is not known, so the node notes nothing of it (and asks Redis later).
             let indexed = match reply.next() {
                 Some(v) => {
                     redis::from_redis_value::<i64>(v)
                         .map_err(|e| damaged("compare-and-set reply", e))?
                         == 1
                 }
-                None => true,
+                None => false,
             };
             return Ok(Cas::Written(Version { n, w: write.into() }, indexed));
         }
@@ -287,10 +287,10 @@ impl RedisStore {
                     continue;
                 }
                 Cas::Superseded(now) => {
-                    // Written, and its transaction's entry with it; what is there now is a
-                    // later write's.
+                    // Written by an earlier send; what is there now is a later write's. Whether
+                    // its entry was written is not known: noted nothing of (asked later).
                     self.cache.put(&key, now);
-                    true
+                    false
                 }
                 Cas::Written(_, indexed) if new.is_empty() => {
                     self.cache.forget(&key);

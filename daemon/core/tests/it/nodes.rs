@@ -325,7 +325,7 @@ fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
         // must not write over that: the condition is the write, not the count.
         let () = redis::cmd("HSET")
             .arg(&key)
-            .arg(&["v", "3", "w", "n:4"])
+            .arg(&["v", "3", "w", "n:4", "p", "n:3 n:1"])
             .query_async(&mut r)
             .await
             .unwrap();
@@ -345,6 +345,8 @@ fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
         // again as a stale one (a failure counted twice). A write never applied is stale.
         assert_eq!(cas("o:1", "x", "x:1").await, Ok(5));
         assert_eq!(cas("x:1", "y", "y:1").await, Ok(6));
+        let after_one = Err((-2, (Some(6), Some("y".into()), Some("y:1".into()))));
+        assert_eq!(cas("o:1", "x", "x:1").await, after_one);
         assert_eq!(cas("y:1", "z", "z:1").await, Ok(7));
         let applied = Err((-2, (Some(7), Some("z".into()), Some("z:1".into()))));
         assert_eq!(cas("o:1", "x", "x:1").await, applied);
