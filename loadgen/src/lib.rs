@@ -17,6 +17,7 @@
 
 pub mod apps;
 pub mod attack;
+pub mod behaviour;
 pub mod client;
 pub mod compare;
 pub mod daemon;

@@ -26,6 +26,19 @@ fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Damaged(format!("{what}: {e}"))
 }
 
+const REPLY: &str = "compare-and-set reply";
+
+/// The next element of a script's reply, if there is one.
+fn next_field<T: redis::FromRedisValue>(
+    reply: &mut impl Iterator<Item = redis::Value>,
+) -> Result<Option<T>, StoreError> {
+    reply
+        .next()
+        .map(redis::from_redis_value)
+        .transpose()
+        .map_err(|e| damaged(REPLY, e))
+}
+
 /// A compare-and-set's outcome.
 pub(crate) enum Cas {
     /// Written: the value's new version, and whether the transaction's entry sent with it was
@@ -106,31 +119,15 @@ impl RedisStore {
         }
         let reply: Vec<redis::Value> = inv.invoke_async(&mut c).await.map_err(unavailable)?;
         let mut reply = reply.into_iter();
-        let status: i64 = reply
-            .next()
-            .map(redis::from_redis_value)
-            .transpose()
-            .map_err(|e| damaged("compare-and-set reply", e))?
-            .ok_or_else(|| damaged("compare-and-set reply", "empty"))?;
+        let status: i64 = next_field(&mut reply)?.ok_or_else(|| damaged(REPLY, "empty"))?;
         if let Ok(n) = u64::try_from(status) {
             // A re-sent write that had applied answers its count alone: whether its entry was
             // written then is not known, so the node notes nothing of it (and asks Redis later).
-            let indexed = match reply.next() {
-                Some(v) => {
-                    redis::from_redis_value::<i64>(v)
-                        .map_err(|e| damaged("compare-and-set reply", e))?
-                        == 1
-                }
-                None => false,
-            };
+            let indexed = next_field::<i64>(&mut reply)? == Some(1);
             return Ok(Cas::Written(Version { n, w: write.into() }, indexed));
         }
-        let now: Fields = reply
-            .next()
-            .map(redis::from_redis_value)
-            .transpose()
-            .map_err(|e| damaged("compare-and-set reply", e))?
-            .ok_or_else(|| damaged("compare-and-set reply", "no current value"))?;
+        let now: Fields =
+            next_field(&mut reply)?.ok_or_else(|| damaged(REPLY, "no current value"))?;
         let now = self.opened(key, now)?;
         Ok(if status == -2 {
             Cas::Superseded(now)
