@@ -33,12 +33,12 @@ pub const TESTS: &[(&str, fn())] = &[
         r11_a_user_read_with_a_transaction_is_never_acted_on_stale,
     ),
     (
-        "a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba",
-        a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba,
+        "r11_a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba",
+        r11_a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba,
     ),
     (
-        "a_login_on_the_node_that_began_it_is_two_round_trips",
-        a_login_on_the_node_that_began_it_is_two_round_trips,
+        "r12_a_login_on_the_node_that_began_it_is_two_round_trips",
+        r12_a_login_on_the_node_that_began_it_is_two_round_trips,
     ),
     // Last: it stops the cluster.
     (
@@ -279,7 +279,7 @@ fn r11_a_user_read_with_a_transaction_is_never_acted_on_stale() {
 /// (`v`, `s`, `w`).
 type CasReply = Result<i64, (i64, (Option<i64>, Option<String>, Option<String>))>;
 
-fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
+fn r11_a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
     // The script itself, as the store sends it (and as the client re-sends it after a reply
     // that timed out).
     Redis::block_on(async {
@@ -357,7 +357,7 @@ fn a_resent_compare_and_set_is_one_write_and_a_lost_write_leaves_no_aba() {
     });
 }
 
-fn a_login_on_the_node_that_began_it_is_two_round_trips() {
+fn r12_a_login_on_the_node_that_began_it_is_two_round_trips() {
     // begin: the user's write with its transaction (no read: the node knows the user);
     // answer: the user's write with the verdict (no read: the node bound the transaction and
     // wrote the user). A replay on that node: none.

@@ -145,33 +145,24 @@ async fn a_user_is_one_user_on_every_node() {
     let dsc = enrol(&admin_a, "ann", DeviceKind::DscPlus, &k, "1234")
         .await
         .unwrap();
-    let v = login_ocra(
-        &fe_b,
-        "ann",
-        dsc,
-        ocra::DSC_PLUS_DEFAULT_SUITE,
-        &k,
-        "1234",
-        ip(1),
-    )
-    .await
-    .unwrap();
+    let ann_on_b = || {
+        login_ocra(
+            &fe_b,
+            "ann",
+            dsc,
+            ocra::DSC_PLUS_DEFAULT_SUITE,
+            &k,
+            "1234",
+            ip(1),
+        )
+    };
+    let v = ann_on_b().await.unwrap();
     assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
 
     // Again on B, which knows ann as it left her and the transaction it bound: a begin and an
     // answer are one write each, no read.
     let before = sent(mb).await;
-    let v = login_ocra(
-        &fe_b,
-        "ann",
-        dsc,
-        ocra::DSC_PLUS_DEFAULT_SUITE,
-        &k,
-        "1234",
-        ip(1),
-    )
-    .await
-    .unwrap();
+    let v = ann_on_b().await.unwrap();
     assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
     let d = since(&before, &sent(mb).await);
     assert_eq!(
