@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use sls_core::{
-    Committed, IndexOp, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
-    UserToken,
+    Committed, IndexOp, LimitedUpdate, Record, Sequence, Share, Store, StoreError, TokenAsk,
+    TxnEntry, UserState,
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
 use sls_redis::RedisStore;
@@ -205,12 +205,23 @@ impl Store for Backend {
         either!(self, s => s.user_count())
     }
 
-    async fn take_user_token(
+    fn keeps_user_limit(&self) -> bool {
+        either!(self, s => s.keeps_user_limit())
+    }
+
+    async fn update_limited<T, F, I>(
         &self,
         user: &str,
-        now_ms: u64,
-        quota: UserQuota,
-    ) -> Result<UserToken, StoreError> {
-        either_await!(self, s => s.take_user_token(user, now_ms, quota))
+        create: bool,
+        token: TokenAsk,
+        rule: F,
+        index: I,
+    ) -> Result<LimitedUpdate<T, u64>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        either_await!(self, s => s.update_limited(user, create, token, rule, index))
     }
 }

@@ -12,8 +12,9 @@ use crate::cx::{after, ms, Cx, Tally};
 use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
 use crate::limits::Limiters;
+use crate::record::Record;
 use crate::shadow::Shadows;
-use crate::store::{Committed, IndexOp, Store, TxnEntry, UserToken};
+use crate::store::{Committed, IndexOp, Limited, Store, TokenAsk, TxnEntry};
 use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
@@ -127,18 +128,26 @@ impl<S: Store> Core<S> {
         self.rate_limited(self.0.limiters.client(client))
     }
 
-    /// The per-user limit at `now`: the store's, exact across the nodes sharing it, if it
-    /// keeps one; else this node's.
-    async fn limit_user(&self, user: &str, now: u64) -> Result<Option<Verdict>, StoreError> {
+    /// The per-user limit before an update of `user` at `now`: `Ok(Some(token))` if the store
+    /// keeps it (the update takes the token, [`Store::update_limited`]); `Ok(None)` if there is
+    /// none or this node's limiter let the request through; `Err` if it refused it.
+    fn user_limit(&self, user: &str, now: u64) -> Result<Option<TokenAsk>, Verdict> {
         let Some(quota) = self.0.limiters.user_quota else {
             return Ok(None);
         };
-        let v = match self.0.store.take_user_token(user, now, quota).await? {
-            UserToken::NotShared => self.0.limiters.user(user),
-            UserToken::Taken => None,
-            UserToken::Refused { retry_after_ms } => Some(Verdict::RateLimited { retry_after_ms }),
-        };
-        Ok(self.rate_limited(v))
+        if self.0.store.keeps_user_limit() {
+            return Ok(Some(TokenAsk { now_ms: now, quota }));
+        }
+        match self.rate_limited(self.0.limiters.user(user)) {
+            Some(v) => Err(v),
+            None => Ok(None),
+        }
+    }
+
+    /// A request the store's per-user limit refused.
+    fn refused_by_store(&self, retry_after_ms: u32) -> Verdict {
+        self.0.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        Verdict::RateLimited { retry_after_ms }
     }
 
     /// Runs `rule` on `user` through the store and counts what it did once committed.
@@ -170,43 +179,83 @@ impl<S: Store> Core<S> {
         now: u64,
         user: &str,
         create: bool,
-        mut rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
+        rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
         index: impl Fn(&T) -> Option<IndexOp> + Send + Sync,
     ) -> Result<Option<Outcome<T, S::Ticket>>, StoreError> {
-        let cfg = &self.0.config;
-        let entropy: &dyn Entropy = &*self.0.entropy;
-        let txn_slot = self.0.store.txn_slot(user);
         let mut tally = Tally::default();
         let committed = self
             .0
             .store
-            .update_indexed(
-                user,
-                create,
-                |u, records| {
-                    tally = Tally::default();
-                    let mut rng = Rng::new(entropy);
-                    let mut cx = Cx {
-                        cfg,
-                        now,
-                        user,
-                        rng: &mut rng,
-                        records,
-                        tally: &mut tally,
-                        txn_slot,
-                    };
-                    // R16: a replacement due to activate by itself does so before any rule
-                    // reads the user.
-                    admin::auto_activate(u, &mut cx);
-                    rule(u, &mut cx)
-                },
-                index,
-            )
+            .update_indexed(user, create, self.in_cx(now, user, &mut tally, rule), index)
             .await?;
         if committed.is_some() {
             self.count(&tally, now).await?;
         }
         Ok(committed)
+    }
+
+    /// As [`Core::change_indexed`], after the per-user limit: `token` from
+    /// [`Core::user_limit`], taken by the store with the change when it keeps the limit.
+    pub(crate) async fn change_limited<T: Send>(
+        &self,
+        now: u64,
+        user: &str,
+        create: bool,
+        token: Option<TokenAsk>,
+        rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
+        index: impl Fn(&T) -> Option<IndexOp> + Send + Sync,
+    ) -> Result<Limited<Option<Outcome<T, S::Ticket>>>, StoreError> {
+        let Some(token) = token else {
+            let committed = self.change_indexed(now, user, create, rule, index).await?;
+            return Ok(Limited::Passed(committed));
+        };
+        let mut tally = Tally::default();
+        let out = self
+            .0
+            .store
+            .update_limited(
+                user,
+                create,
+                token,
+                self.in_cx(now, user, &mut tally, rule),
+                index,
+            )
+            .await?;
+        if let Limited::Passed(Some(_)) = out {
+            self.count(&tally, now).await?;
+        }
+        Ok(out)
+    }
+
+    /// `rule` as the store runs it: in a context of its own at `now` each time (a store may run
+    /// it more than once), counting into `tally`.
+    fn in_cx<'a, T>(
+        &'a self,
+        now: u64,
+        user: &'a str,
+        tally: &'a mut Tally,
+        mut rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send + 'a,
+    ) -> impl FnMut(&mut UserState, &mut Vec<Record>) -> T + Send + 'a {
+        let cfg = &self.0.config;
+        let entropy: &dyn Entropy = &*self.0.entropy;
+        let txn_slot = self.0.store.txn_slot(user);
+        move |u, records| {
+            *tally = Tally::default();
+            let mut rng = Rng::new(entropy);
+            let mut cx = Cx {
+                cfg,
+                now,
+                user,
+                rng: &mut rng,
+                records,
+                tally,
+                txn_slot,
+            };
+            // R16: a replacement due to activate by itself does so before any rule reads the
+            // user.
+            admin::auto_activate(u, &mut cx);
+            rule(u, &mut cx)
+        }
     }
 
     /// Like [`Core::change`] for a rule that may refuse: an unknown user is `UnknownUser`.
@@ -272,9 +321,10 @@ impl<S: Store> Core<S> {
         if let Some(v) = self.limit_client(req.client) {
             return Ok(bare(BeginResult::Verdict(v)));
         }
-        if let Some(v) = self.limit_user(req.user, now).await? {
-            return Ok(bare(BeginResult::Verdict(v)));
-        }
+        let token = match self.user_limit(req.user, now) {
+            Ok(token) => token,
+            Err(v) => return Ok(bare(BeginResult::Verdict(v))),
+        };
         let rule = txn::Begin {
             purpose: req.purpose,
             device: req.device,
@@ -295,13 +345,18 @@ impl<S: Store> Core<S> {
             }),
             _ => None,
         };
+        let begin = |u: &mut UserState, cx: &mut Cx<'_>| txn::begin(u, &rule, cx);
         let out = match self
-            .change_indexed(now, req.user, false, |u, cx| txn::begin(u, &rule, cx), bind)
+            .change_limited(now, req.user, false, token, begin, bind)
             .await?
         {
-            Some(out) => out,
+            Limited::Refused { retry_after_ms } => {
+                let v = self.refused_by_store(retry_after_ms);
+                return Ok(bare(BeginResult::Verdict(v)));
+            }
+            Limited::Passed(Some(out)) => out,
             // No user enumeration: an unknown name answers as a known one with no device.
-            None => {
+            Limited::Passed(None) => {
                 self.shadow_change(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
                     .await?
             }
@@ -331,19 +386,24 @@ impl<S: Store> Core<S> {
             Ok(entry) => entry,
             Err(v) => return Ok(bare(v)),
         };
-        if let Some(v) = self.limit_user(&entry.user, now).await? {
-            return Ok(bare(v));
-        }
+        let token = match self.user_limit(&entry.user, now) {
+            Ok(token) => token,
+            Err(v) => return Ok(bare(v)),
+        };
         let out = self
-            .change_indexed(
+            .change_limited(
                 now,
                 &entry.user,
                 false,
+                token,
                 |u, cx| txn::answer(u, txn, response, cx),
                 |(verdict, spent)| self.settle(txn, now, verdict, *spent),
             )
             .await?;
-        Ok(settled(out))
+        match out {
+            Limited::Passed(out) => Ok(settled(out)),
+            Limited::Refused { retry_after_ms } => Ok(bare(self.refused_by_store(retry_after_ms))),
+        }
     }
 
     /// What the index learns from an answer that spent its transaction: its verdict, kept for
@@ -396,16 +456,18 @@ impl<S: Store> Core<S> {
         if let Some(v) = self.limit_client(client) {
             return Ok(bare(v));
         }
-        if let Some(v) = self.limit_user(user, now).await? {
-            return Ok(bare(v));
-        }
+        let token = match self.user_limit(user, now) {
+            Ok(token) => token,
+            Err(v) => return Ok(bare(v)),
+        };
         match self
-            .change_at(now, user, false, lockout::password_failed)
+            .change_limited(now, user, false, token, lockout::password_failed, |_| None)
             .await?
         {
-            Some(out) => Ok(out),
+            Limited::Refused { retry_after_ms } => Ok(bare(self.refused_by_store(retry_after_ms))),
+            Limited::Passed(Some(out)) => Ok(out),
             // No user enumeration: an unknown name counts down as a known one would.
-            None => Ok(self
+            Limited::Passed(None) => Ok(self
                 .shadow_change(now, user, true, lockout::password_failed)
                 .await?),
         }

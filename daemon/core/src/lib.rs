@@ -72,7 +72,9 @@ pub use push::PushAnswer;
 pub use record::{DeviceState, Record};
 pub use services::ShareResult;
 pub use share::Share;
-pub use store::{Committed, IndexOp, Sequence, Store, TxnEntry, UserName, UserToken};
+pub use store::{
+    Committed, IndexOp, Limited, LimitedUpdate, Sequence, Store, TokenAsk, TxnEntry, UserName,
+};
 pub use user::UserState;
 
 /// A frontend's `begin`.

@@ -3,7 +3,7 @@
 //!
 //! The per-address and node-wide limits are per node: with several nodes, size them for the
 //! node's share. The per-user limit is exact across nodes when the store is shared: the store
-//! keeps it ([`Store::take_user_token`], GCRA from [`crate::gcra`]) and the node's own
+//! keeps it ([`Store::keeps_user_limit`], GCRA from [`crate::gcra`]) and the node's own
 //! per-user limiter here serves only a store that is not shared (the embedded store).
 
 use std::net::IpAddr;

@@ -9,7 +9,8 @@
 //!
 //! What crosses users has its own small operations: transaction id → user, device ids,
 //! IB Key device → owner, sharing requests, the mass-lockout signal; and a store shared by
-//! nodes keeps the per-user rate limit ([`Store::take_user_token`]).
+//! nodes keeps the per-user rate limit ([`Store::keeps_user_limit`]), taking a request's token
+//! with its update ([`Store::update_limited`]).
 //!
 //! Every change comes with the [`Record`]s that make it durable. A store commits them with the
 //! change and returns a [`Store::Ticket`]; [`Store::durable`] resolves once they are durable
@@ -86,19 +87,32 @@ pub enum Sequence {
     Share,
 }
 
-/// A store's answer to [`Store::take_user_token`].
+/// A request's per-user rate-limit token, for a store that keeps the limit
+/// ([`Store::keeps_user_limit`]): one step of GCRA ([`crate::gcra`]) at `now_ms` under `quota`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserToken {
-    /// The store keeps no per-user limit shared by nodes: the node's own limiter decides.
-    NotShared,
-    /// A token was taken: the request goes on.
-    Taken,
-    /// None left: the request is refused, and would pass `retry_after_ms` later.
+pub struct TokenAsk {
+    /// The request's time (the core's clock).
+    pub now_ms: u64,
+    /// The per-user quota.
+    pub quota: UserQuota,
+}
+
+/// What an update that first takes a rate-limit token came to ([`Store::update_limited`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited<T> {
+    /// A token was taken and the update ran: its outcome.
+    Passed(T),
+    /// No token left: nothing was run or written. The request would pass `retry_after_ms`
+    /// later.
     Refused {
         /// When to come back.
         retry_after_ms: u32,
     },
 }
+
+/// What [`Store::update_limited`] gives: refused, or the update's outcome (`None`: no such
+/// user).
+pub type LimitedUpdate<T, K> = Limited<Option<Committed<T, K>>>;
 
 /// Where user state lives. See the module docs.
 pub trait Store: Send + Sync + 'static {
@@ -293,20 +307,40 @@ pub trait Store: Send + Sync + 'static {
     /// Enrolled users (a gauge; a networked store may estimate).
     fn user_count(&self) -> usize;
 
-    /// Takes one of `user`'s rate-limit tokens at `now_ms` under `quota` (GCRA, see
-    /// [`crate::gcra`]) in the store, so that the per-user limit is exact across every node
-    /// sharing it. A user's name is enough: unknown users are limited exactly like known ones
-    /// (the limiter tells nothing of who exists).
+    /// Whether the store keeps the per-user rate limit, so that it is exact across every node
+    /// sharing the store: the engine then hands each limited request's token to
+    /// [`Store::update_limited`], which must take it. `false` (the default, a store one node
+    /// owns: the embedded store): the node's own limiter decides, in memory, as fast as before.
+    fn keeps_user_limit(&self) -> bool {
+        false
+    }
+
+    /// As [`Store::update_indexed`], once one of `user`'s rate-limit tokens is taken under
+    /// `token` (GCRA, [`crate::gcra`]); if none is left, [`Limited::Refused`] and nothing is run
+    /// or written. A user's name is enough: unknown users are limited exactly like known ones
+    /// (the limiter tells nothing of who exists). A store may take the token in the same round
+    /// trip as the update's first read or write (the Redis store does, in the same script).
     ///
-    /// The default, for a store one node owns (the embedded store): [`UserToken::NotShared`],
-    /// and the node's own limiter decides, as fast as before.
-    fn take_user_token(
+    /// Called only when [`Store::keeps_user_limit`]. The default, for a store that keeps no
+    /// limit, takes no token: such a store must override both.
+    fn update_limited<T, F, I>(
         &self,
         user: &str,
-        now_ms: u64,
-        quota: UserQuota,
-    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
-        let _ = (user, now_ms, quota);
-        std::future::ready(Ok(UserToken::NotShared))
+        create: bool,
+        token: TokenAsk,
+        rule: F,
+        index: I,
+    ) -> impl Future<Output = Result<LimitedUpdate<T, Self::Ticket>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        let _ = token;
+        async move {
+            self.update_indexed(user, create, rule, index)
+                .await
+                .map(Limited::Passed)
+        }
     }
 }

@@ -146,6 +146,31 @@ impl Keys {
     }
 }
 
+/// The Lua of one GCRA step ([`sls_core::gcra::gcra`] line for line), shared by the scripts
+/// that take a rate-limit token: `take_token(key, now, interval, tolerance)` (numbers, µs) on
+/// the user's limiter key returns 0 if the request passes (the TAT moved), else the wait in µs
+/// (nothing written). Times are about 1.8e15 µs: exact in Lua's doubles, and written with `%d`
+/// (a plain `tostring` would print 14 significant digits).
+///
+/// The key is kept until its TAT and one second more: the TAT is in the caller's clock, the
+/// expiry in Redis's, and keeping a TAT past its time changes no decision (a TAT in the past
+/// decides as none), while losing it early would give tokens away.
+macro_rules! take_token_lua {
+    () => {
+        r"
+local function take_token(key, now, interval, tolerance)
+  local tat = tonumber(redis.call('GET', key) or now)
+  local earliest = tat - tolerance
+  if now < earliest then return earliest - now end
+  local new = math.max(tat, now) + interval
+  local ttl = math.ceil((new - now) / 1000) + 1000
+  redis.call('SET', key, string.format('%d', new), 'PX', string.format('%d', ttl))
+  return 0
+end
+"
+    };
+}
+
 /// Compare-and-set of a versioned value (a user's state, a share): `KEYS[1]` the hash,
 /// `ARGV[1]` the id of the write the caller's value came from (its `w`; `0`: never written),
 /// `ARGV[2]` the new value (empty: delete), `ARGV[3]` this write's id (unique per store).
@@ -156,10 +181,18 @@ impl Keys {
 /// runs its rule again on it without a read of its own; or `{-2, {v, s, w}}`: this very write
 /// was applied by an earlier send and others came after it (below).
 ///
-/// With a second key, the transaction index's entry in the same slot, written with the value
-/// (one script, one round trip): `ARGV[4]` `b` binds it (`ARGV[5]` user, `ARGV[6]` device,
-/// `ARGV[7]` deadline ms, `ARGV[8]` time to live ms, as [`BIND`]), `s` settles it (`ARGV[5]`
-/// verdict, `ARGV[6]` deadline ms, `ARGV[7]` time to live ms, as [`SETTLE`]).
+/// **A rate-limit token** in the same round trip: with `ARGV[4..6]` (now µs, interval µs,
+/// tolerance µs, as [`TAKE_USER_TOKEN`]'s; `ARGV[4]` empty or absent: none) and `KEYS[2]` the user's
+/// limiter key, the script takes the token once the condition holds and before it writes; if
+/// none is left it writes nothing and returns `{-3, wait µs}`. A conflict takes no token (the
+/// caller's next try carries it again), nor does a re-send that had applied (its first send
+/// took it).
+///
+/// With one more key (`KEYS[3]` with a token, else `KEYS[2]`), the transaction index's entry in
+/// the same slot, written with the value (one script, one round trip): `ARGV[7]` `b` binds it
+/// (`ARGV[8]` user, `ARGV[9]` device, `ARGV[10]` deadline ms, `ARGV[11]` time to live ms, as
+/// [`BIND`]), `s` settles it (`ARGV[8]` verdict, `ARGV[9]` deadline ms, `ARGV[10]` time to
+/// live ms, as [`SETTLE`]).
 ///
 /// **Idempotent**: the client re-sends a script whose reply timed out. If that first send did
 /// apply, `w` holds this write's id, or `p` does (the ids of the two writes before `w`, most
@@ -170,7 +203,9 @@ impl Keys {
 /// **No ABA**: the condition is the write's id, not the count: after a failover that lost the
 /// last writes the count comes back, and another node's next write would match it; an id is
 /// never written twice. A delete leaves a tombstone (`v` and `w`, no `s`).
-pub const CAS: &str = r"
+pub const CAS: &str = concat!(
+    take_token_lua!(),
+    r"
 local cur = redis.call('HMGET', KEYS[1], 'v', 'w', 'p')
 if (cur[2] or '0') ~= ARGV[1] then
   if cur[2] == ARGV[3] then return {tonumber(cur[1])} end
@@ -180,6 +215,12 @@ if (cur[2] or '0') ~= ARGV[1] then
   end
   return {-1, now}
 end
+local limited = (ARGV[4] or '') ~= ''
+if limited then
+  local wait = take_token(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+  if wait > 0 then return {-3, wait} end
+end
+local entry = KEYS[limited and 3 or 2]
 local nv = tonumber(cur[1] or '0') + 1
 local p = ''
 if cur[2] then
@@ -194,23 +235,24 @@ else
   redis.call('HSET', KEYS[1], 'v', nv, 's', ARGV[2], 'w', ARGV[3], 'p', p)
 end
 local indexed = 1
-if KEYS[2] then
-  if ARGV[4] == 'b' then
-    indexed = redis.call('HSETNX', KEYS[2], 'u', ARGV[5])
+if entry then
+  if ARGV[7] == 'b' then
+    indexed = redis.call('HSETNX', entry, 'u', ARGV[8])
     if indexed == 1 then
-      redis.call('HSET', KEYS[2], 'd', ARGV[6], 'x', ARGV[7])
-      redis.call('PEXPIRE', KEYS[2], ARGV[8])
+      redis.call('HSET', entry, 'd', ARGV[9], 'x', ARGV[10])
+      redis.call('PEXPIRE', entry, ARGV[11])
     end
-  elseif ARGV[4] == 's' then
-    indexed = redis.call('EXISTS', KEYS[2])
+  elseif ARGV[7] == 's' then
+    indexed = redis.call('EXISTS', entry)
     if indexed == 1 then
-      redis.call('HSET', KEYS[2], 'r', ARGV[5], 'x', ARGV[6])
-      redis.call('PEXPIRE', KEYS[2], ARGV[7])
+      redis.call('HSET', entry, 'r', ARGV[8], 'x', ARGV[9])
+      redis.call('PEXPIRE', entry, ARGV[10])
     end
   end
 end
 return {nv, indexed}
-";
+"
+);
 
 /// Binds a new transaction once (a bound id keeps its first user): `ARGV[1]` user,
 /// `ARGV[2]` device, `ARGV[3]` deadline ms, `ARGV[4]` time to live ms. Returns 1 if bound.
@@ -254,22 +296,24 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(at - tonumber(AR
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
 ";
 
-/// Takes a rate-limit token, GCRA: [`sls_core::gcra::gcra`] line for line. `KEYS[1]` the
-/// user's limiter key, `ARGV[1]` now µs, `ARGV[2]` the interval µs, `ARGV[3]` the tolerance
-/// µs. Returns 0 if the request passes (the TAT moved), else the wait in µs (nothing written).
-/// Times are about 1.8e15 µs: exact in Lua's doubles, and written with `%d` (a plain
-/// `tostring` would print 14 significant digits).
-///
-/// The key is kept until its TAT and one second more: the TAT is in the caller's clock, the
-/// expiry in Redis's, and keeping a TAT past its time changes no decision (a TAT in the past
-/// decides as none), while losing it early would give tokens away.
-pub const TAKE_USER_TOKEN: &str = r"
-local now = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
-local earliest = tat - tonumber(ARGV[3])
-if now < earliest then return earliest - now end
-local new = math.max(tat, now) + tonumber(ARGV[2])
-local ttl = math.ceil((new - now) / 1000) + 1000
-redis.call('SET', KEYS[1], string.format('%d', new), 'PX', string.format('%d', ttl))
-return 0
-";
+/// Takes a rate-limit token alone (one GCRA step, `take_token`): `KEYS[1]` the user's limiter key,
+/// `ARGV[1]` now µs, `ARGV[2]` the interval µs, `ARGV[3]` the tolerance µs. Returns 0 or the
+/// wait in µs. For the one update that ends with no read or write of its own to carry it.
+pub const TAKE_USER_TOKEN: &str = concat!(
+    take_token_lua!(),
+    r"
+return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+"
+);
+
+/// Reads a versioned value and takes its user's rate-limit token in the same round trip:
+/// `KEYS[1]` the user's hash, `KEYS[2]` their limiter key, `ARGV` as [`TAKE_USER_TOKEN`]'s.
+/// Returns `{0, {v, s, w}}`, or `{wait µs}` with nothing read.
+pub const READ_LIMITED: &str = concat!(
+    take_token_lua!(),
+    r"
+local wait = take_token(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+if wait > 0 then return {wait} end
+return {0, redis.call('HMGET', KEYS[1], 'v', 's', 'w')}
+"
+);

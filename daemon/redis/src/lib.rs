@@ -52,8 +52,9 @@
 //! changes that had not reached the replica.
 //!
 //! **The per-user rate limit** is kept here too, so that it is exact across nodes: GCRA in
-//! a Lua script on a key in the user's slot ([`Store::take_user_token`]). The per-address and
-//! node-wide limits stay per node.
+//! Lua on a key in the user's slot, taken in the same script as the request's read or write of
+//! its user ([`Store::update_limited`], `limit.rs`): no round trip of its own. The per-address
+//! and node-wide limits stay per node.
 //!
 //! **Secrets at rest** ([`seal`]): a user's state holds their devices' secrets, so every
 //! versioned value (user states, sharing requests) is sealed with AES-256-GCM under the
@@ -143,6 +144,7 @@ struct Scripts {
     txn_and_user: Script,
     note_lockout: Script,
     take_user_token: Script,
+    read_limited: Script,
 }
 
 /// The cluster store. See the crate docs.
@@ -205,7 +207,8 @@ pub enum Command {
     CasSettle,
     /// A `WAIT` round (sent to every master, counted once).
     Wait,
-    /// A per-user rate-limit token ([`keys::TAKE_USER_TOKEN`]).
+    /// A per-user rate-limit token alone ([`keys::TAKE_USER_TOKEN`]); a token taken with a
+    /// read or a compare-and-set counts as that.
     Token,
     /// Anything else: a transaction's entry written apart, the indexes, ids, lockouts,
     /// fences.
@@ -368,6 +371,7 @@ impl RedisStore {
                 txn_and_user: Script::new(keys::TXN_AND_USER),
                 note_lockout: Script::new(keys::NOTE_LOCKOUT),
                 take_user_token: Script::new(keys::TAKE_USER_TOKEN),
+                read_limited: Script::new(keys::READ_LIMITED),
             },
             sealer: Sealer::new(&config.seal),
             cache: read::UserCache::new(config.cache_users),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::AsyncCommands;
 use sls_core::{
-    Committed, IndexOp, Record, Sequence, Share, Store, StoreError, TxnEntry, UserQuota, UserState,
-    UserToken,
+    Committed, IndexOp, Limited, LimitedUpdate, Record, Sequence, Share, Store, StoreError,
+    TokenAsk, TxnEntry, UserState,
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
@@ -167,22 +167,47 @@ impl Store for RedisStore {
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
     {
-        self.update_now(user, create, rule, |_| None)
+        self.update_indexed(user, create, rule, |_| None)
     }
 
-    fn update_indexed<T, F, I>(
+    async fn update_indexed<T, F, I>(
         &self,
         user: &str,
         create: bool,
         rule: F,
         index: I,
-    ) -> impl Future<Output = Result<Option<Committed<T, u64>>, StoreError>> + Send
+    ) -> Result<Option<Committed<T, u64>>, StoreError>
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
         I: Fn(&T) -> Option<IndexOp> + Send + Sync,
     {
-        self.update_now(user, create, rule, index)
+        match self.update_now(user, create, None, rule, index).await? {
+            Limited::Passed(committed) => Ok(committed),
+            Limited::Refused { .. } => Err(StoreError::Damaged(
+                "a rate-limit refusal where no token was asked".into(),
+            )),
+        }
+    }
+
+    fn keeps_user_limit(&self) -> bool {
+        true
+    }
+
+    fn update_limited<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        token: TokenAsk,
+        rule: F,
+        index: I,
+    ) -> impl Future<Output = Result<LimitedUpdate<T, u64>, StoreError>> + Send
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        self.update_now(user, create, Some(token), rule, index)
     }
 
     fn txn_slot(&self, user: &str) -> Option<u16> {
@@ -300,14 +325,5 @@ impl Store for RedisStore {
 
     fn user_count(&self) -> usize {
         self.users.load(Ordering::Relaxed)
-    }
-
-    fn take_user_token(
-        &self,
-        user: &str,
-        now_ms: u64,
-        quota: UserQuota,
-    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
-        self.take_user_token_now(user, now_ms, quota)
     }
 }

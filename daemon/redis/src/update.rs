@@ -14,10 +14,13 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 
 use redis::AsyncCommands;
-use sls_core::{Committed, IndexOp, Record, Share, StoreError, UserState};
+use sls_core::{
+    Committed, IndexOp, Limited, LimitedUpdate, Record, Share, StoreError, TokenAsk, UserState,
+};
 use sls_protocol::DeviceKind;
 use zeroize::Zeroizing;
 
+use crate::limit::{refused, token_args};
 use crate::read::{Fields, Version, Versioned};
 use crate::txn::op_txn;
 use crate::{unavailable, Command, RedisStore};
@@ -28,15 +31,16 @@ fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 const REPLY: &str = "compare-and-set reply";
 
-/// The next element of a script's reply, if there is one.
-fn next_field<T: redis::FromRedisValue>(
+/// The next element of a script's reply (`what`, for the error), if there is one.
+pub(crate) fn next_field<T: redis::FromRedisValue>(
     reply: &mut impl Iterator<Item = redis::Value>,
+    what: &str,
 ) -> Result<Option<T>, StoreError> {
     reply
         .next()
         .map(redis::from_redis_value)
         .transpose()
-        .map_err(|e| damaged(REPLY, e))
+        .map_err(|e| damaged(what, e))
 }
 
 /// A compare-and-set's outcome.
@@ -46,6 +50,9 @@ pub(crate) enum Cas {
     Written(Version, bool),
     /// Another write came in between: the value as it is now.
     Moved(Versioned),
+    /// The user's rate-limit token sent with the write was refused: nothing written; would
+    /// pass `retry_after_ms` later.
+    Refused(u32),
     /// An earlier send of this very write applied it (its reply was lost, the client sent it
     /// again), and other writes came after: the value as it is now.
     Superseded(Versioned),
@@ -59,14 +66,15 @@ impl RedisStore {
     }
 
     /// Compare-and-set: writes `value` at `key`, sealed (deletes if empty), if `key` still
-    /// holds the write `base`; and the transaction index's `op` in the same script when its
-    /// key is in `key`'s slot.
+    /// holds the write `base`; the transaction index's `op` in the same script when its key is
+    /// in `key`'s slot; and first, with `token`, the rate-limit token of the user it names.
     async fn cas(
         &self,
         key: &[u8],
         base: &Version,
         value: &[u8],
         op: Option<(&str, &IndexOp)>,
+        token: Option<(&str, &TokenAsk)>,
     ) -> Result<Cas, StoreError> {
         let sealed = if value.is_empty() {
             Vec::new()
@@ -85,6 +93,14 @@ impl RedisStore {
         });
         let mut inv = self.scripts.cas.key(key);
         inv.arg(&*base.w).arg(sealed).arg(&write);
+        match token {
+            Some((user, t)) => {
+                inv.key(self.keys.rate(user)).arg(&token_args(t));
+            }
+            None => {
+                inv.arg("").arg("").arg("");
+            }
+        }
         match op {
             None => {}
             Some((
@@ -119,15 +135,22 @@ impl RedisStore {
         }
         let reply: Vec<redis::Value> = inv.invoke_async(&mut c).await.map_err(unavailable)?;
         let mut reply = reply.into_iter();
-        let status: i64 = next_field(&mut reply)?.ok_or_else(|| damaged(REPLY, "empty"))?;
+        let status: i64 = next_field(&mut reply, REPLY)?.ok_or_else(|| damaged(REPLY, "empty"))?;
         if let Ok(n) = u64::try_from(status) {
             // A re-sent write that had applied answers its count alone: whether its entry was
             // written then is not known, so the node notes nothing of it (and asks Redis later).
-            let indexed = next_field::<i64>(&mut reply)? == Some(1);
+            let indexed = next_field::<i64>(&mut reply, REPLY)? == Some(1);
             return Ok(Cas::Written(Version { n, w: write.into() }, indexed));
         }
+        if status == -3 {
+            let wait_us: u64 = next_field(&mut reply, REPLY)?.unwrap_or(0);
+            if let Limited::Refused { retry_after_ms } = refused(wait_us) {
+                return Ok(Cas::Refused(retry_after_ms));
+            }
+            return Err(damaged(REPLY, "a refusal with no wait"));
+        }
         let now: Fields =
-            next_field(&mut reply)?.ok_or_else(|| damaged(REPLY, "no current value"))?;
+            next_field(&mut reply, REPLY)?.ok_or_else(|| damaged(REPLY, "no current value"))?;
         let now = self.opened(key, now)?;
         Ok(if status == -2 {
             Cas::Superseded(now)
@@ -194,13 +217,33 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Takes a token still pending alone: for an update that ends with neither a read nor a
+    /// write of its own to carry it. `Some(retry_after_ms)` if refused.
+    async fn token_alone(
+        &self,
+        user: &str,
+        token: &mut Option<TokenAsk>,
+    ) -> Result<Option<u32>, StoreError> {
+        let Some(t) = token.take() else {
+            return Ok(None);
+        };
+        Ok(match self.take_user_token(user, t.now_ms, t.quota).await? {
+            Limited::Passed(()) => None,
+            Limited::Refused { retry_after_ms } => Some(retry_after_ms),
+        })
+    }
+
+    /// Runs `rule` on `user` and writes what it changed (module docs); with `token`, takes
+    /// the user's rate-limit token first, in the same round trip as the first read or write
+    /// ([`crate::limit`]).
     pub(crate) async fn update_now<T, F, I>(
         &self,
         user: &str,
         create: bool,
+        mut token: Option<TokenAsk>,
         mut rule: F,
         index: I,
-    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    ) -> Result<LimitedUpdate<T, u64>, StoreError>
     where
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
         I: Fn(&T) -> Option<IndexOp>,
@@ -224,13 +267,27 @@ impl RedisStore {
                 read,
             ) = match base.take() {
                 Some(b) => b,
-                None => (self.read_versioned(&key).await?, true),
+                // The token, if still pending, rides on the read.
+                None => match token.take() {
+                    None => (self.read_versioned(&key).await?, true),
+                    Some(t) => match self.read_limited(user, &key, &t).await? {
+                        Limited::Passed(v) => (v, true),
+                        Limited::Refused { retry_after_ms } => {
+                            return Ok(Limited::Refused { retry_after_ms })
+                        }
+                    },
+                },
             };
             let mut state = match &old {
                 Some(b) => UserState::decode(b).map_err(|e| damaged("user state", e))?,
                 None if create => UserState::default(),
                 None if !read => continue,
-                None => return Ok(None),
+                None => {
+                    if let Some(retry_after_ms) = self.token_alone(user, &mut token).await? {
+                        return Ok(Limited::Refused { retry_after_ms });
+                    }
+                    return Ok(Limited::Passed(None));
+                }
             };
             let mut records = Vec::new();
             let value = rule(&mut state, &mut records);
@@ -240,11 +297,16 @@ impl RedisStore {
             if !read && (unchanged || (old.is_none() && !state.is_enrolled())) {
                 continue;
             }
+            if (old.is_none() && !state.is_enrolled()) || unchanged {
+                if let Some(retry_after_ms) = self.token_alone(user, &mut token).await? {
+                    return Ok(Limited::Refused { retry_after_ms });
+                }
+            }
             if old.is_none() && !state.is_enrolled() {
-                return Ok(Some(Committed {
+                return Ok(Limited::Passed(Some(Committed {
                     value,
                     ticket: None,
-                }));
+                })));
             }
             let op = index(&value);
             if unchanged {
@@ -259,10 +321,10 @@ impl RedisStore {
                         value: old,
                     },
                 );
-                return Ok(Some(Committed {
+                return Ok(Limited::Passed(Some(Committed {
                     value,
                     ticket: None,
-                }));
+                })));
             }
             // The index's entry goes in the same script when it lives in the user's slot (ids
             // made for this user do); else right after.
@@ -272,7 +334,14 @@ impl RedisStore {
                     crate::keys::slot(&self.keys.txn(op_txn(op))) == crate::keys::slot(&key)
                 })
                 .map(|op| (user, op));
-            let indexed = match self.cas(&key, &version, &new, beside).await? {
+            let limited = token.as_ref().map(|t| (user, t));
+            let cas = self.cas(&key, &version, &new, beside, limited).await?;
+            if !matches!(cas, Cas::Moved(_)) {
+                // Taken with the write, or by an earlier send of it.
+                token = None;
+            }
+            let indexed = match cas {
+                Cas::Refused(retry_after_ms) => return Ok(Limited::Refused { retry_after_ms }),
                 Cas::Moved(now) => {
                     // A guess that was stale is no conflict: only a read value backs off.
                     if read {
@@ -319,10 +388,10 @@ impl RedisStore {
                     .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
             }
             self.index(&records).await?;
-            return Ok(Some(Committed {
+            return Ok(Limited::Passed(Some(Committed {
                 value,
                 ticket: self.written(&records, op.as_ref()),
-            }));
+            })));
         }
         Err(StoreError::Unavailable(format!(
             "user {user:?}: {} compare-and-set conflicts in a row",
@@ -391,7 +460,7 @@ impl RedisStore {
                 });
             }
             // Superseded: written, by an earlier send of this very write.
-            if let Cas::Moved(now) = self.cas(&key, &version, &new, None).await? {
+            if let Cas::Moved(now) = self.cas(&key, &version, &new, None, None).await? {
                 self.backoff(attempt).await;
                 base = Some(now);
                 continue;

@@ -85,7 +85,12 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
     );
     let mut rows: Vec<Row> = Vec::new();
     let mut notes = format!(
-        "Redis: 3 masters + 3 replicas (`scripts/redis-cluster.sh`), AOF with `appendfsync {fsync}` on every node.\n"
+        "Redis: 3 masters + 3 replicas (`scripts/redis-cluster.sh`), AOF with `appendfsync {fsync}` on every node. slsd: the per-user rate limit {}.\n",
+        if opts.user_limit {
+            "on, at its default (5/s, burst 40; in Redis, exact across the nodes)"
+        } else {
+            "off"
+        }
     );
     let seed = AtomicU64::new(1200);
     let spec = |users: usize| FleetSpec {
@@ -120,7 +125,12 @@ pub async fn run(slsd: &Path, work: &Path, opts: &Opts) -> anyhow::Result<(Vec<R
                 "--redis-wait-replicas",
                 &wait_s,
             ][..],
-            &NO_LIMITS,
+            // The per-address limit stays off: the fleet is one loopback address.
+            if opts.user_limit {
+                &["--rate-per-client", "0"]
+            } else {
+                &NO_LIMITS
+            },
         ]
         .concat();
         let dir_a = work.join(format!("cluster-a-{wait}"));

@@ -42,7 +42,7 @@ pub(crate) fn baseline(
     opts: &Opts,
 ) -> anyhow::Result<(Vec<Row>, String)> {
     let mut sha = BTreeMap::new();
-    for name in ["CAS", "BIND", "TXN_AND_USER"] {
+    for name in ["CAS", "BIND", "TXN_AND_USER", "READ_LIMITED"] {
         let body = script(name)?;
         for &m in masters {
             let s = cli(m, &["script", "load", body])?.trim().to_owned();
@@ -57,16 +57,42 @@ pub(crate) fn baseline(
     let fresh = 100_000_000u64;
     let small = 20_000u64;
     let value = "x".repeat(state_len.max(1));
-    let (cas, bind, txn_and_user) = (&sha["CAS"], &sha["BIND"], &sha["TXN_AND_USER"]);
+    let (bind, txn_and_user) = (&sha["BIND"], &sha["TXN_AND_USER"]);
     let deadline = "1800000000000";
+    // With the per-user limit on, the nodes send each request's token in the user's read or
+    // compare-and-set: so does the baseline (slsd's default quota, 5/s with a burst of 40).
+    let token = opts
+        .user_limit
+        .then_some(["1800000000000000", "200000", "7800000"]);
+    // A compare-and-set of `user` as the nodes send it: the token if any, then the
+    // transaction's key and its operation's arguments if any.
+    let cas = |user: &str, entry: Option<(&str, &[&str])>| -> Vec<String> {
+        let mut keys = vec![user.to_owned()];
+        let mut args: Vec<String> = vec!["0".into(), value.clone(), "w".into()];
+        match token {
+            Some(t) => {
+                keys.push(format!("{user}r"));
+                args.extend(t.map(String::from));
+            }
+            None => args.extend(["", "", ""].map(String::from)),
+        }
+        if let Some((key, op)) = entry {
+            keys.push(key.to_owned());
+            args.extend(op.iter().map(|a| a.to_string()));
+        }
+        let head = vec![
+            "evalsha".to_owned(),
+            sha["CAS"].clone(),
+            keys.len().to_string(),
+        ];
+        [head, keys, args].concat()
+    };
+    let bench_v = |n: u64, keyspace: u64, args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bench(port, n, clients, keyspace, &args)
+    };
     // Keys the reads and the settles find: filled first, not measured.
-    bench(
-        port,
-        small * 3,
-        clients,
-        small,
-        &["evalsha", cas, "1", "{tag}u:__rand_int__", "0", &value, "w"],
-    )?;
+    bench_v(small * 3, small, cas("{tag}u:__rand_int__", None))?;
     bench(
         port,
         small * 3,
@@ -84,25 +110,32 @@ pub(crate) fn baseline(
         ],
     )?;
     // The user the filled transactions name, in their slot.
-    bench(
-        port,
-        1,
-        1,
-        1,
-        &["evalsha", cas, "1", "{tag}u:u4b0n12345", "0", &value, "w"],
-    )?;
+    let args = cas("{tag}u:u4b0n12345", None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bench(port, 1, 1, 1, &args)?;
+    let read = match token {
+        Some(t) => (
+            "EVALSHA READ_LIMITED user (its token taken)",
+            [
+                &["evalsha", &sha["READ_LIMITED"], "2"][..],
+                &["{tag}u:__rand_int__", "{tag}u:__rand_int__r"],
+                &t,
+            ]
+            .concat()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ),
+        None => (
+            "HMGET user v s w",
+            ["hmget", "{tag}u:__rand_int__", "v", "s", "w"]
+                .map(String::from)
+                .to_vec(),
+        ),
+    };
     // Measured: (kind, its ops/s).
     let measured: Vec<(&str, f64)> = vec![
-        (
-            "HMGET user v s w",
-            bench(
-                port,
-                n,
-                clients,
-                small,
-                &["hmget", "{tag}u:__rand_int__", "v", "s", "w"],
-            )?,
-        ),
+        (read.0, bench_v(n, small, read.1)?),
         (
             "EVALSHA TXN_AND_USER (a filled txn and its user, one slot)",
             bench(
@@ -122,59 +155,31 @@ pub(crate) fn baseline(
         ),
         (
             "EVALSHA CAS (a fresh key: the write path)",
-            bench(
-                port,
-                n,
-                clients,
-                fresh,
-                &["evalsha", cas, "1", "{tag}w:__rand_int__", "0", &value, "w"],
-            )?,
+            bench_v(n, fresh, cas("{tag}w:__rand_int__", None))?,
         ),
         (
             "EVALSHA CAS with BIND (a fresh user key and its new txn, one slot)",
-            bench(
-                port,
+            bench_v(
                 n,
-                clients,
                 fresh,
-                &[
-                    "evalsha",
-                    cas,
-                    "2",
+                cas(
                     "{tag}x:__rand_int__",
-                    "{tag}b:__rand_int__",
-                    "0",
-                    &value,
-                    "w",
-                    "b",
-                    "u4b0n12345",
-                    "7",
-                    deadline,
-                    "600000",
-                ],
+                    Some((
+                        "{tag}b:__rand_int__",
+                        &["b", "u4b0n12345", "7", deadline, "600000"],
+                    )),
+                ),
             )?,
         ),
         (
             "EVALSHA CAS with SETTLE (a fresh user key and a txn, one slot)",
-            bench(
-                port,
+            bench_v(
                 n,
-                clients,
                 fresh,
-                &[
-                    "evalsha",
-                    cas,
-                    "2",
+                cas(
                     "{tag}y:__rand_int__",
-                    "{tag}t:__rand_int__",
-                    "0",
-                    &value,
-                    "w",
-                    "s",
-                    "AA",
-                    deadline,
-                    "600000",
-                ],
+                    Some(("{tag}t:__rand_int__", &["s", "AA", deadline, "600000"])),
+                ),
             )?,
         ),
         (
@@ -195,7 +200,7 @@ pub(crate) fn baseline(
     let other = per("other") + per("token");
     // (what, the benchmark that measured it, per login)
     let mix = [
-        ("HMGET user", "HMGET user", per("read")),
+        ("read", read.0, per("read")),
         (
             "EVALSHA TXN_AND_USER",
             "EVALSHA TXN_AND_USER",
@@ -252,8 +257,15 @@ pub(crate) fn baseline(
         "goal ≥ 0.5, and ≥ 20,000 verified logins/s".into(),
     ]);
     let text = format!(
-        "redis-benchmark: -n {n} per command, keys `{{tag}}…:__rand_int__` (one slot per master), the reads over {small} keys per master filled first, the compare-and-set writes over fresh user keys (with BIND: a fresh transaction key; with SETTLE: a transaction key of the filled ones when the random number falls among them, else SETTLE finds none and writes nothing, so this baseline is if anything generous); the CAS value {state_len} B (a real user's sealed state); {} runs × {} s per setting, {} users per run\n",
-        opts.runs, opts.secs, opts.users
+        "redis-benchmark: -n {n} per command, keys `{{tag}}…:__rand_int__` (one slot per master), the reads over {small} keys per master filled first, the compare-and-set writes over fresh user keys{} (with BIND: a fresh transaction key; with SETTLE: a transaction key of the filled ones when the random number falls among them, else SETTLE finds none and writes nothing, so this baseline is if anything generous); the CAS value {state_len} B (a real user's sealed state); {} runs × {} s per setting, {} users per run\n",
+        if token.is_some() {
+            ", each with its token (a fresh limiter key)"
+        } else {
+            ""
+        },
+        opts.runs,
+        opts.secs,
+        opts.users
     );
     Ok((rows, text))
 }

@@ -30,16 +30,20 @@ pub struct Opts {
     pub workers: usize,
     /// `appendfsync` of every Redis node, if not the script's `always`.
     pub appendfsync: Option<String>,
+    /// The nodes keep the per-user rate limit (slsd's default quota) instead of running
+    /// without it.
+    pub user_limit: bool,
 }
 
 /// The Lua scripts of sls-redis, the very ones the nodes run.
-const SCRIPTS: [(&str, &str); 6] = [
+const SCRIPTS: [(&str, &str); 7] = [
     ("CAS", sls_redis::keys::CAS),
     ("BIND", sls_redis::keys::BIND),
     ("SETTLE", sls_redis::keys::SETTLE),
     ("TXN_AND_USER", sls_redis::keys::TXN_AND_USER),
     ("NOTE_LOCKOUT", sls_redis::keys::NOTE_LOCKOUT),
     ("TAKE_USER_TOKEN", sls_redis::keys::TAKE_USER_TOKEN),
+    ("READ_LIMITED", sls_redis::keys::READ_LIMITED),
 ];
 
 pub(crate) fn script(name: &str) -> anyhow::Result<&'static str> {

@@ -83,6 +83,11 @@ struct Args {
     /// them with `always`).
     #[arg(long)]
     cluster_appendfsync: Option<String>,
+    /// Cluster regime: the nodes keep the per-user rate limit at slsd's default (5/s, burst
+    /// 40; exact across nodes, its token in each request's own script) instead of running
+    /// without it.
+    #[arg(long)]
+    cluster_user_limit: bool,
     /// Run only the bare echo (the raw batched client against the echo server) and print its
     /// requests/s.
     #[arg(long)]
@@ -218,6 +223,7 @@ async fn cluster_regime(slsd: &Path, work: &Path, args: &Args) -> anyhow::Result
             connections: args.cluster_connections,
             workers: args.cluster_in_flight,
             appendfsync: args.cluster_appendfsync.clone(),
+            user_limit: args.cluster_user_limit,
         },
     )
     .await?;

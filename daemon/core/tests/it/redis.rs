@@ -27,6 +27,27 @@ pub struct Tapped {
 /// The cluster store's kind.
 pub struct Redis;
 
+/// `rule`, noting in `last` the records of its last run (the one a store commits).
+fn tapping<'a, T>(
+    mut rule: impl FnMut(&mut UserState, &mut Vec<Record>) -> T + Send + 'a,
+    last: &'a Mutex<Vec<Record>>,
+) -> impl FnMut(&mut UserState, &mut Vec<Record>) -> T + Send + 'a {
+    move |u, r| {
+        let v = rule(u, r);
+        *last.lock() = r.clone();
+        v
+    }
+}
+
+impl Tapped {
+    /// Keeps the records of a change that was committed durably.
+    fn keep<T>(&self, last: Mutex<Vec<Record>>, committed: Option<&Committed<T, u64>>) {
+        if committed.is_some_and(|c| c.ticket.is_some()) {
+            self.records.lock().extend(last.into_inner());
+        }
+    }
+}
+
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -113,7 +134,7 @@ impl Store for Tapped {
         &self,
         user: &str,
         create: bool,
-        mut rule: F,
+        rule: F,
         index: I,
     ) -> Result<Option<Committed<T, u64>>, StoreError>
     where
@@ -124,19 +145,36 @@ impl Store for Tapped {
         let last = Mutex::new(Vec::new());
         let out = self
             .inner
-            .update_indexed(
-                user,
-                create,
-                |u, r| {
-                    let v = rule(u, r);
-                    *last.lock() = r.clone();
-                    v
-                },
-                index,
-            )
+            .update_indexed(user, create, tapping(rule, &last), index)
             .await?;
-        if out.as_ref().is_some_and(|c| c.ticket.is_some()) {
-            self.records.lock().extend(last.into_inner());
+        self.keep(last, out.as_ref());
+        Ok(out)
+    }
+
+    fn keeps_user_limit(&self) -> bool {
+        self.inner.keeps_user_limit()
+    }
+
+    async fn update_limited<T, F, I>(
+        &self,
+        user: &str,
+        create: bool,
+        token: TokenAsk,
+        rule: F,
+        index: I,
+    ) -> Result<LimitedUpdate<T, u64>, StoreError>
+    where
+        T: Send,
+        F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
+        I: Fn(&T) -> Option<IndexOp> + Send + Sync,
+    {
+        let last = Mutex::new(Vec::new());
+        let out = self
+            .inner
+            .update_limited(user, create, token, tapping(rule, &last), index)
+            .await?;
+        if let Limited::Passed(c) = &out {
+            self.keep(last, c.as_ref());
         }
         Ok(out)
     }
@@ -269,15 +307,6 @@ impl Store for Tapped {
 
     fn user_count(&self) -> usize {
         self.inner.user_count()
-    }
-
-    fn take_user_token(
-        &self,
-        user: &str,
-        now_ms: u64,
-        quota: UserQuota,
-    ) -> impl Future<Output = Result<UserToken, StoreError>> + Send {
-        self.inner.take_user_token(user, now_ms, quota)
     }
 }
 

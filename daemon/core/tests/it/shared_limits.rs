@@ -23,6 +23,10 @@ pub const TESTS: &[(&str, fn())] = &[
         "the_lua_limiter_decides_as_core_gcra_step_by_step",
         the_lua_limiter_decides_as_core_gcra_step_by_step,
     ),
+    (
+        "a_token_costs_no_round_trip_and_a_refused_request_writes_nothing",
+        a_token_costs_no_round_trip_and_a_refused_request_writes_nothing,
+    ),
 ];
 
 const PER_USER: u32 = 2;
@@ -143,16 +147,16 @@ fn the_lua_limiter_decides_as_core_gcra_step_by_step() {
         x ^= x >> 7;
         x ^= x << 17;
         now_ms += if x % 4 == 0 { x % 2500 } else { x % 40 };
-        let theirs = Redis::block_on(store.take_user_token("ray", now_ms, quota)).unwrap();
+        let theirs = Redis::block_on(store.inner.take_user_token("ray", now_ms, quota)).unwrap();
         let ours = match gcra(tat, now_ms * 1000, quota) {
             Ok(t) => {
                 tat = Some(t);
                 taken += 1;
-                UserToken::Taken
+                Limited::Passed(())
             }
             Err(w) => {
                 refused += 1;
-                UserToken::Refused {
+                Limited::Refused {
                     retry_after_ms: retry_after_ms(w),
                 }
             }
@@ -163,4 +167,79 @@ fn the_lua_limiter_decides_as_core_gcra_step_by_step() {
         taken > 50 && refused > 50,
         "{taken} taken, {refused} refused"
     );
+}
+
+/// The count of `user`'s writes in Redis (`v`).
+fn writes_of(prefix: &str, user: &str) -> u64 {
+    Redis::block_on(async {
+        let mut r = crate::sealed::plain_connection().await;
+        let v: Option<u64> = redis::cmd("HGET")
+            .arg(format!("{{{prefix}:u:{user}}}"))
+            .arg("v")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        v.unwrap_or(0)
+    })
+}
+
+fn a_token_costs_no_round_trip_and_a_refused_request_writes_nothing() {
+    // The token rides on the request's own read or write of its user.
+    let clock = FakeClock::default();
+    let prefix = fresh_prefix();
+    let (a, b) = (node(&prefix, &clock, 3), node(&prefix, &clock, 4));
+    let d = dsc(&a, "lee");
+    let sent = |c: &Rig<Redis>| c.core.store().inner.round_trips();
+    let alone = |c: &Rig<Redis>| {
+        let (command, n) = c.core.store().inner.commands()[6];
+        assert_eq!(command, sls_redis::Command::Token);
+        n
+    };
+    // A login on the node that knows its user: begin and answer each write the user once,
+    // with the token in the same script.
+    let before = sent(&a);
+    assert!(matches!(right(&a, "lee", d), Verdict::Accepted { .. }));
+    assert_eq!(sent(&a) - before, 2, "a login, both tokens taken");
+    // An unknown name: one round trip too (its read takes the token).
+    let before = sent(&a);
+    assert!(!matches!(
+        try_begin(&a, "nemo", d),
+        BeginResult::Verdict(Verdict::RateLimited { .. })
+    ));
+    assert_eq!(sent(&a) - before, 1, "an unknown name's begin");
+    // The rest of lee's burst, then a refusal: one round trip, and the user's writes do not
+    // move.
+    for _ in 2..BURST {
+        assert!(matches!(
+            try_begin(&a, "lee", d),
+            BeginResult::Challenge { .. }
+        ));
+    }
+    let (writes, before) = (writes_of(&prefix, "lee"), sent(&a));
+    assert!(matches!(
+        try_begin(&a, "lee", d),
+        BeginResult::Verdict(Verdict::RateLimited { retry_after_ms }) if retry_after_ms == 1000 / PER_USER
+    ));
+    assert_eq!(sent(&a) - before, 1, "a refused begin");
+    assert_eq!(
+        writes_of(&prefix, "lee"),
+        writes,
+        "a refused begin writes nothing"
+    );
+    // B changes lee; A's guess is stale, and on the value as it is now its begin writes
+    // nothing: its token is taken alone, once.
+    clock.advance(Duration::from_secs(u64::from(BURST)));
+    b.opt_out("lee").unwrap();
+    let writes = writes_of(&prefix, "lee");
+    assert_eq!(alone(&a), 0, "every token so far rode on a read or a write");
+    let _ = try_begin(&a, "lee", d);
+    assert_eq!(
+        writes_of(&prefix, "lee"),
+        writes,
+        "an opted-out login writes nothing"
+    );
+    assert_eq!(alone(&a), 1, "the token taken alone");
+    // Each node took tokens from the same bucket: BURST - 1 more pass, on either node.
+    let (through, _) = fire(&a, &b, "lee", d);
+    assert_eq!(through, BURST - 1);
 }
