@@ -86,6 +86,10 @@ impl Store for Backend {
     // sequence); a ticket is only ever given back to the store that made it.
     type Ticket = u64;
 
+    fn join_tickets(&self, a: u64, b: u64) -> u64 {
+        either!(self, s => s.join_tickets(a, b))
+    }
+
     async fn update<T, F>(
         &self,
         user: &str,

@@ -96,6 +96,18 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The ports of the replicas that follow the master on `port` now.
+    pub fn replicas_of(&self, master: u16) -> Vec<u16> {
+        let follows = format!("master_port:{master}");
+        self.ports()
+            .filter(|p| {
+                cli(*p, &["info", "replication"]).is_some_and(|i| {
+                    i.contains("role:slave") && i.lines().any(|l| l.trim() == follows)
+                })
+            })
+            .collect()
+    }
+
     /// The master that serves `key` now: the one that answers a command on it rather than
     /// redirecting (`MOVED`).
     pub fn master_of(&self, key: &str) -> Option<u16> {

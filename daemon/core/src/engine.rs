@@ -26,14 +26,6 @@ use crate::{
 /// durable state (wait for [`Store::durable`]).
 pub type Outcome<T, K> = Committed<T, K>;
 
-/// The later of two tickets.
-pub(crate) fn later<K: Ord>(a: Option<K>, b: Option<K>) -> Option<K> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 pub(crate) struct Shared<S> {
     pub config: CoreConfig,
     pub clock: Arc<dyn Clock>,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
-use crate::engine::{later, Outcome};
+use crate::engine::Outcome;
 use crate::error::{CoreError, Error, StoreError};
 use crate::share::{
     facts, give_back, prerequisites, shareable, take_over, Facts, Share, APPROVED, CANCELLED,
@@ -86,7 +86,7 @@ impl<S: Store> Core<S> {
                 .await?;
             match c {
                 Some(c) => {
-                    ticket = later(ticket, c.ticket);
+                    ticket = self.0.store.later(ticket, c.ticket);
                     out.push(c.value);
                 }
                 None => out.push(Err(CoreError::UnknownUser)),
@@ -420,7 +420,7 @@ impl<S: Store> Core<S> {
             deactivated: Vec::new(),
         };
         if same_entity {
-            ticket = later(ticket, self.approve(&mut share).await?);
+            ticket = self.0.store.later(ticket, self.approve(&mut share).await?);
         }
         let pending = share.state == PENDING;
         let put = self
@@ -432,7 +432,7 @@ impl<S: Store> Core<S> {
             .await?;
         Ok(Outcome {
             value: Ok((id, pending)),
-            ticket: later(ticket, put.ticket),
+            ticket: self.0.store.later(ticket, put.ticket),
         })
     }
 
@@ -484,7 +484,7 @@ impl<S: Store> Core<S> {
         let put = self.put_share(id, &share).await?;
         Ok(Outcome {
             value: (),
-            ticket: later(ticket, put),
+            ticket: self.0.store.later(ticket, put),
         })
     }
 
@@ -511,7 +511,7 @@ impl<S: Store> Core<S> {
         let put = self.put_share(id, &share).await?;
         Ok(Outcome {
             value: (),
-            ticket: later(ticket, put),
+            ticket: self.0.store.later(ticket, put),
         })
     }
 

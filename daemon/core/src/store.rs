@@ -102,7 +102,8 @@ pub struct TokenAsk {
 pub enum Limited<T> {
     /// A token was taken and the update ran: its outcome.
     Passed(T),
-    /// No token left: nothing was run or written. The request would pass `retry_after_ms`
+    /// No token left: nothing was written (a store may have run the rule on the value it
+    /// sent with the token). The request would pass `retry_after_ms`
     /// later.
     Refused {
         /// When to come back.
@@ -116,9 +117,25 @@ pub type LimitedUpdate<T, K> = Limited<Option<Committed<T, K>>>;
 
 /// Where user state lives. See the module docs.
 pub trait Store: Send + Sync + 'static {
-    /// What [`Store::durable`] waits for; tickets are ordered, and waiting for the greatest of
-    /// several waits for them all.
+    /// What [`Store::durable`] waits for; several are made one with [`Store::join_tickets`].
     type Ticket: Copy + Ord + Send + Sync + std::fmt::Debug + 'static;
+
+    /// One ticket for the writes of two: waiting for it waits for both (a request, or a batch
+    /// of them, that wrote several times). The default, for tickets whose order is the order
+    /// of durability (a journal's positions): the greater. A store whose tickets name where
+    /// their write went (the Redis store: its slot, so that a shard that lost its replica
+    /// refuses only its own writes) joins them into one that waits for every place.
+    fn join_tickets(&self, a: Self::Ticket, b: Self::Ticket) -> Self::Ticket {
+        a.max(b)
+    }
+
+    /// [`Store::join_tickets`] of what two steps produced, if anything.
+    fn later(&self, a: Option<Self::Ticket>, b: Option<Self::Ticket>) -> Option<Self::Ticket> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(self.join_tickets(a, b)),
+            (a, b) => a.or(b),
+        }
+    }
 
     /// Runs `rule` on `user`'s state atomically and commits the change with the records the
     /// rule pushed. `None` if the user does not exist and `create` is false. With `create`, a
@@ -316,13 +333,14 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// As [`Store::update_indexed`], once one of `user`'s rate-limit tokens is taken under
-    /// `token` (GCRA, [`crate::gcra`]); if none is left, [`Limited::Refused`] and nothing is run
-    /// or written. A user's name is enough: unknown users are limited exactly like known ones
+    /// `token` (GCRA, [`crate::gcra`]); if none is left, [`Limited::Refused`] and nothing is
+    /// written. A user's name is enough: unknown users are limited exactly like known ones
     /// (the limiter tells nothing of who exists). A store may take the token in the same round
     /// trip as the update's first read or write (the Redis store does, in the same script).
     ///
-    /// Called only when [`Store::keeps_user_limit`]. The default, for a store that keeps no
-    /// limit, takes no token: such a store must override both.
+    /// Called only when [`Store::keeps_user_limit`]. The default takes no token, so it answers
+    /// [`StoreError::Damaged`] for a store that says it keeps the limit: such a store must
+    /// override both.
     fn update_limited<T, F, I>(
         &self,
         user: &str,
@@ -338,6 +356,12 @@ pub trait Store: Send + Sync + 'static {
     {
         let _ = token;
         async move {
+            // Never a limit skipped in silence: a store that keeps it must take its token.
+            if self.keeps_user_limit() {
+                return Err(StoreError::Damaged(
+                    "this store keeps the per-user limit but cannot take its token".into(),
+                ));
+            }
             self.update_indexed(user, create, rule, index)
                 .await
                 .map(Limited::Passed)

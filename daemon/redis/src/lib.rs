@@ -41,13 +41,16 @@
 //! [`Store::user_count`] is the cluster's creation counter as this node last saw it. All three
 //! are per node, approximate across nodes.
 //!
-//! **Durability**: a ticket is a local sequence number, handed out once the masters have
-//! answered the write. With [`RedisConfig::wait_replicas`] `> 0`, [`Store::durable`] waits
-//! for a `WAIT n timeout` round, sent to every master, that began after the ticket (group
-//! commit: one round at a time covers every write before it, so the connection stays
-//! pipelined), and refuses ([`StoreError::Unavailable`]) unless every master acknowledged `n`
-//! replicas: the change then stands in Redis but its answer is never given as if recorded. A
-//! shard that lost its replica refuses every node's changes until it has one again. With 0,
+//! **Durability** (`durable.rs`): a ticket is a local sequence number and the slot of its
+//! write, handed out once the master has answered the write. With
+//! [`RedisConfig::wait_replicas`] `> 0`, [`Store::durable`] waits for a `WAIT n timeout`
+//! round, sent to every master, that began after the ticket (group commit: one round at a time
+//! covers every write before it, so the connection stays pipelined), and refuses
+//! ([`StoreError::Unavailable`]) unless the master of the ticket's slot acknowledged `n`
+//! replicas (every master, for a ticket that joined several slots): the change then stands in
+//! Redis but its answer is never given as if recorded. A shard that lost its replica refuses
+//! its own users' changes until it has one again; the others' wait for its `WAIT`'s timeout.
+//! With 0,
 //! the masters' AOF (`appendfsync always`) is the durability, and a failover can lose the last
 //! changes that had not reached the replica.
 //!
@@ -66,6 +69,7 @@
 //! (fail closed), never a value read as plain.
 
 pub mod bus;
+mod durable;
 pub mod keys;
 mod limit;
 mod read;
@@ -163,12 +167,10 @@ pub struct RedisStore {
     sealer: Sealer,
     /// Local serialisation of one user's updates (striped by the name's hash).
     stripes: Box<[tokio::sync::Mutex<()>]>,
-    /// The last ticket handed out.
+    /// The place of the last ticket handed out ([`durable`]).
     tickets: AtomicU64,
-    /// Every ticket up to this one is on `wait_replicas` replicas.
-    replicated: AtomicU64,
-    /// Every ticket up to this one had its `WAIT` round fail: refused.
-    failed_through: AtomicU64,
+    /// What the `WAIT` rounds found.
+    rounds: Mutex<durable::Rounds>,
     /// One `WAIT` round at a time.
     wait_round: tokio::sync::Mutex<()>,
     /// The users' values this node last read or wrote: where an update starts (`update.rs`).
@@ -378,8 +380,7 @@ impl RedisStore {
             config,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
-            replicated: AtomicU64::new(0),
-            failed_through: AtomicU64::new(0),
+            rounds: Mutex::new(durable::Rounds::default()),
             wait_round: tokio::sync::Mutex::new(()),
             bound: Mutex::new(std::collections::HashMap::new()),
             lockouts: Mutex::new(std::collections::VecDeque::new()),

@@ -11,6 +11,12 @@
 //! ([`keys::TAKE_USER_TOKEN`](crate::keys::TAKE_USER_TOKEN)). A request refused here writes
 //! nothing: the user's version does not move.
 //!
+//! **What a refusal costs** differs a little with what the node knows: an unknown name's, or
+//! an uncached user's, is one `READ_LIMITED`; a cached user's is the compare-and-set the rule's
+//! result was sent in (sealed, larger), two round trips if the cached value was stale. The
+//! answer is the same `rate_limited` for all; the passing requests differ in round trips the
+//! same way (a cached user's update needs no read), so a refusal's timing tells no more.
+//!
 //! **Time** is the caller's `now` (the core's clock), so the limit follows a fake clock in
 //! tests; across nodes it is exact up to the skew of their clocks (a node whose clock runs
 //! `δ` ahead gets about `δ / interval` requests more at most: nothing under NTP, where `δ` is

@@ -1,11 +1,10 @@
-//! `impl Store for RedisStore`, durability (`WAIT` rounds, fences) and the small operations
+//! `impl Store for RedisStore`, fences (durability is in `durable.rs`) and the small operations
 //! across users; updates are in `update.rs`.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::AsyncCommands;
 use sls_core::{
     Committed, IndexOp, Limited, LimitedUpdate, Record, Sequence, Share, Store, StoreError,
@@ -16,48 +15,6 @@ use sls_protocol::{DeviceId, TxnId, Verdict};
 use crate::{unavailable, Command, RedisStore};
 
 impl RedisStore {
-    /// With [`RedisConfig::wait_replicas`](crate::RedisConfig) `> 0`: resolves once a `WAIT`
-    /// round that began after `ticket`'s write has seen that many replicas of every master
-    /// acknowledge this node's writes (group commit: one round covers every write before it).
-    ///
-    /// `WAIT` blocks the connection it is sent on until the replicas answer, and it must be
-    /// the connection that wrote: one `WAIT` per write would serialise this node's whole
-    /// traffic to a master behind each. One round at a time, for everything written so far,
-    /// keeps the connection pipelined. A round goes to every master, as tickets are ordered
-    /// and do not say which master took their write: a shard without its replica refuses
-    /// every change until it has one again.
-    async fn durable_now(&self, ticket: u64) -> Result<(), StoreError> {
-        if self.config.wait_replicas == 0 {
-            return Ok(());
-        }
-        let failed =
-            || StoreError::Unavailable("WAIT: the round that covered this write failed".into());
-        loop {
-            if self.replicated.load(Ordering::Acquire) >= ticket {
-                return Ok(());
-            }
-            if self.failed_through.load(Ordering::Acquire) >= ticket {
-                return Err(failed());
-            }
-            let _round = self.wait_round.lock().await;
-            if self.replicated.load(Ordering::Acquire) >= ticket {
-                return Ok(());
-            }
-            // A round that failed while this one queued answers for it too: the waiters of a
-            // lost replica are refused together, not one timeout after another.
-            if self.failed_through.load(Ordering::Acquire) >= ticket {
-                return Err(failed());
-            }
-            // Every ticket handed out so far is a write the masters have answered.
-            let upto = self.tickets.load(Ordering::Acquire);
-            if let Err(e) = self.wait_all_masters().await {
-                self.failed_through.fetch_max(upto, Ordering::AcqRel);
-                return Err(e);
-            }
-            self.replicated.fetch_max(upto, Ordering::AcqRel);
-        }
-    }
-
     /// With replicas to wait for: a write of this node's in `user`'s slot (a short-lived
     /// marker), and its ticket. Replication is ordered per master, so once this write is on
     /// the replicas, so is every change of the user another node made before it.
@@ -71,7 +28,7 @@ impl RedisStore {
         key.push(b'f');
         let mut c = self.conn(Command::Other);
         let () = redis::cmd("SET")
-            .arg(key)
+            .arg(&key)
             .arg(1)
             .arg("PX")
             .arg(1000)
@@ -79,31 +36,10 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(if decoy {
-            Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+            Some(self.next_ticket(&key, false))
         } else {
-            self.written(&[], None)
+            self.written(&[], None, &key, false)
         })
-    }
-
-    async fn wait_all_masters(&self) -> Result<(), StoreError> {
-        let mut c = self.conn(Command::Wait);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(self.config.wait_replicas)
-            .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
-        let routing = RoutingInfo::MultiNode((
-            MultipleNodeRoutingInfo::AllMasters,
-            Some(ResponsePolicy::Aggregate(AggregateOp::Min)),
-        ));
-        let acked = c.route_command(cmd, routing).await.map_err(unavailable)?;
-        let acked: i64 = redis::from_redis_value(acked)
-            .map_err(|e| StoreError::Unavailable(format!("WAIT: {e}")))?;
-        if usize::try_from(acked).unwrap_or(0) < self.config.wait_replicas {
-            return Err(StoreError::Unavailable(format!(
-                "WAIT: {acked} of {} replicas acknowledged",
-                self.config.wait_replicas
-            )));
-        }
-        Ok(())
     }
 
     async fn next_id_now(&self, seq: Sequence) -> Result<u32, StoreError> {
@@ -156,6 +92,10 @@ impl RedisStore {
 
 impl Store for RedisStore {
     type Ticket = u64;
+
+    fn join_tickets(&self, a: u64, b: u64) -> u64 {
+        crate::durable::join(a, b)
+    }
 
     fn update<T, F>(
         &self,

@@ -159,21 +159,6 @@ impl RedisStore {
         })
     }
 
-    pub(crate) fn ticket(&self, records: &[Record]) -> Option<u64> {
-        (!records.is_empty()).then(|| self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
-    }
-
-    /// A write's ticket: with replicas to wait for, every write waits (an accepted answer
-    /// spends its challenge, R12) but a `begin`'s (a BIND, nothing recorded): a failover that
-    /// lost it loses an open challenge, as a restart does; the answer's wait covers it.
-    pub(crate) fn written(&self, records: &[Record], op: Option<&IndexOp>) -> Option<u64> {
-        let opened = records.is_empty() && matches!(op, Some(IndexOp::Bind { .. }));
-        if self.config.wait_replicas == 0 || opened {
-            return self.ticket(records);
-        }
-        Some(self.tickets.fetch_add(1, Ordering::AcqRel) + 1)
-    }
-
     /// Tries again after a lost compare-and-set, a little later each time.
     async fn backoff(&self, attempt: u32) {
         self.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -184,7 +169,9 @@ impl RedisStore {
     }
 
     /// The indexes kept from committed records: IB Key device → owner, entity → primary.
-    async fn index(&self, records: &[Record]) -> Result<(), StoreError> {
+    /// Whether it wrote any (in slots of their own).
+    async fn index(&self, records: &[Record]) -> Result<bool, StoreError> {
+        let mut wrote = false;
         for r in records {
             match r {
                 Record::Device {
@@ -198,6 +185,7 @@ impl RedisStore {
                         .set(self.keys.ib_owner(id.0), user)
                         .await
                         .map_err(unavailable)?;
+                    wrote = true;
                 }
                 Record::User {
                     name,
@@ -210,11 +198,12 @@ impl RedisStore {
                         .set(self.keys.primary(entity), name)
                         .await
                         .map_err(unavailable)?;
+                    wrote = true;
                 }
                 _ => {}
             }
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Takes a token still pending alone: for an update that ends with neither a read nor a
@@ -373,9 +362,13 @@ impl RedisStore {
                     indexed
                 }
             };
+            // Whether this request wrote outside the user's slot: its ticket then waits for
+            // every master ([`crate::durable`]).
+            let mut elsewhere = false;
             if let Some(op) = &op {
                 if beside.is_none() {
                     self.index_apart(user, op).await?;
+                    elsewhere = true;
                 } else if indexed {
                     // What Redis has, as this node knows it (not what it refused).
                     self.indexed(user, op);
@@ -387,10 +380,11 @@ impl RedisStore {
                 self.users
                     .fetch_max(usize::try_from(n).unwrap_or(usize::MAX), Ordering::Relaxed);
             }
-            self.index(&records).await?;
+            // (The count of users is a gauge: its `INCR` waits for nothing.)
+            elsewhere |= self.index(&records).await?;
             return Ok(Limited::Passed(Some(Committed {
                 value,
-                ticket: self.written(&records, op.as_ref()),
+                ticket: self.written(&records, op.as_ref(), &key, elsewhere),
             })));
         }
         Err(StoreError::Unavailable(format!(
@@ -456,7 +450,7 @@ impl RedisStore {
                 // Absent and still absent.
                 return Ok(Committed {
                     value,
-                    ticket: self.ticket(&records),
+                    ticket: self.ticket(&records, &key, false),
                 });
             }
             // Superseded: written, by an earlier send of this very write.
@@ -467,7 +461,7 @@ impl RedisStore {
             }
             return Ok(Committed {
                 value,
-                ticket: self.written(&records, None),
+                ticket: self.written(&records, None, &key, false),
             });
         }
         Err(StoreError::Unavailable(format!(

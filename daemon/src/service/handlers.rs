@@ -10,8 +10,9 @@ use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, S
 use super::opened::Opened;
 use super::proof::prove;
 use super::reply::{Later, Reply};
-use super::state::{Peer, State};
+use super::state::{Peer, State, Verifier};
 use super::{awaits, nodes};
+use crate::core::Store;
 use crate::core::{
     ActivationNotice, BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec,
 };
@@ -56,18 +57,20 @@ fn store_error(e: &StoreError) -> Reply {
     }
 }
 
-fn keep(ticket: &mut Option<Lsn>, produced: Option<Lsn>) {
-    *ticket = (*ticket).max(produced);
+/// Joins what a step produced into the request's ticket ([`sls_core::Store::join_tickets`]).
+fn keep(core: &Verifier, ticket: &mut Option<Lsn>, produced: Option<Lsn>) {
+    *ticket = core.store().later(*ticket, produced);
 }
 
 fn done<T>(
+    core: &Verifier,
     ticket: &mut Option<Lsn>,
     r: Result<Outcome<T, Lsn>, Error>,
     ok: impl FnOnce(T) -> Message,
 ) -> Reply {
     match r {
         Ok(out) => {
-            keep(ticket, out.ticket);
+            keep(core, ticket, out.ticket);
             Reply::Now(ok(out.value))
         }
         Err(e) => core_error(&e),
@@ -120,7 +123,7 @@ pub async fn handle(
                     .await
                 {
                     Ok(out) => {
-                        keep(ticket, out.ticket);
+                        keep(core, ticket, out.ticket);
                         nodes::decided(state, txn);
                         Reply::Now(Message::Judged { verdict: out.value })
                     }
@@ -196,13 +199,14 @@ pub async fn login(
             client,
         } => match core.answer(txn, &response, client).await {
             Ok(out) => {
-                keep(ticket, out.ticket);
+                keep(core, ticket, out.ticket);
                 opened.answered(txn, &out.value);
                 Reply::Now(Message::Judged { verdict: out.value })
             }
             Err(e) => store_error(&e),
         },
         Message::PasswordFailed { user, client } => done(
+            core,
             ticket,
             core.password_failed(&user, client).await,
             |verdict| Message::Judged { verdict },
@@ -243,7 +247,9 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
                 primary,
                 equity_usd,
             };
-            done(ticket, core.enrol_user(&spec).await, |()| Message::Done {})
+            done(core, ticket, core.enrol_user(&spec).await, |()| {
+                Message::Done {}
+            })
         }
         Message::EnrolDevice {
             user,
@@ -252,6 +258,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
             pin,
             suite,
         } => done(
+            core,
             ticket,
             core.enrol_device(
                 &user,
@@ -270,7 +277,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
                 Ok(out) => out,
                 Err(e) => return store_error(&e),
             };
-            keep(ticket, out.ticket);
+            keep(core, ticket, out.ticket);
             let outcomes = out
                 .value
                 .into_iter()
@@ -282,6 +289,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
             Reply::Now(Message::BulkEnrolled { outcomes })
         }
         Message::IssueTempCode { user } => done(
+            core,
             ticket,
             core.issue_temp_code(&user).await,
             |(device, code, full_until_ms, portal_until_ms)| Message::TempCodeIssued {
@@ -292,6 +300,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
             },
         ),
         Message::IssueOnlineScc { user } => done(
+            core,
             ticket,
             core.issue_online_scc(&user).await,
             |(device, secret, expires_at_ms)| Message::OnlineSccIssued {
@@ -301,33 +310,42 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
             },
         ),
         Message::Reactivate { user, device } => {
-            done(ticket, core.reactivate(&user, device).await, |()| {
+            done(core, ticket, core.reactivate(&user, device).await, |()| {
                 Message::Done {}
             })
         }
         Message::OrderReplacement { user, secret, pin } => done(
+            core,
             ticket,
             core.order_replacement(&user, &secret, &pin).await,
             |device| Message::Enrolled { device },
         ),
         Message::Ship { user, device } => {
-            done(
-                ticket,
-                core.ship(&user, device).await,
-                |()| Message::Done {},
-            )
-        }
-        Message::Activate { user, device } => {
-            done(ticket, core.activate(&user, device).await, |()| {
+            done(core, ticket, core.ship(&user, device).await, |()| {
                 Message::Done {}
             })
         }
-        Message::OptOut { user } => done(ticket, core.opt_out(&user).await, |()| Message::Done {}),
-        Message::OptIn { user, by } => {
-            done(ticket, core.opt_in(&user, &by).await, |()| Message::Done {})
+        Message::Activate { user, device } => {
+            done(core, ticket, core.activate(&user, device).await, |()| {
+                Message::Done {}
+            })
         }
-        Message::Unlock { user } => done(ticket, core.unlock(&user).await, |()| Message::Done {}),
+        Message::OptOut { user } => done(core, ticket, core.opt_out(&user).await, |()| {
+            Message::Done {}
+        }),
+        Message::OptIn { user, by } => done(core, ticket, core.opt_in(&user, &by).await, |()| {
+            Message::Done {}
+        }),
+        Message::Unlock { user } => {
+            done(
+                core,
+                ticket,
+                core.unlock(&user).await,
+                |()| Message::Done {},
+            )
+        }
         Message::ActivationStart { user, phone } => done(
+            core,
             ticket,
             core.activation_start(&user, &phone).await,
             |token| Message::ActivationToken { token },
@@ -338,6 +356,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
             key,
             pin,
         } => done(
+            core,
             ticket,
             core.activate_ib_key(&user, &token, &key, &pin).await,
             |device| Message::Enrolled { device },
@@ -399,7 +418,7 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
         {
             Ok(out) => {
                 // Journalled whatever the verdict: a wrong owner answer is a failure (R11).
-                keep(ticket, out.ticket);
+                keep(core, ticket, out.ticket);
                 match out.value {
                     Ok((share, pending)) => Reply::Now(Message::ShareState { share, pending }),
                     Err(e) => error(e.status(), e.to_string()),
@@ -408,18 +427,17 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
             Err(e) => core_error(&e),
         },
         // Compliance decides a pending share (different entities, same identification).
-        Message::ShareDecide { share, approve } => {
-            done(ticket, core.share_decide(share, approve).await, |()| {
-                Message::Done {}
-            })
-        }
+        Message::ShareDecide { share, approve } => done(
+            core,
+            ticket,
+            core.share_decide(share, approve).await,
+            |()| Message::Done {},
+        ),
         // The requester loses the shared copy and gets its own devices back.
         Message::ShareCancel { share } => {
-            done(
-                ticket,
-                core.share_cancel(share).await,
-                |()| Message::Done {},
-            )
+            done(core, ticket, core.share_cancel(share).await, |()| {
+                Message::Done {}
+            })
         }
         // Daemon-only messages never reach here (access checked), but the enum is open.
         _ => error(Status::UNEXPECTED, "not a request"),
@@ -469,7 +487,7 @@ async fn begin(
         .await
     {
         Ok(out) => {
-            keep(ticket, out.ticket);
+            keep(core, ticket, out.ticket);
             Reply::Now(match out.value {
                 BeginResult::Devices(devices) => Message::Devices { devices },
                 BeginResult::Verdict(verdict) => Message::Judged { verdict },

@@ -262,7 +262,7 @@ impl Conversation {
                         .one(&state, id, message, read_at, &mut clock, &mut batch.fatal)
                         .await
                     {
-                        last = last.max(Some(lsn));
+                        last = state.core.store().later(last, Some(lsn));
                         after_durable.push((id, msg));
                     }
                     if batch.fatal {

@@ -61,6 +61,9 @@ pub(crate) fn baseline(
     let deadline = "1800000000000";
     // With the per-user limit on, the nodes send each request's token in the user's read or
     // compare-and-set: so does the baseline (slsd's default quota, 5/s with a burst of 40).
+    // Its `now` is a constant: a limiter key refuses after 40 takes while it lives, so the
+    // keyspaces must stay large against `n` (here about 2 takes a key at most) or refusals,
+    // which write nothing, would flatter the baseline.
     let token = opts
         .user_limit
         .then_some(["1800000000000000", "200000", "7800000"]);

@@ -158,47 +158,55 @@ fn r11_exact_across_two_nodes_racing() {
 }
 
 fn a_ticket_waits_for_a_replica() {
-    // wait_replicas 1: a failure's ticket resolves once every master's replica acknowledged.
+    // wait_replicas 1: a failure's ticket resolves once its master's replica acknowledged.
     let clock = FakeClock::default();
-    let c = node(&fresh_prefix(), &clock, 3, 1);
+    let prefix = fresh_prefix();
+    let c = node(&prefix, &clock, 3, 1);
     let d = dsc(&c, "wes");
-    let (txn, ch) = begin(&c, "wes", d);
-    let Challenge::Numeric(q) = ch else { panic!() };
-    let out =
-        Redis::block_on(c.core.answer(txn, &off_by_one(&dsc_answer(&q, "1234")), IP)).unwrap();
-    assert!(matches!(out.value, Verdict::Rejected { .. }));
-    let ticket = out.ticket.expect("a failure is recorded");
-    Redis::block_on(c.core.store().durable(ticket)).unwrap();
-    // A replica gone: the next failure is recorded on its master but cannot be made durable
-    // on a replica, so it is refused, never acknowledged (R11).
-    let fail = || {
-        let (txn, ch) = begin(&c, "wes", d);
+    let master_of = |user: &str| {
+        let key = format!("{{{prefix}:u:{user}}}");
+        crate::redis::with_cluster(|k| k.master_of(&key).expect("a master serves it"))
+    };
+    let wes_master = master_of("wes");
+    // A user whose slot another master serves.
+    let other = (0..100)
+        .map(|i| format!("xen{i}"))
+        .find(|u| master_of(u) != wes_master)
+        .expect("a user on another shard");
+    let d_other = dsc(&c, &other);
+    let fail = |user: &str, d: DeviceId| {
+        let (txn, ch) = begin(&c, user, d);
         let Challenge::Numeric(q) = ch else { panic!() };
         Redis::block_on(async {
             let out = c
                 .core
                 .answer(txn, &off_by_one(&dsc_answer(&q, "1234")), IP)
                 .await?;
+            assert!(matches!(out.value, Verdict::Rejected { .. }));
             c.core.store().durable(out.ticket.expect("a failure")).await
         })
     };
+    fail("wes", d).unwrap();
+    // wes's shard without its replica: the next failure is recorded on its master but cannot
+    // be made durable on a replica, so it is refused, never acknowledged (R11). Another
+    // shard's users are not refused with it.
     let replica = crate::redis::with_cluster(|k| {
-        let masters = k.masters();
-        let replica = k.ports().find(|p| !masters.contains(p)).expect("a replica");
+        let replica = k.replicas_of(wes_master)[0];
         k.kill_node(replica).unwrap();
         replica
     });
-    let r = fail();
+    let r = fail("wes", d);
     assert!(
         matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("WAIT")),
         "{r:?}"
     );
+    fail(&other, d_other).expect("another shard's failure is acknowledged");
     // Back, linked to its master again: acknowledged again.
     crate::redis::with_cluster(|k| {
         k.start_node(replica).unwrap();
         k.wait_ok(3, std::time::Duration::from_secs(30)).unwrap();
     });
-    fail().unwrap();
+    fail("wes", d).unwrap();
 }
 
 fn a_spent_challenge_waits_for_a_replica_too() {

@@ -117,6 +117,10 @@ impl Kind for Redis {
 impl Store for Tapped {
     type Ticket = u64;
 
+    fn join_tickets(&self, a: u64, b: u64) -> u64 {
+        self.inner.join_tickets(a, b)
+    }
+
     async fn update<T, F>(
         &self,
         user: &str,

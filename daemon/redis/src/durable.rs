@@ -1,0 +1,350 @@
+//! Durability with replicas ([`RedisConfig::wait_replicas`](crate::RedisConfig) `> 0`): the
+//! tickets this node hands out for its writes, and the `WAIT` rounds that resolve them.
+//!
+//! **A ticket names its write**: its place in this node's order of writes (`seq`), the hash
+//! slot it went to, and whether the request behind it wrote to other slots too (`multi`). Two
+//! tickets joined (`Store::join_tickets`) wait for both: for every master, when their
+//! slots differ.
+//!
+//! **Group commit**: `WAIT` blocks the connection it is sent on until the replicas answer, and
+//! it must be the connection that wrote: one `WAIT` per write would serialise this node's whole
+//! traffic to a master behind each. So one round at a time, for everything written so far: a
+//! round sends `WAIT n timeout` to every master and covers every ticket drawn before it.
+//!
+//! **A shard that lost its replica refuses only its own writes**: each master answers for
+//! itself. A round in which some master's replicas fell short fails the writes in that
+//! master's slots (`CLUSTER SLOTS`, asked then) and the tickets that joined several slots;
+//! the others' writes are acknowledged, but only once that master's `WAIT` has timed out, so
+//! while a shard lacks its replica every node's changes wait up to `--redis-wait-timeout`
+//! more. A round that failed as a whole (the cluster unreachable, the slot map unknown) fails
+//! every write it covered.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::Value;
+use sls_core::{IndexOp, Record, StoreError};
+
+use crate::{unavailable, Command, RedisStore};
+
+/// Slots take 14 bits (16,384), then one bit says `multi`, then the write's place.
+const SLOT_BITS: u32 = 14;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+const MULTI: u64 = 1 << SLOT_BITS;
+const SEQ_SHIFT: u32 = SLOT_BITS + 1;
+
+/// Failed rounds remembered (the oldest go first): a write whose round was forgotten is
+/// refused, never acknowledged by default.
+const KEEP: usize = 4096;
+
+/// A ticket: ordered by `seq` first, as the seam's tickets are.
+pub(crate) fn ticket(seq: u64, slot: u16, multi: bool) -> u64 {
+    (seq << SEQ_SHIFT) | (u64::from(multi) * MULTI) | (u64::from(slot) & SLOT_MASK)
+}
+
+fn seq(t: u64) -> u64 {
+    t >> SEQ_SHIFT
+}
+
+fn slot(t: u64) -> u16 {
+    // Masked to 14 bits: the conversion cannot fail.
+    u16::try_from(t & SLOT_MASK).unwrap_or(0)
+}
+
+fn multi(t: u64) -> bool {
+    t & MULTI != 0
+}
+
+/// One ticket for two writes: `multi` if they went to different slots.
+pub(crate) fn join(a: u64, b: u64) -> u64 {
+    let last = a.max(b);
+    let several = multi(a) || multi(b) || slot(a) != slot(b);
+    ticket(seq(last), slot(last), several)
+}
+
+/// What a round did not get.
+#[derive(Debug, Clone)]
+enum Failed {
+    /// Nothing: the round itself failed.
+    All(String),
+    /// The writes in these slot ranges (inclusive): their masters' replicas fell short.
+    Slots(Vec<(u16, u16)>, String),
+}
+
+/// What the rounds so far found.
+#[derive(Debug, Default)]
+pub(crate) struct Rounds {
+    /// Every write up to this place was covered by a round that ended.
+    done_through: u64,
+    /// The rounds that did not get every master's replicas, by the last place they covered:
+    /// the last place of the round before, and what failed.
+    failed: BTreeMap<u64, (u64, Failed)>,
+    /// Failed rounds dropped (past [`KEEP`]) up to this place.
+    forgotten_through: u64,
+}
+
+impl Rounds {
+    /// `t`'s verdict, if a round that covered it has ended.
+    fn judge(&self, t: u64) -> Option<Result<(), StoreError>> {
+        let s = seq(t);
+        if s > self.done_through {
+            return None;
+        }
+        let refused = |why: &str| Some(Err(StoreError::Unavailable(format!("WAIT: {why}"))));
+        if let Some((_, (before, failed))) = self.failed.range(s..).next() {
+            if *before < s {
+                return match failed {
+                    Failed::All(why) => refused(why),
+                    Failed::Slots(_, why) if multi(t) => refused(why),
+                    Failed::Slots(ranges, why) => {
+                        let mine = ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot(t)));
+                        if mine {
+                            refused(why)
+                        } else {
+                            Some(Ok(()))
+                        }
+                    }
+                };
+            }
+        }
+        if s <= self.forgotten_through {
+            return refused("the round that covered this write is forgotten");
+        }
+        Some(Ok(()))
+    }
+
+    /// Notes a round that covered every place up to `upto`.
+    fn ended(&mut self, upto: u64, failed: Option<Failed>) {
+        let before = self.done_through;
+        if upto <= before {
+            return;
+        }
+        self.done_through = upto;
+        if let Some(f) = failed {
+            self.failed.insert(upto, (before, f));
+            while self.failed.len() > KEEP {
+                if let Some((last, _)) = self.failed.pop_first() {
+                    self.forgotten_through = self.forgotten_through.max(last);
+                }
+            }
+        }
+    }
+}
+
+impl RedisStore {
+    /// A new ticket for a write to the slot of `key` (`multi`: its request wrote to other slots
+    /// too).
+    pub(crate) fn next_ticket(&self, key: &[u8], multi: bool) -> u64 {
+        let seq = self.tickets.fetch_add(1, Ordering::AcqRel) + 1;
+        ticket(seq, crate::keys::slot(key), multi)
+    }
+
+    /// A ticket if `records` are to be made durable.
+    pub(crate) fn ticket(&self, records: &[Record], key: &[u8], multi: bool) -> Option<u64> {
+        (!records.is_empty()).then(|| self.next_ticket(key, multi))
+    }
+
+    /// A write's ticket: with replicas to wait for, every write waits (an accepted answer
+    /// spends its challenge, R12) but a `begin`'s (a BIND, nothing recorded): a failover that
+    /// lost it loses an open challenge, as a restart does; the answer's wait covers it.
+    pub(crate) fn written(
+        &self,
+        records: &[Record],
+        op: Option<&IndexOp>,
+        key: &[u8],
+        multi: bool,
+    ) -> Option<u64> {
+        let opened = records.is_empty() && matches!(op, Some(IndexOp::Bind { .. }));
+        if self.config.wait_replicas == 0 || opened {
+            return self.ticket(records, key, multi);
+        }
+        Some(self.next_ticket(key, multi))
+    }
+
+    /// Resolves once a `WAIT` round that began after `t`'s write has ended, and answers for
+    /// that write (module docs).
+    pub(crate) async fn durable_now(&self, t: u64) -> Result<(), StoreError> {
+        if self.config.wait_replicas == 0 {
+            return Ok(());
+        }
+        loop {
+            if let Some(verdict) = self.rounds.lock().judge(t) {
+                return verdict;
+            }
+            let _round = self.wait_round.lock().await;
+            // A round that ended while this one queued answers for it too: the waiters of a
+            // lost replica are refused together, not one timeout after another.
+            if let Some(verdict) = self.rounds.lock().judge(t) {
+                return verdict;
+            }
+            // Every ticket handed out so far is a write its master has answered.
+            let upto = self.tickets.load(Ordering::Acquire);
+            let failed = match self.wait_all_masters().await {
+                Ok(short) if short.is_empty() => None,
+                Ok(short) => Some(match self.slots_of(&short).await {
+                    Ok(ranges) => Failed::Slots(ranges, describe(&short)),
+                    Err(e) => Failed::All(format!("{}; the slot map: {e}", describe(&short))),
+                }),
+                Err(e) => Some(Failed::All(e.to_string())),
+            };
+            self.rounds.lock().ended(upto, failed);
+        }
+    }
+
+    /// `WAIT n timeout` on every master: those whose replicas fell short, by address (`host:port`),
+    /// with what they answered.
+    async fn wait_all_masters(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut c = self.conn(Command::Wait);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.config.wait_replicas)
+            .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
+        // No response policy: each master's answer, by its address.
+        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let reply = c.route_command(cmd, routing).await.map_err(unavailable)?;
+        let Value::Map(answers) = reply else {
+            return Err(StoreError::Unavailable(format!(
+                "WAIT: an answer by master expected, got {reply:?}"
+            )));
+        };
+        let want = self.config.wait_replicas;
+        let mut short = Vec::new();
+        for (address, answer) in answers {
+            let address: String = redis::from_redis_value(address)
+                .map_err(|e| StoreError::Unavailable(format!("WAIT: a master's address: {e}")))?;
+            let why = match answer {
+                Value::Int(n) if usize::try_from(n).is_ok_and(|n| n >= want) => continue,
+                Value::Int(n) => format!("{n} of {want} replicas acknowledged"),
+                Value::ServerError(e) => format!("{e:?}"),
+                other => format!("unexpected answer {other:?}"),
+            };
+            short.push((address, why));
+        }
+        Ok(short)
+    }
+
+    /// The slot ranges the masters at `short`'s addresses serve now (`CLUSTER SLOTS`).
+    async fn slots_of(&self, short: &[(String, String)]) -> Result<Vec<(u16, u16)>, StoreError> {
+        let mut c = self.conn(Command::Other);
+        let map: Vec<Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let bad = |what: &str| StoreError::Unavailable(format!("CLUSTER SLOTS: {what}"));
+        let mut ranges = Vec::new();
+        for range in map {
+            let Value::Array(fields) = range else {
+                return Err(bad("a range that is not an array"));
+            };
+            let mut fields = fields.into_iter();
+            let mut number = || -> Result<u16, StoreError> {
+                let v: i64 = fields
+                    .next()
+                    .map(redis::from_redis_value)
+                    .transpose()
+                    .map_err(|e| bad(&e.to_string()))?
+                    .ok_or_else(|| bad("a short range"))?;
+                u16::try_from(v).map_err(|_| bad("a slot out of range"))
+            };
+            let (first, last) = (number()?, number()?);
+            let Some(Value::Array(master)) = fields.next() else {
+                return Err(bad("a range without its master"));
+            };
+            let mut master = master.into_iter();
+            let host: String = master
+                .next()
+                .map(redis::from_redis_value)
+                .transpose()
+                .map_err(|e| bad(&e.to_string()))?
+                .ok_or_else(|| bad("a master without its host"))?;
+            let port: u16 = master
+                .next()
+                .map(redis::from_redis_value)
+                .transpose()
+                .map_err(|e| bad(&e.to_string()))?
+                .ok_or_else(|| bad("a master without its port"))?;
+            let address = format!("{host}:{port}");
+            if short.iter().any(|(a, _)| *a == address) {
+                ranges.push((first, last));
+            }
+        }
+        if ranges.is_empty() {
+            return Err(bad("no range of the masters that fell short"));
+        }
+        Ok(ranges)
+    }
+}
+
+/// The masters that fell short, for an error.
+fn describe(short: &[(String, String)]) -> String {
+    short
+        .iter()
+        .map(|(address, why)| format!("{address}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_keeps_its_order_slot_and_multi_and_a_join_of_two_slots_is_multi() {
+        let a = ticket(7, 16383, false);
+        let b = ticket(9, 12, false);
+        assert_eq!((seq(a), slot(a), multi(a)), (7, 16383, false));
+        assert!(a < b, "ordered by their place first");
+        let j = join(a, b);
+        assert_eq!((seq(j), slot(j), multi(j)), (9, 12, true));
+        let same = join(ticket(3, 12, false), b);
+        assert_eq!((seq(same), slot(same), multi(same)), (9, 12, false));
+    }
+
+    #[test]
+    fn a_failed_round_refuses_its_slots_and_joined_tickets_only() {
+        let mut r = Rounds::default();
+        assert!(r.judge(ticket(1, 5, false)).is_none(), "no round yet");
+        r.ended(4, None);
+        r.ended(
+            9,
+            Some(Failed::Slots(
+                vec![(0, 99)],
+                "0 of 1 replicas acknowledged".into(),
+            )),
+        );
+        r.ended(12, None);
+        let ok = |r: &Rounds, t: u64| matches!(r.judge(t), Some(Ok(())));
+        assert!(ok(&r, ticket(3, 5, false)), "an earlier round got it");
+        assert!(
+            !ok(&r, ticket(5, 5, false)),
+            "in the failed round, in its slots"
+        );
+        assert!(
+            ok(&r, ticket(5, 100, false)),
+            "in the failed round, another master's"
+        );
+        assert!(
+            !ok(&r, ticket(9, 100, true)),
+            "joined: waits for every master"
+        );
+        assert!(ok(&r, ticket(10, 5, false)), "a later round got it");
+        assert!(r.judge(ticket(13, 5, false)).is_none());
+        r.ended(20, Some(Failed::All("unreachable".into())));
+        assert!(!ok(&r, ticket(15, 100, false)));
+    }
+
+    #[test]
+    fn a_write_whose_failed_round_was_forgotten_is_refused() {
+        let mut r = Rounds::default();
+        for i in 0..=KEEP as u64 {
+            r.ended(i + 1, Some(Failed::Slots(vec![(0, 0)], "short".into())));
+        }
+        assert_eq!(r.failed.len(), KEEP);
+        assert!(matches!(r.judge(ticket(1, 9, false)), Some(Err(_))));
+        assert!(matches!(
+            r.judge(ticket(KEEP as u64 + 1, 9, false)),
+            Some(Ok(()))
+        ));
+    }
+}
