@@ -12,12 +12,18 @@
 //! round sends `WAIT n timeout` to every master and covers every ticket drawn before it.
 //!
 //! **A shard that lost its replica refuses only its own writes**: each master answers for
-//! itself. A round in which some master's replicas fell short fails the writes in that
-//! master's slots (`CLUSTER SLOTS`, asked then) and the tickets that joined several slots;
-//! the others' writes are acknowledged, but only once that master's `WAIT` has timed out, so
-//! while a shard lacks its replica every node's changes wait up to `--redis-wait-timeout`
-//! more. A round that failed as a whole (the cluster unreachable, the slot map unknown) fails
-//! every write it covered.
+//! itself. A round in which some master's replicas fell short fails the writes in the slots
+//! whose master, as `CLUSTER SLOTS` has it then, did not acknowledge (an allow-list: a master
+//! the round did not reach fails too), and the tickets that joined several slots; the others'
+//! writes are acknowledged, but only once that master's `WAIT` has timed out, so while a shard
+//! lacks its replica every node's changes wait up to twice `--redis-wait-timeout` more (the
+//! round under way, then the one that covers them). A round that failed as a whole (a master
+//! unreachable, the slot map unknown or at odds with the masters that answered) fails every
+//! write it covered.
+//!
+//! Writes outside the user's slot are covered apart: an update that wrote an index elsewhere
+//! gets a joined (`multi`) ticket, and a new id (`INCR`, [`sls_core::Store::next_id`]) waits
+//! for its own round before it is used, so that a failover cannot hand it out again.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -181,8 +187,8 @@ impl RedisStore {
             // Every ticket handed out so far is a write its master has answered.
             let upto = self.tickets.load(Ordering::Acquire);
             let failed = match self.wait_all_masters().await {
-                Ok(short) if short.is_empty() => None,
-                Ok(short) => Some(match self.slots_of(&short).await {
+                Ok((_, short)) if short.is_empty() => None,
+                Ok((acked, short)) => Some(match self.failing_slots(&acked, &short).await {
                     Ok(ranges) => Failed::Slots(ranges, describe(&short)),
                     Err(e) => Failed::All(format!("{}; the slot map: {e}", describe(&short))),
                 }),
@@ -192,9 +198,9 @@ impl RedisStore {
         }
     }
 
-    /// `WAIT n timeout` on every master: those whose replicas fell short, by address (`host:port`),
-    /// with what they answered.
-    async fn wait_all_masters(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// `WAIT n timeout` on every master: the addresses (`host:port`) of those whose replicas
+    /// acknowledged, and of those whose fell short with what they answered.
+    async fn wait_all_masters(&self) -> Result<(Vec<String>, Vec<(String, String)>), StoreError> {
         let mut c = self.conn(Command::Wait);
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(self.config.wait_replicas)
@@ -208,72 +214,94 @@ impl RedisStore {
             )));
         };
         let want = self.config.wait_replicas;
-        let mut short = Vec::new();
+        let (mut acked, mut short) = (Vec::new(), Vec::new());
         for (address, answer) in answers {
             let address: String = redis::from_redis_value(address)
                 .map_err(|e| StoreError::Unavailable(format!("WAIT: a master's address: {e}")))?;
             let why = match answer {
-                Value::Int(n) if usize::try_from(n).is_ok_and(|n| n >= want) => continue,
+                Value::Int(n) if usize::try_from(n).is_ok_and(|n| n >= want) => {
+                    acked.push(address);
+                    continue;
+                }
                 Value::Int(n) => format!("{n} of {want} replicas acknowledged"),
                 Value::ServerError(e) => format!("{e:?}"),
                 other => format!("unexpected answer {other:?}"),
             };
             short.push((address, why));
         }
-        Ok(short)
+        Ok((acked, short))
     }
 
-    /// The slot ranges the masters at `short`'s addresses serve now (`CLUSTER SLOTS`).
-    async fn slots_of(&self, short: &[(String, String)]) -> Result<Vec<(u16, u16)>, StoreError> {
+    /// The slot ranges whose writes a round did not get: those whose master, as `CLUSTER
+    /// SLOTS` has it now, is not one that acknowledged (`acked`). An allow-list: a range of a
+    /// master the round did not reach at all fails too. A master that fell short but is not
+    /// in the map (the views of the topology differ) fails the whole round.
+    async fn failing_slots(
+        &self,
+        acked: &[String],
+        short: &[(String, String)],
+    ) -> Result<Vec<(u16, u16)>, StoreError> {
         let mut c = self.conn(Command::Other);
         let map: Vec<Value> = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        let bad = |what: &str| StoreError::Unavailable(format!("CLUSTER SLOTS: {what}"));
-        let mut ranges = Vec::new();
-        for range in map {
-            let Value::Array(fields) = range else {
-                return Err(bad("a range that is not an array"));
-            };
-            let mut fields = fields.into_iter();
-            let mut number = || -> Result<u16, StoreError> {
-                let v: i64 = fields
-                    .next()
-                    .map(redis::from_redis_value)
-                    .transpose()
-                    .map_err(|e| bad(&e.to_string()))?
-                    .ok_or_else(|| bad("a short range"))?;
-                u16::try_from(v).map_err(|_| bad("a slot out of range"))
-            };
-            let (first, last) = (number()?, number()?);
-            let Some(Value::Array(master)) = fields.next() else {
-                return Err(bad("a range without its master"));
-            };
-            let mut master = master.into_iter();
-            let host: String = master
-                .next()
-                .map(redis::from_redis_value)
-                .transpose()
-                .map_err(|e| bad(&e.to_string()))?
-                .ok_or_else(|| bad("a master without its host"))?;
-            let port: u16 = master
-                .next()
-                .map(redis::from_redis_value)
-                .transpose()
-                .map_err(|e| bad(&e.to_string()))?
-                .ok_or_else(|| bad("a master without its port"))?;
-            let address = format!("{host}:{port}");
-            if short.iter().any(|(a, _)| *a == address) {
-                ranges.push((first, last));
-            }
-        }
-        if ranges.is_empty() {
-            return Err(bad("no range of the masters that fell short"));
-        }
-        Ok(ranges)
+        let ranges = masters_by_range(map)
+            .map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))?;
+        failing(&ranges, acked, short).map_err(StoreError::Unavailable)
     }
+}
+
+/// `CLUSTER SLOTS`' ranges (first slot, last slot, its master's `host:port`).
+fn masters_by_range(map: Vec<Value>) -> Result<Vec<(u16, u16, String)>, String> {
+    fn field<T: redis::FromRedisValue>(
+        it: &mut impl Iterator<Item = Value>,
+        what: &str,
+    ) -> Result<T, String> {
+        let v = it.next().ok_or_else(|| format!("no {what}"))?;
+        redis::from_redis_value(v).map_err(|e| format!("{what}: {e}"))
+    }
+    let mut out = Vec::new();
+    for range in map {
+        let Value::Array(fields) = range else {
+            return Err("a range that is not an array".into());
+        };
+        let mut fields = fields.into_iter();
+        let first: u16 = field(&mut fields, "first slot")?;
+        let last: u16 = field(&mut fields, "last slot")?;
+        let Some(Value::Array(master)) = fields.next() else {
+            return Err("a range without its master".into());
+        };
+        let mut master = master.into_iter();
+        let host: String = field(&mut master, "master host")?;
+        let port: u16 = field(&mut master, "master port")?;
+        out.push((first, last, format!("{host}:{port}")));
+    }
+    Ok(out)
+}
+
+/// The ranges whose master did not acknowledge (see [`RedisStore::failing_slots`]).
+fn failing(
+    ranges: &[(u16, u16, String)],
+    acked: &[String],
+    short: &[(String, String)],
+) -> Result<Vec<(u16, u16)>, String> {
+    if let Some((unknown, _)) = short
+        .iter()
+        .find(|(a, _)| !ranges.iter().any(|(_, _, m)| m == a))
+    {
+        return Err(format!("{unknown} fell short but serves no slot"));
+    }
+    let out: Vec<(u16, u16)> = ranges
+        .iter()
+        .filter(|(_, _, m)| !acked.contains(m))
+        .map(|(a, b, _)| (*a, *b))
+        .collect();
+    if out.is_empty() {
+        return Err("every range's master acknowledged, yet some fell short".into());
+    }
+    Ok(out)
 }
 
 /// The masters that fell short, for an error.
@@ -332,6 +360,45 @@ mod tests {
         assert!(r.judge(ticket(13, 5, false)).is_none());
         r.ended(20, Some(Failed::All("unreachable".into())));
         assert!(!ok(&r, ticket(15, 100, false)));
+    }
+
+    fn range(first: i64, last: i64, host: &str, port: i64) -> Value {
+        let node = |h: &str, p: i64| {
+            Value::Array(vec![
+                Value::BulkString(h.as_bytes().to_vec()),
+                Value::Int(p),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        Value::Array(vec![
+            Value::Int(first),
+            Value::Int(last),
+            node(host, port),
+            node(host, port + 3),
+        ])
+    }
+
+    #[test]
+    fn the_slots_of_a_master_not_acknowledged_fail_and_an_unknown_one_fails_all() {
+        let map = vec![
+            range(0, 5460, "127.0.0.1", 7001),
+            range(5461, 10922, "127.0.0.1", 7002),
+            range(10923, 16383, "127.0.0.1", 7003),
+        ];
+        let ranges = masters_by_range(map).unwrap();
+        assert_eq!(ranges[1], (5461, 10922, "127.0.0.1:7002".into()));
+        let acked = ["127.0.0.1:7001".to_string(), "127.0.0.1:7003".to_string()];
+        let short = [("127.0.0.1:7002".to_string(), "0 of 1".to_string())];
+        assert_eq!(failing(&ranges, &acked, &short), Ok(vec![(5461, 10922)]));
+        // A master the round never reached fails too (an allow-list).
+        assert_eq!(
+            failing(&ranges, &acked[..1], &short),
+            Ok(vec![(5461, 10922), (10923, 16383)])
+        );
+        // One that fell short under an address the map does not know: the views differ.
+        let other = [("localhost:7002".to_string(), "0 of 1".to_string())];
+        assert!(failing(&ranges, &acked, &other).is_err());
+        assert!(masters_by_range(vec![Value::Int(1)]).is_err());
     }
 
     #[test]

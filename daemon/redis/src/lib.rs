@@ -49,7 +49,8 @@
 //! ([`StoreError::Unavailable`]) unless the master of the ticket's slot acknowledged `n`
 //! replicas (every master, for a ticket that joined several slots): the change then stands in
 //! Redis but its answer is never given as if recorded. A shard that lost its replica refuses
-//! its own users' changes until it has one again; the others' wait for its `WAIT`'s timeout.
+//! its own users' changes until it has one again; the others' wait for its `WAIT`'s timeout
+//! (once or twice).
 //! With 0,
 //! the masters' AOF (`appendfsync always`) is the durability, and a failover can lose the last
 //! changes that had not reached the replica.

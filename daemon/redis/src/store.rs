@@ -47,11 +47,12 @@ impl RedisStore {
             Sequence::Device => "device",
             Sequence::Share => "share",
         };
+        let key = self.keys.sequence(name);
         let mut c = self.conn(Command::Other);
-        let n: u64 = c
-            .incr(self.keys.sequence(name), 1)
-            .await
-            .map_err(unavailable)?;
+        let n: u64 = c.incr(&key, 1).await.map_err(unavailable)?;
+        // An id is on the replicas before it is used: a failover that lost the `INCR` would
+        // hand it out again. (The request's own ticket names its user's slot, not this one.)
+        self.durable_now(self.next_ticket(&key, false)).await?;
         match u32::try_from(n) {
             Ok(id) if id != u32::MAX => Ok(id),
             _ => Err(StoreError::Unavailable(format!("{seq:?} ids exhausted"))),

@@ -162,12 +162,18 @@ fn a_ticket_waits_for_a_replica() {
     let clock = FakeClock::default();
     let prefix = fresh_prefix();
     let c = node(&prefix, &clock, 3, 1);
-    let d = dsc(&c, "wes");
-    let master_of = |user: &str| {
-        let key = format!("{{{prefix}:u:{user}}}");
-        crate::redis::with_cluster(|k| k.master_of(&key).expect("a master serves it"))
-    };
-    let wes_master = master_of("wes");
+    let master_of_key =
+        |key: &str| crate::redis::with_cluster(|k| k.master_of(key).expect("a master serves it"));
+    let master_of = |user: &str| master_of_key(&format!("{{{prefix}:u:{user}}}"));
+    // A user on the shard that also keeps the device ids (`{P:n:device}`).
+    let ids_master = master_of_key(&format!("{{{prefix}:n:device}}"));
+    let wes = (0..100)
+        .map(|i| format!("wes{i}"))
+        .find(|u| master_of(u) == ids_master)
+        .expect("a user beside the device ids");
+    let wes = wes.as_str();
+    let d = dsc(&c, wes);
+    let wes_master = master_of(wes);
     // A user whose slot another master serves.
     let other = (0..100)
         .map(|i| format!("xen{i}"))
@@ -186,7 +192,7 @@ fn a_ticket_waits_for_a_replica() {
             c.core.store().durable(out.ticket.expect("a failure")).await
         })
     };
-    fail("wes", d).unwrap();
+    fail(wes, d).unwrap();
     // wes's shard without its replica: the next failure is recorded on its master but cannot
     // be made durable on a replica, so it is refused, never acknowledged (R11). Another
     // shard's users are not refused with it.
@@ -195,18 +201,32 @@ fn a_ticket_waits_for_a_replica() {
         k.kill_node(replica).unwrap();
         replica
     });
-    let r = fail("wes", d);
+    let r = fail(wes, d);
     assert!(
         matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("WAIT")),
         "{r:?}"
     );
     fail(&other, d_other).expect("another shard's failure is acknowledged");
+    // A new device of that other user needs a new id, kept on wes's shard: refused, as a
+    // failover could hand the id out again.
+    let spec = DeviceSpec {
+        kind: DeviceKind::DscPlus,
+        secret: vec![7; 20],
+        pin: "1234".into(),
+        suite: String::new(),
+    };
+    let r = Redis::block_on(c.core.enrol_device(&other, &spec));
+    assert!(
+        matches!(&r, Err(Error::Store(StoreError::Unavailable(m))) if m.contains("WAIT")),
+        "{r:?}"
+    );
     // Back, linked to its master again: acknowledged again.
     crate::redis::with_cluster(|k| {
         k.start_node(replica).unwrap();
         k.wait_ok(3, std::time::Duration::from_secs(30)).unwrap();
     });
-    fail("wes", d).unwrap();
+    fail(wes, d).unwrap();
+    Redis::block_on(c.core.enrol_device(&other, &spec)).unwrap();
 }
 
 fn a_spent_challenge_waits_for_a_replica_too() {
