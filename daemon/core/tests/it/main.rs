@@ -15,6 +15,7 @@ mod nodes;
 mod push;
 mod redis;
 mod replay;
+mod replicas;
 mod sealed;
 mod shared_limits;
 mod sharing;
@@ -145,6 +146,7 @@ mod redis_cluster {
         [
             crate::sealed::TESTS,
             crate::shared_limits::TESTS,
+            crate::replicas::TESTS,
             crate::nodes::TESTS,
         ]
         .concat()
