@@ -25,8 +25,7 @@
 use sls_core::gcra::retry_after_ms;
 use sls_core::{Limited, StoreError, TokenAsk, UserQuota};
 
-use crate::read::{Fields, Versioned};
-use crate::update::next_field;
+use crate::read::{next_field, Fields, Versioned};
 use crate::{unavailable, Command, RedisStore};
 
 const READ: &str = "limited read's reply";

@@ -57,6 +57,18 @@ pub(crate) struct Versioned {
 /// The fields `v`, `s`, `w` of a versioned hash, as Redis sent them.
 pub(crate) type Fields = (Option<u64>, Option<Vec<u8>>, Option<String>);
 
+/// The next element of a script's reply (`what`, for the error), if there is one.
+pub(crate) fn next_field<T: redis::FromRedisValue>(
+    reply: &mut impl Iterator<Item = redis::Value>,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    reply
+        .next()
+        .map(redis::from_redis_value)
+        .transpose()
+        .map_err(|e| StoreError::Damaged(format!("{what}: {e}")))
+}
+
 impl RedisStore {
     /// A versioned value, opened (see [`crate::seal`]).
     pub(crate) async fn read_versioned(&self, key: &[u8]) -> Result<Versioned, StoreError> {

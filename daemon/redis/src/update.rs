@@ -21,7 +21,7 @@ use sls_protocol::DeviceKind;
 use zeroize::Zeroizing;
 
 use crate::limit::{refused, token_args};
-use crate::read::{Fields, Version, Versioned};
+use crate::read::{next_field, Fields, Version, Versioned};
 use crate::txn::op_txn;
 use crate::{unavailable, Command, RedisStore};
 
@@ -30,18 +30,6 @@ fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 const REPLY: &str = "compare-and-set reply";
-
-/// The next element of a script's reply (`what`, for the error), if there is one.
-pub(crate) fn next_field<T: redis::FromRedisValue>(
-    reply: &mut impl Iterator<Item = redis::Value>,
-    what: &str,
-) -> Result<Option<T>, StoreError> {
-    reply
-        .next()
-        .map(redis::from_redis_value)
-        .transpose()
-        .map_err(|e| damaged(what, e))
-}
 
 /// A compare-and-set's outcome.
 pub(crate) enum Cas {
