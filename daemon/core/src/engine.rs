@@ -197,22 +197,21 @@ impl<S: Store> Core<S> {
         rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
         index: impl Fn(&T) -> Option<IndexOp> + Send + Sync,
     ) -> Result<Limited<Option<Outcome<T, S::Ticket>>>, StoreError> {
-        let Some(token) = token else {
-            let committed = self.change_indexed(now, user, create, rule, index).await?;
-            return Ok(Limited::Passed(committed));
-        };
         let mut tally = Tally::default();
-        let out = self
-            .0
-            .store
-            .update_limited(
-                user,
-                create,
-                token,
-                self.in_cx(now, user, &mut tally, rule),
-                index,
-            )
-            .await?;
+        let run = self.in_cx(now, user, &mut tally, rule);
+        let out = match token {
+            None => Limited::Passed(
+                self.0
+                    .store
+                    .update_indexed(user, create, run, index)
+                    .await?,
+            ),
+            Some(token) => {
+                (self.0.store)
+                    .update_limited(user, create, token, run, index)
+                    .await?
+            }
+        };
         if let Limited::Passed(Some(_)) = out {
             self.count(&tally, now).await?;
         }
