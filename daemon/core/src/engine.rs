@@ -207,7 +207,8 @@ impl<S: Store> Core<S> {
                     .await?,
             ),
             Some(token) => {
-                (self.0.store)
+                self.0
+                    .store
                     .update_limited(user, create, token, run, index)
                     .await?
             }
