@@ -12,7 +12,10 @@ use crate::redis::{fresh_prefix, with_cluster, Redis};
 
 /// Runs after the generic rule tests, on the same cluster (each brings back what it killed).
 pub const TESTS: &[(&str, fn())] = &[
-    ("a_ticket_waits_for_a_replica", a_ticket_waits_for_a_replica),
+    (
+        "r11_a_failure_waits_for_its_own_shards_replica_only",
+        r11_a_failure_waits_for_its_own_shards_replica_only,
+    ),
     (
         "a_spent_challenge_waits_for_a_replica_too",
         a_spent_challenge_waits_for_a_replica_too,
@@ -49,7 +52,7 @@ fn refused_for_want_of_a_replica<T: std::fmt::Debug>(r: &Result<T, Error>) -> bo
     matches!(r, Err(Error::Store(StoreError::Unavailable(m))) if m.contains("WAIT"))
 }
 
-fn a_ticket_waits_for_a_replica() {
+fn r11_a_failure_waits_for_its_own_shards_replica_only() {
     // wait_replicas 1: a failure's ticket resolves once its master's replica acknowledged.
     let clock = FakeClock::default();
     let prefix = fresh_prefix();
