@@ -12,7 +12,10 @@ its pid.
         [--slsd-args "--endpoints 1"] [--loadgen-args "--threads 1"]
         [--slsd-cpus 0] [--loadgen-cpus 1] [--secs 20] [--warm 10] [--runs 1]
 
-Prints one line per run and, with --runs > 1, the medians.
+Prints one line per run (with each endpoint thread's cores over the window: with several
+endpoints the kernel spreads the client's sockets over them by a hash of their addresses, and
+with the load generator's few sockets the split can be uneven) and, with --runs > 1, the
+medians.
 """
 
 import argparse
@@ -46,6 +49,23 @@ def scrape(port):
     return time.monotonic(), cpu, requests
 
 
+def endpoint_ticks(pid):
+    """CPU ticks of each endpoint thread of `pid`, by thread name (`slsd-endpoint-N`)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if name.startswith("slsd-endpoint"):
+            # utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+            out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
 def pinned(cpus, argv):
     return (["taskset", "-c", cpus] if cpus else []) + argv
 
@@ -74,8 +94,14 @@ def one_run(a):
         # The fleet's enrolment comes first: the window starts `warm` seconds after it began.
         time.sleep(a.warm)
         t0, c0, r0 = scrape(mport)
+        e0 = endpoint_ticks(slsd.pid)
         time.sleep(max(1, a.secs - a.warm - 2))
         t1, c1, r1 = scrape(mport)
+        e1 = endpoint_ticks(slsd.pid)
+        hz = os.sysconf("SC_CLK_TCK")
+        # With several endpoints the kernel spreads the client's sockets over them by a hash
+        # of their addresses: with few sockets the split can be uneven, and it is printed.
+        split = {n: (e1[n] - e0.get(n, 0)) / hz / (t1 - t0) for n in sorted(e1)}
         err = lg.communicate(timeout=a.secs + 60)[1]
         lg_cpu = re.search(r"([0-9.]+) µs of its own CPU", err or "")
         reqs = r1 - r0
@@ -84,6 +110,7 @@ def one_run(a):
             "slsd_cores": (c1 - c0) / (t1 - t0),
             "slsd_us_per_req": (c1 - c0) * 1e6 / max(reqs, 1),
             "lg_us_per_req": float(lg_cpu.group(1)) if lg_cpu else float("nan"),
+            "endpoints": split,
         }
     finally:
         for p in (lg, slsd):
@@ -118,9 +145,10 @@ def main():
         runs.append(r)
         print(f"{r['req_per_s']:,.0f} req/s, slsd {r['slsd_cores']:.2f} cores, "
               f"{r['slsd_us_per_req']:.2f} µs slsd CPU/request, "
-              f"load generator {r['lg_us_per_req']:.2f} µs CPU/request", flush=True)
+              f"load generator {r['lg_us_per_req']:.2f} µs CPU/request; endpoint threads "
+              + " ".join(f"{c:.2f}" for c in r["endpoints"].values()) + " cores", flush=True)
     if len(runs) > 1:
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "endpoints"}
         print(f"median of {len(runs)}: {med['req_per_s']:,.0f} req/s, "
               f"{med['slsd_us_per_req']:.2f} µs slsd CPU/request, "
               f"load generator {med['lg_us_per_req']:.2f} µs CPU/request")

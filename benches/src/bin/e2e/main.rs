@@ -10,7 +10,7 @@
 //! every request frame with a 12-byte verdict frame and does nothing else. Both are started and
 //! stopped by their own ids through `sls_loadgen::daemon::Daemon`, the tests' harness.
 
-use sls_benches::rss_kb;
+use sls_benches::{rss_kb, split, thread_ticks};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -334,6 +334,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     };
     // The load generator's batched path (`sls-loadgen run --raw`): its own CPU per request is
     // a fraction of the daemon's, so the figure is the daemon's (issue 13).
+    let endpoints_0 = thread_ticks(sls_pid, "slsd-endpoint");
     let r1 = sls_loadgen::raw_dsc::run(
         &target,
         20_000,
@@ -352,6 +353,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
         None,
     )
     .await?;
+    let endpoints_split = split(&endpoints_0, &thread_ticks(sls_pid, "slsd-endpoint"));
     let s1 = &r1.summary.scenarios[0];
     let verified_1 = s1.ok as f64 / secs as f64;
     let requests_1 = verified_1 * 2.0;
@@ -361,7 +363,7 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
             args.sls_endpoints, args.regime1_threads
         ),
         sls: format!(
-            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs, load generator {:.2} µs CPU/request",
+            "{verified_1:.0} ({requests_1:.0} req/s), p50 {} µs, load generator {:.2} µs CPU/request, slsd's endpoints' shares of its CPU {endpoints_split}",
             s1.latency_us.p50,
             r1.summary.run["client_cpu_us_per_request"]
                 .as_f64()
@@ -418,9 +420,9 @@ async fn main_async(args: Args) -> anyhow::Result<()> {
     // The failure storm on the same raw path as regime 1, so that the ratio is the daemon's:
     // every answer wrong, each failure durable (fsync) before its verdict. Enough users that
     // the storm does not run out of unlocked victims (10 failures each). As many in flight as
-    // regime 1, over 32 connections: at 8 x 256 the storm runs at a third of this rate, an
-    // interaction of deep pipelines with answers released per group commit that is not
-    // understood yet (BENCHMARKS.md).
+    // regime 1, over 32 connections. (It once ran at a third of this rate at 8 x 256, for
+    // reasons never understood; on 29 Nov the two shapes measured alike: 193,759 and 194,424
+    // failures/s at 8 x 256 against 199,560 and 188,082 at 32 x 64, BENCHMARKS.md.)
     let r4 = sls_loadgen::raw_dsc::run(
         &target,
         200_000,
