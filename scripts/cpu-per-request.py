@@ -10,7 +10,7 @@ its pid.
 
     scripts/cpu-per-request.py [--slsd target/release/slsd] [--loadgen target/release/sls-loadgen]
         [--slsd-args "--endpoints 1"] [--loadgen-args "--threads 1"]
-        [--slsd-cpus 0] [--loadgen-cpus 1] [--secs 20] [--warm 10] [--runs 1]
+        [--slsd-cpus 0] [--loadgen-cpus 1] [--secs 20] [--warm 10] [--runs 1] [--users 20000]
 
 Prints one line per run (with each endpoint thread's cores over the window: with several
 endpoints the kernel spreads the client's sockets over them by a hash of their addresses, and
@@ -87,7 +87,7 @@ def one_run(a):
         lg = subprocess.Popen(
             pinned(a.loadgen_cpus, [a.loadgen, "run", "--raw", "--target", m.group(1),
                                     "--tls-dir", os.path.join(work, "data", "tls"),
-                                    "--users", "20000", "--connections", str(a.connections),
+                                    "--users", str(a.users), "--connections", str(a.connections),
                                     "--in-flight", str(a.in_flight), "--duration", f"{a.secs}s",
                                     "--warmup", "0s"] + shlex.split(a.loadgen_args)),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -131,6 +131,7 @@ def main():
     p.add_argument("--loadgen-args", default="")
     p.add_argument("--slsd-cpus", default="")
     p.add_argument("--loadgen-cpus", default="")
+    p.add_argument("--users", type=int, default=20000)
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--in-flight", type=int, default=256)
     p.add_argument("--secs", type=int, default=20)

@@ -7,6 +7,8 @@
 #   scripts/redis-cluster.sh stop   [BASE_PORT]
 #   scripts/redis-cluster.sh kill-node  PORT [BASE_PORT]   # SIGKILL one node (a crash)
 #   scripts/redis-cluster.sh start-node PORT [BASE_PORT]   # start it again on its data
+#   scripts/redis-cluster.sh freeze-node PORT [BASE_PORT]  # SIGSTOP: alive, answers nothing
+#   scripts/redis-cluster.sh thaw-node  PORT [BASE_PORT]   # SIGCONT
 #
 # Data, logs and pid files live in a temp dir recorded in $STATE (one per base port), so that
 # `stop` ends exactly the processes `start` started, by pid.
@@ -14,7 +16,7 @@ set -euo pipefail
 
 cmd=${1:-}
 case "$cmd" in
-kill-node | start-node) node=${2:?PORT}; base=${3:-7001} ;;
+kill-node | start-node | freeze-node | thaw-node) node=${2:?PORT}; base=${3:-7001} ;;
 *) base=${2:-7001} ;;
 esac
 state=${TMPDIR:-/tmp}/sls-redis-cluster-$base.dir
@@ -58,6 +60,15 @@ kill_node() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$pidfile"
     echo "killed node $node"
+}
+
+# Sends signal $1 to the node (STOP or CONT), by the pid the start recorded.
+signal_node() {
+    [ -f "$state" ] || { echo "no cluster recorded on $base"; exit 1; }
+    pidfile=$(cat "$state")/$node/redis.pid
+    [ -f "$pidfile" ] || { echo "no node $node"; exit 1; }
+    kill -s "$1" "$(cat "$pidfile")"
+    echo "sent SIG$1 to node $node"
 }
 
 start_node() {
@@ -135,5 +146,7 @@ stop) stop ;;
 status) status ;;
 kill-node) kill_node ;;
 start-node) start_node ;;
-*) echo "usage: $0 start|stop|status [BASE_PORT] | kill-node|start-node PORT [BASE_PORT]"; exit 2 ;;
+freeze-node) signal_node STOP ;;
+thaw-node) signal_node CONT ;;
+*) echo "usage: $0 start|stop|status [BASE_PORT] | kill-node|start-node|freeze-node|thaw-node PORT [BASE_PORT]"; exit 2 ;;
 esac

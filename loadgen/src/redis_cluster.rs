@@ -136,6 +136,35 @@ impl RedisCluster {
         run(&["kill-node", &port.to_string(), &self.base.to_string()]).map(drop)
     }
 
+    /// Freezes the node on `port` (SIGSTOP): alive and linked, but it reads and answers
+    /// nothing until [`RedisCluster::thaw_node`] (a replica that stops acknowledging).
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn freeze_node(&self, port: u16) -> anyhow::Result<()> {
+        run(&["freeze-node", &port.to_string(), &self.base.to_string()]).map(drop)
+    }
+
+    /// Lets a frozen node run again (SIGCONT).
+    ///
+    /// # Errors
+    /// No such node.
+    pub fn thaw_node(&self, port: u16) -> anyhow::Result<()> {
+        run(&["thaw-node", &port.to_string(), &self.base.to_string()]).map(drop)
+    }
+
+    /// Drops every client connection of the node on `port` but the one asking (`CLIENT KILL
+    /// TYPE normal`): a network blip between the clients and that node; they reconnect.
+    /// Returns how many it dropped.
+    ///
+    /// # Errors
+    /// The node did not take the command.
+    pub fn drop_clients(&self, port: u16) -> anyhow::Result<u64> {
+        cli(port, &["client", "kill", "type", "normal", "skipme", "yes"])
+            .and_then(|r| r.trim().parse().ok())
+            .with_context(|| format!("CLIENT KILL on {port}"))
+    }
+
     /// Starts the node on `port` again, on its data.
     ///
     /// # Errors

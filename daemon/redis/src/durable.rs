@@ -6,10 +6,20 @@
 //! tickets joined (`Store::join_tickets`) wait for both: for every master, when their
 //! slots differ.
 //!
-//! **Group commit**: `WAIT` blocks the connection it is sent on until the replicas answer, and
-//! it must be the connection that wrote: one `WAIT` per write would serialise this node's whole
-//! traffic to a master behind each. So one round at a time, for everything written so far: a
-//! round sends `WAIT n timeout` to every master and covers every ticket drawn before it.
+//! **Group commit**: one round at a time, for everything written so far: a round covers every
+//! ticket drawn before it. It sends each master, on a connection of its own (the rounds'), a
+//! pipeline of two commands: a write of a few bytes to a key in that master's slots (its
+//! *mark*), then `WAIT n timeout`.
+//!
+//! - `WAIT` counts the replicas that have the master's replication stream up to the last write
+//!   *of the connection it is sent on*. The mark makes that the whole stream up to the mark,
+//!   which the master wrote after every write this node had a reply for when the round began:
+//!   whichever connection carried them, and even if it dropped and came back in between (a
+//!   `WAIT` on a connection that had not written covered nothing, yet answered at once).
+//! - `WAIT` blocks the connection it is sent on until the replicas answer. On the requests'
+//!   connection it held up every write to that master for the round's whole length (the
+//!   login's writes waited behind the round before them, then for their own); on the rounds'
+//!   connection it holds up only the next round.
 //!
 //! **A shard that lost its replica refuses only its own writes**: each master answers for
 //! itself. A round in which some master's replicas fell short fails the writes in the slots
@@ -28,7 +38,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::Value;
 use sls_core::{IndexOp, Record, StoreError};
 
@@ -198,38 +207,75 @@ impl RedisStore {
         }
     }
 
-    /// `WAIT n timeout` on every master: the addresses (`host:port`) of those whose replicas
-    /// acknowledged, and of those whose fell short with what they answered.
+    /// A mark, then `WAIT n timeout`, on every master (module docs): the addresses
+    /// (`host:port`) of those whose replicas acknowledged, and of those that fell short with
+    /// what they answered (a master that could not be reached falls short).
     async fn wait_all_masters(&self) -> Result<(Vec<String>, Vec<(String, String)>), StoreError> {
-        let mut c = self.conn(Command::Wait);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(self.config.wait_replicas)
-            .arg(u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX));
-        // No response policy: each master's answer, by its address.
-        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-        let reply = c.route_command(cmd, routing).await.map_err(unavailable)?;
-        let Value::Map(answers) = reply else {
-            return Err(StoreError::Unavailable(format!(
-                "WAIT: an answer by master expected, got {reply:?}"
-            )));
-        };
+        self.sent[Command::Wait as usize].fetch_add(1, Ordering::Relaxed);
+        let masters = self.masters().await?;
+        let conn = self.round_handle();
         let want = self.config.wait_replicas;
+        let timeout = u64::try_from(self.config.wait_timeout.as_millis()).unwrap_or(u64::MAX);
+        let answers = futures_util::future::join_all(masters.iter().map(|m| {
+            let mut c = conn.clone();
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(&m.mark)
+                .arg(1)
+                .arg("PX")
+                .arg(MARK_LIFE_MS)
+                .ignore()
+                .cmd("WAIT")
+                .arg(want)
+                .arg(timeout);
+            async move { pipe.query_async::<(i64,)>(&mut c).await }
+        }))
+        .await;
         let (mut acked, mut short) = (Vec::new(), Vec::new());
-        for (address, answer) in answers {
-            let address: String = redis::from_redis_value(address)
-                .map_err(|e| StoreError::Unavailable(format!("WAIT: a master's address: {e}")))?;
-            let why = match answer {
-                Value::Int(n) if usize::try_from(n).is_ok_and(|n| n >= want) => {
-                    acked.push(address);
-                    continue;
+        for (m, answer) in masters.iter().zip(answers) {
+            match answer {
+                Ok((n,)) if usize::try_from(n).is_ok_and(|n| n >= want) => {
+                    acked.push(m.address.clone());
                 }
-                Value::Int(n) => format!("{n} of {want} replicas acknowledged"),
-                Value::ServerError(e) => format!("{e:?}"),
-                other => format!("unexpected answer {other:?}"),
-            };
-            short.push((address, why));
+                Ok((n,)) => short.push((
+                    m.address.clone(),
+                    format!("{n} of {want} replicas acknowledged"),
+                )),
+                Err(e) => short.push((m.address.clone(), format!("redis: {e}"))),
+            }
+        }
+        if !short.is_empty() {
+            // The topology may have changed: read it again for the next round.
+            *self.masters.lock() = None;
         }
         Ok((acked, short))
+    }
+
+    /// The masters, each with its mark's key: as read at most [`MASTERS_FOR`] ago, else from
+    /// `CLUSTER SLOTS` now.
+    async fn masters(&self) -> Result<Vec<Master>, StoreError> {
+        if let Some((at, masters)) = &*self.masters.lock() {
+            if at.elapsed() < MASTERS_FOR {
+                return Ok(masters.clone());
+            }
+        }
+        let masters = by_master(&self.slot_map().await?, |slot| self.keys.round_mark(slot));
+        if masters.is_empty() {
+            return Err(StoreError::Unavailable("CLUSTER SLOTS: no master".into()));
+        }
+        *self.masters.lock() = Some((std::time::Instant::now(), masters.clone()));
+        Ok(masters)
+    }
+
+    /// `CLUSTER SLOTS`' ranges (first slot, last slot, its master's `host:port`).
+    async fn slot_map(&self) -> Result<Vec<(u16, u16, String)>, StoreError> {
+        let mut c = self.round_handle();
+        let map: Vec<Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        masters_by_range(map).map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))
     }
 
     /// The slot ranges whose writes a round did not get: those whose master, as `CLUSTER
@@ -241,16 +287,39 @@ impl RedisStore {
         acked: &[String],
         short: &[(String, String)],
     ) -> Result<Vec<(u16, u16)>, StoreError> {
-        let mut c = self.conn(Command::Other);
-        let map: Vec<Value> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        let ranges = masters_by_range(map)
-            .map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))?;
+        let ranges = self.slot_map().await?;
         failing(&ranges, acked, short).map_err(StoreError::Unavailable)
     }
+}
+
+/// A master as the rounds see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Master {
+    /// `host:port`, as `CLUSTER SLOTS` names it.
+    address: String,
+    /// A key in its first slot: what a round writes there before its `WAIT`.
+    mark: Vec<u8>,
+}
+
+/// How long a round trusts the masters it read: a failover or a slot moved is seen by the
+/// rounds after it, or at once when a master falls short.
+const MASTERS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A mark's life: it only has to reach the replication stream.
+const MARK_LIFE_MS: u64 = 60_000;
+
+/// Each master of `ranges` once, in the order first met, with `mark(its first slot)`.
+fn by_master(ranges: &[(u16, u16, String)], mark: impl Fn(u16) -> Vec<u8>) -> Vec<Master> {
+    let mut out: Vec<Master> = Vec::new();
+    for (first, _, address) in ranges {
+        if !out.iter().any(|m| &m.address == address) {
+            out.push(Master {
+                address: address.clone(),
+                mark: mark(*first),
+            });
+        }
+    }
+    out
 }
 
 /// `CLUSTER SLOTS`' ranges (first slot, last slot, its master's `host:port`).
@@ -399,6 +468,22 @@ mod tests {
         let other = [("localhost:7002".to_string(), "0 of 1".to_string())];
         assert!(failing(&ranges, &acked, &other).is_err());
         assert!(masters_by_range(vec![Value::Int(1)]).is_err());
+    }
+
+    #[test]
+    fn a_round_marks_each_master_once_in_a_slot_of_its_own() {
+        let ranges = vec![
+            (0, 99, "127.0.0.1:7001".to_string()),
+            (100, 5460, "127.0.0.1:7002".to_string()),
+            (5461, 16383, "127.0.0.1:7001".to_string()),
+        ];
+        let keys = crate::keys::Keys::new("p");
+        let masters = by_master(&ranges, |slot| keys.round_mark(slot));
+        assert_eq!(masters.len(), 2, "a master with two ranges is one master");
+        assert_eq!(masters[0].address, "127.0.0.1:7001");
+        assert_eq!(crate::keys::slot(&masters[0].mark), 0);
+        assert_eq!(masters[1].address, "127.0.0.1:7002");
+        assert_eq!(crate::keys::slot(&masters[1].mark), 100);
     }
 
     #[test]

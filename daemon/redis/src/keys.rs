@@ -137,6 +137,12 @@ impl Keys {
         self.key("users", b"")
     }
 
+    /// The key a `WAIT` round writes on the master of `slot` before its `WAIT` (a few bytes
+    /// that expire; see `durable.rs`).
+    pub fn round_mark(&self, slot: u16) -> Vec<u8> {
+        format!("{{{}}}{}:mark", slot_tag(slot), self.prefix).into_bytes()
+    }
+
     pub fn seal_check(&self) -> Vec<u8> {
         self.key("seal", b"")
     }

@@ -159,6 +159,13 @@ pub struct RedisStore {
     conn: ClusterConnection,
     /// The connection made on the runtime that serves the requests, when one did.
     home: parking_lot::RwLock<Option<ClusterConnection>>,
+    /// The `WAIT` rounds' own connection (made at connect; the home runtime's, once it made
+    /// one): a `WAIT` blocks the connection it is sent on, and on the requests' connection it
+    /// held up every write to that master for the whole round ([`durable`]).
+    round_conn: ClusterConnection,
+    round_home: parking_lot::RwLock<Option<ClusterConnection>>,
+    /// The masters as the last rounds found them, and when that was read.
+    masters: Mutex<Option<(std::time::Instant, Vec<durable::Master>)>>,
     /// Makes the home connection.
     client: ClusterClient,
     keys: Keys,
@@ -208,7 +215,8 @@ pub enum Command {
     CasBind,
     /// A compare-and-set with its spent transaction's verdict (an answer).
     CasSettle,
-    /// A `WAIT` round (sent to every master, counted once).
+    /// A `WAIT` round (a mark and a `WAIT` to every master on the rounds' own connection,
+    /// counted once).
     Wait,
     /// A per-user rate-limit token alone ([`keys::TAKE_USER_TOKEN`]); a token taken with a
     /// read or a compare-and-set counts as that.
@@ -296,9 +304,8 @@ impl RedisStore {
     /// Makes a connection on the runtime this is called from and sends every later command
     /// through it: the connection's tasks (routing, the socket to each master) then run on
     /// that runtime. slsd calls it on the thread that serves the requests, before it accepts
-    /// any: a request's round trips then wake no other thread. Called before any write is
-    /// waited for, so that one connection carries every write and the `WAIT` that covers it
-    /// (`WAIT` counts the writes of its own connection).
+    /// any: a request's round trips then wake no other thread. The `WAIT` rounds get a
+    /// connection of their own there too.
     ///
     /// # Errors
     /// No node answered; the connection made at connect stays in use.
@@ -308,14 +315,30 @@ impl RedisStore {
             .get_async_connection()
             .await
             .map_err(unavailable)?;
+        let rounds = self
+            .client
+            .get_async_connection()
+            .await
+            .map_err(unavailable)?;
         *self.home.write() = Some(conn);
+        *self.round_home.write() = Some(rounds);
         Ok(())
     }
 
-    /// Back to the connection made at connect: the home runtime is ending, and its tasks with
+    /// Back to the connections made at connect: the home runtime is ending, and its tasks with
     /// it. Called once the requests are drained.
     pub fn leave_home(&self) {
         *self.home.write() = None;
+        *self.round_home.write() = None;
+    }
+
+    /// The connection the `WAIT` rounds go out on: the home runtime's, else the one made at
+    /// connect.
+    fn round_handle(&self) -> ClusterConnection {
+        match &*self.round_home.read() {
+            Some(home) => home.clone(),
+            None => self.round_conn.clone(),
+        }
     }
 
     async fn check_seal_key(&self) -> Result<(), StoreError> {
@@ -358,6 +381,7 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
+        let round_conn = client.get_async_connection().await.map_err(unavailable)?;
         // The write ids' prefix: a compare-and-set takes a value whose `w` is its own id for
         // its own earlier send, so two nodes must never share one. 64 bits from the OS's
         // random source, per start (a clock and a pid repeat across containers).
@@ -365,6 +389,9 @@ impl RedisStore {
         Ok(RedisStore {
             conn,
             home: parking_lot::RwLock::new(None),
+            round_conn,
+            round_home: parking_lot::RwLock::new(None),
+            masters: Mutex::new(None),
             client,
             keys: Keys::new(&config.prefix),
             scripts: Scripts {

@@ -24,6 +24,10 @@ pub const TESTS: &[(&str, fn())] = &[
         "an_ib_key_enrolment_waits_for_the_shard_of_its_owner_index",
         an_ib_key_enrolment_waits_for_the_shard_of_its_owner_index,
     ),
+    (
+        "r11_a_failure_whose_connection_dropped_before_its_round_is_not_acknowledged_unreplicated",
+        r11_a_failure_whose_connection_dropped_before_its_round_is_not_acknowledged_unreplicated,
+    ),
 ];
 
 /// The port of the master that serves `key` now.
@@ -209,4 +213,58 @@ fn an_ib_key_enrolment_waits_for_the_shard_of_its_owner_index() {
     assert!(refused_for_want_of_a_replica(&r), "{r:?}");
     bring_back(replica);
     enrol().unwrap();
+}
+
+fn r11_a_failure_whose_connection_dropped_before_its_round_is_not_acknowledged_unreplicated() {
+    // `WAIT` counts the replicas that have the master's stream up to the last write of the
+    // connection it is sent on. Were the round's `WAIT` sent on a connection that had written
+    // nothing (the node's connection dropped between the failure's write and its round, and
+    // came back), it would answer at once, and a failure its replica never had would be
+    // acknowledged: lost if that master crashed then. The round writes a mark on the master
+    // first, on its own connection, so its `WAIT` covers every write the master made before.
+    let clock = FakeClock::default();
+    let prefix = fresh_prefix();
+    let c = node(&prefix, &clock, 11, 1);
+    let d = dsc(&c, "yul");
+    let master = master_of_key(&format!("{{{prefix}:u:yul}}"));
+    let replica = with_cluster(|k| k.replicas_of(master)[0]);
+    let fail = || {
+        let (txn, ch) = begin(&c, "yul", d);
+        let Challenge::Numeric(q) = ch else { panic!() };
+        Redis::block_on(async {
+            let out = c
+                .core
+                .answer(txn, &off_by_one(&dsc_answer(&q, "1234")), IP)
+                .await
+                .expect("judged");
+            assert!(matches!(out.value, Verdict::Rejected { .. }));
+            out.ticket.expect("a failure")
+        })
+    };
+    let ticket = fail();
+    // The replica stops acknowledging (frozen, still linked), then every client connection to
+    // the master drops, and the node's next request (a read of the same user) reconnects
+    // before the failure's round runs.
+    with_cluster(|k| {
+        k.freeze_node(replica).unwrap();
+        assert!(
+            k.drop_clients(master).unwrap() > 0,
+            "the node's connection dropped"
+        );
+    });
+    // A plain read, which writes nothing (a request's would take its rate token in a
+    // script, a write). The client's first tries may ask the frozen replica for the slot map,
+    // and time out.
+    let read = (0..10).find_map(|_| Redis::block_on(c.core.store().read("yul", |_| ())).ok());
+    assert!(read.is_some(), "a read reconnects");
+    let r = Redis::block_on(c.core.store().durable(ticket));
+    with_cluster(|k| k.thaw_node(replica).unwrap());
+    assert!(
+        matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("WAIT")),
+        "a failure its replica does not have is refused, not acknowledged: {r:?}"
+    );
+    // The replica back and caught up: the next failure is acknowledged.
+    with_cluster(|k| k.wait_ok(3, std::time::Duration::from_secs(30)).unwrap());
+    let next = fail();
+    Redis::block_on(c.core.store().durable(next)).expect("acknowledged");
 }
