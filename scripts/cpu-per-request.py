@@ -50,7 +50,8 @@ def scrape(port):
 
 
 def endpoint_ticks(pid):
-    """CPU ticks of each endpoint thread of `pid`, by thread name (`slsd-endpoint-N`)."""
+    """CPU ticks of each endpoint thread of `pid`, by thread id (names are cut to 15 bytes:
+    `slsd-endpoint-10` reads as `slsd-endpoint-1`)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -62,7 +63,7 @@ def endpoint_ticks(pid):
             continue
         if name.startswith("slsd-endpoint"):
             # utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
-            out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+            out[int(tid)] = int(fields[11]) + int(fields[12])
     return out
 
 

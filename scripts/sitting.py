@@ -34,8 +34,9 @@ E2E = os.path.join(ROOT, "target", "release", "e2e")
 CPU = os.path.join(ROOT, "scripts", "cpu-per-request.py")
 
 
-def run(argv, log):
-    """Runs argv from the repository's root; returns its stdout and stderr together."""
+def run(argv, log, stdout_only=False):
+    """Runs argv from the repository's root; returns its stdout and stderr together (or its
+    stdout alone)."""
     started = time.strftime("%H:%M:%S", time.gmtime())
     log.append(f"$ {' '.join(argv)}   # {started} UTC")
     p = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800)
@@ -46,7 +47,7 @@ def run(argv, log):
         head = "\n".join(l for l in out.splitlines() if not re.match(r"\s+(\d+:|at )", l))
         sys.exit(f"failed ({p.returncode}): {' '.join(argv)}\n{head[-3000:]}\n"
                  f"(the whole output: {os.path.join(ROOT, 'sitting-failed.log')})")
-    return out
+    return p.stdout if stdout_only else out
 
 
 def number(pattern, text, what):
@@ -63,6 +64,8 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", default="sitting.md")
     a = p.parse_args()
+    if a.runs < 2:
+        sys.exit("--runs must be 2 or more (the CPU figures are medians of runs)")
     if not os.path.exists(E2E):
         sys.exit("no release build: cargo build --release --locked -p sls-daemon -p sls-loadgen -p sls-benches")
     probe = os.path.join(os.path.abspath(a.probe), "echo-baseline.sh")
@@ -74,8 +77,9 @@ def main():
     # 1. The two echoes, alternated.
     ref, own, own_cpu = [], [], []
     for _ in range(a.runs):
-        ref.append(number(r"^(\d+)\s*$", run(["bash", probe, "frame", "8", "256", secs], log)
-                          .strip().splitlines()[-1], "reference rate"))
+        ref.append(number(r"(\d+)\s*$",
+                          run(["bash", probe, "frame", "8", "256", secs], log, stdout_only=True),
+                          "reference rate"))
         out = run([E2E, "--echo-only", "--secs", secs], log)
         own.append(number(r"rps=(\d+)", out, "project echo rate"))
         own_cpu.append(number(r"client_cpu_us_per_request=([0-9.]+)", out, "echo client CPU"))

@@ -14,9 +14,11 @@ pub fn rss_kb(pid: u32) -> u64 {
 }
 
 /// CPU ticks (user and system, in `/proc`'s clock ticks) of each thread of process `pid` whose
-/// name starts with `prefix`, by name, in name order; empty if they cannot be read.
-pub fn thread_ticks(pid: u32, prefix: &str) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
+/// name starts with `prefix`, by thread id (names are cut to 15 bytes, so `slsd-endpoint-10`
+/// reads as `slsd-endpoint-1`), in id order (the order they started); empty if they cannot be
+/// read.
+pub fn thread_ticks(pid: u32, prefix: &str) -> Vec<(u32, u64)> {
+    let mut out: Vec<(u32, u64)> = Vec::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
     };
@@ -43,11 +45,10 @@ pub fn thread_ticks(pid: u32, prefix: &str) -> Vec<(String, u64)> {
                 .and_then(|f| f.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        let ticks = tick(11).saturating_add(tick(12));
-        match out.iter_mut().find(|(n, _)| n == name) {
-            Some((_, t)) => *t = t.saturating_add(ticks),
-            None => out.push((name.to_owned(), ticks)),
-        }
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        out.push((tid, tick(11).saturating_add(tick(12))));
     }
     out.sort();
     out
@@ -57,7 +58,7 @@ pub fn thread_ticks(pid: u32, prefix: &str) -> Vec<(String, u64)> {
 /// [`thread_ticks`] readings, e.g. `0.52/0.48`: how evenly the kernel spread the load over
 /// slsd's endpoints (it picks a `SO_REUSEPORT` socket by a hash of the client's address and
 /// port, so a few client sockets can land unevenly).
-pub fn split(before: &[(String, u64)], after: &[(String, u64)]) -> String {
+pub fn split(before: &[(u32, u64)], after: &[(u32, u64)]) -> String {
     let used: Vec<u64> = after
         .iter()
         .map(|(n, t)| {
@@ -78,15 +79,8 @@ mod tests {
 
     #[test]
     fn a_split_is_each_threads_share_of_what_they_used_between_two_readings() {
-        let before = [
-            ("slsd-endpoint-0".to_owned(), 100),
-            ("slsd-endpoint-1".to_owned(), 40),
-        ];
-        let after = [
-            ("slsd-endpoint-0".to_owned(), 175),
-            ("slsd-endpoint-1".to_owned(), 65),
-            ("slsd-endpoint-2".to_owned(), 0),
-        ];
+        let before = [(7, 100), (8, 40)];
+        let after = [(7, 175), (8, 65), (9, 0)];
         assert_eq!(split(&before, &after), "0.75/0.25/0.00");
         // Nothing used: no division by zero.
         assert_eq!(split(&after, &after), "0.00/0.00/0.00");

@@ -8,8 +8,10 @@
 //!
 //! **Group commit**: one round at a time, for everything written so far: a round covers every
 //! ticket drawn before it. It sends each master, on a connection of its own (the rounds'), a
-//! pipeline of two commands: a write of a few bytes to a key in that master's slots (its
-//! *mark*), then `WAIT n timeout`.
+//! pipeline: a write of a few bytes to a key in that master's slots (its *mark*), `CLUSTER
+//! MYID`, then `WAIT n timeout`. The cluster client follows a redirect, or retries by slot
+//! after an error, and the pipeline then runs on another node: its answer counts for the master
+//! only if the id is the one `CLUSTER SLOTS` gave for it.
 //!
 //! - `WAIT` counts the replicas that have the master's replication stream up to the last write
 //!   *of the connection it is sent on*. The mark makes that the whole stream up to the mark,
@@ -27,9 +29,9 @@
 //! the round did not reach fails too), and the tickets that joined several slots; the others'
 //! writes are acknowledged, but only once that master's `WAIT` has timed out, so while a shard
 //! lacks its replica every node's changes wait up to twice `--redis-wait-timeout` more (the
-//! round under way, then the one that covers them). A round that failed as a whole (a master
-//! unreachable, the slot map unknown or at odds with the masters that answered) fails every
-//! write it covered.
+//! round under way, then the one that covers them). A master the round could not reach falls
+//! short as one whose replicas did. A round that failed as a whole (the slot map unknown, or at
+//! odds with the masters that answered) fails every write it covered.
 //!
 //! Writes outside the user's slot are covered apart: an update that wrote an index elsewhere
 //! gets a joined (`multi`) ticket, and a new id (`INCR`, [`sls_core::Store::next_id`]) waits
@@ -38,6 +40,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Value;
 use sls_core::{IndexOp, Record, StoreError};
 
@@ -219,25 +222,55 @@ impl RedisStore {
         let answers = futures_util::future::join_all(masters.iter().map(|m| {
             let mut c = conn.clone();
             let mut pipe = redis::pipe();
+            // The client follows a redirect (a slot moved) or retries by slot after an error,
+            // and then the whole pipeline runs on another node: its id tells which answered.
             pipe.cmd("SET")
                 .arg(&m.mark)
                 .arg(1)
                 .arg("PX")
                 .arg(MARK_LIFE_MS)
-                .ignore()
+                .cmd("CLUSTER")
+                .arg("MYID")
                 .cmd("WAIT")
                 .arg(want)
                 .arg(timeout);
-            async move { pipe.query_async::<(i64,)>(&mut c).await }
+            // Routed by the mark's slot (`CLUSTER MYID` names none: by itself the client
+            // would send it elsewhere).
+            let to = Route::new(crate::keys::slot(&m.mark), SlotAddr::Master);
+            async move {
+                let replies = c
+                    .route_pipeline(pipe, 0, 3, SingleNodeRoutingInfo::SpecificNode(to))
+                    .await?;
+                let mut replies = replies.into_iter();
+                // Without its mark the `WAIT` would cover only this connection's past writes.
+                let marked = replies.next().unwrap_or(Value::Nil);
+                if !matches!(marked, Value::Okay) {
+                    let _: () = redis::from_redis_value(marked)?;
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "the mark was not written",
+                    )));
+                }
+                let id: String = redis::from_redis_value(replies.next().unwrap_or(Value::Nil))?;
+                let n: i64 = redis::from_redis_value(replies.next().unwrap_or(Value::Nil))?;
+                Ok::<_, redis::RedisError>((id, n))
+            }
         }))
         .await;
         let (mut acked, mut short) = (Vec::new(), Vec::new());
         for (m, answer) in masters.iter().zip(answers) {
             match answer {
-                Ok((n,)) if usize::try_from(n).is_ok_and(|n| n >= want) => {
+                Ok((id, _)) if id != m.id => short.push((
+                    m.address.clone(),
+                    format!(
+                        "the round's mark reached node {id}, not this master ({})",
+                        m.id
+                    ),
+                )),
+                Ok((_, n)) if usize::try_from(n).is_ok_and(|n| n >= want) => {
                     acked.push(m.address.clone());
                 }
-                Ok((n,)) => short.push((
+                Ok((_, n)) => short.push((
                     m.address.clone(),
                     format!("{n} of {want} replicas acknowledged"),
                 )),
@@ -251,8 +284,8 @@ impl RedisStore {
         Ok((acked, short))
     }
 
-    /// The masters, each with its mark's key: as read at most [`MASTERS_FOR`] ago, else from
-    /// `CLUSTER SLOTS` now.
+    /// The masters, each with its node id and its mark's key: as read at most [`MASTERS_FOR`]
+    /// ago, else from `CLUSTER SLOTS` now.
     async fn masters(&self) -> Result<Vec<Master>, StoreError> {
         if let Some((at, masters)) = &*self.masters.lock() {
             if at.elapsed() < MASTERS_FOR {
@@ -267,14 +300,19 @@ impl RedisStore {
         Ok(masters)
     }
 
-    /// `CLUSTER SLOTS`' ranges (first slot, last slot, its master's `host:port`).
-    async fn slot_map(&self) -> Result<Vec<(u16, u16, String)>, StoreError> {
+    /// `CLUSTER SLOTS`, asked of a master (a replica that hangs would hold the round up).
+    async fn slot_map(&self) -> Result<Vec<Range>, StoreError> {
+        self.sent[Command::Other as usize].fetch_add(1, Ordering::Relaxed);
         let mut c = self.round_handle();
-        let map: Vec<Value> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+        let map = c.route_command(cmd, routing).await.map_err(unavailable)?;
+        let Value::Array(map) = map else {
+            return Err(StoreError::Unavailable(format!(
+                "CLUSTER SLOTS: an array expected, got {map:?}"
+            )));
+        };
         masters_by_range(map).map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))
     }
 
@@ -297,7 +335,10 @@ impl RedisStore {
 pub(crate) struct Master {
     /// `host:port`, as `CLUSTER SLOTS` names it.
     address: String,
-    /// A key in its first slot: what a round writes there before its `WAIT`.
+    /// Its node id: the round's answer counts only if this node gave it.
+    id: String,
+    /// A key in the last slot of its first range: what a round writes there before its
+    /// `WAIT` (a reshard moves a master's lowest slots first).
     mark: Vec<u8>,
 }
 
@@ -308,22 +349,33 @@ const MASTERS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// A mark's life: it only has to reach the replication stream.
 const MARK_LIFE_MS: u64 = 60_000;
 
-/// Each master of `ranges` once, in the order first met, with `mark(its first slot)`.
-fn by_master(ranges: &[(u16, u16, String)], mark: impl Fn(u16) -> Vec<u8>) -> Vec<Master> {
+/// Each master of `ranges` once, in the order first met, with `mark(the last slot of its
+/// first range)`.
+fn by_master(ranges: &[Range], mark: impl Fn(u16) -> Vec<u8>) -> Vec<Master> {
     let mut out: Vec<Master> = Vec::new();
-    for (first, _, address) in ranges {
-        if !out.iter().any(|m| &m.address == address) {
+    for r in ranges {
+        if !out.iter().any(|m| m.address == r.address) {
             out.push(Master {
-                address: address.clone(),
-                mark: mark(*first),
+                address: r.address.clone(),
+                id: r.id.clone(),
+                mark: mark(r.last),
             });
         }
     }
     out
 }
 
-/// `CLUSTER SLOTS`' ranges (first slot, last slot, its master's `host:port`).
-fn masters_by_range(map: Vec<Value>) -> Result<Vec<(u16, u16, String)>, String> {
+/// A range of `CLUSTER SLOTS`: its first and last slot, its master's `host:port` and node id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Range {
+    first: u16,
+    last: u16,
+    address: String,
+    id: String,
+}
+
+/// `CLUSTER SLOTS`' ranges.
+fn masters_by_range(map: Vec<Value>) -> Result<Vec<Range>, String> {
     fn field<T: redis::FromRedisValue>(
         it: &mut impl Iterator<Item = Value>,
         what: &str,
@@ -345,27 +397,33 @@ fn masters_by_range(map: Vec<Value>) -> Result<Vec<(u16, u16, String)>, String> 
         let mut master = master.into_iter();
         let host: String = field(&mut master, "master host")?;
         let port: u16 = field(&mut master, "master port")?;
-        out.push((first, last, format!("{host}:{port}")));
+        let id: String = field(&mut master, "master id")?;
+        out.push(Range {
+            first,
+            last,
+            address: format!("{host}:{port}"),
+            id,
+        });
     }
     Ok(out)
 }
 
 /// The ranges whose master did not acknowledge (see [`RedisStore::failing_slots`]).
 fn failing(
-    ranges: &[(u16, u16, String)],
+    ranges: &[Range],
     acked: &[String],
     short: &[(String, String)],
 ) -> Result<Vec<(u16, u16)>, String> {
     if let Some((unknown, _)) = short
         .iter()
-        .find(|(a, _)| !ranges.iter().any(|(_, _, m)| m == a))
+        .find(|(a, _)| !ranges.iter().any(|r| &r.address == a))
     {
         return Err(format!("{unknown} fell short but serves no slot"));
     }
     let out: Vec<(u16, u16)> = ranges
         .iter()
-        .filter(|(_, _, m)| !acked.contains(m))
-        .map(|(a, b, _)| (*a, *b))
+        .filter(|r| !acked.contains(&r.address))
+        .map(|r| (r.first, r.last))
         .collect();
     if out.is_empty() {
         return Err("every range's master acknowledged, yet some fell short".into());
@@ -436,7 +494,7 @@ mod tests {
             Value::Array(vec![
                 Value::BulkString(h.as_bytes().to_vec()),
                 Value::Int(p),
-                Value::BulkString(b"id".to_vec()),
+                Value::BulkString(format!("id-{p}").into_bytes()),
             ])
         };
         Value::Array(vec![
@@ -455,7 +513,15 @@ mod tests {
             range(10923, 16383, "127.0.0.1", 7003),
         ];
         let ranges = masters_by_range(map).unwrap();
-        assert_eq!(ranges[1], (5461, 10922, "127.0.0.1:7002".into()));
+        assert_eq!(
+            ranges[1],
+            Range {
+                first: 5461,
+                last: 10922,
+                address: "127.0.0.1:7002".into(),
+                id: "id-7002".into(),
+            }
+        );
         let acked = ["127.0.0.1:7001".to_string(), "127.0.0.1:7003".to_string()];
         let short = [("127.0.0.1:7002".to_string(), "0 of 1".to_string())];
         assert_eq!(failing(&ranges, &acked, &short), Ok(vec![(5461, 10922)]));
@@ -472,18 +538,21 @@ mod tests {
 
     #[test]
     fn a_round_marks_each_master_once_in_a_slot_of_its_own() {
-        let ranges = vec![
-            (0, 99, "127.0.0.1:7001".to_string()),
-            (100, 5460, "127.0.0.1:7002".to_string()),
-            (5461, 16383, "127.0.0.1:7001".to_string()),
-        ];
+        let ranges = masters_by_range(vec![
+            range(0, 99, "127.0.0.1", 7001),
+            range(100, 5460, "127.0.0.1", 7002),
+            range(5461, 16383, "127.0.0.1", 7001),
+        ])
+        .unwrap();
         let keys = crate::keys::Keys::new("p");
         let masters = by_master(&ranges, |slot| keys.round_mark(slot));
         assert_eq!(masters.len(), 2, "a master with two ranges is one master");
         assert_eq!(masters[0].address, "127.0.0.1:7001");
-        assert_eq!(crate::keys::slot(&masters[0].mark), 0);
+        assert_eq!(masters[0].id, "id-7001");
+        // The last slot of its first range: a reshard moves the lowest slots first.
+        assert_eq!(crate::keys::slot(&masters[0].mark), 99);
         assert_eq!(masters[1].address, "127.0.0.1:7002");
-        assert_eq!(crate::keys::slot(&masters[1].mark), 100);
+        assert_eq!(crate::keys::slot(&masters[1].mark), 5460);
     }
 
     #[test]
