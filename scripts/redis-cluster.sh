@@ -51,10 +51,15 @@ launch() {
         --daemonize yes --pidfile "$1/$2/redis.pid" --logfile "$1/$2/redis.log"
 }
 
-kill_node() {
+# The pid file of the node $node, which must exist.
+node_pidfile() {
     [ -f "$state" ] || { echo "no cluster recorded on $base"; exit 1; }
     pidfile=$(cat "$state")/$node/redis.pid
     [ -f "$pidfile" ] || { echo "no node $node"; exit 1; }
+}
+
+kill_node() {
+    node_pidfile
     pid=$(cat "$pidfile")
     kill -9 "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -64,9 +69,7 @@ kill_node() {
 
 # Sends signal $1 to the node (STOP or CONT), by the pid the start recorded.
 signal_node() {
-    [ -f "$state" ] || { echo "no cluster recorded on $base"; exit 1; }
-    pidfile=$(cat "$state")/$node/redis.pid
-    [ -f "$pidfile" ] || { echo "no node $node"; exit 1; }
+    node_pidfile
     kill -s "$1" "$(cat "$pidfile")"
     echo "sent SIG$1 to node $node"
 }

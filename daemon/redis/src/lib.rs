@@ -215,8 +215,8 @@ pub enum Command {
     CasBind,
     /// A compare-and-set with its spent transaction's verdict (an answer).
     CasSettle,
-    /// A `WAIT` round (a mark and a `WAIT` to every master on the rounds' own connection,
-    /// counted once).
+    /// A `WAIT` round (a mark, `CLUSTER MYID` and `WAIT` to every master on the rounds' own
+    /// connection, counted once).
     Wait,
     /// A per-user rate-limit token alone ([`keys::TAKE_USER_TOKEN`]); a token taken with a
     /// read or a compare-and-set counts as that.

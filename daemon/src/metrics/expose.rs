@@ -526,8 +526,8 @@ fn write_redis(e: &mut DescriptorEncoder, r: &RedisReadings) -> Result<(), Error
         "sls_redis_commands",
         "Commands sent to the Redis Cluster (one round trip each), by what for: read (a \
          user's value), txn_read (a transaction with its user's value), cas, cas_bind (a \
-         begin's write), cas_settle (an answer's write), wait (a WAIT round to every master), \
-         token (the per-user rate limit), other.",
+         begin's write), cas_settle (an answer's write), wait (a WAIT round: a mark and a \
+         WAIT to every master), token (the per-user rate limit), other.",
         None,
         MetricType::Counter,
     )?;
