@@ -10,15 +10,15 @@
 //! (ADDRESS_BUSY or UNPROVEN_BUSY) no more apps are connected, which the run says. The push
 //! scenario then uses only the users whose app is connected.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use sls_protocol::{CloseCode, DeviceKind, ALPN_DEVICE};
 
-use crate::client::{self, ClientTls, Pipeline, Pushes};
 use crate::fleet::SimUser;
+use sls_client::pipeline::{self as client, Peer, Pipeline, Pushes};
+use sls_client::ClientTls;
 
 /// How long to keep retrying refused handshakes without one getting through.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -43,7 +43,7 @@ pub struct App {
 /// is refused for another reason than the address being full.
 pub async fn connect(
     users: &[SimUser],
-    addr: SocketAddr,
+    peer: &Peer,
     tls_dir: &Path,
     endpoint: &quinn::Endpoint,
     app_users: &[usize],
@@ -57,7 +57,7 @@ pub async fn connect(
             continue;
         };
         let Some(id) = device.id else { continue };
-        let conn = connect_paced(endpoint, addr, &config).await?;
+        let conn = connect_paced(endpoint, peer, &config).await?;
         let proven = async {
             let (pipe, pushes) = Pipeline::open(&conn, "sls-loadgen/ib-key").await?;
             client::prove_device(&pipe, id, &device.secret).await?;
@@ -104,14 +104,15 @@ fn address_full(conn: &quinn::Connection) -> Option<CloseCode> {
 /// (its per-address handshake rate), for up to [`PATIENCE`].
 async fn connect_paced(
     endpoint: &quinn::Endpoint,
-    addr: SocketAddr,
+    peer: &Peer,
     config: &quinn::ClientConfig,
 ) -> anyhow::Result<quinn::Connection> {
+    let addr = peer.addr;
     let give_up = Instant::now() + PATIENCE;
     let mut pause = Duration::from_millis(5);
     loop {
         let connecting = endpoint
-            .connect_with(config.clone(), addr, "localhost")
+            .connect_with(config.clone(), addr, &peer.server_name)
             .with_context(|| format!("cannot connect to {addr}"))?;
         match connecting.await {
             Ok(conn) => return Ok(conn),

@@ -23,10 +23,10 @@ use std::time::Duration;
 use rand::Rng;
 use sls_protocol::{DeviceKind, Message, Purpose, Verdict};
 
-use crate::client::Pipeline;
 use crate::fleet::SimUser;
 use crate::judge::judge_unexpected_reply;
 use crate::report::Outcome;
+use sls_client::pipeline::Pipeline;
 
 /// Most time one attack waits on the rate limiter, in all, before it gives up: a whole attack
 /// from an empty bucket at the default 5 a second takes about 4 s.

@@ -61,30 +61,43 @@ pub fn find_slsd() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("SLSD") {
         return Ok(PathBuf::from(p));
     }
+    find_built("slsd", &["-p", "sls-daemon", "--bin", "slsd"])
+}
+
+/// Finds a binary of this workspace by its path under the cargo target's profile directory
+/// (`slsctl`, `examples/dsc_login`), beside this executable or in the test harness's parent
+/// directory; builds it with `cargo build <build>` (in this executable's profile) when it is
+/// not there yet.
+pub fn find_built(path: &str, build: &[&str]) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     // Test binaries live in target/<profile>/deps.
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let candidate = dir.join("slsd");
+    let candidate = dir.join(path);
     if candidate.exists() {
         return Ok(candidate);
     }
     let release = dir.ends_with("release");
     eprintln!(
-        "slsd is not built yet: building it with cargo ({})",
+        "{path} is not built yet: building it with cargo ({})",
         if release { "release" } else { "debug" }
     );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "sls-daemon", "--bin", "slsd"]);
+    cmd.arg("build").args(build);
     if release {
         cmd.arg("--release");
     }
-    let status = cmd.status().context("running cargo to build slsd")?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("running cargo to build {path}"))?;
     if !status.success() || !candidate.exists() {
-        bail!("could not build slsd; build it with `cargo build --release -p sls-daemon` or set SLSD=/path/to/slsd");
+        bail!(
+            "could not build {path}; build it with `cargo build --release {}`",
+            build.join(" ")
+        );
     }
     Ok(candidate)
 }
@@ -191,10 +204,7 @@ impl Daemon {
 
     /// Where and how a client reaches it.
     pub fn target(&self) -> Target {
-        Target {
-            addr: self.addr,
-            tls_dir: self.tls_dir(),
-        }
+        Target::local(self.addr, self.tls_dir())
     }
 
     /// One connection with `role`'s certificate (none for [`Role::Device`]) and one pipeline.

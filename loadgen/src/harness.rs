@@ -22,8 +22,8 @@ use sls_protocol::{
     TxnId, Verdict,
 };
 
-use crate::client::{self, Pipeline, Pushes};
 use crate::run::{connect_pipelines, Target};
+use sls_client::pipeline::{self as client, Pipeline, Pushes};
 
 pub use crate::device::ocra_answer;
 
@@ -252,7 +252,7 @@ pub async fn login_ocra(
     answer(fe, txn, &response, client).await
 }
 
-pub use crate::client::prove_device;
+pub use sls_client::pipeline::prove_device;
 
 /// The IB Key app approves the push of `txn` for `user` (R6): the user typed `number` and
 /// confirmed by biometrics; the app signs with its `secret` and the push's `nonce`. The daemon's

@@ -18,7 +18,6 @@
 pub mod apps;
 pub mod attack;
 pub mod behaviour;
-pub mod client;
 pub mod compare;
 pub mod daemon;
 pub mod device;

@@ -80,9 +80,15 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The daemon's address.
+    /// The daemon's address: HOST:PORT, a name or an IP address ([v6]:PORT).
     #[arg(long, default_value = "127.0.0.1:7443")]
-    target: std::net::SocketAddr,
+    target: String,
+    /// The name the daemon's certificate is verified against [default: the host of --target].
+    #[arg(long)]
+    server_name: Option<String>,
+    /// How long a handshake may take before the daemon counts as not answering.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    connect_timeout: Duration,
     /// The daemon's certificates directory (<data-dir>/tls).
     #[arg(long, default_value = "./sls-data/tls")]
     tls_dir: PathBuf,
@@ -239,7 +245,25 @@ fn parse_scenarios(s: &str) -> anyhow::Result<Vec<(Scenario, u32)>> {
         .collect()
 }
 
+impl RunArgs {
+    /// `--target` resolved, with its server name and connect timeout.
+    fn target(&self) -> anyhow::Result<Target> {
+        let node = sls_client::Node::parse(&self.target)?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(node.host.as_str(), node.port))
+            .with_context(|| format!("--target {}: cannot resolve {}", self.target, node.host))?
+            .next()
+            .with_context(|| format!("--target {}: {} has no address", self.target, node.host))?;
+        Ok(Target {
+            addr,
+            server_name: self.server_name.clone().unwrap_or(node.host),
+            connect_timeout: self.connect_timeout,
+            tls_dir: self.tls_dir.clone(),
+        })
+    }
+}
+
 async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
+    let target = a.target()?;
     if a.ramp.is_some() || a.metrics.is_some() || !a.thresholds.is_empty() {
         bail!("--raw runs without --ramp, --metrics or --threshold");
     }
@@ -249,10 +273,6 @@ async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     });
     let shape = sls_loadgen::raw::Shape::closed(a.connections, a.in_flight, a.threads)
         .measuring(a.warmup, a.duration);
-    let target = Target {
-        addr: a.target,
-        tls_dir: a.tls_dir,
-    };
     let mix = a.mix.unwrap_or_else(|| Mix(vec![(Persona::DscPlus, 1)]));
     let answers = if a.wrong_rate == 0.0 {
         raw_dsc::Answers::Right
@@ -278,6 +298,7 @@ async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
 }
 
 async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
+    let target = a.target()?;
     if a.raw {
         return raw_cmd(a).await;
     }
@@ -329,10 +350,6 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         slow_rate: a.slow_rate,
         route: a.route,
         ..Behaviour::default()
-    };
-    let target = Target {
-        addr: a.target,
-        tls_dir: a.tls_dir,
     };
     let live = a.metrics.map(|_| std::sync::Arc::new(LiveMetrics::new()));
     let server = match (a.metrics, &live) {
@@ -420,10 +437,7 @@ async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<
         daemon.addr,
         data.path().display()
     );
-    let target = Target {
-        addr: daemon.addr,
-        tls_dir: daemon.tls_dir(),
-    };
+    let target = daemon.target();
     let spec = FleetSpec {
         users: 2_000,
         mix: Mix::default(),

@@ -12,13 +12,12 @@
 //! order. Every read decodes all the frames it holds, asks the [`Driver`] for each slot's next
 //! request, and sends them all with one write. Clock reads are one per read, not per request.
 //!
-//! [`Pipeline::call`](crate::client::Pipeline::call) stays the path of the scenarios; this one
+//! [`Pipeline::call`](sls_client::pipeline::Pipeline::call) stays the path of the scenarios; this one
 //! is for the regimes that measure a ceiling (the benches' echo, `run --raw`). Its open loop,
 //! at a fixed request rate with latency from each request's due time, is [`crate::raw_open`]:
 //! the same threads, connections and drivers (`drive`), another loop per connection.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,7 @@ use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use sls_protocol::{frame, Frame, Message, PROTOCOL_VERSION};
 
-use crate::client;
+use sls_client::pipeline::{self as client, Peer};
 
 /// What a connection's slots send and how they judge the replies.
 pub trait Driver {
@@ -342,11 +341,11 @@ async fn closed<D: Driver>(
     tally
 }
 
-/// Runs a closed loop of `shape` against `addr`: each connection gets a driver from
+/// Runs a closed loop of `shape` against `peer`: each connection gets a driver from
 /// `make_driver(connection_index)`. Blocks the calling thread (the connections run on threads
 /// of their own); call it from a blocking context.
 pub fn run<D, F>(
-    addr: SocketAddr,
+    peer: Peer,
     config: quinn::ClientConfig,
     shape: &Shape,
     make_driver: F,
@@ -356,7 +355,7 @@ where
     F: Fn(usize) -> D + Send + Sync + 'static,
 {
     drive(
-        addr,
+        peer,
         config,
         shape,
         make_driver,
@@ -381,7 +380,7 @@ where
 /// window is set (the open loop's timer), and its value is handed to each connection of the
 /// thread. Blocks the calling thread.
 pub(crate) fn drive<D, F, T, S, L, Fut>(
-    addr: SocketAddr,
+    peer: Peer,
     config: quinn::ClientConfig,
     shape: &Shape,
     make_driver: F,
@@ -413,7 +412,7 @@ where
             make_driver.clone(),
         );
         let (setup, conn_loop) = (setup.clone(), conn_loop.clone());
-        let (slots, agent) = (shape.in_flight.max(1), shape.agent.clone());
+        let (slots, agent, peer) = (shape.in_flight.max(1), shape.agent.clone(), peer.clone());
         let handle = std::thread::Builder::new().name(format!("raw-{t}")).spawn(
             move || -> anyhow::Result<Tally> {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -428,7 +427,7 @@ where
                     }
                 };
                 rt.block_on(async move {
-                    let opened = connect_all(addr, &config, &conns, &agent, slots).await;
+                    let opened = connect_all(&peer, &config, &conns, &agent, slots).await;
                     ready.wait();
                     let (endpoint, opened) = opened?;
                     let window = start_rx
@@ -506,7 +505,7 @@ type Opened = (quinn::Connection, quinn::SendStream, quinn::RecvStream);
 /// Connects each of `conns` on one endpoint (one UDP socket) of this thread's runtime, and
 /// opens its stream.
 async fn connect_all(
-    addr: SocketAddr,
+    peer: &Peer,
     config: &quinn::ClientConfig,
     conns: &[usize],
     agent: &str,
@@ -515,7 +514,7 @@ async fn connect_all(
     let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
     let mut out = Vec::with_capacity(conns.len());
     for i in conns {
-        let conn = client::connect(&endpoint, addr, config.clone()).await?;
+        let conn = peer.connect(&endpoint, config.clone()).await?;
         let (send, recv) = open(&conn, &format!("{agent}-{i}"), slots as u32 + 1).await?;
         out.push((conn, send, recv));
     }

@@ -20,12 +20,12 @@ use sls_protocol::{
     frame, Challenge, DeviceId, DeviceKind, Message, Purpose, Role, TxnId, Verdict, ALPN_FRONTEND,
 };
 
-use crate::client::ClientTls;
 use crate::fleet::{Mix, Persona, SimUser};
 use crate::raw::{self, Driver, Shape, Stats};
 use crate::raw_open::{self, Open};
 use crate::report::{Latency, ScenarioSummary, Summary};
 use crate::run::{enrol_fleet, FleetSpec, RunResult, Target};
+use sls_client::ClientTls;
 
 /// A DSC+ user as the driver needs it.
 struct Login {
@@ -181,7 +181,7 @@ pub async fn run(
         connections: shape.connections,
         max_apps: 0,
     };
-    let endpoint = crate::client::endpoint("127.0.0.1:0".parse()?)?;
+    let endpoint = sls_client::pipeline::endpoint("127.0.0.1:0".parse()?)?;
     let (admin_conn, _admin_pipe, users) = enrol_fleet(target, &spec, &endpoint).await?;
     let logins: Vec<Login> = users.iter().filter_map(login_of).collect();
     if logins.is_empty() {
@@ -190,13 +190,13 @@ pub async fn run(
     let logins = Arc::new(logins);
     let config =
         ClientTls::from_dir(&target.tls_dir, Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
-    let (addr, shape2, open2) = (target.addr, shape.clone(), open.cloned());
+    let (peer, shape2, open2) = (target.peer(), shape.clone(), open.cloned());
     let (stride, slots) = (shape.connections.max(1), shape.in_flight.max(1));
     let stats = tokio::task::spawn_blocking(move || {
         let driver = move |c| DscPlus::new(answers, logins.clone(), c, stride, slots);
         match open2 {
-            Some(o) => raw_open::run(addr, config, &shape2, &o, driver),
-            None => raw::run(addr, config, &shape2, driver),
+            Some(o) => raw_open::run(peer, config, &shape2, &o, driver),
+            None => raw::run(peer, config, &shape2, driver),
         }
     })
     .await??;

@@ -21,7 +21,6 @@
 //! request.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -33,6 +32,8 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use sls_protocol::{frame, Frame};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
+
+use sls_client::pipeline::Peer;
 
 use crate::raw::{self, Conn, Driver, Shape, Stats, Tally};
 
@@ -140,11 +141,11 @@ fn nanos(d: Duration) -> u64 {
 }
 
 /// Runs an open loop of `open.rate` requests/s over `shape`'s connections (each with at most
-/// `shape.in_flight` requests outstanding) against `addr`; each connection gets a driver from
+/// `shape.in_flight` requests outstanding) against `peer`; each connection gets a driver from
 /// `make_driver(connection_index)`. [`Stats::latency_us`] is then the latency of each request
 /// due inside the window, from its due time to its reply. Blocks the calling thread.
 pub fn run<D, F>(
-    addr: SocketAddr,
+    peer: Peer,
     config: quinn::ClientConfig,
     shape: &Shape,
     open: &Open,
@@ -158,7 +159,7 @@ where
     let (warmup, duration, connections) = (shape.warmup, shape.duration, shape.connections);
     let (tick, drain, o) = (open.tick, open.drain, open.clone());
     raw::drive(
-        addr,
+        peer,
         config,
         shape,
         make_driver,

@@ -10,20 +10,48 @@ use anyhow::{bail, Context};
 use sls_protocol::{BulkOutcome, DeviceKind, Message, Role, ALPN_DEVICE, ALPN_FRONTEND};
 
 use crate::apps;
-use crate::client::{self, ClientTls, Pipeline};
 use crate::fleet::{self, Mix, Persona, SimUser};
 use crate::live::LiveMetrics;
 use crate::report::{self, Summary};
 use crate::scenario::{self, Behaviour, World};
 use crate::schedule::{self, Plan};
+use sls_client::pipeline::{self as client, Peer, Pipeline};
+use sls_client::ClientTls;
 
 /// Where the daemon is and how to reach it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The daemon's address (loopback).
+    /// The daemon's address.
     pub addr: SocketAddr,
+    /// The name its certificate is verified against (`--server-name`, else the host of
+    /// `--target` as written).
+    pub server_name: String,
+    /// How long a handshake may take before the daemon counts as not answering.
+    pub connect_timeout: Duration,
     /// The daemon's `tls` directory (`<data-dir>/tls`): `ca.pem`, `frontend.*`, `admin.*`.
     pub tls_dir: PathBuf,
+}
+
+impl Target {
+    /// A target at `addr` with the daemon's own certificates in `tls_dir` (made for
+    /// `localhost`), 5 s to connect.
+    pub fn local(addr: SocketAddr, tls_dir: PathBuf) -> Target {
+        Target {
+            addr,
+            server_name: "localhost".into(),
+            connect_timeout: Duration::from_secs(5),
+            tls_dir,
+        }
+    }
+
+    /// The address, the server name and the connect timeout, as the client crate takes them.
+    pub fn peer(&self) -> Peer {
+        Peer {
+            addr: self.addr,
+            server_name: self.server_name.clone(),
+            connect_timeout: self.connect_timeout,
+        }
+    }
 }
 
 /// The fleet and how it connects.
@@ -68,7 +96,7 @@ pub async fn connect_pipelines(
     let config = tls.quinn_config(alpn)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let conn = client::connect(endpoint, target.addr, config.clone()).await?;
+        let conn = target.peer().connect(endpoint, config.clone()).await?;
         let (pipe, pushes) =
             Pipeline::open(&conn, &format!("sls-loadgen/{}-{i}", role.name())).await?;
         out.push((conn, pipe, pushes));
@@ -246,7 +274,7 @@ pub async fn prepare(
         .map(|(i, _)| i)
         .take(spec.max_apps)
         .collect();
-    let apps = apps::connect(&users, first.addr, &first.tls_dir, &endpoint, &app_users).await?;
+    let apps = apps::connect(&users, &first.peer(), &first.tls_dir, &endpoint, &app_users).await?;
     let connected: Vec<usize> = apps.iter().map(|a| a.user).collect();
     let mut world = World::new(users, pipes, admin_pipe, behaviour);
     world.restrict_push_users(&connected);

@@ -12,10 +12,10 @@ use sls_protocol::{
 
 use crate::attack::{Attacker, Victims};
 pub use crate::behaviour::{Behaviour, Route, Screen};
-use crate::client::Pipeline;
 use crate::fleet::{Persona, SimUser};
 use crate::judge::{judge, judge_unexpected_reply, mistype};
 use crate::report::Outcome;
+use sls_client::pipeline::Pipeline;
 
 /// A scenario: what one step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -455,7 +455,7 @@ pub async fn run_app(
     world: std::sync::Arc<World>,
     user_index: usize,
     pipe: Pipeline,
-    mut pushes: crate::client::Pushes,
+    mut pushes: sls_client::pipeline::Pushes,
 ) {
     let user = &world.users[user_index];
     let Some(device) = user.device(DeviceKind::IbKey).cloned() else {

@@ -155,11 +155,11 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
     // The process's CPU time and the replies received, from the window's start to its end.
     let meter = tokio::spawn(async move {
         sleep_until(measure_from.into()).await;
-        let (cpu0, replies0) = (crate::raw::process_cpu(), crate::client::replies());
+        let (cpu0, replies0) = (crate::raw::process_cpu(), sls_client::pipeline::replies());
         sleep_until(end.into()).await;
         (
             crate::raw::process_cpu().saturating_sub(cpu0),
-            crate::client::replies() - replies0,
+            sls_client::pipeline::replies() - replies0,
         )
     });
     let pick = {

@@ -19,6 +19,15 @@ macro_rules! statuses {
             /// Every code this version knows.
             pub const KNOWN: &'static [Status] = &[$(Status::$name,)+];
 
+            /// The code's name as PROTOCOL.md §6 writes it (`UNKNOWN_USER`), or `None` for a
+            /// code newer than this library.
+            pub const fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $($val => Some(stringify!($name)),)+
+                    _ => None,
+                }
+            }
+
             /// A short stable description, or `None` for a code newer than this library.
             pub const fn describe(self) -> Option<&'static str> {
                 match self.0 {

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use sls_loadgen::client::{self, ClientTls};
+use sls_client::pipeline as client;
+use sls_client::ClientTls;
 use sls_loadgen::daemon::{find_slsd, Daemon, NO_LIMITS};
 use sls_loadgen::fleet::Mix;
 use sls_loadgen::harness::{stats, Client};

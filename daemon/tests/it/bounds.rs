@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sls_loadgen::client::{self, ClientTls, Pipeline};
+use sls_client::pipeline::{self as client, Pipeline};
+use sls_client::ClientTls;
 use sls_loadgen::daemon::Daemon;
 use sls_loadgen::harness::{enrol, stats};
 use sls_protocol::*;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sls_client::pipeline::Pipeline;
 use sls_daemon::store::{Store, StoreConfig, StoreError};
-use sls_loadgen::client::Pipeline;
 use sls_loadgen::daemon::{Daemon, NO_LIMITS};
 use sls_loadgen::harness::{begin, enrol_bulk, ocra_answer, stats};
 use sls_protocol::*;

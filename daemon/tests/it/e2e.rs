@@ -27,10 +27,13 @@ fn start() -> Daemon {
 /// A bare QUIC connection to `d` with the frontend certificate, for tests that write frames by
 /// hand; the endpoint must outlive the connection.
 async fn raw_frontend(d: &Daemon) -> (quinn::Endpoint, quinn::Connection) {
-    use sls_loadgen::client::{self, ClientTls};
+    use sls_client::pipeline as client;
+    use sls_client::ClientTls;
     let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
     let tls = ClientTls::from_dir(&d.tls_dir(), sls_protocol::Role::Frontend).unwrap();
     let config = tls.quinn_config(sls_protocol::ALPN_FRONTEND).unwrap();
-    let conn = client::connect(&ep, d.addr, config).await.unwrap();
+    let conn = client::connect(&ep, d.addr, "localhost", config)
+        .await
+        .unwrap();
     (ep, conn)
 }

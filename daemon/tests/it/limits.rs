@@ -10,7 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sls_loadgen::client::{self, prove_device, ClientTls, Pipeline};
+use sls_client::pipeline::{self as client, prove_device, Pipeline};
+use sls_client::ClientTls;
 use sls_loadgen::daemon::Daemon;
 use sls_loadgen::harness::{begin_reply, enrol, enrol_user};
 use sls_protocol::*;

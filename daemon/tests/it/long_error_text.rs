@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_loadgen::harness::{enrol_device, enrol_user, stats};
 use sls_protocol::limits::MAX_TEXT;
 use sls_protocol::*;

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod bounds;
+mod client;
 mod cluster;
 mod dashboard;
 mod disk_full;
@@ -32,7 +33,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_loadgen::daemon::Daemon;
 use sls_protocol::Message;
 

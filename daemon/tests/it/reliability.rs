@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::time::Duration;
 
-use sls_loadgen::client::{self, ClientTls, Pipeline};
+use sls_client::pipeline::{self as client, Pipeline};
+use sls_client::ClientTls;
 use sls_loadgen::daemon::{Daemon, NO_LIMITS};
 use sls_loadgen::harness::{answer, begin, begin_reply, enrol_bulk, ocra_answer, stats};
 use sls_protocol::*;
@@ -280,7 +281,9 @@ async fn abandoned_connections_are_reclaimed_by_the_idle_timeout() {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_millis(200)));
     acfg.transport_config(std::sync::Arc::new(t));
-    let aconn = client::connect(&aep, d.addr, acfg).await.unwrap();
+    let aconn = client::connect(&aep, d.addr, "localhost", acfg)
+        .await
+        .unwrap();
     let (admin, _) = Pipeline::open(&aconn, "admin").await.unwrap();
     // 50 clients connect and then go silent without closing (no keep-alive from them).
     let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -289,7 +292,9 @@ async fn abandoned_connections_are_reclaimed_by_the_idle_timeout() {
     cfg.transport_config(std::sync::Arc::new(quinn::TransportConfig::default()));
     let mut silent = Vec::new();
     for i in 0..50 {
-        let c = client::connect(&ep, d.addr, cfg.clone()).await.unwrap();
+        let c = client::connect(&ep, d.addr, "localhost", cfg.clone())
+            .await
+            .unwrap();
         let (p, _) = Pipeline::open(&c, &format!("silent-{i}")).await.unwrap();
         silent.push((c, p));
     }

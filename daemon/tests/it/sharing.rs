@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_loadgen::daemon::{Daemon, GENEROUS_LIMITS};
 use sls_loadgen::harness::{begin, begin_reply, enrol_device, login_ocra, ocra_answer};
 use sls_protocol::ocra::DSC_PLUS_DEFAULT_SUITE as SUITE;

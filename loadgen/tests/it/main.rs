@@ -10,6 +10,7 @@ mod live_metrics;
 mod merge_compare;
 mod open_loop;
 mod pipelines;
+mod reach;
 mod thresholds;
 
 use sls_loadgen::daemon::{find_slsd, Daemon, GENEROUS_LIMITS};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sls_loadgen::client::ClientTls;
+use sls_client::ClientTls;
 use sls_loadgen::raw::{Driver, Shape};
 use sls_loadgen::raw_open::{self, Open};
 use sls_protocol::{frame, Message, Role, Verdict, ALPN_FRONTEND};
@@ -58,10 +58,16 @@ async fn run(mode: Mode, shape: Shape, open: Open) -> (sls_loadgen::raw::Stats, 
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
     let stats = tokio::task::spawn_blocking(move || {
-        raw_open::run(addr, config, &shape, &open, move |_| Counting {
-            sent: counter.clone(),
-            n: 0,
-        })
+        raw_open::run(
+            sls_client::pipeline::Peer::new(addr, "localhost"),
+            config,
+            &shape,
+            &open,
+            move |_| Counting {
+                sent: counter.clone(),
+                n: 0,
+            },
+        )
     })
     .await
     .unwrap()

@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sls_loadgen::client::{self, CallError, ClientTls, Pipeline};
+use sls_client::pipeline::{self as client, CallError, Pipeline};
+use sls_client::ClientTls;
 use sls_loadgen::raw::{self, Driver, Shape};
 use sls_loadgen::raw_dsc::Answers;
 use sls_protocol::{frame, Frame, Message, Role, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
@@ -120,7 +121,7 @@ async fn pipeline(
         .quinn_config(ALPN_FRONTEND)
         .unwrap();
     let ep = client::endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
-    let conn = client::connect(&ep, endpoint.local_addr().unwrap(), config)
+    let conn = client::connect(&ep, endpoint.local_addr().unwrap(), "localhost", config)
         .await
         .unwrap();
     let (pipe, _) = Pipeline::open(&conn, "pipelines-test").await.unwrap();
@@ -233,11 +234,16 @@ async fn the_raw_path_matches_out_of_order_replies_to_their_slots() {
     };
     let addr = server.local_addr().unwrap();
     let stats = tokio::task::spawn_blocking(move || {
-        raw::run(addr, config, &shape, |c| Tagged {
-            conn: c as u64,
-            sent: vec![0; 64],
-            count: 0,
-        })
+        raw::run(
+            sls_client::pipeline::Peer::new(addr, "localhost"),
+            config,
+            &shape,
+            |c| Tagged {
+                conn: c as u64,
+                sent: vec![0; 64],
+                count: 0,
+            },
+        )
     })
     .await
     .unwrap()

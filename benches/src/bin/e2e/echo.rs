@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::BytesMut;
-use sls_loadgen::client::ClientTls;
+use sls_client::ClientTls;
 use sls_loadgen::daemon::Daemon;
 use sls_loadgen::raw::{self, Shape};
 use sls_protocol::{frame, Frame, Message, Role, Verdict, ALPN_FRONTEND, PROTOCOL_VERSION};
@@ -113,8 +113,15 @@ pub async fn closed(
         agent: "e2e-echo".into(),
     };
     let addr = echo.addr;
-    tokio::task::spawn_blocking(move || raw::run(addr, config, &shape, |_| raw::Echo::new()))
-        .await?
+    tokio::task::spawn_blocking(move || {
+        raw::run(
+            sls_client::pipeline::Peer::new(addr, "localhost"),
+            config,
+            &shape,
+            |_| raw::Echo::new(),
+        )
+    })
+    .await?
 }
 
 /// `--echo-only`: the bare echo alone, its requests/s on stdout.

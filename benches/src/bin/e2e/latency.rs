@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use sls_loadgen::client::ClientTls;
+use sls_client::ClientTls;
 use sls_loadgen::daemon::{Daemon, NO_LIMITS, ONE_ADDRESS};
 use sls_loadgen::fleet::Mix;
 use sls_loadgen::raw::{self, Shape, Stats};
@@ -109,7 +109,13 @@ pub async fn echo(echo: &Daemon, open: &Open, secs: u64) -> anyhow::Result<Measu
         ClientTls::from_dir(&echo.tls_dir(), Role::Frontend)?.quinn_config(ALPN_FRONTEND)?;
     let (addr, shape, open) = (echo.addr, shape(secs, "e2e-echo-open"), open.clone());
     let stats = tokio::task::spawn_blocking(move || {
-        raw_open::run(addr, config, &shape, &open, |_| raw::Echo::new())
+        raw_open::run(
+            sls_client::pipeline::Peer::new(addr, "localhost"),
+            config,
+            &shape,
+            &open,
+            |_| raw::Echo::new(),
+        )
     })
     .await??;
     Ok(Measured::of(&stats))

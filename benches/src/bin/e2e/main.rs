@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use sls_loadgen::client::{self, ClientTls, Pipeline};
+use sls_client::pipeline::{self as client, Pipeline};
+use sls_client::ClientTls;
 use sls_loadgen::daemon::{find_slsd, Daemon};
 use sls_loadgen::fleet::Mix;
 use sls_loadgen::harness::{Client, Pool};
@@ -178,7 +179,7 @@ async fn handshakes(addr: SocketAddr, tls_dir: &Path, n: usize) -> anyhow::Resul
     for i in 0..n {
         let ep = eps[i % eps.len()].clone();
         let cfg = cfg.clone();
-        tasks.spawn(async move { client::connect(&ep, addr, cfg).await });
+        tasks.spawn(async move { client::connect(&ep, addr, "localhost", cfg).await });
     }
     let mut conns = Vec::new();
     while let Some(r) = tasks.join_next().await {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_loadgen::daemon::Daemon;
 use sls_loadgen::harness::{enrol_bulk, ocra_answer};
 use sls_loadgen::redis_cluster::RedisCluster;

@@ -12,7 +12,7 @@ mod lifecycle;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_protocol::*;
 
 use super::IP;

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use sls_loadgen::client::{self, ClientTls, Pipeline};
+use sls_client::pipeline::{self as client, Pipeline};
+use sls_client::ClientTls;
 use sls_loadgen::harness::{enrol, login_ocra};
 use sls_protocol::ocra;
 use sls_protocol::*;
@@ -89,7 +90,7 @@ async fn roles_hold() {
     }
     .quinn_config(ALPN_FRONTEND)
     .unwrap();
-    let refused = match client::connect(&ep, d.addr, anon).await {
+    let refused = match client::connect(&ep, d.addr, "localhost", anon).await {
         Err(_) => true,
         Ok(conn) => Pipeline::open(&conn, "anon").await.is_err(),
     };
@@ -104,7 +105,7 @@ async fn roles_hold() {
     }
     .quinn_config(ALPN_FRONTEND)
     .unwrap();
-    let refused = match client::connect(&ep, d.addr, cfg).await {
+    let refused = match client::connect(&ep, d.addr, "localhost", cfg).await {
         Err(_) => true,
         Ok(conn) => Pipeline::open(&conn, "intruder").await.is_err(),
     };
@@ -271,7 +272,9 @@ async fn zero_rtt_is_refused() {
     let tls = ClientTls::from_dir(&d.tls_dir(), Role::Frontend).unwrap();
     let cfg = tls.quinn_config_trying_0rtt(ALPN_FRONTEND).unwrap();
     // A first connection gets whatever session ticket the server offers.
-    let c1 = client::connect(&ep, d.addr, cfg.clone()).await.unwrap();
+    let c1 = client::connect(&ep, d.addr, "localhost", cfg.clone())
+        .await
+        .unwrap();
     let (p, _) = Pipeline::open(&c1, "first").await.unwrap();
     assert_eq!(p.call(Message::Ping {}).await.unwrap(), Message::Pong {});
     c1.close(0u32.into(), b"");

@@ -2,7 +2,7 @@
 //! failures (R11), the sharing calls' named refusals (R17), and the roles that may not make
 //! admin calls.
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_loadgen::harness::{
     begin, begin_reply, enrol, enrol_device, enrol_user, login_ocra, ocra_answer,
 };

@@ -2,7 +2,7 @@
 //! reactivation (R15) and the replacement DSC+ (R16, R20), each seen through the logins it
 //! allows or stops; and each call's refusals.
 
-use sls_loadgen::client::Pipeline;
+use sls_client::pipeline::Pipeline;
 use sls_loadgen::harness::{answer, begin, begin_reply, enrol, enrol_user, login_ocra};
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra::DSC_PLUS_DEFAULT_SUITE;

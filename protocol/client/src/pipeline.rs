@@ -1,25 +1,24 @@
-//! A QUIC client of `slsd`: what a login frontend, an admin tool or an IB Key app would write.
+//! One long-lived bidirectional stream with many requests in flight: the wire as it is, for
+//! callers that want every request's answer as the daemon sent it (the load generator, tests).
+//! [`crate::Client`] is built on it and adds timeouts, failover and typed answers.
 //!
-//! One [`Pipeline`] is one long-lived bidirectional stream on which many requests are in flight
-//! at once. A writer task batches every request queued since its last write into one
-//! `write_all`; a reader task decodes every frame of each read and hands each response to the
-//! caller waiting on its id. Pushes (id 0) go to a channel of their own.
-//!
-//! It sees only the wire, like any client: it depends on `sls-protocol`, never on the daemon.
+//! A writer task batches every request queued since its last write into one `write_all`; a
+//! reader task decodes every frame of each read and hands each answer to the caller waiting on
+//! its id. Unsolicited frames (request id 0: an IB Key app's pushes, stream-level errors) go to
+//! a channel of their own.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use quinn::crypto::rustls::QuicClientConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sls_protocol::{frame, push, DeviceId, Frame, Message, Role, PROTOCOL_VERSION};
+use sls_protocol::{frame, Frame, Message, Role, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, oneshot};
 
-/// Why a call failed. A daemon's `Error` frame is not a `CallError`: it is the call's answer.
+/// Why a call on a [`Pipeline`] failed. A daemon's `Error` frame is not a `CallError`: on a
+/// pipeline it is the call's answer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// The stream or connection is gone.
     #[error("stream closed: {0}")]
@@ -32,114 +31,24 @@ pub enum CallError {
     Handshake(Box<Message>),
 }
 
-/// Errors of setting a client up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// A PEM file could not be read or parsed.
-    #[error("cannot read {what}: {source}")]
-    Pem {
-        /// Which file.
-        what: &'static str,
-        /// Why.
-        source: rustls::pki_types::pem::Error,
-    },
-    /// TLS configuration failed.
-    #[error("TLS: {0}")]
-    Tls(#[from] rustls::Error),
-    /// QUIC configuration failed.
-    #[error("QUIC config: {0}")]
-    Quic(String),
-    /// Connecting failed.
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect {
-        /// The daemon's address.
-        addr: SocketAddr,
-        /// Why.
-        reason: String,
-    },
-    /// Opening the stream or the version handshake failed.
-    #[error(transparent)]
-    Call(#[from] CallError),
+/// What the daemon said in `Welcome` (PROTOCOL.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Welcome {
+    /// The protocol version agreed.
+    pub version: u16,
+    /// The largest frame the daemon takes, length prefix included.
+    pub max_frame: u32,
+    /// Answers the daemon may owe on the stream at once.
+    pub max_in_flight: u32,
+    /// The role the daemon sees.
+    pub role: Role,
 }
 
-/// The PEM material a client needs: the daemon's CA, and for `sls/1` a role certificate.
-#[derive(Clone, Debug)]
-pub struct ClientTls {
-    /// The CA that signed the daemon's certificate (`<data-dir>/tls/ca.pem`).
-    pub ca_pem: Vec<u8>,
-    /// The client's certificate and key (frontend or admin), or none for an IB Key app.
-    pub identity: Option<(Vec<u8>, Vec<u8>)>,
-}
-
-impl ClientTls {
-    /// Reads `ca.pem` and, for `role` frontend or admin, `<role>.pem` and `<role>.key` from the
-    /// daemon's `tls` directory.
-    pub fn from_dir(dir: &std::path::Path, role: Role) -> std::io::Result<ClientTls> {
-        let ca_pem = std::fs::read(dir.join("ca.pem"))?;
-        let identity = match role {
-            Role::Device => None,
-            _ => Some((
-                std::fs::read(dir.join(format!("{}.pem", role.name())))?,
-                std::fs::read(dir.join(format!("{}.key", role.name())))?,
-            )),
-        };
-        Ok(ClientTls { ca_pem, identity })
-    }
-
-    /// A quinn client configuration for `alpn`: TLS 1.3 only, no 0-RTT.
-    pub fn quinn_config(&self, alpn: &[u8]) -> Result<quinn::ClientConfig, SetupError> {
-        self.config(alpn, false)
-    }
-
-    /// As [`ClientTls::quinn_config`], but willing to send 0-RTT early data when the server's
-    /// ticket allows it: for tests that check the daemon never does.
-    pub fn quinn_config_trying_0rtt(&self, alpn: &[u8]) -> Result<quinn::ClientConfig, SetupError> {
-        self.config(alpn, true)
-    }
-
-    fn config(&self, alpn: &[u8], early_data: bool) -> Result<quinn::ClientConfig, SetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
-            let cert = cert.map_err(|source| SetupError::Pem {
-                what: "CA certificate",
-                source,
-            })?;
-            roots.add(cert)?;
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(roots);
-        let mut tls = match &self.identity {
-            None => builder.with_no_client_auth(),
-            Some((cert_pem, key_pem)) => {
-                let certs = CertificateDer::pem_slice_iter(cert_pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|source| SetupError::Pem {
-                        what: "client certificate",
-                        source,
-                    })?;
-                let key =
-                    PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| SetupError::Pem {
-                        what: "client key",
-                        source,
-                    })?;
-                builder.with_client_auth_cert(certs, key)?
-            }
-        };
-        tls.alpn_protocols = vec![alpn.to_vec()];
-        tls.enable_early_data = early_data;
-        let quic = QuicClientConfig::try_from(tls).map_err(|e| SetupError::Quic(e.to_string()))?;
-        let mut config = quinn::ClientConfig::new(Arc::new(quic));
-        let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
-        config.transport_config(Arc::new(transport));
-        Ok(config)
-    }
-}
-
-/// A client endpoint on an ephemeral loopback port, with socket buffers large enough for
+/// A client endpoint (one UDP socket) bound to `bind`, with socket buffers large enough for
 /// bursts of handshakes.
+///
+/// # Errors
+/// The socket cannot be bound, or there is no tokio runtime.
 pub fn endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(bind)?;
     let sock = socket2::SockRef::from(&socket);
@@ -151,18 +60,133 @@ pub fn endpoint(bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
     quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
 }
 
-/// Connects to a daemon.
+/// A handshake that failed.
+#[derive(Debug)]
+pub struct ConnectError {
+    /// The daemon's address.
+    pub addr: SocketAddr,
+    /// Why, as quinn says (e.g. `invalid peer certificate: …`), or none for no answer in time.
+    pub reason: String,
+    /// How long it was given, when nothing answered in time.
+    pub waited: Option<std::time::Duration>,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.waited {
+            Some(t) => write!(
+                f,
+                "no slsd answering at {} within {}",
+                self.addr,
+                crate::client::humanize(t)
+            ),
+            None => write!(f, "cannot connect to {}: {}", self.addr, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Connects to a daemon at `addr`, verifying its certificate for `server_name` (a DNS name or
+/// an IP address, as the certificate's subject alternative names have it). Without a timeout
+/// of its own: the QUIC idle timeout of `config` ends a handshake nobody answers.
+///
+/// # Errors
+/// The handshake failed.
 pub async fn connect(
     endpoint: &quinn::Endpoint,
     addr: SocketAddr,
+    server_name: &str,
     config: quinn::ClientConfig,
-) -> Result<quinn::Connection, SetupError> {
-    let err = |reason: String| SetupError::Connect { addr, reason };
+) -> Result<quinn::Connection, ConnectError> {
+    let err = |reason: String| ConnectError {
+        addr,
+        reason,
+        waited: None,
+    };
     endpoint
-        .connect_with(config, addr, "localhost")
+        .connect_with(config, addr, server_name)
         .map_err(|e| err(e.to_string()))?
         .await
         .map_err(|e| err(e.to_string()))
+}
+
+/// Where a daemon is: its address, the name its certificate is verified against, and how long
+/// a handshake may take. What the load generator's paths connect with.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The daemon's UDP address.
+    pub addr: SocketAddr,
+    /// The name its certificate carries (a DNS name, or the IP address as text).
+    pub server_name: String,
+    /// How long a handshake may take before the daemon counts as not answering.
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Peer {
+    /// A peer at `addr`, its certificate verified for `server_name`, 5 s to connect.
+    pub fn new(addr: SocketAddr, server_name: impl Into<String>) -> Peer {
+        Peer {
+            addr,
+            server_name: server_name.into(),
+            connect_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// Connects within the connect timeout; past it, the error says `no slsd answering at ADDR
+    /// within T`.
+    ///
+    /// # Errors
+    /// The handshake failed or took too long.
+    pub async fn connect(
+        &self,
+        endpoint: &quinn::Endpoint,
+        config: quinn::ClientConfig,
+    ) -> Result<quinn::Connection, ConnectError> {
+        let t = self.connect_timeout;
+        match tokio::time::timeout(t, connect(endpoint, self.addr, &self.server_name, config)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError {
+                addr: self.addr,
+                reason: "timed out".into(),
+                waited: Some(t),
+            }),
+        }
+    }
+}
+
+/// An IB Key app's proof of possession on `pipe` (PROTOCOL.md §5.2): `DeviceHello`, then
+/// `DeviceProve` with the key's MAC over the nonce. The daemon then pushes that device's logins
+/// to this stream.
+///
+/// # Errors
+/// [`crate::ClientError::Refused`] with `BAD_PROOF` (a wrong key, a device not enrolled), or
+/// the stream ended.
+pub async fn prove_device(
+    pipe: &Pipeline,
+    device: sls_protocol::DeviceId,
+    secret: &[u8],
+) -> Result<(), crate::ClientError> {
+    use crate::calls::unexpected;
+    let lost = |e: CallError| crate::ClientError::Lost(e.to_string());
+    let nonce = match pipe
+        .call(Message::DeviceHello { device })
+        .await
+        .map_err(lost)?
+    {
+        Message::DeviceNonce { nonce } => nonce,
+        other => return Err(unexpected(other)),
+    };
+    let proof = sls_protocol::push::device_proof(secret, device, &nonce);
+    match pipe
+        .call(Message::DeviceProve { proof })
+        .await
+        .map_err(lost)?
+    {
+        Message::Done {} => Ok(()),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Replies every pipeline of this process has received: the load generator's request count, for
@@ -181,7 +205,7 @@ type Waiters = Arc<Mutex<Slots>>;
 /// stray reply to a reused slot is told apart. Each batch of writes or reads takes the lock once.
 #[derive(Default)]
 struct Slots {
-    entries: Vec<(u32, Option<oneshot::Sender<Message>>)>,
+    entries: Vec<(u32, Option<Reply>)>,
     free: Vec<u32>,
 }
 
@@ -190,7 +214,7 @@ const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
 
 impl Slots {
     /// Keeps `reply` and returns its request id (never 0).
-    fn insert(&mut self, reply: oneshot::Sender<Message>) -> Option<u32> {
+    fn insert(&mut self, reply: Reply) -> Option<u32> {
         let index = match self.free.pop() {
             Some(i) => i,
             None if self.entries.len() < INDEX_MASK as usize => {
@@ -206,7 +230,7 @@ impl Slots {
     }
 
     /// The caller waiting on request `id`, if any; its slot is free again.
-    fn remove(&mut self, id: u32) -> Option<oneshot::Sender<Message>> {
+    fn remove(&mut self, id: u32) -> Option<Reply> {
         let index = (id & INDEX_MASK).checked_sub(1)?;
         let entry = self.entries.get_mut(index as usize)?;
         if entry.0 != id >> INDEX_BITS {
@@ -224,9 +248,12 @@ impl Slots {
     }
 }
 
+/// Where a call's answer goes: the daemon's message, or why there is none.
+type Reply = oneshot::Sender<Result<Message, CallError>>;
+
 struct Request {
     message: Message,
-    reply: oneshot::Sender<Message>,
+    reply: Reply,
 }
 
 /// One long-lived stream with many requests in flight. Cheap to clone; every clone shares the
@@ -234,7 +261,7 @@ struct Request {
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::UnboundedSender<Request>,
-    role: Role,
+    welcome: Welcome,
 }
 
 /// Frames the daemon sends unsolicited (request id 0): pushes, and stream-level errors.
@@ -243,10 +270,13 @@ pub type Pushes = mpsc::UnboundedReceiver<Message>;
 impl Pipeline {
     /// Opens a stream on `conn` and does the version handshake. Returns the pipeline, the role
     /// the daemon sees, and the channel of unsolicited frames.
+    ///
+    /// # Errors
+    /// The stream could not be opened, or the daemon did not answer `Welcome`.
     pub async fn open(
         conn: &quinn::Connection,
         agent: &str,
-    ) -> Result<(Pipeline, Pushes), SetupError> {
+    ) -> Result<(Pipeline, Pushes), CallError> {
         let (send, recv) = conn
             .open_bi()
             .await
@@ -258,7 +288,12 @@ impl Pipeline {
         tokio::spawn(read_loop(recv, waiters, push_tx));
         let mut pipe = Pipeline {
             tx,
-            role: Role::Frontend,
+            welcome: Welcome {
+                version: 0,
+                max_frame: 0,
+                max_in_flight: 0,
+                role: Role::Frontend,
+            },
         };
         let hello = Message::Hello {
             min_version: PROTOCOL_VERSION,
@@ -268,25 +303,50 @@ impl Pipeline {
             agent: sls_protocol::clip_text(agent, sls_protocol::limits::MAX_TEXT),
         };
         match pipe.call(hello).await? {
-            Message::Welcome { role, .. } => pipe.role = role,
-            other => return Err(CallError::Handshake(Box::new(other)).into()),
+            Message::Welcome {
+                version,
+                max_frame,
+                max_in_flight,
+                role,
+            } => {
+                pipe.welcome = Welcome {
+                    version,
+                    max_frame,
+                    max_in_flight,
+                    role,
+                }
+            }
+            other => return Err(CallError::Handshake(Box::new(other))),
         }
         Ok((pipe, push_rx))
     }
 
     /// The role the daemon granted this connection.
     pub fn role(&self) -> Role {
-        self.role
+        self.welcome.role
+    }
+
+    /// The daemon's `Welcome` on this stream.
+    pub fn welcome(&self) -> Welcome {
+        self.welcome
+    }
+
+    /// Whether the stream is gone (its writer stopped): every later call fails.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Sends a request and waits for its response (which may be an `Error` frame).
+    ///
+    /// # Errors
+    /// The stream ended before the answer, or the request could not be encoded.
     pub async fn call(&self, message: Message) -> Result<Message, CallError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request { message, reply })
             .map_err(|_| CallError::Closed("writer gone".into()))?;
         rx.await
-            .map_err(|_| CallError::Closed("no response before the stream ended".into()))
+            .map_err(|_| CallError::Closed("no response before the stream ended".into()))?
     }
 }
 
@@ -301,13 +361,14 @@ async fn write_loop(
         {
             let Ok(mut slots) = waiters.lock() else { break };
             for Request { message, reply } in batch.drain(..) {
-                // Dropping `reply` (no free slot, or a message that cannot be encoded) tells
-                // the caller its call failed.
                 let Some(id) = slots.insert(reply) else {
+                    // The reply was dropped with the full slab: the call fails as closed.
                     continue;
                 };
-                if frame::encode(id, &message, &mut buf).is_err() {
-                    drop(slots.remove(id));
+                if let Err(e) = frame::encode(id, &message, &mut buf) {
+                    if let Some(reply) = slots.remove(id) {
+                        let _ = reply.send(Err(CallError::Encode(e)));
+                    }
                 }
             }
         }
@@ -356,7 +417,7 @@ async fn read_loop(
             Err(_) => break 'read,
         };
         for (waiter, message) in woken {
-            let _ = waiter.send(message);
+            let _ = waiter.send(Ok(message));
         }
         if broken {
             break;
@@ -365,19 +426,5 @@ async fn read_loop(
     // Fail every call still waiting: dropping their senders wakes them with an error.
     if let Ok(mut w) = waiters.lock() {
         w.clear();
-    }
-}
-
-/// An IB Key app's hello on `app`: proves it holds `device`'s `secret`, after which the daemon
-/// pushes that device's logins to this app.
-pub async fn prove_device(app: &Pipeline, device: DeviceId, secret: &[u8]) -> anyhow::Result<()> {
-    let nonce = match app.call(Message::DeviceHello { device }).await? {
-        Message::DeviceNonce { nonce } => nonce,
-        other => anyhow::bail!("device hello for {device:?}: {other:?}"),
-    };
-    let proof = push::device_proof(secret, device, &nonce);
-    match app.call(Message::DeviceProve { proof }).await? {
-        Message::Done {} => Ok(()),
-        other => anyhow::bail!("device proof for {device:?}: {other:?}"),
     }
 }
