@@ -10,7 +10,7 @@ use sls_protocol::{
 };
 
 use crate::client::Client;
-use crate::error::ClientError;
+use crate::error::{unexpected, ClientError};
 
 /// What a `Begin` is answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,13 +126,6 @@ pub struct Share {
     pub share: u32,
     /// Waiting for compliance (`ShareDecide`).
     pub pending: bool,
-}
-
-pub(crate) fn unexpected(m: Message) -> ClientError {
-    match m {
-        Message::Error { status, message } => ClientError::Refused { status, message },
-        other => ClientError::Unexpected(Box::new(other)),
-    }
 }
 
 fn done(m: Message) -> Result<(), ClientError> {

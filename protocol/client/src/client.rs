@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use crate::config::ClientConfig;
-use crate::error::{ClientError, SetupError, Unreachable};
+use crate::error::{humanize, ClientError, SetupError, Unreachable};
 use crate::pipeline::{self, CallError, Pipeline, Pushes};
 use crate::tls::alpn_of;
 
@@ -473,16 +473,4 @@ async fn sleep_within(
     }
     tokio::time::sleep(wait).await;
     Ok(())
-}
-
-pub(crate) fn humanize(d: Duration) -> String {
-    // To the nearest millisecond: a deadline computed a few microseconds apart reads the same.
-    let ms = (d.as_micros() + 500) / 1000;
-    if ms >= 1000 && ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else if ms >= 1000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{ms}ms")
-    }
 }

@@ -127,3 +127,24 @@ pub enum SetupError {
     #[error("client socket: {0}")]
     Socket(std::io::Error),
 }
+
+/// A message that is not the answer a call expects: a refusal, or [`ClientError::Unexpected`].
+pub(crate) fn unexpected(m: Message) -> ClientError {
+    match m {
+        Message::Error { status, message } => ClientError::Refused { status, message },
+        other => ClientError::Unexpected(Box::new(other)),
+    }
+}
+
+/// A duration as people write it: `5s`, `1.5s`, `250ms`.
+pub(crate) fn humanize(d: Duration) -> String {
+    // To the nearest millisecond: a deadline computed a few microseconds apart reads the same.
+    let ms = (d.as_micros() + 500) / 1000;
+    if ms >= 1000 && ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else if ms >= 1000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms}ms")
+    }
+}

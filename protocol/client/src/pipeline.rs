@@ -78,7 +78,7 @@ impl std::fmt::Display for ConnectError {
                 f,
                 "no slsd answering at {} within {}",
                 self.addr,
-                crate::client::humanize(t)
+                crate::error::humanize(t)
             ),
             None => write!(f, "cannot connect to {}: {}", self.addr, self.reason),
         }
@@ -168,7 +168,7 @@ pub async fn prove_device(
     device: sls_protocol::DeviceId,
     secret: &[u8],
 ) -> Result<(), crate::ClientError> {
-    use crate::calls::unexpected;
+    use crate::error::unexpected;
     let lost = |e: CallError| crate::ClientError::Lost(e.to_string());
     let nonce = match pipe
         .call(Message::DeviceHello { device })
