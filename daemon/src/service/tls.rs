@@ -44,6 +44,12 @@ pub enum TlsError {
         /// What is wrong with it.
         why: String,
     },
+    /// A `--tls-dir` given explicitly does not exist, and `--init-tls` was not given.
+    #[error(
+        "tls_dir {} does not exist (give --init-tls to create a new CA and certificates there)",
+        .0.display()
+    )]
+    Missing(PathBuf),
     /// The verifier could not be built.
     #[error("client verifier: {0}")]
     Verifier(String),
@@ -87,7 +93,8 @@ impl Pki {
     }
 
     /// As [`Pki::load_or_create`], in the directory `dir` itself (several nodes that serve the
-    /// same frontends share one). The directory is created if missing.
+    /// same frontends share one). The directory is created if missing: `slsd` refuses a
+    /// missing `--tls-dir` before this, unless `--init-tls` is given.
     ///
     /// # Errors
     /// Unreadable or unwritable files, bad PEM, a certificate or key without its pair.
