@@ -4,7 +4,7 @@
 A module's imports are its `use crate::…`, `use super::…` and `crate::x::` / `super::x::`
 paths; a module is a file (`a.rs` or `a/mod.rs`), and `lib.rs`/`main.rs` is the root, which
 may import every module (it declares them) but no module may import the root's own items.
-Usage: scripts/import-cycles.py [crate-src-dir …] (default: every */src and daemon/core/src).
+Usage: scripts/import-cycles.py [crate-src-dir …] (default: every */src, protocol/pki/src and daemon/core/src).
 """
 import os
 import re

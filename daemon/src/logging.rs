@@ -7,10 +7,14 @@
 //!   [`Stderr`] swallows write errors (a log line that cannot be written is lost, nothing
 //!   else), and `main` also turns internal errors off. [`say`] is `eprintln!` that cannot
 //!   panic, for the daemon's own lines.
+//! - **One format.** Under `--log-format json` ([`set_json`]), [`say`] writes its line as a
+//!   JSON object too, with the fields tracing's JSON lines have (`timestamp`, `level`,
+//!   `fields.message`, `target`), so that every line of stderr is one object.
 //! - **Rate-limited.** A [`Throttle`] lets one warning of a cause through per period and counts
 //!   the ones it held back, for warnings a peer or a failing disk can repeat in a loop.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -44,10 +48,41 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
     }
 }
 
-/// Writes `args` and a newline to stderr, ignoring errors (`eprintln!` panics on them).
+/// Whether [`say`] writes JSON objects (`--log-format json`).
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`say`] writes each line as a JSON object (`--log-format json`).
+pub fn set_json(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
+}
+
+/// Writes `args` and a newline to stderr, ignoring errors (`eprintln!` panics on them); a JSON
+/// object on the line after [`set_json`].
 pub fn say(args: std::fmt::Arguments<'_>) {
+    let line = if JSON.load(Ordering::Relaxed) {
+        json_line(&args.to_string())
+    } else {
+        args.to_string()
+    };
     let mut e = std::io::stderr().lock();
-    let _ = e.write_fmt(args).and_then(|()| e.write_all(b"\n"));
+    let _ = e
+        .write_all(line.as_bytes())
+        .and_then(|()| e.write_all(b"\n"));
+}
+
+/// `message` as tracing's JSON formatter writes an INFO event of target `slsd`.
+fn json_line(message: &str) -> String {
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+    let mut timestamp = String::new();
+    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    serde_json::json!({
+        "timestamp": timestamp,
+        "level": "INFO",
+        "fields": { "message": message },
+        "target": "slsd",
+    })
+    .to_string()
 }
 
 /// At most one warning per `every`; counts those held back in between.
@@ -112,6 +147,22 @@ mod tests {
         assert_eq!(t.allow_at(t0 + Duration::from_secs(10)), Some(5));
         assert_eq!(t.allow_at(t0 + Duration::from_secs(11)), None);
         assert_eq!(t.allow_at(t0 + Duration::from_secs(25)), Some(1));
+    }
+
+    #[test]
+    fn a_said_line_in_json_is_one_object_with_the_message() {
+        let line = json_line("slsd: created /d/tls/ca.pem \"quoted\"\nnext");
+        assert!(!line.contains('\n'), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        assert_eq!(
+            v["fields"]["message"],
+            "slsd: created /d/tls/ca.pem \"quoted\"\nnext"
+        );
+        assert_eq!(v["level"], "INFO");
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.len() > 10),
+            "{line}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sls_daemon::config::{self, Config, Settings};
+use sls_daemon::config::{self, Config, LogFormat, Settings};
 use sls_daemon::logging::{self, say};
 use sls_daemon::service;
 use tracing_subscriber::EnvFilter;
@@ -43,11 +43,21 @@ fn main() -> ExitCode {
     };
     // Logging never panics a task: a line stderr cannot take (a full disk) is dropped, and
     // tracing's own report of that failure (an `eprintln!`, which would panic) is off.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(logging::Stderr)
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    match config.log_format {
+        LogFormat::Text => {
+            // Colours for a person at a terminal, never escape codes in a file or a pipe.
+            use std::io::IsTerminal;
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+        LogFormat::Json => {
+            builder.json().with_ansi(false).init();
+            logging::set_json(true);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)
         .enable_all()

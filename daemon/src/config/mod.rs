@@ -15,10 +15,10 @@ mod ranges;
 mod rules;
 mod settings;
 
-pub use print::{completions, default_file, man_page, printout, NOT_IN_FILE};
+pub use print::{completions, default_file, effective_file, man_page, printout, NOT_IN_FILE};
 pub use ranges::MAX_DURATION;
 use ranges::{duration_in, number_in, rate_and_burst};
-pub use settings::{parse_duration, Settings};
+pub use settings::{parse_duration, LogFormat, Settings};
 mod admission;
 pub use admission::AdmissionPolicy;
 
@@ -37,6 +37,8 @@ pub struct Config {
     pub endpoints: usize,
     /// Log filter.
     pub log: String,
+    /// Log lines as text or JSON.
+    pub log_format: LogFormat,
     /// fsync the journal.
     pub fsync: bool,
     /// Most connections (the same as `admission.max_connections`).
@@ -56,6 +58,10 @@ pub struct Config {
     pub store: StoreChoice,
     /// The certificates' directory.
     pub tls_dir: PathBuf,
+    /// Whether a missing `tls_dir` may be created with new certificates: the default one
+    /// (`<data_dir>/tls`), or one given with `--init-tls`. A directory given without it must
+    /// exist.
+    pub create_tls_dir: bool,
     /// `--repair`: start on a damaged journal after setting the damage aside.
     pub repair: bool,
 }
@@ -188,21 +194,25 @@ pub enum ConfigError {
     },
 }
 
+/// The settings of the file at `path` (none without one).
+///
+/// # Errors
+/// The file cannot be read, or is not valid TOML for slsd.
+fn read_file(path: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+    toml::from_str::<Settings>(&text).map_err(|e| ConfigError::Parse(path.into(), e.to_string()))
+}
+
 impl Config {
     /// The command line `cli` over the file it names (if any) over the defaults, validated.
     ///
     /// # Errors
     /// An unreadable or invalid file; a value out of range.
     pub fn from_args(cli: Settings) -> Result<Config, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
-                toml::from_str::<Settings>(&text)
-                    .map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?
-            }
-            None => Settings::default(),
-        };
+        let file = read_file(cli.config.as_deref())?;
         let s = cli.or(file);
         let mut admission = admission::policy(&s)?;
         let core_default = CoreConfig::default();
@@ -319,6 +329,7 @@ impl Config {
             }),
         };
         Ok(Config {
+            create_tls_dir: s.tls_dir.is_none() || s.init_tls,
             tls_dir: s.tls_dir.unwrap_or_else(|| data_dir.join("tls")),
             store,
             listen: s
@@ -329,6 +340,7 @@ impl Config {
             threads,
             endpoints,
             log: s.log.unwrap_or_else(|| "info".into()),
+            log_format: s.log_format.unwrap_or_default(),
             fsync: !s.no_fsync,
             repair: s.repair,
             max_connections: admission.max_connections,

@@ -2,16 +2,18 @@
 //! setting), `slsd --completions SHELL` and `slsd --man`. All three are made from the one
 //! command, [`Settings::command`], so they cannot drift from `--help`; the values of
 //! `--print-config` are the validated defaults of [`Config`], so they cannot drift from what
-//! slsd does without a file.
+//! slsd does without a file. With a file (`--config`) or flags, `--print-config` prints the
+//! effective configuration instead, each setting's comment saying where its value came from.
 
 use clap::CommandFactory;
 
 use super::{Config, ConfigError, Settings, StoreChoice};
 
 /// The long flags that are not settings of the file: the file itself, and actions.
-pub const NOT_IN_FILE: [&str; 7] = [
+pub const NOT_IN_FILE: [&str; 8] = [
     "config",
     "repair",
+    "init-tls",
     "print-config",
     "completions",
     "man",
@@ -29,7 +31,7 @@ const WIDTH: usize = 96;
 /// The defaults do not validate, or a writer failed (neither happens but by a bug).
 pub fn printout(settings: &Settings) -> Option<Result<Vec<u8>, ConfigError>> {
     if settings.print_config {
-        Some(default_file().map(String::into_bytes))
+        Some(effective_file(settings).map(String::into_bytes))
     } else if let Some(shell) = settings.completions {
         Some(Ok(completions(shell)))
     } else if settings.man {
@@ -70,17 +72,7 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
 /// # Errors
 /// The defaults do not validate (a bug).
 pub fn default_file() -> Result<String, ConfigError> {
-    let config = Config::from_args(Settings::default())?;
-    let redis = Config::from_args(Settings {
-        store: Some("redis://127.0.0.1:6379".into()),
-        ..Settings::default()
-    })?;
-    let values = toml::Table::try_from(exact_defaults(&config, &redis)).map_err(|e| {
-        ConfigError::Invalid {
-            field: "print_config",
-            why: e.to_string(),
-        }
-    })?;
+    let values = default_values()?;
     let mut out = String::from(
         "# slsd configuration file: every setting with its default, from `slsd --print-config`.\n\
          # Use it with `slsd --config FILE`; a flag on the command line overrides the file.\n\
@@ -106,6 +98,117 @@ pub fn default_file() -> Result<String, ConfigError> {
         match values.get(&key) {
             Some(value) => out.push_str(&format!("{key} = {value}\n")),
             None => out.push_str(&format!("# {key} =\n")),
+        }
+    }
+    Ok(out)
+}
+
+/// The settings as a TOML table (a setting not given is absent).
+fn table(settings: &Settings) -> Result<toml::Table, ConfigError> {
+    toml::Table::try_from(settings).map_err(|e| ConfigError::Invalid {
+        field: "print_config",
+        why: e.to_string(),
+    })
+}
+
+/// The defaults that are one value each, as [`default_file`] writes them.
+fn default_values() -> Result<toml::Table, ConfigError> {
+    let config = Config::from_args(Settings::default())?;
+    let redis = Config::from_args(Settings {
+        store: Some("redis://127.0.0.1:6379".into()),
+        ..Settings::default()
+    })?;
+    table(&exact_defaults(&config, &redis))
+}
+
+/// The settings `settings` gives: its table without the values a setting has when not given
+/// (`no_fsync = false`).
+fn given(settings: &Settings) -> Result<toml::Table, ConfigError> {
+    let unset = table(&Settings::default())?;
+    let mut t = table(settings)?;
+    t.retain(|k, v| unset.get(k) != Some(v));
+    Ok(t)
+}
+
+/// The configuration file of `slsd --config F --print-config [FLAGS]`: every setting with its
+/// effective value (the flags over the file over the defaults, validated), and in its comment,
+/// after its help, where that value came from: `# from: default`, `# from: file F` or
+/// `# from: flag --x`. A setting left to a default that is not one value stays commented out,
+/// with the value it has here. `--config` reads it back to the same configuration (but for
+/// the actions, `--repair` and `--init-tls`, which are never in the file). Without a file and
+/// flags it is [`default_file`].
+///
+/// # Errors
+/// The file cannot be read or is invalid; a value is out of range.
+pub fn effective_file(cli: &Settings) -> Result<String, ConfigError> {
+    let file = super::read_file(cli.config.as_deref())?;
+    let flags = given(cli)?;
+    if cli.config.is_none() && flags.is_empty() {
+        return default_file();
+    }
+    effective(cli, &file, &flags, cli.config.as_deref())
+}
+
+fn effective(
+    cli: &Settings,
+    file: &Settings,
+    flags: &toml::Table,
+    path: Option<&std::path::Path>,
+) -> Result<String, ConfigError> {
+    let config = Config::from_args(cli.clone())?;
+    let in_file = given(file)?;
+    let values = table(&cli.clone().or(file.clone()))?;
+    let defaults = default_values()?;
+    // The values of the defaults that follow other settings or the machine, for the comment.
+    let derived = table(&Settings {
+        threads: Some(config.threads),
+        lock_duration: Some(config.core.lock_duration),
+        max_open_per_connection: Some(config.admission.max_open_per_connection),
+        tls_dir: Some(config.tls_dir.clone()),
+        seal_key: match &config.store {
+            StoreChoice::Redis(r) => Some(r.seal_key.clone()),
+            StoreChoice::Embedded => None,
+        },
+        ..Settings::default()
+    })?;
+    let mut out = String::from(
+        "# slsd configuration file: the effective configuration (the flags over the file over\n\
+         # the defaults), from `slsd --print-config`. Use it with `slsd --config FILE`.\n\
+         # Each setting's `from:` says where its value came from: the default, the file or a\n\
+         # flag. Durations are written like 500ms, 30s, 2m, 24h, 1day, 1h 30m. A setting\n\
+         # commented out has no single default (it follows another setting or the machine).\n",
+    );
+    for arg in Settings::command().get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        if NOT_IN_FILE.contains(&long) {
+            continue;
+        }
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        out.push('\n');
+        comment(&mut out, &help);
+        let key = long.replace('-', "_");
+        let from = if flags.contains_key(&key) {
+            Some(format!("flag --{long}"))
+        } else if in_file.contains_key(&key) {
+            path.map(|p| format!("file {}", p.display()))
+        } else {
+            None
+        };
+        match (from, values.get(&key), defaults.get(&key)) {
+            (Some(from), Some(value), _) => {
+                out.push_str(&format!("# from: {from}\n{key} = {value}\n"));
+            }
+            (_, _, Some(value)) => out.push_str(&format!("# from: default\n{key} = {value}\n")),
+            _ => match derived.get(&key) {
+                Some(here) => out.push_str(&format!("# from: default (here: {here})\n# {key} =\n")),
+                None => out.push_str(&format!("# from: default\n# {key} =\n")),
+            },
         }
     }
     Ok(out)
@@ -160,6 +263,7 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         threads: None,
         endpoints: Some(config.endpoints),
         log: Some(config.log.clone()),
+        log_format: Some(config.log_format),
         no_fsync: !config.fsync,
         max_connections: Some(a.max_connections),
         max_connections_per_address: Some(a.per_address),
@@ -206,6 +310,7 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         redis_cache_users,
         seal_key: None,
         tls_dir: None,
+        init_tls: false,
         repair: false,
         print_config: false,
         completions: None,

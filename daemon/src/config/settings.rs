@@ -12,7 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// slsd: the sls second-factor verification daemon (QUIC).
 ///
 /// On first start it creates a local CA, a server certificate and client certificates for the
-/// frontend and admin roles in <DATA_DIR>/tls, and prints where they are. Flags override the
+/// frontend and admin roles in <DATA_DIR>/tls, and prints where they are (a --tls-dir given
+/// must exist, unless --init-tls). Flags override the
 /// file given with --config, which overrides the defaults. Durations are written like 500ms,
 /// 30s, 2m, 24h, 1d or 1h 30m. The file takes the same settings in snake_case, e.g.
 /// `challenge_ttl = "2m"`; every key is optional and an unknown key is refused.
@@ -51,6 +52,10 @@ pub struct Settings {
     /// Log level: error, warn, info, debug, trace [default: info]; RUST_LOG overrides.
     #[arg(long)]
     pub log: Option<String>,
+    /// Log format: `text`, a line per event (ANSI colours only when stderr is a terminal), or
+    /// `json`, one JSON object per line for a log collector [default: text].
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Do not fsync the journal (benchmarks only: a crash may then forgive failures).
     #[arg(long)]
     pub no_fsync: bool,
@@ -227,10 +232,18 @@ pub struct Settings {
     /// missing (development only: the other nodes need the same file).
     #[arg(long, value_name = "FILE")]
     pub seal_key: Option<PathBuf>,
-    /// Directory of the certificates; several nodes serving the same frontends share one
+    /// Directory of the certificates; several nodes serving the same frontends share one. A
+    /// directory given here (flag or file) must exist, else slsd refuses to start, unless
+    /// --init-tls is given; the default one is created on the data directory's first start
     /// [default: <DATA_DIR>/tls].
     #[arg(long, value_name = "DIR")]
     pub tls_dir: Option<PathBuf>,
+    /// Create the --tls-dir if it does not exist, with a new CA, a server certificate and the
+    /// frontend and admin certificates (what slsd does with its default directory). Once, by
+    /// hand; never from the file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub init_tls: bool,
     /// Start even though the journal is damaged: copy each damaged file aside
     /// (`<FILE>.damaged-<UNIX TIME>`), keep the records before the damage, set aside what follows
     /// it, and rebuild a missing or damaged MANIFEST from the files present. Once, by hand,
@@ -266,6 +279,7 @@ impl Settings {
             threads: self.threads.or(under.threads),
             endpoints: self.endpoints.or(under.endpoints),
             log: self.log.or(under.log),
+            log_format: self.log_format.or(under.log_format),
             // A flag can only switch fsync off; either source doing so wins.
             no_fsync: self.no_fsync || under.no_fsync,
             max_connections: self.max_connections.or(under.max_connections),
@@ -320,6 +334,8 @@ impl Settings {
             redis_cache_users: self.redis_cache_users.or(under.redis_cache_users),
             seal_key: self.seal_key.or(under.seal_key),
             tls_dir: self.tls_dir.or(under.tls_dir),
+            // Like --repair, only the command line asks for it.
+            init_tls: self.init_tls,
             // Only the command line can ask for a repair (the file never sets it).
             repair: self.repair,
             // Actions of the command line, like --repair.
@@ -328,6 +344,17 @@ impl Settings {
             man: self.man,
         }
     }
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// A line of text per event.
+    #[default]
+    Text,
+    /// A JSON object per line.
+    Json,
 }
 
 /// Parses a duration with [`humantime::parse_duration`]: `500ms`, `30s`, `2m`, `24h`, `1d`,

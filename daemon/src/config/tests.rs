@@ -556,5 +556,6 @@ fn admission_settings_out_of_range_are_refused_and_named() {
 }
 
 mod limits;
+mod operator;
 mod print;
 mod rules;

@@ -74,6 +74,17 @@ fn verdict_slot(reply: &Message) -> usize {
     }
 }
 
+/// The statuses a refused frame is counted under ([`Metrics::frame_error`]): written at 0 from
+/// the start, so that a board's panel of frame errors reads 0, not "no data", until the first.
+pub const FRAME_ERROR_STATUSES: [Status; 6] = [
+    Status::MALFORMED_FRAME,
+    Status::FRAME_TOO_LARGE,
+    Status::UNKNOWN_TYPE,
+    Status::FORBIDDEN,
+    Status::INVALID_UTF8,
+    Status::UNEXPECTED,
+];
+
 /// The roles, in the order the connection gauges are kept.
 pub const ROLES: [Role; 3] = [Role::Frontend, Role::Admin, Role::Device];
 
@@ -150,7 +161,7 @@ impl Metrics {
             type_of_code,
             types,
             durable: Histogram::default(),
-            frame_errors: Mutex::default(),
+            frame_errors: Mutex::new(FRAME_ERROR_STATUSES.iter().map(|s| (s.0, 0)).collect()),
             connections: Default::default(),
             accepted: (0..endpoints).map(|_| AtomicU64::new(0)).collect(),
             batches: AtomicU64::new(0),

@@ -162,6 +162,11 @@ async fn open_redis(r: &RedisChoice) -> Result<sls_redis::RedisStore, ServiceErr
 /// # Errors
 /// Store damage, undecodable records, an unreachable cluster, TLS or bind failures.
 pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
+    // Before anything is made: a --tls-dir given must be there (a typo would otherwise start a
+    // node with a CA of its own, which the frontends do not trust), unless --init-tls.
+    if !config.create_tls_dir && !config.tls_dir.exists() {
+        return Err(tls::TlsError::Missing(config.tls_dir.clone()).into());
+    }
     // Both stores keep files there (the journal; the seal key and certificates): one daemon
     // per data directory.
     let lock = DirLock::acquire(&config.data_dir)?;

@@ -1,5 +1,7 @@
 //! TLS for `slsd`: a local CA made on first start, the server certificate, the role
-//! certificates of frontends and admins, and the rustls/quinn configurations.
+//! certificates of frontends and admins, and the rustls/quinn configurations. The certificates
+//! are made and read by `sls-pki` (shared with the admin CLI); this module keeps the server's
+//! side: the files of a TLS directory, the rustls/quinn configuration and a connection's role.
 //!
 //! Roles are told apart by the client certificate: its subject's organizational unit is
 //! `sls-frontend` or `sls-admin`. IB Key apps use the ALPN `sls-device/1` and present no
@@ -13,32 +15,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use sls_pki::{Ca, PkiError};
 use sls_protocol::{Role, ALPN_DEVICE, ALPN_FRONTEND};
+
+pub use sls_pki::{role_from_cert, role_unit};
 
 /// Errors of TLS set-up and role checks.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read or written.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A certificate could not be made.
-    #[error("certificate: {0}")]
-    Rcgen(#[from] rcgen::Error),
+    /// The certificates could not be made, read or written (the error names the file).
+    #[error(transparent)]
+    Pki(#[from] PkiError),
     /// rustls refused a configuration.
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
@@ -54,20 +44,18 @@ pub enum TlsError {
         /// What is wrong with it.
         why: String,
     },
+    /// A `--tls-dir` given explicitly does not exist, and `--init-tls` was not given.
+    #[error(
+        "tls_dir {} does not exist (give --init-tls to create a new CA and certificates there)",
+        .0.display()
+    )]
+    Missing(PathBuf),
     /// The verifier could not be built.
     #[error("client verifier: {0}")]
     Verifier(String),
     /// The peer has no role.
     #[error("no valid role: {0}")]
     NoRole(&'static str),
-}
-
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TlsError + 'a {
-    move |source| TlsError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn bad_file(path: &Path, why: String) -> TlsError {
@@ -77,39 +65,21 @@ fn bad_file(path: &Path, why: String) -> TlsError {
     }
 }
 
-/// The organizational unit that names each role in a client certificate.
-pub fn role_unit(role: Role) -> &'static str {
-    match role {
-        Role::Frontend => "sls-frontend",
-        Role::Admin => "sls-admin",
-        Role::Device => "sls-device",
-    }
-}
-
-/// The daemon's certificates, in `<data-dir>/tls`.
+/// The daemon's certificates, in `<data-dir>/tls` or `--tls-dir`.
 pub struct Pki {
     /// The directory.
     pub dir: PathBuf,
-    ca_cert_pem: String,
-    ca_key: KeyPair,
+    ca: Ca,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivateKeyDer<'static>,
     /// Files created by this start (empty when they existed).
     pub created: Vec<PathBuf>,
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("writing", path))?;
-    f.write_all(contents.as_bytes())
-        .map_err(io("writing", path))
+/// Whether both files of a pair are missing (a pair half there is left for [`Ca::load`] or the
+/// PEM reading to name, rather than replaced).
+fn both_missing(a: &Path, b: &Path) -> bool {
+    !a.exists() && !b.exists()
 }
 
 impl Pki {
@@ -123,120 +93,66 @@ impl Pki {
     }
 
     /// As [`Pki::load_or_create`], in the directory `dir` itself (several nodes that serve the
-    /// same frontends share one).
+    /// same frontends share one). The directory is created if missing: `slsd` refuses a
+    /// missing `--tls-dir` before this, unless `--init-tls` is given.
     ///
     /// # Errors
-    /// Unreadable or unwritable files, bad PEM.
+    /// Unreadable or unwritable files, bad PEM, a certificate or key without its pair.
     pub fn load_or_create_in(dir: &Path) -> Result<Pki, TlsError> {
         let dir = dir.to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let mut created = Vec::new();
-        let ca_pem_path = dir.join("ca.pem");
-        let ca_key_path = dir.join("ca.key");
-        if !ca_pem_path.exists() || !ca_key_path.exists() {
-            let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params
-                .distinguished_name
-                .push(DnType::CommonName, "sls local CA");
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let cert = params.self_signed(&key)?;
-            write_private(&ca_key_path, &key.serialize_pem())?;
-            std::fs::write(&ca_pem_path, cert.pem()).map_err(io("writing", &ca_pem_path))?;
-            created.extend([ca_pem_path.clone(), ca_key_path.clone()]);
+        let (ca_pem, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+        if both_missing(&ca_pem, &ca_key) {
+            Ca::create()?.save(&dir)?;
+            created.extend([ca_pem, ca_key]);
         }
-        let ca_cert_pem =
-            std::fs::read_to_string(&ca_pem_path).map_err(io("reading", &ca_pem_path))?;
-        CertificateParams::from_ca_cert_pem(&ca_cert_pem)
-            .map_err(|e| bad_file(&ca_pem_path, format!("not a CA certificate in PEM ({e})")))?;
-        let ca_key = KeyPair::from_pem(
-            &std::fs::read_to_string(&ca_key_path).map_err(io("reading", &ca_key_path))?,
-        )
-        .map_err(|e| bad_file(&ca_key_path, format!("not a private key in PEM ({e})")))?;
-        let mut pki = Pki {
-            dir: dir.clone(),
-            ca_cert_pem,
-            ca_key,
-            server_chain: Vec::new(),
-            server_key: PrivateKeyDer::Pkcs8(Vec::new().into()),
-            created,
-        };
+        let ca = Ca::load(&dir)?;
         let server_pem = dir.join("server.pem");
         let server_key = dir.join("server.key");
-        if !server_pem.exists() || !server_key.exists() {
-            let (cert, key) = pki.issue("server", None)?;
-            std::fs::write(&server_pem, cert).map_err(io("writing", &server_pem))?;
-            write_private(&server_key, &key)?;
-            pki.created.extend([server_pem.clone(), server_key.clone()]);
+        if both_missing(&server_pem, &server_key) {
+            let localhost = [
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::Ipv6Addr::LOCALHOST.into(),
+            ];
+            let (c, k) = ca
+                .issue_server(&["localhost".into()], &localhost)?
+                .write(&dir, "server")?;
+            created.extend([c, k]);
         }
         for role in [Role::Frontend, Role::Admin] {
             let pem = dir.join(format!("{}.pem", role.name()));
             let key = dir.join(format!("{}.key", role.name()));
-            if !pem.exists() || !key.exists() {
-                let (c, k) = pki.issue_client_cert(role, role.name())?;
-                std::fs::write(&pem, c).map_err(io("writing", &pem))?;
-                write_private(&key, &k)?;
-                pki.created.extend([pem, key]);
+            if both_missing(&pem, &key) {
+                let (c, k) = ca
+                    .issue_client(role, role.name())?
+                    .write(&dir, role.name())?;
+                created.extend([c, k]);
             }
         }
-        pki.server_chain = CertificateDer::pem_file_iter(&server_pem)
+        let server_chain = CertificateDer::pem_file_iter(&server_pem)
             .map_err(|e| TlsError::Pem(server_pem.clone(), e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| TlsError::Pem(server_pem.clone(), e))?;
-        if pki.server_chain.is_empty() {
+        if server_chain.is_empty() {
             return Err(bad_file(&server_pem, "no certificate in it".into()));
         }
-        pki.server_key = PrivateKeyDer::from_pem_file(&server_key)
+        let key = PrivateKeyDer::from_pem_file(&server_key)
             .map_err(|e| TlsError::Pem(server_key.clone(), e))?;
         // Checked here, where the files are known, rather than as a bare rustls error later.
-        rustls::crypto::ring::sign::any_supported_type(&pki.server_key)
+        rustls::crypto::ring::sign::any_supported_type(&key)
             .map_err(|e| bad_file(&server_key, format!("unusable private key ({e})")))?;
-        Ok(pki)
+        Ok(Pki {
+            dir,
+            ca,
+            server_chain,
+            server_key: key,
+            created,
+        })
     }
 
     /// The CA certificate, PEM.
     pub fn ca_pem(&self) -> &str {
-        &self.ca_cert_pem
-    }
-
-    fn issue(&self, name: &str, role: Option<Role>) -> Result<(String, String), TlsError> {
-        let issuer =
-            CertificateParams::from_ca_cert_pem(&self.ca_cert_pem)?.self_signed(&self.ca_key)?;
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        match role {
-            None => {
-                params.subject_alt_names = vec![
-                    SanType::DnsName("localhost".try_into()?),
-                    SanType::IpAddress([127, 0, 0, 1].into()),
-                    SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()),
-                ];
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-            }
-            Some(role) => {
-                params
-                    .distinguished_name
-                    .push(DnType::OrganizationalUnitName, role_unit(role));
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            }
-        }
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = params.signed_by(&key, &issuer, &self.ca_key)?;
-        Ok((cert.pem(), key.serialize_pem()))
-    }
-
-    /// A new client certificate and key (PEM) for a frontend or an admin, signed by the CA.
-    ///
-    /// # Errors
-    /// Certificate generation failed.
-    pub fn issue_client_cert(&self, role: Role, name: &str) -> Result<(String, String), TlsError> {
-        self.issue(name, Some(role))
+        self.ca.cert_pem()
     }
 
     /// The quinn server configuration: TLS 1.3, both ALPNs, client certificates verified
@@ -250,7 +166,7 @@ impl Pki {
     ) -> Result<quinn::ServerConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(self.ca_cert_pem.as_bytes()) {
+        for c in CertificateDer::pem_slice_iter(self.ca.cert_pem().as_bytes()) {
             roots.add(c.map_err(|e| TlsError::Pem(self.dir.join("ca.pem"), e))?)?;
         }
         let verifier =
@@ -305,24 +221,10 @@ pub fn role_of(conn: &quinn::Connection) -> Result<Role, TlsError> {
     let leaf = certs
         .first()
         .ok_or(TlsError::NoRole("no client certificate"))?;
-    role_from_cert(leaf)
-}
-
-/// The role named by a (verified) client certificate.
-///
-/// # Errors
-/// No role unit in the subject.
-pub fn role_from_cert(der: &CertificateDer<'_>) -> Result<Role, TlsError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|_| TlsError::NoRole("unparsable certificate"))?;
-    for ou in cert.subject().iter_organizational_unit() {
-        match ou.as_str() {
-            Ok("sls-frontend") => return Ok(Role::Frontend),
-            Ok("sls-admin") => return Ok(Role::Admin),
-            _ => {}
-        }
-    }
-    Err(TlsError::NoRole("certificate names no role"))
+    role_from_cert(leaf).map_err(|e| match e {
+        PkiError::NoRole(why) => TlsError::NoRole(why),
+        e => TlsError::Pki(e),
+    })
 }
 
 #[cfg(test)]

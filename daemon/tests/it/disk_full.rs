@@ -383,6 +383,8 @@ async fn stderr_on_a_full_disk_ends_no_stream() {
             &data_dir,
             "--tls-dir",
             &tls_dir,
+            // A new PKI in a directory given explicitly.
+            "--init-tls",
             "--log",
             "debug",
         ][..],

@@ -23,6 +23,7 @@ mod enumeration;
 mod limits;
 mod long_error_text;
 mod metrics;
+mod operator;
 mod prometheus;
 mod reliability;
 mod sharing;

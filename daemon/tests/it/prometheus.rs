@@ -6,7 +6,7 @@
 //! evaluates, each panel with data.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,9 +49,22 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(targets: &[(&str, SocketAddr)]) -> Prometheus {
+        Prometheus::with_rules(targets, &[])
+    }
+
+    /// As [`Prometheus::start`], evaluating the rule files `rules` every second.
+    fn with_rules(targets: &[(&str, SocketAddr)], rules: &[&Path]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
-        let mut config =
-            String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
+        );
+        if !rules.is_empty() {
+            config.push_str("rule_files:\n");
+            for r in rules {
+                config.push_str(&format!("  - '{}'\n", r.display()));
+            }
+        }
+        config.push_str("scrape_configs:\n");
         for (job, addr) in targets {
             config.push_str(&format!(
                 "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
@@ -262,4 +275,103 @@ async fn prometheus_scrapes_slsd_and_the_load_generator_and_evaluates_every_pane
         "the load generator's counts, scraped after the run"
     );
     server.stop().await;
+}
+
+/// `promtool`: `$PROMTOOL`, else beside the Prometheus server (Debian's package has both).
+fn promtool_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROMTOOL") {
+        return p.into();
+    }
+    prometheus_bin().with_file_name("promtool")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerting_rules_check_and_load_into_prometheus() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/prometheus/alerts.yml");
+    let out = Command::new(promtool_bin())
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", promtool_bin().display()));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool check rules: {said}");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let groups: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- name: "))
+        .collect();
+    let alerts = text
+        .lines()
+        .filter(|l| l.trim().starts_with("- alert: "))
+        .count();
+    assert!(
+        said.contains(&format!("SUCCESS: {alerts} rules found")),
+        "{said}"
+    );
+
+    // Every sls_ family a rule names is one slsd exposes (a typo would never fire).
+    let metrics = free_port();
+    let metrics_arg = metrics.to_string();
+    let _d = crate::slsd(&["--metrics", &metrics_arg, "--log", "warn"]);
+    let (_, _, page) = crate::metrics::get(metrics, "/metrics").await;
+    for expr in text.lines().filter_map(|l| l.trim().strip_prefix("expr: ")) {
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("sls_") || w.starts_with("process_"))
+            // Only a daemon on a Redis store has those (its expose.rs writes them together).
+            .filter(|w| !w.starts_with("sls_redis_"))
+        {
+            // A sample, or the family (a histogram has series once a request was timed).
+            let family = format!("# TYPE {} ", name.trim_end_matches("_bucket"));
+            assert!(
+                page.lines()
+                    .any(|l| l.starts_with(name) || l.starts_with(&family)),
+                "{name} (in {expr}) is not on slsd's /metrics"
+            );
+        }
+    }
+
+    // A real Prometheus loads every group and evaluates every rule without an error.
+    let prom = Prometheus::with_rules(&[("slsd", metrics)], &[&rules]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = prom.api("/api/v1/rules").await;
+        let loaded = reply
+            .as_ref()
+            .and_then(|r| r["data"]["groups"].as_array().cloned())
+            .unwrap_or_default();
+        let names: Vec<&str> = loaded.iter().filter_map(|g| g["name"].as_str()).collect();
+        let rules: Vec<&Value> = loaded
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .collect();
+        let evaluated = rules.iter().all(|r| r["health"] != "unknown");
+        if names.len() == groups.len() && rules.len() == alerts && evaluated {
+            let (mut names, mut groups) = (names, groups.clone());
+            names.sort_unstable();
+            groups.sort_unstable();
+            assert_eq!(names, groups);
+            for r in &rules {
+                assert_eq!(r["health"], "ok", "{r}");
+                assert_eq!(r["type"], "alerting", "{r}");
+                assert!(r["annotations"]["summary"].is_string(), "{r}");
+                assert!(r["annotations"]["description"].is_string(), "{r}");
+                assert!(
+                    matches!(r["labels"]["severity"].as_str(), Some("page" | "warning")),
+                    "{r}"
+                );
+            }
+            // A fresh, healthy daemon fires nothing.
+            let firing: Vec<_> = rules.iter().filter(|r| r["state"] == "firing").collect();
+            assert!(firing.is_empty(), "{firing:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not load and evaluate {} groups, {alerts} rules in 60 s: {reply:?}",
+            groups.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

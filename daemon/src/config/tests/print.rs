@@ -63,7 +63,14 @@ fn the_printed_config_names_every_setting_and_no_action() {
             .any(|l| l.starts_with(&format!("{key} = ")) || l == format!("# {key} ="));
         assert!(given, "{key} is missing from --print-config");
     }
-    for action in ["config", "repair", "print_config", "completions", "man"] {
+    for action in [
+        "config",
+        "repair",
+        "init_tls",
+        "print_config",
+        "completions",
+        "man",
+    ] {
         assert!(
             !printed.lines().any(|l| l
                 .trim_start_matches("# ")
@@ -85,6 +92,61 @@ fn an_edited_printed_config_takes_effect() {
     // A flag still overrides the file.
     let c = with_file(&edited, &["--challenge-ttl", "1m"]).unwrap();
     assert_eq!(c.core.challenge_ttl, Duration::from_secs(60));
+}
+
+#[test]
+fn the_effective_config_says_where_each_value_came_from_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.toml");
+    std::fs::write(
+        &path,
+        "challenge_ttl = \"5m\"\nlockout_threshold = 7\nlockout_window = \"2days\"\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let flags = [
+        "--config",
+        p,
+        "--lockout-threshold",
+        "5",
+        "--metrics",
+        "127.0.0.1:9100",
+        "--no-fsync",
+        "--log-format",
+        "json",
+        "--print-config",
+    ];
+    let printed = effective_file(&cli(&flags)).unwrap();
+    // The file's value, and the flag's over the file's.
+    assert!(
+        printed.contains(&format!("# from: file {p}\nchallenge_ttl = \"5m\"\n")),
+        "{printed}"
+    );
+    assert!(printed.contains("# from: flag --lockout-threshold\nlockout_threshold = 5\n"));
+    assert!(printed.contains("# from: flag --metrics\nmetrics = \"127.0.0.1:9100\"\n"));
+    assert!(printed.contains("# from: flag --no-fsync\nno_fsync = true\n"));
+    assert!(printed.contains("# from: flag --log-format\nlog_format = \"json\"\n"));
+    // A default, and one that follows another setting (the lock outlasts the window).
+    assert!(printed.contains("# from: default\ngrace = \"5s\"\n"));
+    assert!(
+        printed.contains("# from: default (here: \"2days\")\n# lock_duration =\n"),
+        "{printed}"
+    );
+    // Every setting says where it came from.
+    assert_eq!(printed.matches("\n# from: ").count(), file_keys().len());
+    // `--config` reads it back to the same configuration; it is what --print-config prints.
+    let original = Config::from_args(cli(&flags)).unwrap();
+    let reread = with_file(&printed, &[]).unwrap();
+    assert_eq!(format!("{reread:?}"), format!("{original:?}"));
+    assert_eq!(original.core.lockout_threshold, 5);
+    assert_eq!(
+        printout(&cli(&flags)).unwrap().unwrap(),
+        printed.into_bytes()
+    );
+    // Flags alone (no file) are named as well; an invalid value is an error, not a file.
+    let printed = effective_file(&cli(&["--grace", "1s", "--print-config"])).unwrap();
+    assert!(printed.contains("# from: flag --grace\ngrace = \"1s\"\n"));
+    assert!(effective_file(&cli(&["--grace", "2h", "--print-config"])).is_err());
 }
 
 #[test]

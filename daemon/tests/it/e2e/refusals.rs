@@ -96,12 +96,14 @@ async fn roles_hold() {
     };
     assert!(refused, "sls/1 without a role certificate must be refused");
     // A certificate from another CA: the handshake fails.
-    let other = tempfile::tempdir().unwrap();
-    let foreign = sls_daemon::service::tls::Pki::load_or_create(other.path()).unwrap();
-    let (cert, key) = foreign.issue_client_cert(Role::Admin, "intruder").unwrap();
+    let foreign = sls_pki::Ca::create().unwrap();
+    let issued = foreign.issue_client(Role::Admin, "intruder").unwrap();
     let cfg = ClientTls {
         ca_pem: ca,
-        identity: Some((cert.into_bytes(), key.into_bytes())),
+        identity: Some((
+            issued.cert_pem.into_bytes(),
+            issued.key_pem.as_bytes().to_vec(),
+        )),
     }
     .quinn_config(ALPN_FRONTEND)
     .unwrap();
