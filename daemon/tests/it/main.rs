@@ -27,6 +27,7 @@ mod operator;
 mod prometheus;
 mod reliability;
 mod sharing;
+mod slsctl;
 mod storage_faults;
 mod store;
 

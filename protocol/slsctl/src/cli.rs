@@ -1,0 +1,277 @@
+//! The command line: global options, one subcommand per admin action.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// What `--help` ends with: the exit codes scripts rely on.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  2  bad arguments, unreadable files, a certificate that cannot be made
+  3  refused by slsd: the status is printed (name and code, e.g. UNKNOWN_USER 0x0101), or the
+     daemon granted the certificate another role than asked
+  4  cannot reach slsd: no node answered, no answer in time, or the connection was lost";
+
+/// slsctl: the admin command line of sls.
+///
+/// Speaks to slsd over QUIC with an admin certificate (`admin.pem`, `admin.key` in --tls-dir),
+/// as any client does (protocol/PROTOCOL.md). `cert` makes certificates signed by the
+/// deployment's CA (`ca.pem`, `ca.key` in --tls-dir) and needs no daemon.
+#[derive(Parser, Debug)]
+#[command(name = "slsctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// A node of the deployment (HOST:PORT, a name or an address); repeat for several: the
+    /// next is tried when one fails.
+    #[arg(long, global = true, default_value = "127.0.0.1:7443")]
+    pub target: Vec<String>,
+    /// The certificate directory: ca.pem, and admin.pem/admin.key (or frontend.* with --role
+    /// frontend); for `cert`, the CA's ca.pem and ca.key.
+    #[arg(long, global = true, default_value = "./sls-data/tls")]
+    pub tls_dir: PathBuf,
+    /// A client certificate to use instead of the one in --tls-dir (with --key).
+    #[arg(long, global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// The role to ask for: admin, or frontend for the frontend calls (status, notices).
+    #[arg(long, global = true, default_value = "admin")]
+    pub role: RoleArg,
+    /// The name the daemon's certificate is verified against [default: each --target's host].
+    #[arg(long, global = true)]
+    pub server_name: Option<String>,
+    /// Print one JSON object per command (on stdout, errors too), for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Time for each node's handshake.
+    #[arg(long, global = true, default_value = "5s", value_parser = duration)]
+    pub connect_timeout: Duration,
+    /// Time for the command's call, retries included.
+    #[arg(long, global = true, default_value = "10s", value_parser = duration)]
+    pub timeout: Duration,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The role slsctl asks for.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    /// Every call.
+    Admin,
+    /// Frontend calls only.
+    Frontend,
+}
+
+/// A secret given on the command line as hex, or read from a file (`-` for stdin).
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct SecretArg {
+    /// The device's secret (OCRA key, card secret, app key) in hex. Visible to other users of
+    /// this machine in the process list: prefer --secret-file.
+    #[arg(long)]
+    pub secret_hex: Option<String>,
+    /// A file holding the secret in hex (`-`: standard input).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// A PIN given on the command line, or read from a file.
+#[derive(Args, Debug, Clone)]
+#[group(multiple = false)]
+pub struct PinArg {
+    /// The PIN (R7). Visible in the process list: prefer --pin-file.
+    #[arg(long)]
+    pub pin: Option<String>,
+    /// A file holding the PIN (`-`: standard input).
+    #[arg(long)]
+    pub pin_file: Option<PathBuf>,
+}
+
+/// The admin actions.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Whether a user is locked and until when, the failures, the usable devices.
+    Status {
+        /// The user.
+        user: String,
+    },
+    /// Lift a user's lockout (R11).
+    Unlock {
+        /// The user.
+        user: String,
+    },
+    /// Enrol a user (R10, R17, R18, R20).
+    EnrolUser {
+        /// The user (a-z, 0-9).
+        user: String,
+        /// The entity the user belongs to (R17a); none: an account of its own.
+        #[arg(long, default_value = "")]
+        entity: String,
+        /// Identification data (R17a).
+        #[arg(long, default_value = "")]
+        identification: String,
+        /// Not the account's primary user (R18).
+        #[arg(long)]
+        not_primary: bool,
+        /// Account equity in USD (R20), 0 if not known.
+        #[arg(long, default_value_t = 0)]
+        equity: u64,
+    },
+    /// Enrol a device for a user (R4).
+    EnrolDevice {
+        /// The user.
+        user: String,
+        /// dsc_plus, ib_key, scc, dsc, gold, platinum, sms.
+        #[arg(long)]
+        kind: String,
+        #[command(flatten)]
+        secret: SecretArg,
+        #[command(flatten)]
+        pin: PinArg,
+        /// The OCRA suite [default: the kind's].
+        #[arg(long, default_value = "")]
+        suite: String,
+    },
+    /// Issue a temporary code (R13); prints the code to give the user.
+    TempCode {
+        /// The user.
+        user: String,
+    },
+    /// Issue an Online SCC (R14); prints its secret, to print the grid.
+    OnlineScc {
+        /// The user.
+        user: String,
+    },
+    /// What a frontend should tell the user (R16), and the mass-lockout signal.
+    Notices {
+        /// The user.
+        user: String,
+    },
+    /// The user opts out of SLS (R18).
+    OptOut {
+        /// The user.
+        user: String,
+    },
+    /// Opt a user back in, by the account's primary user (R18).
+    OptIn {
+        /// The user.
+        user: String,
+        /// The primary user who asks.
+        #[arg(long)]
+        by: String,
+    },
+    /// Reactivate a permanent device; voids the temporary ones (R15).
+    Reactivate {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+    },
+    /// Order a replacement DSC+ with a new PIN (R16); prints its device id.
+    OrderReplacement {
+        /// The user.
+        user: String,
+        #[command(flatten)]
+        secret: SecretArg,
+        #[command(flatten)]
+        pin: PinArg,
+    },
+    /// A replacement has shipped: it activates by itself 3 weeks later (R16).
+    Ship {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+    },
+    /// The user activated a device (R16).
+    Activate {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+    },
+    /// Approve or refuse a pending share (R17, compliance).
+    ShareDecide {
+        /// The share id.
+        share: u32,
+        /// Approve it (otherwise: refuse it).
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Cancel a share; the requester's own devices come back (R17).
+    ShareCancel {
+        /// The share id.
+        share: u32,
+    },
+    /// The daemon's counters.
+    Stats,
+    /// Whether a node answers.
+    Ping,
+    /// Make certificates signed by the CA in --tls-dir (no daemon needed).
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Shell completions for bash, zsh, fish, elvish or powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), section 8.
+    Man,
+}
+
+/// Certificates.
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// A frontend's certificate: DIR/frontend.pem, DIR/frontend.key, and DIR/ca.pem.
+    Frontend {
+        /// The certificate's common name (which frontend).
+        #[arg(long)]
+        name: String,
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// An admin tool's certificate: DIR/admin.pem, DIR/admin.key, and DIR/ca.pem.
+    Admin {
+        /// The certificate's common name (who).
+        #[arg(long)]
+        name: String,
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A server certificate for slsd: DIR/server.pem, DIR/server.key (DIR: the node's
+    /// --tls-dir, beside the CA).
+    Server {
+        /// A DNS name the certificate carries; repeat for several.
+        #[arg(long, required_unless_present = "ip")]
+        name: Vec<String>,
+        /// An IP address it carries; repeat for several.
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A new CA and the set slsd makes on first start (server for localhost, 127.0.0.1, ::1
+    /// and each --name/--ip; frontend; admin) in DIR, which must not hold a CA yet.
+    Init {
+        /// More DNS names for the server certificate.
+        #[arg(long)]
+        name: Vec<String>,
+        /// More IP addresses for it.
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 500ms, 5s, 1m)"))
+}
