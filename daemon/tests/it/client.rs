@@ -108,7 +108,7 @@ async fn the_examples_log_in_approve_a_push_and_unlock() {
     ]);
     let o = example("dsc_login", args).await;
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("verdict Accepted"), "{}", text(&o));
+    assert!(text(&o).contains("accepted: device"), "{}", text(&o));
 
     let mut args = common("bob");
     args.extend([
@@ -120,6 +120,7 @@ async fn the_examples_log_in_approve_a_push_and_unlock() {
     let o = example("push_login", args).await;
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("the login screen shows"), "{}", text(&o));
+    assert!(text(&o).contains("accepted: device"), "{}", text(&o));
 
     let o = example("unlock", common("carol")).await;
     assert!(o.status.success(), "{}", text(&o));

@@ -68,7 +68,16 @@ async fn run() -> anyhow::Result<bool> {
     // 3. What the card shows (here computed as the card would) is the user's answer.
     let typed = card_answer(&key, question, pin)?;
     let verdict = client.answer(issued.txn, &typed, ip).await?;
-    println!("verdict {verdict:?}");
+    match &verdict {
+        Verdict::Accepted { device, kind, grant, .. } => {
+            println!("accepted: device {} ({kind}), grant {:?}", device.0, grant.kind)
+        }
+        Verdict::Rejected { failures_left } => {
+            println!("rejected: {failures_left} failures left before the lock")
+        }
+        Verdict::Locked { until_ms } => println!("locked until {until_ms} ms since the epoch"),
+        other => println!("refused: {other:?}"),
+    }
     Ok(matches!(verdict, Verdict::Accepted { .. }))
 }
 

@@ -75,6 +75,12 @@ async fn run() -> anyhow::Result<bool> {
         .await_push(issued.txn, Duration::from_secs(30))
         .await?;
     println!("the app got {:?}", phone.await??);
-    println!("verdict {verdict:?}");
+    match &verdict {
+        Verdict::Accepted { device, grant, .. } => println!(
+            "accepted: device {} (ib_key), grant {:?} for {} s",
+            device.0, grant.kind, grant.valid_secs
+        ),
+        other => println!("refused: {other:?}"),
+    }
     Ok(matches!(verdict, Verdict::Accepted { .. }))
 }

@@ -170,7 +170,9 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
             c.unlock(user).await?;
             let after = c.status(user).await?;
             let mut done = show::status(user, &after);
-            done.text = format!("{user}: unlocked; {}", done.text);
+            done.text = done
+                .text
+                .replacen(&format!("{user}: "), &format!("{user}: unlocked; now "), 1);
             done.json["unlocked"] = json!(true);
             done
         }
