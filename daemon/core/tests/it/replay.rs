@@ -61,3 +61,53 @@ fn r17_shares_survive_replay() {
     c2.share_cancel(share).unwrap();
     assert!(c2.status("reqi").unwrap().devices.is_empty());
 }
+
+/// Issue 29: a revoked card, a suspended one, and a share copy's source survive replay of the
+/// journal and of a snapshot: after a restart the revoked card still answers revoked, and the
+/// copy of the suspended card still follows it.
+#[test]
+fn revocation_suspension_and_a_copys_source_survive_replay_and_snapshot() {
+    let (c, clock) = core::<Embedded>();
+    person(&c, "rplo", "acme", "");
+    person(&c, "rplr", "acme", "");
+    let lost = card_of(&c, "rplo", DeviceKind::Scc, b"lost card");
+    let dsc = card_of(&c, "rplo", DeviceKind::DscPlus, &KEY);
+    let (txn, a) = owner_answer(&c, "rplo", dsc);
+    c.share_request("rplr", "rplo", dsc, txn, &a, IP).unwrap();
+    // The state so far as a snapshot (the copy's source in it), then the journal after it.
+    let mut journal = c.snapshot_records();
+    let copy = c.status("rplr").unwrap().devices[0].id;
+    journal.extend(c.revoke_device("rplo", lost, false, 1).unwrap().records);
+    journal.extend(c.revoke_device("rplo", dsc, true, 3).unwrap().records);
+    let check = |c: &crate::harness::Rig<Embedded>| {
+        let err = |user: &str, d: DeviceId| {
+            c.begin(
+                &BeginRequest {
+                    user,
+                    purpose: Purpose::Login,
+                    device: Some(d),
+                    client: IP,
+                },
+                &never,
+            )
+            .unwrap_err()
+        };
+        assert_eq!(err("rplo", lost), CoreError::DeviceRevoked);
+        assert_eq!(err("rplo", dsc), CoreError::DeviceSuspended);
+        assert_eq!(err("rplr", copy), CoreError::DeviceSuspended);
+    };
+    let (c2, clock2) = core::<Embedded>();
+    clock2.advance(clock.now() - clock2.now());
+    for r in &journal {
+        c2.apply(r);
+    }
+    check(&c2);
+    let (c3, clock3) = core::<Embedded>();
+    clock3.advance(clock.now() - clock3.now());
+    for r in c2.snapshot_records() {
+        c3.apply(&r);
+    }
+    check(&c3);
+    c3.resume_device("rplo", dsc).unwrap();
+    assert!(matches!(right(&c3, "rplr", copy), Verdict::Accepted { .. }));
+}
