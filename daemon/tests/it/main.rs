@@ -24,6 +24,7 @@ mod long_error_text;
 mod metrics;
 mod prometheus;
 mod reliability;
+mod revocation;
 mod sharing;
 mod storage_faults;
 mod store;
