@@ -130,15 +130,25 @@ impl UserState {
                     w.put_u64(*usd);
                 }
                 // Flag 2 adds the count of wrong tokens; 1 (none wrong) is the older format.
+                // Bit 2 (4): the withdrawals' transactions follow (issue 29), absent before.
+                let by = if x.withdrawn_by.is_empty() { 0 } else { 4 };
                 match &x.activation {
-                    None => w.put_u8(0),
+                    None => w.put_u8(by),
                     Some((digest, at)) => {
-                        w.put_u8(if x.activation_wrong == 0 { 1 } else { 2 });
+                        w.put_u8(by | if x.activation_wrong == 0 { 1 } else { 2 });
                         w.put_slice(digest);
                         w.put_u64(*at);
                         if x.activation_wrong != 0 {
                             w.put_u8(x.activation_wrong);
                         }
+                    }
+                }
+                if by != 0 {
+                    put_count(w, x.withdrawn_by.len());
+                    for (txn, at, usd) in &x.withdrawn_by {
+                        w.put_u128(*txn);
+                        w.put_u64(*at);
+                        w.put_u64(*usd);
                     }
                 }
             }
@@ -194,7 +204,8 @@ impl UserState {
                 for _ in 0..n {
                     withdrawals.push((u64::get(r, 0)?, u64::get(r, 0)?));
                 }
-                let flag = u8::get(r, 0)?;
+                let flags = u8::get(r, 0)?;
+                let flag = flags & !4;
                 let activation = match flag {
                     0 => None,
                     1 | 2 => Some((<[u8; 32]>::get(r, 0)?, u64::get(r, 0)?)),
@@ -207,6 +218,14 @@ impl UserState {
                     },
                     _ => 0,
                 };
+                let mut withdrawn_by = Vec::new();
+                if flags & 4 != 0 {
+                    let n = get_count(r, MAX_SMALL, 32)?;
+                    withdrawn_by.reserve_exact(n);
+                    for _ in 0..n {
+                        withdrawn_by.push((u128::get(r, 0)?, u64::get(r, 0)?, u64::get(r, 0)?));
+                    }
+                }
                 Some(Box::new(Extra {
                     entity,
                     identification,
@@ -214,6 +233,7 @@ impl UserState {
                     withdrawals,
                     activation,
                     activation_wrong,
+                    withdrawn_by,
                 }))
             }
             _ => return Err(DecodeError::Invalid("extra flag")),

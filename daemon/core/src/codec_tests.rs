@@ -73,15 +73,17 @@ fn arb_extra() -> impl Strategy<Value = Extra> {
         any::<u64>(),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..5),
         proptest::option::of((any::<[u8; 32]>(), any::<u64>(), 0u8..5)),
+        proptest::collection::vec((any::<u128>(), any::<u64>(), any::<u64>()), 0..3),
     )
         .prop_map(
-            |(entity, identification, equity_usd, withdrawals, activation)| Extra {
+            |(entity, identification, equity_usd, withdrawals, activation, withdrawn_by)| Extra {
                 entity,
                 identification,
                 equity_usd,
                 withdrawals,
                 activation: activation.map(|(d, at, _)| (d, at)),
                 activation_wrong: activation.map_or(0, |(_, _, n)| n),
+                withdrawn_by,
             },
         )
 }

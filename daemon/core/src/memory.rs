@@ -288,7 +288,9 @@ impl<J: Journal> MemoryStore<J> {
             Record::Failure { user, .. }
             | Record::Reset { user }
             | Record::OptOut { user, .. }
-            | Record::Withdrawal { user, .. } => self.apply_to(user, record),
+            | Record::Withdrawal { user, .. }
+            | Record::WithdrawalTxn { user, .. }
+            | Record::WithdrawalReleased { user, .. } => self.apply_to(user, record),
             Record::Decoy { .. } => {}
         }
     }

@@ -7,7 +7,7 @@
 
 use bytes::BytesMut;
 use sls_protocol::field::{Field, Reader};
-use sls_protocol::{DecodeError, DeviceId, DeviceKind, EncodeError};
+use sls_protocol::{DecodeError, DeviceId, DeviceKind, EncodeError, TxnId};
 
 /// Limits of recorded fields (the wire's, so that a recorded value always re-encodes).
 const NAME: usize = sls_protocol::limits::MAX_USER;
@@ -188,6 +188,29 @@ pub enum Record {
         /// When, ms since the epoch.
         at_ms: u64,
     },
+    /// The withdrawal just recorded ([`Record::Withdrawal`]) was confirmed by transaction
+    /// `txn` (R3): the frontend may release it.
+    WithdrawalTxn {
+        /// User.
+        user: String,
+        /// The transaction whose answer confirmed it.
+        txn: TxnId,
+        /// Amount, USD.
+        amount_usd: u64,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// The withdrawal confirmed by `txn` did not execute: it no longer counts (R3).
+    WithdrawalReleased {
+        /// User.
+        user: String,
+        /// The transaction whose answer confirmed it.
+        txn: TxnId,
+        /// Its amount, USD.
+        amount_usd: u64,
+        /// When it was recorded, ms since the epoch.
+        at_ms: u64,
+    },
     /// Nothing: written for an unknown name's failure, as long as a real user's
     /// [`Record::Failure`], so that both answers wait for the same write (no user
     /// enumeration). Skipped by replay.
@@ -256,6 +279,18 @@ impl Record {
                 owner,
                 device,
             } => put!(&mut w; &11u8, 0; user, NAME; id, 0; owner, NAME; device, 0),
+            Record::WithdrawalTxn {
+                user,
+                txn,
+                amount_usd,
+                at_ms,
+            } => put!(&mut w; &13u8, 0; user, NAME; txn, 0; amount_usd, 0; at_ms, 0),
+            Record::WithdrawalReleased {
+                user,
+                txn,
+                amount_usd,
+                at_ms,
+            } => put!(&mut w; &14u8, 0; user, NAME; txn, 0; amount_usd, 0; at_ms, 0),
             Record::Decoy { filler } => put!(&mut w; &10u8, 0; filler, NAME; &0u64, 0),
             Record::Reset { user } => put!(&mut w; &6u8, 0; user, NAME),
             Record::OptOut { user, out: o } => put!(&mut w; &7u8, 0; user, NAME; o, 0),
@@ -362,6 +397,18 @@ impl Record {
                 reason: u8::get(r, 0)?,
                 at_ms: u64::get(r, 0)?,
             },
+            13 => Record::WithdrawalTxn {
+                user: s(r, NAME)?,
+                txn: TxnId::get(r, 0)?,
+                amount_usd: u64::get(r, 0)?,
+                at_ms: u64::get(r, 0)?,
+            },
+            14 => Record::WithdrawalReleased {
+                user: s(r, NAME)?,
+                txn: TxnId::get(r, 0)?,
+                amount_usd: u64::get(r, 0)?,
+                at_ms: u64::get(r, 0)?,
+            },
             _ => return Err(DecodeError::Invalid("record tag")),
         };
         match r.remaining() {
@@ -450,6 +497,18 @@ mod tests {
                 id: DeviceId(4),
                 owner: "alice".into(),
                 device: DeviceId(3),
+            },
+            Record::WithdrawalTxn {
+                user: "bob".into(),
+                txn: TxnId(7 << 100),
+                amount_usd: 5,
+                at_ms: 14,
+            },
+            Record::WithdrawalReleased {
+                user: "bob".into(),
+                txn: TxnId(7 << 100),
+                amount_usd: 5,
+                at_ms: 14,
             },
         ];
         for r in all {

@@ -84,6 +84,22 @@ pub fn apply(u: &mut UserState, record: &Record, config: &CoreConfig) {
             .get_or_insert_with(Default::default)
             .withdrawals
             .push((*at_ms, *amount_usd)),
+        Record::WithdrawalTxn {
+            txn,
+            amount_usd,
+            at_ms,
+            ..
+        } => u
+            .extra
+            .get_or_insert_with(Default::default)
+            .withdrawn_by
+            .push((txn.0, *at_ms, *amount_usd)),
+        Record::WithdrawalReleased {
+            txn,
+            amount_usd,
+            at_ms,
+            ..
+        } => crate::withdrawal::replay_release(u, *txn, *at_ms, *amount_usd),
         Record::Share { .. } | Record::Decoy { .. } => {}
     }
 }
@@ -117,6 +133,14 @@ pub fn records(u: &UserState, name: &str, out: &mut Vec<Record>) {
     for (at, amount) in x.map(|x| x.withdrawals.as_slice()).unwrap_or_default() {
         out.push(Record::Withdrawal {
             user: name.to_owned(),
+            amount_usd: *amount,
+            at_ms: *at,
+        });
+    }
+    for (txn, at, amount) in x.map(|x| x.withdrawn_by.as_slice()).unwrap_or_default() {
+        out.push(Record::WithdrawalTxn {
+            user: name.to_owned(),
+            txn: sls_protocol::TxnId(*txn),
             amount_usd: *amount,
             at_ms: *at,
         });

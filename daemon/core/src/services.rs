@@ -361,6 +361,26 @@ impl<S: Store> Core<S> {
             .await
     }
 
+    /// R3: the frontend releases the withdrawal that transaction `txn` confirmed and that did
+    /// not execute: it no longer counts towards the user's limits.
+    ///
+    /// # Errors
+    /// R10 name; no such withdrawal of the user (an unknown name too: no user enumeration);
+    /// the store.
+    pub async fn release_withdrawal(
+        &self,
+        user: &str,
+        txn: sls_protocol::TxnId,
+    ) -> Result<Outcome<(), S::Ticket>, Error> {
+        match self
+            .change_user(user, |u, cx| crate::withdrawal::release(u, txn, cx))
+            .await
+        {
+            Err(Error::Core(CoreError::UnknownUser)) => Err(CoreError::UnknownWithdrawal.into()),
+            other => other,
+        }
+    }
+
     /// Client services lift a lock after verifying identity (R11).
     ///
     /// # Errors

@@ -82,7 +82,7 @@ pub fn begin(
             _ => {
                 // R3 counts what an opted-out user withdraws too: the "none" limits cap the
                 // day and the five business days, not only one withdrawal.
-                withdrawal::record(u, req.purpose, cx);
+                withdrawal::record(u, req.purpose, None, cx);
                 Verdict::Accepted {
                     device: DeviceId(0),
                     kind: DeviceKind::NoDevice,
@@ -313,7 +313,7 @@ fn judge(
                 _ => grant,
             };
             lockout::succeed(u, cx);
-            withdrawal::record(u, t.purpose, cx);
+            withdrawal::record(u, t.purpose, Some(t.id), cx);
             Verdict::Accepted {
                 device: info.id,
                 kind: info.kind,

@@ -41,6 +41,9 @@ pub(crate) struct Extra {
     pub equity_usd: u64,
     /// (at ms, amount USD), the last 7 days (R3).
     pub withdrawals: Vec<(u64, u64)>,
+    /// (transaction, at ms, amount USD) of the withdrawals above confirmed by a transaction's
+    /// answer: the frontend may release one that did not execute (`ReleaseWithdrawal`).
+    pub withdrawn_by: Vec<(u128, u64, u64)>,
     /// (the token's digest, started at ms) of an IB Key activation in progress (R22).
     pub activation: Option<([u8; 32], u64)>,
     /// Wrong tokens given for that activation: at [`crate::admin::ACTIVATION_ATTEMPTS`] it is

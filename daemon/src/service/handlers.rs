@@ -367,6 +367,13 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
                 Message::Done {}
             })
         }
+        // R3: a withdrawal confirmed and then not executed no longer counts.
+        Message::ReleaseWithdrawal { user, txn } => done(
+            core,
+            ticket,
+            core.release_withdrawal(&user, txn).await,
+            |()| Message::Done {},
+        ),
 
         Message::ActivationStart { user, phone } => done(
             core,

@@ -276,6 +276,9 @@ impl<K: Kind> Rig<K> {
     pub fn opt_in_override(&self, user: &str) -> Result<Out<()>, CoreError> {
         self.res(K::block_on(self.core.opt_in_override(user)))
     }
+    pub fn release_withdrawal(&self, user: &str, txn: TxnId) -> Result<Out<()>, CoreError> {
+        self.res(K::block_on(self.core.release_withdrawal(user, txn)))
+    }
 }
 
 impl Rig<Embedded> {

@@ -393,3 +393,51 @@ pub fn r18_an_account_without_primary_opts_back_in_by_override<K: Kind>() {
         CoreError::HasPrimaryUser
     );
 }
+
+/// Issue 29 item 3, R3: a withdrawal is counted when its second factor is accepted; the
+/// frontend releases it by its transaction when it did not execute (`ReleaseWithdrawal`), once.
+pub fn r3_a_withdrawal_that_did_not_execute_is_released_by_its_transaction<K: Kind>() {
+    let (c, _) = core::<K>();
+    user(&c, "wdrl");
+    let scc = card_of(&c, "wdrl", DeviceKind::Scc, b"withdrawal card");
+    let withdraw = |amount_usd| {
+        let (txn, ch) = begin_for(&c, "wdrl", scc, Purpose::Withdrawal { amount_usd });
+        let Challenge::Positions(p) = ch else {
+            panic!()
+        };
+        let codes =
+            sls_protocol::card::answer(b"withdrawal card", &Default::default(), &p).unwrap();
+        (txn, c.answer(txn, &codes, IP).value)
+    };
+    let (first, v) = withdraw(150_000);
+    assert!(matches!(v, Verdict::Accepted { .. }));
+    let more = BeginRequest {
+        user: "wdrl",
+        purpose: Purpose::Withdrawal {
+            amount_usd: 100_000,
+        },
+        device: Some(scc),
+        client: IP,
+    };
+    assert!(matches!(
+        c.begin(&more, &never).unwrap().value,
+        BeginResult::Verdict(Verdict::NeedsStrongerDevice { .. })
+    ));
+    let out = c.release_withdrawal("wdrl", first).unwrap();
+    assert!(out.waits, "durable before answered");
+    let (_, v) = withdraw(100_000);
+    assert!(
+        matches!(v, Verdict::Accepted { .. }),
+        "the SCC's 200K cover it now"
+    );
+    assert_eq!(
+        c.release_withdrawal("wdrl", first).unwrap_err(),
+        CoreError::UnknownWithdrawal,
+        "once"
+    );
+    assert_eq!(
+        c.release_withdrawal("nobodyhere", first).unwrap_err(),
+        CoreError::UnknownWithdrawal,
+        "an unknown name as a user with no such withdrawal"
+    );
+}
