@@ -101,7 +101,12 @@ impl<S: Store> Core<S> {
             deactivated: Vec::new(),
         };
         if same_entity {
-            ticket = self.0.store.later(ticket, self.approve(&mut share).await?);
+            match self.approve(&mut share).await {
+                Ok(t) => ticket = self.0.store.later(ticket, t),
+                // Refused by the requester's device cap: the owner's answer still stands.
+                Err(Error::Core(e)) => return refused(e, ticket),
+                Err(e) => return Err(e),
+            }
         }
         let pending = share.state == PENDING;
         let put = self
