@@ -111,3 +111,49 @@ fn revocation_suspension_and_a_copys_source_survive_replay_and_snapshot() {
     c3.resume_device("rplo", dsc).unwrap();
     assert!(matches!(right(&c3, "rplr", copy), Verdict::Accepted { .. }));
 }
+
+/// Issue 29 item 3, R3: a withdrawal's transaction survives a snapshot (it can be released
+/// after a restart), and a release survives replay of the journal (it counts no more).
+#[test]
+fn a_withdrawals_transaction_and_its_release_survive_replay() {
+    let (c, clock) = core::<Embedded>();
+    user(&c, "wrpl");
+    let scc = card_of(&c, "wrpl", DeviceKind::Scc, b"replay card");
+    let withdraw = |c: &crate::harness::Rig<Embedded>, amount_usd| {
+        let (txn, ch) = begin_for(c, "wrpl", scc, Purpose::Withdrawal { amount_usd });
+        let Challenge::Positions(p) = ch else {
+            panic!()
+        };
+        let codes = card::answer(b"replay card", &Default::default(), &p).unwrap();
+        let out = c.answer(txn, &codes, IP);
+        assert!(matches!(out.value, Verdict::Accepted { .. }));
+        (txn, out.records)
+    };
+    let (first, _) = withdraw(&c, 120_000);
+    let (second, _) = withdraw(&c, 60_000);
+    let snapshot = c.snapshot_records();
+    let released = c.release_withdrawal("wrpl", second).unwrap().records;
+    // Snapshot only: both count; the first is released after the restart.
+    let (c2, clock2) = core::<Embedded>();
+    clock2.advance(clock.now() - clock2.now());
+    for r in &snapshot {
+        c2.apply(r);
+    }
+    c2.release_withdrawal("wrpl", first).unwrap();
+    assert_eq!(
+        c2.release_withdrawal("wrpl", first).unwrap_err(),
+        CoreError::UnknownWithdrawal
+    );
+    // Snapshot then the journal's release: 120K + 60K - 60K count; 80K more fits the 200K.
+    let (c3, clock3) = core::<Embedded>();
+    clock3.advance(clock.now() - clock3.now());
+    for r in snapshot.iter().chain(&released) {
+        c3.apply(r);
+    }
+    withdraw(&c3, 80_000);
+    assert_eq!(
+        c3.release_withdrawal("wrpl", second).unwrap_err(),
+        CoreError::UnknownWithdrawal,
+        "released before the restart"
+    );
+}
