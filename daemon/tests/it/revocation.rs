@@ -260,3 +260,82 @@ async fn a_suspended_card_answers_suspended_until_resumed() {
         Verdict::Accepted { .. }
     ));
 }
+
+/// Issue 29's repro over the wire (R17, R16): owner DSC+, requester SCC, one entity; the
+/// share is approved; the owner's replacement is ordered, shipped and activated: the
+/// requester's copy of the old card is refused from then on, its open challenge too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_copy_is_refused_once_the_owners_replacement_activates() {
+    let d = start();
+    let admin = d.connect(Role::Admin).await.unwrap();
+    for name in ["olga", "otto"] {
+        let m = Message::EnrolUser {
+            user: name.into(),
+            entity: "globex".into(),
+            identification: String::new(),
+            primary: true,
+            equity_usd: 0,
+        };
+        done(&admin, m).await;
+    }
+    let enrol = |user: &str, kind, secret: &[u8], pin: &str| Message::EnrolDevice {
+        user: user.into(),
+        kind,
+        secret: secret.to_vec(),
+        pin: pin.into(),
+        suite: String::new(),
+    };
+    let card = match call(&admin, enrol("olga", DeviceKind::DscPlus, &KEY, PIN)).await {
+        Message::Enrolled { device } => device,
+        other => panic!("{other:?}"),
+    };
+    let own = enrol("otto", DeviceKind::Scc, b"otto's own card", "");
+    assert!(matches!(call(&admin, own).await, Message::Enrolled { .. }));
+    let (txn, q) = challenge(&admin, "olga", card).await;
+    let share = Message::ShareRequest {
+        requester: "otto".into(),
+        owner: "olga".into(),
+        device: card,
+        txn,
+        answer: ocra_answer(SUITE, &KEY, &q, PIN).unwrap(),
+    };
+    assert!(matches!(
+        call(&admin, share).await,
+        Message::ShareState { pending: false, .. }
+    ));
+    let copy = offered(&admin, "otto").await[0];
+    let (open, q) = challenge(&admin, "otto", copy).await;
+    let order = Message::OrderReplacement {
+        user: "olga".into(),
+        secret: b"olga's replacement card key 0123".to_vec(),
+        pin: "5678".into(),
+    };
+    let new = match call(&admin, order).await {
+        Message::Enrolled { device } => device,
+        other => panic!("{other:?}"),
+    };
+    for m in [
+        Message::Ship {
+            user: "olga".into(),
+            device: new,
+        },
+        Message::Activate {
+            user: "olga".into(),
+            device: new,
+        },
+    ] {
+        done(&admin, m).await;
+    }
+    assert_eq!(
+        judged(&admin, open, &ocra_answer(SUITE, &KEY, &q, PIN).unwrap()).await,
+        Verdict::Expired,
+        "the old card's OCRA is refused through the copy"
+    );
+    assert_eq!(
+        call(&admin, begin_msg("otto", Some(copy))).await,
+        Message::Judged {
+            verdict: Verdict::Unknown
+        }
+    );
+    assert!(!offered(&admin, "otto").await.contains(&copy));
+}
