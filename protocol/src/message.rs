@@ -20,8 +20,8 @@ use crate::types::{
 };
 
 /// The newest protocol version this library speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
-/// The oldest protocol version this library still speaks: version 2 only added messages.
+pub const PROTOCOL_VERSION: u16 = 3;
+/// The oldest protocol version this library still speaks: versions 2 and 3 only added messages.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// The version a peer speaking [`MIN_PROTOCOL_VERSION`]..=[`PROTOCOL_VERSION`] agrees on with
@@ -350,4 +350,17 @@ messages! {
     0x8060 ActivationToken [Server] { token: String = MAX_ANSWER }
     /// Admin → daemon: finish IB Key activation with the token, the app's key and PIN (R22).
     0x0061 ActivateIbKey [Admin] { user: String = MAX_USER, token: String = MAX_ANSWER, key: Vec<u8> = MAX_MAC, pin: String = MAX_PIN }
+    /// Admin → daemon (version 3): stop one device of `user` at once, for good (`suspend`
+    /// false: revoked, never usable again) or until `ResumeDevice` (`suspend` true), with a
+    /// `reason` (1 lost, 2 stolen, 3 damaged, 4 other). Every share copy of it stops with it
+    /// (R17); its open challenges are void; temporary access stays available (R13, R14).
+    0x0062 RevokeDevice [Admin] { user: String = MAX_USER, device: DeviceId, suspend: bool, reason: u8 }
+    /// Admin → daemon (version 3): resume a suspended device (and its share copies).
+    0x0063 ResumeDevice [Admin] { user: String = MAX_USER, device: DeviceId }
+    /// Frontend → daemon (version 3): the withdrawal confirmed by transaction `txn` did not
+    /// execute: it no longer counts towards `user`'s R3 limits.
+    0x0064 ReleaseWithdrawal [Frontend] { user: String = MAX_USER, txn: TxnId }
+    /// Admin → daemon (version 3): opt `user` back in (R18) when its account has no primary
+    /// user who could (client services' override, after verifying identity).
+    0x0065 OptInOverride [Admin] { user: String = MAX_USER }
 }

@@ -102,6 +102,22 @@ statuses! {
     /// Too many failed attempts from this address (`DeviceProve`): refused without being
     /// checked; try again later.
     RATE_LIMITED = 0x0111 => "rate limited",
+    /// The device was revoked (lost, stolen, damaged, other): it, and every share copy of it
+    /// (R17), is never usable again; a `Begin` naming it gets this (version 3).
+    DEVICE_REVOKED = 0x0120 => "device revoked",
+    /// The device is suspended until resumed: it, and every share copy of it (R17), is not
+    /// usable meanwhile; a `Begin` naming it gets this (version 3).
+    DEVICE_SUSPENDED = 0x0121 => "device suspended",
+    /// R17: a user cannot share a device with itself (requester and owner are one user).
+    SELF_SHARE = 0x0122 => "requester is the owner",
+    /// The user holds as many devices as the daemon allows (`--max-devices-per-user`).
+    TOO_MANY_DEVICES = 0x0123 => "too many devices",
+    /// R16: the device was replaced (retired) by a newer one and does not come back.
+    DEVICE_RETIRED = 0x0124 => "device retired",
+    /// R3: no withdrawal of this user is recorded under that transaction.
+    UNKNOWN_WITHDRAWAL = 0x0125 => "no such withdrawal",
+    /// R18: the account has a primary user; the override is only for an account without.
+    HAS_PRIMARY_USER = 0x0126 => "the account has a primary user",
 }
 
 impl fmt::Debug for Status {

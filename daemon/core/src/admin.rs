@@ -15,6 +15,7 @@ use sls_protocol::{DeviceId, DeviceKind};
 use crate::cx::{after, Cx};
 use crate::error::CoreError;
 use crate::grant;
+use crate::lifecycle;
 use crate::record::{DeviceState, Record};
 use crate::user::{device_suite, Device, UserState};
 use crate::{ActivationNotice, DeviceSpec, UserSpec};
@@ -120,6 +121,7 @@ pub fn enrol_device(
     if spec.kind == DeviceKind::DscPlus {
         dsc_plus_eligible(u, cx)?;
     }
+    lifecycle::room(u, cx.cfg)?;
     let d = build_device(id, spec, DeviceState::Active, cx.now)?;
     cx.records.push(u.add_device(cx.user, d, 0));
     Ok(DeviceId(id))
@@ -136,6 +138,7 @@ pub fn enrol_bulk_one(
     cx: &mut Cx<'_>,
 ) -> Result<DeviceId, CoreError> {
     let d = build_device(id, spec, DeviceState::Active, cx.now)?;
+    lifecycle::room(u, cx.cfg)?;
     if !u.enrolled {
         let spec = UserSpec {
             name: cx.user.to_owned(),
@@ -149,8 +152,26 @@ pub fn enrol_bulk_one(
 }
 
 /// R13: a temporary code: full access for 2 days, then Client Portal only for 10. Returns the
-/// code and its two deadlines.
-pub fn issue_temp_code(u: &mut UserState, id: u32, cx: &mut Cx<'_>) -> (String, u64, u64) {
+/// code and its two deadlines. **Choice:** a user holds one temporary code at a time: a new
+/// one voids the previous (client services give the code they just read out; an older one,
+/// perhaps given to someone else, must not stay valid beside it).
+///
+/// # Errors
+/// The cap on devices (the voided code does not count).
+pub fn issue_temp_code(
+    u: &mut UserState,
+    id: u32,
+    cx: &mut Cx<'_>,
+) -> Result<(String, u64, u64), CoreError> {
+    let previous = |d: &Device| d.kind == DeviceKind::TempCode && d.state == DeviceState::Active;
+    let voided = u.devices.iter().filter(|d| previous(d)).count();
+    if lifecycle::counted(u).saturating_sub(voided) >= cx.cfg.max_devices_per_user {
+        return Err(CoreError::TooManyDevices);
+    }
+    for d in u.devices.iter_mut().filter(|d| previous(d)) {
+        cx.records
+            .push(d.set_state(cx.user, DeviceState::Inactive, cx.now));
+    }
     let code = codes::temp_code_from_entropy(cx.rng.gen());
     let d = Device::new(
         id,
@@ -163,7 +184,7 @@ pub fn issue_temp_code(u: &mut UserState, id: u32, cx: &mut Cx<'_>) -> (String, 
     );
     cx.records.push(u.add_device(cx.user, d, 0));
     let full = after(cx.now, cx.cfg.temp_full);
-    (code, full, after(full, cx.cfg.temp_portal))
+    Ok((code, full, after(full, cx.cfg.temp_portal)))
 }
 
 /// R14: an Online SCC, full access for 21 days. Returns the card's secret and its expiry.
@@ -175,6 +196,7 @@ pub fn issue_online_scc(
     id: u32,
     cx: &mut Cx<'_>,
 ) -> Result<(Vec<u8>, u64), CoreError> {
+    lifecycle::room(u, cx.cfg)?;
     let secret: [u8; 32] = cx.rng.gen();
     let spec = DeviceSpec {
         kind: DeviceKind::OnlineScc,
@@ -198,16 +220,31 @@ fn void_temporary(u: &mut UserState, at: u64, cx: &mut Cx<'_>) {
     }
 }
 
-/// R15: reactivates a permanent device; its temporary code and Online SCC stop at once.
+/// R15: reactivates a permanent device; its temporary code and Online SCC stop at once. It
+/// follows R16's states: a replacement not active yet becomes so by `Activate` once shipped
+/// (or by itself), never by `Reactivate` beside the card it replaces; a card replaced by a
+/// newer one is retired for good; a revoked one never comes back, a suspended one by
+/// `ResumeDevice` only.
 ///
 /// # Errors
-/// Unknown device; a temporary device.
+/// Unknown device; a temporary device; ordered or shipped (`InvalidState`); replaced
+/// (`DeviceRetired`); revoked; suspended.
 pub fn reactivate(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
     let d = u.device_mut(device.0)?;
     if d.kind.is_temporary() {
         return Err(CoreError::InvalidState(
             "a temporary device cannot be reactivated",
         ));
+    }
+    lifecycle::refuse_reactivation(d)?;
+    match d.state {
+        DeviceState::Replaced => return Err(CoreError::DeviceRetired),
+        DeviceState::Ordered | DeviceState::Shipped => {
+            return Err(CoreError::InvalidState(
+                "a replacement becomes active by Activate once shipped, or by itself (R16)",
+            ));
+        }
+        _ => {}
     }
     cx.records
         .push(d.set_state(cx.user, DeviceState::Active, cx.now));
@@ -227,6 +264,7 @@ pub fn order_replacement(
     cx: &mut Cx<'_>,
 ) -> Result<DeviceId, CoreError> {
     dsc_plus_eligible(u, cx)?;
+    lifecycle::room(u, cx.cfg)?;
     let spec = DeviceSpec {
         kind: DeviceKind::DscPlus,
         secret: secret.to_vec(),
@@ -260,6 +298,7 @@ pub fn ship(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), 
 /// # Errors
 /// Unknown device; a replacement not shipped yet.
 pub fn activate(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
+    lifecycle::refuse_reactivation(u.device(device.0)?)?;
     if u.device(device.0)?.state == DeviceState::Ordered {
         return Err(CoreError::InvalidState(
             "a replacement activates once shipped",
@@ -276,7 +315,12 @@ fn activate_at(u: &mut UserState, id: u32, at: u64, cx: &mut Cx<'_>) {
         if d.id == id {
             cx.records
                 .push(d.set_state(cx.user, DeviceState::Active, at));
-        } else if Some(d.kind) == kind && d.kind.is_physical() && d.state == DeviceState::Active {
+        } else if Some(d.kind) == kind
+            && d.kind.is_physical()
+            && matches!(d.state, DeviceState::Active | DeviceState::Suspended)
+        {
+            // A suspended predecessor is retired too: resuming it must not bring it back
+            // beside its replacement (R16).
             cx.records
                 .push(d.set_state(cx.user, DeviceState::Replaced, at));
         }
@@ -403,6 +447,16 @@ pub fn activate_ib_key(
         suite: String::new(),
     };
     let d = build_device(id, &spec, DeviceState::Active, cx.now)?;
+    let retired = u
+        .devices
+        .iter()
+        .filter(|o| {
+            matches!(o.kind, DeviceKind::IbKey | DeviceKind::Sms) && o.state == DeviceState::Active
+        })
+        .count();
+    if lifecycle::counted(u).saturating_sub(retired) >= cx.cfg.max_devices_per_user {
+        return Err(CoreError::TooManyDevices);
+    }
     for old in u.devices.iter_mut().filter(|o| {
         matches!(o.kind, DeviceKind::IbKey | DeviceKind::Sms) && o.state == DeviceState::Active
     }) {

@@ -24,7 +24,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::record::DeviceState;
 use crate::share::{Share, CANCELLED};
-use crate::user::{Device, Extra, Txn, TxnChallenge, UserState};
+use crate::user::{Device, Extra, Source, Txn, TxnChallenge, UserState};
 
 /// The current format; decoding refuses any other.
 pub const FORMAT: u8 = 1;
@@ -66,15 +66,7 @@ fn get_count(r: &mut Reader<'_>, max: usize, min_size: usize) -> Result<usize, D
 }
 
 fn state_from(code: u8) -> Result<DeviceState, DecodeError> {
-    Ok(match code {
-        1 => DeviceState::Active,
-        2 => DeviceState::Ordered,
-        3 => DeviceState::Shipped,
-        4 => DeviceState::Inactive,
-        5 => DeviceState::Lost,
-        6 => DeviceState::Replaced,
-        _ => return Err(DecodeError::Invalid("device state")),
-    })
+    DeviceState::decode(code)
 }
 
 fn finish<T>(r: &Reader<'_>, v: T) -> Result<T, DecodeError> {
@@ -138,15 +130,25 @@ impl UserState {
                     w.put_u64(*usd);
                 }
                 // Flag 2 adds the count of wrong tokens; 1 (none wrong) is the older format.
+                // Bit 2 (4): the withdrawals' transactions follow (issue 29), absent before.
+                let by = if x.withdrawn_by.is_empty() { 0 } else { 4 };
                 match &x.activation {
-                    None => w.put_u8(0),
+                    None => w.put_u8(by),
                     Some((digest, at)) => {
-                        w.put_u8(if x.activation_wrong == 0 { 1 } else { 2 });
+                        w.put_u8(by | if x.activation_wrong == 0 { 1 } else { 2 });
                         w.put_slice(digest);
                         w.put_u64(*at);
                         if x.activation_wrong != 0 {
                             w.put_u8(x.activation_wrong);
                         }
+                    }
+                }
+                if by != 0 {
+                    put_count(w, x.withdrawn_by.len());
+                    for (txn, at, usd) in &x.withdrawn_by {
+                        w.put_u128(*txn);
+                        w.put_u64(*at);
+                        w.put_u64(*usd);
                     }
                 }
             }
@@ -202,7 +204,8 @@ impl UserState {
                 for _ in 0..n {
                     withdrawals.push((u64::get(r, 0)?, u64::get(r, 0)?));
                 }
-                let flag = u8::get(r, 0)?;
+                let flags = u8::get(r, 0)?;
+                let flag = flags & !4;
                 let activation = match flag {
                     0 => None,
                     1 | 2 => Some((<[u8; 32]>::get(r, 0)?, u64::get(r, 0)?)),
@@ -215,6 +218,14 @@ impl UserState {
                     },
                     _ => 0,
                 };
+                let mut withdrawn_by = Vec::new();
+                if flags & 4 != 0 {
+                    let n = get_count(r, MAX_SMALL, 32)?;
+                    withdrawn_by.reserve_exact(n);
+                    for _ in 0..n {
+                        withdrawn_by.push((u128::get(r, 0)?, u64::get(r, 0)?, u64::get(r, 0)?));
+                    }
+                }
                 Some(Box::new(Extra {
                     entity,
                     identification,
@@ -222,6 +233,7 @@ impl UserState {
                     withdrawals,
                     activation,
                     activation_wrong,
+                    withdrawn_by,
                 }))
             }
             _ => return Err(DecodeError::Invalid("extra flag")),
@@ -245,13 +257,17 @@ fn encode_device(w: &mut BytesMut, d: &Device) {
     w.put_u8(d.pin_hash().len() as u8);
     w.put_slice(d.pin_hash());
     put(w, &d.since_ms, 0);
-    match d.recent.as_deref() {
-        None => w.put_u8(0),
-        Some(p) => {
-            w.put_u8(1);
-            put_count(w, p.len());
-            p.iter().for_each(|x| w.put_u16(*x));
-        }
+    // A flag byte: bit 0, recent SCC positions follow; bit 1, the device is a share copy and
+    // its source (owner, device) follows them (R17). 0 and 1 are the older format.
+    let flag = u8::from(d.recent.is_some()) | (u8::from(d.source.is_some()) << 1);
+    w.put_u8(flag);
+    if let Some(p) = d.recent.as_deref() {
+        put_count(w, p.len());
+        p.iter().for_each(|x| w.put_u16(*x));
+    }
+    if let Some(src) = d.source.as_deref() {
+        put(w, &src.owner, NAME);
+        put(w, &src.device, 0);
     }
 }
 
@@ -279,18 +295,28 @@ fn decode_device(r: &mut Reader<'_>) -> Result<Device, DecodeError> {
     let pin_hash = get_secret(r)?;
     let since_ms = u64::get(r, 0)?;
     let mut d = Device::new(id, kind, state, suite, &secret, &pin_hash, since_ms);
-    d.recent = match u8::get(r, 0)? {
-        0 => None,
-        1 => {
-            let n = get_count(r, MAX_SMALL, 2)?;
-            let mut p = Vec::with_capacity(n);
-            for _ in 0..n {
-                p.push(u16::get(r, 0)?);
-            }
-            Some(Box::new(p))
+    let flag = u8::get(r, 0)?;
+    if flag > 3 {
+        return Err(DecodeError::Invalid("recent flag"));
+    }
+    if flag & 1 != 0 {
+        let n = get_count(r, MAX_SMALL, 2)?;
+        let mut p = Vec::with_capacity(n);
+        for _ in 0..n {
+            p.push(u16::get(r, 0)?);
         }
-        _ => return Err(DecodeError::Invalid("recent flag")),
-    };
+        d.recent = Some(Box::new(p));
+    }
+    if flag & 2 != 0 {
+        let owner = String::get(r, NAME)?;
+        if !sls_protocol::valid_user_name(&owner) {
+            return Err(DecodeError::Invalid("source owner"));
+        }
+        d.source = Some(Box::new(Source {
+            owner,
+            device: u32::get(r, 0)?,
+        }));
+    }
     Ok(d)
 }
 

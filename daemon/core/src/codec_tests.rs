@@ -18,20 +18,25 @@ fn arb_device() -> impl Strategy<Value = Device> {
     (
         any::<u32>(),
         arb_kind(),
-        1u8..=6,
+        1u8..=8,
         any::<bool>(),
         proptest::collection::vec(any::<u8>(), 0..=64),
         proptest::collection::vec(any::<u8>(), 0..=64),
         any::<u64>(),
         proptest::option::of(proptest::collection::vec(any::<u16>(), 0..10)),
+        proptest::option::of(("[a-z0-9]{1,32}", any::<u32>())),
     )
-        .prop_map(|(id, kind, state, ocra, secret, pin, since, recent)| {
-            let suite = ocra.then(|| ocra::IB_KEY_DEFAULT_SUITE.parse().unwrap());
-            let state = state_from(state).unwrap();
-            let mut d = Device::new(id, kind, state, suite, &secret, &pin, since);
-            d.recent = recent.map(Box::new);
-            d
-        })
+        .prop_map(
+            |(id, kind, state, ocra, secret, pin, since, recent, source)| {
+                let suite = ocra.then(|| ocra::IB_KEY_DEFAULT_SUITE.parse().unwrap());
+                let state = state_from(state).unwrap();
+                let mut d = Device::new(id, kind, state, suite, &secret, &pin, since);
+                d.recent = recent.map(Box::new);
+                // Issue 29: a share copy's source (R17) round-trips with the device.
+                d.source = source.map(|(owner, device)| Box::new(Source { owner, device }));
+                d
+            },
+        )
 }
 
 fn arb_txn() -> impl Strategy<Value = Txn> {
@@ -68,15 +73,17 @@ fn arb_extra() -> impl Strategy<Value = Extra> {
         any::<u64>(),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..5),
         proptest::option::of((any::<[u8; 32]>(), any::<u64>(), 0u8..5)),
+        proptest::collection::vec((any::<u128>(), any::<u64>(), any::<u64>()), 0..3),
     )
         .prop_map(
-            |(entity, identification, equity_usd, withdrawals, activation)| Extra {
+            |(entity, identification, equity_usd, withdrawals, activation, withdrawn_by)| Extra {
                 entity,
                 identification,
                 equity_usd,
                 withdrawals,
                 activation: activation.map(|(d, at, _)| (d, at)),
                 activation_wrong: activation.map_or(0, |(_, _, n)| n),
+                withdrawn_by,
             },
         )
 }
@@ -139,6 +146,8 @@ proptest! {
             prop_assert_eq!(a.pin_hash(), b.pin_hash());
             prop_assert_eq!(a.suite, b.suite);
             prop_assert_eq!(&a.recent, &b.recent);
+            prop_assert_eq!(&a.source, &b.source);
+            prop_assert_eq!(a.state, b.state);
         }
         prop_assert_eq!(back.txns.len(), u.txns.len());
         prop_assert_eq!(&back.failures, &u.failures);

@@ -50,6 +50,10 @@ pub struct CoreConfig {
     pub max_open_txns: usize,
     /// Most open transactions of one user: past it, a `begin` voids the user's oldest.
     pub max_open_per_user: usize,
+    /// Most devices one user holds that are or may become usable again (not revoked,
+    /// replaced or a voided temporary one): past it, enrolling, issuing or sharing one more is
+    /// refused (`TooManyDevices`). At most 64, the bound of the wire's device lists.
+    pub max_devices_per_user: usize,
     /// R12: how long an answered challenge is remembered to call a second answer `replayed`
     /// (after that it is refused as `unknown`).
     pub replay_window: Duration,
@@ -98,6 +102,7 @@ impl Default for CoreConfig {
             challenge_ttl: Duration::from_secs(120),
             max_open_txns: 2_000_000,
             max_open_per_user: 1024,
+            max_devices_per_user: 32,
             replay_window: Duration::from_secs(5),
             rates: RatePolicy::default(),
             push_cap: 5,

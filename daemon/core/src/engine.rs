@@ -11,6 +11,7 @@ use sls_protocol::{DeviceId, TxnId, Verdict};
 use crate::cx::{after, ms, Cx, Tally};
 use crate::entropy::{Entropy, Rng, SystemEntropy};
 use crate::error::{CoreError, Error, StoreError};
+use crate::lifecycle::{self, Need, Sources};
 use crate::limits::Limiters;
 use crate::record::Record;
 use crate::shadow::Shadows;
@@ -18,8 +19,7 @@ use crate::store::{Committed, IndexOp, Limited, Store, TokenAsk, TxnEntry};
 use crate::txn::Spent;
 use crate::user::UserState;
 use crate::{
-    admin, grant, lockout, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters,
-    MemoryStore, UserStatus,
+    admin, lockout, txn, BeginRequest, BeginResult, Clock, CoreConfig, Counters, MemoryStore,
 };
 
 /// A value and what to wait on before sending it: `ticket` is `Some` when the request changed
@@ -317,41 +317,71 @@ impl<S: Store> Core<S> {
             Ok(token) => token,
             Err(v) => return Ok(bare(BeginResult::Verdict(v))),
         };
-        let rule = txn::Begin {
-            purpose: req.purpose,
-            device: req.device,
-            push_ready,
-            at_capacity: self.open_txns() >= self.0.config.max_open_txns,
-        };
-        let config = &self.0.config;
-        let bind = |v: &Result<BeginResult, CoreError>| match v {
-            Ok(BeginResult::Challenge {
-                txn,
-                expires_at_ms,
-                device,
-                ..
-            }) => Some(IndexOp::Bind {
-                txn: *txn,
-                device: device.id,
-                until_ms: txn::keep_until(*expires_at_ms, config),
-            }),
-            _ => None,
-        };
-        let begin = |u: &mut UserState, cx: &mut Cx<'_>| txn::begin(u, &rule, cx);
-        let out = match self
-            .change_limited(now, req.user, false, token, begin, bind)
-            .await?
-        {
-            Limited::Refused { retry_after_ms } => {
-                let v = self.refused_by_store(retry_after_ms);
-                return Ok(bare(BeginResult::Verdict(v)));
+        // R17: a share copy follows its source. The first run finds the copies the request
+        // needs (none for most users: then it is the only run); their sources are read from
+        // their owners and the rule runs again with them (`lifecycle`).
+        let mut sources = Sources::default();
+        let mut token = token;
+        let mut earlier = None;
+        let out = loop {
+            let mut need: Vec<Need> = Vec::new();
+            let first = sources.0.is_empty();
+            let rule = txn::Begin {
+                purpose: req.purpose,
+                device: req.device,
+                push_ready,
+                at_capacity: self.open_txns() >= self.0.config.max_open_txns,
+                sources: &sources,
+            };
+            let config = &self.0.config;
+            let bind = |v: &Result<BeginResult, CoreError>| match v {
+                Ok(BeginResult::Challenge {
+                    txn,
+                    expires_at_ms,
+                    device,
+                    ..
+                }) => Some(IndexOp::Bind {
+                    txn: *txn,
+                    device: device.id,
+                    until_ms: txn::keep_until(*expires_at_ms, config),
+                }),
+                _ => None,
+            };
+            let begin = |u: &mut UserState, cx: &mut Cx<'_>| {
+                need = if first {
+                    lifecycle::needs(u, req.device.map(|d| d.0), cx.now, cx.cfg)
+                } else {
+                    Vec::new()
+                };
+                if !need.is_empty() {
+                    return Ok(BeginResult::Devices(Vec::new()));
+                }
+                txn::begin(u, &rule, cx)
+            };
+            let out = match self
+                .change_limited(now, req.user, false, token.take(), begin, bind)
+                .await?
+            {
+                Limited::Refused { retry_after_ms } => {
+                    let v = self.refused_by_store(retry_after_ms);
+                    return Ok(bare(BeginResult::Verdict(v)));
+                }
+                Limited::Passed(Some(out)) => out,
+                // No user enumeration: an unknown name answers as a known one with no device.
+                Limited::Passed(None) => {
+                    self.shadow_change(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
+                        .await?
+                }
+            };
+            if need.is_empty() {
+                break Outcome {
+                    value: out.value,
+                    ticket: self.0.store.later(earlier.take(), out.ticket),
+                };
             }
-            Limited::Passed(Some(out)) => out,
-            // No user enumeration: an unknown name answers as a known one with no device.
-            Limited::Passed(None) => {
-                self.shadow_change(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
-                    .await?
-            }
+            // What the first run wrote (R16's auto-activation) is waited for with the answer.
+            earlier = out.ticket;
+            sources = self.read_sources(&need, now).await?;
         };
         let value = out.value?;
         Ok(Outcome {
@@ -382,19 +412,46 @@ impl<S: Store> Core<S> {
             Ok(token) => token,
             Err(v) => return Ok(bare(v)),
         };
-        let out = self
-            .change_limited(
-                now,
-                &entry.user,
-                false,
-                token,
-                |u, cx| txn::answer(u, txn, response, cx),
-                |(verdict, spent)| self.settle(txn, now, verdict, *spent),
-            )
-            .await?;
-        match out {
-            Limited::Passed(out) => Ok(settled(out)),
-            Limited::Refused { retry_after_ms } => Ok(bare(self.refused_by_store(retry_after_ms))),
+        // R17: as in `begin`, the source of a share copy is read first (only for a copy).
+        let mut sources = Sources::default();
+        let mut token = token;
+        let mut earlier = None;
+        loop {
+            let mut need: Option<Need> = None;
+            let first = sources.0.is_empty();
+            let judge = |u: &mut UserState, cx: &mut Cx<'_>| {
+                need = first.then(|| lifecycle::txn_source(u, txn)).flatten();
+                if need.is_some() {
+                    return (Verdict::Unknown, Spent::No);
+                }
+                txn::answer(u, txn, response, &sources, cx)
+            };
+            let out = self
+                .change_limited(
+                    now,
+                    &entry.user,
+                    false,
+                    token.take(),
+                    judge,
+                    |(v, spent)| self.settle(txn, now, v, *spent),
+                )
+                .await?;
+            let out = match out {
+                Limited::Passed(out) => settled(out),
+                Limited::Refused { retry_after_ms } => bare(self.refused_by_store(retry_after_ms)),
+            };
+            match need {
+                None => {
+                    return Ok(Outcome {
+                        value: out.value,
+                        ticket: self.0.store.later(earlier.take(), out.ticket),
+                    })
+                }
+                Some(n) => {
+                    earlier = out.ticket;
+                    sources = self.read_sources(&[n], now).await?;
+                }
+            }
         }
     }
 
@@ -463,44 +520,6 @@ impl<S: Store> Core<S> {
                 .shadow_change(now, user, true, lockout::password_failed)
                 .await?),
         }
-    }
-
-    /// A user's state. An unknown name is described as a known user with no device would be
-    /// (no user enumeration), with the countdown its password failures made.
-    ///
-    /// # Errors
-    /// A user name that breaks R10; the store.
-    pub async fn status(&self, user: &str) -> Result<UserStatus, Error> {
-        if !sls_protocol::valid_user_name(user) {
-            return Err(CoreError::BadCharacter.into());
-        }
-        let now = self.now_ms();
-        let cfg = &self.0.config;
-        let describe = |u: &UserState| {
-            let failures =
-                u8::try_from(lockout::failures_in_window(u, now, cfg)).unwrap_or(u8::MAX);
-            UserStatus {
-                locked_until_ms: if lockout::is_locked(u, now) {
-                    u.locked_until
-                } else {
-                    0
-                },
-                failures,
-                failures_left: cfg.lockout_threshold.saturating_sub(failures),
-                opted_out: u.opted_out,
-                devices: u
-                    .devices
-                    .iter()
-                    .filter(|d| grant::usable(u, d, now, cfg).is_some())
-                    .map(|d| d.info())
-                    .collect(),
-            }
-        };
-        // No user enumeration: an unknown name is described as a known one with no device.
-        Ok(match self.0.store.read(user, describe).await? {
-            Some(status) => status,
-            None => self.shadow_read(user, now, describe),
-        })
     }
 
     /// Forgets transaction ids past their life and idle limiter state. Returns transactions

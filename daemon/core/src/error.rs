@@ -57,6 +57,31 @@ pub enum CoreError {
     /// R20.
     #[error("equity under the DSC+ threshold")]
     NotEligible,
+    /// The device (or the source of a share copy, R17) is revoked: never usable again.
+    #[error("device revoked")]
+    DeviceRevoked,
+    /// The device (or the source of a share copy, R17) is suspended until resumed.
+    #[error("device suspended")]
+    DeviceSuspended,
+    /// R17: requester and owner are one user.
+    #[error("a user does not share a device with itself")]
+    SelfShare,
+    /// The cap on devices per user.
+    #[error("the user holds as many devices as allowed")]
+    TooManyDevices,
+    /// R16: a replaced (retired) device does not come back.
+    #[error("device replaced by a newer one")]
+    DeviceRetired,
+    /// R3: no withdrawal of the user under that transaction.
+    #[error("no such withdrawal")]
+    UnknownWithdrawal,
+    /// R18: the account has no primary user who could opt the user back in (client
+    /// services may: `OptInOverride`).
+    #[error("the account has no primary user: client services may opt the user back in")]
+    NoPrimaryUser,
+    /// R18: the override is for an account without a primary user.
+    #[error("the account has a primary user")]
+    HasPrimaryUser,
 }
 
 impl CoreError {
@@ -73,12 +98,19 @@ impl CoreError {
             CoreError::LessSecureDevice => Status::LESS_SECURE_DEVICE,
             CoreError::DifferentIdentification => Status::DIFFERENT_IDENTIFICATION,
             CoreError::TemporaryDevice => Status::TEMPORARY_DEVICE,
-            CoreError::NotPrimaryUser { .. } => Status::NOT_PRIMARY_USER,
+            CoreError::NotPrimaryUser { .. } | CoreError::NoPrimaryUser => Status::NOT_PRIMARY_USER,
             CoreError::BadToken => Status::BAD_TOKEN,
             CoreError::BadPhone => Status::BAD_PHONE,
             CoreError::Capacity => Status::CAPACITY,
             CoreError::OwnerNotVerified => Status::OWNER_NOT_VERIFIED,
             CoreError::NotEligible => Status::NOT_ELIGIBLE,
+            CoreError::DeviceRevoked => Status::DEVICE_REVOKED,
+            CoreError::DeviceSuspended => Status::DEVICE_SUSPENDED,
+            CoreError::SelfShare => Status::SELF_SHARE,
+            CoreError::TooManyDevices => Status::TOO_MANY_DEVICES,
+            CoreError::DeviceRetired => Status::DEVICE_RETIRED,
+            CoreError::UnknownWithdrawal => Status::UNKNOWN_WITHDRAWAL,
+            CoreError::HasPrimaryUser => Status::HAS_PRIMARY_USER,
         }
     }
 }

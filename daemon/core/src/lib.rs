@@ -36,8 +36,10 @@ pub mod cx;
 mod engine;
 pub mod entropy;
 mod error;
+mod follow;
 pub mod gcra;
 mod grant;
+mod lifecycle;
 mod limits;
 mod lockout;
 mod memory;
@@ -47,6 +49,7 @@ mod replay;
 mod services;
 mod shadow;
 pub mod share;
+mod sharing;
 mod store;
 mod txn;
 mod txn_index;
@@ -70,8 +73,8 @@ pub use lockout::recent_lockouts;
 pub use memory::{Journal, MemoryStore, NoJournal};
 pub use push::PushAnswer;
 pub use record::{DeviceState, Record};
-pub use services::ShareResult;
 pub use share::Share;
+pub use sharing::ShareResult;
 pub use store::{
     Committed, IndexOp, Limited, LimitedUpdate, Sequence, Store, TokenAsk, TxnEntry, UserName,
 };

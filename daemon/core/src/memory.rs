@@ -278,6 +278,8 @@ impl<J: Journal> MemoryStore<J> {
             }
             Record::Device { user, id, .. }
             | Record::DeviceState { user, id, .. }
+            | Record::Stopped { user, id, .. }
+            | Record::Source { user, id, .. }
             | Record::DeviceRemoved { user, id } => {
                 self.next_device
                     .fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
@@ -286,7 +288,9 @@ impl<J: Journal> MemoryStore<J> {
             Record::Failure { user, .. }
             | Record::Reset { user }
             | Record::OptOut { user, .. }
-            | Record::Withdrawal { user, .. } => self.apply_to(user, record),
+            | Record::Withdrawal { user, .. }
+            | Record::WithdrawalTxn { user, .. }
+            | Record::WithdrawalReleased { user, .. } => self.apply_to(user, record),
             Record::Decoy { .. } => {}
         }
     }

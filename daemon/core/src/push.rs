@@ -102,7 +102,7 @@ pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> (Verdic
         }
         let info = d.info();
         lockout::succeed(u, cx);
-        withdrawal::record(u, purpose, cx);
+        withdrawal::record(u, purpose, Some(a.txn), cx);
         Verdict::Accepted {
             device: info.id,
             kind: info.kind,

@@ -7,7 +7,7 @@
 
 use bytes::BytesMut;
 use sls_protocol::field::{Field, Reader};
-use sls_protocol::{DecodeError, DeviceId, DeviceKind, EncodeError};
+use sls_protocol::{DecodeError, DeviceId, DeviceKind, EncodeError, TxnId};
 
 /// Limits of recorded fields (the wire's, so that a recorded value always re-encodes).
 const NAME: usize = sls_protocol::limits::MAX_USER;
@@ -30,6 +30,12 @@ pub enum DeviceState {
     Lost = 5,
     /// Replaced by a newer device (R16).
     Replaced = 6,
+    /// Revoked by client services (lost, stolen, damaged, other): never usable again, nor any
+    /// share copy of it (R17).
+    Revoked = 7,
+    /// Suspended by client services until resumed: not usable meanwhile, nor any share copy
+    /// of it (R17).
+    Suspended = 8,
 }
 
 impl DeviceState {
@@ -41,10 +47,20 @@ impl DeviceState {
             4 => DeviceState::Inactive,
             5 => DeviceState::Lost,
             6 => DeviceState::Replaced,
+            7 => DeviceState::Revoked,
+            8 => DeviceState::Suspended,
             _ => return None,
         })
     }
+
+    /// The state a code names (the journal's and the cluster store's encodings).
+    pub(crate) fn decode(c: u8) -> Result<DeviceState, DecodeError> {
+        DeviceState::from_code(c).ok_or(DecodeError::Invalid("device state"))
+    }
 }
+
+/// Why a device was revoked or suspended (`RevokeDevice.reason`).
+pub const REASONS: std::ops::RangeInclusive<u8> = 1..=4;
 
 /// One durable change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +117,32 @@ pub enum Record {
         /// Id.
         id: DeviceId,
     },
+    /// Client services revoked, suspended or resumed a device (`state` Revoked, Suspended or
+    /// Active) at `at_ms`, for `reason` (1 lost, 2 stolen, 3 damaged, 4 other; 0 on resume).
+    Stopped {
+        /// Owner.
+        user: String,
+        /// Id.
+        id: DeviceId,
+        /// New state.
+        state: DeviceState,
+        /// Why.
+        reason: u8,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// Device `id` of `user` is a share copy of `owner`'s device `device` (R17): usable only
+    /// while that device is.
+    Source {
+        /// The copy's holder (the requester).
+        user: String,
+        /// The copy.
+        id: DeviceId,
+        /// The source's owner.
+        owner: String,
+        /// The source device.
+        device: DeviceId,
+    },
     /// A failed attempt (R11).
     Failure {
         /// User.
@@ -144,6 +186,29 @@ pub enum Record {
         /// Amount, USD.
         amount_usd: u64,
         /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// The withdrawal just recorded ([`Record::Withdrawal`]) was confirmed by transaction
+    /// `txn` (R3): the frontend may release it.
+    WithdrawalTxn {
+        /// User.
+        user: String,
+        /// The transaction whose answer confirmed it.
+        txn: TxnId,
+        /// Amount, USD.
+        amount_usd: u64,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// The withdrawal confirmed by `txn` did not execute: it no longer counts (R3).
+    WithdrawalReleased {
+        /// User.
+        user: String,
+        /// The transaction whose answer confirmed it.
+        txn: TxnId,
+        /// Its amount, USD.
+        amount_usd: u64,
+        /// When it was recorded, ms since the epoch.
         at_ms: u64,
     },
     /// Nothing: written for an unknown name's failure, as long as a real user's
@@ -199,6 +264,33 @@ impl Record {
             }
             Record::DeviceRemoved { user, id } => put!(&mut w; &4u8, 0; user, NAME; id, 0),
             Record::Failure { user, at_ms } => put!(&mut w; &5u8, 0; user, NAME; at_ms, 0),
+            Record::Stopped {
+                user,
+                id,
+                state,
+                reason,
+                at_ms,
+            } => {
+                put!(&mut w; &12u8, 0; user, NAME; id, 0; &(*state as u8), 0; reason, 0; at_ms, 0)
+            }
+            Record::Source {
+                user,
+                id,
+                owner,
+                device,
+            } => put!(&mut w; &11u8, 0; user, NAME; id, 0; owner, NAME; device, 0),
+            Record::WithdrawalTxn {
+                user,
+                txn,
+                amount_usd,
+                at_ms,
+            } => put!(&mut w; &13u8, 0; user, NAME; txn, 0; amount_usd, 0; at_ms, 0),
+            Record::WithdrawalReleased {
+                user,
+                txn,
+                amount_usd,
+                at_ms,
+            } => put!(&mut w; &14u8, 0; user, NAME; txn, 0; amount_usd, 0; at_ms, 0),
             Record::Decoy { filler } => put!(&mut w; &10u8, 0; filler, NAME; &0u64, 0),
             Record::Reset { user } => put!(&mut w; &6u8, 0; user, NAME),
             Record::OptOut { user, out: o } => put!(&mut w; &7u8, 0; user, NAME; o, 0),
@@ -292,6 +384,31 @@ impl Record {
                 state: u8::get(r, 0)?,
                 deactivated: Vec::get(r, sls_protocol::limits::MAX_LIST)?,
             },
+            11 => Record::Source {
+                user: s(r, NAME)?,
+                id: DeviceId::get(r, 0)?,
+                owner: s(r, NAME)?,
+                device: DeviceId::get(r, 0)?,
+            },
+            12 => Record::Stopped {
+                user: s(r, NAME)?,
+                id: DeviceId::get(r, 0)?,
+                state: DeviceState::decode(u8::get(r, 0)?)?,
+                reason: u8::get(r, 0)?,
+                at_ms: u64::get(r, 0)?,
+            },
+            13 => Record::WithdrawalTxn {
+                user: s(r, NAME)?,
+                txn: TxnId::get(r, 0)?,
+                amount_usd: u64::get(r, 0)?,
+                at_ms: u64::get(r, 0)?,
+            },
+            14 => Record::WithdrawalReleased {
+                user: s(r, NAME)?,
+                txn: TxnId::get(r, 0)?,
+                amount_usd: u64::get(r, 0)?,
+                at_ms: u64::get(r, 0)?,
+            },
             _ => return Err(DecodeError::Invalid("record tag")),
         };
         match r.remaining() {
@@ -367,6 +484,31 @@ mod tests {
             },
             Record::Decoy {
                 filler: "---".into(),
+            },
+            Record::Stopped {
+                user: "alice".into(),
+                id: DeviceId(3),
+                state: DeviceState::Revoked,
+                reason: 2,
+                at_ms: 13,
+            },
+            Record::Source {
+                user: "bob".into(),
+                id: DeviceId(4),
+                owner: "alice".into(),
+                device: DeviceId(3),
+            },
+            Record::WithdrawalTxn {
+                user: "bob".into(),
+                txn: TxnId(7 << 100),
+                amount_usd: 5,
+                at_ms: 14,
+            },
+            Record::WithdrawalReleased {
+                user: "bob".into(),
+                txn: TxnId(7 << 100),
+                amount_usd: 5,
+                at_ms: 14,
             },
         ];
         for r in all {

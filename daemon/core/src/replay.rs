@@ -6,7 +6,7 @@
 use crate::config::CoreConfig;
 use crate::lockout;
 use crate::record::{DeviceState, Record};
-use crate::user::{device_suite, Device, UserState};
+use crate::user::{device_suite, Device, Source, UserState};
 use crate::UserSpec;
 
 /// Applies a journalled record of this user (start-up replay). The user record itself is
@@ -56,6 +56,21 @@ pub fn apply(u: &mut UserState, record: &Record, config: &CoreConfig) {
                 }
             }
         }
+        Record::Stopped { id, state, .. } => {
+            if let Ok(d) = u.device_mut(id.0) {
+                d.state = *state;
+            }
+        }
+        Record::Source {
+            id, owner, device, ..
+        } => {
+            if let Ok(d) = u.device_mut(id.0) {
+                d.source = Some(Box::new(Source {
+                    owner: owner.clone(),
+                    device: device.0,
+                }));
+            }
+        }
         Record::DeviceRemoved { id, .. } => u.devices.retain(|d| d.id != id.0),
         Record::Failure { at_ms, .. } => {
             lockout::count_failure(u, *at_ms, config);
@@ -69,6 +84,22 @@ pub fn apply(u: &mut UserState, record: &Record, config: &CoreConfig) {
             .get_or_insert_with(Default::default)
             .withdrawals
             .push((*at_ms, *amount_usd)),
+        Record::WithdrawalTxn {
+            txn,
+            amount_usd,
+            at_ms,
+            ..
+        } => u
+            .extra
+            .get_or_insert_with(Default::default)
+            .withdrawn_by
+            .push((txn.0, *at_ms, *amount_usd)),
+        Record::WithdrawalReleased {
+            txn,
+            amount_usd,
+            at_ms,
+            ..
+        } => crate::withdrawal::replay_release(u, *txn, *at_ms, *amount_usd),
         Record::Share { .. } | Record::Decoy { .. } => {}
     }
 }
@@ -84,7 +115,8 @@ pub fn records(u: &UserState, name: &str, out: &mut Vec<Record>) {
         equity_usd: x.map_or(0, |x| x.equity_usd),
     });
     for d in &u.devices {
-        out.push(d.record(name, 0));
+        out.push(d.record(name, d.source.as_deref().map_or(0, |s| s.device)));
+        out.extend(d.source_record(name));
     }
     for t in u.failures.iter().flat_map(|log| log.iter()) {
         out.push(Record::Failure {
@@ -101,6 +133,14 @@ pub fn records(u: &UserState, name: &str, out: &mut Vec<Record>) {
     for (at, amount) in x.map(|x| x.withdrawals.as_slice()).unwrap_or_default() {
         out.push(Record::Withdrawal {
             user: name.to_owned(),
+            amount_usd: *amount,
+            at_ms: *at,
+        });
+    }
+    for (txn, at, amount) in x.map(|x| x.withdrawn_by.as_slice()).unwrap_or_default() {
+        out.push(Record::WithdrawalTxn {
+            user: name.to_owned(),
+            txn: sls_protocol::TxnId(*txn),
             amount_usd: *amount,
             at_ms: *at,
         });

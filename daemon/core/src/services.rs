@@ -2,22 +2,14 @@
 //! unlock, R13-R16, R18-R20, R22), each one user's atomic update through the store; the rules
 //! themselves are in `admin.rs` and `lockout.rs`.
 
-use std::net::IpAddr;
-
-use sls_protocol::{DeviceId, TxnId, Verdict};
+use sls_protocol::DeviceId;
 
 use crate::engine::Outcome;
 use crate::error::{CoreError, Error, StoreError};
-use crate::share::{
-    facts, give_back, prerequisites, shareable, take_over, Facts, Share, APPROVED, CANCELLED,
-    PENDING, REFUSED,
-};
 use crate::store::{Sequence, Store};
-use crate::{admin, grant, lockout, ActivationNotice, Core, DeviceSpec, Notices, UserSpec};
-
-/// The share's id and whether it is pending, or why the request was refused after the owner's
-/// answer was judged (the outcome's ticket covers the failure it may have recorded).
-pub type ShareResult = Result<(u32, bool), CoreError>;
+use crate::{
+    admin, grant, lifecycle, lockout, ActivationNotice, Core, DeviceSpec, Notices, UserSpec,
+};
 
 impl<S: Store> Core<S> {
     async fn device_id(&self) -> Result<u32, StoreError> {
@@ -106,7 +98,7 @@ impl<S: Store> Core<S> {
     ) -> Result<Outcome<(DeviceId, String, u64, u64), S::Ticket>, Error> {
         let id = self.device_id().await?;
         self.change_user(user, |u, cx| {
-            let (code, full, portal) = admin::issue_temp_code(u, id, cx);
+            let (code, full, portal) = admin::issue_temp_code(u, id, cx)?;
             Ok((DeviceId(id), code, full, portal))
         })
         .await
@@ -280,14 +272,11 @@ impl<S: Store> Core<S> {
             .await?
             .ok_or(CoreError::UnknownUser)?;
         if !by_ok {
-            let primary = if entity.is_empty() {
-                user.to_owned()
-            } else {
-                self.0
-                    .store
-                    .primary_of(&entity)
-                    .await?
-                    .unwrap_or_else(|| user.to_owned())
+            // Name who holds the right; an account with none is told so (never the refused
+            // user as its primary): client services may then override (`opt_in_override`).
+            let primary = match self.account_primary(user, &entity).await? {
+                Some(primary) => primary,
+                None => return Err(CoreError::NoPrimaryUser.into()),
             };
             return Err(CoreError::NotPrimaryUser { primary }.into());
         }
@@ -296,6 +285,100 @@ impl<S: Store> Core<S> {
             Ok(())
         })
         .await
+    }
+
+    /// The primary user of `user`'s account (R18): of its entity, or itself when it has no
+    /// entity and is primary; `None` when the account has none.
+    async fn account_primary(&self, user: &str, entity: &str) -> Result<Option<String>, Error> {
+        if entity.is_empty() {
+            let primary = self
+                .0
+                .store
+                .read(user, |u| u.primary)
+                .await?
+                .ok_or(CoreError::UnknownUser)?;
+            return Ok(primary.then(|| user.to_owned()));
+        }
+        Ok(self.0.store.primary_of(entity).await?)
+    }
+
+    /// Client services opt `user` back in when its account has no primary user who could
+    /// (R18: otherwise such an account could never opt back in).
+    ///
+    /// # Errors
+    /// Unknown user; the account has a primary user (`HasPrimaryUser`: that user opts in);
+    /// the store.
+    pub async fn opt_in_override(&self, user: &str) -> Result<Outcome<(), S::Ticket>, Error> {
+        if !sls_protocol::valid_user_name(user) {
+            return Err(CoreError::BadCharacter.into());
+        }
+        let entity = self
+            .0
+            .store
+            .read(user, |u| u.entity().to_owned())
+            .await?
+            .ok_or(CoreError::UnknownUser)?;
+        if self.account_primary(user, &entity).await?.is_some() {
+            return Err(CoreError::HasPrimaryUser.into());
+        }
+        self.change_user(user, |u, cx| {
+            admin::set_opted_out(u, false, cx);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Client services revoke (for good) or suspend (until resumed) one device at once, for
+    /// `reason` (1 lost, 2 stolen, 3 damaged, 4 other): it and every share copy of it stop
+    /// (R17), its open challenges are void; temporary access stays (R13, R14).
+    ///
+    /// # Errors
+    /// Unknown user or device; a reason out of range; already revoked; suspending a device
+    /// not active; the store.
+    pub async fn revoke_device(
+        &self,
+        user: &str,
+        device: DeviceId,
+        suspend: bool,
+        reason: u8,
+    ) -> Result<Outcome<(), S::Ticket>, Error> {
+        self.change_user(user, |u, cx| {
+            lifecycle::stop(u, device, suspend, reason, cx)
+        })
+        .await
+    }
+
+    /// Client services resume a suspended device, and so its share copies (R17).
+    ///
+    /// # Errors
+    /// Unknown user or device; revoked; retired; not suspended; the store.
+    pub async fn resume_device(
+        &self,
+        user: &str,
+        device: DeviceId,
+    ) -> Result<Outcome<(), S::Ticket>, Error> {
+        self.change_user(user, |u, cx| lifecycle::resume(u, device, cx))
+            .await
+    }
+
+    /// R3: the frontend releases the withdrawal that transaction `txn` confirmed and that did
+    /// not execute: it no longer counts towards the user's limits.
+    ///
+    /// # Errors
+    /// R10 name; no such withdrawal of the user (an unknown name too: no user enumeration);
+    /// the store.
+    pub async fn release_withdrawal(
+        &self,
+        user: &str,
+        txn: sls_protocol::TxnId,
+    ) -> Result<Outcome<(), S::Ticket>, Error> {
+        match self
+            .change_user(user, |u, cx| crate::withdrawal::release(u, txn, cx))
+            .await
+        {
+            Err(Error::Core(CoreError::UnknownUser)) => Err(CoreError::UnknownWithdrawal.into()),
+            other => other,
+        }
     }
 
     /// Client services lift a lock after verifying identity (R11).
@@ -340,207 +423,5 @@ impl<S: Store> Core<S> {
             admin::activate_ib_key(u, id, token, key, pin, cx)
         })
         .await
-    }
-}
-
-/// R17, driven: each step one user's atomic update or a read; the share its own record.
-impl<S: Store> Core<S> {
-    async fn facts_of(&self, name: &str, now: u64) -> Result<Facts, Error> {
-        let cfg = self.config();
-        Ok(self
-            .store()
-            .read(name, |u| facts(u, name, now, cfg))
-            .await?
-            .ok_or(CoreError::UnknownUser)?)
-    }
-
-    /// `requester` asks to use `owner`'s physical `device`, proven by the owner's answer to
-    /// `txn` (a challenge of that device). The owner's answer counts like any answer (R11).
-    /// Returns the share's id and whether it waits for compliance.
-    ///
-    /// # Errors
-    /// Unknown users or device; the store. The prerequisites, (a) `DifferentIdentification`,
-    /// (b) `TemporaryDevice`, (c) `LessSecureDevice`, and a wrong owner answer,
-    /// `OwnerNotVerified`, are inside the outcome, so that the failure it recorded is still
-    /// made durable.
-    pub async fn share_request(
-        &self,
-        requester: &str,
-        owner: &str,
-        device: DeviceId,
-        txn: TxnId,
-        answer: &str,
-        client: IpAddr,
-    ) -> Result<Outcome<ShareResult, S::Ticket>, Error> {
-        for name in [requester, owner] {
-            if !sls_protocol::valid_user_name(name) {
-                return Err(CoreError::BadCharacter.into());
-            }
-        }
-        let now = self.now_ms();
-        let cfg = self.config();
-        let req = self.facts_of(requester, now).await?;
-        let own = self.facts_of(owner, now).await?;
-        let shared_level = self
-            .store()
-            .read(owner, |u| shareable(u, device, now, cfg))
-            .await?
-            .ok_or(CoreError::UnknownUser)??;
-        // The owner's answer, to a challenge of this very device.
-        let bound = self
-            .store()
-            .txn_get(txn, now)
-            .await?
-            .is_some_and(|e| &*e.user == owner && e.device == device);
-        let refused = |e, ticket| {
-            Ok(Outcome {
-                value: Err(e),
-                ticket,
-            })
-        };
-        if !bound {
-            return refused(CoreError::OwnerNotVerified, None);
-        }
-        let verified = self.answer(txn, answer, client).await?;
-        let mut ticket = verified.ticket;
-        if !matches!(verified.value, Verdict::Accepted { .. }) {
-            return refused(CoreError::OwnerNotVerified, ticket);
-        }
-        let same_entity = match prerequisites(&req, &own, shared_level) {
-            Ok(same) => same,
-            Err(e) => return refused(e, ticket),
-        };
-        let id = self.store().next_id(Sequence::Share).await?;
-        let mut share = Share {
-            requester: requester.to_owned(),
-            owner: owner.to_owned(),
-            device: device.0,
-            copy: 0,
-            state: PENDING,
-            deactivated: Vec::new(),
-        };
-        if same_entity {
-            ticket = self.0.store.later(ticket, self.approve(&mut share).await?);
-        }
-        let pending = share.state == PENDING;
-        let put = self
-            .store()
-            .update_share(id, |slot, records| {
-                records.push(share.record(id));
-                *slot = Some(share.clone());
-            })
-            .await?;
-        Ok(Outcome {
-            value: Ok((id, pending)),
-            ticket: self.0.store.later(ticket, put.ticket),
-        })
-    }
-
-    /// Gives the requester a copy of the owner's device; returns the ticket of the change.
-    async fn approve(&self, share: &mut Share) -> Result<Option<S::Ticket>, Error> {
-        let copy_id = self.store().next_id(Sequence::Device).await?;
-        let now = self.now_ms();
-        let copy = self
-            .store()
-            .read(&share.owner, |u| {
-                u.device(share.device).map(|d| d.copy_as(copy_id, now))
-            })
-            .await?
-            .ok_or(CoreError::UnknownUser)??;
-        let mut copy = Some(copy);
-        let shared_from = share.device;
-        let out = self
-            .change_user(&share.requester.clone(), |u, cx| {
-                let c = copy
-                    .take()
-                    .ok_or(CoreError::InvalidState("share retried"))?;
-                Ok(take_over(u, c, shared_from, cx))
-            })
-            .await?;
-        share.deactivated = out.value;
-        share.copy = copy_id;
-        share.state = APPROVED;
-        Ok(out.ticket)
-    }
-
-    /// Compliance approves or refuses a pending share (R17).
-    ///
-    /// # Errors
-    /// No such pending share; the store.
-    pub async fn share_decide(
-        &self,
-        id: u32,
-        approve: bool,
-    ) -> Result<Outcome<(), S::Ticket>, Error> {
-        let mut share = self
-            .pending_share(id, &[PENDING], "the share is not pending")
-            .await?;
-        let mut ticket = None;
-        if approve {
-            ticket = self.approve(&mut share).await?;
-        } else {
-            share.state = REFUSED;
-        }
-        let put = self.put_share(id, &share).await?;
-        Ok(Outcome {
-            value: (),
-            ticket: self.0.store.later(ticket, put),
-        })
-    }
-
-    /// Cancels a share: the requester loses the device and gets back its own (R17).
-    ///
-    /// # Errors
-    /// No such share, or it is over; the store.
-    pub async fn share_cancel(&self, id: u32) -> Result<Outcome<(), S::Ticket>, Error> {
-        let mut share = self
-            .pending_share(id, &[PENDING, APPROVED], "the share is over")
-            .await?;
-        let mut ticket = None;
-        if share.state == APPROVED {
-            let s = share.clone();
-            ticket = self
-                .change_user(&share.requester.clone(), |u, cx| {
-                    give_back(u, &s, cx);
-                    Ok(())
-                })
-                .await?
-                .ticket;
-        }
-        share.state = CANCELLED;
-        let put = self.put_share(id, &share).await?;
-        Ok(Outcome {
-            value: (),
-            ticket: self.0.store.later(ticket, put),
-        })
-    }
-
-    async fn pending_share(
-        &self,
-        id: u32,
-        states: &[u8],
-        why: &'static str,
-    ) -> Result<Share, Error> {
-        let share = self
-            .store()
-            .update_share(id, |slot, _| slot.clone())
-            .await?
-            .value
-            .ok_or(CoreError::UnknownDevice)?;
-        if !states.contains(&share.state) {
-            return Err(CoreError::InvalidState(why).into());
-        }
-        Ok(share)
-    }
-
-    async fn put_share(&self, id: u32, share: &Share) -> Result<Option<S::Ticket>, Error> {
-        Ok(self
-            .store()
-            .update_share(id, |slot, records| {
-                records.push(share.record(id));
-                *slot = Some(share.clone());
-            })
-            .await?
-            .ticket)
     }
 }

@@ -8,8 +8,12 @@
 //! the use of the device (a copy of its credential), and makes the requester's own physical
 //! devices redundant (inactive) until the share is cancelled.
 //!
-//! **Choice:** a user with no entity is its own entity; identification data must be non-empty
-//! to match.
+//! **Choice:** a user with no entity is an account of its own (PROTOCOL.md §4, "Accounts"):
+//! it shares an entity with nobody, whatever its name; identification data must be non-empty
+//! to match. A user never shares with itself (`SelfShare`).
+//!
+//! A copy follows its source: it is usable only while the owner's device is (replaced,
+//! retired, revoked or suspended stops it; resumed resumes it): see `lifecycle`.
 //!
 //! A share touches two users; each step is one user's atomic update, and the share itself is
 //! its own record (`Store::update_share`); the steps are driven in `services.rs`.
@@ -95,21 +99,19 @@ impl Share {
 /// What the prerequisites look at, of one participant.
 #[derive(Debug, Clone)]
 pub(crate) struct Facts {
-    entity: String,
+    /// `None`: no entity, an account of its own (never the same as another's).
+    entity: Option<String>,
     identification: String,
     temporary: bool,
     best_physical: SecurityLevel,
 }
 
 /// One participant's facts at `now`.
-pub(crate) fn facts(u: &UserState, name: &str, now: u64, cfg: &CoreConfig) -> Facts {
+pub(crate) fn facts(u: &UserState, now: u64, cfg: &CoreConfig) -> Facts {
     let x = u.extra.as_deref();
     let usable = |d: &&Device| grant::usable(u, d, now, cfg).is_some();
     Facts {
-        entity: x
-            .map(|x| x.entity.clone())
-            .filter(|e| !e.is_empty())
-            .unwrap_or_else(|| name.to_owned()),
+        entity: x.map(|x| x.entity.clone()).filter(|e| !e.is_empty()),
         identification: x.map(|x| x.identification.clone()).unwrap_or_default(),
         temporary: u
             .devices
@@ -130,7 +132,8 @@ pub(crate) fn facts(u: &UserState, name: &str, now: u64, cfg: &CoreConfig) -> Fa
 /// The shared device's level, if it can be shared at all.
 ///
 /// # Errors
-/// Unknown device; not physical (IB Key uses R8); not active.
+/// Unknown device; not physical (IB Key uses R8); a share copy (shared from its owner's
+/// device only); revoked or suspended; not active.
 pub(crate) fn shareable(
     u: &UserState,
     device: DeviceId,
@@ -142,6 +145,16 @@ pub(crate) fn shareable(
         return Err(CoreError::InvalidState(
             "only a physical device is shared (IB Key uses R8)",
         ));
+    }
+    if d.source.is_some() {
+        return Err(CoreError::InvalidState(
+            "a share copy is not shared again: share the owner's device",
+        ));
+    }
+    match d.state {
+        DeviceState::Revoked => return Err(CoreError::DeviceRevoked),
+        DeviceState::Suspended => return Err(CoreError::DeviceSuspended),
+        _ => {}
     }
     if grant::usable(u, d, now, cfg).is_none() {
         return Err(CoreError::InvalidState("the device is not active"));
@@ -158,7 +171,7 @@ pub(crate) fn prerequisites(
     own: &Facts,
     shared: SecurityLevel,
 ) -> Result<bool, CoreError> {
-    let same_entity = req.entity == own.entity;
+    let same_entity = req.entity.is_some() && req.entity == own.entity;
     let same_identification =
         !req.identification.is_empty() && req.identification == own.identification;
     if !same_entity && !same_identification {
@@ -174,12 +187,16 @@ pub(crate) fn prerequisites(
 }
 
 /// The requester takes the copy: its own physical devices become redundant. Returns them.
+///
+/// # Errors
+/// The requester holds as many devices as allowed.
 pub(crate) fn take_over(
     u: &mut UserState,
     copy: Device,
     shared_from: u32,
     cx: &mut Cx<'_>,
-) -> Vec<u32> {
+) -> Result<Vec<u32>, CoreError> {
+    crate::lifecycle::room(u, cx.cfg)?;
     let mut deactivated = Vec::new();
     for d in u
         .devices
@@ -190,8 +207,10 @@ pub(crate) fn take_over(
         cx.records
             .push(d.set_state(cx.user, DeviceState::Inactive, cx.now));
     }
+    let source = copy.source_record(cx.user);
     cx.records.push(u.add_device(cx.user, copy, shared_from));
-    deactivated
+    cx.records.extend(source);
+    Ok(deactivated)
 }
 
 /// The requester gives the copy back and gets its own devices back.

@@ -20,6 +20,7 @@ use sls_protocol::{
 use crate::config::CoreConfig;
 use crate::cx::{after, Cx};
 use crate::error::CoreError;
+use crate::lifecycle::{standing, Sources, Standing};
 use crate::user::{Device, Txn, TxnChallenge, UserState};
 use crate::verify::{self, Judgement};
 use crate::{grant, lockout, withdrawal, BeginResult, PushOrder};
@@ -34,6 +35,8 @@ pub struct Begin<'a> {
     pub push_ready: &'a (dyn Fn(DeviceId) -> bool + Sync),
     /// Whether the daemon-wide bound of open transactions is reached.
     pub at_capacity: bool,
+    /// The standing of the sources of the user's share copies (R17), read before.
+    pub sources: &'a Sources,
 }
 
 /// Forgets open transactions one life past their expiry (until then a late answer reads
@@ -79,7 +82,7 @@ pub fn begin(
             _ => {
                 // R3 counts what an opted-out user withdraws too: the "none" limits cap the
                 // day and the five business days, not only one withdrawal.
-                withdrawal::record(u, req.purpose, cx);
+                withdrawal::record(u, req.purpose, None, cx);
                 Verdict::Accepted {
                     device: DeviceId(0),
                     kind: DeviceKind::NoDevice,
@@ -100,11 +103,14 @@ pub fn begin(
     };
     let allowed = |d: &Device| withdrawal::allows(d.kind.level(), req.purpose, used);
     let Some(wanted) = req.device else {
+        // A user holds at most `max_devices_per_user` (≤ 64, the list's bound) devices that
+        // may be usable; `take` keeps a state from before the cap within the encoding too.
         let devices: Vec<DeviceInfo> = u
             .devices
             .iter()
-            .filter(|d| grant::usable(u, d, now, cx.cfg).is_some() && allowed(d))
+            .filter(|d| usable(u, d, now, cx.cfg, req.sources).is_some() && allowed(d))
             .map(Device::info)
+            .take(sls_protocol::limits::MAX_LIST)
             .collect();
         if let (true, Purpose::Withdrawal { amount_usd }) = (devices.is_empty(), req.purpose) {
             return Ok(needs_stronger(amount_usd));
@@ -117,8 +123,13 @@ pub fn begin(
     let Some(i) = u.devices.iter().position(|d| d.id == wanted.0) else {
         return Ok(BeginResult::Verdict(Verdict::Unknown));
     };
-    if grant::usable(u, &u.devices[i], now, cx.cfg).is_none() {
-        return Ok(BeginResult::Verdict(Verdict::Unknown));
+    match standing(u, &u.devices[i], now, cx.cfg, req.sources) {
+        Standing::Usable(_) => {}
+        // Revoked or suspended by client services, itself or the source of this share copy
+        // (R17): named, so that the frontend can tell the user (version 3).
+        Standing::Revoked => return Err(CoreError::DeviceRevoked),
+        Standing::Suspended => return Err(CoreError::DeviceSuspended),
+        Standing::Unusable => return Ok(BeginResult::Verdict(Verdict::Unknown)),
     }
     let d = &mut u.devices[i];
     if let Purpose::Withdrawal { amount_usd } = req.purpose {
@@ -229,7 +240,13 @@ pub enum Spent {
 }
 
 /// Judges a frontend's answer to a transaction's typed challenge.
-pub fn answer(u: &mut UserState, txn: TxnId, response: &str, cx: &mut Cx<'_>) -> (Verdict, Spent) {
+pub fn answer(
+    u: &mut UserState,
+    txn: TxnId,
+    response: &str,
+    sources: &Sources,
+    cx: &mut Cx<'_>,
+) -> (Verdict, Spent) {
     prune(u, cx.now, cx.cfg);
     let Some(t) = u.txn(txn) else {
         // The index led here but the user holds no such open challenge: its first answer
@@ -245,7 +262,7 @@ pub fn answer(u: &mut UserState, txn: TxnId, response: &str, cx: &mut Cx<'_>) ->
         return (lockout::refuse_locked(u, cx), Spent::No);
     }
     match spend(u, txn, cx) {
-        Ok(t) => (judge(u, &t, response, cx), Spent::Yes),
+        Ok(t) => (judge(u, &t, response, sources, cx), Spent::Yes),
         Err(v) => (v, Spent::Yes),
     }
 }
@@ -265,11 +282,19 @@ pub(crate) fn spend(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<Tx
     Ok(t)
 }
 
-fn judge(u: &mut UserState, t: &Txn, response: &str, cx: &mut Cx<'_>) -> Verdict {
+fn judge(
+    u: &mut UserState,
+    t: &Txn,
+    response: &str,
+    sources: &Sources,
+    cx: &mut Cx<'_>,
+) -> Verdict {
     let Ok(d) = u.device(t.device) else {
         return Verdict::Unknown;
     };
-    let Some(grant) = grant::usable(u, d, cx.now, cx.cfg) else {
+    // A device that stopped being usable since `begin` (R13-R16; revoked or suspended; a share
+    // copy whose source stopped, R17): its open challenges are void, answered `expired`.
+    let Some(grant) = usable(u, d, cx.now, cx.cfg, sources) else {
         return Verdict::Expired;
     };
     match verify::judge(d, &t.challenge, response, &cx.cfg.card) {
@@ -288,7 +313,7 @@ fn judge(u: &mut UserState, t: &Txn, response: &str, cx: &mut Cx<'_>) -> Verdict
                 _ => grant,
             };
             lockout::succeed(u, cx);
-            withdrawal::record(u, t.purpose, cx);
+            withdrawal::record(u, t.purpose, Some(t.id), cx);
             Verdict::Accepted {
                 device: info.id,
                 kind: info.kind,
@@ -310,6 +335,17 @@ pub fn verdict(u: &UserState, txn: TxnId, now: u64) -> Option<Verdict> {
             Verdict::Pending
         }
     })
+}
+
+/// The grant of `d` if it is usable now, its source too for a share copy (R17).
+fn usable(
+    u: &UserState,
+    d: &Device,
+    now: u64,
+    cfg: &CoreConfig,
+    sources: &Sources,
+) -> Option<Grant> {
+    standing(u, d, now, cfg, sources).grant()
 }
 
 /// A random question of the suite's length and format.

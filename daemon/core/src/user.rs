@@ -41,6 +41,9 @@ pub(crate) struct Extra {
     pub equity_usd: u64,
     /// (at ms, amount USD), the last 7 days (R3).
     pub withdrawals: Vec<(u64, u64)>,
+    /// (transaction, at ms, amount USD) of the withdrawals above confirmed by a transaction's
+    /// answer: the frontend may release one that did not execute (`ReleaseWithdrawal`).
+    pub withdrawn_by: Vec<(u128, u64, u64)>,
     /// (the token's digest, started at ms) of an IB Key activation in progress (R22).
     pub activation: Option<([u8; 32], u64)>,
     /// Wrong tokens given for that activation: at [`crate::admin::ACTIVATION_ATTEMPTS`] it is
@@ -62,6 +65,19 @@ pub(crate) struct Device {
     /// SCC positions asked recently; only cards have them (8 bytes for the others, not 24).
     #[allow(clippy::box_collection)]
     pub recent: Option<Box<Vec<u16>>>,
+    /// For a share copy (R17), the device it is a copy of: the copy is usable only while
+    /// that device is ([`crate::lifecycle`]). Boxed: 8 bytes for the many devices that are
+    /// no copy.
+    pub source: Option<Box<Source>>,
+}
+
+/// Where a share copy comes from (R17): its owner's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Source {
+    /// The owner's name.
+    pub owner: String,
+    /// The owner's device.
+    pub device: u32,
 }
 
 impl Drop for Device {
@@ -150,12 +166,14 @@ impl Device {
             pin_len: pin_hash.len() as u8,
             since_ms,
             recent: None,
+            source: None,
         }
     }
 
-    /// A new device with the same credential (R17: the requester's use of a shared device).
-    pub fn copy_as(&self, id: u32, since_ms: u64) -> Device {
-        Device::new(
+    /// A new device with the same credential (R17: the requester's use of a shared device),
+    /// usable only while `owner`'s device `self` is.
+    pub fn copy_as(&self, id: u32, since_ms: u64, owner: &str) -> Device {
+        let mut d = Device::new(
             id,
             self.kind,
             DeviceState::Active,
@@ -163,7 +181,38 @@ impl Device {
             self.secret(),
             self.pin_hash(),
             since_ms,
-        )
+        );
+        d.source = Some(Box::new(Source {
+            owner: owner.to_owned(),
+            device: self.id,
+        }));
+        d
+    }
+
+    /// The same device again, share source included (a rule that a store may run more than
+    /// once takes a fresh one each run).
+    pub fn twin(&self) -> Device {
+        let mut d = Device::new(
+            self.id,
+            self.kind,
+            self.state,
+            self.suite,
+            self.secret(),
+            self.pin_hash(),
+            self.since_ms,
+        );
+        d.source = self.source.clone();
+        d
+    }
+
+    /// The record that makes this device's source durable, for a share copy (R17).
+    pub fn source_record(&self, user: &str) -> Option<Record> {
+        self.source.as_deref().map(|s| Record::Source {
+            user: user.to_owned(),
+            id: DeviceId(self.id),
+            owner: s.owner.clone(),
+            device: DeviceId(s.device),
+        })
     }
 
     /// Moves the device to `state` and returns the record that makes the move durable.

@@ -8,9 +8,10 @@
 //! a weekend inside the window stretches it, and one made on a weekend counts through the
 //! Thursday after. Days are UTC days; no holidays are known to the daemon.
 
-use sls_protocol::{Limits, Purpose, SecurityLevel};
+use sls_protocol::{Limits, Purpose, SecurityLevel, TxnId};
 
 use crate::cx::Cx;
+use crate::error::CoreError;
 use crate::record::Record;
 use crate::user::UserState;
 
@@ -82,19 +83,67 @@ pub fn required_level(amount: u64, used: (u64, u64)) -> SecurityLevel {
     .unwrap_or(SecurityLevel::Top)
 }
 
-/// Records a confirmed withdrawal.
-pub fn record(u: &mut UserState, purpose: Purpose, cx: &mut Cx<'_>) {
+/// Records a confirmed withdrawal: at the moment its second factor is accepted (the answer or
+/// push approval of transaction `txn`, or an opted-out user's `Begin`, which has none).
+pub fn record(u: &mut UserState, purpose: Purpose, txn: Option<TxnId>, cx: &mut Cx<'_>) {
     if let Purpose::Withdrawal { amount_usd } = purpose {
         let now = cx.now;
         let x = u.extra.get_or_insert_with(Default::default);
         x.withdrawals
             .retain(|(at, _)| now.saturating_sub(*at) < KEEP_MS);
+        x.withdrawn_by
+            .retain(|(_, at, _)| now.saturating_sub(*at) < KEEP_MS);
         x.withdrawals.push((now, amount_usd));
         cx.records.push(Record::Withdrawal {
             user: cx.user.to_owned(),
             amount_usd,
             at_ms: now,
         });
+        if let Some(txn) = txn {
+            x.withdrawn_by.push((txn.0, now, amount_usd));
+            cx.records.push(Record::WithdrawalTxn {
+                user: cx.user.to_owned(),
+                txn,
+                amount_usd,
+                at_ms: now,
+            });
+        }
+    }
+}
+
+/// R3: the withdrawal confirmed by `txn` did not execute (the frontend says so): it no longer
+/// counts towards the limits. Once only: a second release of it is `UnknownWithdrawal`.
+///
+/// # Errors
+/// No withdrawal of the user under `txn` (never one, released already, or past the 7 days
+/// withdrawals are kept).
+pub fn release(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
+    let x = u.extra.as_mut().ok_or(CoreError::UnknownWithdrawal)?;
+    let i = x
+        .withdrawn_by
+        .iter()
+        .position(|(t, _, _)| *t == txn.0)
+        .ok_or(CoreError::UnknownWithdrawal)?;
+    let (_, at_ms, amount_usd) = x.withdrawn_by.swap_remove(i);
+    if let Some(j) = x.withdrawals.iter().position(|w| *w == (at_ms, amount_usd)) {
+        x.withdrawals.remove(j);
+    }
+    cx.records.push(Record::WithdrawalReleased {
+        user: cx.user.to_owned(),
+        txn,
+        amount_usd,
+        at_ms,
+    });
+    Ok(())
+}
+
+/// Replay: a withdrawal released (see [`release`]).
+pub(crate) fn replay_release(u: &mut UserState, txn: TxnId, at_ms: u64, amount_usd: u64) {
+    if let Some(x) = u.extra.as_mut() {
+        x.withdrawn_by.retain(|(t, _, _)| *t != txn.0);
+        if let Some(j) = x.withdrawals.iter().position(|w| *w == (at_ms, amount_usd)) {
+            x.withdrawals.remove(j);
+        }
     }
 }
 

@@ -285,6 +285,7 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         mass_lockout_threshold: Some(k.mass_lockout_threshold),
         mass_lockout_window: Some(k.mass_lockout_window),
         dsc_plus_min_equity: Some(k.dsc_plus_min_equity),
+        max_devices_per_user: Some(k.max_devices_per_user),
         temp_code_full: Some(k.temp_full),
         temp_code_portal: Some(k.temp_portal),
         online_scc_life: Some(k.online_scc_life),

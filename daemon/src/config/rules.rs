@@ -44,6 +44,14 @@ pub fn apply(s: &Settings, core: CoreConfig) -> Result<CoreConfig, ConfigError> 
             Duration::from_secs(1)..=DAY,
         )?,
         dsc_plus_min_equity: s.dsc_plus_min_equity.unwrap_or(core.dsc_plus_min_equity),
+        // The wire's device lists hold at most 64 (`MAX_LIST`): a user's usable devices,
+        // which the cap bounds, must always fit.
+        max_devices_per_user: number_in(
+            "max_devices_per_user",
+            s.max_devices_per_user,
+            core.max_devices_per_user,
+            1..=sls_protocol::limits::MAX_LIST,
+        )?,
         temp_full: d(
             "temp_code_full",
             s.temp_code_full,

@@ -137,6 +137,11 @@ pub struct Settings {
     /// 1000000); an account whose equity is not known (0) may [default: 1000000].
     #[arg(long, value_name = "USD")]
     pub dsc_plus_min_equity: Option<u64>,
+    /// Most devices of one user that are or may become usable again (revoked, replaced and
+    /// voided temporary ones do not count), 1 to 64 [default: 32]: past it, enrolling,
+    /// issuing or sharing one more is refused with TOO_MANY_DEVICES.
+    #[arg(long, value_name = "N")]
+    pub max_devices_per_user: Option<usize>,
     /// A temporary code's full access (R13), 1h to 30d [default: 2d] ...
     #[arg(long, value_parser = parse_duration)]
     #[serde(with = "duration")]
@@ -308,6 +313,7 @@ impl Settings {
             mass_lockout_threshold: self.mass_lockout_threshold.or(under.mass_lockout_threshold),
             mass_lockout_window: self.mass_lockout_window.or(under.mass_lockout_window),
             dsc_plus_min_equity: self.dsc_plus_min_equity.or(under.dsc_plus_min_equity),
+            max_devices_per_user: self.max_devices_per_user.or(under.max_devices_per_user),
             temp_code_full: self.temp_code_full.or(under.temp_code_full),
             temp_code_portal: self.temp_code_portal.or(under.temp_code_portal),
             online_scc_life: self.online_scc_life.or(under.online_scc_life),

@@ -344,6 +344,37 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
                 |()| Message::Done {},
             )
         }
+        // ---- admin: a device's life (version 3) ----
+        Message::RevokeDevice {
+            user,
+            device,
+            suspend,
+            reason,
+        } => done(
+            core,
+            ticket,
+            core.revoke_device(&user, device, suspend, reason).await,
+            |()| Message::Done {},
+        ),
+        Message::ResumeDevice { user, device } => done(
+            core,
+            ticket,
+            core.resume_device(&user, device).await,
+            |()| Message::Done {},
+        ),
+        Message::OptInOverride { user } => {
+            done(core, ticket, core.opt_in_override(&user).await, |()| {
+                Message::Done {}
+            })
+        }
+        // R3: a withdrawal confirmed and then not executed no longer counts.
+        Message::ReleaseWithdrawal { user, txn } => done(
+            core,
+            ticket,
+            core.release_withdrawal(&user, txn).await,
+            |()| Message::Done {},
+        ),
+
         Message::ActivationStart { user, phone } => done(
             core,
             ticket,

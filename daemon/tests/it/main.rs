@@ -26,6 +26,7 @@ mod metrics;
 mod operator;
 mod prometheus;
 mod reliability;
+mod revocation;
 mod sharing;
 mod slsctl;
 mod storage_faults;

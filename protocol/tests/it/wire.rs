@@ -256,6 +256,24 @@ fn one_of_each() -> Vec<Message> {
             key: vec![4; 32],
             pin: "9z9z".into(),
         },
+        // Version 3 (issue 29).
+        Message::RevokeDevice {
+            user: "lena".into(),
+            device: DeviceId(1),
+            suspend: false,
+            reason: 1,
+        },
+        Message::ResumeDevice {
+            user: "lena".into(),
+            device: DeviceId(1),
+        },
+        Message::ReleaseWithdrawal {
+            user: "lena".into(),
+            txn,
+        },
+        Message::OptInOverride {
+            user: "lena".into(),
+        },
     ]
 }
 

@@ -259,6 +259,26 @@ impl<K: Kind> Rig<K> {
     pub fn share_cancel(&self, id: u32) -> Result<Out<()>, CoreError> {
         self.res(K::block_on(self.core.share_cancel(id)))
     }
+    pub fn revoke_device(
+        &self,
+        user: &str,
+        device: DeviceId,
+        suspend: bool,
+        reason: u8,
+    ) -> Result<Out<()>, CoreError> {
+        self.res(K::block_on(
+            self.core.revoke_device(user, device, suspend, reason),
+        ))
+    }
+    pub fn resume_device(&self, user: &str, device: DeviceId) -> Result<Out<()>, CoreError> {
+        self.res(K::block_on(self.core.resume_device(user, device)))
+    }
+    pub fn opt_in_override(&self, user: &str) -> Result<Out<()>, CoreError> {
+        self.res(K::block_on(self.core.opt_in_override(user)))
+    }
+    pub fn release_withdrawal(&self, user: &str, txn: TxnId) -> Result<Out<()>, CoreError> {
+        self.res(K::block_on(self.core.release_withdrawal(user, txn)))
+    }
 }
 
 impl Rig<Embedded> {

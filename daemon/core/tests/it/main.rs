@@ -9,6 +9,7 @@ mod harness;
 
 mod accounts;
 mod challenges;
+mod lifecycle;
 mod limits;
 mod lockout;
 mod nodes;
@@ -119,7 +120,19 @@ macro_rules! with_every_rule {
             sharing::r17_sharing_same_entity_is_approved_at_once_and_cancel_restores,
             sharing::r17_same_identification_waits_for_compliance,
             sharing::r17_the_three_prerequisites_and_their_named_errors,
-            sharing::r17_a_wrong_owner_answer_is_refused_and_counts
+            sharing::r17_a_wrong_owner_answer_is_refused_and_counts,
+            lifecycle::revocation_stops_a_lost_card_at_once_and_keeps_interim_access,
+            lifecycle::suspension_holds_the_card_and_its_copies_until_resumed,
+            lifecycle::r17_a_copy_stops_when_its_source_is_replaced_by_activate,
+            lifecycle::r17_a_copy_stops_at_its_sources_auto_activation,
+            lifecycle::r17_a_user_without_entity_shares_no_entity_by_name,
+            lifecycle::r17_share_decide_rechecks_the_prerequisites_and_the_source,
+            lifecycle::r17_self_share_is_refused_by_name,
+            lifecycle::r16_reactivate_follows_the_replacement_states,
+            lifecycle::devices_per_user_are_capped_and_the_lists_stay_within_it,
+            lifecycle::r13_a_new_temporary_code_voids_the_previous_one,
+            lifecycle::r18_an_account_without_primary_opts_back_in_by_override,
+            lifecycle::r3_a_withdrawal_that_did_not_execute_is_released_by_its_transaction
         );
     };
 }
