@@ -21,7 +21,7 @@ fn start() -> Daemon {
     crate::slsd(&[&GENEROUS_LIMITS[..], &["--log", "warn"]].concat())
 }
 
-async fn done(p: &sls_loadgen::client::Pipeline, m: Message) {
+async fn done(p: &sls_client::pipeline::Pipeline, m: Message) {
     let what = format!("{m:?}");
     assert_eq!(call(p, m).await, Message::Done {}, "{what}");
 }
@@ -43,7 +43,7 @@ fn status_of(m: &Message) -> Status {
     }
 }
 
-async fn challenge(p: &sls_loadgen::client::Pipeline, user: &str, d: DeviceId) -> (TxnId, String) {
+async fn challenge(p: &sls_client::pipeline::Pipeline, user: &str, d: DeviceId) -> (TxnId, String) {
     match call(p, begin_msg(user, Some(d))).await {
         Message::ChallengeIssued {
             txn,
@@ -54,7 +54,7 @@ async fn challenge(p: &sls_loadgen::client::Pipeline, user: &str, d: DeviceId) -
     }
 }
 
-async fn judged(p: &sls_loadgen::client::Pipeline, txn: TxnId, response: &str) -> Verdict {
+async fn judged(p: &sls_client::pipeline::Pipeline, txn: TxnId, response: &str) -> Verdict {
     let m = Message::Answer {
         txn,
         response: response.into(),
@@ -66,7 +66,7 @@ async fn judged(p: &sls_loadgen::client::Pipeline, txn: TxnId, response: &str) -
     }
 }
 
-async fn offered(p: &sls_loadgen::client::Pipeline, user: &str) -> Vec<DeviceId> {
+async fn offered(p: &sls_client::pipeline::Pipeline, user: &str) -> Vec<DeviceId> {
     match call(p, begin_msg(user, None)).await {
         Message::Devices { devices } => devices.iter().map(|d| d.id).collect(),
         other => panic!("{other:?}"),

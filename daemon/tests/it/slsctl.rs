@@ -52,7 +52,7 @@ async fn a_locked_user_is_unlocked_and_certificates_carry_their_roles() {
     let d = slsd(&[]);
     let (addr, tls) = (d.addr.to_string(), s(&d.tls_dir()));
     let admin = within(d.connect(Role::Admin)).await;
-    within(harness::enrol(
+    let card = within(harness::enrol(
         &admin,
         "frank",
         DeviceKind::DscPlus,
@@ -156,6 +156,28 @@ async fn a_locked_user_is_unlocked_and_certificates_carry_their_roles() {
     assert_eq!(after["locked"], false, "{after}");
     assert_eq!(after["locked_until"], Value::Null, "{after}");
     assert_eq!(after["failures"], 0, "{after}");
+
+    // The card reported lost: revoked, it is refused on its next use.
+    let (dev, json_flag) = (card.0.to_string(), "--json");
+    let o = slsctl(&[
+        "--target",
+        &addr,
+        "--tls-dir",
+        &tls,
+        json_flag,
+        "revoke",
+        "frank",
+        &dev,
+        "--reason",
+        "lost",
+    ])
+    .await;
+    assert!(o.status.success(), "{}", shown(&o));
+    assert_eq!(json(&o)["done"], "revoked");
+    match within(harness::begin_reply(&fe, "frank", card, ip)).await {
+        Message::Error { status, .. } => assert_eq!(status, sls_protocol::Status::DEVICE_REVOKED),
+        other => panic!("a revoked card began: {other:?}"),
+    }
 
     // A refusal names its status (exit 3); nothing answering is exit 4.
     let o = slsctl(&[

@@ -69,8 +69,16 @@ async fn run() -> anyhow::Result<bool> {
     let typed = card_answer(&key, question, pin)?;
     let verdict = client.answer(issued.txn, &typed, ip).await?;
     match &verdict {
-        Verdict::Accepted { device, kind, grant, .. } => {
-            println!("accepted: device {} ({kind}), grant {:?}", device.0, grant.kind)
+        Verdict::Accepted {
+            device,
+            kind,
+            grant,
+            ..
+        } => {
+            println!(
+                "accepted: device {} ({kind}), grant {:?}",
+                device.0, grant.kind
+            )
         }
         Verdict::Rejected { failures_left } => {
             println!("rejected: {failures_left} failures left before the lock")

@@ -276,6 +276,21 @@ impl Client {
         )
     }
 
+    /// A withdrawal confirmed by `txn`'s accepted answer did not execute: it no longer counts
+    /// towards the user's limits (v3, R3).
+    ///
+    /// # Errors
+    /// `UNKNOWN_WITHDRAWAL` when `txn` recorded no withdrawal of the user, …
+    pub async fn release_withdrawal(&self, user: &str, txn: TxnId) -> Result<(), ClientError> {
+        done(
+            self.call(Message::ReleaseWithdrawal {
+                user: user.into(),
+                txn,
+            })
+            .await?,
+        )
+    }
+
     /// Whether the user is locked and until when, the failures, the usable devices.
     ///
     /// # Errors
@@ -558,6 +573,56 @@ impl Client {
                 by: by.into(),
             })
             .await?,
+        )
+    }
+
+    /// Revokes a device for good (`suspend` false) or suspends it until
+    /// [`Client::resume_device`] (v3): from the answer on, the device and every share copy of
+    /// it are refused (`DEVICE_REVOKED`, `DEVICE_SUSPENDED`) and its open challenges are void.
+    /// `reason`: 1 lost, 2 stolen, 3 damaged, 4 other (PROTOCOL.md §4).
+    ///
+    /// # Errors
+    /// `UNKNOWN_DEVICE`, `INVALID_STATE`, …
+    pub async fn revoke_device(
+        &self,
+        user: &str,
+        device: DeviceId,
+        suspend: bool,
+        reason: u8,
+    ) -> Result<(), ClientError> {
+        done(
+            self.call(Message::RevokeDevice {
+                user: user.into(),
+                device,
+                suspend,
+                reason,
+            })
+            .await?,
+        )
+    }
+
+    /// Resumes a suspended device (v3); a revoked one never comes back.
+    ///
+    /// # Errors
+    /// `DEVICE_REVOKED`, `INVALID_STATE`, …
+    pub async fn resume_device(&self, user: &str, device: DeviceId) -> Result<(), ClientError> {
+        done(
+            self.call(Message::ResumeDevice {
+                user: user.into(),
+                device,
+            })
+            .await?,
+        )
+    }
+
+    /// Opts back in a user whose account has no primary user (v3, R18: the admin override).
+    ///
+    /// # Errors
+    /// `HAS_PRIMARY_USER` when the account has one (it must opt the user in), …
+    pub async fn opt_in_override(&self, user: &str) -> Result<(), ClientError> {
+        done(
+            self.call(Message::OptInOverride { user: user.into() })
+                .await?,
         )
     }
 

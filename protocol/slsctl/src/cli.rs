@@ -66,6 +66,19 @@ pub enum RoleArg {
     Frontend,
 }
 
+/// Why a device is revoked or suspended (PROTOCOL.md §4, `RevokeDevice`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Reason {
+    /// Reported lost.
+    Lost = 1,
+    /// Reported stolen.
+    Stolen = 2,
+    /// Damaged.
+    Damaged = 3,
+    /// Anything else.
+    Other = 4,
+}
+
 /// A secret given on the command line as hex, or read from a file (`-` for stdin).
 #[derive(Args, Debug, Clone)]
 #[group(required = true, multiple = false)]
@@ -194,6 +207,46 @@ pub enum Command {
         /// The device id.
         device: u32,
     },
+    /// Revoke a device for good (lost, stolen): it and every share copy of it stop at once.
+    Revoke {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+        /// Why.
+        #[arg(long, default_value = "lost")]
+        reason: Reason,
+    },
+    /// Suspend a device until `resume` (e.g. mislaid): it and its share copies are refused.
+    Suspend {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+        /// Why.
+        #[arg(long, default_value = "other")]
+        reason: Reason,
+    },
+    /// Resume a suspended device.
+    Resume {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+    },
+    /// Opt back in a user whose account has no primary user (R18, admin override).
+    OptInOverride {
+        /// The user.
+        user: String,
+    },
+    /// A withdrawal confirmed by a transaction did not execute: release it (R3).
+    ReleaseWithdrawal {
+        /// The user.
+        user: String,
+        /// The transaction that confirmed it, as 32 hex digits (as the frontend logs it).
+        #[arg(value_parser = txn_id)]
+        txn: u128,
+    },
     /// Approve or refuse a pending share (R17, compliance).
     ShareDecide {
         /// The share id.
@@ -270,6 +323,10 @@ pub enum CertCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+fn txn_id(s: &str) -> Result<u128, String> {
+    u128::from_str_radix(s, 16).map_err(|e| format!("{s:?}: not a transaction id in hex ({e})"))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

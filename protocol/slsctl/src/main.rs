@@ -170,9 +170,9 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
             c.unlock(user).await?;
             let after = c.status(user).await?;
             let mut done = show::status(user, &after);
-            done.text = done
-                .text
-                .replacen(&format!("{user}: "), &format!("{user}: unlocked; now "), 1);
+            done.text =
+                done.text
+                    .replacen(&format!("{user}: "), &format!("{user}: unlocked; now "), 1);
             done.json["unlocked"] = json!(true);
             done
         }
@@ -272,6 +272,42 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
         Command::Activate { user, device } => {
             c.activate(user, DeviceId(*device)).await?;
             device_done(user, *device, "activated")
+        }
+        Command::Revoke {
+            user,
+            device,
+            reason,
+        } => {
+            c.revoke_device(user, DeviceId(*device), false, *reason as u8)
+                .await?;
+            device_done(user, *device, "revoked")
+        }
+        Command::Suspend {
+            user,
+            device,
+            reason,
+        } => {
+            c.revoke_device(user, DeviceId(*device), true, *reason as u8)
+                .await?;
+            device_done(user, *device, "suspended")
+        }
+        Command::Resume { user, device } => {
+            c.resume_device(user, DeviceId(*device)).await?;
+            device_done(user, *device, "resumed")
+        }
+        Command::OptInOverride { user } => {
+            c.opt_in_override(user).await?;
+            ok(
+                json!({"user": user, "opted_out": false, "by": "admin override"}),
+                format!("{user}: opted back in by admin override"),
+            )
+        }
+        Command::ReleaseWithdrawal { user, txn } => {
+            c.release_withdrawal(user, sls_client::TxnId(*txn)).await?;
+            ok(
+                json!({"user": user, "txn": format!("{txn:032x}"), "released": true}),
+                format!("{user}: withdrawal of transaction {txn:032x} released"),
+            )
         }
         Command::ShareDecide { share, approve } => {
             c.share_decide(*share, *approve).await?;
