@@ -474,3 +474,55 @@ async fn sleep_within(
     tokio::time::sleep(wait).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sls_protocol::{Purpose, TxnId};
+
+    #[test]
+    fn only_reads_and_begins_are_sent_again_after_a_lost_connection() {
+        let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+        let begin = Message::Begin {
+            user: "alice".into(),
+            purpose: Purpose::Login,
+            device: None,
+            client: ip,
+        };
+        assert!(repeatable(&begin));
+        assert!(repeatable(&Message::Status {
+            user: "alice".into()
+        }));
+        // Judged, or counted, perhaps: never twice (PROTOCOL.md §4, "UNAVAILABLE").
+        let answer = Message::Answer {
+            txn: TxnId(7),
+            response: "12345678".into(),
+            client: ip,
+        };
+        assert!(!repeatable(&answer));
+        assert!(!repeatable(&Message::PasswordFailed {
+            user: "alice".into(),
+            client: ip
+        }));
+        assert!(!repeatable(&Message::Unlock {
+            user: "alice".into()
+        }));
+    }
+
+    #[test]
+    fn an_unreachable_deployment_names_every_node_and_why() {
+        let e = ClientError::Unreachable(Unreachable {
+            attempts: vec![
+                ("10.0.0.1:7443".into(), "within 5s".into()),
+                ("sls-b:7443".into(), "cannot resolve sls-b: no such host".into()),
+            ],
+        });
+        assert_eq!(
+            e.to_string(),
+            "no slsd answering at 10.0.0.1:7443 within 5s; at sls-b:7443 (cannot resolve sls-b: no such host)"
+        );
+        assert_eq!(humanize(Duration::from_micros(999_990)), "1s");
+        assert_eq!(humanize(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(humanize(Duration::from_millis(250)), "250ms");
+    }
+}
