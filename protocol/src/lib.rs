@@ -18,6 +18,7 @@
 //! It does no I/O and reads no clock: time comes in as an argument.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod card;
 pub mod close;
 pub mod codes;
@@ -32,6 +33,7 @@ pub mod status;
 pub mod text;
 pub mod types;
 
+pub use audit::AuditEntry;
 pub use close::CloseCode;
 pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
 pub use frame::Frame;

@@ -29,6 +29,7 @@
 mod admin;
 pub use admin::ACTIVATION_ATTEMPTS;
 mod app;
+pub mod audit;
 pub mod clock;
 pub mod codec;
 mod config;
@@ -60,6 +61,7 @@ use std::sync::atomic::AtomicU64;
 
 use sls_protocol::{Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict};
 
+pub use audit::AuditSink;
 pub use clock::{Clock, FakeClock, GovernorClock, SystemClock};
 pub use config::{CoreConfig, RatePolicy};
 pub use engine::{Core, Outcome};

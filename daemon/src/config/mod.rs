@@ -21,6 +21,8 @@ use ranges::{duration_in, number_in, rate_and_burst};
 pub use settings::{parse_duration, Settings};
 mod admission;
 pub use admission::AdmissionPolicy;
+pub mod audit;
+pub use audit::AuditConfig;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub struct Config {
     pub tls_dir: PathBuf,
     /// `--repair`: start on a damaged journal after setting the damage aside.
     pub repair: bool,
+    /// The audit trail and the idempotency window of admin writes (issue 29).
+    pub audit: AuditConfig,
+    /// `--audit-export FILE|-`: write the trail as JSON lines, then exit.
+    pub audit_export: Option<PathBuf>,
 }
 
 /// Where user state lives.
@@ -204,6 +210,8 @@ impl Config {
             None => Settings::default(),
         };
         let s = cli.or(file);
+        let audit = audit::apply(&s)?;
+        let audit_export = s.audit_export.clone();
         let mut admission = admission::policy(&s)?;
         let core_default = CoreConfig::default();
         // A rate given explicitly gets a burst of two seconds' worth; the defaults keep theirs.
@@ -346,6 +354,8 @@ impl Config {
                 ranges::SNAPSHOT_BYTES,
             )?,
             grace: duration_in("grace", s.grace, Duration::from_secs(5), ranges::GRACE)?,
+            audit,
+            audit_export,
             core,
         })
     }

@@ -9,8 +9,9 @@ use clap::CommandFactory;
 use super::{Config, ConfigError, Settings, StoreChoice};
 
 /// The long flags that are not settings of the file: the file itself, and actions.
-pub const NOT_IN_FILE: [&str; 7] = [
+pub const NOT_IN_FILE: [&str; 8] = [
     "config",
+    "audit-export",
     "repair",
     "print-config",
     "completions",
@@ -206,6 +207,12 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         redis_cache_users,
         seal_key: None,
         tls_dir: None,
+        audit_keep: Some(config.audit.keep),
+        audit_max_age: Some(config.audit.max_age),
+        // The host's name: not the same on every machine.
+        node_name: None,
+        idempotency_ttl: Some(config.audit.idempotency_ttl),
+        audit_export: None,
         repair: false,
         print_config: false,
         completions: None,

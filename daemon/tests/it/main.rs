@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod audit;
 mod bounds;
 mod cluster;
 mod dashboard;

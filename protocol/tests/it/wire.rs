@@ -256,6 +256,45 @@ fn one_of_each() -> Vec<Message> {
             key: vec![4; 32],
             pin: "9z9z".into(),
         },
+        // ---- version 3 (issue 29) ----
+        Message::AuditRead {
+            user: "alice".into(),
+            since_ms: 1_700_000_000_000,
+            skip: 2,
+            limit: 20,
+        },
+        Message::AuditEntries {
+            entries: vec![
+                AuditEntry {
+                    at_ms: 1_700_000_000_123,
+                    user: "alice".into(),
+                    event: 0x0011,
+                    device: Some(DeviceId(3)),
+                    txn: Some(txn),
+                    client: Some(v6),
+                    purpose: Some(Purpose::Withdrawal { amount_usd: 5 }),
+                    verdict: Some(Verdict::Locked { until_ms: 9 }),
+                    status: None,
+                    node: "node-a".into(),
+                },
+                AuditEntry {
+                    at_ms: 1_700_000_000_124,
+                    user: "alice".into(),
+                    event: 0x005e,
+                    device: None,
+                    txn: None,
+                    client: Some(v4),
+                    purpose: None,
+                    verdict: None,
+                    status: Some(Status::UNKNOWN_USER),
+                    node: String::new(),
+                },
+            ],
+            more: true,
+            next_since_ms: 1_700_000_000_124,
+            next_skip: 1,
+        },
+        Message::idempotent([9; 16], &Message::Unlock { user: "bob".into() }).unwrap(),
     ]
 }
 
