@@ -207,3 +207,39 @@ fn json_str(s: &mut String, text: &str) {
     }
     s.push('"');
 }
+
+/// One device as `DeviceList` carries it (version 3): every state, not only usable ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct DeviceDetail {
+    /// Its id.
+    pub id: DeviceId,
+    /// Its kind.
+    pub kind: crate::types::DeviceKind,
+    /// Its state: 1 active, 2 ordered, 3 shipped, 4 inactive, 5 lost, 6 replaced (later
+    /// versions may add states: a client shows an unknown one by its number).
+    pub state: u8,
+    /// When it was enrolled, issued or last changed state, ms since the Unix epoch.
+    pub since_ms: u64,
+    /// Whether a `Begin` with it would issue a challenge now.
+    pub usable: bool,
+}
+
+impl Field for DeviceDetail {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        self.id.put(w, 0)?;
+        self.kind.put(w, 0)?;
+        self.state.put(w, 0)?;
+        self.since_ms.put(w, 0)?;
+        self.usable.put(w, 0)
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        Ok(DeviceDetail {
+            id: DeviceId::get(r, 0)?,
+            kind: crate::types::DeviceKind::get(r, 0)?,
+            state: u8::get(r, 0)?,
+            since_ms: u64::get(r, 0)?,
+            usable: bool::get(r, 0)?,
+        })
+    }
+}

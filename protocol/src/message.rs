@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use bytes::BytesMut;
 
-use crate::audit::{AuditEntry, MAX_AUDIT_PAGE};
+use crate::audit::{AuditEntry, DeviceDetail, MAX_AUDIT_PAGE};
 use crate::error::{DecodeError, EncodeError};
 use crate::field::{Field, Reader};
 use crate::limits::{
@@ -362,6 +362,21 @@ messages! {
     /// follow; the next page is `AuditRead` with `since_ms` = `next_since_ms` and `skip` =
     /// `next_skip`.
     0x8070 AuditEntries [Server] { entries: Vec<AuditEntry> = MAX_AUDIT_PAGE, more: bool, next_since_ms: u64, next_skip: u16 }
+    /// Admin → daemon (version 3): every device of `user`, in every state.
+    0x0071 ListDevices [Admin] { user: String = MAX_USER }
+    /// Daemon → admin (version 3): the devices, in enrolment order (the first 64).
+    0x8071 DeviceList [Server] { devices: Vec<DeviceDetail> = MAX_LIST }
+    /// Admin → daemon (version 3): a user's account data, failures and lock (R11),
+    /// withdrawals used and left (R3).
+    0x0072 UserDetail [Admin] { user: String = MAX_USER }
+    /// Daemon → admin (version 3): `failures_ms` the failures in the lockout window, oldest
+    /// first (the newest 64); `locked_until_ms` 0 unless locked; withdrawn in the last day and
+    /// five business days, and left in each with the user's most protective usable device
+    /// (`u64::MAX`: unlimited).
+    0x8072 UserDetails [Server] { entity: String = MAX_TEXT, identification: String = MAX_TEXT, primary: bool, equity_usd: u64, opted_out: bool, failures_ms: Vec<u64> = MAX_LIST, locked_until_ms: u64, withdrawn_day_usd: u64, withdrawn_5bd_usd: u64, left_day_usd: u64, left_5bd_usd: u64 }
+    /// Admin → daemon (version 3): sets each field given of `user`'s account data (R17, R18,
+    /// R20); the identification in its canonical form.
+    0x0074 UpdateUser [Admin] { user: String = MAX_USER, entity: Option<String> = MAX_TEXT, identification: Option<String> = MAX_TEXT, primary: Option<bool>, equity_usd: Option<u64> }
     /// Admin → daemon (version 3): the admin request of type `request` whose body is `body`
     /// (its fields, as the request alone would carry them), made idempotent by `key`, chosen
     /// by the client (16 random bytes): the daemon answers a key it has answered before with

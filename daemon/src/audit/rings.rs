@@ -33,7 +33,11 @@ impl Rings {
     /// equal to one already held at the same millisecond is not added twice (a start reads a
     /// compaction's file and the appends that raced it).
     pub fn push(&self, user: &str, at_ms: u64, bytes: &[u8]) {
-        let mut ring = self.users.entry(user.into()).or_default();
+        // The key is allocated only for a user's first entry.
+        let mut ring = match self.users.get_mut(user) {
+            Some(ring) => ring,
+            None => self.users.entry(user.into()).or_default(),
+        };
         if ring
             .iter()
             .rev()

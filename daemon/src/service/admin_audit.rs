@@ -2,6 +2,7 @@
 //! admin write changed, for which user and device, done or refused with which status, from
 //! which admin address.
 
+use sls_core::Store;
 use sls_protocol::{BulkOutcome, DeviceId, Message, Status};
 
 use super::reply::Reply;
@@ -22,7 +23,8 @@ pub fn concerns(m: &Message) -> Option<(u16, Vec<(String, Option<DeviceId>)>)> {
         | Message::OptIn { user, .. }
         | Message::Unlock { user }
         | Message::ActivationStart { user, .. }
-        | Message::ActivateIbKey { user, .. } => one(user, None),
+        | Message::ActivateIbKey { user, .. }
+        | Message::UpdateUser { user, .. } => one(user, None),
         Message::Reactivate { user, device }
         | Message::Ship { user, device }
         | Message::Activate { user, device } => one(user, Some(*device)),
@@ -103,5 +105,83 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
                 "the audit trail could not be read",
             ))
         }
+    }
+}
+
+/// `ListDevices`, `UserDetail`, `UpdateUser` (issue 29 item 5).
+pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Reply {
+    let core = &state.core;
+    let refused = |e: &sls_core::Error| {
+        if let sls_core::Error::Store(s) = e {
+            super::handlers::warn_store(s);
+            return Reply::Now(super::reply::unavailable("state store unavailable"));
+        }
+        Reply::Now(Message::Error {
+            status: e.status(),
+            message: sls_protocol::clip_text(e.to_string(), sls_protocol::limits::MAX_TEXT),
+        })
+    };
+    let cap = sls_protocol::limits::MAX_LIST;
+    match m {
+        Message::ListDevices { user } => match core.list_devices(&user).await {
+            Ok(list) => Reply::Now(Message::DeviceList {
+                devices: list
+                    .into_iter()
+                    .take(cap)
+                    .map(|d| sls_protocol::DeviceDetail {
+                        id: d.id,
+                        kind: d.kind,
+                        state: d.state as u8,
+                        since_ms: d.since_ms,
+                        usable: d.usable,
+                    })
+                    .collect(),
+            }),
+            Err(e) => refused(&e),
+        },
+        Message::UserDetail { user } => match core.user_detail(&user).await {
+            Ok(v) => {
+                let skip = v.failures_ms.len().saturating_sub(cap);
+                Reply::Now(Message::UserDetails {
+                    entity: v.entity,
+                    identification: v.identification,
+                    primary: v.primary,
+                    equity_usd: v.equity_usd,
+                    opted_out: v.opted_out,
+                    failures_ms: v.failures_ms[skip..].to_vec(),
+                    locked_until_ms: v.locked_until_ms,
+                    withdrawn_day_usd: v.withdrawn.0,
+                    withdrawn_5bd_usd: v.withdrawn.1,
+                    left_day_usd: v.left.0,
+                    left_5bd_usd: v.left.1,
+                })
+            }
+            Err(e) => refused(&e),
+        },
+        Message::UpdateUser {
+            user,
+            entity,
+            identification,
+            primary,
+            equity_usd,
+        } => {
+            let update = sls_core::UserUpdate {
+                entity,
+                identification,
+                primary,
+                equity_usd,
+            };
+            match core.update_user(&user, &update).await {
+                Ok(out) => {
+                    *ticket = core.store().later(*ticket, out.ticket);
+                    Reply::Now(Message::Done {})
+                }
+                Err(e) => refused(&e),
+            }
+        }
+        _ => Reply::Now(Message::Error {
+            status: Status::UNEXPECTED,
+            message: "not an inspection".into(),
+        }),
     }
 }

@@ -284,6 +284,9 @@ async fn admin(
         Message::Idempotent { key, request, body } => {
             idempotent(state, peer, key, request, &body, ticket).await
         }
+        m @ (Message::ListDevices { .. }
+        | Message::UserDetail { .. }
+        | Message::UpdateUser { .. }) => admin_audit::inspect(state, m, ticket).await,
         Message::DeviceProve { proof } => prove(state, peer, &proof).await,
 
         // ---- admin ----

@@ -20,6 +20,7 @@ mod drain;
 mod e2e;
 mod endpoints;
 mod enumeration;
+mod inspect;
 mod limits;
 mod long_error_text;
 mod metrics;

@@ -295,6 +295,41 @@ fn one_of_each() -> Vec<Message> {
             next_skip: 1,
         },
         Message::idempotent([9; 16], &Message::Unlock { user: "bob".into() }).unwrap(),
+        Message::ListDevices {
+            user: "alice".into(),
+        },
+        Message::DeviceList {
+            devices: vec![DeviceDetail {
+                id: DeviceId(4),
+                kind: DeviceKind::DscPlus,
+                state: 6,
+                since_ms: 17,
+                usable: false,
+            }],
+        },
+        Message::UserDetail {
+            user: "alice".into(),
+        },
+        Message::UserDetails {
+            entity: "acme".into(),
+            identification: "JANE DOE".into(),
+            primary: true,
+            equity_usd: 5,
+            opted_out: false,
+            failures_ms: vec![1, 2],
+            locked_until_ms: 9,
+            withdrawn_day_usd: 10,
+            withdrawn_5bd_usd: 20,
+            left_day_usd: u64::MAX,
+            left_5bd_usd: 0,
+        },
+        Message::UpdateUser {
+            user: "alice".into(),
+            entity: None,
+            identification: Some(" jane  doe ".into()),
+            primary: Some(false),
+            equity_usd: None,
+        },
     ]
 }
 
