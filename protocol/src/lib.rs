@@ -23,6 +23,7 @@ pub mod card;
 pub mod close;
 pub mod codes;
 pub mod error;
+mod export;
 pub mod field;
 pub mod frame;
 pub mod limits;

@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
+/// One user's entries: (time, encoded entry), oldest first.
+type Ring = VecDeque<(u64, Box<[u8]>)>;
+
 /// Every user's entries.
 pub struct Rings {
     keep: usize,
     max_age_ms: u64,
-    users: DashMap<Box<str>, VecDeque<(u64, Box<[u8]>)>, ahash::RandomState>,
+    users: DashMap<Box<str>, Ring, ahash::RandomState>,
     /// Bytes of entries held (the writer compacts its file against it).
     pub bytes: AtomicU64,
     /// Entries held.

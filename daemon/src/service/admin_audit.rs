@@ -8,10 +8,13 @@ use sls_protocol::{BulkOutcome, DeviceId, Message, Status};
 use super::reply::Reply;
 use super::state::State;
 
+/// An admin write's type code, and the users (and device) it concerns.
+pub type Concerns = (u16, Vec<(String, Option<DeviceId>)>);
+
 /// The user(s) and device an admin write concerns, before it runs; `None` for a read or a
 /// request that names no user (a share's decision names a share: its requester's entry is the
 /// request's).
-pub fn concerns(m: &Message) -> Option<(u16, Vec<(String, Option<DeviceId>)>)> {
+pub fn concerns(m: &Message) -> Option<Concerns> {
     let one = |user: &String, device: Option<DeviceId>| vec![(user.clone(), device)];
     let users = match m {
         Message::EnrolUser { user, .. }
@@ -38,12 +41,7 @@ pub fn concerns(m: &Message) -> Option<(u16, Vec<(String, Option<DeviceId>)>)> {
 }
 
 /// Records the admin write `concerns` found, answered `reply`, from `client`.
-pub fn record(
-    state: &State,
-    (event, users): (u16, Vec<(String, Option<DeviceId>)>),
-    reply: &Reply,
-    client: std::net::IpAddr,
-) {
+pub fn record(state: &State, (event, users): Concerns, reply: &Reply, client: std::net::IpAddr) {
     let Reply::Now(answer) = reply else {
         return;
     };
