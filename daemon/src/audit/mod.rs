@@ -187,6 +187,9 @@ impl AuditLog {
             .filter_map(|b| AuditEntry::decode(b).ok())
             .filter(|e| e.at_ms >= oldest && e.at_ms >= since.0)
             .collect();
+        // On a shared store each node appends its own entries a moment after its answers:
+        // the list is in order of arrival, the page in order of time.
+        all.sort_by_key(|e| e.at_ms);
         for e in &mut all {
             e.user = user.to_owned();
             if e.node.is_empty() {

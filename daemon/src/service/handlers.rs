@@ -2,6 +2,7 @@
 //! durable state leaves its journal position in `ticket`; the stream loop sends its answer
 //! only once the journal is durable up to there.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use rand::Rng;
@@ -441,6 +442,18 @@ async fn admin(
                         value,
                     });
                 }
+            }
+            let (held, held_bytes) = state.audit.held();
+            for (name, value) in [
+                ("audit_recorded", state.audit.recorded.load(Relaxed)),
+                ("audit_dropped", state.audit.dropped.load(Relaxed)),
+                ("audit_held_entries", held),
+                ("audit_held_bytes", held_bytes),
+            ] {
+                counters.push(Counter {
+                    name: name.into(),
+                    value,
+                });
             }
             counters.push(Counter {
                 name: "connections".into(),

@@ -154,3 +154,63 @@ impl Keys {
         self.map.retain(|_, s| now.duration_since(s.at) < self.ttl);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(user: &str) -> Vec<u8> {
+        Message::Unlock { user: user.into() }.encode_body().unwrap()
+    }
+
+    fn status(c: &Claim) -> Option<Status> {
+        match c {
+            Claim::Answer(Reply::Now(Message::Error { status, .. }), _) => Some(*status),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_key_answers_its_first_answer_and_only_for_the_same_request() {
+        let keys = Keys::new(Duration::from_secs(60));
+        let k = [1; 16];
+        assert!(matches!(keys.claim(k, 0x005e, &body("amy")), Claim::Run(_)));
+        let again = keys.claim(k, 0x005e, &body("amy"));
+        assert_eq!(status(&again), Some(Status::IDEMPOTENCY_IN_PROGRESS));
+        keys.finish(k, &Reply::Now(Message::Done {}), Some(7));
+        match keys.claim(k, 0x005e, &body("amy")) {
+            Claim::Answer(Reply::Now(Message::Done {}), Some(7)) => {}
+            _ => panic!("the first answer, with its ticket"),
+        }
+        let other = keys.claim(k, 0x005e, &body("bob"));
+        assert_eq!(status(&other), Some(Status::IDEMPOTENCY_KEY_REUSED));
+        let status_req = Message::Status { user: "amy".into() }
+            .encode_body()
+            .unwrap();
+        let not = keys.claim([2; 16], 0x0014, &status_req);
+        assert_eq!(status(&not), Some(Status::NOT_IDEMPOTENT));
+        let bad = keys.claim([3; 16], 0x005e, &[0xff]);
+        assert_eq!(status(&bad), Some(Status::MALFORMED_FRAME));
+    }
+
+    #[test]
+    fn an_answer_that_decided_nothing_frees_the_key_and_old_keys_are_forgotten() {
+        let keys = Keys::new(Duration::from_secs(60));
+        let k = [4; 16];
+        assert!(matches!(keys.claim(k, 0x005e, &body("amy")), Claim::Run(_)));
+        let unavailable = Reply::Now(crate::service::reply::unavailable("down"));
+        keys.finish(k, &unavailable, None);
+        assert!(matches!(keys.claim(k, 0x005e, &body("amy")), Claim::Run(_)));
+        let short = Keys::new(Duration::ZERO);
+        assert!(matches!(
+            short.claim(k, 0x005e, &body("amy")),
+            Claim::Run(_)
+        ));
+        short.finish(k, &Reply::Now(Message::Done {}), None);
+        short.sweep();
+        assert!(matches!(
+            short.claim(k, 0x005e, &body("bob")),
+            Claim::Run(_)
+        ));
+    }
+}

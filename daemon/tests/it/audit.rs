@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sls_loadgen::client::Pipeline;
 use sls_loadgen::daemon::{Daemon, GENEROUS_LIMITS};
-use sls_loadgen::harness::{answer, begin, enrol, enrol_user, ocra_answer};
+use sls_loadgen::harness::{answer, begin, enrol, enrol_user, ocra_answer, stats};
 use sls_protocol::ocra::DSC_PLUS_DEFAULT_SUITE;
 use sls_protocol::*;
 
@@ -243,6 +243,12 @@ async fn r11_audit_read_lists_a_login_wrong_answers_the_lock_and_the_unlock() {
             }
         }
     }
+    // GetStats counts them: recorded, held in memory, none dropped.
+    let counters = stats(&admin).await.unwrap();
+    assert!(counters["audit_recorded"] >= all.len() as u64);
+    assert_eq!(counters["audit_held_entries"], all.len() as u64);
+    assert!(counters["audit_held_bytes"] > 0);
+    assert_eq!(counters["audit_dropped"], 0);
     drop((admin, fe));
     assert!(d.stop(Duration::from_secs(30)), "a clean stop");
     let mut on_disk = Vec::new();

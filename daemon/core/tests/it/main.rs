@@ -9,6 +9,7 @@ mod harness;
 
 mod accounts;
 mod challenges;
+mod inspect;
 mod limits;
 mod lockout;
 mod nodes;
@@ -119,7 +120,8 @@ macro_rules! with_every_rule {
             sharing::r17_sharing_same_entity_is_approved_at_once_and_cancel_restores,
             sharing::r17_same_identification_waits_for_compliance,
             sharing::r17_the_three_prerequisites_and_their_named_errors,
-            sharing::r17_a_wrong_owner_answer_is_refused_and_counts
+            sharing::r17_a_wrong_owner_answer_is_refused_and_counts,
+            inspect::r17_identification_is_canonical_and_update_user_records_the_account
         );
     };
 }
