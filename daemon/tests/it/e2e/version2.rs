@@ -181,11 +181,13 @@ async fn hello_agrees_on_the_newest_version_both_speak() {
         Message::Welcome { version, .. } => Some(version),
         _ => None,
     };
-    // A version 1 client keeps version 1; a client that speaks 2 or later gets 2.
+    // A version 1 client keeps version 1; a version 2 client keeps version 2; a client that
+    // speaks 3 or later gets 3 (issue 29: the newest this daemon speaks).
     assert_eq!(version(hello(1, 1).await), Some(1));
     assert_eq!(version(hello(1, 2).await), Some(2));
-    assert_eq!(version(hello(2, 7).await), Some(2));
-    assert_eq!(version(hello(3, 7).await), None);
+    assert_eq!(version(hello(2, 2).await), Some(2));
+    assert_eq!(version(hello(2, 7).await), Some(3));
+    assert_eq!(version(hello(4, 7).await), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
