@@ -9,6 +9,7 @@
 //!  IB Key apps ─sls-device/1┘                       └─▶ store (journal, group commit)
 //! ```
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod logging;

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(to) = &config.audit_export {
+        return audit_export(&config, to);
+    }
     let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log));
     let filter = match filter {
         Ok(f) => f,
@@ -114,5 +117,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// `--audit-export FILE|-`: the data directory's audit trail as JSON lines, then exit.
+fn audit_export(config: &Config, to: &std::path::Path) -> ExitCode {
+    let written = if to == std::path::Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        sls_daemon::audit::export::export(&config.data_dir, &config.audit, &mut out)
+    } else {
+        std::fs::File::create(to).and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            sls_daemon::audit::export::export(&config.data_dir, &config.audit, &mut out)
+        })
+    };
+    match written {
+        Ok(n) => {
+            say(format_args!("slsd: {n} audit entries exported"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say(format_args!("slsd: --audit-export: {e}"));
+            ExitCode::FAILURE
+        }
     }
 }

@@ -18,10 +18,12 @@
 //! It does no I/O and reads no clock: time comes in as an argument.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod card;
 pub mod close;
 pub mod codes;
 pub mod error;
+mod export;
 pub mod field;
 pub mod frame;
 pub mod limits;
@@ -32,6 +34,7 @@ pub mod status;
 pub mod text;
 pub mod types;
 
+pub use audit::{AuditEntry, DeviceDetail};
 pub use close::CloseCode;
 pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
 pub use frame::Frame;

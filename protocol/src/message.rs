@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use bytes::BytesMut;
 
+use crate::audit::{AuditEntry, DeviceDetail, MAX_AUDIT_PAGE};
 use crate::error::{DecodeError, EncodeError};
 use crate::field::{Field, Reader};
 use crate::limits::{
@@ -363,4 +364,79 @@ messages! {
     /// Admin → daemon (version 3): opt `user` back in (R18) when its account has no primary
     /// user who could (client services' override, after verifying identity).
     0x0065 OptInOverride [Admin] { user: String = MAX_USER }
+
+    // ---- admin, version 3 (issue 29): 0x0070-0x007f --------------------------------------------
+    /// Admin → daemon (version 3): the audit trail of `user` (every verdict, every admin
+    /// change), oldest first from `since_ms` (inclusive), leaving out the first `skip` entries
+    /// of that very millisecond, at most `limit` entries (0 or more than 64: 64).
+    0x0070 AuditRead [Admin] { user: String = MAX_USER, since_ms: u64, skip: u16, limit: u16 }
+    /// Daemon → admin (version 3): the entries, oldest first (newest last). `more`: entries
+    /// follow; the next page is `AuditRead` with `since_ms` = `next_since_ms` and `skip` =
+    /// `next_skip`.
+    0x8070 AuditEntries [Server] { entries: Vec<AuditEntry> = MAX_AUDIT_PAGE, more: bool, next_since_ms: u64, next_skip: u16 }
+    /// Admin → daemon (version 3): every device of `user`, in every state.
+    0x0071 ListDevices [Admin] { user: String = MAX_USER }
+    /// Daemon → admin (version 3): the devices, in enrolment order (the first 64).
+    0x8071 DeviceList [Server] { devices: Vec<DeviceDetail> = MAX_LIST }
+    /// Admin → daemon (version 3): a user's account data, failures and lock (R11),
+    /// withdrawals used and left (R3).
+    0x0072 UserDetail [Admin] { user: String = MAX_USER }
+    /// Daemon → admin (version 3): `failures_ms` the failures in the lockout window, oldest
+    /// first (the newest 64); `locked_until_ms` 0 unless locked; withdrawn in the last day and
+    /// five business days, and left in each with the user's most protective usable device
+    /// (`u64::MAX`: unlimited).
+    0x8072 UserDetails [Server] { entity: String = MAX_TEXT, identification: String = MAX_TEXT, primary: bool, equity_usd: u64, opted_out: bool, failures_ms: Vec<u64> = MAX_LIST, locked_until_ms: u64, withdrawn_day_usd: u64, withdrawn_5bd_usd: u64, left_day_usd: u64, left_5bd_usd: u64 }
+    /// Admin → daemon (version 3): sets each field given of `user`'s account data (R17, R18,
+    /// R20); the identification in its canonical form.
+    0x0074 UpdateUser [Admin] { user: String = MAX_USER, entity: Option<String> = MAX_TEXT, identification: Option<String> = MAX_TEXT, primary: Option<bool>, equity_usd: Option<u64> }
+    /// Admin → daemon (version 3): the admin request of type `request` whose body is `body`
+    /// (its fields, as the request alone would carry them), made idempotent by `key`, chosen
+    /// by the client (16 random bytes): the daemon answers a key it has answered before with
+    /// the first answer, and does nothing again, for `idempotency_ttl` (24 h). The answer is
+    /// the inner request's, under this frame's id.
+    0x0077 Idempotent [Admin] { key: [u8; 16], request: u16, body: Vec<u8> = MAX_WRAPPED }
+}
+
+/// The largest body an `Idempotent` wraps: a frame's, less the wrapper's own bytes.
+pub const MAX_WRAPPED: usize = crate::limits::MAX_FRAME - 64;
+
+impl Message {
+    /// The body of the message (its fields, without the frame header), as an `Idempotent`
+    /// wraps it.
+    ///
+    /// # Errors
+    /// A field over its limit.
+    pub fn encode_body(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut w = BytesMut::new();
+        self.put_body(&mut w)?;
+        Ok(w.to_vec())
+    }
+
+    /// The message of type `code` whose body is `body` (an `Idempotent`'s inner request);
+    /// the whole body must be consumed.
+    ///
+    /// # Errors
+    /// An unknown type, or a body that is not exactly one such message.
+    pub fn decode_body(code: u16, body: &[u8]) -> Result<Message, DecodeError> {
+        Message::get_body(code, body)
+    }
+
+    /// An `Idempotent` wrapping `inner` with `key`.
+    ///
+    /// # Errors
+    /// The inner message does not encode, or is too large to wrap.
+    pub fn idempotent(key: [u8; 16], inner: &Message) -> Result<Message, EncodeError> {
+        let body = inner.encode_body()?;
+        if body.len() > MAX_WRAPPED {
+            return Err(EncodeError::TooLong {
+                len: body.len(),
+                max: MAX_WRAPPED,
+            });
+        }
+        Ok(Message::Idempotent {
+            key,
+            request: inner.type_code(),
+            body,
+        })
+    }
 }

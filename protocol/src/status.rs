@@ -118,6 +118,15 @@ statuses! {
     UNKNOWN_WITHDRAWAL = 0x0125 => "no such withdrawal",
     /// R18: the account has a primary user; the override is only for an account without.
     HAS_PRIMARY_USER = 0x0126 => "the account has a primary user",
+    // ---- version 3, issue 29 items 4-5 (0x0130-0x013f) ----
+    /// `Idempotent`: the key was used before with another request (type or fields): nothing
+    /// was done.
+    IDEMPOTENCY_KEY_REUSED = 0x0130 => "idempotency key reused for another request",
+    /// `Idempotent`: the first request with this key is still being handled: ask again
+    /// later for its answer.
+    IDEMPOTENCY_IN_PROGRESS = 0x0131 => "idempotency key in progress",
+    /// `Idempotent`: the inner request is not an admin request (or is itself `Idempotent`).
+    NOT_IDEMPOTENT = 0x0132 => "not an admin request",
 }
 
 impl fmt::Debug for Status {

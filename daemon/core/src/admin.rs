@@ -86,6 +86,11 @@ pub fn enrol_user(u: &mut UserState, spec: &UserSpec, cx: &mut Cx<'_>) -> Result
     if u.enrolled {
         return Err(CoreError::AlreadyExists);
     }
+    // R17(a): one person written two ways is one identification (issue 29).
+    let spec = &UserSpec {
+        identification: crate::inspect::canonical_identification(&spec.identification),
+        ..spec.clone()
+    };
     u.enrol(spec);
     cx.records.push(Record::User {
         name: spec.name.clone(),

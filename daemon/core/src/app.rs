@@ -47,6 +47,25 @@ impl<S: Store> Core<S> {
         number: u8,
         mac: &[u8],
     ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
+        self.push_answer_from(device, txn, approve, method, number, mac, None)
+            .await
+    }
+
+    /// As [`Core::push_answer`], from the app at `client` (for the audit trail).
+    ///
+    /// # Errors
+    /// The store.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn push_answer_from(
+        &self,
+        device: DeviceId,
+        txn: TxnId,
+        approve: bool,
+        method: ApprovalMethod,
+        number: u8,
+        mac: &[u8],
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Outcome<Verdict, S::Ticket>, StoreError> {
         let now = self.now_ms();
         let entry = match self.open_txn(txn, now).await? {
             Ok(entry) => entry,
@@ -60,15 +79,23 @@ impl<S: Store> Core<S> {
             number,
             mac,
         };
+        let mut purpose = None;
         let out = self
             .change_indexed(
                 now,
                 &entry.user,
                 false,
-                |u, cx| push::answer(u, &a, cx),
+                |u, cx| {
+                    purpose = u.txns.iter().find(|t| t.id == txn).map(|t| t.purpose);
+                    push::answer(u, &a, cx)
+                },
                 |(verdict, spent)| self.settle(txn, now, verdict, *spent),
             )
             .await?;
+        if let Some(out) = &out {
+            let v = out.value.0;
+            self.audit_push_answer(now, &entry, txn, client, purpose, v);
+        }
         Ok(settled(out))
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct Shared<S> {
     limiters: Limiters,
     counters: Counters,
     pub shadows: Shadows,
+    /// Where verdicts are audited, once the daemon sets it (issue 29 item 4).
+    pub audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
 }
 
 /// The verifier. Cheap to clone: every clone shares the same store and counters.
@@ -77,6 +79,7 @@ impl<S: Store> Core<S> {
             store,
             counters: Counters::default(),
             shadows: Shadows::default(),
+            audit: std::sync::OnceLock::new(),
         }))
     }
 
@@ -358,7 +361,7 @@ impl<S: Store> Core<S> {
                 }
                 txn::begin(u, &rule, cx)
             };
-            let out = match self
+            let (out, enrolled) = match self
                 .change_limited(now, req.user, false, token.take(), begin, bind)
                 .await?
             {
@@ -366,14 +369,19 @@ impl<S: Store> Core<S> {
                     let v = self.refused_by_store(retry_after_ms);
                     return Ok(bare(BeginResult::Verdict(v)));
                 }
-                Limited::Passed(Some(out)) => out,
+                Limited::Passed(Some(out)) => (out, true),
                 // No user enumeration: an unknown name answers as a known one with no device.
-                Limited::Passed(None) => {
+                Limited::Passed(None) => (
                     self.shadow_change(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
-                        .await?
-                }
+                        .await?,
+                    false,
+                ),
             };
             if need.is_empty() {
+                // Audited once, for the run that counts (issue 29 item 4).
+                if enrolled {
+                    self.audit_begin(now, req, &out.value);
+                }
                 break Outcome {
                     value: out.value,
                     ticket: self.0.store.later(earlier.take(), out.ticket),
@@ -406,7 +414,13 @@ impl<S: Store> Core<S> {
         let now = self.now_ms();
         let entry = match self.open_txn(txn, now).await? {
             Ok(entry) => entry,
-            Err(v) => return Ok(bare(v)),
+            Err(v) => {
+                // R12: a replay is audited (its user and device are known); `unknown` is not.
+                if v == Verdict::Replayed {
+                    self.audit_replay(txn, now, client).await;
+                }
+                return Ok(bare(v));
+            }
         };
         let token = match self.user_limit(&entry.user, now) {
             Ok(token) => token,
@@ -418,12 +432,15 @@ impl<S: Store> Core<S> {
         let mut earlier = None;
         loop {
             let mut need: Option<Need> = None;
+            // The transaction's purpose, for the trail, as the rule found it (R4).
+            let mut purpose = None;
             let first = sources.0.is_empty();
             let judge = |u: &mut UserState, cx: &mut Cx<'_>| {
                 need = first.then(|| lifecycle::txn_source(u, txn)).flatten();
                 if need.is_some() {
                     return (Verdict::Unknown, Spent::No);
                 }
+                purpose = u.txns.iter().find(|t| t.id == txn).map(|t| t.purpose);
                 txn::answer(u, txn, response, &sources, cx)
             };
             let out = self
@@ -437,7 +454,12 @@ impl<S: Store> Core<S> {
                 )
                 .await?;
             let out = match out {
-                Limited::Passed(out) => settled(out),
+                Limited::Passed(out) => {
+                    if let (None, Some(o)) = (&need, &out) {
+                        self.audit_answer(now, &entry, txn, Some(client), purpose, o.value.0);
+                    }
+                    settled(out)
+                }
                 Limited::Refused { retry_after_ms } => bare(self.refused_by_store(retry_after_ms)),
             };
             match need {
@@ -514,7 +536,10 @@ impl<S: Store> Core<S> {
             .await?
         {
             Limited::Refused { retry_after_ms } => Ok(bare(self.refused_by_store(retry_after_ms))),
-            Limited::Passed(Some(out)) => Ok(out),
+            Limited::Passed(Some(out)) => {
+                self.audit_password_failed(now, user, client, out.value);
+                Ok(out)
+            }
             // No user enumeration: an unknown name counts down as a known one would.
             Limited::Passed(None) => Ok(self
                 .shadow_change(now, user, true, lockout::password_failed)
@@ -566,7 +591,6 @@ impl<S: Store> Core<S> {
     }
 }
 
-/// A value that changed nothing.
 /// An answer's verdict once its change is committed (an unknown user: `unknown`).
 pub(crate) fn settled<K>(out: Option<Outcome<(Verdict, Spent), K>>) -> Outcome<Verdict, K> {
     match out {

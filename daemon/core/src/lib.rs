@@ -29,6 +29,7 @@
 mod admin;
 pub use admin::ACTIVATION_ATTEMPTS;
 mod app;
+pub mod audit;
 pub mod clock;
 pub mod codec;
 mod config;
@@ -39,6 +40,7 @@ mod error;
 mod follow;
 pub mod gcra;
 mod grant;
+mod inspect;
 mod lifecycle;
 mod limits;
 mod lockout;
@@ -63,12 +65,14 @@ use std::sync::atomic::AtomicU64;
 
 use sls_protocol::{Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict};
 
+pub use audit::AuditSink;
 pub use clock::{Clock, FakeClock, GovernorClock, SystemClock};
 pub use config::{CoreConfig, RatePolicy};
 pub use engine::{Core, Outcome};
 pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
 pub use error::{CoreError, Error, StoreError};
 pub use gcra::UserQuota;
+pub use inspect::{canonical_identification, DeviceView, UserUpdate, UserView};
 pub use lockout::recent_lockouts;
 pub use memory::{Journal, MemoryStore, NoJournal};
 pub use push::PushAnswer;

@@ -20,14 +20,30 @@ pub fn apply(u: &mut UserState, record: &Record, config: &CoreConfig) {
             equity_usd,
             name,
         } => {
-            if !u.enrolled {
-                u.enrol(&UserSpec {
-                    name: name.clone(),
-                    entity: entity.clone(),
-                    identification: identification.clone(),
-                    primary: *primary,
-                    equity_usd: *equity_usd,
-                });
+            // A later record of an enrolled user is an `UpdateUser` (issue 29): its whole
+            // account data.
+            let was = u.enrolled.then(|| u.extra.take());
+            u.enrol(&UserSpec {
+                name: name.clone(),
+                entity: entity.clone(),
+                identification: identification.clone(),
+                primary: *primary,
+                equity_usd: *equity_usd,
+            });
+            if let Some(Some(mut old)) = was {
+                match &mut u.extra {
+                    Some(x) => {
+                        x.withdrawals = std::mem::take(&mut old.withdrawals);
+                        x.activation = old.activation.take();
+                        x.activation_wrong = old.activation_wrong;
+                    }
+                    None => {
+                        old.entity.clear();
+                        old.identification.clear();
+                        old.equity_usd = 0;
+                        u.extra = Some(old);
+                    }
+                }
             }
         }
         Record::Device {

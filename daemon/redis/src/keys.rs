@@ -113,6 +113,13 @@ impl Keys {
         slot(&self.user(name))
     }
 
+    /// A user's audit trail (issue 29): a list in the user's slot, outside the user's hash.
+    pub fn audit(&self, name: &str) -> Vec<u8> {
+        let mut k = self.user(name);
+        k.push(b'a');
+        k
+    }
+
     pub fn share(&self, id: u32) -> Vec<u8> {
         self.key("s", id.to_string().as_bytes())
     }

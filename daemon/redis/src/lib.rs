@@ -69,6 +69,7 @@
 //! open under the seal key) is a [`StoreError`]; never a panic, never an answer as if recorded
 //! (fail closed), never a value read as plain.
 
+mod audit;
 pub mod bus;
 mod durable;
 pub mod keys;

@@ -21,6 +21,8 @@ use ranges::{duration_in, number_in, rate_and_burst};
 pub use settings::{parse_duration, LogFormat, Settings};
 mod admission;
 pub use admission::AdmissionPolicy;
+pub mod audit;
+pub use audit::AuditConfig;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -64,6 +66,10 @@ pub struct Config {
     pub create_tls_dir: bool,
     /// `--repair`: start on a damaged journal after setting the damage aside.
     pub repair: bool,
+    /// The audit trail and the idempotency window of admin writes (issue 29).
+    pub audit: AuditConfig,
+    /// `--audit-export FILE|-`: write the trail as JSON lines, then exit.
+    pub audit_export: Option<PathBuf>,
 }
 
 /// Where user state lives.
@@ -214,6 +220,8 @@ impl Config {
     pub fn from_args(cli: Settings) -> Result<Config, ConfigError> {
         let file = read_file(cli.config.as_deref())?;
         let s = cli.or(file);
+        let audit = audit::apply(&s)?;
+        let audit_export = s.audit_export.clone();
         let mut admission = admission::policy(&s)?;
         let core_default = CoreConfig::default();
         // A rate given explicitly gets a burst of two seconds' worth; the defaults keep theirs.
@@ -358,6 +366,8 @@ impl Config {
                 ranges::SNAPSHOT_BYTES,
             )?,
             grace: duration_in("grace", s.grace, Duration::from_secs(5), ranges::GRACE)?,
+            audit,
+            audit_export,
             core,
         })
     }

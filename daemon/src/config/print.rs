@@ -10,8 +10,9 @@ use clap::CommandFactory;
 use super::{Config, ConfigError, Settings, StoreChoice};
 
 /// The long flags that are not settings of the file: the file itself, and actions.
-pub const NOT_IN_FILE: [&str; 8] = [
+pub const NOT_IN_FILE: [&str; 9] = [
     "config",
+    "audit-export",
     "repair",
     "init-tls",
     "print-config",
@@ -312,6 +313,12 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         seal_key: None,
         tls_dir: None,
         init_tls: false,
+        audit_keep: Some(config.audit.keep),
+        audit_max_age: Some(config.audit.max_age),
+        // The host's name: not the same on every machine.
+        node_name: None,
+        idempotency_ttl: Some(config.audit.idempotency_ttl),
+        audit_export: None,
         repair: false,
         print_config: false,
         completions: None,

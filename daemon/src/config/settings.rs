@@ -249,6 +249,27 @@ pub struct Settings {
     #[arg(long)]
     #[serde(skip)]
     pub init_tls: bool,
+    /// Audit entries kept per user, the newest, 0 (no trail) to 100000 (issue 29; about 90
+    /// bytes of memory each on the embedded store) [default: 200].
+    #[arg(long, value_name = "N")]
+    pub audit_keep: Option<usize>,
+    /// Audit entries older than this are dropped, 1h to 3650d [default: 90d].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    pub audit_max_age: Option<Duration>,
+    /// This node's name in the audit trail, 1 to 128 bytes [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// How long an admin write's idempotency key and first answer are kept, 1m to 7d
+    /// [default: 24h].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    pub idempotency_ttl: Option<Duration>,
+    /// Write the audit trail kept in DIR (a data directory of the embedded store) to FILE as
+    /// JSON lines (`-`: standard output), then exit; a running slsd may hold DIR.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub audit_export: Option<PathBuf>,
     /// Start even though the journal is damaged: copy each damaged file aside
     /// (`<FILE>.damaged-<UNIX TIME>`), keep the records before the damage, set aside what follows
     /// it, and rebuild a missing or damaged MANIFEST from the files present. Once, by hand,
@@ -342,6 +363,11 @@ impl Settings {
             tls_dir: self.tls_dir.or(under.tls_dir),
             // Like --repair, only the command line asks for it.
             init_tls: self.init_tls,
+            audit_keep: self.audit_keep.or(under.audit_keep),
+            audit_max_age: self.audit_max_age.or(under.audit_max_age),
+            node_name: self.node_name.or(under.node_name),
+            idempotency_ttl: self.idempotency_ttl.or(under.idempotency_ttl),
+            audit_export: self.audit_export,
             // Only the command line can ask for a repair (the file never sets it).
             repair: self.repair,
             // Actions of the command line, like --repair.

@@ -55,7 +55,10 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
         // The map's reference and ours: nobody else waits on this transaction.
         st.waiters.remove_if(&txn, |_, n| Arc::strong_count(n) <= 2);
         late.send(match verdict {
-            Ok(verdict) => Message::Judged { verdict },
+            Ok(verdict) => {
+                st.core.audit_await(txn, verdict).await;
+                Message::Judged { verdict }
+            }
             Err(e) => {
                 super::handlers::warn_store(&e);
                 unavailable("the decision could not be read from the state store")

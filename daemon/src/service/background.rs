@@ -59,10 +59,16 @@ pub fn spawn(
 async fn sweeper(state: State, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut episode = false;
+    let mut swept = 0u32;
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 state.core.sweep();
+                state.idempotent.sweep();
+                swept = swept.wrapping_add(1);
+                if swept % 60 == 0 {
+                    state.audit.sweep();
+                }
                 let (lockouts, alert) = state.core.mass_lockout();
                 if alert != episode {
                     episode = alert;

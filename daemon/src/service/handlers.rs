@@ -2,16 +2,18 @@
 //! durable state leaves its journal position in `ticket`; the stream loop sends its answer
 //! only once the journal is durable up to there.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use rand::Rng;
 use sls_protocol::{clip_text, limits::MAX_TEXT, BulkOutcome, Counter, Message, Status};
 
+use super::idempotent::Claim;
 use super::opened::Opened;
 use super::proof::prove;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State, Verifier};
-use super::{awaits, nodes};
+use super::{admin_audit, awaits, nodes};
 use crate::core::Store;
 use crate::core::{
     ActivationNotice, BeginRequest, BeginResult, DeviceSpec, Error, Outcome, StoreError, UserSpec,
@@ -118,8 +120,9 @@ pub async fn handle(
         } => match core.txn_device(txn).await {
             Err(e) => store_error(&e),
             Ok(Some(device)) if peer.proven.contains(&device) => {
+                let from = Some(peer.addr.ip());
                 match core
-                    .push_answer(device, txn, approve, method, number, &mac)
+                    .push_answer_from(device, txn, approve, method, number, &mac, from)
                     .await
                 {
                     Ok(out) => {
@@ -226,10 +229,65 @@ pub async fn login(
     }
 }
 
-/// The requests that are not a login's: an IB Key app's proof and the admin tool's.
+/// The requests that are not a login's: an IB Key app's proof and the admin tool's; an admin
+/// write is audited (issue 29).
 async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Option<Lsn>) -> Reply {
+    let concerns = state
+        .audit
+        .is_on()
+        .then(|| admin_audit::concerns(&message))
+        .flatten();
+    let reply = admin(state, peer, message, ticket).await;
+    if let Some(c) = concerns {
+        admin_audit::record(state, c, &reply, peer.addr.ip());
+    }
+    reply
+}
+
+/// `Idempotent`: the inner admin request once per key (issue 29).
+async fn idempotent(
+    state: &State,
+    peer: &mut Peer,
+    key: [u8; 16],
+    request: u16,
+    body: &[u8],
+    ticket: &mut Option<Lsn>,
+) -> Reply {
+    match state.idempotent.claim(key, request, body) {
+        Claim::Answer(reply, first) => {
+            keep(&state.core, ticket, first);
+            reply
+        }
+        Claim::Run(inner) => {
+            let mut own = None;
+            let reply = Box::pin(rare(state, peer, inner, &mut own)).await;
+            state.idempotent.finish(key, &reply, own);
+            keep(&state.core, ticket, own);
+            reply
+        }
+    }
+}
+
+async fn admin(
+    state: &State,
+    peer: &mut Peer,
+    message: Message,
+    ticket: &mut Option<Lsn>,
+) -> Reply {
     let core = &state.core;
     match message {
+        Message::AuditRead {
+            user,
+            since_ms,
+            skip,
+            limit,
+        } => admin_audit::read(state, &user, (since_ms, skip), limit).await,
+        Message::Idempotent { key, request, body } => {
+            idempotent(state, peer, key, request, &body, ticket).await
+        }
+        m @ (Message::ListDevices { .. }
+        | Message::UserDetail { .. }
+        | Message::UpdateUser { .. }) => admin_audit::inspect(state, m, ticket).await,
         Message::DeviceProve { proof } => prove(state, peer, &proof).await,
 
         // ---- admin ----
@@ -415,6 +473,18 @@ async fn rare(state: &State, peer: &mut Peer, message: Message, ticket: &mut Opt
                         value,
                     });
                 }
+            }
+            let (held, held_bytes) = state.audit.held();
+            for (name, value) in [
+                ("audit_recorded", state.audit.recorded.load(Relaxed)),
+                ("audit_dropped", state.audit.dropped.load(Relaxed)),
+                ("audit_held_entries", held),
+                ("audit_held_bytes", held_bytes),
+            ] {
+                counters.push(Counter {
+                    name: name.into(),
+                    value,
+                });
             }
             counters.push(Counter {
                 name: "connections".into(),

@@ -19,10 +19,12 @@
 //! ```
 
 pub mod accept;
+pub mod admin_audit;
 pub mod awaits;
 pub mod background;
 pub mod endpoints;
 pub mod handlers;
+pub mod idempotent;
 pub mod limits;
 pub mod nodes;
 pub mod opened;
@@ -67,6 +69,9 @@ pub enum ServiceError {
         /// Why.
         why: String,
     },
+    /// The audit trail's directory could not be read or written.
+    #[error("audit trail: {0}")]
+    Audit(String),
     /// TLS set-up failed.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -221,8 +226,32 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
         }
         None => (None, None),
     };
+    let audit = match &config.store {
+        StoreChoice::Embedded => Arc::new(
+            crate::audit::AuditLog::embedded(
+                &config.audit,
+                &config.data_dir.join("audit"),
+                config.fsync,
+            )
+            .map_err(|e| ServiceError::Audit(e.to_string()))?,
+        ),
+        StoreChoice::Redis(_) => {
+            let (log, queue) = crate::audit::AuditLog::redis(&config.audit);
+            let log = Arc::new(log);
+            tokio::spawn(crate::audit::drain_to_redis(
+                log.clone(),
+                core.clone(),
+                queue,
+            ));
+            log
+        }
+    };
+    if audit.is_on() {
+        core.set_audit(audit.clone());
+    }
+    let idempotent = idempotent::Keys::new(config.audit.idempotency_ttl);
     let metrics = Arc::new(Metrics::new(config.endpoints));
-    let state = State::new(core, journal, queue, metrics, limits);
+    let state = State::new(core, journal, queue, metrics, limits, audit, idempotent);
     let endpoints =
         endpoints::Endpoints::bind(config.listen, config.endpoints, &server_config, &state).await?;
     Ok(Bound {

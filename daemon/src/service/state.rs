@@ -63,6 +63,10 @@ pub struct State(Arc<Shared>);
 pub struct Shared {
     /// The verifier.
     pub core: Verifier,
+    /// The audit trail (issue 29), also the core's sink.
+    pub audit: Arc<crate::audit::AuditLog>,
+    /// Admin writes' first answers by idempotency key (issue 29).
+    pub idempotent: super::idempotent::Keys,
     /// The journal (the embedded store's; none on a shared store).
     pub journal: Option<Store>,
     /// The queue of notes to the other nodes sharing the store, drained by the publisher
@@ -107,9 +111,13 @@ impl State {
         bus: Option<mpsc::Sender<Vec<u8>>>,
         metrics: Arc<Metrics>,
         limits: ServiceLimits,
+        audit: Arc<crate::audit::AuditLog>,
+        idempotent: super::idempotent::Keys,
     ) -> State {
         State(Arc::new(Shared {
             core,
+            audit,
+            idempotent,
             journal,
             bus,
             node: rand::random(),

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod audit;
 mod bounds;
 mod client;
 mod cluster;
@@ -20,6 +21,7 @@ mod drain;
 mod e2e;
 mod endpoints;
 mod enumeration;
+mod inspect;
 mod limits;
 mod long_error_text;
 mod metrics;

@@ -514,7 +514,10 @@ mod tests {
         let e = ClientError::Unreachable(Unreachable {
             attempts: vec![
                 ("10.0.0.1:7443".into(), "within 5s".into()),
-                ("sls-b:7443".into(), "cannot resolve sls-b: no such host".into()),
+                (
+                    "sls-b:7443".into(),
+                    "cannot resolve sls-b: no such host".into(),
+                ),
             ],
         });
         assert_eq!(

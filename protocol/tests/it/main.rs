@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod audit;
 mod protocol_doc;
 mod rfc6287;
 mod wire;

@@ -274,6 +274,80 @@ fn one_of_each() -> Vec<Message> {
         Message::OptInOverride {
             user: "lena".into(),
         },
+        // ---- version 3 (issue 29) ----
+        Message::AuditRead {
+            user: "alice".into(),
+            since_ms: 1_700_000_000_000,
+            skip: 2,
+            limit: 20,
+        },
+        Message::AuditEntries {
+            entries: vec![
+                AuditEntry {
+                    at_ms: 1_700_000_000_123,
+                    user: "alice".into(),
+                    event: 0x0011,
+                    device: Some(DeviceId(3)),
+                    txn: Some(txn),
+                    client: Some(v6),
+                    purpose: Some(Purpose::Withdrawal { amount_usd: 5 }),
+                    verdict: Some(Verdict::Locked { until_ms: 9 }),
+                    status: None,
+                    node: "node-a".into(),
+                },
+                AuditEntry {
+                    at_ms: 1_700_000_000_124,
+                    user: "alice".into(),
+                    event: 0x005e,
+                    device: None,
+                    txn: None,
+                    client: Some(v4),
+                    purpose: None,
+                    verdict: None,
+                    status: Some(Status::UNKNOWN_USER),
+                    node: String::new(),
+                },
+            ],
+            more: true,
+            next_since_ms: 1_700_000_000_124,
+            next_skip: 1,
+        },
+        Message::idempotent([9; 16], &Message::Unlock { user: "bob".into() }).unwrap(),
+        Message::ListDevices {
+            user: "alice".into(),
+        },
+        Message::DeviceList {
+            devices: vec![DeviceDetail {
+                id: DeviceId(4),
+                kind: DeviceKind::DscPlus,
+                state: 6,
+                since_ms: 17,
+                usable: false,
+            }],
+        },
+        Message::UserDetail {
+            user: "alice".into(),
+        },
+        Message::UserDetails {
+            entity: "acme".into(),
+            identification: "JANE DOE".into(),
+            primary: true,
+            equity_usd: 5,
+            opted_out: false,
+            failures_ms: vec![1, 2],
+            locked_until_ms: 9,
+            withdrawn_day_usd: 10,
+            withdrawn_5bd_usd: 20,
+            left_day_usd: u64::MAX,
+            left_5bd_usd: 0,
+        },
+        Message::UpdateUser {
+            user: "alice".into(),
+            entity: None,
+            identification: Some(" jane  doe ".into()),
+            primary: Some(false),
+            equity_usd: None,
+        },
     ]
 }
 

@@ -9,6 +9,7 @@ mod harness;
 
 mod accounts;
 mod challenges;
+mod inspect;
 mod lifecycle;
 mod limits;
 mod lockout;
@@ -132,7 +133,8 @@ macro_rules! with_every_rule {
             lifecycle::devices_per_user_are_capped_and_the_lists_stay_within_it,
             lifecycle::r13_a_new_temporary_code_voids_the_previous_one,
             lifecycle::r18_an_account_without_primary_opts_back_in_by_override,
-            lifecycle::r3_a_withdrawal_that_did_not_execute_is_released_by_its_transaction
+            lifecycle::r3_a_withdrawal_that_did_not_execute_is_released_by_its_transaction,
+            inspect::r17_identification_is_canonical_and_update_user_records_the_account
         );
     };
 }

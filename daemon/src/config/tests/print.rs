@@ -43,7 +43,8 @@ fn the_printed_config_sets_every_setting_with_one_default() {
             "rate_per_client",
             "max_open_per_connection",
             "seal_key",
-            "tls_dir"
+            "tls_dir",
+            "node_name"
         ]
     );
     // The rest are set, so the file really is what the daemon reads, not a list of comments.

@@ -8,6 +8,7 @@
 //! [`RedisCluster`]) and stops it when done; they run one at a time ([`one_at_a_time`]): six
 //! clusters of six servers and their nodes at once would starve a 2-core machine.
 
+mod audit;
 mod faults;
 mod shared;
 

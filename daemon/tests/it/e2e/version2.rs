@@ -187,6 +187,7 @@ async fn hello_agrees_on_the_newest_version_both_speak() {
     assert_eq!(version(hello(1, 2).await), Some(2));
     assert_eq!(version(hello(2, 7).await), Some(3));
     assert_eq!(version(hello(3, 7).await), Some(3));
+    assert_eq!(version(hello(2, 2).await), Some(2));
     assert_eq!(version(hello(4, 7).await), None);
 }
 
