@@ -27,8 +27,12 @@ pub fn concerns(m: &Message) -> Option<Concerns> {
         | Message::Unlock { user }
         | Message::ActivationStart { user, .. }
         | Message::ActivateIbKey { user, .. }
-        | Message::UpdateUser { user, .. } => one(user, None),
+        | Message::UpdateUser { user, .. }
+        | Message::OptInOverride { user }
+        | Message::ReleaseWithdrawal { user, .. } => one(user, None),
         Message::Reactivate { user, device }
+        | Message::RevokeDevice { user, device, .. }
+        | Message::ResumeDevice { user, device }
         | Message::Ship { user, device }
         | Message::Activate { user, device } => one(user, Some(*device)),
         Message::ShareRequest {

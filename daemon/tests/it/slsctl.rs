@@ -179,6 +179,53 @@ async fn a_locked_user_is_unlocked_and_certificates_carry_their_roles() {
         other => panic!("a revoked card began: {other:?}"),
     }
 
+    // The help desk reads it all back: the devices in every state, the trail of the failures
+    // with their address, the lock, the unlock and the revocation (issue 29).
+    let o = slsctl(&[
+        "--target",
+        &addr,
+        "--tls-dir",
+        &tls,
+        "--json",
+        "devices",
+        "frank",
+    ])
+    .await;
+    assert!(o.status.success(), "{}", shown(&o));
+    assert_eq!(json(&o)["devices"][0]["state"], "revoked", "{}", shown(&o));
+    let o = slsctl(&[
+        "--target",
+        &addr,
+        "--tls-dir",
+        &tls,
+        "--json",
+        "audit",
+        "frank",
+    ])
+    .await;
+    assert!(o.status.success(), "{}", shown(&o));
+    let entries = json(&o)["entries"].as_array().unwrap().clone();
+    let events: Vec<&str> = entries.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == "PasswordFailed").count(),
+        10,
+        "{events:?}"
+    );
+    for (event, at) in [("Unlock", "Unlock"), ("RevokeDevice", "RevokeDevice")] {
+        assert!(events.contains(&event), "{at} not in {events:?}");
+    }
+    let failure = entries
+        .iter()
+        .find(|e| e["event"] == "PasswordFailed")
+        .unwrap();
+    assert_eq!(failure["client"], "203.0.113.7", "{failure}");
+    assert!(failure["at_ms"].as_u64().unwrap() > 0, "{failure}");
+    let revoked = entries
+        .iter()
+        .find(|e| e["event"] == "RevokeDevice")
+        .unwrap();
+    assert_eq!(revoked["device"], card.0, "{revoked}");
+
     // A refusal names its status (exit 3); nothing answering is exit 4.
     let o = slsctl(&[
         "--target",

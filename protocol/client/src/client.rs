@@ -92,6 +92,9 @@ pub fn repeatable(message: &Message) -> bool {
             | Message::Status { .. }
             | Message::Notices { .. }
             | Message::GetStats {}
+            | Message::AuditRead { .. }
+            | Message::ListDevices { .. }
+            | Message::UserDetail { .. }
     )
 }
 
@@ -212,7 +215,9 @@ impl Client {
                 Ok(Err(CallError::Encode(e))) => return Err(ClientError::Encode(e)),
                 Ok(Err(CallError::Handshake(m))) => return Err(ClientError::Unexpected(m)),
                 Ok(Err(CallError::Closed(why))) => {
-                    self.forget(&session, true);
+                    // The same node first (an idempotent write's key lives there), unless it
+                    // said it is shutting down.
+                    self.forget(&session, shutting_down(&session.conn));
                     if repeatable {
                         continue;
                     }
@@ -277,8 +282,10 @@ impl Client {
     /// The live session, connecting (one task at a time) when there is none.
     async fn session(&self, deadline: Instant) -> Result<Arc<Session>, ClientError> {
         let timeout = self.shared.config.call_timeout;
-        if let Some(s) = self.current().filter(|s| s.alive()) {
-            return Ok(s);
+        match self.current() {
+            Some(s) if s.alive() => return Ok(s),
+            Some(s) => self.forget(&s, shutting_down(&s.conn)),
+            None => {}
         }
         let mut backoff = tokio::time::timeout_at(deadline, self.shared.connecting.lock())
             .await
@@ -444,6 +451,15 @@ impl Client {
         }
         got
     }
+}
+
+/// Whether the daemon closed `conn` because it is shutting down (PROTOCOL.md §1.1).
+fn shutting_down(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if c.error_code.into_inner() == sls_protocol::CloseCode::SHUTTING_DOWN.value()
+    )
 }
 
 enum NodeError {

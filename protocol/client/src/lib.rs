@@ -50,6 +50,7 @@ mod calls;
 mod client;
 mod config;
 mod error;
+mod inspect;
 pub mod pipeline;
 mod tls;
 
@@ -57,9 +58,10 @@ pub use calls::{Begun, Issued, NewUser, Push, Share, TempCode, UserNotices, User
 pub use client::{repeatable, Client};
 pub use config::{ClientConfig, Node, DEFAULT_PORT};
 pub use error::{ClientError, SetupError, Unreachable};
+pub use inspect::{AuditPage, UserDetails, UserUpdate};
 pub use tls::ClientTls;
 
 pub use sls_protocol::{
-    ApprovalMethod, BulkOutcome, BulkRecord, Challenge, Counter, DeviceId, DeviceInfo, DeviceKind,
-    Message, Purpose, Role, Status, TxnId, Verdict,
+    ApprovalMethod, AuditEntry, BulkOutcome, BulkRecord, Challenge, Counter, DeviceDetail,
+    DeviceId, DeviceInfo, DeviceKind, Message, Purpose, Role, Status, TxnId, Verdict,
 };

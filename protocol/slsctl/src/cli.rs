@@ -260,6 +260,45 @@ pub enum Command {
         /// The share id.
         share: u32,
     },
+    /// A user's audit trail, oldest first: every verdict and admin change with its time,
+    /// device, client address and node (v3). `--json`: the entries as objects.
+    Audit {
+        /// The user.
+        user: String,
+        /// From this time on: RFC 3339 (2026-12-07T06:00:00Z) or ms since the epoch.
+        #[arg(long, value_parser = since, default_value = "0")]
+        since: u64,
+        /// At most this many entries (pages of 64 are read until then).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Every device of a user in every state (v3).
+    Devices {
+        /// The user.
+        user: String,
+    },
+    /// A user's account, failure times, lock, withdrawals used and left (v3).
+    Detail {
+        /// The user.
+        user: String,
+    },
+    /// Change a user's account data (v3): each field given.
+    UpdateUser {
+        /// The user.
+        user: String,
+        /// The entity (R17a).
+        #[arg(long)]
+        entity: Option<String>,
+        /// Identification data (R17a), stored in its canonical form.
+        #[arg(long)]
+        identification: Option<String>,
+        /// The account's primary user (R18): true or false.
+        #[arg(long)]
+        primary: Option<bool>,
+        /// Account equity, USD (R20).
+        #[arg(long)]
+        equity: Option<u64>,
+    },
     /// The daemon's counters.
     Stats,
     /// Whether a node answers.
@@ -323,6 +362,18 @@ pub enum CertCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+fn since(s: &str) -> Result<u64, String> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("{s:?}: neither ms since the epoch nor an RFC 3339 time ({e})"))?;
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{s:?}: before 1970"))?;
+    u64::try_from(d.as_millis()).map_err(|_| format!("{s:?}: too far ahead"))
 }
 
 fn txn_id(s: &str) -> Result<u128, String> {

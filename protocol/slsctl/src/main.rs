@@ -324,6 +324,40 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
                 format!("share {share}: cancelled"),
             )
         }
+        Command::Audit { user, since, limit } => {
+            let (mut entries, mut at, mut skip) = (Vec::new(), *since, 0u16);
+            loop {
+                let want = limit.saturating_sub(entries.len()).min(64);
+                if want == 0 {
+                    break;
+                }
+                let page = c.audit_read(user, at, skip, want as u16).await?;
+                entries.extend(page.entries);
+                if !page.more {
+                    break;
+                }
+                (at, skip) = (page.next_since_ms, page.next_skip);
+            }
+            show::audit(user, &entries)
+        }
+        Command::Devices { user } => show::devices(user, &c.list_devices(user).await?),
+        Command::Detail { user } => show::detail(user, &c.user_detail(user).await?),
+        Command::UpdateUser {
+            user,
+            entity,
+            identification,
+            primary,
+            equity,
+        } => {
+            let update = sls_client::UserUpdate {
+                entity: entity.clone(),
+                identification: identification.clone(),
+                primary: *primary,
+                equity_usd: *equity,
+            };
+            c.update_user(user, &update).await?;
+            show::detail(user, &c.user_detail(user).await?)
+        }
         Command::Stats => show::stats(&c.stats().await?),
         Command::Ping => {
             c.ping().await?;

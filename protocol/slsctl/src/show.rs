@@ -1,7 +1,9 @@
 //! How answers are printed: a line for people, a JSON object for scripts.
 
 use serde_json::{json, Value};
-use sls_client::{Counter, DeviceInfo, Status, UserNotices, UserStatus};
+use sls_client::{
+    AuditEntry, Counter, DeviceDetail, DeviceInfo, Status, UserDetails, UserNotices, UserStatus,
+};
 
 use crate::Done;
 
@@ -107,5 +109,107 @@ pub fn stats(counters: &[Counter]) -> Done {
     Done {
         json: Value::Object(map),
         text: text.join("\n"),
+    }
+}
+
+/// `audit USER`: the entries as the export renders them (PROTOCOL.md §4, "Audit").
+pub fn audit(user: &str, entries: &[AuditEntry]) -> Done {
+    let objects: Vec<Value> = entries
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.to_json()).ok())
+        .collect();
+    let lines: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            let field = |k: &str| match &o[k] {
+                Value::Null => "-".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let at = o["at_ms"].as_u64().map(time_text).unwrap_or_default();
+            let outcome = match (&o["verdict"], &o["status"]) {
+                (Value::Null, Value::Null) => "done".to_string(),
+                (Value::Null, _) => format!("refused {}", field("status")),
+                (v, _) => v.to_string(),
+            };
+            format!(
+                "{at}  {:<16} device {:<4} from {:<15} {outcome}  (node {})",
+                field("event"),
+                field("device"),
+                field("client"),
+                field("node")
+            )
+        })
+        .collect();
+    Done {
+        json: json!({"user": user, "entries": objects}),
+        text: if lines.is_empty() {
+            format!("{user}: no audit entries")
+        } else {
+            lines.join("\n")
+        },
+    }
+}
+
+/// `devices USER`.
+pub fn devices(user: &str, devices: &[DeviceDetail]) -> Done {
+    let state = |s: u8| match s {
+        1 => "active".to_string(),
+        2 => "ordered".into(),
+        3 => "shipped".into(),
+        4 => "inactive".into(),
+        5 => "lost".into(),
+        6 => "replaced".into(),
+        7 => "revoked".into(),
+        8 => "suspended".into(),
+        n => format!("state {n}"),
+    };
+    Done {
+        json: json!({"user": user, "devices": devices.iter().map(|d| json!({
+            "id": d.id.0, "kind": d.kind.name(), "state": state(d.state), "state_code": d.state,
+            "since_ms": d.since_ms, "since": time(d.since_ms), "usable": d.usable,
+        })).collect::<Vec<_>>()}),
+        text: devices
+            .iter()
+            .map(|d| {
+                format!(
+                    "{user}: device {} {} {} since {}{}",
+                    d.id.0,
+                    d.kind.name(),
+                    state(d.state),
+                    time_text(d.since_ms),
+                    if d.usable { ", usable" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// `detail USER`.
+pub fn detail(user: &str, d: &UserDetails) -> Done {
+    Done {
+        json: json!({"user": user, "entity": d.entity, "identification": d.identification,
+            "primary": d.primary, "equity_usd": d.equity_usd, "opted_out": d.opted_out,
+            "failures_ms": d.failures_ms, "locked_until_ms": d.locked_until_ms,
+            "locked_until": time(d.locked_until_ms),
+            "withdrawn_day_usd": d.withdrawn_day_usd, "withdrawn_5bd_usd": d.withdrawn_5bd_usd,
+            "left_day_usd": limit(d.left_day_usd), "left_5bd_usd": limit(d.left_5bd_usd)}),
+        text: format!(
+            "{user}: entity {:?}, identification {:?}, primary {}, equity {} USD{}; {} failures in the window{}; withdrawn {} USD today, {} in 5 business days",
+            d.entity,
+            d.identification,
+            d.primary,
+            d.equity_usd,
+            if d.opted_out { ", opted out" } else { "" },
+            d.failures_ms.len(),
+            if d.locked_until_ms != 0 {
+                format!(", locked until {}", time_text(d.locked_until_ms))
+            } else {
+                String::new()
+            },
+            d.withdrawn_day_usd,
+            d.withdrawn_5bd_usd
+        ),
     }
 }
