@@ -420,6 +420,28 @@ fn field_limits_hold_on_decode() {
     );
 }
 
+/// PROTOCOL.md §2 and §4: `MAX_FRAME` (the `Welcome.max_frame` the daemon sends) counts the
+/// 4-byte length prefix: `len` 65,532 (a 65,536-byte frame) is waited for, 65,533 is too large.
+#[test]
+fn max_frame_counts_the_length_prefix() {
+    assert_eq!(MAX_FRAME, 65_536);
+    let mut buf = BytesMut::new();
+    buf.put_u32((MAX_FRAME - 4) as u32);
+    buf.put_u16(0x0002);
+    buf.put_u32(1);
+    assert!(
+        frame::decode(&mut buf).unwrap().is_none(),
+        "a whole frame of MAX_FRAME bytes is allowed"
+    );
+    let mut buf = BytesMut::new();
+    buf.put_u32((MAX_FRAME - 3) as u32);
+    buf.put_u16(0x0002);
+    buf.put_u32(1);
+    let e = frame::decode(&mut buf).unwrap_err();
+    assert_eq!(e.status(), Status::FRAME_TOO_LARGE);
+    assert!(!e.recoverable());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
