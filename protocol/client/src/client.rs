@@ -5,12 +5,14 @@
 //!   `connect_timeout` for its handshake and `Hello`/`Welcome`. When every node failed, the
 //!   next round waits a back-off (doubling from `backoff.0` to `backoff.1`, with jitter).
 //! - **Calls**: each has `call_timeout` in all. In flight on the stream are at most
-//!   `Welcome.max_in_flight` calls, so the daemon never answers `TOO_MANY_IN_FLIGHT`.
+//!   `Welcome.max_in_flight` calls (a call that timed out gives its place back while the daemon
+//!   may still owe its answer: a `TOO_MANY_IN_FLIGHT` that follows is waited out and sent again).
 //! - **Retries** (PROTOCOL.md §1.1, §4 "UNAVAILABLE", §8): a request the daemon did not handle
 //!   (`SHUTTING_DOWN`; a `rate_limited` verdict, waited out) is sent again, on the next node
 //!   for `SHUTTING_DOWN`. A request that may have been handled (connection lost, `UNAVAILABLE`)
-//!   is sent again on another node only when doing so is safe: reads and `Begin`
-//!   ([`repeatable`]). An `Answer` or `PasswordFailed` that may have been judged is never sent
+//!   is sent again only when doing so is safe: reads, and a `Begin` without a device
+//!   ([`repeatable`]); after a lost connection the same node is tried first, then the next;
+//!   after `UNAVAILABLE`, the next node. An `Answer` or `PasswordFailed` that may have been judged is never sent
 //!   twice: the caller gets [`ClientError::Lost`] or the refusal.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,7 +60,8 @@ struct Shared {
     proven: Mutex<Vec<(DeviceId, Zeroizing<Vec<u8>>)>>,
     /// Where an IB Key app's pushes go, from whichever connection brings them.
     pushes: mpsc::UnboundedSender<Message>,
-    pushes_rx: Mutex<Option<mpsc::UnboundedReceiver<Message>>>,
+    /// Held across `recv` (cancel-safe: a dropped `next_push` loses nothing).
+    pushes_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Message>>,
 }
 
 struct Session {
@@ -80,13 +83,15 @@ struct Backoff {
     not_before: Option<Instant>,
 }
 
-/// Whether a request may be sent again after it may have been handled: it reads, or (a
-/// `Begin`) creates only a challenge the user will never see (PROTOCOL.md §4).
+/// Whether a request may be sent again after it may have been handled: it reads, or creates
+/// only a challenge the user will never see (PROTOCOL.md §4): a `Begin` without a device, a
+/// `BeginTyped`. A `Begin` with a device is not: for an IB Key whose app is connected it sends
+/// a push, and a second one would show the user two (and count towards push fatigue, R6).
 pub fn repeatable(message: &Message) -> bool {
     matches!(
         message,
         Message::Ping {}
-            | Message::Begin { .. }
+            | Message::Begin { device: None, .. }
             | Message::BeginTyped { .. }
             | Message::Await { .. }
             | Message::Status { .. }
@@ -106,10 +111,15 @@ impl Client {
     /// daemon granted another role than asked; [`ClientError::Setup`] for bad certificates.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         let client = Client::new(config)?;
-        let deadline = Instant::now() + client.shared.config.connect_timeout;
         let nodes = client.shared.config.nodes.len() as u32;
         // One round over every node, each with its whole connect timeout.
-        let deadline = deadline + client.shared.config.connect_timeout * nodes.saturating_sub(1);
+        let deadline = after(
+            client
+                .shared
+                .config
+                .connect_timeout
+                .saturating_mul(nodes.max(1)),
+        );
         client.session(deadline).await?;
         Ok(client)
     }
@@ -119,6 +129,18 @@ impl Client {
     /// # Errors
     /// Bad certificates, or the UDP socket cannot be opened.
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
+        for (what, t) in [
+            ("connect timeout", config.connect_timeout),
+            ("call timeout", config.call_timeout),
+            ("idle timeout", config.idle_timeout),
+        ] {
+            if t.is_zero() || t > MAX_TIMEOUT {
+                return Err(SetupError::Config(format!(
+                    "the {what} must be more than 0 and at most a day, not {t:?}"
+                ))
+                .into());
+            }
+        }
         let quinn = config
             .tls
             .quinn_config_idle(alpn_of(config.role), config.idle_timeout)?;
@@ -145,7 +167,7 @@ impl Client {
                 next: AtomicUsize::new(0),
                 proven: Mutex::new(Vec::new()),
                 pushes: tx,
-                pushes_rx: Mutex::new(Some(rx)),
+                pushes_rx: tokio::sync::Mutex::new(rx),
             }),
         })
     }
@@ -203,8 +225,17 @@ impl Client {
         let nodes = self.shared.config.nodes.len();
         // Nodes that answered UNAVAILABLE to this call: each is asked once.
         let mut unavailable = 0;
+        let mut message = message;
         loop {
             let session = self.session(deadline).await?;
+            // An `Await` sent again waits only for what is left of its call.
+            if let Message::Await { timeout_ms, .. } = &mut message {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(timeout);
+                *timeout_ms =
+                    (*timeout_ms).min(u32::try_from(left.as_millis()).unwrap_or(u32::MAX));
+            }
             let permit = tokio::time::timeout_at(deadline, session.permits.acquire())
                 .await
                 .map_err(|_| ClientError::Timeout(timeout))?;
@@ -213,6 +244,7 @@ impl Client {
             let answer = match sent {
                 Err(_) => return Err(ClientError::Timeout(timeout)),
                 Ok(Err(CallError::Encode(e))) => return Err(ClientError::Encode(e)),
+                Ok(Err(CallError::Decode(e))) => return Err(ClientError::Decode(e)),
                 Ok(Err(CallError::Handshake(m))) => return Err(ClientError::Unexpected(m)),
                 Ok(Err(CallError::Closed(why))) => {
                     // The same node first (an idempotent write's key lives there), unless it
@@ -342,7 +374,8 @@ impl Client {
                 attempts.push((node.to_string(), "no time left in the call".into()));
                 continue;
             }
-            let node_deadline = deadline.min(now + config.connect_timeout);
+            let node_deadline =
+                deadline.min(now.checked_add(config.connect_timeout).unwrap_or(deadline));
             match tokio::time::timeout_at(node_deadline, self.connect_node(index)).await {
                 Ok(Ok(s)) => {
                     self.shared.next.store(index, Ordering::Relaxed);
@@ -425,7 +458,7 @@ impl Client {
     /// # Errors
     /// [`ClientError::Refused`] with `BAD_PROOF` for a wrong key or a device not enrolled.
     pub async fn prove_device(&self, device: DeviceId, secret: &[u8]) -> Result<(), ClientError> {
-        let deadline = Instant::now() + self.shared.config.call_timeout;
+        let deadline = after(self.shared.config.call_timeout);
         let session = self.session(deadline).await?;
         tokio::time::timeout_at(
             deadline,
@@ -441,16 +474,20 @@ impl Client {
     }
 
     /// The next frame the daemon sent unsolicited (a `Push` to an IB Key app), from whichever
-    /// connection; `None` once the client is dropped, or when another task took the channel.
+    /// connection; `None` once the client is dropped. Cancel-safe: a call dropped while it
+    /// waits (a `select!`, a timeout) loses no push.
     pub async fn next_push(&self) -> Option<Message> {
-        let rx = self.shared.pushes_rx.lock().ok()?.take();
-        let mut rx = rx?;
-        let got = rx.recv().await;
-        if let Ok(mut slot) = self.shared.pushes_rx.lock() {
-            *slot = Some(rx);
-        }
-        got
+        self.shared.pushes_rx.lock().await.recv().await
     }
+}
+
+/// The longest timeout a client takes: a day.
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// `d` from now (the timeouts are at most a day, [`MAX_TIMEOUT`]).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or(now + MAX_TIMEOUT)
 }
 
 /// Whether the daemon closed `conn` because it is shutting down (PROTOCOL.md §1.1).
@@ -506,6 +543,14 @@ mod tests {
             client: ip,
         };
         assert!(repeatable(&begin));
+        // A Begin on a device may have pushed to the user's phone: never twice (R6).
+        let on_device = Message::Begin {
+            user: "alice".into(),
+            purpose: Purpose::Login,
+            device: Some(sls_protocol::DeviceId(2)),
+            client: ip,
+        };
+        assert!(!repeatable(&on_device));
         assert!(repeatable(&Message::Status {
             user: "alice".into()
         }));

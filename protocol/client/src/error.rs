@@ -35,8 +35,11 @@ pub enum ClientError {
     Lost(String),
     /// The daemon answered with a message this call does not expect (a daemon newer or older
     /// than this library).
-    #[error("unexpected answer: {0:?}")]
+    #[error("unexpected answer: {}", .0.type_name())]
     Unexpected(Box<Message>),
+    /// The daemon's answer could not be decoded by this library (a daemon newer than it).
+    #[error("cannot decode the answer: {0}")]
+    Decode(String),
     /// The request could not be encoded (a field over its limit).
     #[error("cannot encode the request: {0}")]
     Encode(#[from] sls_protocol::EncodeError),

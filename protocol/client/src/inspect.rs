@@ -182,8 +182,10 @@ impl Client {
     /// Sends the admin write `inner` made idempotent by `key` (v3, `Idempotent`): the node
     /// answers a key it has answered before (for `idempotency_ttl`, 24 h) with that first
     /// answer and does nothing again. After [`ClientError::Lost`] or a timeout, send the same
-    /// `inner` with the same `key` again: nothing is made twice. The daemon keeps keys per
-    /// node, so the retry must reach the same node (this client reconnects to it first).
+    /// `inner` with the same `key` again: nothing is made twice **on that node**. The daemon
+    /// keeps keys per node (PROTOCOL.md §4): this client reconnects to the same node first, but
+    /// if that node is down it moves on, and another node does not know the key. Check
+    /// [`Client::connected_node`] before sending again when that matters.
     ///
     /// # Errors
     /// `IDEMPOTENCY_KEY_REUSED` (the key went with another request), `IDEMPOTENCY_IN_PROGRESS`

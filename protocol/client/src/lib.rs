@@ -15,9 +15,10 @@
 //! - A verdict is an answer, not an error: a wrong answer is `Ok(Verdict::Rejected {..})`.
 //!   A request the daemon refused is [`ClientError::Refused`] with its [`Status`].
 //! - Calls time out (`call_timeout`); nodes are tried in order (`connect_timeout` each);
-//!   `SHUTTING_DOWN` moves to the next node; `rate_limited` is waited out; reads and `Begin`
-//!   are sent again on another node when the connection is lost or the node's store is
-//!   `UNAVAILABLE`; an `Answer` that may have been judged never is ([`Client`]).
+//!   `SHUTTING_DOWN` moves to the next node; `rate_limited` is waited out; reads and a `Begin`
+//!   without a device are sent again when the connection is lost (the same node first) or the
+//!   node's store is `UNAVAILABLE` (the next node); an `Answer` that may have been judged never
+//!   is, nor a `Begin` that may have pushed ([`Client`], [`repeatable`]).
 //! - [`pipeline`] is the wire as it is, for callers that want every answer raw (the load
 //!   generator).
 //!

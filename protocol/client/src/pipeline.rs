@@ -27,8 +27,11 @@ pub enum CallError {
     #[error("cannot encode request: {0}")]
     Encode(#[from] sls_protocol::EncodeError),
     /// The daemon answered the handshake with something else than `Welcome`.
-    #[error("handshake refused: {0:?}")]
+    #[error("handshake refused: {}", .0.type_name())]
     Handshake(Box<Message>),
+    /// The answer arrived but this library cannot decode it (a daemon newer than it).
+    #[error("cannot decode the answer: {0}")]
+    Decode(String),
 }
 
 /// What the daemon said in `Welcome` (PROTOCOL.md §1).
@@ -207,6 +210,8 @@ type Waiters = Arc<Mutex<Slots>>;
 struct Slots {
     entries: Vec<(u32, Option<Reply>)>,
     free: Vec<u32>,
+    /// The reader stopped: no answer will come, so no call is taken.
+    closed: bool,
 }
 
 const INDEX_BITS: u32 = 20;
@@ -215,6 +220,9 @@ const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
 impl Slots {
     /// Keeps `reply` and returns its request id (never 0).
     fn insert(&mut self, reply: Reply) -> Option<u32> {
+        if self.closed {
+            return None;
+        }
         let index = match self.free.pop() {
             Some(i) => i,
             None if self.entries.len() < INDEX_MASK as usize => {
@@ -241,10 +249,11 @@ impl Slots {
         Some(reply)
     }
 
-    /// Drops every waiting caller: each call fails.
-    fn clear(&mut self) {
+    /// Drops every waiting caller (each call fails) and takes no more.
+    fn close(&mut self) {
         self.entries.clear();
         self.free.clear();
+        self.closed = true;
     }
 }
 
@@ -262,6 +271,8 @@ struct Request {
 pub struct Pipeline {
     tx: mpsc::UnboundedSender<Request>,
     welcome: Welcome,
+    /// The reader stopped (the stream's receive side ended or lost framing).
+    read_done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Frames the daemon sends unsolicited (request id 0): pushes, and stream-level errors.
@@ -284,10 +295,12 @@ impl Pipeline {
         let waiters: Waiters = Arc::default();
         let (tx, rx) = mpsc::unbounded_channel();
         let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let read_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         tokio::spawn(write_loop(send, rx, waiters.clone()));
-        tokio::spawn(read_loop(recv, waiters, push_tx));
+        tokio::spawn(read_loop(recv, waiters, push_tx, read_done.clone()));
         let mut pipe = Pipeline {
             tx,
+            read_done,
             welcome: Welcome {
                 version: 0,
                 max_frame: 0,
@@ -331,9 +344,9 @@ impl Pipeline {
         self.welcome
     }
 
-    /// Whether the stream is gone (its writer stopped): every later call fails.
+    /// Whether the stream is gone (its writer or its reader stopped): every later call fails.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.is_closed() || self.read_done.load(Ordering::Relaxed)
     }
 
     /// Sends a request and waits for its response (which may be an `Error` frame).
@@ -372,10 +385,13 @@ async fn write_loop(
                 }
             }
         }
-        if send.write_all(&buf).await.is_err() {
+        let written = send.write_all(&buf).await;
+        // Answers, PINs and keys do not stay in memory after their frame left.
+        buf.fill(0);
+        buf.clear();
+        if written.is_err() {
             break;
         }
-        buf.clear();
     }
     let _ = send.finish();
 }
@@ -384,9 +400,11 @@ async fn read_loop(
     mut recv: quinn::RecvStream,
     waiters: Waiters,
     pushes: mpsc::UnboundedSender<Message>,
+    read_done: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut replies = Vec::with_capacity(256);
+    let mut undecodable: Vec<(u32, String)> = Vec::new();
     'read: loop {
         match recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
@@ -400,7 +418,13 @@ async fn read_loop(
                 }
                 Ok(Some(Frame { id, message })) => replies.push((id, message)),
                 Ok(None) => break,
-                Err(e) if e.recoverable() => continue,
+                // An answer this library cannot read: its caller is told at once.
+                Err(e) if e.recoverable() => {
+                    if e.id != 0 {
+                        undecodable.push((e.id, e.to_string()));
+                    }
+                    continue;
+                }
                 Err(_) => {
                     broken = true;
                     break;
@@ -412,12 +436,18 @@ async fn read_loop(
         let woken: Vec<_> = match waiters.lock() {
             Ok(mut slots) => replies
                 .drain(..)
+                .map(|(id, m)| (id, Ok(m)))
+                .chain(
+                    undecodable
+                        .drain(..)
+                        .map(|(id, e)| (id, Err(CallError::Decode(e)))),
+                )
                 .filter_map(|(id, m)| slots.remove(id).map(|w| (w, m)))
                 .collect(),
             Err(_) => break 'read,
         };
-        for (waiter, message) in woken {
-            let _ = waiter.send(Ok(message));
+        for (waiter, answer) in woken {
+            let _ = waiter.send(answer);
         }
         if broken {
             break;
@@ -425,6 +455,7 @@ async fn read_loop(
     }
     // Fail every call still waiting: dropping their senders wakes them with an error.
     if let Ok(mut w) = waiters.lock() {
-        w.clear();
+        w.close();
     }
+    read_done.store(true, Ordering::Relaxed);
 }

@@ -10,10 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  done
-  2  bad arguments, unreadable files, a certificate that cannot be made
+  2  bad arguments (a field over its limit too), unreadable files, a certificate that cannot
+     be made
   3  refused by slsd: the status is printed (name and code, e.g. UNKNOWN_USER 0x0101), or the
      daemon granted the certificate another role than asked
-  4  cannot reach slsd: no node answered, no answer in time, or the connection was lost";
+  4  cannot reach slsd: no node answered (a certificate the daemon closes the connection on
+     included), no answer in time, the connection was lost, or an answer this slsctl cannot
+     read (a newer daemon)";
 
 /// slsctl: the admin command line of sls.
 ///

@@ -126,6 +126,11 @@ fn failure(f: &Failed) -> (u8, Value, String) {
                 json!({"error": {"kind": "unreachable", "message": e.to_string()}}),
                 e.to_string(),
             ),
+            ClientError::Encode(_) => (
+                2,
+                json!({"error": {"kind": "local", "message": e.to_string()}}),
+                e.to_string(),
+            ),
             ClientError::Setup(s) => (
                 2,
                 json!({"error": {"kind": "local", "message": s.to_string()}}),
@@ -332,8 +337,13 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
                     break;
                 }
                 let page = c.audit_read(user, at, skip, want as u16).await?;
+                let (empty, same) = (
+                    page.entries.is_empty(),
+                    (page.next_since_ms, page.next_skip) == (at, skip),
+                );
                 entries.extend(page.entries);
-                if !page.more {
+                // A page that brings nothing, or a cursor that does not move, ends the read.
+                if !page.more || empty || same {
                     break;
                 }
                 (at, skip) = (page.next_since_ms, page.next_skip);
