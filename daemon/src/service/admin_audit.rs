@@ -136,6 +136,9 @@ pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Rep
                         state: d.state as u8,
                         since_ms: d.since_ms,
                         usable: d.usable,
+                        shared_from: d
+                            .shared_from
+                            .map(|(owner, device)| sls_protocol::ShareSource { owner, device }),
                     })
                     .collect(),
             }),

@@ -28,6 +28,16 @@ pub fn r17_sharing_same_entity_is_approved_at_once_and_cancel_restores<K: Kind>(
     assert_eq!(status.devices[0].kind, DeviceKind::DscPlus);
     assert!(matches!(right(&c, "reqa", copy), Verdict::Accepted { .. }));
     assert_eq!(begin_verdict(&c, "reqa", own_scc), Verdict::Unknown);
+    // The device list names the copy's source (R17), and only the copy's.
+    let listed = K::block_on(c.core.list_devices("reqa")).unwrap();
+    let from: Vec<(DeviceId, Option<(String, DeviceId)>)> =
+        listed.into_iter().map(|d| (d.id, d.shared_from)).collect();
+    assert_eq!(
+        from,
+        vec![(own_scc, None), (copy, Some(("owna".to_string(), dsc)))]
+    );
+    let owners = K::block_on(c.core.list_devices("owna")).unwrap();
+    assert!(owners.iter().all(|d| d.shared_from.is_none()));
     // Cancelled: the shared card goes, the requester's own comes back.
     c.share_cancel(share).unwrap();
     assert_eq!(begin_verdict(&c, "reqa", copy), Verdict::Unknown);
