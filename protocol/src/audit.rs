@@ -172,3 +172,38 @@ impl Field for DeviceDetail {
         })
     }
 }
+
+/// One sharing request as `Shares` carries it (version 3, R17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ShareInfo {
+    /// The share's id (as `ShareState` gave it; `ShareDecide`, `ShareCancel` take it).
+    pub share: u32,
+    /// The user asking to use the device.
+    pub requester: String,
+    /// The device's owner.
+    pub owner: String,
+    /// The owner's device.
+    pub device: DeviceId,
+    /// Waiting for compliance (else approved).
+    pub pending: bool,
+}
+
+impl Field for ShareInfo {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        self.share.put(w, 0)?;
+        self.requester.put(w, MAX_USER)?;
+        self.owner.put(w, MAX_USER)?;
+        self.device.put(w, 0)?;
+        self.pending.put(w, 0)
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        Ok(ShareInfo {
+            share: u32::get(r, 0)?,
+            requester: String::get(r, MAX_USER)?,
+            owner: String::get(r, MAX_USER)?,
+            device: DeviceId::get(r, 0)?,
+            pending: bool::get(r, 0)?,
+        })
+    }
+}

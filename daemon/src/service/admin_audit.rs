@@ -110,7 +110,7 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
     }
 }
 
-/// `ListDevices`, `UserDetail`, `UpdateUser` (issue 29 item 5).
+/// `ListDevices`, `UserDetail`, `UpdateUser`, `ListShares` (issue 29 item 5).
 pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Reply {
     let core = &state.core;
     let refused = |e: &sls_core::Error| {
@@ -141,6 +141,26 @@ pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Rep
                             .map(|(owner, device)| sls_protocol::ShareSource { owner, device }),
                     })
                     .collect(),
+            }),
+            Err(e) => refused(&e),
+        },
+        Message::ListShares {
+            pending_only,
+            after,
+        } => match core.list_shares(pending_only, after, cap).await {
+            Ok(page) => Reply::Now(Message::Shares {
+                shares: page
+                    .shares
+                    .into_iter()
+                    .map(|(share, s)| sls_protocol::ShareInfo {
+                        share,
+                        requester: s.requester,
+                        owner: s.owner,
+                        device: DeviceId(s.device),
+                        pending: s.state == sls_core::share::PENDING,
+                    })
+                    .collect(),
+                next: page.next.unwrap_or(0),
             }),
             Err(e) => refused(&e),
         },

@@ -277,6 +277,16 @@ pub enum Command {
         /// The user.
         user: String,
     },
+    /// The live shares (R17), oldest first: pending ones for compliance to decide, and
+    /// approved ones unless `--pending` (v3).
+    Shares {
+        /// Pending shares only.
+        #[arg(long)]
+        pending: bool,
+        /// At most this many shares (pages of up to 64 are read until then).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// A user's account, failure times, lock, withdrawals used and left (v3).
     Detail {
         /// The user.

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 use sls_client::{
-    AuditEntry, Counter, DeviceDetail, DeviceInfo, Status, UserDetails, UserNotices, UserStatus,
+    AuditEntry, Counter, DeviceDetail, DeviceInfo, ShareInfo, Status, UserDetails, UserNotices,
+    UserStatus,
 };
 
 use crate::Done;
@@ -190,6 +191,35 @@ pub fn devices(user: &str, devices: &[DeviceDetail]) -> Done {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+    }
+}
+
+/// `shares`.
+pub fn shares(shares: &[ShareInfo]) -> Done {
+    let state = |pending: bool| if pending { "pending" } else { "approved" };
+    Done {
+        json: json!({"shares": shares.iter().map(|s| json!({
+            "share": s.share, "requester": s.requester, "owner": s.owner,
+            "device": s.device.0, "state": state(s.pending),
+        })).collect::<Vec<_>>()}),
+        text: if shares.is_empty() {
+            "no shares".into()
+        } else {
+            shares
+                .iter()
+                .map(|s| {
+                    format!(
+                        "share {}: {} uses {}'s device {}, {}",
+                        s.share,
+                        s.requester,
+                        s.owner,
+                        s.device.0,
+                        state(s.pending)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
     }
 }
 

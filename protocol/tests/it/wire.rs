@@ -342,6 +342,20 @@ fn one_of_each() -> Vec<Message> {
         Message::UserDetail {
             user: "alice".into(),
         },
+        Message::ListShares {
+            pending_only: true,
+            after: 64,
+        },
+        Message::Shares {
+            shares: vec![ShareInfo {
+                share: 65,
+                requester: "bob".into(),
+                owner: "alice".into(),
+                device: DeviceId(4),
+                pending: true,
+            }],
+            next: 1088,
+        },
         Message::UserDetails {
             entity: "acme".into(),
             identification: "JANE DOE".into(),

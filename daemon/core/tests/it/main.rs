@@ -122,6 +122,7 @@ macro_rules! with_every_rule {
             sharing::r17_same_identification_waits_for_compliance,
             sharing::r17_the_three_prerequisites_and_their_named_errors,
             sharing::r17_a_wrong_owner_answer_is_refused_and_counts,
+            sharing::r17_compliance_lists_the_live_shares_page_by_page,
             lifecycle::revocation_stops_a_lost_card_at_once_and_keeps_interim_access,
             lifecycle::suspension_holds_the_card_and_its_copies_until_resumed,
             lifecycle::r17_a_copy_stops_when_its_source_is_replaced_by_activate,
