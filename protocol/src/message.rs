@@ -401,6 +401,9 @@ messages! {
     /// Daemon → admin (version 3): at most 64 shares; `next` 0: none follow; else list again
     /// with `after` = `next` (a page may hold fewer than 64 and still be followed).
     0x8078 Shares [Server] { shares: Vec<ShareInfo> = MAX_LIST, next: u32 }
+    /// Admin → daemon (version 3): remove `user`'s `device` for good: its open challenges
+    /// void, its share copies stop (R17).
+    0x0079 RemoveDevice [Admin] { user: String = MAX_USER, device: DeviceId }
 }
 
 /// The largest body an `Idempotent` wraps: a frame's, less the wrapper's own bytes.

@@ -288,7 +288,8 @@ async fn admin(
         m @ (Message::ListDevices { .. }
         | Message::UserDetail { .. }
         | Message::UpdateUser { .. }
-        | Message::ListShares { .. }) => admin_audit::inspect(state, m, ticket).await,
+        | Message::ListShares { .. }
+        | Message::RemoveDevice { .. }) => admin_audit::inspect(state, m, ticket).await,
         Message::DeviceProve { proof } => prove(state, peer, &proof).await,
 
         // ---- admin ----

@@ -217,6 +217,13 @@ pub enum Command {
         #[arg(long, default_value = "lost")]
         reason: Reason,
     },
+    /// Remove a device for good: its open challenges void, its share copies stop (v3).
+    RemoveDevice {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+    },
     /// Suspend a device until `resume` (e.g. mislaid): it and its share copies are refused.
     Suspend {
         /// The user.

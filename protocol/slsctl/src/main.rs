@@ -282,6 +282,10 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
                 .await?;
             device_done(user, *device, "revoked")
         }
+        Command::RemoveDevice { user, device } => {
+            c.remove_device(user, DeviceId(*device)).await?;
+            device_done(user, *device, "removed")
+        }
         Command::Suspend {
             user,
             device,

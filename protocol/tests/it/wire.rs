@@ -342,6 +342,10 @@ fn one_of_each() -> Vec<Message> {
         Message::UserDetail {
             user: "alice".into(),
         },
+        Message::RemoveDevice {
+            user: "alice".into(),
+            device: DeviceId(5),
+        },
         Message::ListShares {
             pending_only: true,
             after: 64,
