@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use sls_core::{
-    Committed, IndexOp, LimitedUpdate, Record, Sequence, Share, Store, StoreError, TokenAsk,
-    TxnEntry, UserState,
+    Committed, IndexOp, LimitedUpdate, Record, Sequence, Share, SharePage, Store, StoreError,
+    TokenAsk, TxnEntry, UserState,
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
 use sls_redis::RedisStore;
@@ -191,6 +191,13 @@ impl Store for Backend {
         F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
     {
         either_await!(self, s => s.update_share(id, change))
+    }
+
+    async fn list_shares<F>(&self, after: u32, max: usize, keep: F) -> Result<SharePage, StoreError>
+    where
+        F: Fn(&Share) -> bool + Send + Sync,
+    {
+        either_await!(self, s => s.list_shares(after, max, keep))
     }
 
     async fn primary_of(&self, entity: &str) -> Result<Option<String>, StoreError> {

@@ -124,6 +124,32 @@ pub struct DeviceDetail {
     pub since_ms: u64,
     /// Whether a `Begin` with it would issue a challenge now.
     pub usable: bool,
+    /// For a share copy (R17), the device it copies: the owner's user name and device id;
+    /// `None` for a device of the user's own.
+    pub shared_from: Option<ShareSource>,
+}
+
+/// Where a share copy comes from (R17): its owner and the owner's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ShareSource {
+    /// The owner's user name (R10).
+    pub owner: String,
+    /// The owner's device.
+    pub device: DeviceId,
+}
+
+impl Field for ShareSource {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        self.owner.put(w, MAX_USER)?;
+        self.device.put(w, 0)
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        Ok(ShareSource {
+            owner: String::get(r, MAX_USER)?,
+            device: DeviceId::get(r, 0)?,
+        })
+    }
 }
 
 impl Field for DeviceDetail {
@@ -132,7 +158,8 @@ impl Field for DeviceDetail {
         self.kind.put(w, 0)?;
         self.state.put(w, 0)?;
         self.since_ms.put(w, 0)?;
-        self.usable.put(w, 0)
+        self.usable.put(w, 0)?;
+        self.shared_from.put(w, 0)
     }
     fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
         Ok(DeviceDetail {
@@ -141,6 +168,42 @@ impl Field for DeviceDetail {
             state: u8::get(r, 0)?,
             since_ms: u64::get(r, 0)?,
             usable: bool::get(r, 0)?,
+            shared_from: Option::get(r, 0)?,
+        })
+    }
+}
+
+/// One sharing request as `Shares` carries it (version 3, R17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct ShareInfo {
+    /// The share's id (as `ShareState` gave it; `ShareDecide`, `ShareCancel` take it).
+    pub share: u32,
+    /// The user asking to use the device.
+    pub requester: String,
+    /// The device's owner.
+    pub owner: String,
+    /// The owner's device.
+    pub device: DeviceId,
+    /// Waiting for compliance (else approved).
+    pub pending: bool,
+}
+
+impl Field for ShareInfo {
+    fn put(&self, w: &mut BytesMut, _max: usize) -> Result<(), EncodeError> {
+        self.share.put(w, 0)?;
+        self.requester.put(w, MAX_USER)?;
+        self.owner.put(w, MAX_USER)?;
+        self.device.put(w, 0)?;
+        self.pending.put(w, 0)
+    }
+    fn get(r: &mut Reader<'_>, _max: usize) -> Result<Self, DecodeError> {
+        Ok(ShareInfo {
+            share: u32::get(r, 0)?,
+            requester: String::get(r, MAX_USER)?,
+            owner: String::get(r, MAX_USER)?,
+            device: DeviceId::get(r, 0)?,
+            pending: bool::get(r, 0)?,
         })
     }
 }

@@ -34,7 +34,7 @@ pub mod status;
 pub mod text;
 pub mod types;
 
-pub use audit::{AuditEntry, DeviceDetail};
+pub use audit::{AuditEntry, DeviceDetail, ShareInfo, ShareSource};
 pub use close::CloseCode;
 pub use error::{DecodeError, EncodeError, FrameError, FrameErrorKind};
 pub use frame::Frame;

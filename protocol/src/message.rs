@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use bytes::BytesMut;
 
-use crate::audit::{AuditEntry, DeviceDetail, MAX_AUDIT_PAGE};
+use crate::audit::{AuditEntry, DeviceDetail, ShareInfo, MAX_AUDIT_PAGE};
 use crate::error::{DecodeError, EncodeError};
 use crate::field::{Field, Reader};
 use crate::limits::{
@@ -395,6 +395,15 @@ messages! {
     /// the first answer, and does nothing again, for `idempotency_ttl` (24 h). The answer is
     /// the inner request's, under this frame's id.
     0x0077 Idempotent [Admin] { key: [u8; 16], request: u16, body: Vec<u8> = MAX_WRAPPED }
+    /// Admin (compliance) → daemon (version 3): the live shares (R17), pending only or
+    /// approved too, with ids above `after` (0: from the first), in id order.
+    0x0078 ListShares [Admin] { pending_only: bool, after: u32 }
+    /// Daemon → admin (version 3): at most 64 shares; `next` 0: none follow; else list again
+    /// with `after` = `next` (a page may hold fewer than 64 and still be followed).
+    0x8078 Shares [Server] { shares: Vec<ShareInfo> = MAX_LIST, next: u32 }
+    /// Admin → daemon (version 3): remove `user`'s `device` for good: its open challenges
+    /// void, its share copies stop (R17).
+    0x0079 RemoveDevice [Admin] { user: String = MAX_USER, device: DeviceId }
 }
 
 /// The largest body an `Idempotent` wraps: a frame's, less the wrapper's own bytes.

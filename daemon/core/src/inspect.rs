@@ -25,6 +25,9 @@ pub struct DeviceView {
     pub since_ms: u64,
     /// Whether a `Begin` with it would issue a challenge now (R13-R16).
     pub usable: bool,
+    /// For a share copy (R17), the device it copies: (owner, owner's device); `None` for a
+    /// device of the user's own.
+    pub shared_from: Option<(String, DeviceId)>,
 }
 
 /// A user as client services see it before an unlock, and compliance before a share.
@@ -165,6 +168,10 @@ impl<S: Store> Core<S> {
                         state: d.state,
                         since_ms: d.since_ms,
                         usable: grant::usable(u, d, now, cfg).is_some(),
+                        shared_from: d
+                            .source
+                            .as_deref()
+                            .map(|s| (s.owner.clone(), DeviceId(s.device))),
                     })
                     .collect()
             })

@@ -80,7 +80,8 @@ pub use record::{DeviceState, Record};
 pub use share::Share;
 pub use sharing::ShareResult;
 pub use store::{
-    Committed, IndexOp, Limited, LimitedUpdate, Sequence, Store, TokenAsk, TxnEntry, UserName,
+    Committed, IndexOp, Limited, LimitedUpdate, Sequence, SharePage, Store, TokenAsk, TxnEntry,
+    UserName, SHARE_SCAN,
 };
 pub use user::UserState;
 

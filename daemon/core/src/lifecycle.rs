@@ -225,6 +225,28 @@ pub fn resume(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<()
     Ok(())
 }
 
+/// Client services remove `device` for good, whatever its state: it leaves the user's devices
+/// (the cap counts it no more). Its open challenges are void from now (an answer to one finds
+/// no device: `unknown`, not counted, [`crate::txn`]), and every share copy of it stops, as at
+/// revocation (its source is gone, read at each use, above). A share copy itself is not
+/// removed this way: cancelling its share does that and gives back the requester's devices.
+///
+/// # Errors
+/// Unknown device; a share copy.
+pub fn remove(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<(), CoreError> {
+    if u.device(device.0)?.source.is_some() {
+        return Err(CoreError::InvalidState(
+            "a share copy is removed by cancelling its share",
+        ));
+    }
+    u.devices.retain(|d| d.id != device.0);
+    cx.records.push(Record::DeviceRemoved {
+        user: cx.user.to_owned(),
+        id: device,
+    });
+    Ok(())
+}
+
 /// Why a device cannot be made active again by `Reactivate` or `Activate`, if it cannot
 /// (R16: a revoked, suspended or retired device does not come back that way).
 pub(crate) fn refuse_reactivation(d: &Device) -> Result<(), CoreError> {

@@ -19,7 +19,9 @@ use crate::config::CoreConfig;
 use crate::error::StoreError;
 use crate::record::Record;
 use crate::share::Share;
-use crate::store::{Committed, IndexOp, Sequence, Store, TxnEntry, UserName};
+use crate::store::{
+    Committed, IndexOp, Sequence, SharePage, Store, TxnEntry, UserName, SHARE_SCAN,
+};
 use crate::txn_index::TxnIndex;
 use crate::user::UserState;
 use crate::users::Users;
@@ -463,6 +465,33 @@ impl<J: Journal> Store for MemoryStore<J> {
         device: DeviceId,
     ) -> impl Future<Output = Result<Option<Arc<str>>, StoreError>> + Send {
         ready(Ok(self.ib_owner.get(&device.0).map(|o| o.clone())))
+    }
+
+    fn list_shares<F>(
+        &self,
+        after: u32,
+        max: usize,
+        keep: F,
+    ) -> impl Future<Output = Result<SharePage, StoreError>> + Send
+    where
+        F: Fn(&Share) -> bool + Send + Sync,
+    {
+        let end = after.saturating_add(SHARE_SCAN);
+        let mut shares: Vec<(u32, Share)> = self
+            .shares
+            .iter()
+            .filter(|s| *s.key() > after && *s.key() <= end && s.is_live() && keep(s.value()))
+            .map(|s| (*s.key(), s.value().clone()))
+            .collect();
+        shares.sort_unstable_by_key(|(id, _)| *id);
+        let last = self.next_share.load(Ordering::Relaxed).saturating_sub(1);
+        let next = if shares.len() > max {
+            shares.truncate(max);
+            shares.last().map(|(id, _)| *id)
+        } else {
+            (end < last).then_some(end)
+        };
+        ready(Ok(SharePage { shares, next }))
     }
 
     fn update_share<T, F>(

@@ -348,6 +348,20 @@ impl<S: Store> Core<S> {
         .await
     }
 
+    /// Client services remove a device for good: its open challenges void, its share copies
+    /// stop (R17, `lifecycle::remove`).
+    ///
+    /// # Errors
+    /// Unknown user or device; a share copy (cancel its share); the store.
+    pub async fn remove_device(
+        &self,
+        user: &str,
+        device: DeviceId,
+    ) -> Result<Outcome<(), S::Ticket>, Error> {
+        self.change_user(user, |u, cx| lifecycle::remove(u, device, cx))
+            .await
+    }
+
     /// Client services resume a suspended device, and so its share copies (R17).
     ///
     /// # Errors

@@ -216,6 +216,24 @@ impl<S: Store> Core<S> {
         })
     }
 
+    /// The live shares (pending, or approved too unless `pending_only`) with ids above
+    /// `after`, in id order, at most `max`, for compliance (R17); with where to list on from
+    /// (`Store::list_shares`).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn list_shares(
+        &self,
+        pending_only: bool,
+        after: u32,
+        max: usize,
+    ) -> Result<crate::store::SharePage, Error> {
+        Ok(self
+            .store()
+            .list_shares(after, max, |s| !pending_only || s.state == PENDING)
+            .await?)
+    }
+
     async fn pending_share(
         &self,
         id: u32,

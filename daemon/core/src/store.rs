@@ -87,6 +87,20 @@ pub enum Sequence {
     Share,
 }
 
+/// The most share ids [`Store::list_shares`] looks at in one call (a cut that bounds a
+/// networked store's reads: ids of shares refused or cancelled are read too).
+pub const SHARE_SCAN: u32 = 1024;
+
+/// A page of sharing requests ([`Store::list_shares`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharePage {
+    /// (id, share), in id order.
+    pub shares: Vec<(u32, Share)>,
+    /// `Some(id)`: ids above `id` may hold more; list again with `after` = `id`. `None`: no
+    /// share above the last listed.
+    pub next: Option<u32>,
+}
+
 /// A request's per-user rate-limit token, for a store that keeps the limit
 /// ([`Store::keeps_user_limit`]): one step of GCRA ([`crate::gcra`]) at `now_ms` under `quota`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +317,18 @@ pub trait Store: Send + Sync + 'static {
     where
         T: Send,
         F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send;
+
+    /// The live sharing requests (pending or approved) with ids above `after` that `keep`
+    /// keeps, in id order: at most `max`, looking at no more than [`SHARE_SCAN`] ids; with
+    /// where to go on from ([`SharePage::next`]).
+    fn list_shares<F>(
+        &self,
+        after: u32,
+        max: usize,
+        keep: F,
+    ) -> impl Future<Output = Result<SharePage, StoreError>> + Send
+    where
+        F: Fn(&Share) -> bool + Send + Sync;
 
     /// The primary user of `entity` (R18), if any.
     fn primary_of(

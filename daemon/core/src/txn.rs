@@ -289,11 +289,12 @@ fn judge(
     sources: &Sources,
     cx: &mut Cx<'_>,
 ) -> Verdict {
+    // A device removed since `begin` (`RemoveDevice`; a share copy given back, R17), or one
+    // that stopped being usable (R13-R16; revoked or suspended; a share copy whose source
+    // stopped, R17): its open challenges are void, answered `expired`.
     let Ok(d) = u.device(t.device) else {
-        return Verdict::Unknown;
+        return Verdict::Expired;
     };
-    // A device that stopped being usable since `begin` (R13-R16; revoked or suspended; a share
-    // copy whose source stopped, R17): its open challenges are void, answered `expired`.
     let Some(grant) = usable(u, d, cx.now, cx.cfg, sources) else {
         return Verdict::Expired;
     };

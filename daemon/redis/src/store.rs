@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use redis::AsyncCommands;
 use sls_core::{
-    Committed, IndexOp, Limited, LimitedUpdate, Record, Sequence, Share, Store, StoreError,
-    TokenAsk, TxnEntry, UserState,
+    Committed, IndexOp, Limited, LimitedUpdate, Record, Sequence, Share, SharePage, Store,
+    StoreError, TokenAsk, TxnEntry, UserState, SHARE_SCAN,
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
@@ -57,6 +57,53 @@ impl RedisStore {
             Ok(id) if id != u32::MAX => Ok(id),
             _ => Err(StoreError::Unavailable(format!("{seq:?} ids exhausted"))),
         }
+    }
+
+    /// [`Store::list_shares`]: the ids handed out after `after` (at most [`SHARE_SCAN`]), read
+    /// 32 at a time, each share's value opened as an update's read would.
+    async fn list_shares_now<F>(
+        &self,
+        after: u32,
+        max: usize,
+        keep: F,
+    ) -> Result<SharePage, StoreError>
+    where
+        F: Fn(&Share) -> bool,
+    {
+        let mut c = self.conn(Command::Other);
+        let last: Option<u64> = c
+            .get(self.keys.sequence("share"))
+            .await
+            .map_err(unavailable)?;
+        let last = u32::try_from(last.unwrap_or(0)).unwrap_or(u32::MAX);
+        let end = after.saturating_add(SHARE_SCAN).min(last);
+        let mut shares = Vec::new();
+        let mut id = after;
+        while id < end {
+            let upto = id.saturating_add(32).min(end);
+            let reads = (id + 1..=upto).map(|n| async move {
+                let key = self.keys.share(n);
+                (n, self.read_versioned(&key).await)
+            });
+            for (n, read) in futures_util::future::join_all(reads).await {
+                let Some(bytes) = read?.value else { continue };
+                let share = Share::decode(&bytes)
+                    .map_err(|e| StoreError::Damaged(format!("share {n}: {e}")))?;
+                if share.is_live() && keep(&share) {
+                    if shares.len() == max {
+                        // One more than a page: the page ends at the last one kept.
+                        let next = shares.last().map(|(id, _)| *id);
+                        return Ok(SharePage { shares, next });
+                    }
+                    shares.push((n, share));
+                }
+            }
+            id = upto;
+        }
+        Ok(SharePage {
+            shares,
+            next: (end < last).then_some(end),
+        })
     }
 
     async fn primary_now(&self, entity: &str) -> Result<Option<String>, StoreError> {
@@ -243,6 +290,18 @@ impl Store for RedisStore {
         F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
     {
         self.update_share_now(id, change)
+    }
+
+    fn list_shares<F>(
+        &self,
+        after: u32,
+        max: usize,
+        keep: F,
+    ) -> impl Future<Output = Result<SharePage, StoreError>> + Send
+    where
+        F: Fn(&Share) -> bool + Send + Sync,
+    {
+        self.list_shares_now(after, max, keep)
     }
 
     fn primary_of(

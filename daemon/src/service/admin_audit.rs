@@ -33,6 +33,7 @@ pub fn concerns(m: &Message) -> Option<Concerns> {
         Message::Reactivate { user, device }
         | Message::RevokeDevice { user, device, .. }
         | Message::ResumeDevice { user, device }
+        | Message::RemoveDevice { user, device }
         | Message::Ship { user, device }
         | Message::Activate { user, device } => one(user, Some(*device)),
         Message::ShareRequest {
@@ -110,7 +111,7 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
     }
 }
 
-/// `ListDevices`, `UserDetail`, `UpdateUser` (issue 29 item 5).
+/// `ListDevices`, `UserDetail`, `UpdateUser`, `ListShares`, `RemoveDevice` (issue 29 item 5).
 pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Reply {
     let core = &state.core;
     let refused = |e: &sls_core::Error| {
@@ -136,8 +137,31 @@ pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Rep
                         state: d.state as u8,
                         since_ms: d.since_ms,
                         usable: d.usable,
+                        shared_from: d
+                            .shared_from
+                            .map(|(owner, device)| sls_protocol::ShareSource { owner, device }),
                     })
                     .collect(),
+            }),
+            Err(e) => refused(&e),
+        },
+        Message::ListShares {
+            pending_only,
+            after,
+        } => match core.list_shares(pending_only, after, cap).await {
+            Ok(page) => Reply::Now(Message::Shares {
+                shares: page
+                    .shares
+                    .into_iter()
+                    .map(|(share, s)| sls_protocol::ShareInfo {
+                        share,
+                        requester: s.requester,
+                        owner: s.owner,
+                        device: DeviceId(s.device),
+                        pending: s.state == sls_core::share::PENDING,
+                    })
+                    .collect(),
+                next: page.next.unwrap_or(0),
             }),
             Err(e) => refused(&e),
         },
@@ -157,6 +181,13 @@ pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Rep
                     left_day_usd: v.left.0,
                     left_5bd_usd: v.left.1,
                 })
+            }
+            Err(e) => refused(&e),
+        },
+        Message::RemoveDevice { user, device } => match core.remove_device(&user, device).await {
+            Ok(out) => {
+                *ticket = core.store().later(*ticket, out.ticket);
+                Reply::Now(Message::Done {})
             }
             Err(e) => refused(&e),
         },

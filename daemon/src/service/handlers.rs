@@ -287,7 +287,9 @@ async fn admin(
         }
         m @ (Message::ListDevices { .. }
         | Message::UserDetail { .. }
-        | Message::UpdateUser { .. }) => admin_audit::inspect(state, m, ticket).await,
+        | Message::UpdateUser { .. }
+        | Message::ListShares { .. }
+        | Message::RemoveDevice { .. }) => admin_audit::inspect(state, m, ticket).await,
         Message::DeviceProve { proof } => prove(state, peer, &proof).await,
 
         // ---- admin ----

@@ -215,3 +215,102 @@ async fn r17_admin_reads_list_every_device_and_failures_and_update_user_is_canon
         ("acme", "JANE DOE 1980-01-02", false)
     );
 }
+
+/// Issue 29 item 5: `RemoveDevice` over the wire: `Done`, the device gone from `DeviceList`
+/// (after a restart too: the removal is journalled), a second removal UNKNOWN_DEVICE, both in
+/// the audit trail; `ListShares` with no share is empty with nothing to follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_device_is_durable_and_audited_and_list_shares_pages() {
+    let mut d = crate::slsd(&GENEROUS_LIMITS);
+    let admin = d.connect(Role::Admin).await.unwrap();
+    let enrolled = call(
+        &admin,
+        Message::EnrolUser {
+            user: "remy".into(),
+            entity: String::new(),
+            identification: String::new(),
+            primary: true,
+            equity_usd: 0,
+        },
+    )
+    .await;
+    assert_eq!(enrolled, Message::Done {});
+    let dsc = enrol_device(&admin, "remy", DeviceKind::DscPlus, &KEY, "4321")
+        .await
+        .unwrap();
+    let remove = || Message::RemoveDevice {
+        user: "remy".into(),
+        device: dsc,
+    };
+    assert_eq!(call(&admin, remove()).await, Message::Done {});
+    let again = call(&admin, remove()).await;
+    assert!(
+        matches!(
+            again,
+            Message::Error {
+                status: Status::UNKNOWN_DEVICE,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    let list = || Message::ListDevices {
+        user: "remy".into(),
+    };
+    assert_eq!(
+        call(&admin, list()).await,
+        Message::DeviceList { devices: vec![] }
+    );
+    // Audited: the removal and the refused second one, with the device.
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let Message::AuditEntries { entries, .. } = call(
+            &admin,
+            Message::AuditRead {
+                user: "remy".into(),
+                since_ms: 0,
+                skip: 0,
+                limit: 64,
+            },
+        )
+        .await
+        else {
+            panic!("AuditEntries expected")
+        };
+        seen = entries
+            .into_iter()
+            .filter(|e| e.event == 0x0079)
+            .map(|e| (e.device, e.status))
+            .collect();
+        if seen.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    assert_eq!(
+        seen,
+        vec![(Some(dsc), None), (Some(dsc), Some(Status::UNKNOWN_DEVICE))]
+    );
+    assert_eq!(
+        call(
+            &admin,
+            Message::ListShares {
+                pending_only: false,
+                after: 0,
+            },
+        )
+        .await,
+        Message::Shares {
+            shares: vec![],
+            next: 0
+        }
+    );
+    drop(admin);
+    d.restart().unwrap();
+    let admin = d.connect(Role::Admin).await.unwrap();
+    assert_eq!(
+        call(&admin, list()).await,
+        Message::DeviceList { devices: vec![] },
+        "the removal is durable"
+    );
+}

@@ -100,6 +100,7 @@ pub fn repeatable(message: &Message) -> bool {
             | Message::AuditRead { .. }
             | Message::ListDevices { .. }
             | Message::UserDetail { .. }
+            | Message::ListShares { .. }
     )
 }
 

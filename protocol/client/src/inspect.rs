@@ -1,7 +1,7 @@
 //! The admin reads of version 3 (issue 29): the audit trail, every device of a user, a user's
 //! account, failures and withdrawals; the account's update; and idempotent admin writes.
 
-use sls_protocol::{AuditEntry, DeviceDetail, Message};
+use sls_protocol::{AuditEntry, DeviceDetail, DeviceId, Message, ShareInfo};
 
 use crate::client::Client;
 use crate::error::{unexpected, ClientError};
@@ -120,6 +120,46 @@ impl Client {
             .await?
         {
             Message::DeviceList { devices } => Ok(devices),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes `user`'s `device` for good: its open challenges void, its share copies stop
+    /// (R17) (v3).
+    ///
+    /// # Errors
+    /// `UNKNOWN_USER`, `UNKNOWN_DEVICE`, `INVALID_STATE` (a share copy: cancel its share), …
+    pub async fn remove_device(&self, user: &str, device: DeviceId) -> Result<(), ClientError> {
+        match self
+            .call(Message::RemoveDevice {
+                user: user.into(),
+                device,
+            })
+            .await?
+        {
+            Message::Done {} => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A page of the live shares (R17), pending only or approved too, with ids above `after`
+    /// (0: from the first), and where the next page starts (0: none follows) (v3).
+    ///
+    /// # Errors
+    /// `UNAVAILABLE`, …
+    pub async fn list_shares(
+        &self,
+        pending_only: bool,
+        after: u32,
+    ) -> Result<(Vec<ShareInfo>, u32), ClientError> {
+        match self
+            .call(Message::ListShares {
+                pending_only,
+                after,
+            })
+            .await?
+        {
+            Message::Shares { shares, next } => Ok((shares, next)),
             other => Err(unexpected(other)),
         }
     }

@@ -64,5 +64,6 @@ pub use tls::ClientTls;
 
 pub use sls_protocol::{
     ApprovalMethod, AuditEntry, BulkOutcome, BulkRecord, Challenge, Counter, DeviceDetail,
-    DeviceId, DeviceInfo, DeviceKind, Message, Purpose, Role, Status, TxnId, Verdict,
+    DeviceId, DeviceInfo, DeviceKind, Message, Purpose, Role, ShareInfo, ShareSource, Status,
+    TxnId, Verdict,
 };

@@ -220,6 +220,13 @@ pub enum Command {
         #[arg(long, default_value = "lost")]
         reason: Reason,
     },
+    /// Remove a device for good: its open challenges void, its share copies stop (v3).
+    RemoveDevice {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: u32,
+    },
     /// Suspend a device until `resume` (e.g. mislaid): it and its share copies are refused.
     Suspend {
         /// The user.
@@ -279,6 +286,16 @@ pub enum Command {
     Devices {
         /// The user.
         user: String,
+    },
+    /// The live shares (R17), oldest first: pending ones for compliance to decide, and
+    /// approved ones unless `--pending` (v3).
+    Shares {
+        /// Pending shares only.
+        #[arg(long)]
+        pending: bool,
+        /// At most this many shares (pages of up to 64 are read until then).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
     /// A user's account, failure times, lock, withdrawals used and left (v3).
     Detail {

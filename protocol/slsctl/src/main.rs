@@ -287,6 +287,10 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
                 .await?;
             device_done(user, *device, "revoked")
         }
+        Command::RemoveDevice { user, device } => {
+            c.remove_device(user, DeviceId(*device)).await?;
+            device_done(user, *device, "removed")
+        }
         Command::Suspend {
             user,
             device,
@@ -351,6 +355,19 @@ async fn remote(cli: &Cli) -> Result<Done, Failed> {
             show::audit(user, &entries)
         }
         Command::Devices { user } => show::devices(user, &c.list_devices(user).await?),
+        Command::Shares { pending, limit } => {
+            let (mut shares, mut after) = (Vec::new(), 0);
+            loop {
+                let (page, next) = c.list_shares(*pending, after).await?;
+                shares.extend(page);
+                if next == 0 || shares.len() >= *limit {
+                    break;
+                }
+                after = next;
+            }
+            shares.truncate(*limit);
+            show::shares(&shares)
+        }
         Command::Detail { user } => show::detail(user, &c.user_detail(user).await?),
         Command::UpdateUser {
             user,

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 use sls_client::{
-    AuditEntry, Counter, DeviceDetail, DeviceInfo, Status, UserDetails, UserNotices, UserStatus,
+    AuditEntry, Counter, DeviceDetail, DeviceInfo, ShareInfo, Status, UserDetails, UserNotices,
+    UserStatus,
 };
 
 use crate::Done;
@@ -168,21 +169,57 @@ pub fn devices(user: &str, devices: &[DeviceDetail]) -> Done {
         json: json!({"user": user, "devices": devices.iter().map(|d| json!({
             "id": d.id.0, "kind": d.kind.name(), "state": state(d.state), "state_code": d.state,
             "since_ms": d.since_ms, "since": time(d.since_ms), "usable": d.usable,
+            "shared_from": d.shared_from.as_ref().map(|s| json!({
+                "owner": s.owner, "device": s.device.0,
+            })),
         })).collect::<Vec<_>>()}),
         text: devices
             .iter()
             .map(|d| {
                 format!(
-                    "{user}: device {} {} {} since {}{}",
+                    "{user}: device {} {} {} since {}{}{}",
                     d.id.0,
                     d.kind.name(),
                     state(d.state),
                     time_text(d.since_ms),
-                    if d.usable { ", usable" } else { "" }
+                    if d.usable { ", usable" } else { "" },
+                    d.shared_from
+                        .as_ref()
+                        .map(|s| format!(", shared from {} device {}", s.owner, s.device.0))
+                        .unwrap_or_default()
                 )
             })
             .collect::<Vec<_>>()
             .join("\n"),
+    }
+}
+
+/// `shares`.
+pub fn shares(shares: &[ShareInfo]) -> Done {
+    let state = |pending: bool| if pending { "pending" } else { "approved" };
+    Done {
+        json: json!({"shares": shares.iter().map(|s| json!({
+            "share": s.share, "requester": s.requester, "owner": s.owner,
+            "device": s.device.0, "state": state(s.pending),
+        })).collect::<Vec<_>>()}),
+        text: if shares.is_empty() {
+            "no shares".into()
+        } else {
+            shares
+                .iter()
+                .map(|s| {
+                    format!(
+                        "share {}: {} uses {}'s device {}, {}",
+                        s.share,
+                        s.requester,
+                        s.owner,
+                        s.device.0,
+                        state(s.pending)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
     }
 }
 

@@ -317,16 +317,48 @@ fn one_of_each() -> Vec<Message> {
             user: "alice".into(),
         },
         Message::DeviceList {
-            devices: vec![DeviceDetail {
-                id: DeviceId(4),
-                kind: DeviceKind::DscPlus,
-                state: 6,
-                since_ms: 17,
-                usable: false,
-            }],
+            devices: vec![
+                DeviceDetail {
+                    id: DeviceId(4),
+                    kind: DeviceKind::DscPlus,
+                    state: 6,
+                    since_ms: 17,
+                    usable: false,
+                    shared_from: None,
+                },
+                DeviceDetail {
+                    id: DeviceId(9),
+                    kind: DeviceKind::DscPlus,
+                    state: 1,
+                    since_ms: 18,
+                    usable: true,
+                    shared_from: Some(ShareSource {
+                        owner: "bob".into(),
+                        device: DeviceId(4),
+                    }),
+                },
+            ],
         },
         Message::UserDetail {
             user: "alice".into(),
+        },
+        Message::RemoveDevice {
+            user: "alice".into(),
+            device: DeviceId(5),
+        },
+        Message::ListShares {
+            pending_only: true,
+            after: 64,
+        },
+        Message::Shares {
+            shares: vec![ShareInfo {
+                share: 65,
+                requester: "bob".into(),
+                owner: "alice".into(),
+                device: DeviceId(4),
+                pending: true,
+            }],
+            next: 1088,
         },
         Message::UserDetails {
             entity: "acme".into(),

@@ -273,6 +273,9 @@ impl<K: Kind> Rig<K> {
     pub fn resume_device(&self, user: &str, device: DeviceId) -> Result<Out<()>, CoreError> {
         self.res(K::block_on(self.core.resume_device(user, device)))
     }
+    pub fn remove_device(&self, user: &str, device: DeviceId) -> Result<Out<()>, CoreError> {
+        self.res(K::block_on(self.core.remove_device(user, device)))
+    }
     pub fn opt_in_override(&self, user: &str) -> Result<Out<()>, CoreError> {
         self.res(K::block_on(self.core.opt_in_override(user)))
     }

@@ -175,6 +175,52 @@ pub fn suspension_holds_the_card_and_its_copies_until_resumed<K: Kind>() {
     assert_eq!(begin_err(&c, "susb", copy), CoreError::DeviceRevoked);
 }
 
+/// Issue 29 item 5: a device removed for good is gone from the lists and from `Begin`, its
+/// open challenge and its share copy's are void (`expired`), the copy stops (R17), and the
+/// removal is one `DeviceRemoved` record; a share copy itself goes only with its share.
+pub fn a_removed_device_is_gone_its_challenges_void_and_its_copies_stop<K: Kind>() {
+    let (c, _) = core::<K>();
+    let (dsc, copy) = shared(&c, "rmva", "rmvb");
+    let (own_open, ch) = begin(&c, "rmva", dsc);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    let (copy_open, ch) = begin(&c, "rmvb", copy);
+    let Challenge::Numeric(q2) = ch else { panic!() };
+    assert!(matches!(
+        c.remove_device("rmvb", copy).unwrap_err(),
+        CoreError::InvalidState(_)
+    ));
+    let out = c.remove_device("rmva", dsc).unwrap();
+    assert_eq!(
+        out.records,
+        vec![Record::DeviceRemoved {
+            user: "rmva".into(),
+            id: dsc,
+        }]
+    );
+    assert_eq!(
+        c.answer(own_open, &dsc_answer(&q, "1234"), IP).value,
+        Verdict::Expired,
+        "the removed card's open challenge is void"
+    );
+    assert_eq!(
+        c.answer(copy_open, &dsc_answer(&q2, "1234"), IP).value,
+        Verdict::Expired,
+        "the copy's open challenge is void"
+    );
+    assert_eq!(begin_verdict(&c, "rmva", dsc), Verdict::Unknown);
+    assert_eq!(begin_verdict(&c, "rmvb", copy), Verdict::Unknown);
+    assert!(listed(&c, "rmva").is_empty() && listed(&c, "rmvb").is_empty());
+    assert!(K::block_on(c.core.list_devices("rmva")).unwrap().is_empty());
+    assert_eq!(
+        c.remove_device("rmva", dsc).unwrap_err(),
+        CoreError::UnknownDevice
+    );
+    assert_eq!(
+        c.remove_device("nobody", dsc).unwrap_err(),
+        CoreError::UnknownUser
+    );
+}
+
 /// Issue 29 item 2, the repro: the owner's card is replaced (OrderReplacement, Ship,
 /// Activate); the requester's copy of the old card is no longer accepted with its OCRA.
 pub fn r17_a_copy_stops_when_its_source_is_replaced_by_activate<K: Kind>() {

@@ -290,6 +290,18 @@ impl Store for Tapped {
         Ok(out)
     }
 
+    fn list_shares<F>(
+        &self,
+        after: u32,
+        max: usize,
+        keep: F,
+    ) -> impl Future<Output = Result<SharePage, StoreError>> + Send
+    where
+        F: Fn(&Share) -> bool + Send + Sync,
+    {
+        self.inner.list_shares(after, max, keep)
+    }
+
     fn primary_of(
         &self,
         entity: &str,

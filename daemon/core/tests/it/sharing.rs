@@ -28,6 +28,16 @@ pub fn r17_sharing_same_entity_is_approved_at_once_and_cancel_restores<K: Kind>(
     assert_eq!(status.devices[0].kind, DeviceKind::DscPlus);
     assert!(matches!(right(&c, "reqa", copy), Verdict::Accepted { .. }));
     assert_eq!(begin_verdict(&c, "reqa", own_scc), Verdict::Unknown);
+    // The device list names the copy's source (R17), and only the copy's.
+    let listed = K::block_on(c.core.list_devices("reqa")).unwrap();
+    let from: Vec<(DeviceId, Option<(String, DeviceId)>)> =
+        listed.into_iter().map(|d| (d.id, d.shared_from)).collect();
+    assert_eq!(
+        from,
+        vec![(own_scc, None), (copy, Some(("owna".to_string(), dsc)))]
+    );
+    let owners = K::block_on(c.core.list_devices("owna")).unwrap();
+    assert!(owners.iter().all(|d| d.shared_from.is_none()));
     // Cancelled: the shared card goes, the requester's own comes back.
     c.share_cancel(share).unwrap();
     assert_eq!(begin_verdict(&c, "reqa", copy), Verdict::Unknown);
@@ -158,4 +168,68 @@ pub fn r17_a_wrong_owner_answer_is_refused_and_counts<K: Kind>() {
             .unwrap_err(),
         CoreError::OwnerNotVerified
     );
+}
+
+pub fn r17_compliance_lists_the_live_shares_page_by_page<K: Kind>() {
+    let (c, _) = core::<K>();
+    let ident = "1970-01-01|CH|CH|passport|X7";
+    person(&c, "owlc", "acme", "");
+    person(&c, "rqlc", "acme", "");
+    person(&c, "owld", "d-llc", ident);
+    person(&c, "rqld", "e-llc", ident);
+    person(&c, "rqle", "f-llc", ident);
+    let dsc_c = card_of(&c, "owlc", DeviceKind::DscPlus, &KEY);
+    let dsc_d = card_of(&c, "owld", DeviceKind::DscPlus, &KEY);
+    let ask = |req: &str, owner: &str, dsc: DeviceId| {
+        let (txn, a) = owner_answer(&c, owner, dsc);
+        c.share_request(req, owner, dsc, txn, &a, IP)
+            .unwrap()
+            .value
+            .unwrap()
+    };
+    let (s1, p1) = ask("rqlc", "owlc", dsc_c);
+    let (s2, p2) = ask("rqld", "owld", dsc_d);
+    let (s3, p3) = ask("rqle", "owld", dsc_d);
+    assert_eq!((p1, p2, p3), (false, true, true));
+    let list = |pending_only: bool, after: u32, max: usize| {
+        let page = K::block_on(c.core.list_shares(pending_only, after, max)).unwrap();
+        let seen: Vec<(u32, String, String, DeviceId, u8)> = page
+            .shares
+            .into_iter()
+            .map(|(id, s)| (id, s.requester, s.owner, DeviceId(s.device), s.state))
+            .collect();
+        (seen, page.next)
+    };
+    let row = |id: u32, r: &str, o: &str, d: DeviceId, state: u8| {
+        (id, r.to_string(), o.to_string(), d, state)
+    };
+    let (all, next) = list(false, 0, 64);
+    assert_eq!(
+        all,
+        vec![
+            row(s1, "rqlc", "owlc", dsc_c, share::APPROVED),
+            row(s2, "rqld", "owld", dsc_d, share::PENDING),
+            row(s3, "rqle", "owld", dsc_d, share::PENDING),
+        ]
+    );
+    assert_eq!(next, None, "nothing follows");
+    let (pending, _) = list(true, 0, 64);
+    assert_eq!(
+        pending.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![s2, s3],
+        "pending only: compliance's queue"
+    );
+    // Page by page: one share a page, each page saying where the next starts.
+    let (page, next) = list(false, 0, 1);
+    assert_eq!((page.len(), page[0].0, next), (1, s1, Some(s1)));
+    let (page, next) = list(false, s1, 1);
+    assert_eq!((page.len(), page[0].0, next), (1, s2, Some(s2)));
+    let (page, next) = list(false, s2, 1);
+    assert_eq!((page.len(), page[0].0, next), (1, s3, None));
+    // Refused and cancelled shares are over: no longer listed.
+    c.share_decide(s3, false).unwrap();
+    c.share_cancel(s1).unwrap();
+    let (all, next) = list(false, 0, 64);
+    assert_eq!(all, vec![row(s2, "rqld", "owld", dsc_d, share::PENDING)]);
+    assert_eq!(next, None);
 }
