@@ -44,6 +44,7 @@ mod inspect;
 mod lifecycle;
 mod limits;
 mod lockout;
+mod login;
 mod memory;
 mod push;
 pub mod record;

@@ -5,7 +5,7 @@
 //! Off the request's path: [`AuditLog::record`] queues the entry and returns. On the embedded
 //! store the entries are kept in memory per user (the newest `audit_keep`, none older than
 //! `audit_max_age`) and appended to `<data-dir>/audit/` by a writer thread of their own, in
-//! batches, each `fdatasync`ed ([`file`]); a start reads them back. On the Redis store a task
+//! batches, each `fdatasync`ed ([`mod@file`]); a start reads them back. On the Redis store a task
 //! appends them to the user's capped list in the cluster ([`sls_redis`]), read by every node.
 //! A crash can lose the entries of the batch being written (a few milliseconds' worth); the
 //! journal's own records (failures, resets) are never lost.

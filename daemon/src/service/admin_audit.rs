@@ -103,7 +103,7 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
             })
         }
         Err(e) => {
-            super::handlers::warn_store(&e);
+            super::answers::warn_store(&e);
             Reply::Now(super::reply::unavailable(
                 "the audit trail could not be read",
             ))
@@ -116,7 +116,7 @@ pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Rep
     let core = &state.core;
     let refused = |e: &sls_core::Error| {
         if let sls_core::Error::Store(s) = e {
-            super::handlers::warn_store(s);
+            super::answers::warn_store(s);
             return Reply::Now(super::reply::unavailable("state store unavailable"));
         }
         Reply::Now(Message::Error {

@@ -60,7 +60,7 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
                 Message::Judged { verdict }
             }
             Err(e) => {
-                super::handlers::warn_store(&e);
+                super::answers::warn_store(&e);
                 unavailable("the decision could not be read from the state store")
             }
         });

@@ -19,7 +19,9 @@
 //! ```
 
 pub mod accept;
+pub mod admin;
 pub mod admin_audit;
+pub mod answers;
 pub mod awaits;
 pub mod background;
 pub mod endpoints;

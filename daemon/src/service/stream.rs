@@ -291,7 +291,7 @@ impl Conversation {
                 let durable = st.core.store().durable(lsn).await;
                 st.metrics.durable_wait(t0.elapsed());
                 if let Err(e) = &durable {
-                    super::handlers::warn_store(e);
+                    super::answers::warn_store(e);
                 }
                 for (late, msg) in owed {
                     // Nothing that could not be made durable is acknowledged.
@@ -457,7 +457,7 @@ impl Conversation {
             late.send(match durable {
                 Ok(()) => msg,
                 Err(e) => {
-                    super::handlers::warn_store(&e);
+                    super::answers::warn_store(&e);
                     unavailable("state could not be made durable")
                 }
             });
