@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The audit trail's bytes a verdict on disk and slsd's memory with and without it (issue 29).
+"""The audit trail's bytes a verdict on disk and slsd's memory with and without it.
 
 Starts slsd (--slsd, default target/release/slsd) twice on a free port in a temporary data
 directory, with --audit-keep 0 and with the default trail, drives each with

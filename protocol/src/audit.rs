@@ -1,4 +1,4 @@
-//! The audit trail's entry (protocol version 3, issue 29 item 4): one verdict or one admin
+//! The audit trail's entry (protocol version 3): one verdict or one admin
 //! change, as `AuditEntries` carries it and as the JSON-lines export writes it.
 //!
 //! An entry never holds a secret, a PIN, an answer or a code: only who, what, when, from where

@@ -1,4 +1,4 @@
-//! The audit trail's JSON-lines export (issue 29 item 4): [`AuditEntry::to_json`], one JSON
+//! The audit trail's JSON-lines export: [`AuditEntry::to_json`], one JSON
 //! object on one line per entry, for a SIEM (PROTOCOL.md §4, "Audit").
 
 use std::fmt::Write as _;

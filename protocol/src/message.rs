@@ -365,7 +365,7 @@ messages! {
     /// user who could (client services' override, after verifying identity).
     0x0065 OptInOverride [Admin] { user: String = MAX_USER }
 
-    // ---- admin, version 3 (issue 29): 0x0070-0x007f --------------------------------------------
+    // ---- admin, version 3: 0x0070-0x007f --------------------------------------------
     /// Admin → daemon (version 3): the audit trail of `user` (every verdict, every admin
     /// change), oldest first from `since_ms` (inclusive), leaving out the first `skip` entries
     /// of that very millisecond, at most `limit` entries (0 or more than 64: 64).

@@ -118,7 +118,7 @@ statuses! {
     UNKNOWN_WITHDRAWAL = 0x0125 => "no such withdrawal",
     /// R18: the account has a primary user; the override is only for an account without.
     HAS_PRIMARY_USER = 0x0126 => "the account has a primary user",
-    // ---- version 3, issue 29 items 4-5 (0x0130-0x013f) ----
+    // ---- version 3: idempotent admin writes (0x0130-0x013f) ----
     /// `Idempotent`: the key was used before with another request (type or fields): nothing
     /// was done.
     IDEMPOTENCY_KEY_REUSED = 0x0130 => "idempotency key reused for another request",

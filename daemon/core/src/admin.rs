@@ -86,7 +86,7 @@ pub fn enrol_user(u: &mut UserState, spec: &UserSpec, cx: &mut Cx<'_>) -> Result
     if u.enrolled {
         return Err(CoreError::AlreadyExists);
     }
-    // R17(a): one person written two ways is one identification (issue 29).
+    // R17(a): one person written two ways is one identification.
     let spec = &UserSpec {
         identification: crate::inspect::canonical_identification(&spec.identification),
         ..spec.clone()

@@ -1,4 +1,4 @@
-//! The audit trail's seam (issue 29 item 4): the core tells an [`AuditSink`] of every verdict
+//! The audit trail's seam: the core tells an [`AuditSink`] of every verdict
 //! it gives an enrolled user (`Begin`, `Answer`, `Await`, `PasswordFailed`, `PushAnswer`), with
 //! the user, device, transaction, client address and purpose it knows; the daemon's sink adds
 //! its node name, keeps the entries and makes them durable, off the request's path.

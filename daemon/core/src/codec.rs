@@ -130,7 +130,7 @@ impl UserState {
                     w.put_u64(*usd);
                 }
                 // Flag 2 adds the count of wrong tokens; 1 (none wrong) is the older format.
-                // Bit 2 (4): the withdrawals' transactions follow (issue 29), absent before.
+                // Bit 2 (4): the withdrawals' transactions follow, absent before.
                 let by = if x.withdrawn_by.is_empty() { 0 } else { 4 };
                 match &x.activation {
                     None => w.put_u8(by),

@@ -32,7 +32,7 @@ fn arb_device() -> impl Strategy<Value = Device> {
                 let state = state_from(state).unwrap();
                 let mut d = Device::new(id, kind, state, suite, &secret, &pin, since);
                 d.recent = recent.map(Box::new);
-                // Issue 29: a share copy's source (R17) round-trips with the device.
+                // A share copy's source (R17) round-trips with the device.
                 d.source = source.map(|(owner, device)| Box::new(Source { owner, device }));
                 d
             },

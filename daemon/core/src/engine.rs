@@ -31,7 +31,7 @@ pub(crate) struct Shared<S> {
     limiters: Limiters,
     counters: Counters,
     pub shadows: Shadows,
-    /// Where verdicts are audited, once the daemon sets it (issue 29 item 4).
+    /// Where verdicts are audited, once the daemon sets it.
     pub audit: std::sync::OnceLock<Arc<dyn crate::audit::AuditSink>>,
 }
 

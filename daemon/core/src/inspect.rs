@@ -1,4 +1,4 @@
-//! What client services and compliance read and change of a user (issue 29 item 5): every
+//! What client services and compliance read and change of a user: every
 //! device in every state, the failures and the lock (R11), withdrawals used and left per
 //! window (R3), and updates of entity, identification (in its canonical form, R17(a)),
 //! primary (R18) and equity (R20).

@@ -1,5 +1,5 @@
 //! A device's life after enrolment: client services revoke a device for good or suspend it
-//! until resumed (a lost, stolen or damaged card is stopped at once, issue 29), and a share
+//! until resumed (a lost, stolen or damaged card is stopped at once), and a share
 //! copy follows its source (R17): it is usable only while the owner's device it copies is.
 //!
 //! **How a copy follows its source.** A copy lives in the requester's state; its source in

@@ -98,7 +98,7 @@ impl<S: Store> Core<S> {
                 ),
             };
             if need.is_empty() {
-                // Audited once, for the run that counts (issue 29 item 4).
+                // Audited once, for the run that counts.
                 if enrolled {
                     self.audit_begin(now, req, &out.value);
                 }

@@ -20,7 +20,7 @@ pub fn apply(u: &mut UserState, record: &Record, config: &CoreConfig) {
             equity_usd,
             name,
         } => {
-            // A later record of an enrolled user is an `UpdateUser` (issue 29): its whole
+            // A later record of an enrolled user is an `UpdateUser`: its whole
             // account data.
             let was = u.enrolled.then(|| u.extra.take());
             u.enrol(&UserSpec {

@@ -1,4 +1,4 @@
-//! The audit trail on the cluster (issue 29 item 4): one capped list per user,
+//! The audit trail on the cluster: one capped list per user,
 //! `{P:u:<name>}a`, in the user's slot (the same hash tag), of encoded
 //! [`sls_protocol::AuditEntry`]s, oldest first. Each append is `RPUSH`, `LTRIM` to the newest
 //! `keep`, and `PEXPIRE` to the retention age, in one `MULTI` on that slot; the list expires

@@ -113,7 +113,7 @@ impl Keys {
         slot(&self.user(name))
     }
 
-    /// A user's audit trail (issue 29): a list in the user's slot, outside the user's hash.
+    /// A user's audit trail: a list in the user's slot, outside the user's hash.
     pub fn audit(&self, name: &str) -> Vec<u8> {
         let mut k = self.user(name);
         k.push(b'a');

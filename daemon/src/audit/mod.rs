@@ -1,4 +1,4 @@
-//! The audit trail (issue 29 item 4): every verdict the core gives an enrolled user and every
+//! The audit trail: every verdict the core gives an enrolled user and every
 //! admin change, with its time, user, device, transaction, client address, purpose, verdict
 //! (with its grant) or refusal, and this node's name. Never a secret, PIN, answer or code.
 //!

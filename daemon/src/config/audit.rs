@@ -1,4 +1,4 @@
-//! The audit trail's settings (issue 29 item 4) and the idempotency window of admin writes
+//! The audit trail's settings and the idempotency window of admin writes
 //! (item 5), range-checked like the others.
 
 use std::ops::RangeInclusive;

@@ -66,7 +66,7 @@ pub struct Config {
     pub create_tls_dir: bool,
     /// `--repair`: start on a damaged journal after setting the damage aside.
     pub repair: bool,
-    /// The audit trail and the idempotency window of admin writes (issue 29).
+    /// The audit trail and the idempotency window of admin writes.
     pub audit: AuditConfig,
     /// `--audit-export FILE|-`: write the trail as JSON lines, then exit.
     pub audit_export: Option<PathBuf>,

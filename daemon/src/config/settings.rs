@@ -249,7 +249,7 @@ pub struct Settings {
     #[arg(long)]
     #[serde(skip)]
     pub init_tls: bool,
-    /// Audit entries kept per user, the newest, 0 (no trail) to 100000 (issue 29; about 90
+    /// Audit entries kept per user, the newest, 0 (no trail) to 100000 (about 90
     /// bytes of memory each on the embedded store) [default: 200].
     #[arg(long, value_name = "N")]
     pub audit_keep: Option<usize>,

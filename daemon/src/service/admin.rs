@@ -1,6 +1,6 @@
 //! The admin tool's requests (and an IB Key app's proof): enrolment, the device lifecycle,
 //! sharing, unlocks, the audit trail and the admin reads; each admin write audited, and made
-//! idempotent by a key when the client asks (issue 29).
+//! idempotent by a key when the client asks.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -15,7 +15,7 @@ use super::state::{Peer, State};
 use crate::core::{DeviceSpec, UserSpec};
 
 /// The requests that are not a login's: an IB Key app's proof and the admin tool's; an admin
-/// write is audited (issue 29).
+/// write is audited.
 pub(super) async fn rare(
     state: &State,
     peer: &mut Peer,
@@ -34,7 +34,7 @@ pub(super) async fn rare(
     reply
 }
 
-/// `Idempotent`: the inner admin request once per key (issue 29).
+/// `Idempotent`: the inner admin request once per key.
 async fn idempotent(
     state: &State,
     peer: &mut Peer,

@@ -1,4 +1,4 @@
-//! Admin changes in the audit trail (issue 29 item 4), and the admin's read of it: what each
+//! Admin changes in the audit trail, and the admin's read of it: what each
 //! admin write changed, for which user and device, done or refused with which status, from
 //! which admin address.
 
@@ -111,7 +111,7 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
     }
 }
 
-/// `ListDevices`, `UserDetail`, `UpdateUser`, `ListShares`, `RemoveDevice` (issue 29 item 5).
+/// `ListDevices`, `UserDetail`, `UpdateUser`, `ListShares`, `RemoveDevice`.
 pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Reply {
     let core = &state.core;
     let refused = |e: &sls_core::Error| {

@@ -1,4 +1,4 @@
-//! Idempotent admin writes (issue 29 item 5): `Idempotent { key, request, body }` runs its
+//! Idempotent admin writes: `Idempotent { key, request, body }` runs its
 //! inner admin request once per key; a request re-sent with the same key (after a lost
 //! answer, on any connection to this node) gets the first answer and changes nothing again.
 //! Kept per node, in memory, for `idempotency_ttl` (24 h by default), at most

@@ -63,9 +63,9 @@ pub struct State(Arc<Shared>);
 pub struct Shared {
     /// The verifier.
     pub core: Verifier,
-    /// The audit trail (issue 29), also the core's sink.
+    /// The audit trail, also the core's sink.
     pub audit: Arc<crate::audit::AuditLog>,
-    /// Admin writes' first answers by idempotency key (issue 29).
+    /// Admin writes' first answers by idempotency key.
     pub idempotent: super::idempotent::Keys,
     /// The journal (the embedded store's; none on a shared store).
     pub journal: Option<Store>,

@@ -1,4 +1,4 @@
-//! The audit trail over the wire (issue 29 item 4): `AuditRead` after a login, wrong answers,
+//! The audit trail over the wire: `AuditRead` after a login, wrong answers,
 //! the lock they make (R11) and an admin unlock lists each with its time, device and client
 //! address; pages join up; the trail survives a restart; `slsd --audit-export` writes JSON lines
 //! a JSON reader parses; no secret, PIN or answer is in it. And idempotent admin writes (item

@@ -1,4 +1,4 @@
-//! The admin reads and updates of issue 29 item 5 over the wire: `ListDevices` (every device in
+//! The admin reads and updates over the wire: `ListDevices` (every device in
 //! every state), `UserDetail` (failures and lock, R11; withdrawals used and left, R3) and
 //! `UpdateUser` (entity, identification in its canonical form, R17(a); primary, R18; equity,
 //! R20), durable across a restart.
@@ -216,7 +216,7 @@ async fn r17_admin_reads_list_every_device_and_failures_and_update_user_is_canon
     );
 }
 
-/// Issue 29 item 5: `RemoveDevice` over the wire: `Done`, the device gone from `DeviceList`
+/// `RemoveDevice` over the wire: `Done`, the device gone from `DeviceList`
 /// (after a restart too: the removal is journalled), a second removal UNKNOWN_DEVICE, both in
 /// the audit trail; `ListShares` with no share is empty with nothing to follow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

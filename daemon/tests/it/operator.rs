@@ -1,4 +1,4 @@
-//! Operator basics (issue 28) on a real slsd: a `--tls-dir` that does not exist is refused
+//! Operator basics on a real slsd: a `--tls-dir` that does not exist is refused
 //! (named, non-zero exit) unless `--init-tls`; `--log-format json` writes one JSON object per
 //! line; text logs to a pipe carry no colour codes; every error family is on `/metrics` at 0
 //! from the start.

@@ -1,4 +1,4 @@
-//! Issue 29 over real QUIC against the real slsd (protocol version 3): a lost DSC+ revoked by
+//! The device's life over real QUIC against the real slsd (protocol version 3): a lost DSC+ revoked by
 //! client services answers `DEVICE_REVOKED` on its next use, and so does the share copy of it
 //! (R17); its open challenge is void; the user keeps a temporary code (R13); a suspended card
 //! comes back with `ResumeDevice`; the revocation survives a SIGKILL and restart.
@@ -261,7 +261,7 @@ async fn a_suspended_card_answers_suspended_until_resumed() {
     ));
 }
 
-/// Issue 29's repro over the wire (R17, R16): owner DSC+, requester SCC, one entity; the
+/// The shared-copy repro over the wire (R17, R16): owner DSC+, requester SCC, one entity; the
 /// share is approved; the owner's replacement is ordered, shipped and activated: the
 /// requester's copy of the old card is refused from then on, its open challenge too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

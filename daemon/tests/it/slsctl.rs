@@ -180,7 +180,7 @@ async fn a_locked_user_is_unlocked_and_certificates_carry_their_roles() {
     }
 
     // The help desk reads it all back: the devices in every state, the trail of the failures
-    // with their address, the lock, the unlock and the revocation (issue 29).
+    // with their address, the lock, the unlock and the revocation.
     let o = slsctl(&[
         "--target",
         &addr,

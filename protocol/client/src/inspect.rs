@@ -1,4 +1,4 @@
-//! The admin reads of version 3 (issue 29): the audit trail, every device of a user, a user's
+//! The admin reads of version 3: the audit trail, every device of a user, a user's
 //! account, failures and withdrawals; the account's update; and idempotent admin writes.
 
 use sls_protocol::{AuditEntry, DeviceDetail, DeviceId, Message, ShareInfo};

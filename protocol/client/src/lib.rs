@@ -47,6 +47,8 @@
 //! ```
 #![warn(missing_docs)]
 
+mod admin;
+mod app;
 mod calls;
 mod client;
 mod config;
@@ -55,7 +57,8 @@ mod inspect;
 pub mod pipeline;
 mod tls;
 
-pub use calls::{Begun, Issued, NewUser, Push, Share, TempCode, UserNotices, UserStatus};
+pub use app::Push;
+pub use calls::{Begun, Issued, NewUser, Share, TempCode, UserNotices, UserStatus};
 pub use client::{repeatable, Client};
 pub use config::{ClientConfig, Node, DEFAULT_PORT};
 pub use error::{ClientError, SetupError, Unreachable};

@@ -193,7 +193,7 @@ pub async fn prove_device(
 }
 
 /// Replies every pipeline of this process has received: the load generator's request count, for
-/// its CPU per request (issue 13).
+/// its CPU per request.
 static REPLIES: AtomicU64 = AtomicU64::new(0);
 
 /// Replies received so far by every [`Pipeline`] of this process.

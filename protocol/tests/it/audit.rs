@@ -1,4 +1,4 @@
-//! The audit trail's JSON-lines rendering (issue 29 item 4): every entry is one line that a
+//! The audit trail's JSON-lines rendering: every entry is one line that a
 //! standard JSON reader parses, with every field where PROTOCOL.md §4 "Audit" says.
 
 use std::net::{IpAddr, Ipv4Addr};

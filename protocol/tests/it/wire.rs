@@ -256,7 +256,7 @@ fn one_of_each() -> Vec<Message> {
             key: vec![4; 32],
             pin: "9z9z".into(),
         },
-        // Version 3 (issue 29).
+        // Version 3.
         Message::RevokeDevice {
             user: "lena".into(),
             device: DeviceId(1),
@@ -274,7 +274,7 @@ fn one_of_each() -> Vec<Message> {
         Message::OptInOverride {
             user: "lena".into(),
         },
-        // ---- version 3 (issue 29) ----
+        // ---- version 3 ----
         Message::AuditRead {
             user: "alice".into(),
             since_ms: 1_700_000_000_000,

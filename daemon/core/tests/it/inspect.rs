@@ -1,4 +1,4 @@
-//! Issue 29 item 5 in the rule suite: the admin reads (every device in every state, failures
+//! The admin reads and updates in the rule suite: the admin reads (every device in every state, failures
 //! and the lock, R11) and `update_user`, whose identification is canonical (R17(a)) like an
 //! enrolment's, and whose record carries the whole account data (R17, R18, R20).
 

@@ -1,4 +1,4 @@
-//! A device's life after enrolment (issue 29): revocation and suspension, share copies that
+//! A device's life after enrolment: revocation and suspension, share copies that
 //! follow their source (R17), and the lifecycle's edges (R13, R16, R18, the device cap).
 
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn shared<K: Kind>(c: &Rig<K>, owner: &str, requester: &str) -> (DeviceId, Devic
     (dsc, copy)
 }
 
-/// Issue 29 item 1: a lost DSC+ revoked by client services answers `DEVICE_REVOKED` on its
+/// A lost DSC+ revoked by client services answers `DEVICE_REVOKED` on its
 /// next `Begin`, is offered no more, its open challenge is void (`expired`), and the user keeps
 /// interim access (temporary code, Online SCC). A revoked device never comes back.
 pub fn revocation_stops_a_lost_card_at_once_and_keeps_interim_access<K: Kind>() {
@@ -139,7 +139,7 @@ pub fn revocation_stops_a_lost_card_at_once_and_keeps_interim_access<K: Kind>() 
     );
 }
 
-/// Issue 29 items 1 and 2: a suspended card and every share copy of it answer
+/// A suspended card and every share copy of it answer
 /// `DEVICE_SUSPENDED` until resumed; resumed, both log in again (R17: the copy follows).
 pub fn suspension_holds_the_card_and_its_copies_until_resumed<K: Kind>() {
     let (c, _) = core::<K>();
@@ -175,7 +175,7 @@ pub fn suspension_holds_the_card_and_its_copies_until_resumed<K: Kind>() {
     assert_eq!(begin_err(&c, "susb", copy), CoreError::DeviceRevoked);
 }
 
-/// Issue 29 item 5: a device removed for good is gone from the lists and from `Begin`, its
+/// A device removed for good is gone from the lists and from `Begin`, its
 /// open challenge and its share copy's are void (`expired`), the copy stops (R17), and the
 /// removal is one `DeviceRemoved` record; a share copy itself goes only with its share.
 pub fn a_removed_device_is_gone_its_challenges_void_and_its_copies_stop<K: Kind>() {
@@ -221,7 +221,7 @@ pub fn a_removed_device_is_gone_its_challenges_void_and_its_copies_stop<K: Kind>
     );
 }
 
-/// Issue 29 item 2, the repro: the owner's card is replaced (OrderReplacement, Ship,
+/// The share-copy repro: the owner's card is replaced (OrderReplacement, Ship,
 /// Activate); the requester's copy of the old card is no longer accepted with its OCRA.
 pub fn r17_a_copy_stops_when_its_source_is_replaced_by_activate<K: Kind>() {
     let (c, _) = core::<K>();
@@ -241,7 +241,7 @@ pub fn r17_a_copy_stops_when_its_source_is_replaced_by_activate<K: Kind>() {
     assert!(!listed(&c, "rplb").contains(&copy));
 }
 
-/// Issue 29 item 2, the repro by R16's auto-activation: 21 days after shipment the owner's
+/// The share-copy repro by R16's auto-activation: 21 days after shipment the owner's
 /// replacement is active with no write at all, and the copy of the old card stops then.
 pub fn r17_a_copy_stops_at_its_sources_auto_activation<K: Kind>() {
     let (c, clock) = core::<K>();
@@ -261,7 +261,7 @@ pub fn r17_a_copy_stops_at_its_sources_auto_activation<K: Kind>() {
     assert!(listed(&c, "autb").is_empty());
 }
 
-/// Issue 29 item 2, R17(a): a user with no entity is an account of its own, even when its
+/// R17(a): a user with no entity is an account of its own, even when its
 /// name is another user's entity.
 pub fn r17_a_user_without_entity_shares_no_entity_by_name<K: Kind>() {
     let (c, _) = core::<K>();
@@ -279,7 +279,7 @@ pub fn r17_a_user_without_entity_shares_no_entity_by_name<K: Kind>() {
     assert!(listed(&c, "zeta").is_empty());
 }
 
-/// Issue 29 item 2: `ShareDecide` re-checks R17 at the decision: a temporary code issued to
+/// `ShareDecide` re-checks R17 at the decision: a temporary code issued to
 /// the requester while pending refuses the approval (R17(b)), and so does the source revoked
 /// or suspended; the share stays pending until a decision that holds.
 pub fn r17_share_decide_rechecks_the_prerequisites_and_the_source<K: Kind>() {
@@ -315,7 +315,7 @@ pub fn r17_share_decide_rechecks_the_prerequisites_and_the_source<K: Kind>() {
     ));
 }
 
-/// Issue 29 item 2: a user does not share a device with itself (`SELF_SHARE`).
+/// A user does not share a device with itself (`SELF_SHARE`).
 pub fn r17_self_share_is_refused_by_name<K: Kind>() {
     let (c, _) = core::<K>();
     person(&c, "selfy", "acme", "");
@@ -330,7 +330,7 @@ pub fn r17_self_share_is_refused_by_name<K: Kind>() {
     assert!(matches!(right(&c, "selfy", dsc), Verdict::Accepted { .. }));
 }
 
-/// Issue 29 item 3, R16: `Reactivate` never makes an ordered or shipped replacement active
+/// R16: `Reactivate` never makes an ordered or shipped replacement active
 /// beside its predecessor, and a replaced card does not come back.
 pub fn r16_reactivate_follows_the_replacement_states<K: Kind>() {
     let (c, _) = core::<K>();
@@ -355,7 +355,7 @@ pub fn r16_reactivate_follows_the_replacement_states<K: Kind>() {
     assert_eq!(begin_verdict(&c, "reac", old), Verdict::Unknown);
 }
 
-/// Issue 29 item 3: devices per user are capped (`max_devices_per_user`, default 32, at
+/// Devices per user are capped (`max_devices_per_user`, default 32, at
 /// most the wire lists' 64): past it enrolment is refused `TOO_MANY_DEVICES`, and every
 /// list a user's devices go in stays within it. Revoked devices do not count.
 pub fn devices_per_user_are_capped_and_the_lists_stay_within_it<K: Kind>() {
@@ -394,7 +394,7 @@ pub fn devices_per_user_are_capped_and_the_lists_stay_within_it<K: Kind>() {
     );
 }
 
-/// Issue 29 item 3, R13: a new temporary code voids the previous one.
+/// R13: a new temporary code voids the previous one.
 pub fn r13_a_new_temporary_code_voids_the_previous_one<K: Kind>() {
     let (c, _) = core::<K>();
     user(&c, "tmpv");
@@ -411,7 +411,7 @@ pub fn r13_a_new_temporary_code_voids_the_previous_one<K: Kind>() {
     ));
 }
 
-/// Issue 29 item 3, R18: an account with no primary user is not told that the refused user
+/// R18: an account with no primary user is not told that the refused user
 /// is its primary, and client services may opt the user back in (`OptInOverride`), which is
 /// refused while the account has a primary user (that user opts in).
 pub fn r18_an_account_without_primary_opts_back_in_by_override<K: Kind>() {
@@ -440,7 +440,7 @@ pub fn r18_an_account_without_primary_opts_back_in_by_override<K: Kind>() {
     );
 }
 
-/// Issue 29 item 3, R3: a withdrawal is counted when its second factor is accepted; the
+/// R3: a withdrawal is counted when its second factor is accepted; the
 /// frontend releases it by its transaction when it did not execute (`ReleaseWithdrawal`), once.
 pub fn r3_a_withdrawal_that_did_not_execute_is_released_by_its_transaction<K: Kind>() {
     let (c, _) = core::<K>();

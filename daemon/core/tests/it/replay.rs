@@ -62,7 +62,7 @@ fn r17_shares_survive_replay() {
     assert!(c2.status("reqi").unwrap().devices.is_empty());
 }
 
-/// Issue 29: a revoked card, a suspended one, and a share copy's source survive replay of the
+/// A revoked card, a suspended one, and a share copy's source survive replay of the
 /// journal and of a snapshot: after a restart the revoked card still answers revoked, and the
 /// copy of the suspended card still follows it.
 #[test]
@@ -112,7 +112,7 @@ fn revocation_suspension_and_a_copys_source_survive_replay_and_snapshot() {
     assert!(matches!(right(&c3, "rplr", copy), Verdict::Accepted { .. }));
 }
 
-/// Issue 29 item 3, R3: a withdrawal's transaction survives a snapshot (it can be released
+/// R3: a withdrawal's transaction survives a snapshot (it can be released
 /// after a restart), and a release survives replay of the journal (it counts no more).
 #[test]
 fn a_withdrawals_transaction_and_its_release_survive_replay() {

@@ -1,4 +1,4 @@
-//! Operator basics (issue 28): which TLS directory slsd may create, and the log format.
+//! Operator basics: which TLS directory slsd may create, and the log format.
 
 use super::*;
 

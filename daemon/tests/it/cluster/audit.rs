@@ -1,4 +1,4 @@
-//! The audit trail on a Redis store (issue 29 item 4): one trail per user in the cluster,
+//! The audit trail on a Redis store: one trail per user in the cluster,
 //! written by every node and read from any, each entry naming the node that decided.
 
 use std::time::Duration;

@@ -182,7 +182,7 @@ async fn hello_agrees_on_the_newest_version_both_speak() {
         _ => None,
     };
     // A version 1 client keeps version 1, a version 2 client version 2; a client that speaks 3
-    // or later gets 3 (issue 29), the newest this daemon speaks.
+    // or later gets 3, the newest this daemon speaks.
     assert_eq!(version(hello(1, 1).await), Some(1));
     assert_eq!(version(hello(1, 2).await), Some(2));
     assert_eq!(version(hello(2, 7).await), Some(3));
