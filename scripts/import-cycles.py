@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fails if any crate of the workspace has an import cycle between its modules.
 
-A module's imports are its `use crate::…`, `use super::…` and `crate::x::` / `super::x::`
+A module's imports are its `use crate::…`, `use super::…` (braced groups such as
+`use super::{a, b::{c, d}}` expanded to every path they name) and `crate::x::` / `super::x::`
 paths; a module is a file (`a.rs` or `a/mod.rs`), and `lib.rs`/`main.rs` is the root, which
 may import every module (it declares them) but no module may import the root's own items.
 Usage: scripts/import-cycles.py [crate-src-dir …] (default: every */src, protocol/pki/src and daemon/core/src).
@@ -25,6 +26,25 @@ def modules(src):
             mods["::".join(rel)] = open(path, encoding="utf-8").read()
     return mods
 
+def expand(tree):
+    """`a::{b, c::{d, e}}` (no whitespace) -> ["a::b", "a::c::d", "a::c::e"]."""
+    i = tree.find("{")
+    if i < 0:
+        return [tree.split(" as ")[0]]
+    head, body = tree[:i], tree[i + 1 : tree.rfind("}")]
+    out, depth, start = [], 0, 0
+    for j, ch in enumerate(body + ","):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            item = body[start:j]
+            start = j + 1
+            if item:
+                out += [head + x for x in expand(item)]
+    return out
+
 def edges(mods):
     out = {m: set() for m in mods}
     for m, text in mods.items():
@@ -33,11 +53,29 @@ def edges(mods):
         text = re.split(r"#\[cfg\(test\)\]\s*mod tests", text)[0]
         # Comments (doc links included) are not imports.
         text = re.sub(r"//[^\n]*", "", text)
-        for prefix, path in re.findall(r"\b(crate|super)::([A-Za-z_][\w:]*)", text):
-            base = "" if prefix == "crate" else parent
-            parts = path.split("::")
+        paths = []
+        # `use` declarations, braced groups expanded; what is left is searched for inline paths.
+        def take(match):
+            paths.extend(expand(re.sub(r"\s+", "", re.sub(r"\s+as\s+\w+", "", match.group(1)))))
+            return ";"
+        text = re.sub(r"\buse\s+([^;]*);", take, text)
+        paths += ["::".join(p) for p in re.findall(r"\b((?:crate|super)(?:::super)*)::([A-Za-z_][\w:]*)", text)]
+        for full in paths:
+            parts = full.split("::")
+            if parts[0] == "crate":
+                base, parts = "", parts[1:]
+            elif parts[0] == "super":
+                base = m
+                while parts and parts[0] == "super":
+                    base = base.rsplit("::", 1)[0] if "::" in base else ""
+                    parts = parts[1:]
+            else:
+                continue
+            parts = [x for x in parts if x and x != "self" and x != "*"]
+            if not parts:
+                parts = [""]
             target = None
-            for i in range(len(parts), 0, -1):
+            for i in range(len([x for x in parts if x]), 0, -1):
                 cand = "::".join(([base] if base else []) + parts[:i])
                 if cand in mods:
                     target = cand
