@@ -5,6 +5,8 @@ A module's imports are its `use crate::…`, `use super::…` (braced groups suc
 `use super::{a, b::{c, d}}` expanded to every path they name) and `crate::x::` / `super::x::`
 paths; a module is a file (`a.rs` or `a/mod.rs`), and `lib.rs`/`main.rs` is the root, which
 may import every module (it declares them) but no module may import the root's own items.
+A module whose docs claim its modules are listed so that "each uses only those listed after it"
+is held to it: every module listed, and every import among them going down the list.
 Usage: scripts/import-cycles.py [crate-src-dir …] (default: every */src, protocol/pki/src and daemon/core/src).
 """
 import os
@@ -108,13 +110,36 @@ def cycle(graph):
                 return c
     return None
 
+def map_breaks(src, mods, graph):
+    """A module whose docs claim "each uses only those listed after it" lists its modules in a
+    text block (`//!  name   what it is   ─▶ uses`); every import among them must go down the list."""
+    out = []
+    for m, text in mods.items():
+        if "each uses only those listed after it" not in text:
+            continue
+        block = text.split("each uses only those listed after it", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+        order = [line.split()[1] for line in block.splitlines() if len(line.split()) > 1]
+        names = [(m + "::" + n) if m else n for n in order]
+        for n in mods:
+            if n != m and n.startswith(m + "::" if m else "") and n.count("::") == (m.count("::") + 1 if m else 0) and n not in names:
+                out.append(f"{src}: {m or '<root>'}'s module map does not list {n}")
+        for i, n in enumerate(names):
+            for t in sorted(graph.get(n, ())):
+                if t in names and names.index(t) < i:
+                    out.append(f"{src}: {m or '<root>'}'s module map lists {t} before {n}, which uses it")
+    return out
+
 def main():
     roots = sys.argv[1:] or [d for d in ("protocol/src", "protocol/client/src", "protocol/slsctl/src", "protocol/pki/src", "daemon/core/src", "daemon/redis/src", "daemon/src", "loadgen/src", "benches/src") if os.path.isdir(d)]
     bad = False
     for src in roots:
-        g = edges(modules(src))
+        mods = modules(src)
+        g = edges(mods)
         # The root declares every module; a module naming a root item is an edge to "".
         g[""] = set()
+        for line in map_breaks(src, mods, g):
+            bad = True
+            print(line)
         c = cycle(g)
         if c:
             bad = True

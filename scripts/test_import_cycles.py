@@ -50,6 +50,27 @@ class ImportCycles(unittest.TestCase):
         })
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_a_module_map_that_claims_an_order_the_code_breaks_fails(self):
+        claim = ("//! The modules; each uses only those listed after it (no cycle):\n//!\n//! ```text\n"
+                 "//!  awaits    parked   ─▶ reply\n//!  nodes     notes    ─▶ awaits\n"
+                 "//!  reply     answers  ─▶ (nothing)\n//! ```\n")
+        files = {
+            "lib.rs": claim + "mod awaits;\nmod nodes;\nmod reply;\n",
+            "awaits.rs": "use crate::reply::Reply;\n",
+            "nodes.rs": "use crate::{awaits::wake, reply::Reply};\n",
+            "reply.rs": "pub struct Reply;\n",
+        }
+        r = check(files)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("lists awaits before nodes, which uses it", r.stdout)
+        files["lib.rs"] = files["lib.rs"].replace("awaits    parked   ─▶ reply\n//!  nodes     notes    ─▶ awaits",
+                                                  "nodes     notes    ─▶ awaits\n//!  awaits    parked   ─▶ reply")
+        self.assertEqual(check(files).returncode, 0)
+        files["extra.rs"] = "pub struct Extra;\n"
+        r = check(files)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("does not list extra", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()
