@@ -5,17 +5,24 @@
 //! The modules, by concern; each uses only those listed after it (no cycle):
 //!
 //! ```text
-//!  endpoints   sockets, a thread + runtime each, the drain   ─▶ accept, state
-//!  accept      accept loop, connection tasks                 ─▶ stream, tls, limits, state
-//!  stream      the per-stream loop: batches, durable waits   ─▶ handlers, reply, limits, state
-//!  handlers    message ─▶ core                               ─▶ awaits, reply, state
-//!  awaits      parked Awaits, wake                           ─▶ reply, state
-//!  nodes       notes to the other nodes (push, presence)     ─▶ awaits, state
-//!  background  sweeper, snapshotter, metrics, bus listener   ─▶ nodes, state
-//!  reply       answers now or owed later                     ─▶ (protocol only)
-//!  state       shared State, limits, Peer, counts            ─▶ limits (core, store, metrics)
-//!  limits      admission: live, per-address, unproven caps   ─▶ (config, protocol only)
-//!  tls         certificates, roles                           ─▶ (protocol only)
+//!  endpoints    sockets, a thread + runtime each, the drain   ─▶ accept, state
+//!  accept       accept loop, connection tasks                 ─▶ stream, opened, tls, limits, state
+//!  stream       the per-stream loop: batches, durable waits   ─▶ handlers, nodes, answers, reply, limits, state
+//!  handlers     message ─▶ core                               ─▶ admin, nodes, awaits, answers, opened, reply, state
+//!  admin        the admin tool's requests, an app's proof     ─▶ admin_audit, proof, answers, idempotent, reply, state
+//!  admin_audit  admin changes in the trail, its read          ─▶ answers, reply, state
+//!  proof        DeviceProve, throttled per address            ─▶ reply, state
+//!  background   sweeper, snapshotter, metrics, bus listener   ─▶ nodes, state
+//!  nodes        notes to the other nodes (push, presence)     ─▶ awaits, state
+//!  awaits       parked Awaits, wake                           ─▶ answers, reply, state
+//!  answers      error frames, store failures, tickets         ─▶ reply, state
+//!  state        shared State, limits, Peer, counts            ─▶ idempotent, opened, limits, throttle (core, store, metrics)
+//!  idempotent   admin writes run once per key                 ─▶ reply
+//!  reply        answers now or owed later                     ─▶ (protocol only)
+//!  opened       open challenges per connection                ─▶ (backend only)
+//!  limits       admission: live, per-address, unproven caps   ─▶ (config, protocol only)
+//!  throttle     failures per source address                   ─▶ (nothing)
+//!  tls          certificates, roles                           ─▶ (protocol only)
 //! ```
 
 pub mod accept;
