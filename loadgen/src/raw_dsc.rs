@@ -259,6 +259,8 @@ fn summary(
             .collect(),
         errors: Default::default(),
         latency_us: Latency::of(&stats.latency_us),
+        service_us: None,
+        timeline: Vec::new(),
     };
     let mut run = serde_json::json!({
         "target": target.addr.to_string(),
@@ -300,6 +302,13 @@ fn summary(
     }
     Summary {
         format: crate::report::FORMAT,
+        meta: crate::meta::Meta::of_run(
+            std::time::SystemTime::now()
+                .checked_sub(stats.elapsed)
+                .unwrap_or(std::time::UNIX_EPOCH),
+            stats.elapsed,
+            serde_json::Value::Null,
+        ),
         run,
         scenarios: vec![scenario.clone()],
         overall: scenario,

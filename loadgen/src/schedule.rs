@@ -204,11 +204,13 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                 let gauge = in_flight_gauge.clone();
                 tasks.spawn(async move {
                     let _counted = gauge.as_ref().map(InFlight::new);
+                    let sent = Instant::now();
                     let outcome = world.step(scenario).await;
                     // From the due time: a late start is the daemon's (or the client's) delay too.
+                    // The service time runs from the actual start (uncorrected).
                     let latency = due.elapsed();
                     if due >= measure_from {
-                        st.record(outcome, latency);
+                        st.record(outcome, latency, sent.elapsed());
                     }
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
@@ -235,7 +237,9 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                         let outcome = world.step(scenario).await;
                         if t0 >= measure_from {
                             if let Some((_, st)) = stats.iter().find(|(s, _)| *s == scenario) {
-                                st.record(outcome, t0.elapsed());
+                                // No schedule to be late on: response and service time agree.
+                                let took = t0.elapsed();
+                                st.record(outcome, took, took);
                             }
                         }
                     }
