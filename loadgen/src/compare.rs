@@ -190,12 +190,19 @@ fn judge(base: &Spread, new: &Spread, better: Better, tolerance: f64) -> (Option
     (percent, verdict)
 }
 
-fn rows(name: &str, base: &[&ScenarioSummary], new: &[&ScenarioSummary], tolerance: f64) -> Vec<Row> {
+fn rows(
+    name: &str,
+    base: &[&ScenarioSummary],
+    new: &[&ScenarioSummary],
+    tolerance: f64,
+) -> Vec<Row> {
     let b: Vec<_> = base.iter().map(|s| metrics(s)).collect();
     let n: Vec<_> = new.iter().map(|s| metrics(s)).collect();
     let mut out = Vec::new();
     for m in 0..METRICS {
-        let (metric, _, better) = b.first().map_or(metrics(&ScenarioSummary::empty(name))[m], |x| x[m]);
+        let (metric, _, better) = b
+            .first()
+            .map_or(metrics(&ScenarioSummary::empty(name))[m], |x| x[m]);
         let side = |runs: &[[(&'static str, Option<f64>, Better); METRICS]]| {
             runs.iter().map(|r| r[m].1).collect::<Option<Vec<f64>>>()
         };
@@ -426,7 +433,11 @@ mod tests {
         assert_eq!(c.rows[1].percent, Some(-52.5));
         assert_eq!(c.only_base, ["scc"]);
         assert_eq!(c.only_new, ["attacker"]);
-        assert_eq!(c.rows.len(), 12, "dsc_plus and overall, no service time recorded");
+        assert_eq!(
+            c.rows.len(),
+            12,
+            "dsc_plus and overall, no service time recorded"
+        );
         assert_eq!(c.rows[6].scenario, "overall");
         assert_eq!(c.regressions(), 4);
         let t = table(&c);
@@ -467,18 +478,31 @@ mod tests {
         assert_eq!((base.min, base.median, base.max), (1008.0, 1379.0, 1783.0));
         let same = Spread::of(&[1650.0, 1100.0, 1700.0]);
         let (_, v) = judge(&base, &same, Better::Lower, 10.0);
-        assert_eq!(v, Verdict::Noise, "medians 1,379 and 1,650: +20%, within the spread");
+        assert_eq!(
+            v,
+            Verdict::Noise,
+            "medians 1,379 and 1,650: +20%, within the spread"
+        );
         // Every NEW run slower than every BASE run, by more than 10% of 1,379 µs.
         let slower = Spread::of(&[2000.0, 2100.0, 2500.0]);
-        assert_eq!(judge(&base, &slower, Better::Lower, 10.0).1, Verdict::Regression);
+        assert_eq!(
+            judge(&base, &slower, Better::Lower, 10.0).1,
+            Verdict::Regression
+        );
         // Separated, but by less than the tolerance: not a regression.
         let close = Spread::of(&[1800.0, 1850.0, 1900.0]);
         assert_eq!(judge(&base, &close, Better::Lower, 10.0).1, Verdict::Noise);
         // A rate halved, every run.
         let rate = Spread::of(&[1000.0, 1040.0, 980.0]);
         let halved = Spread::of(&[510.0, 490.0, 500.0]);
-        assert_eq!(judge(&rate, &halved, Better::Higher, 10.0).1, Verdict::Regression);
-        assert_eq!(judge(&halved, &rate, Better::Higher, 10.0).1, Verdict::Improvement);
+        assert_eq!(
+            judge(&rate, &halved, Better::Higher, 10.0).1,
+            Verdict::Regression
+        );
+        assert_eq!(
+            judge(&halved, &rate, Better::Higher, 10.0).1,
+            Verdict::Improvement
+        );
         assert_eq!(Spread::of(&[4.0, 1.0, 3.0, 2.0]).median, 2.5);
     }
 
@@ -487,10 +511,22 @@ mod tests {
         let runs = |rates: &[f64]| -> Vec<SummaryFile> {
             rates
                 .iter()
-                .map(|r| file(vec![s("dsc_plus", *r, *r as u64, *r as u64, [100, 200, 300, 400])]))
+                .map(|r| {
+                    file(vec![s(
+                        "dsc_plus",
+                        *r,
+                        *r as u64,
+                        *r as u64,
+                        [100, 200, 300, 400],
+                    )])
+                })
                 .collect()
         };
-        let c = compare(&runs(&[1000.0, 1010.0, 990.0]), &runs(&[500.0, 505.0, 495.0]), 10.0);
+        let c = compare(
+            &runs(&[1000.0, 1010.0, 990.0]),
+            &runs(&[500.0, 505.0, 495.0]),
+            10.0,
+        );
         assert!(!c.indicative());
         assert_eq!(c.runs, (3, 3));
         let t = table(&c);

@@ -202,10 +202,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path, sequential: bool) -> anyhow::Result
             let second_of = |start: Duration| (part.offset + start).as_secs_f64().round() as u64;
             let err = |e| anyhow::anyhow!("{}: {name}.hlog: {e:?}", dir.display());
             for (start, length, h) in &part.hlog.intervals {
-                let slot = seconds.entry(second_of(*start)).or_insert_with(|| Interval {
-                    start: Duration::from_secs(second_of(*start)),
-                    ..empty_interval()
-                });
+                let slot = seconds
+                    .entry(second_of(*start))
+                    .or_insert_with(|| Interval {
+                        start: Duration::from_secs(second_of(*start)),
+                        ..empty_interval()
+                    });
                 slot.length = slot.length.max(*length);
                 slot.response.add(h).map_err(err)?;
             }
@@ -271,7 +273,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path, sequential: bool) -> anyhow::Result
             "merged": metas.iter().map(|(_, m)| m.daemon.clone()).collect::<Vec<_>>()
         }),
     );
-    meta.host = metas.first().map(|(_, m)| m.host.clone()).unwrap_or_default();
+    meta.host = metas
+        .first()
+        .map(|(_, m)| m.host.clone())
+        .unwrap_or_default();
     let summary = Summary {
         format: report::FORMAT,
         meta,
@@ -312,7 +317,10 @@ mod tests {
     fn windows_overlap_only_when_all_share_a_moment() {
         assert!(windows_overlap(&[(0, 10), (5, 15)]));
         assert!(windows_overlap(&[(0, 10), (2, 3), (1, 9)]));
-        assert!(!windows_overlap(&[(0, 10), (10, 20)]), "touching is not overlapping");
+        assert!(
+            !windows_overlap(&[(0, 10), (10, 20)]),
+            "touching is not overlapping"
+        );
         assert!(!windows_overlap(&[(0, 10), (5, 15), (11, 12)]));
     }
 }

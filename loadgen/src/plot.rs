@@ -134,7 +134,10 @@ mod tests {
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("ib_key_push"));
         assert!(svg.contains("99%"));
-        assert!(svg.contains("Latency by percentile: closed loop, 2 s"), "a title");
+        assert!(
+            svg.contains("Latency by percentile: closed loop, 2 s"),
+            "a title"
+        );
         assert!(svg.contains("log scale"), "a log axis");
         // Two distinct colours, from the palette.
         let palette = crate::html::chart::PALETTE;

@@ -18,8 +18,8 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 pub use crate::summary::{
-    merged_histogram, merged_service_histogram, overall, table, write_summary, Latency, ScenarioSummary, Summary, Tick,
-    Verdict, FORMAT,
+    merged_histogram, merged_service_histogram, overall, table, write_summary, Latency,
+    ScenarioSummary, Summary, Tick, Verdict, FORMAT,
 };
 
 /// Highest latency recorded, in µs (a minute); above it values are clamped.
@@ -274,9 +274,15 @@ impl ScenarioStats {
             return Err(std::io::Error::other("stats lock poisoned"));
         };
         let (what, tag) = if service {
-            ("service time, from the actual start", service_tag(self.name))
+            (
+                "service time, from the actual start",
+                service_tag(self.name),
+            )
         } else {
-            ("response time, from the intended start", self.name.to_owned())
+            (
+                "response time, from the intended start",
+                self.name.to_owned(),
+            )
         };
         let mut out = Vec::new();
         let mut serializer = V2DeflateSerializer::new();
@@ -393,7 +399,11 @@ mod tests {
     fn hlog_reads_back_with_the_same_counts() {
         let stats = ScenarioStats::new("dsc_plus");
         for i in 1..=1000u64 {
-            stats.record(Outcome::Ok, Duration::from_micros(i), Duration::from_micros(i));
+            stats.record(
+                Outcome::Ok,
+                Duration::from_micros(i),
+                Duration::from_micros(i),
+            );
         }
         let mut merged = ScenarioStats::empty_histogram();
         stats.rotate(Duration::ZERO, Duration::from_secs(1), &mut merged);
@@ -444,10 +454,18 @@ mod tests {
         let fast = ScenarioStats::new("dsc_plus");
         let slow = ScenarioStats::new("ib_key_push");
         for _ in 0..900 {
-            fast.record(Outcome::Ok, Duration::from_micros(100), Duration::from_micros(100));
+            fast.record(
+                Outcome::Ok,
+                Duration::from_micros(100),
+                Duration::from_micros(100),
+            );
         }
         for _ in 0..1100 {
-            slow.record(Outcome::Ok, Duration::from_micros(10_000), Duration::from_micros(10));
+            slow.record(
+                Outcome::Ok,
+                Duration::from_micros(10_000),
+                Duration::from_micros(10),
+            );
         }
         fast.record(
             Outcome::Expected("rate_limited"),

@@ -250,4 +250,3 @@ pub fn write_summary(dir: &Path, summary: &Summary) -> std::io::Result<PathBuf> 
     f.write_all(b"\n")?;
     Ok(json)
 }
-

@@ -359,7 +359,10 @@ mod tests {
         };
         let html = c.render();
         assert!(html.contains("data-scenario=\"dsc_plus\""), "{html}");
-        assert!(html.contains("data-series=\"p99\" data-points=\"2\""), "{html}");
+        assert!(
+            html.contains("data-series=\"p99\" data-points=\"2\""),
+            "{html}"
+        );
         assert!(html.contains("dsc_plus &lt;p99&gt;"), "{html}");
     }
 }

@@ -14,7 +14,12 @@ use crate::compare::{Comparison, Spread};
 use crate::report::ScenarioStats;
 
 /// Writes `out/report.html` for `base` against `new`.
-pub fn write(out: &Path, base: &[RunData], new: &[RunData], c: &Comparison) -> anyhow::Result<PathBuf> {
+pub fn write(
+    out: &Path,
+    base: &[RunData],
+    new: &[RunData],
+    c: &Comparison,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join("report.html");
     std::fs::write(&path, render(base, new, c))
@@ -31,7 +36,12 @@ fn spread(metric: &str, s: &Spread) -> String {
         }
     };
     if s.n > 1 {
-        format!("{} <span class=\"note\">({}–{})</span>", v(s.median), v(s.min), v(s.max))
+        format!(
+            "{} <span class=\"note\">({}–{})</span>",
+            v(s.median),
+            v(s.min),
+            v(s.max)
+        )
     } else {
         v(s.median)
     }
@@ -46,9 +56,21 @@ fn runs_table(out: &mut String, side: &str, runs: &[RunData]) {
              <td>{}</td><td>{} ({})</td></tr>",
             esc(&r.dir.display().to_string()),
             esc(&title_of(&meta, &r.summary.run)),
-            esc(if meta.started.is_empty() { "not recorded" } else { &meta.started }),
-            esc(if meta.version.is_empty() { "unknown" } else { &meta.version }),
-            esc(if meta.revision.is_empty() { "unknown" } else { &meta.revision }),
+            esc(if meta.started.is_empty() {
+                "not recorded"
+            } else {
+                &meta.started
+            }),
+            esc(if meta.version.is_empty() {
+                "unknown"
+            } else {
+                &meta.version
+            }),
+            esc(if meta.revision.is_empty() {
+                "unknown"
+            } else {
+                &meta.revision
+            }),
         );
     }
 }
@@ -69,9 +91,11 @@ fn steps_over_time(run: &RunData) -> Vec<(f64, f64)> {
     let mut by_start: std::collections::BTreeMap<u64, (f64, f64, f64)> = Default::default();
     for (_, log, _) in &run.logs {
         for (start, length, h) in log.iter().flat_map(|l| l.intervals.iter()) {
-            let e = by_start
-                .entry(start.as_millis() as u64)
-                .or_insert((start.as_secs_f64(), length.as_secs_f64(), 0.0));
+            let e = by_start.entry(start.as_millis() as u64).or_insert((
+                start.as_secs_f64(),
+                length.as_secs_f64(),
+                0.0,
+            ));
             e.1 = e.1.max(length.as_secs_f64());
             e.2 += h.len() as f64;
         }
@@ -138,10 +162,18 @@ pub fn render(base: &[RunData], new: &[RunData], c: &Comparison) -> String {
     }
     body.push_str("</tbody></table></div>");
     for s in &c.only_base {
-        let _ = write!(body, "<p class=\"note\">{} only in BASE: not compared</p>", esc(s));
+        let _ = write!(
+            body,
+            "<p class=\"note\">{} only in BASE: not compared</p>",
+            esc(s)
+        );
     }
     for s in &c.only_new {
-        let _ = write!(body, "<p class=\"note\">{} only in NEW: not compared</p>", esc(s));
+        let _ = write!(
+            body,
+            "<p class=\"note\">{} only in NEW: not compared</p>",
+            esc(s)
+        );
     }
     let _ = write!(
         body,

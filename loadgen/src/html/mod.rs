@@ -185,14 +185,22 @@ pub fn render_run(run: &RunData) -> String {
     page::thresholds(&mut body, &s.thresholds);
     page::scenario_table(&mut body, &s.scenarios, &s.overall);
 
-    // Steps/s and errors over time: one line per scenario, errors of all of them dashed.
+    // Steps/s and errors over time: one line per scenario, errors of all of them dashed. The
+    // intervals after the measured time (the last steps' drain, a fraction of a second in an
+    // interval of one) would read as a fall of the rate: left out here, kept in the latency.
+    let until = s.run["duration_s"].as_f64().unwrap_or(f64::INFINITY);
+    let measured = |pts: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
+        pts.into_iter().filter(|(x, _)| *x < until).collect()
+    };
     let mut series = Vec::new();
     let mut errors: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
     for (i, (name, log, _)) in run.logs.iter().enumerate() {
         if let Some(log) = log {
             series.push(Series {
                 name: format!("{name} steps/s"),
-                points: over_time(log, |h, secs| (secs > 0.0).then(|| h.len() as f64 / secs)),
+                points: measured(over_time(log, |h, secs| {
+                    (secs > 0.0).then(|| h.len() as f64 / secs)
+                })),
                 colour: PALETTE[i % PALETTE.len()],
                 dashed: false,
             });
@@ -200,7 +208,9 @@ pub fn render_run(run: &RunData) -> String {
         if let Some(sc) = s.scenarios.iter().find(|x| &x.name == name) {
             for t in &sc.timeline {
                 let key = (t.start_s * 1000.0).round() as u64;
-                let e = errors.entry(key).or_insert((t.start_s + t.length_s / 2.0, 0.0));
+                let e = errors
+                    .entry(key)
+                    .or_insert((t.start_s + t.length_s / 2.0, 0.0));
                 if t.length_s > 0.0 {
                     e.1 += (t.errors + t.unexpected) as f64 / t.length_s;
                 }
@@ -210,7 +220,7 @@ pub fn render_run(run: &RunData) -> String {
     if !errors.is_empty() {
         series.push(Series {
             name: "errors/s (all scenarios)".into(),
-            points: errors.into_values().collect(),
+            points: measured(errors.into_values().collect()),
             colour: "#d62728",
             dashed: true,
         });
@@ -233,7 +243,9 @@ pub fn render_run(run: &RunData) -> String {
     body.push_str("<div class=\"grid2\">");
     for (name, log, service) in &run.logs {
         let Some(log) = log else { continue };
-        let q = |q: f64| move |h: &Histogram<u64>, _| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64);
+        let q = |q: f64| {
+            move |h: &Histogram<u64>, _| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64)
+        };
         let mut series = vec![
             line("p50", over_time(log, q(0.5)), 0, false),
             line("p90", over_time(log, q(0.9)), 1, false),
@@ -318,7 +330,10 @@ fn line(name: &str, points: Vec<(f64, f64)>, colour: usize, dashed: bool) -> Ser
 }
 
 /// The scenarios' rows for a table: the scenarios, then `overall` when there are several.
-pub fn rows<'a>(scenarios: &'a [ScenarioSummary], overall: &'a ScenarioSummary) -> Vec<&'a ScenarioSummary> {
+pub fn rows<'a>(
+    scenarios: &'a [ScenarioSummary],
+    overall: &'a ScenarioSummary,
+) -> Vec<&'a ScenarioSummary> {
     let mut rows: Vec<&ScenarioSummary> = scenarios.iter().collect();
     if scenarios.len() > 1 {
         rows.push(overall);

@@ -25,6 +25,9 @@ dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0
 dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;min-width:0}
 .pass,.ok,.improvement{color:var(--ok);font-weight:600}.fail,.regression{color:var(--bad);font-weight:600}.noise{color:var(--warn);font-weight:600}
 .note{color:var(--muted);font-size:13px}
+dl.kv{columns:3 260px;column-gap:24px;margin:0;font-size:13px}
+dl.kv div{display:flex;justify-content:space-between;gap:10px;border-bottom:1px solid var(--line);padding:2px 0;break-inside:avoid}
+dl.kv dt{color:var(--muted)}dl.kv dd{margin:0;text-align:right;min-width:0}
 figure.chart{margin:10px 0 18px;break-inside:avoid;page-break-inside:avoid}
 figure.chart figcaption{font-weight:600;font-size:14px;margin-bottom:2px}
 figure.chart svg{width:100%;height:auto;display:block}
@@ -94,16 +97,16 @@ fn kv_table(out: &mut String, v: &serde_json::Value) {
         out.push_str("<p class=\"note\">not recorded</p>");
         return;
     }
-    out.push_str("<div class=\"scroll\"><table><tbody>");
+    out.push_str("<dl class=\"kv\">");
     for (k, v) in rows {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td class=\"l\"><code>{}</code></td></tr>",
+            "<div><dt>{}</dt><dd><code>{}</code></dd></div>",
             esc(&k),
             esc(&v)
         );
     }
-    out.push_str("</tbody></table></div>");
+    out.push_str("</dl>");
 }
 
 /// What ran: the command, versions, host, window, the run's model, the daemon's settings.
@@ -196,9 +199,12 @@ pub fn scenario_table(out: &mut String, scenarios: &[ScenarioSummary], overall: 
     );
     for s in rows(scenarios, overall) {
         let l = &s.latency_us;
-        let (sp50, sp99) = s.service_us.as_ref().map_or(("—".into(), "—".into()), |sv| {
-            (micros(sv.p50 as f64), micros(sv.p99 as f64))
-        });
+        let (sp50, sp99) = s
+            .service_us
+            .as_ref()
+            .map_or(("—".into(), "—".into()), |sv| {
+                (micros(sv.p50 as f64), micros(sv.p99 as f64))
+            });
         let _ = write!(
             out,
             "<tr data-scenario=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
