@@ -9,11 +9,14 @@
 //! give a spread per metric: min, median, max.
 //!
 //! The verdict, with `T` the tolerance in percent of BASE's median:
-//! - *regression*: every NEW run is worse than every BASE run (the ranges do not overlap), by
-//!   more than `T` between the closest two (NEW's best against BASE's worst);
+//! - *regression*: every NEW run is worse than every BASE run (the ranges do not overlap), and
+//!   the gap between the closest two (NEW's best against BASE's worst) is more than `T` and
+//!   more than either side's own spread (max − min): a change larger than the noise the runs
+//!   themselves show. Three runs a side from one distribution are all apart one way in 1 case
+//!   of 20; apart by more than their own spread, far more rarely;
 //! - *improvement*: the same the other way;
-//! - *noise*: the medians differ by more than `T`, but the ranges overlap or are closer than
-//!   `T`: the runs cannot tell a change from their noise (more runs, or longer ones, can);
+//! - *noise*: the medians differ by more than `T`, but the runs do not set them apart so: the
+//!   runs cannot tell a change from their noise (more runs, or longer ones, can);
 //! - *ok*: the medians are within `T`.
 //!
 //! With one run a side the range is the value itself: a change beyond `T` is a regression or
@@ -173,14 +176,17 @@ fn judge(base: &Spread, new: &Spread, better: Better, tolerance: f64) -> (Option
     let percent = (base.median != 0.0).then(|| (new.median - base.median) / base.median * 100.0);
     // From 0, any change is beyond any tolerance.
     let beyond = |d: f64| d > tolerance / 100.0 * base.median.abs();
+    // Past the tolerance and past the noise each side shows (0 with one run a side).
+    let spread = (base.max - base.min).max(new.max - new.min);
+    let apart = |gap: f64| gap > 0.0 && beyond(gap) && gap > spread;
     // How far the NEW runs are past the BASE runs, for the worse and for the better.
     let (worse_gap, better_gap) = match better {
         Better::Higher => (base.min - new.max, new.min - base.max),
         Better::Lower => (new.min - base.max, base.min - new.max),
     };
-    let verdict = if worse_gap > 0.0 && beyond(worse_gap) {
+    let verdict = if apart(worse_gap) {
         Verdict::Regression
-    } else if better_gap > 0.0 && beyond(better_gap) {
+    } else if apart(better_gap) {
         Verdict::Improvement
     } else if beyond((new.median - base.median).abs()) {
         Verdict::Noise
@@ -351,8 +357,8 @@ pub fn table(c: &Comparison) -> String {
         let _ = writeln!(
             out,
             "{n} regressions beyond {}% over {} BASE and {} NEW runs (every NEW run worse than \
-             every BASE run by more than that; \"noise\": the medians moved that much, the runs \
-             overlap)",
+             every BASE run by more than that and than the runs' own spread; \"noise\": the \
+             medians moved that much, the runs do not tell)",
             c.tolerance, c.runs.0, c.runs.1
         );
     } else {
@@ -483,12 +489,16 @@ mod tests {
             Verdict::Noise,
             "medians 1,379 and 1,650: +20%, within the spread"
         );
-        // Every NEW run slower than every BASE run, by more than 10% of 1,379 µs.
-        let slower = Spread::of(&[2000.0, 2100.0, 2500.0]);
+        // Every NEW run slower than every BASE run, by more than 10% of 1,379 µs and more than
+        // BASE's own spread (775 µs).
+        let slower = Spread::of(&[3000.0, 3100.0, 3300.0]);
         assert_eq!(
             judge(&base, &slower, Better::Lower, 10.0).1,
             Verdict::Regression
         );
+        // Apart, beyond the tolerance, but by less than the runs' own spread: noise.
+        let apart = Spread::of(&[2000.0, 2100.0, 2500.0]);
+        assert_eq!(judge(&base, &apart, Better::Lower, 10.0).1, Verdict::Noise);
         // Separated, but by less than the tolerance: not a regression.
         let close = Spread::of(&[1800.0, 1850.0, 1900.0]);
         assert_eq!(judge(&base, &close, Better::Lower, 10.0).1, Verdict::Noise);

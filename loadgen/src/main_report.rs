@@ -30,10 +30,11 @@ pub struct CompareArgs {
 
 /// `compare`'s help after its arguments: how the verdicts are made.
 pub const COMPARE_VERDICTS: &str = "Verdicts, per metric, from each side's runs (min, median, \
-max): regression when every NEW run is worse than every BASE run by more than the tolerance \
-(of BASE's median) between the closest two; improvement the same the other way; noise when \
-the medians differ by more than the tolerance but the runs overlap (cannot tell); ok when the \
-medians are within it. One run a side: the plain change against the tolerance, marked \
+max): regression when every NEW run is worse than every BASE run, the closest two apart by \
+more than the tolerance (of BASE's median) and more than either side's own spread (max - \
+min); improvement the same the other way; noise when the medians differ by more than the \
+tolerance but the runs do not set them apart so (cannot tell); ok when the medians are \
+within it. One run a side: the plain change against the tolerance, marked \
 indicative. Exit codes: 0 no regression; 2 an error; 4 a regression.";
 
 pub fn merge(dirs: &[PathBuf], out: &Path, sequential: bool) -> anyhow::Result<Ended> {

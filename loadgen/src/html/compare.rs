@@ -141,8 +141,9 @@ pub fn render(base: &[RunData], new: &[RunData], c: &Comparison) -> String {
         } else {
             format!(
                 "Each side: the median of its runs, and their range. A regression: every NEW \
-                 run worse than every BASE run, by more than {}% of BASE's median; noise: the \
-                 medians moved that much, but the runs overlap.",
+                 run worse than every BASE run, by more than {}% of BASE's median and more \
+                 than the runs' own spread; noise: the medians moved that much, but the runs \
+                 do not tell.",
                 c.tolerance
             )
         }
