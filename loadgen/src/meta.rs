@@ -1,6 +1,6 @@
 //! What a run was, as `summary.json`'s `meta` holds it: the measured window's start and end,
 //! the command line, this build's version and git revision, the host, and the daemon's
-//! settings as the daemon itself reported them. Also `run.model` as structured JSON.
+//! settings as the daemon itself reported them.
 //!
 //! The git revision comes from the build script (`build.rs`, `git rev-parse`), or from
 //! `SLS_GIT_REVISION` in the build's environment (a tarball's packager); `unknown` when
@@ -9,8 +9,6 @@
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-
-use crate::schedule::LoadModel;
 
 /// This build's version (the workspace's).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -141,46 +139,9 @@ pub fn print_config_json(text: &str) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-/// The load model as `run.model` holds it.
-pub fn model_json(model: &LoadModel) -> serde_json::Value {
-    match model {
-        LoadModel::Open {
-            rate,
-            ramp,
-            max_in_flight,
-        } => serde_json::json!({
-            "kind": "open",
-            "rate_per_s": rate,
-            "ramp": ramp.map(|(from, over)| serde_json::json!({
-                "from_per_s": from,
-                "over_s": over.as_secs_f64(),
-            })),
-            "max_in_flight": max_in_flight,
-        }),
-        LoadModel::Closed { workers } => serde_json::json!({
-            "kind": "closed",
-            "workers": workers,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_model_is_structured_json() {
-        let open = model_json(&LoadModel::Open {
-            rate: 2000.0,
-            ramp: Some((100.0, Duration::from_secs(10))),
-            max_in_flight: 50,
-        });
-        assert_eq!(open["kind"], "open");
-        assert_eq!(open["rate_per_s"], 2000.0);
-        assert_eq!(open["ramp"]["over_s"], 10.0);
-        let closed = model_json(&LoadModel::Closed { workers: 8 });
-        assert_eq!(closed, serde_json::json!({"kind": "closed", "workers": 8}));
-    }
 
     #[test]
     fn print_config_keeps_settings_and_drops_comments() {

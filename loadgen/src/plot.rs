@@ -88,16 +88,7 @@ pub fn percentiles(
     root.present().map_err(|e| e.to_string())
 }
 
-/// `0%`, `90%`, `99%`, `99.9%`... for x = log10(1/(1-p)) = 0, 1, 2, 3...
-pub fn percentile_label(x: f64) -> String {
-    let k = x.round() as i32;
-    if k <= 0 {
-        return "0%".into();
-    }
-    // 100 * (1 - 10^-k) printed with k-2 decimals: avoids 99.99900000000001%.
-    let decimals = (k - 2).max(0) as usize;
-    format!("{:.*}%", decimals, 100.0 * (1.0 - 10f64.powi(-k)))
-}
+pub use crate::html::chart::percentile_label;
 
 #[cfg(test)]
 mod tests {

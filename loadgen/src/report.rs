@@ -18,17 +18,11 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 pub use crate::summary::{
-    merged_histogram, merged_service_histogram, overall, table, write_summary, Latency,
+    hlog_name, overall, service_hlog_name, service_tag, table, write_summary, Latency,
     ScenarioSummary, Summary, Tick, Verdict, FORMAT,
 };
 
-/// Highest latency recorded, in µs (a minute); above it values are clamped.
-const MAX_US: u64 = 60_000_000;
-
-fn new_histogram() -> Histogram<u64> {
-    // 3 significant figures over 1 µs..60 s: bounds are constants, so this cannot fail.
-    Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|_| unreachable!())
-}
+use crate::summary::{empty_histogram as new_histogram, MAX_US};
 
 /// The outcome of one scenario step as the scenario judges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,19 +322,26 @@ impl ScenarioStats {
     }
 }
 
-/// The `.hlog` tag of a scenario's service times: `<scenario>.service`.
-pub fn service_tag(scenario: &str) -> String {
-    format!("{scenario}.service")
+/// The scenarios' whole-run histograms added into one.
+pub fn merged_histogram<'a>(stats: impl IntoIterator<Item = &'a ScenarioStats>) -> Histogram<u64> {
+    let mut merged = new_histogram();
+    for s in stats {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = merged.add(s.histogram());
+    }
+    merged
 }
 
-/// The file of a scenario's response times in a run's directory: `<scenario>.hlog`.
-pub fn hlog_name(scenario: &str) -> String {
-    format!("{scenario}.hlog")
-}
-
-/// The file of a scenario's service times in a run's directory: `<scenario>.service.hlog`.
-pub fn service_hlog_name(scenario: &str) -> String {
-    format!("{scenario}.service.hlog")
+/// The scenarios' whole-run histograms of service times added into one.
+pub fn merged_service_histogram<'a>(
+    stats: impl IntoIterator<Item = &'a ScenarioStats>,
+) -> Histogram<u64> {
+    let mut merged = new_histogram();
+    for s in stats {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = merged.add(s.service_histogram());
+    }
+    merged
 }
 
 /// Writes `summary.json`, two `.hlog` files per scenario (response and service time),

@@ -369,7 +369,7 @@ impl Prepared {
                 "seed": spec.seed,
                 "connections": spec.connections,
                 "ib_key_apps": apps.len(),
-                "model": crate::meta::model_json(&plan.model),
+                "model": plan.model.to_json(),
                 "duration_s": plan.duration.as_secs_f64(),
                 "warmup_s": plan.warmup.as_secs_f64(),
                 "dropped": stats.dropped,

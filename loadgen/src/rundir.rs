@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use crate::meta::Meta;
-use crate::report::{ScenarioStats, ScenarioSummary, FORMAT};
+use crate::summary::{empty_histogram, ScenarioSummary, FORMAT};
 
 /// The oldest format this version reads.
 pub const OLDEST_READ: u32 = 1;
@@ -85,7 +85,7 @@ pub struct Hlog {
 impl Hlog {
     /// Every interval added into one histogram.
     pub fn total(&self) -> anyhow::Result<Histogram<u64>> {
-        let mut total = ScenarioStats::empty_histogram();
+        let mut total = empty_histogram();
         for (_, _, h) in &self.intervals {
             total
                 .add(h)

@@ -12,7 +12,31 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::meta::Meta;
-use crate::report::ScenarioStats;
+
+/// Highest latency recorded, in µs (a minute); above it values are clamped.
+pub const MAX_US: u64 = 60_000_000;
+
+/// An empty histogram with the bounds every scenario uses: 1 µs to a minute, 3 significant
+/// figures.
+pub fn empty_histogram() -> Histogram<u64> {
+    // The bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+/// The file of a scenario's response times in a run's directory: `<scenario>.hlog`.
+pub fn hlog_name(scenario: &str) -> String {
+    format!("{scenario}.hlog")
+}
+
+/// The file of a scenario's service times in a run's directory: `<scenario>.service.hlog`.
+pub fn service_hlog_name(scenario: &str) -> String {
+    format!("{scenario}.service.hlog")
+}
+
+/// The `.hlog` tag of a scenario's service times: `<scenario>.service`.
+pub fn service_tag(scenario: &str) -> String {
+    format!("{scenario}.service")
+}
 
 /// The version of what a run writes (`summary.json` and its `.hlog` files), as `format` in
 /// `summary.json`: `merge` and `compare` read only what they know. Raise it when a field
@@ -143,28 +167,6 @@ pub fn overall(
     all.rate_per_s = all.count as f64 / elapsed.as_secs_f64().max(1e-9);
     all.latency_us = Latency::of(merged);
     all
-}
-
-/// The scenarios' whole-run histograms added into one.
-pub fn merged_histogram<'a>(stats: impl IntoIterator<Item = &'a ScenarioStats>) -> Histogram<u64> {
-    let mut merged = ScenarioStats::empty_histogram();
-    for s in stats {
-        // Same bounds on both sides: adding cannot fail.
-        let _ = merged.add(s.histogram());
-    }
-    merged
-}
-
-/// The scenarios' whole-run histograms of service times added into one.
-pub fn merged_service_histogram<'a>(
-    stats: impl IntoIterator<Item = &'a ScenarioStats>,
-) -> Histogram<u64> {
-    let mut merged = ScenarioStats::empty_histogram();
-    for s in stats {
-        // Same bounds on both sides: adding cannot fail.
-        let _ = merged.add(s.service_histogram());
-    }
-    merged
 }
 
 /// One `--threshold`'s verdict, as `summary.json` holds it (judged by `crate::threshold`).

@@ -96,7 +96,13 @@ pub fn short(v: f64) -> String {
 
 /// `0%`, `90%`, `99%`, `99.9%`... for x = log10(1/(1-p)) = 0, 1, 2, 3...
 pub fn percentile_label(x: f64) -> String {
-    crate::plot::percentile_label(x)
+    let k = x.round() as i32;
+    if k <= 0 {
+        return "0%".into();
+    }
+    // 100 * (1 - 10^-k) printed with k-2 decimals: avoids 99.99900000000001%.
+    let decimals = (k - 2).max(0) as usize;
+    format!("{:.*}%", decimals, 100.0 * (1.0 - 10f64.powi(-k)))
 }
 
 /// The axis's transform of a value; `None` when it has no place on the axis.

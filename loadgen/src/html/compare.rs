@@ -11,7 +11,6 @@ use hdrhistogram::Histogram;
 use super::chart::{micros, short, Axis, Chart, Series, PALETTE};
 use super::{distribution, esc, page, title_of, RunData};
 use crate::compare::{Comparison, Spread};
-use crate::report::ScenarioStats;
 
 /// Writes `out/report.html` for `base` against `new`.
 pub fn write(
@@ -77,7 +76,7 @@ fn runs_table(out: &mut String, side: &str, runs: &[RunData]) {
 
 /// Every scenario's response-time histograms of a side's runs, added.
 fn added(runs: &[RunData], scenario: &str) -> Option<Histogram<u64>> {
-    let mut total = ScenarioStats::empty_histogram();
+    let mut total = crate::summary::empty_histogram();
     for r in runs {
         if let (Some(h), _) = r.histograms(scenario) {
             total.add(h).ok()?;
@@ -176,9 +175,9 @@ pub fn render(base: &[RunData], new: &[RunData], c: &Comparison) -> String {
             esc(s)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         body,
-        "<p><strong>{} regressions</strong></p></section>\n",
+        "<p><strong>{} regressions</strong></p></section>",
         c.regressions()
     );
 

@@ -23,8 +23,8 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use crate::meta::Meta;
-use crate::report::{self, ScenarioSummary};
 use crate::rundir::{self, Hlog, SummaryFile};
+use crate::summary::{self as report, ScenarioSummary};
 use chart::{Axis, Chart, Series, PALETTE};
 
 /// One run as the report reads it: its summary and each scenario's interval logs.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::chart::{micros, short};
 use super::{esc, rows};
 use crate::meta::Meta;
-use crate::report::ScenarioSummary;
+use crate::summary::ScenarioSummary;
 
 /// The style: readable from a phone's width up (tables scroll sideways inside their box,
 /// charts scale) and on paper (no backgrounds, no breaks inside a chart or a table).
