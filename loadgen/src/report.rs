@@ -442,6 +442,23 @@ mod tests {
         assert_eq!(summary.ok, 1000);
         assert_eq!(summary.errors["rate_limited"], 1);
         assert_eq!(summary.unexpected_errors, 0);
+        // The stall was the schedule's, not the daemon's: 250 ms of response time, 1 ms of
+        // service time, each in its own log, and the error in its second of the timeline.
+        assert_eq!(summary.latency_us.max, stats.histogram().max());
+        assert!(summary.service_us.as_ref().unwrap().max < 2_000);
+        let service = dir.path().join(service_hlog_name("dsc_plus"));
+        stats
+            .write_service_hlog(&service, SystemTime::now())
+            .unwrap();
+        let log = crate::rundir::read_hlog(&service, &service_tag("dsc_plus")).unwrap();
+        assert_eq!(log.intervals.len(), 2);
+        assert!(log.total().unwrap().max() < 2_000);
+        let ticks: Vec<(u64, u64)> = summary
+            .timeline
+            .iter()
+            .map(|t| (t.steps, t.errors))
+            .collect();
+        assert_eq!(ticks, [(1000, 0), (1, 1)]);
     }
 
     fn base64_decode(s: &str) -> Vec<u8> {
