@@ -314,6 +314,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_format_1_run_is_refused_by_name_and_read_by_compare() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("old");
+        std::fs::create_dir(&run).unwrap();
+        let old = ScenarioSummary::empty("dsc_plus");
+        let json = serde_json::json!({
+            "format": 1,
+            "run": {"model": "Closed { workers: 4 }"},
+            "scenarios": [old],
+            "overall": ScenarioSummary::empty("overall"),
+        });
+        std::fs::write(run.join("summary.json"), json.to_string()).unwrap();
+        let e = merge(&[run.clone()], &dir.path().join("m"), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("format 1 has no measured window"), "{e}");
+        assert!(e.contains("summary.json"), "{e}");
+        // compare and report read it: no meta, no service time.
+        let read = rundir::read_summary(&run).unwrap();
+        assert_eq!(read.meta, None);
+        assert_eq!(read.scenarios[0].service_us, None);
+    }
+
+    #[test]
     fn windows_overlap_only_when_all_share_a_moment() {
         assert!(windows_overlap(&[(0, 10), (5, 15)]));
         assert!(windows_overlap(&[(0, 10), (2, 3), (1, 9)]));
