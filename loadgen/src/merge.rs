@@ -326,7 +326,7 @@ mod tests {
             "overall": ScenarioSummary::empty("overall"),
         });
         std::fs::write(run.join("summary.json"), json.to_string()).unwrap();
-        let e = merge(&[run.clone()], &dir.path().join("m"), false)
+        let e = merge(std::slice::from_ref(&run), &dir.path().join("m"), false)
             .err()
             .unwrap()
             .to_string();
