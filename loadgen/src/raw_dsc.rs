@@ -208,7 +208,10 @@ pub async fn run(
             std::fs::create_dir_all(dir)?;
             let json = crate::report::write_summary(dir, &summary)?;
             println!("wrote {}", json.display());
-            vec![json]
+            // No interval logs on this path: the page has what ran and the table.
+            let html = crate::report::write_html(dir)?;
+            println!("wrote {}", html.display());
+            vec![json, html]
         }
         None => Vec::new(),
     };

@@ -185,8 +185,18 @@ impl Chart {
         self.series.iter().map(|s| s.points.len()).sum()
     }
 
-    /// The chart as a `<figure>` of inline SVG with an HTML legend.
+    /// The chart as a `<figure>` of inline SVG with an HTML legend; a line saying so when there
+    /// is nothing to draw (a `--raw` run has no interval logs).
     pub fn render(&self) -> String {
+        if self.points() == 0 {
+            return format!(
+                "<figure class=\"chart\" data-chart=\"{}\" data-points=\"0\"><figcaption>{}\
+                 </figcaption><p class=\"note\">nothing recorded to draw (no interval logs in \
+                 this run)</p></figure>\n",
+                self.kind,
+                esc(&self.title)
+            );
+        }
         let mapped: Vec<Vec<(f64, f64)>> = self
             .series
             .iter()
