@@ -20,7 +20,7 @@ pub struct CompareArgs {
     /// The runs to judge, after `--`.
     #[arg(last = true, value_name = "NEW")]
     new: Vec<PathBuf>,
-    /// Percent of BASE's median past which a change counts (see the verdicts above).
+    /// Percent of BASE's median past which a change counts (see the verdicts below).
     #[arg(long, default_value_t = 10.0, value_name = "PCT")]
     tolerance: f64,
     /// Also write the comparison as a page, DIR/report.html.
@@ -63,9 +63,10 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<Ended> {
     }
     let (base, new) = match (a.base.len(), a.new.is_empty()) {
         (2, true) => (vec![a.base[0].clone()], vec![a.base[1].clone()]),
-        (_, true) => bail!(
-            "give BASE NEW (one run a side) or BASE... -- NEW... (several): {} runs and no --",
-            a.base.len()
+        (n, true) => bail!(
+            "give BASE NEW (one run a side) or BASE... -- NEW... (several a side): {n} {} \
+             and no --",
+            if n == 1 { "run" } else { "runs" }
         ),
         _ => (a.base, a.new),
     };
