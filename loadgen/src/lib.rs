@@ -8,7 +8,8 @@
 //!  fleet (seeded users, devices, keys) ──enrol──▶ admin stream ─┐
 //!  schedule (open / closed loop) ─▶ scenario steps ─▶ frontend streams ─┼─QUIC─▶ slsd
 //!  IB Key apps (one connection each) ◀── pushes ───────────────┘
-//!  report: summary table, summary.json, <scenario>.hlog, latency.svg
+//!  report: summary table, summary.json, <scenario>.hlog (+ .service.hlog), latency.svg,
+//!          report.html
 //! ```
 //!
 //! [`daemon`] starts a real `slsd` child and [`harness`] connects to it with a role, enrols and
@@ -23,9 +24,11 @@ pub mod daemon;
 pub mod device;
 pub mod fleet;
 pub mod harness;
+pub mod html;
 pub mod judge;
 pub mod live;
 pub mod merge;
+pub mod meta;
 pub mod plot;
 pub mod raw;
 pub mod raw_dsc;
@@ -36,4 +39,5 @@ pub mod run;
 pub mod rundir;
 pub mod scenario;
 pub mod schedule;
+pub mod summary;
 pub mod threshold;

@@ -19,6 +19,9 @@ use sls_loadgen::{raw_dsc, report};
 #[path = "main_device.rs"]
 mod device_cmd;
 use device_cmd::{device, DeviceCmd};
+#[path = "main_report.rs"]
+mod report_cmd;
+use report_cmd::{CompareArgs, COMPARE_VERDICTS};
 
 #[derive(Parser)]
 #[command(
@@ -40,8 +43,8 @@ enum Command {
         /// Measured time.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         duration: Duration,
-        /// Where to write summary.json, the .hlog files and latency.svg [default: a new
-        /// temporary directory].
+        /// Where to write summary.json, the .hlog files, latency.svg and report.html
+        /// [default: a new temporary directory].
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -50,7 +53,8 @@ enum Command {
     Run(RunArgs),
     /// Merge the reports of runs made at the same time (several load machines) into one:
     /// counts and rates add, percentiles come from their histograms added together. Writes
-    /// summary.json, the .hlog files and latency.svg into --out as a run does.
+    /// summary.json, the .hlog files, latency.svg and report.html into --out as a run does.
+    /// Refuses runs whose measured windows do not overlap, unless --sequential.
     Merge {
         /// The runs' report directories (each with summary.json and its .hlog files).
         #[arg(required = true, value_name = "DIR")]
@@ -58,20 +62,23 @@ enum Command {
         /// Where to write the merged report.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// The runs were made one after another: counts add, the rate is the steps over the
+        /// windows' total time, the intervals are laid end to end.
+        #[arg(long)]
+        sequential: bool,
     },
-    /// Compare two runs: per scenario and overall, the change of rate/s, ok/s and p50, p90,
-    /// p99, p99.9, each judged ok, regression or improvement. A scenario in one run only is
-    /// listed, not judged. Exits with 4 when there is a regression.
-    #[command(after_help = EXIT_CODES)]
-    Compare {
-        /// The reference run: its report directory or its summary.json.
-        base: PathBuf,
-        /// The run to judge: its report directory or its summary.json.
-        new: PathBuf,
-        /// Percent of BASE's value past which a change counts: a rate down or a percentile up
-        /// by more is a regression, the other way an improvement.
-        #[arg(long, default_value_t = 10.0, value_name = "PCT")]
-        tolerance: f64,
+    /// Compare runs: BASE... -- NEW... (several runs a side) or BASE NEW (one, indicative).
+    /// Per scenario and overall: rate/s, ok/s, p50, p90, p99, p99.9 and the service time's
+    /// p50 and p99, each judged ok, noise, regression or improvement from the runs' spread. A
+    /// scenario on one side only is listed, not judged. Exits with 4 when there is a
+    /// regression.
+    #[command(after_help = COMPARE_VERDICTS)]
+    Compare(CompareArgs),
+    /// Write report.html for a run's directory as it is (its summary.json and .hlog files).
+    Report {
+        /// The run's directory.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Compute what a device would show.
     #[command(subcommand)]
@@ -148,7 +155,7 @@ struct RunArgs {
     /// that routes each user to one node).
     #[arg(long, value_enum, default_value_t = Route::Request)]
     route: Route,
-    /// Where to write summary.json, the .hlog files and latency.svg.
+    /// Where to write summary.json, the .hlog files, latency.svg and report.html.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Pass/fail threshold, repeatable, like k6's: `[SCOPE:]METRIC OP VALUE[UNIT]`, e.g.
@@ -380,6 +387,8 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     if let Some(dir) = a.out.as_deref().filter(|_| !a.thresholds.is_empty()) {
         report::write_summary(dir, &result.summary)
             .with_context(|| format!("writing {}", dir.join("summary.json").display()))?;
+        report::write_html(dir)
+            .with_context(|| format!("writing {}", dir.join("report.html").display()))?;
     }
     for f in &result.files {
         println!("wrote {}", f.display());
@@ -387,32 +396,6 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     Ok(Ended {
         failed_thresholds,
         ..Ended::unexpected(result.unexpected)
-    })
-}
-
-fn merge(dirs: &[PathBuf], out: &std::path::Path) -> anyhow::Result<Ended> {
-    let merged = sls_loadgen::merge::merge(dirs, out)?;
-    let mut rows = merged.summary.scenarios.clone();
-    rows.push(merged.summary.overall.clone());
-    println!("merged {} runs", dirs.len());
-    println!("{}", report::table(&rows));
-    for f in &merged.files {
-        println!("wrote {}", f.display());
-    }
-    Ok(Ended::unexpected(0))
-}
-
-fn compare(base: &std::path::Path, new: &std::path::Path, tolerance: f64) -> anyhow::Result<Ended> {
-    if !(tolerance.is_finite() && tolerance >= 0.0) {
-        bail!("--tolerance {tolerance}: a percentage of 0 or more");
-    }
-    let b = sls_loadgen::rundir::read_summary(base)?;
-    let n = sls_loadgen::rundir::read_summary(new)?;
-    let c = sls_loadgen::compare::compare(&b, &n, tolerance);
-    println!("{}", sls_loadgen::compare::table(&c));
-    Ok(Ended {
-        regressions: c.regressions(),
-        ..Ended::unexpected(0)
     })
 }
 
@@ -458,7 +441,15 @@ async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<
     };
     let result = run::run(&target, &spec, &plan, Behaviour::default(), Some(&out)).await;
     let clean = daemon.stop(Duration::from_secs(10));
-    let result = result?;
+    let mut result = result?;
+    // The daemon's effective configuration, as it prints it for the flags it was started with.
+    if let Some(config) = print_config(&slsd, &flags, data.path()) {
+        if let Some(d) = result.summary.meta.daemon.as_object_mut() {
+            d.insert("config".into(), config);
+        }
+        report::write_summary(&out, &result.summary)?;
+        report::write_html(&out)?;
+    }
     println!("{}", report::table(&result.summary.scenarios));
     for f in &result.files {
         println!("wrote {}", f.display());
@@ -478,6 +469,30 @@ async fn quickstart(duration: Duration, out: Option<PathBuf>) -> anyhow::Result<
     Ok(Ended::unexpected(result.unexpected))
 }
 
+/// `slsd --print-config` with `flags` (and the quickstart's listen address and data
+/// directory), as settings; `None` (said on stderr) when it does not run.
+fn print_config(
+    slsd: &std::path::Path,
+    flags: &[&str],
+    data: &std::path::Path,
+) -> Option<serde_json::Value> {
+    let out = std::process::Command::new(slsd)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(flags)
+        .arg("--print-config")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(sls_loadgen::meta::print_config_json(
+            &String::from_utf8_lossy(&o.stdout),
+        )),
+        _ => {
+            eprintln!("slsd --print-config did not run: the report has its Welcome only");
+            None
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -490,12 +505,13 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => tokio_main(run_cmd(args)),
         Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
-        Command::Merge { dirs, out } => merge(&dirs, &out),
-        Command::Compare {
-            base,
-            new,
-            tolerance,
-        } => compare(&base, &new, tolerance),
+        Command::Merge {
+            dirs,
+            out,
+            sequential,
+        } => report_cmd::merge(&dirs, &out, sequential),
+        Command::Compare(args) => report_cmd::compare(args),
+        Command::Report { dir } => report_cmd::report_cmd(&dir),
     };
     let (code, message) = exit_code(&result);
     if let Some(m) = message {

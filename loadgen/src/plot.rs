@@ -1,28 +1,37 @@
 //! The latency plot a run writes (`latency.svg`): latency against percentile, one line per
-//! scenario.
+//! scenario, both axes on log scales, titled with what ran.
 
 use std::path::Path;
 
 use hdrhistogram::Histogram;
 
+/// `#rrggbb` as plotters' colour (black when malformed).
+fn rgb(hex: &str) -> plotters::style::RGBColor {
+    let byte = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0)
+    };
+    plotters::style::RGBColor(byte(1), byte(3), byte(5))
+}
+
 /// Draws latency against percentile on the usual log scale of 1/(1-p), one line per scenario,
-/// as HdrHistogram's own plotter does.
-pub fn percentiles(path: &Path, series: &[(&str, Histogram<u64>)]) -> Result<(), String> {
+/// as HdrHistogram's own plotter does, with latency on a log scale too (a p50 of 100 µs and a
+/// max of 2 s both readable), in distinct colours ([`crate::html::chart::PALETTE`]), under
+/// `title` (what ran).
+pub fn percentiles(
+    path: &Path,
+    title: &str,
+    series: &[(&str, Histogram<u64>)],
+) -> Result<(), String> {
     use plotters::prelude::*;
 
     let points: Vec<(&str, Vec<(f64, f64)>)> = series
         .iter()
         .map(|(name, h)| {
-            let pts = h
-                .iter_quantiles(5)
-                .filter(|v| v.quantile_iterated_to() < 1.0)
-                .map(|v| {
-                    let q = v.quantile_iterated_to();
-                    (
-                        (1.0 / (1.0 - q)).log10(),
-                        h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
-                    )
-                })
+            let pts = crate::html::distribution(h)
+                .into_iter()
+                .map(|(x, us)| (x, (us / 1000.0).max(0.001)))
                 .collect();
             (*name, pts)
         })
@@ -32,31 +41,35 @@ pub fn percentiles(path: &Path, series: &[(&str, Histogram<u64>)]) -> Result<(),
         .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
         .fold(2.0f64, f64::max)
         .ceil();
-    let ymax = points
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
-        .fold(0.1f64, f64::max)
-        * 1.1;
+    let ys = || points.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y));
+    let ymax = ys().fold(0.01f64, f64::max) * 1.5;
+    let ymin = (ys().fold(f64::INFINITY, f64::min).min(ymax / 10.0) / 1.5).max(0.001);
 
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by Percentile Distribution", ("sans-serif", 22))
+        .caption(
+            format!("Latency by percentile: {title}"),
+            ("sans-serif", 17),
+        )
         .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .margin_right(48)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0..xmax, (ymin..ymax).log_scale())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .x_desc("Percentile")
-        .y_desc("Latency (ms)")
+        .y_desc("Latency (ms, log scale)")
         .x_labels(xmax as usize + 1)
         .x_label_formatter(&|x| percentile_label(*x))
+        .y_label_formatter(&|y| crate::html::chart::short(*y))
         .draw()
         .map_err(|e| e.to_string())?;
+    let palette = crate::html::chart::PALETTE;
     for (i, (name, pts)) in points.into_iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = rgb(palette[i % palette.len()]);
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(|e| e.to_string())?
@@ -67,7 +80,7 @@ pub fn percentiles(path: &Path, series: &[(&str, Histogram<u64>)]) -> Result<(),
     }
     chart
         .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
+        .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
@@ -75,16 +88,7 @@ pub fn percentiles(path: &Path, series: &[(&str, Histogram<u64>)]) -> Result<(),
     root.present().map_err(|e| e.to_string())
 }
 
-/// `0%`, `90%`, `99%`, `99.9%`... for x = log10(1/(1-p)) = 0, 1, 2, 3...
-pub fn percentile_label(x: f64) -> String {
-    let k = x.round() as i32;
-    if k <= 0 {
-        return "0%".into();
-    }
-    // 100 * (1 - 10^-k) printed with k-2 decimals: avoids 99.99900000000001%.
-    let decimals = (k - 2).max(0) as usize;
-    format!("{:.*}%", decimals, 100.0 * (1.0 - 10f64.powi(-k)))
-}
+pub use crate::html::chart::percentile_label;
 
 #[cfg(test)]
 mod tests {
@@ -107,10 +111,29 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.svg");
-        percentiles(&path, &[("ib_key_push", h)]).unwrap();
+        let mut g = Histogram::<u64>::new(3).unwrap();
+        for i in 1..=500u64 {
+            g.record(10_000 + 100 * i).unwrap();
+        }
+        percentiles(
+            &path,
+            "closed loop, 2 s",
+            &[("ib_key_push", h), ("dsc_plus", g)],
+        )
+        .unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("ib_key_push"));
         assert!(svg.contains("99%"));
+        assert!(
+            svg.contains("Latency by percentile: closed loop, 2 s"),
+            "a title"
+        );
+        assert!(svg.contains("log scale"), "a log axis");
+        // Two distinct colours, from the palette.
+        let palette = crate::html::chart::PALETTE;
+        for c in &palette[..2] {
+            assert!(svg.to_lowercase().contains(&c.to_lowercase()[1..]), "{c}");
+        }
     }
 }

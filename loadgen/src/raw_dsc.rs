@@ -208,7 +208,10 @@ pub async fn run(
             std::fs::create_dir_all(dir)?;
             let json = crate::report::write_summary(dir, &summary)?;
             println!("wrote {}", json.display());
-            vec![json]
+            // No interval logs on this path: the page has what ran and the table.
+            let html = crate::report::write_html(dir)?;
+            println!("wrote {}", html.display());
+            vec![json, html]
         }
         None => Vec::new(),
     };
@@ -259,6 +262,8 @@ fn summary(
             .collect(),
         errors: Default::default(),
         latency_us: Latency::of(&stats.latency_us),
+        service_us: None,
+        timeline: Vec::new(),
     };
     let mut run = serde_json::json!({
         "target": target.addr.to_string(),
@@ -300,6 +305,13 @@ fn summary(
     }
     Summary {
         format: crate::report::FORMAT,
+        meta: crate::meta::Meta::of_run(
+            std::time::SystemTime::now()
+                .checked_sub(stats.elapsed)
+                .unwrap_or(std::time::UNIX_EPOCH),
+            stats.elapsed,
+            serde_json::Value::Null,
+        ),
         run,
         scenarios: vec![scenario.clone()],
         overall: scenario,

@@ -1,12 +1,14 @@
-//! What a run records and what it writes: per-scenario counters and HdrHistograms, one
-//! HdrHistogram interval log (`.hlog`) per scenario, `summary.json`, a percentile plot (`.svg`)
-//! and the summary table.
+//! What a run records and what it writes: per-scenario counters and HdrHistograms, two
+//! HdrHistogram interval logs per scenario (`<scenario>.hlog`, response time;
+//! `<scenario>.service.hlog`, service time), `summary.json` ([`crate::summary`]), a percentile
+//! plot (`latency.svg`) and the HTML report (`report.html`, [`crate::html`]).
 //!
-//! Latencies are recorded in microseconds with 3 significant figures, from the request's
-//! *intended* start in open-loop runs (so that a stalled daemon cannot hide its stall).
+//! Latencies are recorded in microseconds with 3 significant figures. Response time runs from
+//! the step's *intended* start in open-loop runs (so that a stalled daemon cannot hide its
+//! stall behind a late schedule); service time from its actual start (uncorrected, as wrk2's
+//! `-U`): the two apart tell a slow daemon from a late client.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -14,20 +16,13 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
-/// The version of what a run writes (`summary.json` and its `.hlog` files), as `format` in
-/// `summary.json`: `merge` and `compare` read only what they know. Raise it when a field
-/// changes meaning.
-pub const FORMAT: u32 = 1;
+pub use crate::summary::{
+    hlog_name, overall, service_hlog_name, service_tag, table, write_summary, Latency,
+    ScenarioSummary, Summary, Tick, Verdict, FORMAT,
+};
 
-/// Highest latency recorded, in µs (a minute); above it values are clamped.
-const MAX_US: u64 = 60_000_000;
-
-fn new_histogram() -> Histogram<u64> {
-    // 3 significant figures over 1 µs..60 s: bounds are constants, so this cannot fail.
-    Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|_| unreachable!())
-}
+use crate::summary::{empty_histogram as new_histogram, MAX_US};
 
 /// The outcome of one scenario step as the scenario judges it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +35,46 @@ pub enum Outcome {
     Unexpected(&'static str),
 }
 
+/// One closed interval of a scenario (a second, as the progress line ticks).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Its start, from the run's base time (the start of measuring).
+    pub start: Duration,
+    /// Its length.
+    pub length: Duration,
+    /// Response times recorded in it, µs.
+    pub response: Histogram<u64>,
+    /// Service times recorded in it, µs.
+    pub service: Histogram<u64>,
+    /// Steps in it that were errors a healthy run can meet.
+    pub errors: u64,
+    /// Steps in it that should not have happened.
+    pub unexpected: u64,
+}
+
+impl Interval {
+    /// An empty interval.
+    fn open() -> Interval {
+        Interval {
+            start: Duration::ZERO,
+            length: Duration::ZERO,
+            response: new_histogram(),
+            service: new_histogram(),
+            errors: 0,
+            unexpected: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ScenarioState {
     ok: u64,
     errors: BTreeMap<&'static str, u64>,
     unexpected: BTreeMap<&'static str, u64>,
     total: Histogram<u64>,
-    interval: Histogram<u64>,
-    intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+    service: Histogram<u64>,
+    current: Interval,
+    intervals: Vec<Interval>,
 }
 
 /// Watches each step a scenario records, as it is recorded: the live metrics of
@@ -76,7 +103,8 @@ impl ScenarioStats {
                 errors: BTreeMap::new(),
                 unexpected: BTreeMap::new(),
                 total: new_histogram(),
-                interval: new_histogram(),
+                service: new_histogram(),
+                current: Interval::open(),
                 intervals: Vec::new(),
             }),
             observer: None,
@@ -91,17 +119,18 @@ impl ScenarioStats {
         }
     }
 
-    /// Stats that hold only latency, from interval histograms (`start`, `length`, histogram)
-    /// read back from `.hlog` files: what `merge` writes out again with [`write_all`]. Their
-    /// counts of outcomes are zero; the merged summary holds those.
+    /// Stats that hold only latency, from intervals read back from `.hlog` files: what
+    /// `merge` writes out again with [`write_all`]. Their counts of outcomes are zero; the
+    /// merged summary holds those.
     pub fn from_intervals(
         name: &'static str,
-        intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+        intervals: Vec<Interval>,
     ) -> Result<ScenarioStats, hdrhistogram::AdditionError> {
         let stats = ScenarioStats::new(name);
         if let Ok(mut s) = stats.state.lock() {
-            for (_, _, h) in &intervals {
-                s.total.add(h)?;
+            for i in &intervals {
+                s.total.add(&i.response)?;
+                s.service.add(&i.service)?;
             }
             s.intervals = intervals;
         }
@@ -113,18 +142,28 @@ impl ScenarioStats {
         self.name
     }
 
-    /// Records one step: its outcome and its latency (`None` during warm-up: counted nowhere).
-    pub fn record(&self, outcome: Outcome, latency: Duration) {
+    /// Records one step: its outcome, its response time (`latency`, from its intended start)
+    /// and its service time (`service`, from its actual start; the same in a closed loop).
+    pub fn record(&self, outcome: Outcome, latency: Duration, service: Duration) {
         let us = (latency.as_micros() as u64).clamp(1, MAX_US);
+        let service_us = (service.as_micros() as u64).clamp(1, MAX_US);
         let Ok(mut s) = self.state.lock() else { return };
         match outcome {
             Outcome::Ok => s.ok += 1,
-            Outcome::Expected(kind) => *s.errors.entry(kind).or_default() += 1,
-            Outcome::Unexpected(kind) => *s.unexpected.entry(kind).or_default() += 1,
+            Outcome::Expected(kind) => {
+                *s.errors.entry(kind).or_default() += 1;
+                s.current.errors += 1;
+            }
+            Outcome::Unexpected(kind) => {
+                *s.unexpected.entry(kind).or_default() += 1;
+                s.current.unexpected += 1;
+            }
         }
         // Values are clamped into the histogram's bounds, so recording cannot fail.
         let _ = s.total.record(us);
-        let _ = s.interval.record(us);
+        let _ = s.current.response.record(us);
+        let _ = s.service.record(service_us);
+        let _ = s.current.service.record(service_us);
         drop(s);
         if let Some(o) = &self.observer {
             o.observe(outcome, latency);
@@ -136,21 +175,23 @@ impl ScenarioStats {
     /// progress tick): so that the `.hlog` holds every step the summary counts.
     pub fn flush(&self, start: Duration, end: Duration) {
         let Ok(mut s) = self.state.lock() else { return };
-        if s.interval.is_empty() {
+        if s.current.response.is_empty() {
             return;
         }
-        let h = std::mem::replace(&mut s.interval, new_histogram());
-        s.intervals.push((start, end.saturating_sub(start), h));
+        let mut i = std::mem::replace(&mut s.current, Interval::open());
+        (i.start, i.length) = (start, end.saturating_sub(start));
+        s.intervals.push(i);
     }
 
     /// Closes the current interval (`start` from the run's base time, `length` long) and adds
     /// it to `merged` (the progress line's histogram of all scenarios).
     pub fn rotate(&self, start: Duration, length: Duration, merged: &mut Histogram<u64>) {
         let Ok(mut s) = self.state.lock() else { return };
-        let h = std::mem::replace(&mut s.interval, new_histogram());
+        let mut i = std::mem::replace(&mut s.current, Interval::open());
+        (i.start, i.length) = (start, length);
         // Same bounds on both sides: adding cannot fail.
-        let _ = merged.add(&h);
-        s.intervals.push((start, length, h));
+        let _ = merged.add(&i.response);
+        s.intervals.push(i);
     }
 
     /// An empty histogram with the bounds every scenario uses.
@@ -165,7 +206,8 @@ impl ScenarioStats {
             s.errors.clear();
             s.unexpected.clear();
             s.total.reset();
-            s.interval.reset();
+            s.service.reset();
+            s.current = Interval::open();
             s.intervals.clear();
         }
     }
@@ -193,14 +235,48 @@ impl ScenarioStats {
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             latency_us: Latency::of(&s.total),
+            service_us: Some(Latency::of(&s.service)),
+            timeline: s
+                .intervals
+                .iter()
+                .map(|i| Tick {
+                    start_s: i.start.as_secs_f64(),
+                    length_s: i.length.as_secs_f64(),
+                    steps: i.response.len(),
+                    errors: i.errors,
+                    unexpected: i.unexpected,
+                })
+                .collect(),
         }
     }
 
-    /// Writes the scenario's interval log in the HdrHistogram log format (v1.3, compressed V2
-    /// histograms, tagged with the scenario's name), as HdrHistogram's own tools read it.
+    /// Writes the scenario's interval log of response times in the HdrHistogram log format
+    /// (v1.3, compressed V2 histograms, tagged with the scenario's name), as HdrHistogram's own
+    /// tools read it.
     pub fn write_hlog(&self, path: &Path, base: SystemTime) -> std::io::Result<()> {
+        self.write_log(path, base, false)
+    }
+
+    /// Writes the scenario's interval log of service times, as [`ScenarioStats::write_hlog`],
+    /// tagged `<scenario>.service` ([`service_tag`]).
+    pub fn write_service_hlog(&self, path: &Path, base: SystemTime) -> std::io::Result<()> {
+        self.write_log(path, base, true)
+    }
+
+    fn write_log(&self, path: &Path, base: SystemTime, service: bool) -> std::io::Result<()> {
         let Ok(s) = self.state.lock() else {
             return Err(std::io::Error::other("stats lock poisoned"));
+        };
+        let (what, tag) = if service {
+            (
+                "service time, from the actual start",
+                service_tag(self.name),
+            )
+        } else {
+            (
+                "response time, from the intended start",
+                self.name.to_owned(),
+            )
         };
         let mut out = Vec::new();
         let mut serializer = V2DeflateSerializer::new();
@@ -210,128 +286,40 @@ impl ScenarioStats {
                 env!("CARGO_PKG_VERSION")
             ))
             .add_comment("[Histogram log format version 1.3]")
-            .add_comment(&format!("[Scenario {}; values in microseconds]", self.name))
+            .add_comment(&format!(
+                "[Scenario {}, {what}; values in microseconds]",
+                self.name
+            ))
             .with_start_time(base)
             .with_base_time(base)
             .with_max_value_divisor(1000.0)
             .begin_log_with(&mut out, &mut serializer)?;
-        let tag = Tag::new(self.name);
-        for (start, length, h) in &s.intervals {
+        let tag = Tag::new(&tag);
+        for i in &s.intervals {
+            let h = if service { &i.service } else { &i.response };
             writer
-                .write_histogram(h, *start, *length, tag)
+                .write_histogram(h, i.start, i.length, tag)
                 .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         }
         drop(writer);
         std::fs::write(path, out)
     }
 
-    /// The whole-run histogram (a copy).
+    /// The whole-run histogram of response times (a copy).
     pub fn histogram(&self) -> Histogram<u64> {
         self.state
             .lock()
             .map(|s| s.total.clone())
             .unwrap_or_else(|_| new_histogram())
     }
-}
 
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Latency {
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p999: u64,
-    /// Maximum.
-    pub max: u64,
-    /// Mean.
-    pub mean: f64,
-}
-
-impl Latency {
-    /// The percentiles of `h`.
-    pub fn of(h: &Histogram<u64>) -> Latency {
-        Latency {
-            p50: h.value_at_quantile(0.50),
-            p90: h.value_at_quantile(0.90),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-            mean: h.mean(),
-        }
+    /// The whole-run histogram of service times (a copy).
+    pub fn service_histogram(&self) -> Histogram<u64> {
+        self.state
+            .lock()
+            .map(|s| s.service.clone())
+            .unwrap_or_else(|_| new_histogram())
     }
-}
-
-/// One scenario's line of `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ScenarioSummary {
-    /// The scenario's name (`dsc_plus`, `ib_key_push`, ...).
-    pub name: String,
-    /// Steps recorded.
-    pub count: u64,
-    /// Steps that went as the scenario expected.
-    pub ok: u64,
-    /// Steps per second over the measured window.
-    pub rate_per_s: f64,
-    /// Steps that should not have happened.
-    pub unexpected_errors: u64,
-    /// Those, by kind.
-    pub unexpected: BTreeMap<String, u64>,
-    /// Errors a healthy run can meet, by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Latency percentiles, µs.
-    pub latency_us: Latency,
-}
-
-impl ScenarioSummary {
-    /// No steps at all.
-    pub fn empty(name: &str) -> ScenarioSummary {
-        ScenarioSummary {
-            name: name.to_owned(),
-            count: 0,
-            ok: 0,
-            rate_per_s: 0.0,
-            unexpected_errors: 0,
-            unexpected: BTreeMap::new(),
-            errors: BTreeMap::new(),
-            latency_us: Latency {
-                p50: 0,
-                p90: 0,
-                p99: 0,
-                p999: 0,
-                max: 0,
-                mean: 0.0,
-            },
-        }
-    }
-}
-
-/// Every scenario together, named `overall`: counts and error kinds added, the rate over the
-/// same window, and latency from the scenarios' histograms added into one (`merged`), so its
-/// percentiles are exact.
-pub fn overall(
-    scenarios: &[ScenarioSummary],
-    merged: &Histogram<u64>,
-    elapsed: Duration,
-) -> ScenarioSummary {
-    let mut all = ScenarioSummary::empty("overall");
-    for s in scenarios {
-        all.count += s.count;
-        all.ok += s.ok;
-        all.unexpected_errors += s.unexpected_errors;
-        for (k, v) in &s.unexpected {
-            *all.unexpected.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &s.errors {
-            *all.errors.entry(k.clone()).or_default() += v;
-        }
-    }
-    all.rate_per_s = all.count as f64 / elapsed.as_secs_f64().max(1e-9);
-    all.latency_us = Latency::of(merged);
-    all
 }
 
 /// The scenarios' whole-run histograms added into one.
@@ -344,90 +332,20 @@ pub fn merged_histogram<'a>(stats: impl IntoIterator<Item = &'a ScenarioStats>) 
     merged
 }
 
-/// One `--threshold`'s verdict, as `summary.json` holds it (judged by `crate::threshold`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Verdict {
-    /// The threshold as written.
-    pub threshold: String,
-    /// What the run measured, in `unit`; `null` when there was nothing to measure (the
-    /// scenario did not run, or no steps: the threshold fails).
-    pub observed: Option<f64>,
-    /// `us`, `steps/s`, `fraction` or `count`.
-    pub unit: &'static str,
-    /// Whether it held.
-    pub pass: bool,
-}
-
-/// `summary.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// [`FORMAT`]: what `merge` and `compare` check before they read the rest.
-    pub format: u32,
-    /// How the run was driven.
-    pub run: serde_json::Value,
-    /// One entry per scenario.
-    pub scenarios: Vec<ScenarioSummary>,
-    /// Every scenario together (see [`overall`]).
-    pub overall: ScenarioSummary,
-    /// The `--threshold`s' verdicts, in the order given (absent when there were none).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<Verdict>,
-}
-
-/// The summary table, as printed at the end of a run.
-pub fn table(scenarios: &[ScenarioSummary]) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:<18} {:>10} {:>10} {:>9} {:>6}  {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
-        "scenario",
-        "rate/s",
-        "ok",
-        "errors",
-        "unexp",
-        "p50 µs",
-        "p90",
-        "p99",
-        "p99.9",
-        "max",
-        "error kinds"
-    ));
-    for s in scenarios {
-        let errors: u64 = s.errors.values().sum();
-        let kinds: Vec<String> = s
-            .errors
-            .iter()
-            .chain(s.unexpected.iter())
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        out.push_str(&format!(
-            "{:<18} {:>10.0} {:>10} {:>9} {:>6}  {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
-            s.name,
-            s.rate_per_s,
-            s.ok,
-            errors,
-            s.unexpected_errors,
-            s.latency_us.p50,
-            s.latency_us.p90,
-            s.latency_us.p99,
-            s.latency_us.p999,
-            s.latency_us.max,
-            kinds.join(" ")
-        ));
+/// The scenarios' whole-run histograms of service times added into one.
+pub fn merged_service_histogram<'a>(
+    stats: impl IntoIterator<Item = &'a ScenarioStats>,
+) -> Histogram<u64> {
+    let mut merged = new_histogram();
+    for s in stats {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = merged.add(s.service_histogram());
     }
-    out
+    merged
 }
 
-/// Writes (or rewrites) `dir/summary.json`; returns its path.
-pub fn write_summary(dir: &Path, summary: &Summary) -> std::io::Result<PathBuf> {
-    let json = dir.join("summary.json");
-    let mut f = std::fs::File::create(&json)?;
-    serde_json::to_writer_pretty(&mut f, summary).map_err(std::io::Error::other)?;
-    f.write_all(b"\n")?;
-    Ok(json)
-}
-
-/// Writes `summary.json`, one `.hlog` per scenario and `latency.svg` into `dir`; returns the
-/// paths written.
+/// Writes `summary.json`, two `.hlog` files per scenario (response and service time),
+/// `latency.svg` and `report.html` into `dir`; returns the paths written.
 pub fn write_all(
     dir: &Path,
     summary: &Summary,
@@ -437,19 +355,39 @@ pub fn write_all(
     std::fs::create_dir_all(dir)?;
     let mut written = vec![write_summary(dir, summary)?];
     for s in stats {
-        let path = dir.join(format!("{}.hlog", s.name()));
+        let path = dir.join(hlog_name(s.name()));
         s.write_hlog(&path, base)?;
         written.push(path);
+        let path = dir.join(service_hlog_name(s.name()));
+        s.write_service_hlog(&path, base)?;
+        written.push(path);
     }
+    written.push(write_svg(dir, summary, stats)?);
+    written.push(write_html(dir)?);
+    Ok(written)
+}
+
+/// Writes `dir/latency.svg`: the scenarios' response-time percentiles, titled with what ran.
+pub fn write_svg(
+    dir: &Path,
+    summary: &Summary,
+    stats: &[&ScenarioStats],
+) -> std::io::Result<PathBuf> {
     let svg = dir.join("latency.svg");
     let series: Vec<(&str, Histogram<u64>)> = stats
         .iter()
         .map(|s| (s.name(), s.histogram()))
         .filter(|(_, h)| !h.is_empty())
         .collect();
-    crate::plot::percentiles(&svg, &series).map_err(std::io::Error::other)?;
-    written.push(svg);
-    Ok(written)
+    let title = crate::html::title_of(&summary.meta, &summary.run);
+    crate::plot::percentiles(&svg, &title, &series).map_err(std::io::Error::other)?;
+    Ok(svg)
+}
+
+/// Writes (or rewrites) `dir/report.html` from what `dir` holds (its `summary.json` and
+/// `.hlog` files); returns its path.
+pub fn write_html(dir: &Path) -> std::io::Result<PathBuf> {
+    crate::html::write_run_report(dir).map_err(|e| std::io::Error::other(format!("{e:#}")))
 }
 
 #[cfg(test)]
@@ -462,7 +400,11 @@ mod tests {
     fn hlog_reads_back_with_the_same_counts() {
         let stats = ScenarioStats::new("dsc_plus");
         for i in 1..=1000u64 {
-            stats.record(Outcome::Ok, Duration::from_micros(i));
+            stats.record(
+                Outcome::Ok,
+                Duration::from_micros(i),
+                Duration::from_micros(i),
+            );
         }
         let mut merged = ScenarioStats::empty_histogram();
         stats.rotate(Duration::ZERO, Duration::from_secs(1), &mut merged);
@@ -470,6 +412,7 @@ mod tests {
         stats.record(
             Outcome::Expected("rate_limited"),
             Duration::from_millis(250),
+            Duration::from_millis(1),
         );
         stats.rotate(Duration::from_secs(1), Duration::from_secs(1), &mut merged);
         let dir = tempfile::tempdir().unwrap();
@@ -499,6 +442,23 @@ mod tests {
         assert_eq!(summary.ok, 1000);
         assert_eq!(summary.errors["rate_limited"], 1);
         assert_eq!(summary.unexpected_errors, 0);
+        // The stall was the schedule's, not the daemon's: 250 ms of response time, 1 ms of
+        // service time, each in its own log, and the error in its second of the timeline.
+        assert_eq!(summary.latency_us.max, stats.histogram().max());
+        assert!(summary.service_us.as_ref().unwrap().max < 2_000);
+        let service = dir.path().join(service_hlog_name("dsc_plus"));
+        stats
+            .write_service_hlog(&service, SystemTime::now())
+            .unwrap();
+        let log = crate::rundir::read_hlog(&service, &service_tag("dsc_plus")).unwrap();
+        assert_eq!(log.intervals.len(), 2);
+        assert!(log.total().unwrap().max() < 2_000);
+        let ticks: Vec<(u64, u64)> = summary
+            .timeline
+            .iter()
+            .map(|t| (t.steps, t.errors))
+            .collect();
+        assert_eq!(ticks, [(1000, 0), (1, 1)]);
     }
 
     fn base64_decode(s: &str) -> Vec<u8> {
@@ -512,18 +472,28 @@ mod tests {
         let fast = ScenarioStats::new("dsc_plus");
         let slow = ScenarioStats::new("ib_key_push");
         for _ in 0..900 {
-            fast.record(Outcome::Ok, Duration::from_micros(100));
+            fast.record(
+                Outcome::Ok,
+                Duration::from_micros(100),
+                Duration::from_micros(100),
+            );
         }
         for _ in 0..1100 {
-            slow.record(Outcome::Ok, Duration::from_micros(10_000));
+            slow.record(
+                Outcome::Ok,
+                Duration::from_micros(10_000),
+                Duration::from_micros(10),
+            );
         }
         fast.record(
             Outcome::Expected("rate_limited"),
+            Duration::from_micros(100),
             Duration::from_micros(100),
         );
         slow.record(
             Outcome::Unexpected("wrong_verdict"),
             Duration::from_micros(10_000),
+            Duration::from_micros(10),
         );
         let elapsed = Duration::from_secs(2);
         let scenarios = [fast.summary(elapsed), slow.summary(elapsed)];

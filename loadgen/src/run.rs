@@ -185,6 +185,8 @@ pub struct Prepared {
     pub world: Arc<World>,
     targets: String,
     spec: FleetSpec,
+    /// The daemon's settings as it reported them (`meta.daemon`).
+    daemon: serde_json::Value,
 }
 
 /// Runs a whole load test against a running daemon and writes its report to `out`.
@@ -245,6 +247,7 @@ pub async fn prepare(
     let first = targets.first().context("no target")?;
     let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
     let (admin_conn, admin_pipe, users) = enrol_fleet(first, spec, &endpoint).await?;
+    let daemon = crate::meta::welcome_json(&admin_pipe.welcome());
     let want = spec.connections.max(1);
     let mut per_target: Vec<_> = Vec::with_capacity(targets.len());
     for (t, target) in targets.iter().enumerate() {
@@ -309,6 +312,7 @@ pub async fn prepare(
         world,
         targets,
         spec: spec.clone(),
+        daemon,
     })
 }
 
@@ -330,6 +334,7 @@ impl Prepared {
             world,
             targets,
             spec,
+            daemon,
             ..
         } = self;
         let stats = schedule::run_live(world.clone(), plan, live).await;
@@ -340,7 +345,10 @@ impl Prepared {
             .collect();
         let unexpected = summaries.iter().map(|s| s.unexpected_errors).sum();
         let merged = report::merged_histogram(stats.scenarios.iter().map(|(_, s)| s.as_ref()));
-        let overall = report::overall(&summaries, &merged, stats.elapsed);
+        let mut overall = report::overall(&summaries, &merged, stats.elapsed);
+        overall.service_us = Some(report::Latency::of(&report::merged_service_histogram(
+            stats.scenarios.iter().map(|(_, s)| s.as_ref()),
+        )));
         let cpu_us_per_request = stats.cpu.as_secs_f64() * 1e6 / stats.requests.max(1) as f64;
         eprintln!(
             "load generator: {cpu_us_per_request:.2} µs of its own CPU per request ({} requests, {:.0}% of a core over the window){}",
@@ -354,13 +362,14 @@ impl Prepared {
         );
         let summary = Summary {
             format: report::FORMAT,
+            meta: crate::meta::Meta::of_run(stats.started, stats.elapsed, daemon.clone()),
             run: serde_json::json!({
                 "target": targets,
                 "users": spec.users,
                 "seed": spec.seed,
                 "connections": spec.connections,
                 "ib_key_apps": apps.len(),
-                "model": format!("{:?}", plan.model),
+                "model": plan.model.to_json(),
                 "duration_s": plan.duration.as_secs_f64(),
                 "warmup_s": plan.warmup.as_secs_f64(),
                 "dropped": stats.dropped,

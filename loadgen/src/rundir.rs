@@ -1,7 +1,11 @@
-//! Reading a run's report back: its `summary.json` and its `.hlog` files, as `merge` and
-//! `compare` need them. Refuses, naming the file, what this version did not write: no
-//! `format`, another [`FORMAT`], a scenario it does not know, an interval log that does not
-//! decode.
+//! Reading a run's report back: its `summary.json` and its `.hlog` files, as `merge`,
+//! `compare` and `report` need them. Refuses, naming the file, what this version cannot read:
+//! no `format`, a format other than [`FORMAT`] or [`OLDEST_READ`], a scenario it does not
+//! know, an interval log that does not decode.
+//!
+//! Format 1 (before `meta`, service time and timelines) is still read: those fields are then
+//! absent (`None`, empty). `merge` refuses it (it needs each run's window, see
+//! `crate::merge`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -13,15 +17,25 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
-use crate::report::{ScenarioStats, ScenarioSummary, FORMAT};
+use crate::meta::Meta;
+use crate::summary::{empty_histogram, ScenarioSummary, FORMAT};
 
-/// `summary.json` as read back (the thresholds' verdicts are left out: nothing reads them).
+/// The oldest format this version reads.
+pub const OLDEST_READ: u32 = 1;
+
+/// `summary.json` as read back.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SummaryFile {
     /// The format's version; `None` in files written before it was recorded.
     pub format: Option<u32>,
+    /// What ran; `None` in format 1.
+    #[serde(default)]
+    pub meta: Option<Meta>,
     /// How the run was driven.
     pub run: serde_json::Value,
+    /// The thresholds' verdicts as written (`threshold`, `observed`, `unit`, `pass`).
+    #[serde(default)]
+    pub thresholds: Vec<serde_json::Value>,
     /// One entry per scenario.
     pub scenarios: Vec<ScenarioSummary>,
     /// Every scenario together.
@@ -46,14 +60,14 @@ pub fn read_summary(path: &Path) -> anyhow::Result<SummaryFile> {
     let summary: SummaryFile = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a summary.json of sls-loadgen", path.display()))?;
     match summary.format {
-        Some(FORMAT) => Ok(summary),
+        Some(f) if (OLDEST_READ..=FORMAT).contains(&f) => Ok(summary),
         Some(other) => bail!(
-            "{}: format {other}, this sls-loadgen reads format {FORMAT}",
+            "{}: format {other}, this sls-loadgen reads formats {OLDEST_READ} to {FORMAT}",
             path.display()
         ),
         None => bail!(
-            "{}: no format version (written by an older sls-loadgen); this one reads format \
-             {FORMAT}",
+            "{}: no format version (written by an older sls-loadgen); this one reads formats \
+             {OLDEST_READ} to {FORMAT}",
             path.display()
         ),
     }
@@ -71,7 +85,7 @@ pub struct Hlog {
 impl Hlog {
     /// Every interval added into one histogram.
     pub fn total(&self) -> anyhow::Result<Histogram<u64>> {
-        let mut total = ScenarioStats::empty_histogram();
+        let mut total = empty_histogram();
         for (_, _, h) in &self.intervals {
             total
                 .add(h)

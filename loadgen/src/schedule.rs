@@ -40,6 +40,32 @@ pub enum LoadModel {
     },
 }
 
+impl LoadModel {
+    /// The model as `summary.json`'s `run.model` holds it: `{"kind": "open", "rate_per_s",
+    /// "ramp", "max_in_flight"}` or `{"kind": "closed", "workers"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            LoadModel::Open {
+                rate,
+                ramp,
+                max_in_flight,
+            } => serde_json::json!({
+                "kind": "open",
+                "rate_per_s": rate,
+                "ramp": ramp.map(|(from, over)| serde_json::json!({
+                    "from_per_s": from,
+                    "over_s": over.as_secs_f64(),
+                })),
+                "max_in_flight": max_in_flight,
+            }),
+            LoadModel::Closed { workers } => serde_json::json!({
+                "kind": "closed",
+                "workers": workers,
+            }),
+        }
+    }
+}
+
 /// A run's plan.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -204,11 +230,13 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                 let gauge = in_flight_gauge.clone();
                 tasks.spawn(async move {
                     let _counted = gauge.as_ref().map(InFlight::new);
+                    let sent = Instant::now();
                     let outcome = world.step(scenario).await;
                     // From the due time: a late start is the daemon's (or the client's) delay too.
+                    // The service time runs from the actual start (uncorrected).
                     let latency = due.elapsed();
                     if due >= measure_from {
-                        st.record(outcome, latency);
+                        st.record(outcome, latency, sent.elapsed());
                     }
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
@@ -235,7 +263,9 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                         let outcome = world.step(scenario).await;
                         if t0 >= measure_from {
                             if let Some((_, st)) = stats.iter().find(|(s, _)| *s == scenario) {
-                                st.record(outcome, t0.elapsed());
+                                // No schedule to be late on: response and service time agree.
+                                let took = t0.elapsed();
+                                st.record(outcome, took, took);
                             }
                         }
                     }
@@ -360,5 +390,20 @@ mod tests {
             assert!(d >= last);
             last = d;
         }
+    }
+
+    #[test]
+    fn a_model_is_structured_json() {
+        let open = LoadModel::Open {
+            rate: 2000.0,
+            ramp: Some((100.0, Duration::from_secs(10))),
+            max_in_flight: 50,
+        }
+        .to_json();
+        assert_eq!(open["kind"], "open");
+        assert_eq!(open["rate_per_s"], 2000.0);
+        assert_eq!(open["ramp"]["over_s"], 10.0);
+        let closed = LoadModel::Closed { workers: 8 }.to_json();
+        assert_eq!(closed, serde_json::json!({"kind": "closed", "workers": 8}));
     }
 }

@@ -418,12 +418,15 @@ mod tests {
                 max: p99 * 3,
                 mean: 0.0,
             },
+            service_us: None,
+            timeline: Vec::new(),
         }
     }
 
     fn summary() -> Summary {
         Summary {
             format: crate::report::FORMAT,
+            meta: Default::default(),
             run: serde_json::Value::Null,
             scenarios: vec![
                 scenario("dsc_plus", 1000, 10, 0, 4_000),

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use crate::slsd;
 
-/// A short closed-loop `dsc_plus` run (1 s of load) with `thresholds`; its exit code and
-/// summary.json.
-fn run_with(thresholds: &[&str]) -> (Option<i32>, Value, String) {
+/// A short closed-loop `dsc_plus` run (1 s of load) with `thresholds`; its exit code,
+/// summary.json, stdout and report.html.
+fn run_with(thresholds: &[&str]) -> (Option<i32>, Value, String, String) {
     let d = slsd(&[]);
     let out = tempfile::tempdir().unwrap();
     let addr = d.addr.to_string();
@@ -50,16 +50,18 @@ fn run_with(thresholds: &[&str]) -> (Option<i32>, Value, String) {
     let stderr = String::from_utf8_lossy(&run.stderr);
     let json = std::fs::read_to_string(out.path().join("summary.json"))
         .unwrap_or_else(|e| panic!("no summary.json ({e}); stderr: {stderr}"));
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     (
         run.status.code(),
         serde_json::from_str(&json).unwrap(),
         stdout,
+        html,
     )
 }
 
 #[test]
 fn thresholds_pass_with_0_and_fail_with_3() {
-    let (code, summary, stdout) = run_with(&["dsc_plus:p99<60s", "unexpected==0", "rate>0"]);
+    let (code, summary, stdout, _) = run_with(&["dsc_plus:p99<60s", "unexpected==0", "rate>0"]);
     assert_eq!(code, Some(0), "{stdout}");
     let verdicts = summary["thresholds"].as_array().unwrap();
     assert_eq!(verdicts.len(), 3);
@@ -78,7 +80,7 @@ fn thresholds_pass_with_0_and_fail_with_3() {
     assert!(stdout.contains("✓  unexpected==0"), "{stdout}");
     assert!(stdout.contains("3 of 3 thresholds passed"), "{stdout}");
 
-    let (code, summary, stdout) = run_with(&["unexpected==0", "rate>=100000000"]);
+    let (code, summary, stdout, html) = run_with(&["unexpected==0", "rate>=100000000"]);
     assert_eq!(code, Some(3), "{stdout}");
     let verdicts = summary["thresholds"].as_array().unwrap();
     assert_eq!(verdicts[0]["pass"], true);
@@ -86,6 +88,12 @@ fn thresholds_pass_with_0_and_fail_with_3() {
     assert_eq!(verdicts[1]["pass"], false);
     assert!(verdicts[1]["observed"].as_f64().unwrap() < 100_000_000.0);
     assert!(stdout.contains("✗  rate>=100000000"), "{stdout}");
+    // The report, rewritten with the verdicts, shows each with its result.
+    assert!(
+        html.contains("<code>rate&gt;=100000000</code>") && html.contains(">FAIL<"),
+        "{html}"
+    );
+    assert!(html.contains("<code>unexpected==0</code>"), "{html}");
 }
 
 #[test]
