@@ -94,6 +94,11 @@ impl Tally {
         if o.indeterminate() && intent != Intent::Begin {
             self.counts.indeterminate += 1;
         }
+        match intent {
+            Intent::Replay => self.counts.replays += 1,
+            Intent::RightWhileLocked => self.counts.right_while_locked += 1,
+            _ => {}
+        }
         if o.is("locked") {
             if intent == Intent::Wrong && self.locked_at_ms.is_none() {
                 self.maybe_failures += 1;
@@ -113,12 +118,6 @@ impl Tally {
                 }
             }
             Intent::Right | Intent::Replay | Intent::RightWhileLocked => {
-                if intent == Intent::Replay {
-                    self.counts.replays += 1;
-                }
-                if intent == Intent::RightWhileLocked {
-                    self.counts.right_while_locked += 1;
-                }
                 if o.is("accepted") {
                     self.accepted(t_ms, node, txn.unwrap_or("?"));
                 } else if o.indeterminate() && intent == Intent::Right {

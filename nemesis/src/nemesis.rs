@@ -20,7 +20,7 @@ use crate::world::{key, readyz, slot_ranges, Shards, World};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Fault {
     /// SIGKILL a Redis master, restart it after a while (its replica may be promoted meanwhile).
     KillMaster,
@@ -31,14 +31,47 @@ pub enum Fault {
     FreezeMaster,
     /// SIGKILL an slsd node, restart it on its data and flags.
     KillNode,
+    /// SIGSTOP a master's replica (its replication falls behind), SIGKILL the master a while
+    /// later, SIGCONT the replica (it is promoted with what it had), restart the old master (a
+    /// replica now): writes acknowledged without their replica's WAIT are lost here.
+    LaggingFailover,
 }
 
-const KINDS: [Fault; 4] = [
-    Fault::KillMaster,
-    Fault::KillReplica,
-    Fault::FreezeMaster,
-    Fault::KillNode,
-];
+impl Fault {
+    /// Every kind, in the order of their names.
+    pub const ALL: [Fault; 5] = [
+        Fault::KillMaster,
+        Fault::KillReplica,
+        Fault::FreezeMaster,
+        Fault::KillNode,
+        Fault::LaggingFailover,
+    ];
+
+    /// Its name on the command line and in the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::KillMaster => "kill-master",
+            Fault::KillReplica => "kill-replica",
+            Fault::FreezeMaster => "freeze-master",
+            Fault::KillNode => "kill-node",
+            Fault::LaggingFailover => "lagging-failover",
+        }
+    }
+
+    /// The kind named `name`.
+    ///
+    /// # Errors
+    /// No such kind.
+    pub fn parse(name: &str) -> Result<Fault, String> {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                format!("{name:?}: one of {}", names.join(", "))
+            })
+    }
+}
 
 /// One cycle of the schedule.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -53,13 +86,13 @@ pub struct Step {
     pub down_ms: u64,
 }
 
-/// `cycles` steps from `seed`: every four in a row hold each kind once, in a shuffled order.
-/// A freeze lasts longer than `node_timeout_ms` by 1.5 to 3 s.
-pub fn schedule(seed: u64, cycles: usize, node_timeout_ms: u64) -> Vec<Step> {
+/// `cycles` steps from `seed` over `kinds`: every `kinds.len()` in a row hold each kind once,
+/// in a shuffled order. A freeze lasts longer than `node_timeout_ms` by 1.5 to 3 s.
+pub fn schedule(seed: u64, cycles: usize, kinds: &[Fault], node_timeout_ms: u64) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(cycles);
-    while out.len() < cycles {
-        let mut kinds = KINDS;
+    while out.len() < cycles && !kinds.is_empty() {
+        let mut kinds = kinds.to_vec();
         kinds.shuffle(&mut rng);
         for fault in kinds {
             let down_ms = match fault {
@@ -67,6 +100,8 @@ pub fn schedule(seed: u64, cycles: usize, node_timeout_ms: u64) -> Vec<Step> {
                 Fault::KillReplica => rng.gen_range(500..3_000),
                 Fault::FreezeMaster => node_timeout_ms + rng.gen_range(1_500..3_000),
                 Fault::KillNode => rng.gen_range(300..2_000),
+                // How long the replica lags before its master dies.
+                Fault::LaggingFailover => rng.gen_range(800..1_800),
             };
             out.push(Step {
                 fault,
@@ -157,6 +192,45 @@ pub async fn run_cycle(
                 history.event(cycle, format!("restarted {port}"));
             }
             (format!("redis {port}"), fault_ms, history.now_ms())
+        }
+        Fault::LaggingFailover => {
+            let master = pick(&masters).context("no master")?;
+            let follows = world.on_cluster(move |c| Ok(c.replicas_of(master))).await?;
+            let replica = *follows.first().context("the master has no replica")?;
+            let fault_ms = history.now_ms();
+            world.frozen.lock().map(|mut f| f.insert(replica)).ok();
+            world.on_cluster(move |c| c.freeze_node(replica)).await?;
+            history.event(
+                cycle,
+                format!("SIGSTOP replica {replica} of master {master} for {down:?}"),
+            );
+            tokio::time::sleep(down).await;
+            world.on_cluster(move |c| c.kill_node(master)).await?;
+            world.on_cluster(move |c| c.thaw_node(replica)).await?;
+            world.frozen.lock().map(|mut f| f.remove(&replica)).ok();
+            history.event(
+                cycle,
+                format!("SIGKILL master {master}, SIGCONT replica {replica}"),
+            );
+            // The lagging replica takes over (or the run waits out 30 s and restarts anyway).
+            let promoted = world
+                .on_cluster(move |c| {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while Instant::now() < deadline {
+                        if c.masters().contains(&replica) {
+                            return Ok(true);
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Ok(false)
+                })
+                .await?;
+            world.on_cluster(move |c| c.start_node(master)).await?;
+            history.event(
+                cycle,
+                format!("replica {replica} promoted: {promoted}; restarted {master}"),
+            );
+            (format!("redis {master}"), fault_ms, history.now_ms())
         }
         Fault::KillNode => {
             let i = step.pick % world.nodes.len().max(1);
