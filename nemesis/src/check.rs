@@ -113,6 +113,9 @@ impl Tally {
                     self.counts.rejected += 1;
                     self.rejected_since_success += 1;
                     self.maybe_failures += 1;
+                    if let Outcome::Rejected(left) = o {
+                        self.check_left(t_ms, node, *left);
+                    }
                 } else if o.indeterminate() {
                     self.maybe_failures += 1;
                 }
@@ -131,6 +134,22 @@ impl Tally {
                     ));
                 }
             }
+        }
+    }
+
+    /// A `Rejected` verdict says how many failures are left: the count it was judged with
+    /// is at least the acknowledged failures since the last success that may have happened.
+    fn check_left(&mut self, t_ms: u64, node: usize, left: u8) {
+        let count = THRESHOLD.saturating_sub(u32::from(left));
+        if count < self.rejected_since_success {
+            self.violations.push(format!(
+                "{}: node {node} rejected an answer at {t_ms} ms with {left} failures left (a \
+                 count of {count}), after {} acknowledged failures since its last success \
+                 (acknowledged failure lost, R11)",
+                self.user, self.rejected_since_success
+            ));
+            // Counted once: follow the store from here.
+            self.rejected_since_success = count;
         }
     }
 
@@ -220,6 +239,17 @@ mod tests {
         assert!(t.violations.is_empty(), "{:?}", t.violations);
         t.check_status("node 1", 8, 0, 5);
         assert_eq!(t.violations.len(), 2, "{:?}", t.violations);
+    }
+
+    #[test]
+    fn r11_a_rejection_that_counts_fewer_failures_than_acknowledged_is_caught() {
+        let mut t = Tally::new("u");
+        for left in [9, 8, 7] {
+            t.observe(1, 0, Intent::Wrong, Some("a"), &Outcome::Rejected(left));
+        }
+        assert!(t.violations.is_empty(), "{:?}", t.violations);
+        t.observe(2, 1, Intent::Wrong, Some("b"), &Outcome::Rejected(7));
+        assert_eq!(t.violations.len(), 1, "{:?}", t.violations);
     }
 
     #[test]

@@ -32,8 +32,10 @@ pub enum Intent {
 pub enum Outcome {
     /// A challenge was issued.
     Challenge,
-    /// A verdict left the daemon: acknowledged (its name, e.g. `rejected`, `locked`).
+    /// A verdict left the daemon: acknowledged (its name, e.g. `accepted`, `locked`).
     Verdict(String),
+    /// A `Rejected` verdict, with the failures it says are left before the lock (R11).
+    Rejected(u8),
     /// An `Error` frame with this status: the request may or may not have taken effect
     /// (`UNAVAILABLE` after a write whose WAIT timed out).
     Error(u16),
@@ -44,7 +46,11 @@ pub enum Outcome {
 impl Outcome {
     /// The daemon acknowledged this verdict.
     pub fn is(&self, verdict: &str) -> bool {
-        matches!(self, Outcome::Verdict(v) if v == verdict)
+        match self {
+            Outcome::Verdict(v) => v == verdict,
+            Outcome::Rejected(_) => verdict == "rejected",
+            _ => false,
+        }
     }
 
     /// Whether the request may have changed state without a verdict saying which way.

@@ -4,13 +4,14 @@
 //!
 //! - **steady** users, for the whole run: at most three wrong answers, then a right one (so they
 //!   never reach the lock unless a success is lost); some accepted answers are sent again to
-//!   another node (a replay, R12);
+//!   another node at once, and again seconds later, past a fault (a replay, R12);
 //! - **attacked** users, a wave each fault cycle: a challenge is opened and kept, then wrong
 //!   answers until a node answers `Locked` (R11), then the kept challenge is answered right
 //!   (it must not be accepted).
 //!
 //! Every request is bounded by [`CALL_TIMEOUT`], every loop by a count and by the run's stop.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,9 @@ use sls_protocol::{ocra, Challenge, DeviceId, Message, Purpose, TxnId, Verdict};
 use crate::check::Tally;
 use crate::history::{History, Intent, Line, Outcome, Request};
 use crate::world::{client_ip, key, Fronts};
+
+/// An accepted challenge is replayed again after this long (well within its 2 minutes, R12).
+const LATE_REPLAY: Duration = Duration::from_secs(4);
 
 /// How long a request waits for its answer before it counts as lost.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,6 +116,9 @@ impl Session {
         let (outcome, txn) = match &reply {
             Err(e) => (Outcome::Lost(e.clone()), txn),
             Ok(Message::ChallengeIssued { txn, .. }) => (Outcome::Challenge, Some(*txn)),
+            Ok(Message::Judged {
+                verdict: Verdict::Rejected { failures_left },
+            }) => (Outcome::Rejected(*failures_left), txn),
             Ok(Message::Judged { verdict }) => (Outcome::Verdict(verdict.name().into()), txn),
             Ok(Message::Error { status, .. }) => (Outcome::Error(status.0), txn),
             Ok(other) => (Outcome::Lost(format!("unexpected {other:?}")), txn),
@@ -228,12 +235,25 @@ pub async fn steady(
     let mut s = Session::new(fronts, history, user, seed);
     let mut wrongs = 0u32;
     let mut must_right = false;
+    // Accepted challenges, replayed again later (past the next fault, often): a failover that
+    // lost the acceptance would take the replay (R12).
+    let mut spent: VecDeque<(TxnId, String, Instant)> = VecDeque::new();
     for _ in 0..max {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let pause = s.rng.gen_range(20..60);
         tokio::time::sleep(Duration::from_millis(pause)).await;
+        let late = spent
+            .front()
+            .is_some_and(|(_, _, at)| at.elapsed() > LATE_REPLAY);
+        if late && s.rng.gen_bool(0.2) {
+            if let Some((txn, answer, _)) = spent.pop_front() {
+                let node = s.node();
+                s.answer(node, Intent::Replay, txn, &answer).await;
+                continue;
+            }
+        }
         let right = must_right || wrongs >= 3 || s.rng.gen_bool(0.35);
         let (b, a) = (s.node(), s.node());
         let t_ms = s.history.now_ms();
@@ -261,6 +281,9 @@ pub async fn steady(
                 if s.rng.gen_bool(0.3) {
                     let again = (a + 1) % s.fronts.len().max(1);
                     s.answer(again, Intent::Replay, txn, &right_answer).await;
+                }
+                if spent.len() < 8 {
+                    spent.push_back((txn, right_answer, Instant::now()));
                 }
             }
             // No verdict, or one that is not a success: the count may still run.
