@@ -91,6 +91,9 @@ pub fn around_freezes(samples: &[Sample], freezes: &[(u64, u64, BTreeSet<usize>)
 impl ShardLatency {
     /// The summary's table.
     pub fn table(&self) -> String {
+        if self.freezes == 0 {
+            return "login latency per shard: no master freeze in this run\n".to_owned();
+        }
         let row = |name: &str, f: &Figures| {
             format!(
                 "  {name:<28} {:>7} {:>9.1} {:>9.1} {:>11.1}\n",

@@ -16,7 +16,7 @@ use sls_protocol::{ocra, Challenge, Message, Purpose, Verdict};
 
 use crate::history::History;
 use crate::storm::{User, CALL_TIMEOUT};
-use crate::world::{key, readyz, slot_ranges, Shards, World};
+use crate::world::{key, readyz, redis_cli, slot_ranges, Shards, World};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -31,9 +31,10 @@ pub enum Fault {
     FreezeMaster,
     /// SIGKILL an slsd node, restart it on its data and flags.
     KillNode,
-    /// SIGSTOP a master's replica (its replication falls behind), SIGKILL the master a while
-    /// later, SIGCONT the replica (it is promoted with what it had), restart the old master (a
-    /// replica now): writes acknowledged without their replica's WAIT are lost here.
+    /// SIGKILL a master's replica, SIGKILL the master a while later, restart the replica on
+    /// its older data and make it take the slots over (`CLUSTER FAILOVER TAKEOVER`), restart the
+    /// old master (a replica now): writes acknowledged without their replica's WAIT are lost
+    /// here, as in a failover to a lagging replica.
     LaggingFailover,
 }
 
@@ -101,7 +102,7 @@ pub fn schedule(seed: u64, cycles: usize, kinds: &[Fault], node_timeout_ms: u64)
                 Fault::FreezeMaster => node_timeout_ms + rng.gen_range(1_500..3_000),
                 Fault::KillNode => rng.gen_range(300..2_000),
                 // How long the replica lags before its master dies.
-                Fault::LaggingFailover => rng.gen_range(800..1_800),
+                Fault::LaggingFailover => rng.gen_range(800..2_000),
             };
             out.push(Step {
                 fault,
@@ -198,29 +199,25 @@ pub async fn run_cycle(
             let follows = world.on_cluster(move |c| Ok(c.replicas_of(master))).await?;
             let replica = *follows.first().context("the master has no replica")?;
             let fault_ms = history.now_ms();
-            world.frozen.lock().map(|mut f| f.insert(replica)).ok();
-            world.on_cluster(move |c| c.freeze_node(replica)).await?;
+            world.on_cluster(move |c| c.kill_node(replica)).await?;
             history.event(
                 cycle,
-                format!("SIGSTOP replica {replica} of master {master} for {down:?}"),
+                format!("SIGKILL replica {replica} of master {master}, for {down:?}"),
             );
             tokio::time::sleep(down).await;
+            // The master dies with writes its replica never saw; the replica comes back on its
+            // older data and takes the slots over (as a failover to a lagging replica would).
             world.on_cluster(move |c| c.kill_node(master)).await?;
-            world.on_cluster(move |c| c.thaw_node(replica)).await?;
-            world.frozen.lock().map(|mut f| f.remove(&replica)).ok();
-            history.event(
-                cycle,
-                format!("SIGKILL master {master}, SIGCONT replica {replica}"),
-            );
-            // The lagging replica takes over (or the run waits out 30 s and restarts anyway).
+            world.on_cluster(move |c| c.start_node(replica)).await?;
             let promoted = world
                 .on_cluster(move |c| {
                     let deadline = Instant::now() + Duration::from_secs(30);
                     while Instant::now() < deadline {
+                        redis_cli(replica, &["cluster", "failover", "takeover"]);
+                        std::thread::sleep(Duration::from_millis(300));
                         if c.masters().contains(&replica) {
                             return Ok(true);
                         }
-                        std::thread::sleep(Duration::from_millis(100));
                     }
                     Ok(false)
                 })
@@ -228,7 +225,10 @@ pub async fn run_cycle(
             world.on_cluster(move |c| c.start_node(master)).await?;
             history.event(
                 cycle,
-                format!("replica {replica} promoted: {promoted}; restarted {master}"),
+                format!(
+                    "SIGKILL master {master}; replica {replica} restarted and took over \
+                     (promoted: {promoted}); restarted {master}"
+                ),
             );
             (format!("redis {master}"), fault_ms, history.now_ms())
         }

@@ -84,6 +84,18 @@ pub fn slot_ranges(port: u16) -> anyhow::Result<Vec<(u16, u16, u16)>> {
     Ok(ranges)
 }
 
+/// `redis-cli -p port args…`: its output, or `None` if it could not run or failed.
+pub fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The shards: slot ranges fixed at the start (a failover moves a range to another process, not
 /// to another shard). A shard's index is its place in this list.
 #[derive(Debug, Clone)]
