@@ -256,7 +256,13 @@ mod tests {
     fn r11_a_right_answer_whose_verdict_was_lost_may_have_reset_the_count() {
         let mut t = Tally::new("u");
         t.observe(1, 0, Intent::Wrong, Some("a"), &v("rejected"));
-        t.observe(2, 0, Intent::Right, Some("b"), &Outcome::Lost("timeout".into()));
+        t.observe(
+            2,
+            0,
+            Intent::Right,
+            Some("b"),
+            &Outcome::Lost("timeout".into()),
+        );
         t.observe(3, 0, Intent::Wrong, Some("c"), &v("rejected"));
         t.check_status("node 0", 1, 0, 5);
         assert!(t.violations.is_empty(), "{:?}", t.violations);

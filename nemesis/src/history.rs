@@ -147,10 +147,6 @@ impl History {
     pub fn event(&self, cycle: usize, event: String) {
         let t_ms = self.now_ms();
         println!("[{:>7.1} s] cycle {cycle}: {event}", t_ms as f64 / 1000.0);
-        self.record(Line::Nemesis {
-            t_ms,
-            cycle,
-            event,
-        });
+        self.record(Line::Nemesis { t_ms, cycle, event });
     }
 }

@@ -153,7 +153,11 @@ pub async fn run_cycle(
     let base = world.cluster.ports().start;
     let masters = world.on_cluster(|c| Ok(c.masters())).await?;
     let all: Vec<u16> = world.cluster.ports().collect();
-    let replicas: Vec<u16> = all.iter().copied().filter(|p| !masters.contains(p)).collect();
+    let replicas: Vec<u16> = all
+        .iter()
+        .copied()
+        .filter(|p| !masters.contains(p))
+        .collect();
     let pick = |of: &[u16]| of.get(step.pick % of.len().max(1)).copied();
     let down = Duration::from_millis(step.down_ms);
     let mut frozen_shards = BTreeSet::new();

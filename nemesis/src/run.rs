@@ -76,7 +76,6 @@ pub struct Args {
     pub summary: Option<PathBuf>,
 }
 
-
 /// What the summary file holds.
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -97,9 +96,10 @@ pub async fn main(args: Args) -> ExitCode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
     });
-    let history = args.history.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("sls-nemesis-{seed}.jsonl"))
-    });
+    let history = args
+        .history
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("sls-nemesis-{seed}.jsonl")));
     println!(
         "sls-nemesis: seed {seed} (replay: sls-nemesis --seed {seed} --cycles {} --faults {}), history {}",
         args.cycles,
@@ -191,9 +191,13 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
     let per_wave = usize::try_from(args.attacked_per_cycle)?;
     let steps = schedule(seed, cycles, &args.faults, NODE_TIMEOUT_MS);
     let slsd = sls_loadgen::daemon::find_slsd()?;
-    let mut world = World::start(&slsd, usize::try_from(args.nodes)?, &args.redis_wait_timeout)
-        .await
-        .context("starting the Redis Cluster and the slsd nodes")?;
+    let mut world = World::start(
+        &slsd,
+        usize::try_from(args.nodes)?,
+        &args.redis_wait_timeout,
+    )
+    .await
+    .context("starting the Redis Cluster and the slsd nodes")?;
     let base = world.cluster.ports().start;
     let shards = Shards::new(&tokio::task::spawn_blocking(move || slot_ranges(base)).await??);
     let n_steady = usize::try_from(args.steady_users)?;
@@ -240,8 +244,7 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
     let mut reports = Vec::new();
     let mut failure = None;
     for (c, step) in steps.iter().enumerate() {
-        if interrupted.load(Ordering::Relaxed)
-            || args.duration.is_some_and(|d| start.elapsed() > d)
+        if interrupted.load(Ordering::Relaxed) || args.duration.is_some_and(|d| start.elapsed() > d)
         {
             break;
         }
@@ -254,7 +257,17 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
             let (f, h) = (world.fronts.clone(), history.clone());
             tasks.spawn(attacked(f, h, u, seed, delay, pace, deadline));
         }
-        match run_cycle(&mut world, &history, &shards, &probes, c + 1, *step, MAX_WAIT).await {
+        match run_cycle(
+            &mut world,
+            &history,
+            &shards,
+            &probes,
+            c + 1,
+            *step,
+            MAX_WAIT,
+        )
+        .await
+        {
             Ok(r) => reports.push(r),
             Err(e) => {
                 failure = Some(e.context(format!("cycle {}", c + 1)));
@@ -298,7 +311,10 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
     for (i, n) in world.nodes.iter().enumerate() {
         readers.push((format!("node {i}"), n.daemon.connect(Role::Admin).await?));
     }
-    readers.push(("a fresh node".to_owned(), fresh.daemon.connect(Role::Admin).await?));
+    readers.push((
+        "a fresh node".to_owned(),
+        fresh.daemon.connect(Role::Admin).await?,
+    ));
     for (name, admin) in &readers {
         read_all(name, admin, &mut tallies).await?;
     }
@@ -312,16 +328,22 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
         for (i, ready) in r.ready_after_ms.iter().enumerate() {
             let late = ready.is_none_or(|ms| u128::from(ms) > args.ready_within.as_millis());
             if late {
-                let took = ready.map_or(format!("not within {MAX_WAIT:?}"), |ms| format!("{ms} ms"));
+                let took =
+                    ready.map_or(format!("not within {MAX_WAIT:?}"), |ms| format!("{ms} ms"));
                 violations.push(format!(
                     "cycle {} ({} of {}): node {i} ready and serving after {took}, bound {:?}",
-                    r.cycle, r.step.fault.name(), r.target, args.ready_within
+                    r.cycle,
+                    r.step.fault.name(),
+                    r.target,
+                    args.ready_within
                 ));
             }
         }
     }
     if counts.rejected == 0 || counts.locked_users == 0 || counts.accepted == 0 {
-        violations.push(format!("the storm was not answered enough to check anything: {counts:?}"));
+        violations.push(format!(
+            "the storm was not answered enough to check anything: {counts:?}"
+        ));
     }
     let freezes: Vec<(u64, u64, BTreeSet<usize>)> = reports
         .iter()
@@ -373,8 +395,10 @@ async fn read_all(
                     ..
                 })) => break Some((failures, locked_until_ms)),
                 other if Instant::now() > deadline => {
-                    t.violations
-                        .push(format!("{}: {name} did not answer its status: {other:?}", t.user));
+                    t.violations.push(format!(
+                        "{}: {name} did not answer its status: {other:?}",
+                        t.user
+                    ));
                     break None;
                 }
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -399,7 +423,12 @@ fn print_summary(
     violations: &[String],
     start: Instant,
 ) {
-    println!("\n== sls-nemesis summary: seed {seed}, {} cycles, {} slsd nodes, {:.0} s", reports.len(), args.nodes, start.elapsed().as_secs_f64());
+    println!(
+        "\n== sls-nemesis summary: seed {seed}, {} cycles, {} slsd nodes, {:.0} s",
+        reports.len(),
+        args.nodes,
+        start.elapsed().as_secs_f64()
+    );
     let mut by_kind: BTreeMap<Fault, (usize, u64, usize)> = BTreeMap::new();
     for r in reports {
         let e = by_kind.entry(r.step.fault).or_default();
@@ -413,7 +442,10 @@ fn print_summary(
     }
     println!("faults (count, slowest node ready and serving after the heal, nodes never back within {MAX_WAIT:?}):");
     for (kind, (n, worst, never)) in &by_kind {
-        println!("  {}: {n} cycles, slowest {worst} ms, never back {never}", kind.name());
+        println!(
+            "  {}: {n} cycles, slowest {worst} ms, never back {never}",
+            kind.name()
+        );
     }
     println!(
         "storm: {} requests; acknowledged: {} failures, {} successes, {} users locked; {} replays sent, {} right answers after a lock; {} answers without a verdict",
@@ -428,7 +460,10 @@ fn print_summary(
             println!("  - {v}");
         }
         if violations.len() > 40 {
-            println!("  … and {} more (see the summary file)", violations.len() - 40);
+            println!(
+                "  … and {} more (see the summary file)",
+                violations.len() - 40
+            );
         }
     }
 }

@@ -30,7 +30,14 @@ fn ten_fault_cycles_under_a_storm_lose_no_acknowledged_verdict() {
     let history = dir.join(format!("history-{seed}.jsonl"));
     let summary = dir.join(format!("summary-{seed}.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_sls-nemesis"))
-        .args(["--seed", &seed.to_string(), "--cycles", "10", "--nodes", "3"])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--cycles",
+            "10",
+            "--nodes",
+            "3",
+        ])
         .arg("--history")
         .arg(&history)
         .arg("--summary")
@@ -65,7 +72,13 @@ fn ten_fault_cycles_under_a_storm_lose_no_acknowledged_verdict() {
     }
     // The storm was answered: something to check for each rule.
     let counts = &s["counts"];
-    for what in ["rejected", "accepted", "locked_users", "replays", "right_while_locked"] {
+    for what in [
+        "rejected",
+        "accepted",
+        "locked_users",
+        "replays",
+        "right_while_locked",
+    ] {
         assert!(counts[what].as_u64().unwrap() > 0, "no {what}: {counts}");
     }
     // A pass leaves nothing behind but the summary.
