@@ -1,5 +1,6 @@
 //! Login latency per shard around the master freezes: users of the frozen master's shard
-//! against users of the other shards, in the window before each freeze and during it. A login
+//! against users of the other shards, in the window before each freeze (logins begun and ended
+//! in it) and during it (logins begun while the master was frozen). A login
 //! is a begin and its answer (or a begin that got no challenge); a refusal counts with the time
 //! it took, and the share of attempts without a verdict is given beside.
 
@@ -69,7 +70,10 @@ pub fn around_freezes(samples: &[Sample], freezes: &[(u64, u64, BTreeSet<usize>)
     for s in samples {
         for (from, to, frozen) in freezes {
             let during = (*from..*to).contains(&s.t_ms);
-            let before = (from.saturating_sub(BEFORE_MS)..*from).contains(&s.t_ms);
+            // Before: begun and ended before the freeze (one in flight when it began is the
+            // freeze's, not the calm's).
+            let ended = s.t_ms.saturating_add(s.took_us / 1000);
+            let before = (from.saturating_sub(BEFORE_MS)..*from).contains(&s.t_ms) && ended < *from;
             if !(during || before) {
                 continue;
             }
@@ -115,5 +119,36 @@ impl ShardLatency {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t_ms: u64, shard: usize, took_ms: u64) -> Sample {
+        Sample {
+            t_ms,
+            shard,
+            took_us: took_ms * 1000,
+            judged: true,
+        }
+    }
+
+    #[test]
+    fn a_login_in_flight_when_the_freeze_begins_is_not_before_it() {
+        let samples = [
+            at(9_000, 0, 10),   // frozen shard, before
+            at(9_990, 0, 3000), // in flight at the freeze: neither
+            at(10_500, 0, 2000),
+            at(9_500, 1, 20), // another shard, before
+            at(11_000, 1, 4000),
+            at(20_000, 1, 1), // outside both windows
+        ];
+        let freezes = [(10_000, 14_000, BTreeSet::from([0]))];
+        let l = around_freezes(&samples, &freezes);
+        assert_eq!((l.frozen_before.n, l.frozen_during.n), (1, 1));
+        assert_eq!((l.others_before.n, l.others_during.n), (1, 1));
+        assert_eq!(l.others_during.p99_ms, 4000.0);
     }
 }
