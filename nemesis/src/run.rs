@@ -440,6 +440,17 @@ fn print_summary(
             }
         }
     }
+    println!("cycles (fault .. heal, s since the start; the violations' times are in ms):");
+    for r in reports {
+        println!(
+            "  {:>3} {:<16} {:<14} {:>7.1} .. {:>7.1}",
+            r.cycle,
+            r.step.fault.name(),
+            r.target,
+            r.fault_ms as f64 / 1000.0,
+            r.heal_ms as f64 / 1000.0
+        );
+    }
     println!("faults (count, slowest node ready and serving after the heal, nodes never back within {MAX_WAIT:?}):");
     for (kind, (n, worst, never)) in &by_kind {
         println!(
