@@ -41,6 +41,8 @@ pub enum Outcome {
     Error(u16),
     /// No answer (timeout, a connection lost): may or may not have taken effect.
     Lost(String),
+    /// Not sent: the node was down (no connection to it). Took no effect.
+    NotSent,
 }
 
 impl Outcome {

@@ -105,14 +105,30 @@ impl Session {
         let sent = Instant::now();
         let k = self.user.index;
         let reply = match self.fronts.pipe(node, k) {
-            None => Err("node down: no connection".to_owned()),
-            Some(pipe) => match tokio::time::timeout(CALL_TIMEOUT, pipe.call(message)).await {
-                Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
-                Ok(Err(e)) => Err(e.to_string()),
-                Ok(Ok(m)) => Ok(m),
-            },
+            None => None,
+            Some(pipe) => Some(
+                match tokio::time::timeout(CALL_TIMEOUT, pipe.call(message)).await {
+                    Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Ok(m)) => Ok(m),
+                },
+            ),
         };
         let took_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let Some(reply) = reply else {
+            // The node is down: nothing sent. A short pause, not a busy loop over it.
+            self.history.record(Line::Request(Request {
+                t_ms,
+                took_us,
+                node,
+                user: self.user.name.clone(),
+                txn: txn.map(|t| format!("{:032x}", t.0)),
+                intent,
+                outcome: Outcome::NotSent,
+            }));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return (None, took_us);
+        };
         let (outcome, txn) = match &reply {
             Err(e) => (Outcome::Lost(e.clone()), txn),
             Ok(Message::ChallengeIssued { txn, .. }) => (Outcome::Challenge, Some(*txn)),
