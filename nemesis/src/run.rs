@@ -236,9 +236,17 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
     });
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
+    // The storm stops when the cycles end; this bounds it even if they never did (a cycle takes
+    // well under 2 minutes: its waits are bounded by 30 and 60 s).
+    let cycles_u32 = u32::try_from(cycles).unwrap_or(u32::MAX);
+    let bound = args
+        .duration
+        .unwrap_or(Duration::from_secs(120).saturating_mul(cycles_u32))
+        .saturating_add(Duration::from_secs(300));
+    let deadline = Instant::now() + bound;
     for u in steadies {
         let (f, h, s) = (world.fronts.clone(), history.clone(), stop.clone());
-        tasks.spawn(steady(f, h, u, seed, s, 1_000_000));
+        tasks.spawn(steady(f, h, u, seed, s, (1_000_000, deadline)));
     }
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let mut reports = Vec::new();

@@ -238,15 +238,16 @@ fn wrong_of(right: &str) -> String {
     format!("{:08}", n.wrapping_add(1) % 100_000_000)
 }
 
-/// A steady user until `stop` (or `max` attempts): at most three wrong answers, then right
-/// ones until one is acknowledged; a third of the acknowledged ones re-sent to another node.
+/// A steady user until `stop` (or `max` attempts, or `deadline`): at most three wrong
+/// answers, then right ones until one is acknowledged; a third of the acknowledged ones re-sent
+/// to another node.
 pub async fn steady(
     fronts: Fronts,
     history: History,
     user: User,
     seed: u64,
     stop: Arc<AtomicBool>,
-    max: usize,
+    (max, deadline): (usize, Instant),
 ) -> Done {
     let mut s = Session::new(fronts, history, user, seed);
     let mut wrongs = 0u32;
@@ -255,7 +256,7 @@ pub async fn steady(
     // lost the acceptance would take the replay (R12).
     let mut spent: VecDeque<(TxnId, String, Instant)> = VecDeque::new();
     for _ in 0..max {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
             break;
         }
         let pause = s.rng.gen_range(20..60);
