@@ -330,7 +330,7 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
     let mut counts = Counts::default();
     for t in &mut tallies {
         counts.add(&t.counts);
-        violations.append(&mut t.violations);
+        violations.extend(t.violations.drain(..).map(|v| placed(v, &reports)));
     }
     for r in &reports {
         for (i, ready) in r.ready_after_ms.iter().enumerate() {
@@ -378,6 +378,28 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(passed)
+}
+
+/// `v` with the cycle its first time (`at N ms`) falls in: from a fault to the next one's.
+fn placed(v: String, reports: &[CycleReport]) -> String {
+    let t_ms = v.split(" at ").skip(1).find_map(|rest| {
+        let (n, tail) = rest.split_once(' ')?;
+        tail.starts_with("ms")
+            .then(|| n.parse::<u64>().ok())
+            .flatten()
+    });
+    let Some(t_ms) = t_ms else {
+        return v;
+    };
+    match reports.iter().rev().find(|r| r.fault_ms <= t_ms) {
+        Some(r) => format!(
+            "{v} [cycle {}, {} of {}]",
+            r.cycle,
+            r.step.fault.name(),
+            r.target
+        ),
+        None => format!("{v} [before the first fault]"),
+    }
 }
 
 /// Every tallied user's count and lock as the node behind `admin` reads them now.
@@ -484,5 +506,40 @@ fn print_summary(
                 violations.len() - 40
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nemesis::Step;
+
+    #[test]
+    fn a_violation_is_placed_in_the_cycle_of_its_time() {
+        let step = Step {
+            fault: Fault::FreezeMaster,
+            pick: 0,
+            calm_ms: 0,
+            down_ms: 0,
+        };
+        let report = |cycle, fault_ms| CycleReport {
+            cycle,
+            step,
+            target: "redis 7001".into(),
+            fault_ms,
+            heal_ms: fault_ms + 10,
+            frozen_shards: BTreeSet::new(),
+            ready_after_ms: Vec::new(),
+        };
+        let reports = [report(1, 1_000), report(2, 5_000)];
+        let v = placed(
+            "u: node 1 rejected an answer at 5200 ms with 9".into(),
+            &reports,
+        );
+        assert!(v.ends_with("[cycle 2, freeze-master of redis 7001]"), "{v}");
+        let v = placed("u: lock at 10 ms".into(), &reports);
+        assert!(v.ends_with("[before the first fault]"), "{v}");
+        let v = placed("u: no time".into(), &reports);
+        assert_eq!(v, "u: no time");
     }
 }
