@@ -363,6 +363,16 @@ async fn run(args: &Args, seed: u64, history_path: &std::path::Path) -> anyhow::
     writer.await??;
     print_summary(seed, args, &reports, &counts, &latency, &violations, start);
     let passed = violations.is_empty();
+    if !passed {
+        // The nodes' logs go with their temporary data directories: keep them by the history.
+        let logs = world.nodes.iter().map(|n| &n.daemon.log);
+        for (i, log) in logs.chain([&fresh.daemon.log]).enumerate() {
+            let name = format!("{}.slsd-{i}.log", history_path.display());
+            if std::fs::copy(log, &name).is_ok() {
+                println!("slsd log kept: {name}");
+            }
+        }
+    }
     if let Some(path) = &args.summary {
         let summary = Summary {
             seed,
