@@ -12,7 +12,7 @@
 //! - **no right answer accepted for a locked user** (R11), **no replay accepted** (R12: a
 //!   challenge is accepted at most once, whichever node is asked).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::history::{Intent, Outcome};
 
@@ -32,8 +32,8 @@ pub struct Tally {
     pub maybe_failures: u32,
     /// When (ms) the first `Locked` was acknowledged.
     pub locked_at_ms: Option<u64>,
-    /// Challenges accepted (R12: at most once each).
-    accepted: HashSet<String>,
+    /// Challenges accepted (R12: at most once each): when (ms) and by which node.
+    accepted: HashMap<String, (u64, usize)>,
     /// Counts for the summary.
     pub counts: Counts,
     /// What broke, in words.
@@ -162,10 +162,10 @@ impl Tally {
                 self.user
             ));
         }
-        if !self.accepted.insert(txn.to_owned()) {
+        if let Some((first, by)) = self.accepted.insert(txn.to_owned(), (t_ms, node)) {
             self.violations.push(format!(
-                "{}: challenge {txn} was accepted twice, the second time by node {node} at \
-                 {t_ms} ms (replay, R12)",
+                "{}: challenge {txn}, accepted by node {by} at {first} ms, was accepted again by \
+                 node {node} at {t_ms} ms (replay, R12)",
                 self.user
             ));
         }
