@@ -75,7 +75,9 @@ mod durable;
 pub mod keys;
 mod limit;
 mod read;
+mod rounds;
 pub mod seal;
+mod slots;
 mod store;
 mod txn;
 mod update;
@@ -165,8 +167,6 @@ pub struct RedisStore {
     /// held up every write to that master for the whole round ([`durable`]).
     round_conn: ClusterConnection,
     round_home: parking_lot::RwLock<Option<ClusterConnection>>,
-    /// The masters as the last rounds found them, and when that was read.
-    masters: Mutex<Option<(std::time::Instant, Vec<durable::Master>)>>,
     /// Makes the home connection.
     client: ClusterClient,
     keys: Keys,
@@ -178,10 +178,8 @@ pub struct RedisStore {
     stripes: Box<[tokio::sync::Mutex<()>]>,
     /// The place of the last ticket handed out ([`durable`]).
     tickets: AtomicU64,
-    /// What the `WAIT` rounds found.
-    rounds: Mutex<durable::Rounds>,
-    /// One `WAIT` round at a time.
-    wait_round: tokio::sync::Mutex<()>,
+    /// The `WAIT` rounds: the slot map, each master's rounds, the joined tickets.
+    shards: durable::Shards,
     /// The users' values this node last read or wrote: where an update starts (`update.rs`).
     cache: read::UserCache,
     /// Transactions bound by this node, by id (the `open_txns` gauge; an answer's entry).
@@ -392,7 +390,6 @@ impl RedisStore {
             home: parking_lot::RwLock::new(None),
             round_conn,
             round_home: parking_lot::RwLock::new(None),
-            masters: Mutex::new(None),
             client,
             keys: Keys::new(&config.prefix),
             scripts: Scripts {
@@ -409,8 +406,7 @@ impl RedisStore {
             config,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
-            rounds: Mutex::new(durable::Rounds::default()),
-            wait_round: tokio::sync::Mutex::new(()),
+            shards: durable::Shards::default(),
             bound: Mutex::new(std::collections::HashMap::new()),
             lockouts: Mutex::new(std::collections::VecDeque::new()),
             users: AtomicUsize::new(0),
