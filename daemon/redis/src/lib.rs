@@ -111,8 +111,12 @@ pub struct RedisConfig {
     pub wait_timeout: Duration,
     /// Compare-and-set attempts of one update before it is refused as unavailable.
     pub max_tries: u32,
-    /// How long to wait for a connection and for a reply.
+    /// How long a command may wait for its reply, retries and redirects included (slsd's
+    /// `--redis-response-timeout`): a request to a master that does not answer is refused
+    /// after it. At least `wait_timeout` and a little more is used (a `WAIT`'s reply).
     pub io_timeout: Duration,
+    /// How long connecting to a node may take.
+    pub connect_timeout: Duration,
     /// The clock the transaction keys' time to live is computed with (the core's).
     pub clock: Arc<dyn Clock>,
     /// The key every value that holds secrets is sealed with; every node sharing the prefix
@@ -124,8 +128,8 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 64
-    /// tries, 2 s timeouts, [`RedisConfig::CACHE_USERS`] users cached.
+    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait (500 ms
+    /// when asked for), 64 tries, 2 s to connect and for a reply, [`RedisConfig::CACHE_USERS`] users cached.
     pub fn new(nodes: Vec<String>, prefix: impl Into<String>, seal: SealKey) -> RedisConfig {
         RedisConfig {
             nodes,
@@ -135,6 +139,7 @@ impl RedisConfig {
             wait_timeout: Duration::from_millis(500),
             max_tries: 64,
             io_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
             cache_users: RedisConfig::CACHE_USERS,
         }
@@ -369,12 +374,12 @@ impl RedisStore {
             // Small requests, pipelined from many tasks: without TCP_NODELAY, Nagle's
             // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
             .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
-            .connection_timeout(config.io_timeout)
+            .connection_timeout(config.connect_timeout)
             // A WAIT may take its whole timeout: the reply timeout must outlast it.
             .response_timeout(
                 config
                     .io_timeout
-                    .max(config.wait_timeout.saturating_add(Duration::from_secs(1))),
+                    .max(config.wait_timeout.saturating_add(Duration::from_millis(100))),
             )
             .retries(3)
             .build()
@@ -469,6 +474,7 @@ mod tests {
         let mut config =
             RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x", SealKey::generate());
         config.io_timeout = Duration::from_millis(200);
+        config.connect_timeout = Duration::from_millis(200);
         let r = rt.block_on(RedisStore::connect(config));
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     }
