@@ -188,11 +188,9 @@ fn redis_timeouts(
             })
         }
     };
-    let response = redis_timeout(
-        "redis_response_timeout",
-        response,
-        Duration::from_secs(2),
-    )?;
+    // Not given: 2 s, or longer than a `WAIT` may take.
+    let default = Duration::from_secs(2).max(wait.saturating_add(Duration::from_secs(1)));
+    let response = redis_timeout("redis_response_timeout", response, default)?;
     if response <= wait {
         return Err(ConfigError::Invalid {
             field: "redis_response_timeout",

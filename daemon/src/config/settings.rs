@@ -231,7 +231,8 @@ pub struct Settings {
     pub redis_wait_timeout: Option<Duration>,
     /// With a Redis store: how long a command may wait for its reply (retries and redirects
     /// included); a request to a master that does not answer (frozen, cut off) is refused
-    /// after it, and only that master's users wait. 10ms to 1min [default: 2s].
+    /// after it, and only that master's users wait. 10ms to 1min, more than
+    /// --redis-wait-timeout [default: 2s, or --redis-wait-timeout + 1s if longer].
     #[arg(long, value_parser = parse_duration)]
     #[serde(with = "duration")]
     pub redis_response_timeout: Option<Duration>,
