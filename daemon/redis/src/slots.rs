@@ -159,7 +159,10 @@ pub(crate) mod tests {
         ]))
         .unwrap();
         let m = map.owner(12000).unwrap();
-        assert_eq!((m.address.as_str(), m.id.as_str()), ("127.0.0.1:7001", "id-7001"));
+        assert_eq!(
+            (m.address.as_str(), m.id.as_str()),
+            ("127.0.0.1:7001", "id-7001")
+        );
         // The last slot of its first range: a reshard moves the lowest slots first.
         assert_eq!(m.mark_slot, 99);
         assert_eq!(map.owner(5461).unwrap().id, "id-7002");

@@ -201,11 +201,7 @@ fn redis_timeouts(
             ),
         });
     }
-    let connect = redis_timeout(
-        "redis_connect_timeout",
-        connect,
-        Duration::from_secs(2),
-    )?;
+    let connect = redis_timeout("redis_connect_timeout", connect, Duration::from_secs(2))?;
     Ok((wait, response, connect))
 }
 
@@ -371,28 +367,28 @@ impl Config {
                     s.redis_connect_timeout,
                 )?;
                 RedisChoice {
-                nodes: parse_store(text)?,
-                prefix: redis_prefix(s.redis_prefix)?,
-                wait_replicas: match s.redis_wait_replicas.unwrap_or(1) {
-                    n @ 0..=MAX_WAIT_REPLICAS => n,
-                    n => {
-                        return Err(ConfigError::Invalid {
-                            field: "redis_wait_replicas",
-                            why: format!("{n}: 0 to {MAX_WAIT_REPLICAS}"),
-                        })
-                    }
-                },
-                wait_timeout,
-                response_timeout,
-                connect_timeout,
-                cache_users: number_in(
-                    "redis_cache_users",
-                    s.redis_cache_users,
-                    sls_redis::RedisConfig::CACHE_USERS,
-                    0..=MAX_CACHE_USERS,
-                )?,
-                create_seal_key: s.seal_key.is_none(),
-                seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
+                    nodes: parse_store(text)?,
+                    prefix: redis_prefix(s.redis_prefix)?,
+                    wait_replicas: match s.redis_wait_replicas.unwrap_or(1) {
+                        n @ 0..=MAX_WAIT_REPLICAS => n,
+                        n => {
+                            return Err(ConfigError::Invalid {
+                                field: "redis_wait_replicas",
+                                why: format!("{n}: 0 to {MAX_WAIT_REPLICAS}"),
+                            })
+                        }
+                    },
+                    wait_timeout,
+                    response_timeout,
+                    connect_timeout,
+                    cache_users: number_in(
+                        "redis_cache_users",
+                        s.redis_cache_users,
+                        sls_redis::RedisConfig::CACHE_USERS,
+                        0..=MAX_CACHE_USERS,
+                    )?,
+                    create_seal_key: s.seal_key.is_none(),
+                    seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
                 }
             }),
         };

@@ -372,9 +372,7 @@ impl Settings {
             redis_prefix: self.redis_prefix.or(under.redis_prefix),
             redis_wait_replicas: self.redis_wait_replicas.or(under.redis_wait_replicas),
             redis_wait_timeout: self.redis_wait_timeout.or(under.redis_wait_timeout),
-            redis_response_timeout: self
-                .redis_response_timeout
-                .or(under.redis_response_timeout),
+            redis_response_timeout: self.redis_response_timeout.or(under.redis_response_timeout),
             redis_connect_timeout: self.redis_connect_timeout.or(under.redis_connect_timeout),
             redis_cache_users: self.redis_cache_users.or(under.redis_cache_users),
             seal_key: self.seal_key.or(under.seal_key),

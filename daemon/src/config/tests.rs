@@ -391,8 +391,13 @@ fn a_bad_redis_setting_is_refused_and_a_password_never_echoed() {
         assert!(e.starts_with(&format!("{field}:")), "{flag} {value}: {e}");
     }
     // A WAIT's reply must fit in the response timeout: by default it does.
-    let c = Config::from_args(cli(&["--store", "redis://h:1", "--redis-wait-timeout", "5s"]))
-        .unwrap();
+    let c = Config::from_args(cli(&[
+        "--store",
+        "redis://h:1",
+        "--redis-wait-timeout",
+        "5s",
+    ]))
+    .unwrap();
     let StoreChoice::Redis(r) = c.store else {
         panic!("{:?}", c.store)
     };
