@@ -164,6 +164,8 @@ struct Shard {
 #[derive(Debug, Default)]
 pub(crate) struct Shards {
     map: Mutex<Option<(Instant, Arc<SlotMap>)>>,
+    /// One read of the map at a time.
+    reading: tokio::sync::Mutex<()>,
     by_master: Mutex<HashMap<String, Arc<Shard>>>,
     joins: Mutex<Joins>,
 }
@@ -178,11 +180,13 @@ impl Shards {
         all.entry(id.to_string()).or_default().clone()
     }
 
-    /// Forgets `stale` (if it is still the map): the next round reads it again.
+    /// Marks `stale` (if it is still the map) to be read again by the next round.
     fn forget(&self, stale: &Arc<SlotMap>) {
         let mut map = self.map.lock();
-        if map.as_ref().is_some_and(|(_, m)| Arc::ptr_eq(m, stale)) {
-            *map = None;
+        if let Some((at, m)) = map.as_mut() {
+            if Arc::ptr_eq(m, stale) {
+                *at = Instant::now().checked_sub(MAP_FOR).unwrap_or(*at);
+            }
         }
     }
 }
@@ -334,19 +338,20 @@ impl RedisStore {
             Ok(id) => id,
             Err(e) => return Outcome::Short(format!("CLUSTER MYID: {e}")),
         };
-        if id != master.id {
-            // The client's map sent the round to node `id`: a failover or a slot moved.
-            return Outcome::Elsewhere;
-        }
         let view = match SlotMap::parse(next()) {
             Ok(view) => view,
             Err(e) => return Outcome::Short(format!("CLUSTER SLOTS: {e}")),
         };
         let serves = view.ranges_of(&master.id);
-        let want = self.config.wait_replicas;
         if view != **map && !view.is_empty() {
             *self.shards.map.lock() = Some((Instant::now(), Arc::new(view)));
         }
+        if id != master.id {
+            // The client's map sent the round to node `id` (a failover, a slot moved): its
+            // view, taken above, tells where the tickets' slots are now.
+            return Outcome::Elsewhere;
+        }
+        let want = self.config.wait_replicas;
         match redis::from_redis_value::<i64>(next()) {
             Ok(n) if usize::try_from(n).is_ok_and(|n| n >= want) => {
                 Outcome::Acked(Arc::new(serves))
@@ -356,28 +361,78 @@ impl RedisStore {
         }
     }
 
-    /// The slot map: as read at most [`MAP_FOR`] ago, else from `CLUSTER SLOTS` now, asked of
-    /// a master (a replica that hangs would hold the round up).
+    /// The slot map: as read at most [`MAP_FOR`] ago; else read again, from the first master
+    /// of the map to answer (a frozen one must not hold up the others' tickets), or kept as
+    /// it is if none does or another read is under way: a stale map costs a round that finds
+    /// its master no longer serves a slot, never a wrong acknowledgement (module docs).
     async fn slot_map(&self) -> Result<Arc<SlotMap>, StoreError> {
-        if let Some((at, map)) = &*self.shards.map.lock() {
-            if at.elapsed() < MAP_FOR {
+        let cached = self.shards.map.lock().clone();
+        let Some((at, map)) = cached else {
+            let _one = self.shards.reading.lock().await;
+            if let Some((_, map)) = &*self.shards.map.lock() {
                 return Ok(map.clone());
             }
+            let map = Arc::new(self.read_slot_map(None).await?);
+            *self.shards.map.lock() = Some((Instant::now(), map.clone()));
+            return Ok(map);
+        };
+        if at.elapsed() < MAP_FOR {
+            return Ok(map);
         }
-        self.sent[Command::Other as usize].fetch_add(1, Ordering::Relaxed);
-        let mut c = self.round_handle();
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg("SLOTS");
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
-        let reply = c.route_command(cmd, routing).await.map_err(unavailable)?;
-        let map = SlotMap::parse(reply)
-            .map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))?;
-        if map.is_empty() {
-            return Err(StoreError::Unavailable("CLUSTER SLOTS: no master".into()));
+        let Ok(_one) = self.shards.reading.try_lock() else {
+            return Ok(map);
+        };
+        match self.read_slot_map(Some(&map)).await {
+            Ok(new) => {
+                let new = Arc::new(new);
+                *self.shards.map.lock() = Some((Instant::now(), new.clone()));
+                Ok(new)
+            }
+            Err(_) => Ok(map),
         }
-        let map = Arc::new(map);
-        *self.shards.map.lock() = Some((Instant::now(), map.clone()));
-        Ok(map)
+    }
+
+    /// `CLUSTER SLOTS`, asked of every master of `known` at once (the first answer counts),
+    /// else of a master the client picks.
+    async fn read_slot_map(&self, known: Option<&SlotMap>) -> Result<SlotMap, StoreError> {
+        let ask = |routing: RoutingInfo| {
+            self.sent[Command::Other as usize].fetch_add(1, Ordering::Relaxed);
+            let mut c = self.round_handle();
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SLOTS");
+            Box::pin(async move {
+                let reply = c.route_command(cmd, routing).await.map_err(unavailable)?;
+                let map = SlotMap::parse(reply)
+                    .map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))?;
+                if map.is_empty() {
+                    return Err(StoreError::Unavailable("CLUSTER SLOTS: no master".into()));
+                }
+                Ok(map)
+            })
+        };
+        let by_address: Vec<_> = known
+            .map(|m| m.masters())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let (host, port) = m.address.rsplit_once(':')?;
+                let port = port.parse().ok()?;
+                let to = SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_string(),
+                    port,
+                };
+                Some(ask(RoutingInfo::SingleNode(to)))
+            })
+            .collect();
+        if by_address.is_empty() {
+            return ask(RoutingInfo::SingleNode(
+                SingleNodeRoutingInfo::RandomPrimary,
+            ))
+            .await;
+        }
+        futures_util::future::select_ok(by_address)
+            .await
+            .map(|(map, _)| map)
     }
 }
 

@@ -81,6 +81,17 @@ impl SlotMap {
             .collect()
     }
 
+    /// Each master once.
+    pub(crate) fn masters(&self) -> Vec<Master> {
+        let mut ids: Vec<&str> = Vec::new();
+        for r in &self.ranges {
+            if !ids.contains(&r.id.as_str()) {
+                ids.push(&r.id);
+            }
+        }
+        ids.into_iter().filter_map(|id| self.master(id)).collect()
+    }
+
     /// A slot of each range: a ticket that must wait for every master waits for these.
     pub(crate) fn one_slot_per_range(&self) -> Vec<u16> {
         self.ranges.iter().map(|r| r.last).collect()
@@ -168,6 +179,11 @@ pub(crate) mod tests {
         assert_eq!(map.owner(5461).unwrap().id, "id-7002");
         assert_eq!(map.ranges_of("id-7001"), vec![(0, 99), (10923, 16383)]);
         assert_eq!(map.one_slot_per_range(), vec![99, 5460, 10922, 16383]);
+        assert_eq!(
+            map.masters().len(),
+            3,
+            "a master with two ranges is one master"
+        );
         let partial = SlotMap::parse(Value::Array(vec![range(0, 99, "h", 1)])).unwrap();
         assert!(partial.owner(100).is_none(), "a slot nobody serves");
         assert!(SlotMap::parse(Value::Array(vec![Value::Int(1)])).is_err());
