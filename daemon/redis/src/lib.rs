@@ -44,13 +44,13 @@
 //! **Durability** (`durable.rs`): a ticket is a local sequence number and the slot of its
 //! write, handed out once the master has answered the write. With
 //! [`RedisConfig::wait_replicas`] `> 0`, [`Store::durable`] waits for a `WAIT n timeout`
-//! round, sent to every master, that began after the ticket (group commit: one round at a time
-//! covers every write before it, so the connection stays pipelined), and refuses
-//! ([`StoreError::Unavailable`]) unless the master of the ticket's slot acknowledged `n`
-//! replicas (every master, for a ticket that joined several slots): the change then stands in
-//! Redis but its answer is never given as if recorded. A shard that lost its replica refuses
-//! its own users' changes until it has one again; the others' wait for its `WAIT`'s timeout
-//! (once or twice).
+//! round of the master of the ticket's slot (of each slot's master, for a ticket that joined
+//! several), begun after the ticket: each master has its own rounds, one at a time, each
+//! covering every write before it (group commit per shard). It refuses
+//! ([`StoreError::Unavailable`]) unless that master, serving the slot by its own `CLUSTER
+//! SLOTS` then, acknowledged `n` replicas: the change then stands in Redis but its answer is
+//! never given as if recorded. A shard that lost its replica, or whose master is frozen,
+//! refuses or holds up its own users' changes only; the other shards' rounds go on.
 //! With 0,
 //! the masters' AOF (`appendfsync always`) is the durability, and a failover can lose the last
 //! changes that had not reached the replica.
@@ -219,8 +219,8 @@ pub enum Command {
     CasBind,
     /// A compare-and-set with its spent transaction's verdict (an answer).
     CasSettle,
-    /// A `WAIT` round (a mark, `CLUSTER MYID` and `WAIT` to every master on the rounds' own
-    /// connection, counted once).
+    /// A `WAIT` round of one master (a mark, `CLUSTER MYID`, `CLUSTER SLOTS` and `WAIT` in
+    /// one pipeline on the rounds' own connection).
     Wait,
     /// A per-user rate-limit token alone ([`keys::TAKE_USER_TOKEN`]); a token taken with a
     /// read or a compare-and-set counts as that.
@@ -438,7 +438,7 @@ impl RedisStore {
 
     /// Commands (a script, a pipeline: one round trip each) this store has sent to the
     /// cluster, by what they were for, in the order of [`Command::ALL`]; a `WAIT` round counts
-    /// once though every master gets it. As this store asked for them: the client's own
+    /// once per master it went to. As this store asked for them: the client's own
     /// re-sends (after a redirection, a `NOSCRIPT`, a timeout) are not counted, nor the bus's
     /// messages ([`RedisStore::bus`]).
     pub fn commands(&self) -> [(Command, u64); Command::ALL.len()] {
