@@ -44,13 +44,13 @@
 //! **Durability** (`durable.rs`): a ticket is a local sequence number and the slot of its
 //! write, handed out once the master has answered the write. With
 //! [`RedisConfig::wait_replicas`] `> 0`, [`Store::durable`] waits for a `WAIT n timeout`
-//! round, sent to every master, that began after the ticket (group commit: one round at a time
-//! covers every write before it, so the connection stays pipelined), and refuses
-//! ([`StoreError::Unavailable`]) unless the master of the ticket's slot acknowledged `n`
-//! replicas (every master, for a ticket that joined several slots): the change then stands in
-//! Redis but its answer is never given as if recorded. A shard that lost its replica refuses
-//! its own users' changes until it has one again; the others' wait for its `WAIT`'s timeout
-//! (once or twice).
+//! round of the master of the ticket's slot (of each slot's master, for a ticket that joined
+//! several), begun after the ticket: each master has its own rounds, one at a time, each
+//! covering every write before it (group commit per shard). It refuses
+//! ([`StoreError::Unavailable`]) unless that master, serving the slot by its own `CLUSTER
+//! SLOTS` then, acknowledged `n` replicas: the change then stands in Redis but its answer is
+//! never given as if recorded. A shard that lost its replica, or whose master is frozen,
+//! refuses or holds up its own users' changes only; the other shards' rounds go on.
 //! With 0,
 //! the masters' AOF (`appendfsync always`) is the durability, and a failover can lose the last
 //! changes that had not reached the replica.
@@ -75,7 +75,9 @@ mod durable;
 pub mod keys;
 mod limit;
 mod read;
+mod rounds;
 pub mod seal;
+mod slots;
 mod store;
 mod txn;
 mod update;
@@ -109,8 +111,12 @@ pub struct RedisConfig {
     pub wait_timeout: Duration,
     /// Compare-and-set attempts of one update before it is refused as unavailable.
     pub max_tries: u32,
-    /// How long to wait for a connection and for a reply.
+    /// How long a command may wait for its reply, retries and redirects included (slsd's
+    /// `--redis-response-timeout`): a request to a master that does not answer is refused
+    /// after it. At least `wait_timeout` and a little more is used (a `WAIT`'s reply).
     pub io_timeout: Duration,
+    /// How long connecting to a node may take.
+    pub connect_timeout: Duration,
     /// The clock the transaction keys' time to live is computed with (the core's).
     pub clock: Arc<dyn Clock>,
     /// The key every value that holds secrets is sealed with; every node sharing the prefix
@@ -122,8 +128,8 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait, 64
-    /// tries, 2 s timeouts, [`RedisConfig::CACHE_USERS`] users cached.
+    /// Defaults for `nodes` under `prefix`, values sealed with `seal`: no replica wait (500 ms
+    /// when asked for), 64 tries, 2 s to connect and for a reply, [`RedisConfig::CACHE_USERS`] users cached.
     pub fn new(nodes: Vec<String>, prefix: impl Into<String>, seal: SealKey) -> RedisConfig {
         RedisConfig {
             nodes,
@@ -133,6 +139,7 @@ impl RedisConfig {
             wait_timeout: Duration::from_millis(500),
             max_tries: 64,
             io_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
             cache_users: RedisConfig::CACHE_USERS,
         }
@@ -165,8 +172,6 @@ pub struct RedisStore {
     /// held up every write to that master for the whole round ([`durable`]).
     round_conn: ClusterConnection,
     round_home: parking_lot::RwLock<Option<ClusterConnection>>,
-    /// The masters as the last rounds found them, and when that was read.
-    masters: Mutex<Option<(std::time::Instant, Vec<durable::Master>)>>,
     /// Makes the home connection.
     client: ClusterClient,
     keys: Keys,
@@ -178,10 +183,8 @@ pub struct RedisStore {
     stripes: Box<[tokio::sync::Mutex<()>]>,
     /// The place of the last ticket handed out ([`durable`]).
     tickets: AtomicU64,
-    /// What the `WAIT` rounds found.
-    rounds: Mutex<durable::Rounds>,
-    /// One `WAIT` round at a time.
-    wait_round: tokio::sync::Mutex<()>,
+    /// The `WAIT` rounds: the slot map, each master's rounds, the joined tickets.
+    shards: durable::Shards,
     /// The users' values this node last read or wrote: where an update starts (`update.rs`).
     cache: read::UserCache,
     /// Transactions bound by this node, by id (the `open_txns` gauge; an answer's entry).
@@ -216,8 +219,8 @@ pub enum Command {
     CasBind,
     /// A compare-and-set with its spent transaction's verdict (an answer).
     CasSettle,
-    /// A `WAIT` round (a mark, `CLUSTER MYID` and `WAIT` to every master on the rounds' own
-    /// connection, counted once).
+    /// A `WAIT` round of one master (a mark, `CLUSTER MYID`, `CLUSTER SLOTS` and `WAIT` in
+    /// one pipeline on the rounds' own connection).
     Wait,
     /// A per-user rate-limit token alone ([`keys::TAKE_USER_TOKEN`]); a token taken with a
     /// read or a compare-and-set counts as that.
@@ -371,12 +374,14 @@ impl RedisStore {
             // Small requests, pipelined from many tasks: without TCP_NODELAY, Nagle's
             // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
             .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
-            .connection_timeout(config.io_timeout)
+            .connection_timeout(config.connect_timeout)
             // A WAIT may take its whole timeout: the reply timeout must outlast it.
             .response_timeout(
-                config
-                    .io_timeout
-                    .max(config.wait_timeout.saturating_add(Duration::from_secs(1))),
+                config.io_timeout.max(
+                    config
+                        .wait_timeout
+                        .saturating_add(Duration::from_millis(100)),
+                ),
             )
             .retries(3)
             .build()
@@ -392,7 +397,6 @@ impl RedisStore {
             home: parking_lot::RwLock::new(None),
             round_conn,
             round_home: parking_lot::RwLock::new(None),
-            masters: Mutex::new(None),
             client,
             keys: Keys::new(&config.prefix),
             scripts: Scripts {
@@ -409,8 +413,7 @@ impl RedisStore {
             config,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             tickets: AtomicU64::new(0),
-            rounds: Mutex::new(durable::Rounds::default()),
-            wait_round: tokio::sync::Mutex::new(()),
+            shards: durable::Shards::default(),
             bound: Mutex::new(std::collections::HashMap::new()),
             lockouts: Mutex::new(std::collections::VecDeque::new()),
             users: AtomicUsize::new(0),
@@ -435,7 +438,7 @@ impl RedisStore {
 
     /// Commands (a script, a pipeline: one round trip each) this store has sent to the
     /// cluster, by what they were for, in the order of [`Command::ALL`]; a `WAIT` round counts
-    /// once though every master gets it. As this store asked for them: the client's own
+    /// once per master it went to. As this store asked for them: the client's own
     /// re-sends (after a redirection, a `NOSCRIPT`, a timeout) are not counted, nor the bus's
     /// messages ([`RedisStore::bus`]).
     pub fn commands(&self) -> [(Command, u64); Command::ALL.len()] {
@@ -473,6 +476,7 @@ mod tests {
         let mut config =
             RedisConfig::new(vec!["redis://127.0.0.1:1".into()], "x", SealKey::generate());
         config.io_timeout = Duration::from_millis(200);
+        config.connect_timeout = Duration::from_millis(200);
         let r = rt.block_on(RedisStore::connect(config));
         assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     }

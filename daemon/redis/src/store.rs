@@ -142,7 +142,7 @@ impl Store for RedisStore {
     type Ticket = u64;
 
     fn join_tickets(&self, a: u64, b: u64) -> u64 {
-        crate::durable::join(a, b)
+        self.join_now(a, b)
     }
 
     fn update<T, F>(

@@ -92,6 +92,10 @@ pub struct RedisChoice {
     pub wait_replicas: usize,
     /// How long to wait for them.
     pub wait_timeout: Duration,
+    /// How long a command may wait for its reply.
+    pub response_timeout: Duration,
+    /// How long connecting to a node may take.
+    pub connect_timeout: Duration,
     /// Users whose last known state the node keeps.
     pub cache_users: usize,
     /// The seal key's file.
@@ -146,6 +150,60 @@ pub const MAX_WAIT_REPLICAS: usize = 16;
 pub const MAX_CACHE_USERS: usize = 10_000_000;
 /// Longest `--redis-wait-timeout`.
 pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// `--redis-response-timeout` and `--redis-connect-timeout`: 10 ms to 1 min.
+pub const REDIS_TIMEOUTS: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(60);
+
+/// A Redis timeout `given` (default `default`) in [`REDIS_TIMEOUTS`].
+fn redis_timeout(
+    field: &'static str,
+    given: Option<Duration>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match given.unwrap_or(default) {
+        d if REDIS_TIMEOUTS.contains(&d) => Ok(d),
+        d => Err(ConfigError::Invalid {
+            field,
+            why: format!("{}: 10ms to 1min", humantime::format_duration(d)),
+        }),
+    }
+}
+
+/// The Redis store's timeouts: `(wait, response, connect)`; a `WAIT`'s reply must fit in the
+/// response timeout.
+fn redis_timeouts(
+    wait: Option<Duration>,
+    response: Option<Duration>,
+    connect: Option<Duration>,
+) -> Result<(Duration, Duration, Duration), ConfigError> {
+    let wait = match wait.unwrap_or(Duration::from_millis(500)) {
+        d if d >= Duration::from_millis(1) && d <= MAX_WAIT_TIMEOUT => d,
+        d => {
+            return Err(ConfigError::Invalid {
+                field: "redis_wait_timeout",
+                why: format!(
+                    "{}: 1ms to 1min (0 would make WAIT block for ever)",
+                    humantime::format_duration(d)
+                ),
+            })
+        }
+    };
+    // Not given: 2 s, or longer than a `WAIT` may take.
+    let default = Duration::from_secs(2).max(wait.saturating_add(Duration::from_secs(1)));
+    let response = redis_timeout("redis_response_timeout", response, default)?;
+    if response <= wait {
+        return Err(ConfigError::Invalid {
+            field: "redis_response_timeout",
+            why: format!(
+                "{} is not more than --redis-wait-timeout ({}): a WAIT's reply would time out before the replicas could answer",
+                humantime::format_duration(response),
+                humantime::format_duration(wait)
+            ),
+        });
+    }
+    let connect = redis_timeout("redis_connect_timeout", connect, Duration::from_secs(2))?;
+    Ok((wait, response, connect))
+}
 
 /// `--redis-prefix`: 1 to 64 of a-z, 0-9, `_`, `-` (a brace would break the keys' hash tags
 /// and put every key in one slot).
@@ -302,38 +360,36 @@ impl Config {
         let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("./sls-data"));
         let store = match s.store.as_deref() {
             None | Some("embedded") => StoreChoice::Embedded,
-            Some(text) => StoreChoice::Redis(RedisChoice {
-                nodes: parse_store(text)?,
-                prefix: redis_prefix(s.redis_prefix)?,
-                wait_replicas: match s.redis_wait_replicas.unwrap_or(1) {
-                    n @ 0..=MAX_WAIT_REPLICAS => n,
-                    n => {
-                        return Err(ConfigError::Invalid {
-                            field: "redis_wait_replicas",
-                            why: format!("{n}: 0 to {MAX_WAIT_REPLICAS}"),
-                        })
-                    }
-                },
-                wait_timeout: match s.redis_wait_timeout.unwrap_or(Duration::from_millis(500)) {
-                    d if d >= Duration::from_millis(1) && d <= MAX_WAIT_TIMEOUT => d,
-                    d => {
-                        return Err(ConfigError::Invalid {
-                            field: "redis_wait_timeout",
-                            why: format!(
-                                "{}: 1ms to 1min (0 would make WAIT block for ever)",
-                                humantime::format_duration(d)
-                            ),
-                        })
-                    }
-                },
-                cache_users: number_in(
-                    "redis_cache_users",
-                    s.redis_cache_users,
-                    sls_redis::RedisConfig::CACHE_USERS,
-                    0..=MAX_CACHE_USERS,
-                )?,
-                create_seal_key: s.seal_key.is_none(),
-                seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
+            Some(text) => StoreChoice::Redis({
+                let (wait_timeout, response_timeout, connect_timeout) = redis_timeouts(
+                    s.redis_wait_timeout,
+                    s.redis_response_timeout,
+                    s.redis_connect_timeout,
+                )?;
+                RedisChoice {
+                    nodes: parse_store(text)?,
+                    prefix: redis_prefix(s.redis_prefix)?,
+                    wait_replicas: match s.redis_wait_replicas.unwrap_or(1) {
+                        n @ 0..=MAX_WAIT_REPLICAS => n,
+                        n => {
+                            return Err(ConfigError::Invalid {
+                                field: "redis_wait_replicas",
+                                why: format!("{n}: 0 to {MAX_WAIT_REPLICAS}"),
+                            })
+                        }
+                    },
+                    wait_timeout,
+                    response_timeout,
+                    connect_timeout,
+                    cache_users: number_in(
+                        "redis_cache_users",
+                        s.redis_cache_users,
+                        sls_redis::RedisConfig::CACHE_USERS,
+                        0..=MAX_CACHE_USERS,
+                    )?,
+                    create_seal_key: s.seal_key.is_none(),
+                    seal_key: s.seal_key.unwrap_or_else(|| data_dir.join("seal.key")),
+                }
             }),
         };
         Ok(Config {

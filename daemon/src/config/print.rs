@@ -246,16 +246,16 @@ fn comment(out: &mut String, text: &str) {
 fn exact_defaults(config: &Config, redis: &Config) -> Settings {
     let a = &config.admission;
     let k = &config.core;
-    let (redis_prefix, redis_wait_replicas, redis_wait_timeout, redis_cache_users) =
-        match &redis.store {
-            StoreChoice::Redis(r) => (
-                Some(r.prefix.clone()),
-                Some(r.wait_replicas),
-                Some(r.wait_timeout),
-                Some(r.cache_users),
-            ),
-            StoreChoice::Embedded => (None, None, None, None),
-        };
+    let r = match &redis.store {
+        StoreChoice::Redis(r) => Some(r),
+        StoreChoice::Embedded => None,
+    };
+    let redis_prefix = r.map(|r| r.prefix.clone());
+    let redis_wait_replicas = r.map(|r| r.wait_replicas);
+    let redis_wait_timeout = r.map(|r| r.wait_timeout);
+    let redis_response_timeout = r.map(|r| r.response_timeout);
+    let redis_connect_timeout = r.map(|r| r.connect_timeout);
+    let redis_cache_users = r.map(|r| r.cache_users);
     Settings {
         config: None,
         listen: Some(config.listen),
@@ -309,6 +309,8 @@ fn exact_defaults(config: &Config, redis: &Config) -> Settings {
         redis_prefix,
         redis_wait_replicas,
         redis_wait_timeout,
+        redis_response_timeout,
+        redis_connect_timeout,
         redis_cache_users,
         seal_key: None,
         tls_dir: None,

@@ -223,10 +223,24 @@ pub struct Settings {
     /// [default: 1].
     #[arg(long, value_name = "N")]
     pub redis_wait_replicas: Option<usize>,
-    /// With a Redis store: how long the replicas may take, e.g. 500ms [default: 500ms].
+    /// With a Redis store: how long a shard's replicas may take to acknowledge (`WAIT`); a
+    /// change on a shard whose replicas fall short is refused after it. 1ms to 1min, less
+    /// than --redis-response-timeout [default: 500ms].
     #[arg(long, value_parser = parse_duration)]
     #[serde(with = "duration")]
     pub redis_wait_timeout: Option<Duration>,
+    /// With a Redis store: how long a command may wait for its reply (retries and redirects
+    /// included); a request to a master that does not answer (frozen, cut off) is refused
+    /// after it, and only that master's users wait. 10ms to 1min, more than
+    /// --redis-wait-timeout [default: 2s, or --redis-wait-timeout + 1s if longer].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    pub redis_response_timeout: Option<Duration>,
+    /// With a Redis store: how long connecting to a Redis node may take. 10ms to 1min
+    /// [default: 2s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    pub redis_connect_timeout: Option<Duration>,
     /// With a Redis store: users whose last known state this node keeps (about 300 bytes
     /// each), so that their next change is one round trip instead of two; a guess that another
     /// node made stale is refused by Redis, never acted on. 0 to 10000000 [default: 100000].
@@ -358,6 +372,8 @@ impl Settings {
             redis_prefix: self.redis_prefix.or(under.redis_prefix),
             redis_wait_replicas: self.redis_wait_replicas.or(under.redis_wait_replicas),
             redis_wait_timeout: self.redis_wait_timeout.or(under.redis_wait_timeout),
+            redis_response_timeout: self.redis_response_timeout.or(under.redis_response_timeout),
+            redis_connect_timeout: self.redis_connect_timeout.or(under.redis_connect_timeout),
             redis_cache_users: self.redis_cache_users.or(under.redis_cache_users),
             seal_key: self.seal_key.or(under.seal_key),
             tls_dir: self.tls_dir.or(under.tls_dir),

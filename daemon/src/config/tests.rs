@@ -330,6 +330,8 @@ fn a_redis_store_is_read_from_the_flags_and_the_file_alike() {
     );
     assert_eq!((r.prefix.as_str(), r.wait_replicas), ("sls", 1));
     assert_eq!(r.wait_timeout, Duration::from_millis(500));
+    assert_eq!(r.response_timeout, Duration::from_secs(2));
+    assert_eq!(r.connect_timeout, Duration::from_secs(2));
     assert_eq!(r.cache_users, 100_000);
     assert_eq!(r.seal_key, PathBuf::from("/d/seal.key"));
     assert!(r.create_seal_key);
@@ -378,6 +380,40 @@ fn a_bad_redis_setting_is_refused_and_a_password_never_echoed() {
     }
     let e = refused(&["--store", "redis://h:1", "--redis-wait-timeout", "0s"]);
     assert!(e.starts_with("redis_wait_timeout:"), "{e}");
+    for (flag, value) in [
+        ("--redis-response-timeout", "5ms"),
+        ("--redis-response-timeout", "2min"),
+        ("--redis-connect-timeout", "0s"),
+        ("--redis-connect-timeout", "61s"),
+    ] {
+        let e = refused(&["--store", "redis://h:1", flag, value]);
+        let field = flag.trim_start_matches("--").replace('-', "_");
+        assert!(e.starts_with(&format!("{field}:")), "{flag} {value}: {e}");
+    }
+    // A WAIT's reply must fit in the response timeout: by default it does.
+    let c = Config::from_args(cli(&[
+        "--store",
+        "redis://h:1",
+        "--redis-wait-timeout",
+        "5s",
+    ]))
+    .unwrap();
+    let StoreChoice::Redis(r) = c.store else {
+        panic!("{:?}", c.store)
+    };
+    assert_eq!(r.response_timeout, Duration::from_secs(6));
+    let e = refused(&[
+        "--store",
+        "redis://h:1",
+        "--redis-wait-timeout",
+        "2s",
+        "--redis-response-timeout",
+        "2s",
+    ]);
+    assert!(
+        e.starts_with("redis_response_timeout:") && e.contains("--redis-wait-timeout"),
+        "{e}"
+    );
     let e = refused(&["--store", "redis://h:1", "--redis-wait-replicas", "17"]);
     assert!(e.starts_with("redis_wait_replicas:"), "{e}");
     let e = refused(&["--store", "redis://h:1", "--redis-cache-users", "10000001"]);

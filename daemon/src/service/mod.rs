@@ -164,6 +164,8 @@ async fn open_redis(r: &RedisChoice) -> Result<sls_redis::RedisStore, ServiceErr
     let mut rc = sls_redis::RedisConfig::new(r.nodes.clone(), r.prefix.clone(), seal);
     rc.wait_replicas = r.wait_replicas;
     rc.wait_timeout = r.wait_timeout;
+    rc.io_timeout = r.response_timeout;
+    rc.connect_timeout = r.connect_timeout;
     rc.cache_users = r.cache_users;
     sls_redis::RedisStore::connect(rc)
         .await

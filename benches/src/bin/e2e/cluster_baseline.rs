@@ -257,7 +257,7 @@ pub(crate) fn baseline(
             "**{:.2}** ({sls:.0} ÷ {redis_logins:.0})",
             sls / redis_logins
         ),
-        "goal ≥ 0.5, and ≥ 20,000 verified logins/s".into(),
+        "goal ≥ 0.75 with `appendfsync everysec` (the cluster issue's 20,000 verified logins/s is out of reach of a 2-core machine: Redis alone serves less)".into(),
     ]);
     let text = format!(
         "redis-benchmark: -n {n} per command, keys `{{tag}}…:__rand_int__` (one slot per master), the reads over {small} keys per master filled first, the compare-and-set writes over fresh user keys{} (with BIND: a fresh transaction key; with SETTLE: a transaction key of the filled ones when the random number falls among them, else SETTLE finds none and writes nothing, so this baseline is if anything generous); the CAS value {state_len} B (a real user's sealed state); {} runs × {} s per setting, {} users per run\n",

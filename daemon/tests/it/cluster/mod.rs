@@ -2,7 +2,8 @@
 //! lockout exact across nodes under racing answers (R11), a challenge begun on one node and
 //! answered on the other, a replay across nodes (R12), a push with the app on the other node
 //! (R6), an enrolment seen at once everywhere (`shared`); a node SIGKILLed under load, a Redis
-//! master SIGKILLed under load, the whole cluster down and back (`faults`).
+//! master SIGKILLed under load, the whole cluster down and back (`faults`); a frozen master
+//! holds up its own shard's users only (`shards`).
 //!
 //! Each test starts its own 6-node cluster on free ports (`scripts/redis-cluster.sh`, through
 //! [`RedisCluster`]) and stops it when done; they run one at a time ([`one_at_a_time`]): six
@@ -10,6 +11,7 @@
 
 mod audit;
 mod faults;
+mod shards;
 mod shared;
 
 use std::net::{IpAddr, Ipv4Addr};
