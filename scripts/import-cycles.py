@@ -71,7 +71,7 @@ def cycle(graph):
     return None
 
 def main():
-    roots = sys.argv[1:] or [d for d in ("protocol/src", "protocol/client/src", "protocol/slsctl/src", "protocol/pki/src", "daemon/core/src", "daemon/redis/src", "daemon/src", "loadgen/src", "benches/src") if os.path.isdir(d)]
+    roots = sys.argv[1:] or [d for d in ("protocol/src", "protocol/client/src", "protocol/slsctl/src", "protocol/pki/src", "daemon/core/src", "daemon/redis/src", "daemon/src", "loadgen/src", "benches/src", "nemesis/src") if os.path.isdir(d)]
     bad = False
     for src in roots:
         g = edges(modules(src))
