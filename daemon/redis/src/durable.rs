@@ -49,6 +49,7 @@ use sls_core::{IndexOp, Record, StoreError};
 
 use crate::rounds::{Judged, Outcome, Rounds};
 use crate::slots::{Master, SlotMap};
+use crate::written_on::WrittenOn;
 use crate::{unavailable, Command, RedisStore};
 
 /// Slots take 14 bits (16,384), then one bit says the ticket joined several slots (the 14 bits
@@ -168,6 +169,8 @@ pub(crate) struct Shards {
     reading: tokio::sync::Mutex<()>,
     by_master: Mutex<HashMap<String, Arc<Shard>>>,
     joins: Mutex<Joins>,
+    /// Which node ran each recent write (`written_on.rs`).
+    written_on: Mutex<WrittenOn>,
 }
 
 impl Shards {
@@ -203,6 +206,15 @@ impl RedisStore {
             return self.shards.joins.lock().join(t, every);
         }
         t
+    }
+
+    /// Notes that the write of ticket `t`, to the slot of `key`, ran on node `id`: only that
+    /// node's `WAIT` acknowledges it.
+    pub(crate) fn ran_on(&self, t: u64, key: &[u8], id: String) {
+        if self.config.wait_replicas > 0 {
+            let slot = crate::keys::slot(key);
+            self.shards.written_on.lock().note(seq(t), slot, Arc::from(id));
+        }
     }
 
     /// One ticket for the writes of `a` and `b` ([`sls_core::Store::join_tickets`]).
@@ -254,11 +266,18 @@ impl RedisStore {
     /// ended: `Ok` if that master served the slot then and its replicas acknowledged.
     async fn slot_durable(&self, seq: u64, slot: u16) -> Result<(), StoreError> {
         let refused = |why: String| Err(StoreError::Unavailable(format!("WAIT: {why}")));
+        let ran_on = self.shards.written_on.lock().node(seq, slot);
         for _ in 0..MOVES {
             let map = self.slot_map().await?;
             let Some(master) = map.owner(slot) else {
                 return refused(format!("no master serves slot {slot}"));
             };
+            if ran_on.as_deref().is_some_and(|id| id != master.id) {
+                // Written on a node the map does not have as the slot's master: the map is old
+                // (read it again), or the write went to a master that was one no longer.
+                self.shards.forget(&map);
+                continue;
+            }
             let shard = self.shards.shard(&master.id);
             let judged = loop {
                 if let Some(j) = shard.rounds.lock().judge(seq, slot) {
@@ -280,6 +299,11 @@ impl RedisStore {
                 Judged::Refused(why) => return refused(format!("{}: {why}", master.address)),
                 Judged::Elsewhere => self.shards.forget(&map),
             }
+        }
+        if let Some(id) = ran_on {
+            return refused(format!(
+                "slot {slot}'s write ran on node {id}, which does not serve the slot now"
+            ));
         }
         refused(format!(
             "slot {slot} moved to another master {MOVES} times while its write waited"

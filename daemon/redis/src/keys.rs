@@ -213,6 +213,10 @@ end
 /// of a conflict, which would run the rule again on a value that holds this write (a failure
 /// counted twice, R11). Three writes of the user by other nodes between a send and its re-send
 /// would take the id out of `p`: the re-send is then refused as stale.
+/// **Where it ran**: a write answers with the id of the node that ran it (`CLUSTER MYID`), so
+/// that only that node's `WAIT` can acknowledge it (`durable.rs`): after a failover, a master
+/// that came back and has not yet learnt it is one no longer takes a write the new master's
+/// `WAIT` must not vouch for.
 /// **No ABA**: the condition is the write's id, not the count: after a failover that lost the
 /// last writes the count comes back, and another node's next write would match it; an id is
 /// never written twice. A delete leaves a tombstone (`v` and `w`, no `s`).
@@ -220,8 +224,10 @@ pub const CAS: &str = concat!(
     take_token_lua!(),
     r"
 local cur = redis.call('HMGET', KEYS[1], 'v', 'w', 'p')
+local me = redis.pcall('CLUSTER', 'MYID')
+if type(me) ~= 'string' then me = '' end
 if (cur[2] or '0') ~= ARGV[1] then
-  if cur[2] == ARGV[3] then return {tonumber(cur[1])} end
+  if cur[2] == ARGV[3] then return {tonumber(cur[1]), 0, me} end
   local now = redis.call('HMGET', KEYS[1], 'v', 's', 'w')
   if cur[3] and string.find(' ' .. cur[3] .. ' ', ' ' .. ARGV[3] .. ' ', 1, true) then
     return {-2, now}
@@ -263,7 +269,7 @@ if entry then
     end
   end
 end
-return {nv, indexed}
+return {nv, indexed, me}
 "
 );
 

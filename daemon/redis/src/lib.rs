@@ -81,6 +81,7 @@ mod slots;
 mod store;
 mod txn;
 mod update;
+mod written_on;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;

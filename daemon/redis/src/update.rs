@@ -33,9 +33,10 @@ const REPLY: &str = "compare-and-set reply";
 
 /// A compare-and-set's outcome.
 pub(crate) enum Cas {
-    /// Written: the value's new version, and whether the transaction's entry sent with it was
-    /// written too (`true` if none was sent).
-    Written(Version, bool),
+    /// Written: the value's new version, whether the transaction's entry sent with it was
+    /// written too (`true` if none was sent), and the id of the node that ran it (`None` if it
+    /// did not say: no cluster).
+    Written(Version, bool, Option<String>),
     /// Another write came in between: the value as it is now.
     Moved(Versioned),
     /// The user's rate-limit token sent with the write was refused: nothing written; would
@@ -128,7 +129,8 @@ impl RedisStore {
             // A re-sent write that had applied answers its count alone: whether its entry was
             // written then is not known, so the node notes nothing of it (and asks Redis later).
             let indexed = next_field::<i64>(&mut reply, REPLY)? == Some(1);
-            return Ok(Cas::Written(Version { n, w: write.into() }, indexed));
+            let node = next_field::<String>(&mut reply, REPLY)?.filter(|id| !id.is_empty());
+            return Ok(Cas::Written(Version { n, w: write.into() }, indexed, node));
         }
         if status == -3 {
             let wait_us: u64 = next_field(&mut reply, REPLY)?.unwrap_or(0);
@@ -317,6 +319,8 @@ impl RedisStore {
                 // Taken with the write, or by an earlier send of it.
                 token = None;
             }
+            // The node that ran the write, when it said: only its `WAIT` answers for it.
+            let mut ran_on = None;
             let indexed = match cas {
                 Cas::Refused(retry_after_ms) => return Ok(Limited::Refused { retry_after_ms }),
                 Cas::Moved(now) => {
@@ -335,11 +339,13 @@ impl RedisStore {
                     self.cache.put(&key, now);
                     false
                 }
-                Cas::Written(_, indexed) if new.is_empty() => {
+                Cas::Written(_, indexed, node) if new.is_empty() => {
                     self.cache.forget(&key);
+                    ran_on = node;
                     indexed
                 }
-                Cas::Written(version, indexed) => {
+                Cas::Written(version, indexed, node) => {
+                    ran_on = node;
                     self.cache.put_written(
                         &key,
                         Versioned {
@@ -370,10 +376,11 @@ impl RedisStore {
             }
             // (The count of users is a gauge: its `INCR` waits for nothing.)
             elsewhere |= self.index(&records).await?;
-            return Ok(Limited::Passed(Some(Committed {
-                value,
-                ticket: self.written(&records, op.as_ref(), &key, elsewhere),
-            })));
+            let ticket = self.written(&records, op.as_ref(), &key, elsewhere);
+            if let (Some(t), Some(node)) = (ticket, ran_on) {
+                self.ran_on(t, &key, node);
+            }
+            return Ok(Limited::Passed(Some(Committed { value, ticket })));
         }
         Err(StoreError::Unavailable(format!(
             "user {user:?}: {} compare-and-set conflicts in a row",
