@@ -15,6 +15,7 @@
 //! logs in: the one harness of the daemon's integration tests, this crate's own, and the
 //! benches' end-to-end runner.
 
+pub mod abort;
 pub mod apps;
 pub mod attack;
 pub mod behaviour;

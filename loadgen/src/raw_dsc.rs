@@ -216,6 +216,7 @@ pub async fn run(
         unexpected: summary.overall.unexpected_errors,
         summary,
         files,
+        stopped: None,
     })
 }
 

@@ -82,6 +82,11 @@ impl Scenario {
         }
     }
 
+    /// Whether its steps need the users' IB Key apps connected (to approve pushes).
+    pub fn uses_apps(self) -> bool {
+        self == Scenario::IbKeyPush
+    }
+
     /// The default weight in the mixed run.
     pub fn default_weight(self) -> u32 {
         match self {
