@@ -11,6 +11,7 @@ mod merge_compare;
 mod open_loop;
 mod pipelines;
 mod reach;
+mod stopping;
 mod thresholds;
 
 use sls_loadgen::daemon::{find_slsd, Daemon, GENEROUS_LIMITS};
