@@ -73,6 +73,9 @@ pub struct SimDevice {
     pub pin: String,
     /// The id the daemon gave it at enrolment.
     pub id: Option<DeviceId>,
+    /// Its PIN's hash under its kind's default OCRA suite, computed once (empty when that
+    /// suite takes no PIN): what its answers hash in.
+    pub pin_hash: Vec<u8>,
 }
 
 /// One simulated user.
@@ -214,6 +217,7 @@ pub fn build(users: usize, mix: &Mix, seed: u64) -> Vec<SimUser> {
                     SimDevice {
                         kind: *kind,
                         secret,
+                        pin_hash: crate::device::default_pin_hash(*kind, &pin),
                         pin,
                         id: None,
                     }

@@ -198,11 +198,18 @@ pub async fn run_watched(
             sls_client::pipeline::replies() - replies0,
         )
     });
+    // The index (into `mix` and `stats`, in the same order) of the next step's scenario; no
+    // draw when there is one scenario.
     let pick = {
-        let mix = mix.clone();
-        move || mix[weights.sample(&mut rand::thread_rng())].0
+        let one = mix.len() == 1;
+        move || {
+            if one {
+                0
+            } else {
+                weights.sample(&mut rand::thread_rng())
+            }
+        }
     };
-    let index_of = |s: Scenario| stats.iter().position(|(x, _)| *x == s).unwrap_or(0);
     let mut dropped = 0u64;
     match plan.model {
         LoadModel::Open {
@@ -235,8 +242,7 @@ pub async fn run_watched(
                     }
                     continue;
                 }
-                let scenario = pick();
-                let st = stats[index_of(scenario)].1.clone();
+                let (scenario, st) = stats[pick()].clone();
                 let world = world.clone();
                 let in_flight = in_flight.clone();
                 in_flight.fetch_add(1, Ordering::Relaxed);
@@ -269,14 +275,12 @@ pub async fn run_watched(
                 tasks.spawn(async move {
                     sleep_until(start.into()).await;
                     while Instant::now() < end && !abort.is_stopped() {
-                        let scenario = pick();
+                        let (scenario, st) = &stats[pick()];
                         let t0 = Instant::now();
                         let _counted = gauge.as_ref().map(InFlight::new);
-                        let outcome = world.step(scenario).await;
+                        let outcome = world.step(*scenario).await;
                         if t0 >= measure_from {
-                            if let Some((_, st)) = stats.iter().find(|(s, _)| *s == scenario) {
-                                st.record(outcome, t0.elapsed());
-                            }
+                            st.record(outcome, t0.elapsed());
                         }
                     }
                 });
