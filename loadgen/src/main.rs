@@ -48,7 +48,7 @@ enum Command {
     },
     /// Run a load test against a running slsd.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge the reports of runs made at the same time (several load machines) into one:
     /// counts and rates add, percentiles come from their histograms added together. Writes
     /// summary.json, the .hlog files and latency.svg into --out as a run does.
@@ -532,7 +532,7 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Run(args) => tokio_main(run_cmd(args)),
+        Command::Run(args) => tokio_main(run_cmd(*args)),
         Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
         Command::Merge { dirs, out } => merge(&dirs, &out),
         Command::Compare {
