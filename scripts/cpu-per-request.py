@@ -16,6 +16,8 @@ its pid.
 `--modes` names the load generator's paths to compare, each run once per round, in turn, so
 that the machine's noise falls on all of them alike: `raw` (`run --raw`) and `scenario` (`run
 --scenarios dsc_plus=1`, the scenario client: a task per login, the client crate's pipelines).
+A mode may name its own load generator build, `scenario:/tmp/sls-loadgen-before`, to set a
+build against another in the same sitting.
 The window starts `--warm` seconds after the load generator says its connections are up.
 
 Prints one line per run (with each endpoint thread's cores over the window: with several
@@ -80,7 +82,7 @@ def pinned(cpus, argv):
     return (["taskset", "-c", cpus] if cpus else []) + argv
 
 
-def one_run(a, mode="raw"):
+def one_run(a, mode="raw", loadgen=None):
     work = tempfile.mkdtemp(prefix="sls-cpu-")
     mport = free_port()
     slsd = subprocess.Popen(
@@ -96,7 +98,7 @@ def one_run(a, mode="raw"):
             sys.exit(f"slsd did not start: {line!r}")
         path = ["--raw"] if mode == "raw" else shlex.split(a.scenario_args)
         lg = subprocess.Popen(
-            pinned(a.loadgen_cpus, [a.loadgen, "run"] + path + [
+            pinned(a.loadgen_cpus, [loadgen or a.loadgen, "run"] + path + [
                 "--target", m.group(1), "--tls-dir", os.path.join(work, "data", "tls"),
                 "--users", str(a.users), "--connections", str(a.connections),
                 "--in-flight", str(a.in_flight), "--duration", f"{a.secs}s",
@@ -181,12 +183,13 @@ def main():
     if a.secs < a.warm + 3:
         sys.exit("--secs must leave at least 3 s after --warm")
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
-    if not modes or any(m not in ("raw", "scenario") for m in modes):
-        sys.exit("--modes: raw, scenario or both, comma-separated")
+    if not modes or any(m.split(":", 1)[0] not in ("raw", "scenario") for m in modes):
+        sys.exit("--modes: raw, scenario (each optionally :LOADGEN), comma-separated")
     runs = {m: [] for m in modes}
     for rnd in range(a.runs):
         for mode in modes:
-            r = one_run(a, mode)
+            kind, _, build = mode.partition(":")
+            r = one_run(a, kind, build or None)
             runs[mode].append(r)
             label = f"[{mode} {rnd + 1}] " if len(modes) > 1 else ""
             print(f"{label}{r['req_per_s']:,.0f} req/s, slsd {r['slsd_cores']:.2f} cores, "

@@ -4,9 +4,7 @@ use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
 use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId};
 
-use std::sync::OnceLock;
-
-use crate::fleet::SimDevice;
+use crate::fleet::{default_suite, SimDevice};
 
 /// The OCRA answer a device with `secret` and `pin` shows for `question` under `suite` (the PIN
 /// is hashed in only if the suite asks for it). `None` if the suite or the question is invalid.
@@ -24,34 +22,6 @@ pub fn ocra_answer(suite: &str, secret: &[u8], question: &str, pin: &str) -> Opt
         .compute(secret, &input)
         .ok()
         .map(|a| a.as_str().to_owned())
-}
-
-/// The default OCRA suite of a device of `kind` (R5, R6), parsed once; `None` for a kind that
-/// answers otherwise.
-pub fn default_suite(kind: DeviceKind) -> Option<&'static OcraSuite> {
-    static SUITES: OnceLock<Option<(OcraSuite, OcraSuite)>> = OnceLock::new();
-    let (dsc_plus, ib_key) = SUITES
-        .get_or_init(|| {
-            Some((
-                ocra::DSC_PLUS_DEFAULT_SUITE.parse().ok()?,
-                ocra::IB_KEY_DEFAULT_SUITE.parse().ok()?,
-            ))
-        })
-        .as_ref()?;
-    match kind {
-        DeviceKind::DscPlus => Some(dsc_plus),
-        DeviceKind::IbKey => Some(ib_key),
-        _ => None,
-    }
-}
-
-/// The hash of `pin` under the default suite of `kind`, as its answers take it: empty when
-/// that suite takes no PIN.
-pub fn default_pin_hash(kind: DeviceKind, pin: &str) -> Vec<u8> {
-    default_suite(kind)
-        .and_then(|s| s.pin)
-        .map(|alg| ocra::pin_hash(alg, pin.as_bytes()).as_bytes().to_vec())
-        .unwrap_or_default()
 }
 
 impl SimDevice {
