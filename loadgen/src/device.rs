@@ -2,7 +2,7 @@
 
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
-use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId};
+use sls_protocol::{push, ApprovalMethod, DeviceId, TxnId};
 
 use crate::fleet::{default_suite, SimDevice};
 
