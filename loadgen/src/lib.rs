@@ -18,6 +18,7 @@
 pub mod abort;
 pub mod apps;
 pub mod attack;
+pub mod batched;
 pub mod behaviour;
 pub mod compare;
 pub mod daemon;
@@ -26,6 +27,7 @@ pub mod fleet;
 pub mod harness;
 pub mod judge;
 pub mod live;
+pub mod machine;
 pub mod merge;
 pub mod plot;
 pub mod raw;

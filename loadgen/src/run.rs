@@ -339,6 +339,12 @@ pub async fn prepare_idle(
     let connected: Vec<usize> = apps.iter().map(|a| a.user).collect();
     let mut world = World::new(users, pipes, admin_pipe, behaviour);
     world.restrict_push_users(&connected);
+    // One node: the closed loop's request/reply chains may run batched, a stream of their own
+    // on each frontend connection. Over several nodes each step keeps taking the connections
+    // in turn (a login may begin on one node and be answered on another).
+    if targets.len() == 1 {
+        world.batch_on(conns.clone());
+    }
     let world = Arc::new(world);
     let apps: Vec<quinn::Connection> = apps
         .into_iter()

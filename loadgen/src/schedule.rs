@@ -10,7 +10,7 @@
 //!
 //! Every run is bounded by its duration and stops by itself.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -181,6 +181,17 @@ pub async fn run_watched(
             stopped: None,
         };
     };
+    // The closed loop of request/reply chains runs batched when it can (see `crate::batched`).
+    let batch = match plan.model {
+        LoadModel::Closed { .. } => crate::batched::batch(&world, &mix),
+        LoadModel::Open { .. } => None,
+    };
+    // Replies of the batched path (the pipelines count theirs).
+    let batched_replies = Arc::new(AtomicU64::new(0));
+    let replies = {
+        let batched = batched_replies.clone();
+        move || sls_client::pipeline::replies() + batched.load(Ordering::Relaxed)
+    };
     // The process's CPU time and the replies received, from the window's start to its end.
     let metered = abort.clone();
     let meter = tokio::spawn(async move {
@@ -188,14 +199,14 @@ pub async fn run_watched(
             _ = sleep_until(measure_from.into()) => {}
             _ = metered.stopped() => {}
         }
-        let (cpu0, replies0) = (crate::raw::process_cpu(), sls_client::pipeline::replies());
+        let (cpu0, replies0) = (crate::raw::process_cpu(), replies());
         tokio::select! {
             _ = sleep_until(end.into()) => {}
             _ = metered.stopped() => {}
         }
         (
             crate::raw::process_cpu().saturating_sub(cpu0),
-            sls_client::pipeline::replies() - replies0,
+            replies() - replies0,
         )
     });
     // The index (into `mix` and `stats`, in the same order) of the next step's scenario; no
@@ -263,6 +274,22 @@ pub async fn run_watched(
                 while tasks.join_next().await.is_some() {}
             })
             .await;
+        }
+        LoadModel::Closed { workers } if batch.is_some() => {
+            let window = crate::batched::Window {
+                start,
+                measure_from,
+                end,
+            };
+            let shared = crate::batched::Shared {
+                abort: abort.clone(),
+                replies: batched_replies,
+                gauge: in_flight_gauge.clone(),
+            };
+            let stats = stats.iter().map(|(_, s)| s.clone()).collect();
+            if let Some(batch) = batch {
+                crate::batched::closed(batch, &world, &mix, stats, workers, window, shared).await;
+            }
         }
         LoadModel::Closed { workers } => {
             let mut tasks = tokio::task::JoinSet::new();
