@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod against_slsd;
+mod batched;
 mod device_cli;
 mod live_metrics;
 mod merge_compare;
