@@ -44,26 +44,6 @@ fn device_of(scenario: Scenario) -> Option<DeviceKind> {
     }
 }
 
-/// The logins of `mix`'s scenarios, one list for all, and each scenario's range in it; `None`
-/// if one of them is not a request/reply chain or one of its users has no device to log in
-/// with (the task-per-call path judges that step by step).
-fn logins_of(world: &World, mix: &[(Scenario, u32)]) -> Option<(Vec<Login>, Vec<(usize, usize)>)> {
-    let mut logins = Vec::new();
-    let mut ranges = Vec::with_capacity(mix.len());
-    for (scenario, _) in mix {
-        let kind = device_of(*scenario)?;
-        let lo = logins.len();
-        for &u in world.users_of(scenario.persona()) {
-            logins.push(Login::of(&world.users[u], kind)?);
-        }
-        if logins.len() == lo {
-            return None;
-        }
-        ranges.push((lo, logins.len()));
-    }
-    Some((logins, ranges))
-}
-
 /// The logins of a plan that runs batched.
 pub struct Batch {
     logins: Arc<Vec<Login>>,
@@ -78,7 +58,20 @@ pub fn batch(world: &World, mix: &[(Scenario, u32)]) -> Option<Batch> {
     if world.batchable.is_empty() || mix.is_empty() || world.behaviour.slow_rate > 0.0 {
         return None;
     }
-    let (logins, ranges) = logins_of(world, mix)?;
+    // One list of logins for all the scenarios, each scenario's users a range of it.
+    let mut logins = Vec::new();
+    let mut ranges = Vec::with_capacity(mix.len());
+    for (scenario, _) in mix {
+        let kind = device_of(*scenario)?;
+        let lo = logins.len();
+        for &u in world.users_of(scenario.persona()) {
+            logins.push(Login::of(&world.users[u], kind)?);
+        }
+        if logins.len() == lo {
+            return None;
+        }
+        ranges.push((lo, logins.len()));
+    }
     Some(Batch {
         logins: Arc::new(logins),
         ranges,
