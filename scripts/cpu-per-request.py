@@ -15,7 +15,9 @@ its pid.
 
 `--modes` names the load generator's paths to compare, each run once per round, in turn, so
 that the machine's noise falls on all of them alike: `raw` (`run --raw`) and `scenario` (`run
---scenarios dsc_plus=1`, the scenario client: a task per login, the client crate's pipelines).
+--scenarios dsc_plus=1`, the scenario client: its closed loop of DSC+ logins runs batched per
+connection like `--raw`, each step judged into the scenario's stats; `--scenario-args` with a
+push or slow-user plan measures its task-per-call path).
 A mode may name its own load generator build, `scenario:/tmp/sls-loadgen-before`, to set a
 build against another in the same sitting.
 The window starts `--warm` seconds after the load generator says its connections are up.
