@@ -2,9 +2,9 @@
 
 use sls_protocol::card::{self, CardLayout};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
-use sls_protocol::{push, ApprovalMethod, DeviceId, DeviceKind, TxnId};
+use sls_protocol::{push, ApprovalMethod, DeviceId, TxnId};
 
-use crate::fleet::SimDevice;
+use crate::fleet::{default_suite, SimDevice};
 
 /// The OCRA answer a device with `secret` and `pin` shows for `question` under `suite` (the PIN
 /// is hashed in only if the suite asks for it). `None` if the suite or the question is invalid.
@@ -28,12 +28,18 @@ impl SimDevice {
     /// The OCRA answer a DSC+ (R5) or the IB Key fallback (R6) shows for `question`, with the
     /// device's PIN.
     pub fn ocra_answer(&self, question: &str) -> Option<String> {
-        let suite = match self.kind {
-            DeviceKind::DscPlus => ocra::DSC_PLUS_DEFAULT_SUITE,
-            DeviceKind::IbKey => ocra::IB_KEY_DEFAULT_SUITE,
-            _ => return None,
+        let suite = default_suite(self.kind)?;
+        let input = OcraInput {
+            counter: 0,
+            question,
+            pin_hash: suite.pin.map(|_| self.pin_hash.as_slice()),
+            session: None,
+            timestamp: None,
         };
-        ocra_answer(suite, &self.secret, question, &self.pin)
+        suite
+            .compute(&self.secret, &input)
+            .ok()
+            .map(|a| a.as_str().to_owned())
     }
 
     /// The codes a Security Code Card shows at `positions` (R9), concatenated.

@@ -3,8 +3,10 @@
 //! `sls-protocol` algorithms, as the real device would.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
+use sls_protocol::ocra::{self, OcraSuite};
 use sls_protocol::{BulkRecord, DeviceId, DeviceKind};
 
 /// What a simulated user is for: which scenario uses it.
@@ -62,6 +64,34 @@ impl Persona {
     }
 }
 
+/// The default OCRA suite of a device of `kind` (R5, R6), parsed once; `None` for a kind that
+/// answers otherwise.
+pub fn default_suite(kind: DeviceKind) -> Option<&'static OcraSuite> {
+    static SUITES: OnceLock<Option<(OcraSuite, OcraSuite)>> = OnceLock::new();
+    let (dsc_plus, ib_key) = SUITES
+        .get_or_init(|| {
+            Some((
+                ocra::DSC_PLUS_DEFAULT_SUITE.parse().ok()?,
+                ocra::IB_KEY_DEFAULT_SUITE.parse().ok()?,
+            ))
+        })
+        .as_ref()?;
+    match kind {
+        DeviceKind::DscPlus => Some(dsc_plus),
+        DeviceKind::IbKey => Some(ib_key),
+        _ => None,
+    }
+}
+
+/// The hash of `pin` under the default suite of `kind`, as its answers take it: empty when
+/// that suite takes no PIN.
+pub fn default_pin_hash(kind: DeviceKind, pin: &str) -> Vec<u8> {
+    default_suite(kind)
+        .and_then(|s| s.pin)
+        .map(|alg| ocra::pin_hash(alg, pin.as_bytes()).as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
 /// One simulated device.
 #[derive(Debug, Clone)]
 pub struct SimDevice {
@@ -73,6 +103,9 @@ pub struct SimDevice {
     pub pin: String,
     /// The id the daemon gave it at enrolment.
     pub id: Option<DeviceId>,
+    /// Its PIN's hash under its kind's default OCRA suite, computed once (empty when that
+    /// suite takes no PIN): what its answers hash in.
+    pub pin_hash: Vec<u8>,
 }
 
 /// One simulated user.
@@ -214,6 +247,7 @@ pub fn build(users: usize, mix: &Mix, seed: u64) -> Vec<SimUser> {
                     SimDevice {
                         kind: *kind,
                         secret,
+                        pin_hash: default_pin_hash(*kind, &pin),
                         pin,
                         id: None,
                     }

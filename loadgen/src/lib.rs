@@ -16,8 +16,10 @@
 //! logs in: the one harness of the daemon's integration tests, this crate's own, and the
 //! benches' end-to-end runner.
 
+pub mod abort;
 pub mod apps;
 pub mod attack;
+pub mod batched;
 pub mod behaviour;
 pub mod compare;
 pub mod daemon;
@@ -27,6 +29,7 @@ pub mod harness;
 pub mod html;
 pub mod judge;
 pub mod live;
+pub mod machine;
 pub mod merge;
 pub mod meta;
 pub mod plot;

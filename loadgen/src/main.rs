@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use sls_loadgen::abort::{Stopped, Watch};
 use sls_loadgen::fleet::{Mix, Persona};
 use sls_loadgen::live::{self, LiveMetrics};
 use sls_loadgen::raw_open::Open;
@@ -50,7 +51,7 @@ enum Command {
     },
     /// Run a load test against a running slsd.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge the reports of runs made at the same time (several load machines) into one:
     /// counts and rates add, percentiles come from their histograms added together. Writes
     /// summary.json, the .hlog files, latency.svg and report.html into --out as a run does.
@@ -167,6 +168,19 @@ struct RunArgs {
     /// go into summary.json, and a failed one makes the exit code 3.
     #[arg(long = "threshold", value_name = "THRESHOLD")]
     thresholds: Vec<Threshold>,
+    /// Stop the run as soon as a --threshold is already lost (like k6's abortOnFail), write
+    /// the results so far and exit with 3. Judged once a second on the steps so far: `unexpected`
+    /// and `max` with < <= (or == once past it) are lost as soon as they pass their bound; a
+    /// percentile or `errors` with < <= once its scope has 100 steps or more and its value so
+    /// far is past the bound (`errors==0` at the first error); `rate` and lower bounds (> >=)
+    /// are judged at the end only.
+    #[arg(long, requires = "thresholds")]
+    abort_on_fail: bool,
+    /// How long the daemon may stay silent (not even acknowledging packets) before a
+    /// connection to it counts as lost: the run then prints "connection lost", stops, writes
+    /// the results so far and exits with 2.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    lost_after: Duration,
     /// Serve live Prometheus metrics at `http://ADDR/metrics` while the run lasts (steps by
     /// scenario and outcome, errors by kind, a latency histogram by scenario, steps in flight,
     /// the target rate); port 0 picks a free port, printed on stderr. Stopped when the run ends.
@@ -272,7 +286,7 @@ impl RunArgs {
 async fn raw_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     let target = a.target()?;
     if a.ramp.is_some() || a.metrics.is_some() || !a.thresholds.is_empty() {
-        bail!("--raw runs without --ramp, --metrics or --threshold");
+        bail!("--raw runs without --ramp, --metrics, --threshold or --abort-on-fail");
     }
     let open = a.rate.map(|rate| Open {
         tick: a.tick,
@@ -368,7 +382,28 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         _ => None,
     };
     let out = a.out.as_deref();
-    let result = run::run_live(&target, &spec, &plan, behaviour, out, live.as_deref()).await;
+    if a.lost_after < Duration::from_millis(100) {
+        bail!("--lost-after must be 100ms or more");
+    }
+    let watch = Watch {
+        abort_on: if a.abort_on_fail {
+            a.thresholds.clone()
+        } else {
+            Vec::new()
+        },
+        lost_after: a.lost_after,
+        ..Watch::default()
+    };
+    let result = run::run_watched(
+        &target,
+        &spec,
+        &plan,
+        behaviour,
+        out,
+        live.as_deref(),
+        &watch,
+    )
+    .await;
     if let Some(server) = server {
         server.stop().await;
     }
@@ -378,7 +413,13 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
         rows.push(result.summary.overall.clone());
     }
     println!("{}", report::table(&rows));
-    let verdicts = threshold::evaluate(&a.thresholds, &result.summary);
+    let mut verdicts = threshold::evaluate(&a.thresholds, &result.summary);
+    if let Some(Stopped::ThresholdLost { threshold, .. }) = &result.stopped {
+        // Lost while the run went on; the steps after it do not save it.
+        for v in verdicts.iter_mut().filter(|v| &v.threshold == threshold) {
+            v.pass = false;
+        }
+    }
     if !verdicts.is_empty() {
         println!("{}", threshold::table(&verdicts));
     }
@@ -392,6 +433,9 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<Ended> {
     }
     for f in &result.files {
         println!("wrote {}", f.display());
+    }
+    if let Some(lost @ Stopped::ConnectionLost { .. }) = &result.stopped {
+        bail!("{lost}: the run stopped (its results so far are above)");
     }
     Ok(Ended {
         failed_thresholds,
@@ -503,7 +547,7 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Run(args) => tokio_main(run_cmd(args)),
+        Command::Run(args) => tokio_main(run_cmd(*args)),
         Command::Quickstart { duration, out } => tokio_main(quickstart(duration, out)),
         Command::Merge {
             dirs,
@@ -550,8 +594,7 @@ fn exit_code(result: &anyhow::Result<Ended>) -> (u8, Option<String>) {
 fn tokio_main(
     f: impl std::future::Future<Output = anyhow::Result<Ended>>,
 ) -> anyhow::Result<Ended> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(f)

@@ -7,7 +7,7 @@
 //! `c, c + connections, …` in turn, so no two slots of the run share a user while the fleet
 //! has more users than slots.
 //!
-//! With [`Answers::Wrong`] every answer is wrong (the right one with its first digit changed):
+//! With [`Answers::Wrong`] every answer is wrong (the right one with its last digit changed):
 //! a failure storm, each answer a failure the daemon must make durable before its verdict
 //! (R11). Its unit of work is a failure judged; a user it has locked is passed over.
 
@@ -16,45 +16,32 @@ use std::time::Duration;
 
 use anyhow::bail;
 use bytes::BytesMut;
-use sls_protocol::{
-    frame, Challenge, DeviceId, DeviceKind, Message, Purpose, Role, TxnId, Verdict, ALPN_FRONTEND,
-};
+use sls_protocol::{DeviceKind, Message, Role, Verdict, ALPN_FRONTEND};
 
-use crate::fleet::{Mix, Persona, SimUser};
+use crate::fleet::{Mix, Persona};
+use crate::machine::{Login, Machine, Step};
 use crate::raw::{self, Driver, Shape, Stats};
 use crate::raw_open::{self, Open};
 use crate::report::{Latency, ScenarioSummary, Summary};
 use crate::run::{enrol_fleet, FleetSpec, RunResult, Target};
 use sls_client::ClientTls;
 
-/// A DSC+ user as the driver needs it.
-struct Login {
-    user: String,
-    device: DeviceId,
-    client: std::net::IpAddr,
-    secret: [u8; 32],
-    /// The PIN's hash under the DSC+ suite, computed once.
-    pin_hash: Option<Vec<u8>>,
-}
-
 /// What the slots answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answers {
     /// The device's answer: logins.
     Right,
-    /// A wrong answer every time: a failure storm.
+    /// A wrong answer every time (a typo): a failure storm.
     Wrong,
 }
 
-/// One connection's DSC+ logins.
+/// One connection's DSC+ logins: the login machine ([`Machine`]) and the users it takes in
+/// turn.
 pub struct DscPlus {
     answers: Answers,
-    users: Arc<Vec<Login>>,
+    machine: Machine,
     next: usize,
     stride: usize,
-    /// Per slot: the user of its login in progress, and the answer to send next (if any).
-    slots: Vec<(usize, Option<(TxnId, String)>)>,
-    suite: sls_protocol::ocra::OcraSuite,
 }
 
 impl DscPlus {
@@ -67,91 +54,41 @@ impl DscPlus {
     ) -> DscPlus {
         DscPlus {
             answers,
-            users,
+            machine: Machine::new(users, slots),
             next: first,
             stride: stride.max(1),
-            slots: vec![(0, None); slots],
-            suite: suite(),
         }
-    }
-
-    fn answer(&self, login: &Login, question: &str) -> Option<String> {
-        let input = sls_protocol::ocra::OcraInput {
-            counter: 0,
-            question,
-            pin_hash: login.pin_hash.as_deref(),
-            session: None,
-            timestamp: None,
-        };
-        let right = self.suite.compute(&login.secret, &input).ok()?;
-        let right = right.as_str();
-        Some(match self.answers {
-            Answers::Right => right.to_owned(),
-            // Every digit but the first kept: well-formed, and wrong.
-            Answers::Wrong => {
-                let first = right.bytes().next()?;
-                let other = if first == b'9' {
-                    '0'
-                } else {
-                    char::from(first + 1)
-                };
-                format!("{other}{}", right.get(1..)?)
-            }
-        })
     }
 }
 
 impl Driver for DscPlus {
     fn request(&mut self, slot: usize, id: u32, out: &mut BytesMut) {
-        let (user, pending) = &mut self.slots[slot];
-        let message = match pending.take() {
-            Some((txn, response)) => Message::Answer {
-                txn,
-                response,
-                client: self.users[*user].client,
-            },
-            None => {
-                *user = self.next % self.users.len().max(1);
-                self.next = self.next.wrapping_add(self.stride);
-                let login = &self.users[*user];
-                Message::Begin {
-                    user: login.user.clone(),
-                    purpose: Purpose::Login,
-                    device: Some(login.device),
-                    client: login.client,
-                }
-            }
-        };
-        // The fleet's names and answers are within the protocol's limits.
-        let _ = frame::encode(id, &message, out);
+        let (next, stride, wrong) = (&mut self.next, self.stride, self.answers == Answers::Wrong);
+        self.machine.request(slot, id, out, || {
+            let user = *next;
+            *next = next.wrapping_add(stride);
+            (user, wrong)
+        });
     }
 
     fn reply(&mut self, slot: usize, reply: Message) -> Result<u64, &'static str> {
-        let user = self.slots[slot].0;
-        match reply {
-            Message::ChallengeIssued {
-                txn,
-                challenge: Challenge::Numeric(q),
-                ..
-            } => {
-                let answer = self.answer(&self.users[user], &q).ok_or("cannot_answer")?;
-                self.slots[slot].1 = Some((txn, answer));
-                Ok(0)
-            }
-            Message::Judged { verdict } => match (self.answers, verdict) {
-                (Answers::Right, Verdict::Accepted { .. }) => Ok(1),
-                (Answers::Wrong, Verdict::Rejected { .. }) => Ok(1),
-                // Locked by the storm (its tenth failure, or a `Begin` after it), or held back
-                // by the daemon's rate limits: passed over.
-                (Answers::Wrong, Verdict::Locked { .. } | Verdict::RateLimited { .. }) => {
-                    self.slots[slot].1 = None;
-                    Ok(0)
-                }
-                (Answers::Right, _) => Err("not_accepted"),
-                (Answers::Wrong, _) => Err("not_rejected"),
+        match self.machine.reply(slot, reply) {
+            Step::Answering => Ok(0),
+            Step::Failed("cannot_answer") => Err("cannot_answer"),
+            Step::Failed(_) => Err("unexpected_message"),
+            Step::Ended { reply, .. } => match reply {
+                Message::Judged { verdict } => match (self.answers, verdict) {
+                    (Answers::Right, Verdict::Accepted { .. }) => Ok(1),
+                    (Answers::Wrong, Verdict::Rejected { .. }) => Ok(1),
+                    // Locked by the storm (its tenth failure, or a `Begin` after it), or held
+                    // back by the daemon's rate limits: passed over.
+                    (Answers::Wrong, Verdict::Locked { .. } | Verdict::RateLimited { .. }) => Ok(0),
+                    (Answers::Right, _) => Err("not_accepted"),
+                    (Answers::Wrong, _) => Err("not_rejected"),
+                },
+                Message::Error { .. } => Err("error_frame"),
+                _ => Err("unexpected_message"),
             },
-            Message::Error { .. } => Err("error_frame"),
-            _ => Err("unexpected_message"),
         }
     }
 }
@@ -183,7 +120,11 @@ pub async fn run(
     };
     let endpoint = sls_client::pipeline::endpoint("127.0.0.1:0".parse()?)?;
     let (admin_conn, _admin_pipe, users) = enrol_fleet(target, &spec, &endpoint).await?;
-    let logins: Vec<Login> = users.iter().filter_map(login_of).collect();
+    let logins: Vec<Login> = users
+        .iter()
+        .filter(|u| u.persona == Persona::DscPlus)
+        .filter_map(|u| Login::of(u, DeviceKind::DscPlus))
+        .collect();
     if logins.is_empty() {
         bail!("no DSC+ user in the fleet (--mix dsc_plus=1)");
     }
@@ -219,6 +160,7 @@ pub async fn run(
         unexpected: summary.overall.unexpected_errors,
         summary,
         files,
+        stopped: None,
     })
 }
 
@@ -339,28 +281,4 @@ pub fn open_line(open: &Open, stats: &Stats) -> String {
         lag.value_at_quantile(0.5),
         lag.value_at_quantile(0.99),
     )
-}
-
-fn suite() -> sls_protocol::ocra::OcraSuite {
-    sls_protocol::ocra::DSC_PLUS_DEFAULT_SUITE
-        .parse()
-        .unwrap_or_else(|_| unreachable!("the default suite parses"))
-}
-
-fn login_of(u: &SimUser) -> Option<Login> {
-    if u.persona != Persona::DscPlus {
-        return None;
-    }
-    let d = u.device(DeviceKind::DscPlus)?;
-    Some(Login {
-        user: u.name.clone(),
-        device: d.id?,
-        client: u.client,
-        secret: d.secret,
-        pin_hash: suite().pin.map(|alg| {
-            sls_protocol::ocra::pin_hash(alg, d.pin.as_bytes())
-                .as_bytes()
-                .to_vec()
-        }),
-    })
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use sls_protocol::{BulkOutcome, DeviceKind, Message, Role, ALPN_DEVICE, ALPN_FRONTEND};
 
+use crate::abort::{self, Stopped, Watch};
 use crate::apps;
 use crate::fleet::{self, Mix, Persona, SimUser};
 use crate::live::LiveMetrics;
@@ -77,7 +78,11 @@ pub struct RunResult {
     pub files: Vec<PathBuf>,
     /// Steps that should not have happened, over all scenarios.
     pub unexpected: u64,
+    /// Why the run stopped before its end, if it did (its report holds the steps so far).
+    pub stopped: Option<Stopped>,
 }
+
+type Connected = Vec<(quinn::Connection, Pipeline, client::Pushes)>;
 
 /// Connects `n` pipelines of `role` to the daemon.
 pub async fn connect_pipelines(
@@ -85,7 +90,18 @@ pub async fn connect_pipelines(
     role: Role,
     n: usize,
     endpoint: &quinn::Endpoint,
-) -> anyhow::Result<Vec<(quinn::Connection, Pipeline, client::Pushes)>> {
+) -> anyhow::Result<Connected> {
+    connect_pipelines_idle(target, role, n, endpoint, Watch::default().lost_after).await
+}
+
+/// As [`connect_pipelines`], each connection given up after `idle` of the daemon's silence.
+pub async fn connect_pipelines_idle(
+    target: &Target,
+    role: Role,
+    n: usize,
+    endpoint: &quinn::Endpoint,
+    idle: Duration,
+) -> anyhow::Result<Connected> {
     let tls = ClientTls::from_dir(&target.tls_dir, role)
         .with_context(|| format!("reading certificates from {}", target.tls_dir.display()))?;
     let alpn = if role == Role::Device {
@@ -93,7 +109,7 @@ pub async fn connect_pipelines(
     } else {
         ALPN_FRONTEND
     };
-    let config = tls.quinn_config(alpn)?;
+    let config = tls.quinn_config_idle(alpn, idle)?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let conn = target.peer().connect(endpoint, config.clone()).await?;
@@ -209,8 +225,33 @@ pub async fn run_live(
     out: Option<&Path>,
     live: Option<&LiveMetrics>,
 ) -> anyhow::Result<RunResult> {
-    let prepared = prepare(std::slice::from_ref(target), spec, behaviour).await?;
-    let result = prepared.drive_live(plan, out, live).await;
+    run_watched(target, spec, plan, behaviour, out, live, &Watch::default()).await
+}
+
+/// As [`run_live`], stopped early by `watch` (a lost connection, a threshold already lost):
+/// the result then says why, and its report holds the steps so far. IB Key apps are connected
+/// only when the plan runs a scenario that uses them.
+pub async fn run_watched(
+    target: &Target,
+    spec: &FleetSpec,
+    plan: &Plan,
+    behaviour: Behaviour,
+    out: Option<&Path>,
+    live: Option<&LiveMetrics>,
+    watch: &Watch,
+) -> anyhow::Result<RunResult> {
+    let spec = FleetSpec {
+        max_apps: if plan.uses_apps() { spec.max_apps } else { 0 },
+        ..spec.clone()
+    };
+    let prepared = prepare_idle(
+        std::slice::from_ref(target),
+        &spec,
+        behaviour,
+        watch.lost_after,
+    )
+    .await?;
+    let result = prepared.drive_watched(plan, out, live, watch).await;
     prepared.close().await;
     result
 }
@@ -223,7 +264,16 @@ pub async fn enrol_fleet(
     spec: &FleetSpec,
     endpoint: &quinn::Endpoint,
 ) -> anyhow::Result<(quinn::Connection, Pipeline, Vec<SimUser>)> {
-    let mut admin = connect_pipelines(target, Role::Admin, 1, endpoint).await?;
+    enrol_fleet_idle(target, spec, endpoint, Watch::default().lost_after).await
+}
+
+async fn enrol_fleet_idle(
+    target: &Target,
+    spec: &FleetSpec,
+    endpoint: &quinn::Endpoint,
+    idle: Duration,
+) -> anyhow::Result<(quinn::Connection, Pipeline, Vec<SimUser>)> {
+    let mut admin = connect_pipelines_idle(target, Role::Admin, 1, endpoint, idle).await?;
     let (admin_conn, admin_pipe, _) = admin.pop().context("no admin connection")?;
     let mut users = fleet::build(spec.users, &spec.mix, spec.seed);
     let took = enrol(&admin_pipe, &mut users).await?;
@@ -244,15 +294,26 @@ pub async fn prepare(
     spec: &FleetSpec,
     behaviour: Behaviour,
 ) -> anyhow::Result<Prepared> {
+    prepare_idle(targets, spec, behaviour, Watch::default().lost_after).await
+}
+
+/// As [`prepare`], the admin's and the frontends' connections given up after `idle` of the
+/// daemon's silence ([`Watch::lost_after`]).
+pub async fn prepare_idle(
+    targets: &[Target],
+    spec: &FleetSpec,
+    behaviour: Behaviour,
+    idle: Duration,
+) -> anyhow::Result<Prepared> {
     let first = targets.first().context("no target")?;
     let endpoint = client::endpoint("127.0.0.1:0".parse()?)?;
-    let (admin_conn, admin_pipe, users) = enrol_fleet(first, spec, &endpoint).await?;
+    let (admin_conn, admin_pipe, users) = enrol_fleet_idle(first, spec, &endpoint, idle).await?;
     let daemon = crate::meta::welcome_json(&admin_pipe.welcome());
     let want = spec.connections.max(1);
     let mut per_target: Vec<_> = Vec::with_capacity(targets.len());
     for (t, target) in targets.iter().enumerate() {
         let n = want / targets.len() + usize::from(t < want % targets.len());
-        per_target.push(connect_pipelines(target, Role::Frontend, n, &endpoint).await?);
+        per_target.push(connect_pipelines_idle(target, Role::Frontend, n, &endpoint, idle).await?);
     }
     // Interleaved: A, B, A, B, … so that consecutive calls go to different nodes.
     let mut frontends = Vec::with_capacity(want);
@@ -281,6 +342,12 @@ pub async fn prepare(
     let connected: Vec<usize> = apps.iter().map(|a| a.user).collect();
     let mut world = World::new(users, pipes, admin_pipe, behaviour);
     world.restrict_push_users(&connected);
+    // One node: the closed loop's request/reply chains may run batched, a stream of their own
+    // on each frontend connection. Over several nodes each step keeps taking the connections
+    // in turn (a login may begin on one node and be answered on another).
+    if targets.len() == 1 {
+        world.batch_on(conns.clone());
+    }
     let world = Arc::new(world);
     let apps: Vec<quinn::Connection> = apps
         .into_iter()
@@ -329,15 +396,32 @@ impl Prepared {
         out: Option<&Path>,
         live: Option<&LiveMetrics>,
     ) -> anyhow::Result<RunResult> {
+        self.drive_watched(plan, out, live, &Watch::default()).await
+    }
+
+    /// As [`Prepared::drive_live`], stopped early when a frontend's or the admin's connection
+    /// is lost, or by `watch` (see [`crate::abort`]).
+    pub async fn drive_watched(
+        &self,
+        plan: &Plan,
+        out: Option<&Path>,
+        live: Option<&LiveMetrics>,
+        watch: &Watch,
+    ) -> anyhow::Result<RunResult> {
         let Prepared {
             apps,
             world,
             targets,
             spec,
             daemon,
+            conns,
+            admin_conn,
             ..
         } = self;
-        let stats = schedule::run_live(world.clone(), plan, live).await;
+        let watched: Vec<_> = conns.iter().chain([admin_conn]).cloned().collect();
+        let watchers = abort::watch_connections(&watched, &watch.abort);
+        let stats = schedule::run_watched(world.clone(), plan, live, watch).await;
+        drop(watchers);
         let summaries: Vec<_> = stats
             .scenarios
             .iter()
@@ -376,6 +460,8 @@ impl Prepared {
                 "client_requests": stats.requests,
                 "client_cpu_s": stats.cpu.as_secs_f64(),
                 "client_cpu_us_per_request": cpu_us_per_request,
+                "stopped": stats.stopped.as_ref().map(ToString::to_string),
+                "measured_s": stats.elapsed.as_secs_f64(),
             }),
             scenarios: summaries,
             overall,
@@ -392,6 +478,7 @@ impl Prepared {
             summary,
             files,
             unexpected,
+            stopped: stats.stopped,
         })
     }
 

@@ -82,6 +82,11 @@ impl Scenario {
         }
     }
 
+    /// Whether its steps need the users' IB Key apps connected (to approve pushes).
+    pub fn uses_apps(self) -> bool {
+        self == Scenario::IbKeyPush
+    }
+
     /// The default weight in the mixed run.
     pub fn default_weight(self) -> u32 {
         match self {
@@ -126,6 +131,9 @@ pub struct World {
     pub screen: Screen,
     /// The users' behaviour.
     pub behaviour: Behaviour,
+    /// The frontends' connections, when the scenarios that are a request/reply chain may run
+    /// batched on streams of their own ([`crate::batched`]); empty: never.
+    pub(crate) batchable: Vec<quinn::Connection>,
 }
 
 impl World {
@@ -159,6 +167,7 @@ impl World {
             admin,
             screen: Screen::default(),
             behaviour,
+            batchable: Vec::new(),
         }
     }
 
@@ -168,6 +177,18 @@ impl World {
         if let Some(list) = self.by_persona.get_mut(&Persona::IbKeyPush) {
             list.retain(|u| connected.contains(u));
         }
+    }
+
+    /// Lets the closed loop run the scenarios that are a request/reply chain batched, on a
+    /// stream of their own on each of `conns` (the frontends' connections, to one node):
+    /// see [`crate::batched`].
+    pub fn batch_on(&mut self, conns: Vec<quinn::Connection>) {
+        self.batchable = conns;
+    }
+
+    /// The users of `persona`, as indexes into `users`.
+    pub(crate) fn users_of(&self, persona: Persona) -> &[usize] {
+        self.by_persona.get(&persona).map_or(&[], Vec::as_slice)
     }
 
     /// Whether the fleet has users for `scenario`.

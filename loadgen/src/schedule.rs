@@ -10,15 +10,16 @@
 //!
 //! Every run is bounded by its duration and stops by itself.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::distributions::{Distribution, WeightedIndex};
 use tokio::time::sleep_until;
 
+use crate::abort::{self, Abort, Stopped, Watch};
 use crate::live::LiveMetrics;
-use crate::report::ScenarioStats;
+use crate::report::{self, ScenarioStats};
 use crate::scenario::{Scenario, World};
 
 /// How steps are started.
@@ -81,6 +82,13 @@ pub struct Plan {
     pub progress: bool,
 }
 
+impl Plan {
+    /// Whether a scenario of the plan needs the IB Key apps connected (the push logins).
+    pub fn uses_apps(&self) -> bool {
+        self.mix.iter().any(|(s, w)| *w > 0 && s.uses_apps())
+    }
+}
+
 /// The stats of a run: one per scenario, in the plan's order.
 pub struct RunStats {
     /// Per scenario.
@@ -96,6 +104,9 @@ pub struct RunStats {
     pub cpu: Duration,
     /// Replies its pipelines received over the measured window.
     pub requests: u64,
+    /// Why the run stopped before its end, if it did (`elapsed` is then the time measured
+    /// until it stopped).
+    pub stopped: Option<Stopped>,
 }
 
 /// The due time of step `k` under a linear ramp from `r0` to `r1` over `ramp`, then `r1`.
@@ -139,6 +150,19 @@ pub async fn run(world: Arc<World>, plan: &Plan) -> RunStats {
 
 /// Runs the plan against `world`, its steps also counted in `live` (`run --metrics`).
 pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>) -> RunStats {
+    run_watched(world, plan, live, &Watch::default()).await
+}
+
+/// As [`run_live`], stopping early when `watch.abort` is stopped (a lost connection), or when
+/// one of `watch.abort_on` is already lost (checked at each progress tick, see
+/// [`crate::abort`]).
+pub async fn run_watched(
+    world: Arc<World>,
+    plan: &Plan,
+    live: Option<&LiveMetrics>,
+    watch: &Watch,
+) -> RunStats {
+    let abort = watch.abort.clone();
     let mix: Vec<(Scenario, u32)> = plan
         .mix
         .iter()
@@ -162,10 +186,14 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
     let end = measure_from + plan.duration;
     let progress = tokio::spawn(progress_loop(
         stats.iter().map(|(_, s)| s.clone()).collect(),
-        start,
-        plan.warmup,
-        plan.duration,
-        plan.progress,
+        Progress {
+            start,
+            warmup: plan.warmup,
+            duration: plan.duration,
+            print: plan.progress,
+            abort: abort.clone(),
+            abort_on: watch.abort_on.clone(),
+        },
     ));
     let Some(weights) = weights else {
         progress.abort();
@@ -176,23 +204,49 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
             elapsed: Duration::ZERO,
             cpu: Duration::ZERO,
             requests: 0,
+            stopped: None,
         };
     };
+    // The closed loop of request/reply chains runs batched when it can (see `crate::batched`).
+    let batch = match plan.model {
+        LoadModel::Closed { .. } => crate::batched::batch(&world, &mix),
+        LoadModel::Open { .. } => None,
+    };
+    // Replies of the batched path (the pipelines count theirs).
+    let batched_replies = Arc::new(AtomicU64::new(0));
+    let replies = {
+        let batched = batched_replies.clone();
+        move || sls_client::pipeline::replies() + batched.load(Ordering::Relaxed)
+    };
     // The process's CPU time and the replies received, from the window's start to its end.
+    let metered = abort.clone();
     let meter = tokio::spawn(async move {
-        sleep_until(measure_from.into()).await;
-        let (cpu0, replies0) = (crate::raw::process_cpu(), sls_client::pipeline::replies());
-        sleep_until(end.into()).await;
+        tokio::select! {
+            _ = sleep_until(measure_from.into()) => {}
+            _ = metered.stopped() => {}
+        }
+        let (cpu0, replies0) = (crate::raw::process_cpu(), replies());
+        tokio::select! {
+            _ = sleep_until(end.into()) => {}
+            _ = metered.stopped() => {}
+        }
         (
             crate::raw::process_cpu().saturating_sub(cpu0),
-            sls_client::pipeline::replies() - replies0,
+            replies() - replies0,
         )
     });
+    // The index (into `mix` and `stats`, in the same order) of the next step's scenario; no
+    // draw when there is one scenario.
     let pick = {
-        let mix = mix.clone();
-        move || mix[weights.sample(&mut rand::thread_rng())].0
+        let one = mix.len() == 1;
+        move || {
+            if one {
+                0
+            } else {
+                weights.sample(&mut rand::thread_rng())
+            }
+        }
     };
-    let index_of = |s: Scenario| stats.iter().position(|(x, _)| *x == s).unwrap_or(0);
     let mut dropped = 0u64;
     match plan.model {
         LoadModel::Open {
@@ -213,7 +267,10 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                 if let Some(l) = live {
                     l.set_target_rate(target_rate(offset, rate, ramp));
                 }
-                sleep_until(due.into()).await;
+                tokio::select! {
+                    _ = sleep_until(due.into()) => {}
+                    _ = abort.stopped() => break,
+                }
                 // Reap finished tasks so the set stays small.
                 while tasks.try_join_next().is_some() {}
                 if in_flight.load(Ordering::Relaxed) >= max_in_flight {
@@ -222,8 +279,7 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                     }
                     continue;
                 }
-                let scenario = pick();
-                let st = stats[index_of(scenario)].1.clone();
+                let (scenario, st) = stats[pick()].clone();
                 let world = world.clone();
                 let in_flight = in_flight.clone();
                 in_flight.fetch_add(1, Ordering::Relaxed);
@@ -241,11 +297,27 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
             }
-            // Let the last steps finish, bounded.
-            let _ = tokio::time::timeout(Duration::from_secs(15), async {
+            // Let the last steps finish, bounded (less when the run was stopped).
+            let _ = tokio::time::timeout(drain_for(&abort, Duration::from_secs(15)), async {
                 while tasks.join_next().await.is_some() {}
             })
             .await;
+        }
+        LoadModel::Closed { workers } if batch.is_some() => {
+            let window = crate::batched::Window {
+                start,
+                measure_from,
+                end,
+            };
+            let shared = crate::batched::Shared {
+                abort: abort.clone(),
+                replies: batched_replies,
+                gauge: in_flight_gauge.clone(),
+            };
+            let stats = stats.iter().map(|(_, s)| s.clone()).collect();
+            if let Some(batch) = batch {
+                crate::batched::closed(batch, &world, &mix, stats, workers, window, shared).await;
+            }
         }
         LoadModel::Closed { workers } => {
             let mut tasks = tokio::task::JoinSet::new();
@@ -254,50 +326,75 @@ pub async fn run_live(world: Arc<World>, plan: &Plan, live: Option<&LiveMetrics>
                 let stats: Vec<_> = stats.iter().map(|(s, st)| (*s, st.clone())).collect();
                 let pick = pick.clone();
                 let gauge = in_flight_gauge.clone();
+                let abort = abort.clone();
                 tasks.spawn(async move {
                     sleep_until(start.into()).await;
-                    while Instant::now() < end {
-                        let scenario = pick();
+                    while Instant::now() < end && !abort.is_stopped() {
+                        let (scenario, st) = &stats[pick()];
                         let t0 = Instant::now();
                         let _counted = gauge.as_ref().map(InFlight::new);
-                        let outcome = world.step(scenario).await;
+                        let outcome = world.step(*scenario).await;
                         if t0 >= measure_from {
-                            if let Some((_, st)) = stats.iter().find(|(s, _)| *s == scenario) {
-                                // No schedule to be late on: response and service time agree.
-                                let took = t0.elapsed();
-                                st.record(outcome, took, took);
-                            }
+                            // No schedule to be late on: response and service time agree.
+                            let took = t0.elapsed();
+                            st.record(outcome, took, took);
                         }
                     }
                 });
             }
-            let _ = tokio::time::timeout(
-                plan.warmup + plan.duration + Duration::from_secs(15),
-                async { while tasks.join_next().await.is_some() {} },
-            )
+            let bound = plan.warmup + plan.duration + Duration::from_secs(15);
+            let _ = tokio::time::timeout(bound, async {
+                tokio::select! {
+                    _ = async { while tasks.join_next().await.is_some() {} } => {}
+                    _ = abort.stopped() => {}
+                }
+            })
+            .await;
+            let _ = tokio::time::timeout(drain_for(&abort, bound), async {
+                while tasks.join_next().await.is_some() {}
+            })
             .await;
         }
     }
-    let _ = progress.await;
+    // The progress loop ends with the window, or as soon as the run is stopped.
+    let ticks = progress.await.unwrap_or(0);
     let (cpu, requests) = meter.await.unwrap_or_default();
     if let Some(l) = live {
         l.set_target_rate(0.0);
     }
     // Steps that ended after the last progress tick: into one last interval, so that the
     // interval logs hold every step the summary counts.
-    let ticks = plan.duration.as_secs() + 1;
     let since = Duration::from_secs(ticks);
     let until = measure_from.elapsed().max(since);
     for (_, s) in &stats {
         s.flush(since, until);
     }
+    let stopped = abort.reason();
+    let elapsed = match stopped {
+        // The window as far as it went (at least a millisecond: rates divide by it).
+        Some(_) => measure_from
+            .elapsed()
+            .clamp(Duration::from_millis(1), plan.duration),
+        None => plan.duration,
+    };
     RunStats {
         scenarios: stats,
         dropped,
         started: SystemTime::now() - measure_from.elapsed(),
-        elapsed: plan.duration,
+        elapsed,
         cpu,
         requests,
+        stopped,
+    }
+}
+
+/// How long to wait for the steps in flight: `normal`, or a few seconds once the run was
+/// stopped (the steps on a lost connection fail as it closes; the others are dropped).
+fn drain_for(abort: &Abort, normal: Duration) -> Duration {
+    if abort.is_stopped() {
+        normal.min(Duration::from_secs(3))
+    } else {
+        normal
     }
 }
 
@@ -317,25 +414,57 @@ impl Drop for InFlight {
     }
 }
 
-/// Prints one line a second (rate, p50/p99, errors) and closes each scenario's interval.
-async fn progress_loop(
-    stats: Vec<Arc<ScenarioStats>>,
+/// What the progress loop needs besides the stats.
+struct Progress {
     start: Instant,
     warmup: Duration,
     duration: Duration,
     print: bool,
-) {
+    abort: Abort,
+    abort_on: Vec<crate::threshold::Threshold>,
+}
+
+/// Prints one line a second (rate, p50/p99, errors) and closes each scenario's interval; once
+/// the run is stopped, a line saying why instead, and it returns. With `abort_on`, judges those
+/// thresholds on the steps so far at each tick and stops the run when one is already lost.
+/// Returns the ticks done (the intervals closed).
+async fn progress_loop(stats: Vec<Arc<ScenarioStats>>, p: Progress) -> u64 {
+    let Progress {
+        start,
+        warmup,
+        duration,
+        print,
+        abort,
+        abort_on,
+    } = p;
     // No reset at the end of the warm-up: steps are recorded only from `measure_from` on (both
     // loops check), and a reset here could wipe the first measured steps if this task ran late.
-    sleep_until((start + warmup).into()).await;
     let measure_from = start + warmup;
     let mut tick = 0u64;
+    let stopped = |tick: u64| {
+        if print {
+            if let Some(why) = abort.reason() {
+                eprintln!(
+                    "[{:>4.1}s] {why}; the run stops",
+                    measure_from.elapsed().as_secs_f64()
+                );
+            }
+        }
+        tick
+    };
+    tokio::select! {
+        _ = sleep_until(measure_from.into()) => {}
+        _ = abort.stopped() => return stopped(tick),
+    }
     loop {
         tick += 1;
         let at = measure_from + Duration::from_secs(tick);
         let last = at > measure_from + duration;
         let at = at.min(measure_from + duration + Duration::from_millis(500));
-        sleep_until(at.into()).await;
+        tokio::select! {
+            _ = sleep_until(at.into()) => {}
+            _ = abort.stopped() => return stopped(tick - 1),
+        }
         let mut merged = ScenarioStats::empty_histogram();
         let mut errors = 0u64;
         for s in &stats {
@@ -355,9 +484,34 @@ async fn progress_loop(
                 merged.value_at_quantile(0.99)
             );
         }
-        if last {
-            break;
+        if !abort_on.is_empty() {
+            let so_far = summary_so_far(&stats, measure_from.elapsed());
+            if let Some(why) = abort::first_lost(&abort_on, &so_far) {
+                abort.stop(why);
+            }
         }
+        if abort.is_stopped() {
+            return stopped(tick);
+        }
+        if last {
+            return tick;
+        }
+    }
+}
+
+/// The summary of the steps measured so far (what `--abort-on-fail` judges).
+fn summary_so_far(stats: &[Arc<ScenarioStats>], elapsed: Duration) -> report::Summary {
+    let scenarios: Vec<_> = stats.iter().map(|s| s.summary(elapsed)).collect();
+    let merged = report::merged_histogram(stats.iter().map(|s| s.as_ref()));
+    let overall = report::overall(&scenarios, &merged, elapsed);
+    report::Summary {
+        format: report::FORMAT,
+        // Only the thresholds read it: what ran is written with the final summary.
+        meta: Default::default(),
+        run: serde_json::Value::Null,
+        scenarios,
+        overall,
+        thresholds: Vec::new(),
     }
 }
 

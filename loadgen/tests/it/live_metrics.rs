@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::slsd;
 
 /// One GET of `/metrics` over a plain TCP stream: the status line and the body.
-fn scrape(addr: SocketAddr) -> std::io::Result<(String, String)> {
+pub(crate) fn scrape(addr: SocketAddr) -> std::io::Result<(String, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n")?;

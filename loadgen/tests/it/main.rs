@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod against_slsd;
+mod batched;
 mod device_cli;
 mod live_metrics;
 mod merge_compare;
@@ -12,6 +13,7 @@ mod open_loop;
 mod pipelines;
 mod reach;
 mod report_html;
+mod stopping;
 mod thresholds;
 
 use sls_loadgen::daemon::{find_slsd, Daemon, GENEROUS_LIMITS};

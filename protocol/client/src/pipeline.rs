@@ -371,6 +371,15 @@ async fn write_loop(
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 1024).await > 0 {
+        // The first request woke this task before the other callers already woken had run:
+        // let them queue theirs, so that one write (and one packet) carries them all.
+        tokio::task::yield_now().await;
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
         {
             let Ok(mut slots) = waiters.lock() else { break };
             for Request { message, reply } in batch.drain(..) {
