@@ -11,6 +11,7 @@
 mod audit;
 mod faults;
 mod shared;
+mod wedge;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
