@@ -367,15 +367,15 @@ fn by_master(ranges: &[Range], mark: impl Fn(u16) -> Vec<u8>) -> Vec<Master> {
 
 /// A range of `CLUSTER SLOTS`: its first and last slot, its master's `host:port` and node id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Range {
-    first: u16,
-    last: u16,
-    address: String,
-    id: String,
+pub(crate) struct Range {
+    pub(crate) first: u16,
+    pub(crate) last: u16,
+    pub(crate) address: String,
+    pub(crate) id: String,
 }
 
 /// `CLUSTER SLOTS`' ranges.
-fn masters_by_range(map: Vec<Value>) -> Result<Vec<Range>, String> {
+pub(crate) fn masters_by_range(map: Vec<Value>) -> Result<Vec<Range>, String> {
     fn field<T: redis::FromRedisValue>(
         it: &mut impl Iterator<Item = Value>,
         what: &str,

@@ -72,6 +72,7 @@
 mod audit;
 pub mod bus;
 mod durable;
+pub mod health;
 pub mod keys;
 mod limit;
 mod read;
@@ -158,8 +159,9 @@ pub struct RedisStore {
     /// Made at connect, on the runtime that connected; what [`RedisStore::conn`] gives until a
     /// runtime makes its own the home ([`RedisStore::home_here`]), and again after it leaves.
     conn: ClusterConnection,
-    /// The connection made on the runtime that serves the requests, when one did.
-    home: parking_lot::RwLock<Option<ClusterConnection>>,
+    /// The connection made on the runtime that serves the requests, when one did (or the
+    /// watchdog's, `health.rs`); shared with the bus, whose publishes follow it.
+    home: Arc<parking_lot::RwLock<Option<ClusterConnection>>>,
     /// The `WAIT` rounds' own connection (made at connect; the home runtime's, once it made
     /// one): a `WAIT` blocks the connection it is sent on, and on the requests' connection it
     /// held up every write to that master for the whole round ([`durable`]).
@@ -201,6 +203,8 @@ pub struct RedisStore {
     sent: [AtomicU64; Command::ALL.len()],
     /// Compare-and-sets refused because the cache's guess was stale.
     stale: AtomicU64,
+    /// What the probes found (`health.rs`): readiness, and the watchdog's rebuilds.
+    health: Mutex<health::Health>,
 }
 
 /// What a command this store sent to the cluster was for (see [`RedisStore::commands`]).
@@ -294,7 +298,7 @@ impl RedisStore {
         self.handle()
     }
 
-    /// The connection handle [`RedisStore::conn`] gives, counting nothing (the bus's).
+    /// The connection handle [`RedisStore::conn`] gives, counting nothing (the probes').
     fn handle(&self) -> ClusterConnection {
         match &*self.home.read() {
             Some(home) => home.clone(),
@@ -389,7 +393,7 @@ impl RedisStore {
         let nonce: u64 = rand::random();
         Ok(RedisStore {
             conn,
-            home: parking_lot::RwLock::new(None),
+            home: Arc::new(parking_lot::RwLock::new(None)),
             round_conn,
             round_home: parking_lot::RwLock::new(None),
             masters: Mutex::new(None),
@@ -420,6 +424,7 @@ impl RedisStore {
             conflicts: AtomicU64::new(0),
             sent: Default::default(),
             stale: AtomicU64::new(0),
+            health: Mutex::new(health::Health::default()),
         })
     }
 

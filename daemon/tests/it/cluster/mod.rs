@@ -10,6 +10,7 @@
 
 mod audit;
 mod faults;
+mod ready;
 mod shared;
 mod wedge;
 

@@ -204,7 +204,7 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
     let b = node(
         &cluster,
         &[
-            &"--tls-dir",
+            "--tls-dir",
             &*a.tls_dir().to_string_lossy(),
             "--seal-key",
             &*a.data_dir.join("seal.key").to_string_lossy(),
