@@ -29,8 +29,8 @@ const FREEZE: Duration = Duration::from_secs(5);
 /// The promise: every node serves again within this of a thaw.
 const SERVING_AGAIN: Duration = Duration::from_secs(10);
 
-/// A node of the cluster as these tests run it: `WAIT 1` with a 1 s timeout, so that the
-/// store's reply timeout is 2 s as in production.
+/// A node of the cluster as these tests run it: `WAIT 1` with the default 500 ms timeout, and
+/// so the store's reply timeout of 2 s, as in production.
 pub(super) fn node(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
     let store = cluster.store_flag();
     let flags = [
@@ -42,7 +42,7 @@ pub(super) fn node(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
             "--redis-wait-replicas",
             "1",
             "--redis-wait-timeout",
-            "1s",
+            "500ms",
         ][..],
         &sls_loadgen::daemon::NO_LIMITS,
         &PATIENT,
@@ -200,10 +200,14 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
     const CYCLES: usize = 10;
     let _one = super::one_at_a_time().await;
     let cluster = RedisCluster::start().unwrap();
-    let a = node(&cluster, &[]);
+    let metrics = [crate::metrics::free_port(), crate::metrics::free_port()];
+    let (ma, mb) = (metrics[0].to_string(), metrics[1].to_string());
+    let a = node(&cluster, &["--metrics", &ma]);
     let b = node(
         &cluster,
         &[
+            "--metrics",
+            &mb,
             "--tls-dir",
             &*a.tls_dir().to_string_lossy(),
             "--seal-key",
@@ -229,6 +233,9 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
     ));
     let seed = cluster.ports().start;
     let mut report = Vec::new();
+    // Cycles in which a node read unready while the master was frozen (it was: that shard
+    // refused every change until its replica was promoted).
+    let mut unready_seen = 0;
     for cycle in 0..CYCLES {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // The seed node first (a master at the start), then whichever master comes next.
@@ -242,7 +249,11 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
         let frozen_at = Instant::now();
         let cluster_ref = &cluster;
         // Its replica is promoted once the others mark it failed.
+        let mut unready = false;
         loop {
+            for m in metrics {
+                unready |= crate::metrics::get(m, "/readyz").await.0 == 503;
+            }
             let m = tokio::task::block_in_place(|| masters_but(cluster_ref, victim));
             if m.len() == 3 && frozen_at.elapsed() >= FREEZE {
                 break;
@@ -253,12 +264,15 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        unready_seen += usize::from(unready);
         cluster.thaw_node(victim).unwrap();
         let thawed = Instant::now();
         let mut after = Vec::new();
-        for ((name, _), front) in nodes.iter().zip(&probe_fronts) {
+        for (((name, _), front), m) in nodes.iter().zip(&probe_fronts).zip(metrics) {
+            // Back: /readyz says 200 and a change in every shard is judged.
             let at = loop {
-                if serves(front, &probes).await {
+                if crate::metrics::get(m, "/readyz").await.0 == 200 && serves(front, &probes).await
+                {
                     break Some(thawed.elapsed());
                 }
                 if thawed.elapsed() > SERVING_AGAIN + Duration::from_secs(30) {
@@ -269,9 +283,10 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
             after.push((*name, at));
         }
         let line = format!(
-            "cycle {cycle}: froze {victim}{} for {:?}; serving again after {after:?}",
+            "cycle {cycle}: froze {victim}{} for {:?}{}; ready and serving again after {after:?}",
             if victim == seed { " (the seed)" } else { "" },
             thawed - frozen_at,
+            if unready { ", unready meanwhile" } else { "" },
         );
         eprintln!("{line}");
         report.push(line);
@@ -281,7 +296,7 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
             .collect();
         assert!(
             late.is_empty(),
-            "not serving within {SERVING_AGAIN:?} of the thaw (None: not within 40 s): {late:?}\n{}",
+            "not ready and serving within {SERVING_AGAIN:?} of the thaw (None: not within 40 s): {late:?}\n{}",
             report.join("\n")
         );
         tokio::task::block_in_place(|| cluster.wait_ok(3, Duration::from_secs(30)))
@@ -289,6 +304,16 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
     }
     stop.store(true, Ordering::Relaxed);
     let seen = load.await.unwrap();
+    // Whether the watchdog had to rebuild a cluster connection (sls_redis::health).
+    for (name, n) in nodes {
+        let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+        let rebuilt = log.matches("rebuilt the cluster connections").count();
+        eprintln!("node {name}: the watchdog rebuilt its cluster connections {rebuilt} times");
+    }
+    assert!(
+        unready_seen > 0,
+        "no node read unready while a master was frozen, in {CYCLES} cycles"
+    );
     assert!(
         seen.iter().any(|s| !s.refused.is_empty()),
         "the freezes refused some requests (the fault was real)"
