@@ -210,6 +210,7 @@ fn store_readings(st: &State) -> StoreReadings {
                 commands: r.commands().map(|(c, n)| (c.name(), n)),
                 stale_guesses: r.stale_guesses(),
                 conflicts: r.conflicts(),
+                rebuilds: r.rebuilds(),
             }),
             ..StoreReadings::default()
         };
