@@ -89,10 +89,17 @@ impl Health {
         Ok(())
     }
 
-    /// Takes a new list of shards, keeping the failures of the masters that stay.
+    /// Takes a new list of shards, keeping the failures of the shards that stay: the same
+    /// slots (a replica promoted in the failed master's place: this node still fails to reach
+    /// them, and the watchdog should not wait for fresh failures), else the same master.
     fn learn(&mut self, mut shards: Vec<Shard>, now: Instant) {
         for s in &mut shards {
-            if let Some(old) = self.shards.iter().find(|o| o.address == s.address) {
+            let same = self
+                .shards
+                .iter()
+                .find(|o| o.ranges == s.ranges)
+                .or_else(|| self.shards.iter().find(|o| o.address == s.address));
+            if let Some(old) = same {
                 s.failed = old.failed;
                 s.why.clone_from(&old.why);
             }
@@ -290,17 +297,35 @@ impl RedisStore {
 
     /// New cluster connections for the requests and the rounds, on this runtime.
     async fn rebuild(&self, address: &str) {
-        let failed = self
-            .health
-            .lock()
-            .shards
-            .iter()
-            .find(|s| s.address == address)
-            .map(|s| (s.failed, s.why.clone()));
+        let (failed, masters) = {
+            let h = self.health.lock();
+            let failed = h
+                .shards
+                .iter()
+                .find(|s| s.address == address)
+                .map(|s| (s.failed, s.why.clone()));
+            let masters: Vec<String> = h
+                .shards
+                .iter()
+                .map(|s| format!("redis://{}", s.address))
+                .collect();
+            (failed, masters)
+        };
+        // Started from the masters a node with `cluster_state:ok` named just now, not from
+        // the seeds: a seed may be the very master that stopped answering, and a client waits
+        // for each of its first nodes.
+        let nodes = if masters.is_empty() {
+            self.config.nodes.clone()
+        } else {
+            masters
+        };
         let made = tokio::time::timeout(self.config.io_timeout.saturating_mul(2), async {
-            let conn = self.client.get_async_connection().await?;
-            let rounds = self.client.get_async_connection().await?;
-            Ok::<_, redis::RedisError>((conn, rounds))
+            let client = crate::cluster_client(&self.config, nodes).map_err(|e| e.to_string())?;
+            let (conn, rounds) =
+                tokio::join!(client.get_async_connection(), client.get_async_connection());
+            let conn = conn.map_err(|e| e.to_string())?;
+            let rounds = rounds.map_err(|e| e.to_string())?;
+            Ok::<_, String>((conn, rounds))
         })
         .await;
         let mut h = self.health.lock();
@@ -364,14 +389,25 @@ mod tests {
     }
 
     #[test]
-    fn a_new_list_keeps_the_failures_of_the_masters_that_stay() {
+    fn a_new_list_keeps_the_failures_of_the_shards_that_stay() {
         let mut h = Health::default();
         let now = Instant::now();
         h.shards = vec![shard("a:1", 0, 9, 3), shard("b:1", 10, 19, 1)];
         h.unread = 5;
-        h.learn(vec![shard("a:1", 0, 9, 0), shard("c:1", 10, 19, 0)], now);
+        h.learn(
+            vec![
+                shard("a:1", 0, 9, 0),
+                shard("c:1", 10, 19, 0),
+                shard("d:1", 20, 29, 0),
+            ],
+            now,
+        );
         assert_eq!(h.shards[0].failed, 3);
-        assert_eq!(h.shards[1].failed, 0, "a new master starts afresh");
+        assert_eq!(
+            h.shards[1].failed, 1,
+            "a promoted replica takes its slots' failures"
+        );
+        assert_eq!(h.shards[2].failed, 0, "new slots start afresh");
         assert_eq!(h.unread, 0);
     }
 

@@ -274,6 +274,27 @@ pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
+/// A cluster client of `config`'s settings that starts from `nodes` (`redis://host:port`).
+pub(crate) fn cluster_client(
+    config: &RedisConfig,
+    nodes: Vec<String>,
+) -> Result<ClusterClient, StoreError> {
+    ClusterClientBuilder::new(nodes)
+        // Small requests, pipelined from many tasks: without TCP_NODELAY, Nagle's
+        // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+        .connection_timeout(config.io_timeout)
+        // A WAIT may take its whole timeout: the reply timeout must outlast it.
+        .response_timeout(
+            config
+                .io_timeout
+                .max(config.wait_timeout.saturating_add(Duration::from_secs(1))),
+        )
+        .retries(3)
+        .build()
+        .map_err(unavailable)
+}
+
 impl RedisStore {
     /// Connects to the cluster, and checks that this node's seal key is the one the cluster's
     /// values are sealed with (the first node to connect under a prefix leaves a sealed check
@@ -371,20 +392,7 @@ impl RedisStore {
     }
 
     async fn connect_unchecked(config: RedisConfig) -> Result<RedisStore, StoreError> {
-        let client = ClusterClientBuilder::new(config.nodes.clone())
-            // Small requests, pipelined from many tasks: without TCP_NODELAY, Nagle's
-            // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
-            .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
-            .connection_timeout(config.io_timeout)
-            // A WAIT may take its whole timeout: the reply timeout must outlast it.
-            .response_timeout(
-                config
-                    .io_timeout
-                    .max(config.wait_timeout.saturating_add(Duration::from_secs(1))),
-            )
-            .retries(3)
-            .build()
-            .map_err(unavailable)?;
+        let client = cluster_client(&config, config.nodes.clone())?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
         let round_conn = client.get_async_connection().await.map_err(unavailable)?;
         // The write ids' prefix: a compare-and-set takes a value whose `w` is its own id for

@@ -32,6 +32,11 @@ const SERVING_AGAIN: Duration = Duration::from_secs(10);
 /// A node of the cluster as these tests run it: `WAIT 1` with the default 500 ms timeout, and
 /// so the store's reply timeout of 2 s, as in production.
 pub(super) fn node(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
+    node_waiting(cluster, "1", extra)
+}
+
+/// As [`node`], waiting for `replicas` replicas per write.
+fn node_waiting(cluster: &RedisCluster, replicas: &str, extra: &[&str]) -> Daemon {
     let store = cluster.store_flag();
     let flags = [
         &[
@@ -40,7 +45,7 @@ pub(super) fn node(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
             "--store",
             &store,
             "--redis-wait-replicas",
-            "1",
+            replicas,
             "--redis-wait-timeout",
             "500ms",
         ][..],
@@ -323,4 +328,85 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
     );
     assert_nothing_acknowledged_lost(&seen, &failures(&a, USERS).await, "read on A");
     assert_nothing_acknowledged_lost(&seen, &failures(&b, USERS).await, "read on B");
+}
+
+/// A master that stops answering for good (frozen, never thawed) once its replica has been
+/// promoted: every node serves its slots again through the new master within 10 s. The
+/// cluster client of redis-rs learns a failover only from a `MOVED` or a dropped connection,
+/// and treats a reply timeout as a reason to send again on the same connection: without the
+/// watchdog, this shard's users were refused on every node until the old master answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_frozen_for_good_is_left_behind_once_its_replica_is_promoted() {
+    let _one = super::one_at_a_time().await;
+    let cluster = RedisCluster::start().unwrap();
+    // No replica to wait for: the promoted master has none while the old one is frozen.
+    let a = node_waiting(&cluster, "0", &[]);
+    let b = node_waiting(
+        &cluster,
+        "0",
+        &[
+            "--tls-dir",
+            &*a.tls_dir().to_string_lossy(),
+            "--seal-key",
+            &*a.data_dir.join("seal.key").to_string_lossy(),
+        ],
+    );
+    let probes_u = one_user_per_shard();
+    let last = probes_u.iter().max().copied().unwrap_or(USERS) + 1;
+    let admin = a.connect(Role::Admin).await.unwrap();
+    let ids = enrol_bulk(&admin, &records("f", 0..last)).await.unwrap();
+    // The seed node serves the first third of the slots at the start.
+    let victim = cluster.ports().start;
+    let probe = [(probes_u[0], ids[probes_u[0]])];
+    let fronts = fronts(&[&a, &b]).await;
+    for f in &fronts {
+        assert!(serves(f, &probe).await, "served before the freeze");
+    }
+    cluster.freeze_node(victim).unwrap();
+    let frozen_at = Instant::now();
+    let cluster_ref = &cluster;
+    let promoted = loop {
+        if tokio::task::block_in_place(|| masters_but(cluster_ref, victim)).len() == 3 {
+            break Some(Instant::now());
+        }
+        if frozen_at.elapsed() > Duration::from_secs(30) {
+            break None;
+        }
+        // Requests keep going to the shard meanwhile, as a storm's would.
+        for f in &fronts {
+            serves(f, &probe).await;
+        }
+    };
+    let mut after = Vec::new();
+    if let Some(promoted) = promoted {
+        for (name, f) in ["A", "B"].iter().zip(&fronts) {
+            let at = loop {
+                if serves(f, &probe).await {
+                    break Some(promoted.elapsed());
+                }
+                if promoted.elapsed() > SERVING_AGAIN + Duration::from_secs(10) {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            after.push((*name, at));
+        }
+    }
+    // Thawed before any assertion: a failed test leaves no frozen server behind.
+    cluster.thaw_node(victim).unwrap();
+    for (name, n) in [("A", &a), ("B", &b)] {
+        let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+        for l in log.lines().filter(|l| l.contains("rebuil")) {
+            eprintln!("node {name}: {l}");
+        }
+    }
+    let promoted = promoted.expect("a replica of the frozen master was promoted");
+    eprintln!(
+        "promoted {:?} after the freeze; the shard served again, after the promotion: {after:?}",
+        promoted - frozen_at
+    );
+    assert!(
+        after.iter().all(|(_, at)| at.is_some_and(|t| t <= SERVING_AGAIN)),
+        "the promoted master's slots not served within {SERVING_AGAIN:?} (None: not within 20 s): {after:?}"
+    );
 }
