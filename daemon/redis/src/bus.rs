@@ -34,7 +34,10 @@ pub enum Heard {
 /// Publishes on the nodes' channel. Cheap to clone.
 #[derive(Clone)]
 pub struct Bus {
+    /// The connection made at connect, and the store's home one when there is one (it may be
+    /// rebuilt: `health.rs`).
     conn: ClusterConnection,
+    home: std::sync::Arc<parking_lot::RwLock<Option<ClusterConnection>>>,
     channel: Vec<u8>,
 }
 
@@ -52,7 +55,11 @@ impl Bus {
     /// # Errors
     /// The cluster could not be reached.
     pub async fn publish(&self, payload: &[u8]) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self
+            .home
+            .read()
+            .clone()
+            .unwrap_or_else(|| self.conn.clone());
         let _receivers: i64 = redis::cmd("PUBLISH")
             .arg(&self.channel)
             .arg(payload)
@@ -67,7 +74,8 @@ impl RedisStore {
     /// The bus of the nodes sharing this store's namespace.
     pub fn bus(&self) -> Bus {
         Bus {
-            conn: self.handle(),
+            conn: self.conn.clone(),
+            home: self.home.clone(),
             channel: self.keys.bus(),
         }
     }

@@ -72,6 +72,7 @@
 mod audit;
 pub mod bus;
 mod durable;
+pub mod health;
 pub mod keys;
 mod limit;
 mod read;
@@ -166,8 +167,9 @@ pub struct RedisStore {
     /// Made at connect, on the runtime that connected; what [`RedisStore::conn`] gives until a
     /// runtime makes its own the home ([`RedisStore::home_here`]), and again after it leaves.
     conn: ClusterConnection,
-    /// The connection made on the runtime that serves the requests, when one did.
-    home: parking_lot::RwLock<Option<ClusterConnection>>,
+    /// The connection made on the runtime that serves the requests, when one did (or the
+    /// watchdog's, `health.rs`); shared with the bus, whose publishes follow it.
+    home: Arc<parking_lot::RwLock<Option<ClusterConnection>>>,
     /// The `WAIT` rounds' own connection (made at connect; the home runtime's, once it made
     /// one): a `WAIT` blocks the connection it is sent on, and on the requests' connection it
     /// held up every write to that master for the whole round ([`durable`]).
@@ -205,6 +207,8 @@ pub struct RedisStore {
     sent: [AtomicU64; Command::ALL.len()],
     /// Compare-and-sets refused because the cache's guess was stale.
     stale: AtomicU64,
+    /// What the probes found (`health.rs`): readiness, and the watchdog's rebuilds.
+    health: Mutex<health::Health>,
 }
 
 /// What a command this store sent to the cluster was for (see [`RedisStore::commands`]).
@@ -274,6 +278,27 @@ pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
+/// A cluster client of `config`'s settings that starts from `nodes` (`redis://host:port`).
+pub(crate) fn cluster_client(
+    config: &RedisConfig,
+    nodes: Vec<String>,
+) -> Result<ClusterClient, StoreError> {
+    ClusterClientBuilder::new(nodes)
+        // Small requests, pipelined from many tasks: without TCP_NODELAY, Nagle's
+        // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+        .connection_timeout(config.connect_timeout)
+        // A WAIT may take its whole timeout: the reply timeout must outlast it.
+        .response_timeout(
+            config
+                .io_timeout
+                .max(config.wait_timeout.saturating_add(Duration::from_millis(100))),
+        )
+        .retries(3)
+        .build()
+        .map_err(unavailable)
+}
+
 impl RedisStore {
     /// Connects to the cluster, and checks that this node's seal key is the one the cluster's
     /// values are sealed with (the first node to connect under a prefix leaves a sealed check
@@ -298,7 +323,7 @@ impl RedisStore {
         self.handle()
     }
 
-    /// The connection handle [`RedisStore::conn`] gives, counting nothing (the bus's).
+    /// The connection handle [`RedisStore::conn`] gives, counting nothing (the probes').
     fn handle(&self) -> ClusterConnection {
         match &*self.home.read() {
             Some(home) => home.clone(),
@@ -371,22 +396,7 @@ impl RedisStore {
     }
 
     async fn connect_unchecked(config: RedisConfig) -> Result<RedisStore, StoreError> {
-        let client = ClusterClientBuilder::new(config.nodes.clone())
-            // Small requests, pipelined from many tasks: without TCP_NODELAY, Nagle's
-            // algorithm holds each behind the server's delayed ACK (~40 ms a round trip).
-            .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
-            .connection_timeout(config.connect_timeout)
-            // A WAIT may take its whole timeout: the reply timeout must outlast it.
-            .response_timeout(
-                config.io_timeout.max(
-                    config
-                        .wait_timeout
-                        .saturating_add(Duration::from_millis(100)),
-                ),
-            )
-            .retries(3)
-            .build()
-            .map_err(unavailable)?;
+        let client = cluster_client(&config, config.nodes.clone())?;
         let conn = client.get_async_connection().await.map_err(unavailable)?;
         let round_conn = client.get_async_connection().await.map_err(unavailable)?;
         // The write ids' prefix: a compare-and-set takes a value whose `w` is its own id for
@@ -395,7 +405,7 @@ impl RedisStore {
         let nonce: u64 = rand::random();
         Ok(RedisStore {
             conn,
-            home: parking_lot::RwLock::new(None),
+            home: Arc::new(parking_lot::RwLock::new(None)),
             round_conn,
             round_home: parking_lot::RwLock::new(None),
             client,
@@ -424,6 +434,7 @@ impl RedisStore {
             conflicts: AtomicU64::new(0),
             sent: Default::default(),
             stale: AtomicU64::new(0),
+            health: Mutex::new(health::Health::default()),
         })
     }
 

@@ -104,7 +104,7 @@ impl SlotMap {
 }
 
 /// `CLUSTER SLOTS`' ranges.
-fn masters_by_range(map: Vec<Value>) -> Result<Vec<Range>, String> {
+pub(crate) fn masters_by_range(map: Vec<Value>) -> Result<Vec<Range>, String> {
     fn field<T: redis::FromRedisValue>(
         it: &mut impl Iterator<Item = Value>,
         what: &str,

@@ -55,6 +55,8 @@ pub struct RedisReadings {
     pub stale_guesses: u64,
     /// Compare-and-sets lost to another node's write of a value read just before.
     pub conflicts: u64,
+    /// Cluster connections the watchdog rebuilt (`sls_redis::health`).
+    pub rebuilds: u64,
 }
 
 /// The families read from a named count of [`Readings::core`] or [`Readings::admission`]:
@@ -548,6 +550,15 @@ fn write_redis(e: &mut DescriptorEncoder, r: &RedisReadings) -> Result<(), Error
         "Writes lost to another node's write of the same user between a read and the write.",
         MetricType::Counter,
         r.conflicts,
+    )?;
+    single(
+        e,
+        "sls_redis_rebuilds",
+        "Cluster connections rebuilt because probes through them kept failing while the \
+         shard's master answered a fresh connection (a connection that stopped carrying \
+         requests to a master, e.g. after a failover it did not follow).",
+        MetricType::Counter,
+        r.rebuilds,
     )
 }
 

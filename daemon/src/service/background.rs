@@ -181,7 +181,10 @@ async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) 
             if st.is_draining() {
                 return Err("shutting down: draining, no new requests".to_owned());
             }
-            if !store_readings(&st).ready {
+            if let crate::backend::Backend::Redis(r) = st.core.store() {
+                // Probed per shard through the requests' own connection (sls_redis::health).
+                r.readiness()?;
+            } else if !store_readings(&st).ready {
                 return Err(
                     "the store refuses changes (journal writes failing: a full disk or an I/O error)"
                         .to_owned(),
@@ -197,16 +200,17 @@ async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) 
     }
 }
 
-/// The store's readiness: the journal's (embedded store); the Redis store, connected at
-/// start, is not probed and reads ready, with what the node sent it.
+/// The store's readiness: the journal's (embedded store), or the Redis store's probes of
+/// every shard (`sls_redis::health`), with what the node sent it.
 fn store_readings(st: &State) -> StoreReadings {
     if let crate::backend::Backend::Redis(r) = st.core.store() {
         return StoreReadings {
-            ready: true,
+            ready: r.readiness().is_ok(),
             redis: Some(RedisReadings {
                 commands: r.commands().map(|(c, n)| (c.name(), n)),
                 stale_guesses: r.stale_guesses(),
                 conflicts: r.conflicts(),
+                rebuilds: r.rebuilds(),
             }),
             ..StoreReadings::default()
         };

@@ -297,8 +297,15 @@ impl One {
         if home {
             state.core.store().home_here().await;
         }
+        // The shared store's probes (readiness, and the watchdog that rebuilds a cluster
+        // connection that stopped sending) run here too: a rebuilt connection's tasks run on
+        // the runtime that makes it. Stopped before the store leaves this runtime.
+        let probes = home.then(|| tokio::spawn(probe_loop(state.clone())));
         let _ = ready.send(Ok(()));
         if started.await.is_err() {
+            if let Some(p) = probes {
+                p.abort();
+            }
             if home {
                 state.core.store().leave_home();
             }
@@ -306,6 +313,9 @@ impl One {
         }
         accept::accept_loop(&state, &endpoint, index).await;
         close.cancelled().await;
+        if let Some(p) = probes {
+            p.abort();
+        }
         if home {
             // Drained: what runs after this thread (the background's last work) goes through
             // the background runtime's connection.
@@ -313,5 +323,17 @@ impl One {
         }
         endpoint.close(quinn::VarInt::from_u32(0), b"shutting down");
         let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
+    }
+}
+
+/// The Redis store's probe rounds, one every [`sls_redis::health::PROBE_EVERY`] after the last
+/// ended; nothing with the embedded store.
+async fn probe_loop(state: State) {
+    let crate::backend::Backend::Redis(r) = state.core.store() else {
+        return;
+    };
+    loop {
+        r.probe().await;
+        tokio::time::sleep(sls_redis::health::PROBE_EVERY).await;
     }
 }

@@ -17,15 +17,15 @@ use sls_protocol::*;
 use super::{ip, key, node_a, node_b, records, wrong_answer};
 
 /// Failures far from locking, so that every wrong answer is a `Rejected` to count.
-const PATIENT: [&str; 2] = ["--lockout-threshold", "255"];
+pub(super) const PATIENT: [&str; 2] = ["--lockout-threshold", "255"];
 /// Wrong answers per user, at most: well under the threshold.
 const PER_USER: usize = 120;
 
 /// What one user's attacker saw: failures acknowledged, and refusals by status.
 #[derive(Debug, Default, Clone)]
-struct Seen {
-    rejected: u8,
-    refused: HashMap<u16, usize>,
+pub(super) struct Seen {
+    pub(super) rejected: u8,
+    pub(super) refused: HashMap<u16, usize>,
 }
 
 /// Wrong answers for users `0..users` (prefix `p`), through `fronts` in turn, until `stop` or
@@ -116,7 +116,7 @@ async fn attempt(
 }
 
 /// Every user's failures as `node` reads them now.
-async fn failures(node: &Daemon, users: usize) -> Vec<u8> {
+pub(super) async fn failures(node: &Daemon, users: usize) -> Vec<u8> {
     let admin = node
         .connect(Role::Admin)
         .await
@@ -138,7 +138,7 @@ async fn failures(node: &Daemon, users: usize) -> Vec<u8> {
     out
 }
 
-fn assert_nothing_acknowledged_lost(seen: &[Seen], now: &[u8], what: &str) {
+pub(super) fn assert_nothing_acknowledged_lost(seen: &[Seen], now: &[u8], what: &str) {
     let acked: usize = seen.iter().map(|s| usize::from(s.rejected)).sum();
     assert!(acked > 0, "{what}: the attack was answered at all");
     let lost: Vec<String> = seen
@@ -156,7 +156,7 @@ fn assert_nothing_acknowledged_lost(seen: &[Seen], now: &[u8], what: &str) {
     assert!(lost.is_empty(), "{what}: failures lost: {lost:#?}");
 }
 
-async fn fronts(nodes: &[&Daemon]) -> Vec<Pipeline> {
+pub(super) async fn fronts(nodes: &[&Daemon]) -> Vec<Pipeline> {
     let mut out = Vec::new();
     for n in nodes {
         out.push(

@@ -11,8 +11,10 @@
 
 mod audit;
 mod faults;
+mod ready;
 mod shards;
 mod shared;
+mod wedge;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
