@@ -213,7 +213,10 @@ impl RedisStore {
     pub(crate) fn ran_on(&self, t: u64, key: &[u8], id: String) {
         if self.config.wait_replicas > 0 {
             let slot = crate::keys::slot(key);
-            self.shards.written_on.lock().note(seq(t), slot, Arc::from(id));
+            self.shards
+                .written_on
+                .lock()
+                .note(seq(t), slot, Arc::from(id));
         }
     }
 

@@ -290,9 +290,11 @@ pub(crate) fn cluster_client(
         .connection_timeout(config.connect_timeout)
         // A WAIT may take its whole timeout: the reply timeout must outlast it.
         .response_timeout(
-            config
-                .io_timeout
-                .max(config.wait_timeout.saturating_add(Duration::from_millis(100))),
+            config.io_timeout.max(
+                config
+                    .wait_timeout
+                    .saturating_add(Duration::from_millis(100)),
+            ),
         )
         .retries(3)
         .build()

@@ -59,7 +59,11 @@ mod tests {
         // Another slot at the same place (a joined ticket's other write) is not this write.
         assert_eq!(w.node(1, 8), None);
         w.note(1 + SIZE as u64, 7, Arc::from("bbbb"));
-        assert_eq!(w.node(1, 7), None, "overwritten: judged by its slot's master alone");
+        assert_eq!(
+            w.node(1, 7),
+            None,
+            "overwritten: judged by its slot's master alone"
+        );
         assert_eq!(w.node(1 + SIZE as u64, 7).as_deref(), Some("bbbb"));
     }
 }
