@@ -53,11 +53,13 @@ use crate::written_on::WrittenOn;
 use crate::{unavailable, Command, RedisStore};
 
 /// Slots take 14 bits (16,384), then one bit says the ticket joined several slots (the 14 bits
-/// are then its place in the joins' table), then the write's place.
+/// are then its place in the joins' table), one that the node which ran its write was noted
+/// (`written_on.rs`), then the write's place.
 const SLOT_BITS: u32 = 14;
 const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 const MULTI: u64 = 1 << SLOT_BITS;
-const SEQ_SHIFT: u32 = SLOT_BITS + 1;
+const NOTED: u64 = 1 << (SLOT_BITS + 1);
+const SEQ_SHIFT: u32 = SLOT_BITS + 2;
 
 /// Slots a joined ticket names at most; past that it waits for every master.
 const JOINED_SLOTS: usize = 16;
@@ -209,15 +211,19 @@ impl RedisStore {
     }
 
     /// Notes that the write of ticket `t`, to the slot of `key`, ran on node `id`: only that
-    /// node's `WAIT` acknowledges it.
-    pub(crate) fn ran_on(&self, t: u64, key: &[u8], id: String) {
-        if self.config.wait_replicas > 0 {
-            let slot = crate::keys::slot(key);
-            self.shards
-                .written_on
-                .lock()
-                .note(seq(t), slot, Arc::from(id));
+    /// node's `WAIT` acknowledges it. The ticket to wait on: `t` marked as noted, so that it is
+    /// refused, not judged by its slot's master alone, if the note is forgotten before it is
+    /// judged (a joined ticket is not marked: its earlier writes were never noted under it).
+    pub(crate) fn ran_on(&self, t: u64, key: &[u8], id: String) -> u64 {
+        if self.config.wait_replicas == 0 || multi(t) {
+            return t;
         }
+        let slot = crate::keys::slot(key);
+        self.shards
+            .written_on
+            .lock()
+            .note(seq(t), slot, Arc::from(id));
+        t | NOTED
     }
 
     /// One ticket for the writes of `a` and `b` ([`sls_core::Store::join_tickets`]).
@@ -258,7 +264,8 @@ impl RedisStore {
             Some(slots) => slots,
             None => self.slot_map().await?.one_slot_per_range(),
         };
-        let waits = slots.iter().map(|s| self.slot_durable(seq(t), *s));
+        let noted = !multi(t) && t & NOTED != 0;
+        let waits = slots.iter().map(|s| self.slot_durable(seq(t), *s, noted));
         for verdict in futures_util::future::join_all(waits).await {
             verdict?;
         }
@@ -267,9 +274,15 @@ impl RedisStore {
 
     /// Resolves once a round of `slot`'s master, begun after the write at place `seq`, has
     /// ended: `Ok` if that master served the slot then and its replicas acknowledged.
-    async fn slot_durable(&self, seq: u64, slot: u16) -> Result<(), StoreError> {
+    async fn slot_durable(&self, seq: u64, slot: u16, noted: bool) -> Result<(), StoreError> {
         let refused = |why: String| Err(StoreError::Unavailable(format!("WAIT: {why}")));
         let ran_on = self.shards.written_on.lock().node(seq, slot);
+        if noted && ran_on.is_none() {
+            return refused(format!(
+                "which node ran slot {slot}'s write is forgotten ({} writes since)",
+                crate::written_on::SIZE
+            ));
+        }
         for _ in 0..MOVES {
             let map = self.slot_map().await?;
             let Some(master) = map.owner(slot) else {
@@ -493,6 +506,23 @@ mod tests {
             many = joins.join(many, ticket(1, s, false));
         }
         assert_eq!(joins.slots_of(many), None);
+    }
+
+    #[test]
+    fn a_noted_ticket_keeps_its_place_and_slot_and_a_join_does_not_carry_the_mark() {
+        let t = ticket(5, 300, false) | NOTED;
+        assert_eq!((seq(t), slot(t), multi(t)), (5, 300, false));
+        assert!(t & NOTED != 0);
+        // Ordered by place first, marked or not.
+        assert!(ticket(4, 16383, false) < t && t < ticket(6, 0, false));
+        let mut joins = Joins::default();
+        let j = joins.join(t, ticket(7, 300, false));
+        assert_eq!((seq(j), slot(j)), (7, 300));
+        assert_eq!(
+            j & NOTED,
+            0,
+            "the earlier write's note is not the joined ticket's"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! **A probe round** ([`RedisStore::probe`], every [`PROBE_EVERY`] from the thread that serves
 //! the requests) sends each shard's master a `PING`, routed by a slot of that shard, through
 //! the very connections the requests and the `WAIT` rounds use, each bounded by
-//! [`PROBE_TIMEOUT`]. At the same time it reads the shards (`CLUSTER INFO` and `CLUSTER
+//! [`PROBE_TIMEOUT`] (on the rounds' connection, plus the `WAIT` timeout: a `PING` there may
+//! queue behind a `WAIT` that blocks it). At the same time it reads the shards (`CLUSTER INFO` and `CLUSTER
 //! SLOTS`) over a fresh connection of its own to any node that answers, so that the list stays
 //! true when the cluster connection does not (a failover, a wedged connection).
 //!
@@ -18,9 +19,10 @@
 //! connection while its master answers `PING` and `CLUSTER INFO` (`cluster_state:ok`) on a
 //! fresh connection is a connection that stopped working, not a shard that did: the store
 //! makes new cluster connections for the requests and the rounds (at most once per
-//! [`REBUILD_GAP`]), and says so in a warning. This is the redis-rs cluster client's failure
-//! after a master was frozen past the node timeout and thawed: its connections stayed
-//! established and idle, and every request timed out unsent, until a restart.
+//! [`REBUILD_GAP`]), and says so in a warning. This is what the redis-rs cluster client (1.8)
+//! does not do by itself: a reply timeout is retried to the same node, and the slot map is read
+//! again only on a redirect or a dropped connection, so a master that stops answering with its
+//! sockets open (frozen) keeps its shard's requests after its replica is promoted.
 
 use std::time::{Duration, Instant};
 
@@ -276,21 +278,28 @@ impl RedisStore {
             slot,
             SlotAddr::Master,
         )));
-        let one = |mut c: redis::cluster_async::ClusterConnection, what: &'static str| {
+        let one = |mut c: redis::cluster_async::ClusterConnection,
+                   what: &'static str,
+                   limit: Duration| {
             let to = to.clone();
             async move {
-                match tokio::time::timeout(PROBE_TIMEOUT, c.route_command(redis::cmd("PING"), to))
-                    .await
-                {
+                match tokio::time::timeout(limit, c.route_command(redis::cmd("PING"), to)).await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(format!("failed on {what}: {e}")),
                     Err(_) => Err(format!("timed out on {what}")),
                 }
             }
         };
+        // On the rounds' connection a `PING` may queue behind a `WAIT`, which blocks it for up
+        // to its timeout (a shard short of replicas): that is a round's wait, not a wedge.
+        let behind_a_wait = PROBE_TIMEOUT.saturating_add(self.config.wait_timeout);
         let (requests, rounds) = tokio::join!(
-            one(self.handle(), "the requests' connection"),
-            one(self.round_handle(), "the WAIT rounds' connection")
+            one(self.handle(), "the requests' connection", PROBE_TIMEOUT),
+            one(
+                self.round_handle(),
+                "the WAIT rounds' connection",
+                behind_a_wait
+            )
         );
         requests.and(rounds)
     }

@@ -126,10 +126,18 @@ impl RedisStore {
         let mut reply = reply.into_iter();
         let status: i64 = next_field(&mut reply, REPLY)?.ok_or_else(|| damaged(REPLY, "empty"))?;
         if let Ok(n) = u64::try_from(status) {
-            // A re-sent write that had applied answers its count alone: whether its entry was
-            // written then is not known, so the node notes nothing of it (and asks Redis later).
+            // A re-sent write that had applied answers its count, `0` for its entry (whether
+            // it was written then is not known: the node notes nothing of it and asks Redis
+            // later) and the node where it now is.
             let indexed = next_field::<i64>(&mut reply, REPLY)? == Some(1);
             let node = next_field::<String>(&mut reply, REPLY)?.filter(|id| !id.is_empty());
+            if node.is_none() && self.config.wait_replicas > 0 {
+                // Without it any master's `WAIT` could vouch for the write (`written_on.rs`):
+                // the change stands, its answer is not given as if recorded.
+                return Err(StoreError::Unavailable(
+                    "the compare-and-set did not say which node ran it (CLUSTER MYID)".into(),
+                ));
+            }
             return Ok(Cas::Written(Version { n, w: write.into() }, indexed, node));
         }
         if status == -3 {
@@ -376,10 +384,10 @@ impl RedisStore {
             }
             // (The count of users is a gauge: its `INCR` waits for nothing.)
             elsewhere |= self.index(&records).await?;
-            let ticket = self.written(&records, op.as_ref(), &key, elsewhere);
-            if let (Some(t), Some(node)) = (ticket, ran_on) {
-                self.ran_on(t, &key, node);
-            }
+            let ticket = match (self.written(&records, op.as_ref(), &key, elsewhere), ran_on) {
+                (Some(t), Some(node)) => Some(self.ran_on(t, &key, node)),
+                (t, _) => t,
+            };
             return Ok(Limited::Passed(Some(Committed { value, ticket })));
         }
         Err(StoreError::Unavailable(format!(

@@ -10,9 +10,10 @@
 //! lost in the second after a thaw. With the node named, that write waits for the old master's
 //! own `WAIT`, which no replica answers: it is refused, never acknowledged.
 //!
-//! A table of the last [`SIZE`] writes by place; a write whose entry was overwritten (or that
-//! named no node: a compare-and-set re-sent, a write that is not the user's) is judged as
-//! before, by its slot's master alone.
+//! A table of the last [`SIZE`] writes by place. A ticket whose node was noted says so
+//! (`durable.rs`): if its entry was overwritten before it is judged, it is refused. The writes
+//! that are not a user's compare-and-set (a share, an id counter, a decoy flag, an index), and
+//! a joined ticket's earlier writes, name no node and are judged by their slot's master alone.
 
 use std::sync::Arc;
 
