@@ -17,10 +17,16 @@ use crate::error::CoreError;
 use crate::store::{Store, TxnEntry};
 use crate::{BeginRequest, BeginResult, Core};
 
-/// Where the core's audit entries go. `record` must not block: the daemon's queues them.
+/// Where the core's audit entries go. Neither method may block: the daemon's queues them.
 pub trait AuditSink: Send + Sync {
     /// One entry; `node` is empty, for the sink to fill.
     fn record(&self, entry: AuditEntry);
+
+    /// What an enrolled user's `entry` would have been, for a name nobody enrolled (no user
+    /// enumeration): kept nowhere, but costing what [`AuditSink::record`] costs where that cost
+    /// shows in the answers' timing (the same bytes written and synced), so that the trail's
+    /// work does not tell the two kinds of names apart.
+    fn decoy(&self, entry: AuditEntry);
 }
 
 /// What one verdict's entry says, before its time and node.
@@ -96,8 +102,14 @@ impl<S: Store> Core<S> {
 
     /// Records `seen` with `verdict` (None: a challenge was issued) at `now`, if a sink is set.
     pub(crate) fn audit(&self, now: u64, seen: Seen<'_>, verdict: Option<Verdict>) {
+        self.audit_as(now, seen, verdict, true);
+    }
+
+    /// [`Core::audit`] for an enrolled user's verdict, or its decoy for a name nobody enrolled
+    /// (see [`AuditSink::decoy`]).
+    fn audit_as(&self, now: u64, seen: Seen<'_>, verdict: Option<Verdict>, enrolled: bool) {
         if let Some(sink) = self.0.audit.get() {
-            sink.record(AuditEntry {
+            let entry = AuditEntry {
                 at_ms: now,
                 user: seen.user.to_owned(),
                 event: seen.event,
@@ -108,7 +120,12 @@ impl<S: Store> Core<S> {
                 verdict,
                 status: None,
                 node: String::new(),
-            });
+            };
+            if enrolled {
+                sink.record(entry);
+            } else {
+                sink.decoy(entry);
+            }
         }
     }
 
@@ -136,12 +153,13 @@ impl<S: Store> Core<S> {
 
 impl<S: Store> Core<S> {
     /// A `Begin`'s entry in the trail: the challenge it issued or the verdict it gave (a list
-    /// of devices is a read, not audited).
+    /// of devices is a read, not audited); its decoy unless `enrolled`.
     pub(crate) fn audit_begin(
         &self,
         now: u64,
         req: &BeginRequest<'_>,
         value: &Result<BeginResult, CoreError>,
+        enrolled: bool,
     ) {
         let (device, txn, verdict) = match value {
             Ok(BeginResult::Challenge { txn, device, .. }) => (Some(device.id), Some(*txn), None),
@@ -156,7 +174,7 @@ impl<S: Store> Core<S> {
             client: Some(req.client),
             purpose: Some(req.purpose),
         };
-        self.audit(now, seen, verdict);
+        self.audit_as(now, seen, verdict, enrolled);
     }
 
     /// A replayed answer's entry (R12): its user and device from the index.
@@ -230,8 +248,14 @@ impl<S: Store> Core<S> {
         self.audit(now, seen, Some(verdict));
     }
 
-    /// A reported wrong password's entry (R11).
-    pub(crate) fn audit_password_failed(&self, now: u64, user: &str, client: IpAddr, v: Verdict) {
+    /// A reported wrong password's entry (R11); its decoy unless `enrolled`.
+    pub(crate) fn audit_password_failed(
+        &self,
+        now: u64,
+        (user, enrolled): (&str, bool),
+        client: IpAddr,
+        v: Verdict,
+    ) {
         let seen = Seen {
             user,
             event: event::PASSWORD_FAILED,
@@ -240,6 +264,6 @@ impl<S: Store> Core<S> {
             client: Some(client),
             purpose: None,
         };
-        self.audit(now, seen, Some(v));
+        self.audit_as(now, seen, Some(v), enrolled);
     }
 }

@@ -353,13 +353,18 @@ impl<S: Store> Core<S> {
         {
             Limited::Refused { retry_after_ms } => Ok(bare(self.refused_by_store(retry_after_ms))),
             Limited::Passed(Some(out)) => {
-                self.audit_password_failed(now, user, client, out.value);
+                self.audit_password_failed(now, (user, true), client, out.value);
                 Ok(out)
             }
-            // No user enumeration: an unknown name counts down as a known one would.
-            Limited::Passed(None) => Ok(self
-                .shadow_change(now, user, true, lockout::password_failed)
-                .await?),
+            // No user enumeration: an unknown name counts down as a known one would, and its
+            // trail entry's decoy costs what the entry would.
+            Limited::Passed(None) => {
+                let out = self
+                    .shadow_change(now, user, true, lockout::password_failed)
+                    .await?;
+                self.audit_password_failed(now, (user, false), client, out.value);
+                Ok(out)
+            }
         }
     }
 

@@ -98,10 +98,8 @@ impl<S: Store> Core<S> {
                 ),
             };
             if need.is_empty() {
-                // Audited once, for the run that counts.
-                if enrolled {
-                    self.audit_begin(now, req, &out.value);
-                }
+                // Audited once, for the run that counts; an unknown name's as a decoy.
+                self.audit_begin(now, req, &out.value, enrolled);
                 break Outcome {
                     value: out.value,
                     ticket: self.0.store.later(earlier.take(), out.ticket),

@@ -7,7 +7,10 @@
 //!   read it like a real user's. Shadows are bounded (`CoreConfig::max_shadow_names`) and
 //!   forgotten once nothing in them counts any more (the lockout window and the lock past).
 //! - **Timing.** A real user's failure waits for its record to be durable; a shadow's waits
-//!   for a decoy record of the same size ([`Store::decoy`]) on the same group commit.
+//!   for a decoy record of the same size ([`Store::decoy`]) on the same group commit. A real
+//!   user's verdict is audited; a shadow's gives the sink a decoy of the same entry
+//!   ([`crate::AuditSink::decoy`]), which the embedded trail writes and syncs as it would the
+//!   entry, so that the trail's `fdatasync` follows both alike.
 //!
 //! What is not hidden: shadows live in one node's memory. A restart forgets them (a real
 //! user's count survives), and on a shared store each node keeps its own (a real user's count

@@ -147,7 +147,8 @@ pub fn load(dir: &Path, rings: &Rings, now_ms: u64, delete: bool) -> std::io::Re
         if !whole {
             tracing::warn!(file = %path.display(), kept = recs.len(), "audit trail: a damaged or cut record ends this file's reading; what follows it is lost");
         }
-        for (user, entry) in recs {
+        // A record with no user is a decoy ([`Writer::append_decoy`]).
+        for (user, entry) in recs.into_iter().filter(|(user, _)| !user.is_empty()) {
             if let Some(at) = at_ms(entry) {
                 rings.push(user, at, entry);
             }
@@ -203,6 +204,17 @@ impl Writer {
     /// Queues `user`'s encoded `entry` for the file, after `keep` (the memory's push).
     pub fn append(&self, user: &str, entry: &[u8], keep: impl FnOnce(&[u8])) {
         keep(entry);
+        self.queue(user, entry);
+    }
+
+    /// Queues a decoy: a record as long as an entry whose user and encoding together take
+    /// `len` bytes, with no user and zeros for the rest, written and synced as entries are
+    /// and skipped by a start ([`load`]) and gone at the next compaction.
+    pub fn append_decoy(&self, len: usize) {
+        self.queue("", &vec![0; len]);
+    }
+
+    fn queue(&self, user: &str, entry: &[u8]) {
         let mut q = self.shared.q.lock();
         let was_empty = q.buf.is_empty();
         frame(&mut q.buf, user, entry);
@@ -374,7 +386,6 @@ mod tests {
         t.compact().unwrap();
         let mut e = 1005u64.to_be_bytes().to_vec();
         e.push(7);
-        frame(&mut Vec::new(), "alice", &e);
         let mut b = Vec::new();
         frame(&mut b, "alice", &e);
         t.file.write_all(&b).unwrap();
@@ -387,5 +398,38 @@ mod tests {
             .filter_map(|e| at_ms(e))
             .collect();
         assert_eq!(got, [1003, 1004, 1005]);
+    }
+}
+
+#[cfg(test)]
+mod decoys {
+    use super::*;
+
+    #[test]
+    fn a_decoy_is_written_as_long_as_the_entry_it_stands_for_and_never_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let rings = Arc::new(Rings::new(8, 1_000_000));
+        let entry = [&1000u64.to_be_bytes()[..], &[7, 7, 7]].concat();
+        let mut alone = Vec::new();
+        frame(&mut alone, "ghost123", &entry);
+        {
+            let w = Writer::open(dir.path(), rings.clone(), true, 1000).unwrap();
+            w.append("alice", &entry, |b| rings.push("alice", 1000, b));
+            w.append_decoy("ghost123".len() + entry.len());
+        }
+        let (_, path) = files(dir.path()).unwrap().pop().unwrap();
+        let data = fs::read(path).unwrap();
+        let mut real = Vec::new();
+        frame(&mut real, "alice", &entry);
+        assert_eq!(
+            data.len(),
+            8 + real.len() + alone.len(),
+            "the decoy takes the bytes the ghost's entry would"
+        );
+        let again = Rings::new(8, 1_000_000);
+        load(dir.path(), &again, 1000, false).unwrap();
+        assert_eq!(again.since("alice", 0).len(), 1);
+        assert!(again.since("", 0).is_empty(), "the decoy is not read back");
+        assert_eq!(again.entries.load(Ordering::Relaxed), 1);
     }
 }
