@@ -260,8 +260,9 @@ impl AuditSink for AuditLog {
     /// The embedded trail writes and syncs a record of the entry's size that a start skips
     /// ([`file::Writer::append_decoy`]): without it a known name's failure was followed by an
     /// `fdatasync` of the trail and an unknown one's not, and the next answers' timing told
-    /// them apart. The Redis trail sends nothing: its appends are batched off the path, on
-    /// connections of their own, and an unknown name must not make a key.
+    /// them apart. The Redis trail sends nothing: a decoy there would be a key made for a name
+    /// nobody enrolled, and its appends are batched off the request's path; whether they still
+    /// show in the answers' timing on a cluster is not measured.
     fn decoy(&self, mut entry: AuditEntry) {
         if let Where::Embedded { file, .. } = &self.where_ {
             let user = std::mem::take(&mut entry.user);
