@@ -1,5 +1,6 @@
 //! `sls-loadgen`'s own tests: its argument parsing and its exit codes.
 
+use super::run_cmd::parse_ramp;
 use super::*;
 
 #[test]
