@@ -143,7 +143,7 @@ fn bench(c: &mut Criterion) {
                         device: Some(ids[i]),
                         client: IP,
                     },
-                    &|_| false,
+                    false,
                 ))
                 .expect("begin");
                 let BeginResult::Challenge {
@@ -194,7 +194,7 @@ fn bench(c: &mut Criterion) {
                             device: Some(id),
                             client: IP,
                         },
-                        &|_| false,
+                        false,
                     ))
                     .expect("begin"),
                 )

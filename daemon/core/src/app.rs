@@ -221,7 +221,7 @@ mod tests {
                     device: Some(device),
                     client,
                 };
-                let out = block_on(core.begin(&req, &|_| false)).expect("begun");
+                let out = block_on(core.begin(&req, false)).expect("begun");
                 let BeginResult::Challenge { txn, .. } = out.value else {
                     panic!("a challenge: {:?}", out.value);
                 };
@@ -271,7 +271,7 @@ mod tests {
             device: Some(device),
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
         };
-        let out = block_on(core.begin(&req, &|_| true)).expect("begun");
+        let out = block_on(core.begin(&req, true)).expect("begun");
         let BeginResult::Challenge {
             txn, push: Some(_), ..
         } = out.value

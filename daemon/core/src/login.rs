@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use sls_protocol::{DeviceId, TxnId, Verdict};
+use sls_protocol::{TxnId, Verdict};
 
 use crate::cx::Cx;
 use crate::engine::{bare, settled, Core, Outcome};
@@ -18,8 +18,10 @@ use crate::{BeginRequest, BeginResult};
 impl<S: Store> Core<S> {
     // ---- frontend ------------------------------------------------------------------------
 
-    /// Begins a login or a withdrawal (R4, R5, R6, R9, R12). `push_ready` says whether an IB
-    /// Key device's app is connected to receive a push.
+    /// Begins a login or a withdrawal (R4, R5, R6, R9, R12). `push_ready`: whether the app of
+    /// the device the request picks can take a push now (R6: an IB Key whose app is connected;
+    /// false for a typed challenge), read by the caller before the rule runs, so that the
+    /// rule is a function of its inputs (a store may run it more than once).
     ///
     /// # Errors
     /// A user name that breaks R10 (`BAD CHARACTER`); open transactions at capacity; the
@@ -27,7 +29,7 @@ impl<S: Store> Core<S> {
     pub async fn begin(
         &self,
         req: &BeginRequest<'_>,
-        push_ready: &(dyn Fn(DeviceId) -> bool + Sync),
+        push_ready: bool,
     ) -> Result<Outcome<BeginResult, S::Ticket>, Error> {
         if !sls_protocol::valid_user_name(req.user) {
             return Err(CoreError::BadCharacter.into());

@@ -31,8 +31,9 @@ pub struct Begin<'a> {
     pub purpose: Purpose,
     /// The device picked, if any.
     pub device: Option<DeviceId>,
-    /// Whether an IB Key device's app is connected to receive a push.
-    pub push_ready: &'a (dyn Fn(DeviceId) -> bool + Sync),
+    /// Whether the picked device's app can take a push now (if it is an IB Key): a fact the
+    /// caller reads before the rule, never a call back into it.
+    pub push_ready: bool,
     /// Whether the daemon-wide bound of open transactions is reached.
     pub at_capacity: bool,
     /// The standing of the sources of the user's share copies (R17), read before.
@@ -151,7 +152,7 @@ pub fn begin(
     let info = d.info();
     let expires_ms = after(now, cx.cfg.challenge_ttl);
     let txn = cx.txn_id();
-    let ready = d.kind == DeviceKind::IbKey && (req.push_ready)(info.id);
+    let ready = d.kind == DeviceKind::IbKey && req.push_ready;
     let (challenge, stored, push) = match d.kind {
         DeviceKind::IbKey if ready && pushes < cx.cfg.push_cap => {
             let number = cx.rng.gen_range(0..100u8);

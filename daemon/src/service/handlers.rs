@@ -193,7 +193,9 @@ async fn begin(
         }
         None => None,
     };
-    let ready = |d: sls_protocol::DeviceId| !typed && nodes::reachable(state, d);
+    // R6: a push only where the picked device's app can take one now (read here, once, not
+    // from inside the rule the store may run again).
+    let push_ready = !typed && device.is_some_and(|d| nodes::reachable(state, d));
     match core
         .begin(
             &BeginRequest {
@@ -202,7 +204,7 @@ async fn begin(
                 device,
                 client,
             },
-            &ready,
+            push_ready,
         )
         .await
     {

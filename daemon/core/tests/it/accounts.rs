@@ -67,7 +67,7 @@ pub fn r18_opt_out_logs_in_without_device_and_only_the_primary_opts_back_in<K: K
                 device: None,
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value;
@@ -87,7 +87,7 @@ pub fn r18_opt_out_logs_in_without_device_and_only_the_primary_opts_back_in<K: K
                 device: None,
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value;
@@ -110,7 +110,7 @@ pub fn r18_opt_out_logs_in_without_device_and_only_the_primary_opts_back_in<K: K
                 device: None,
                 client: IP
             },
-            &never
+            false
         )
         .unwrap()
         .value,

@@ -50,7 +50,7 @@ pub fn r10_user_names_bad_character_and_case_sensitive<K: Kind>() {
                 device: None,
                 client: IP,
             },
-            &never,
+            false,
         )
     };
     assert_eq!(r("Carol").unwrap_err(), CoreError::BadCharacter);

@@ -59,14 +59,6 @@ pub fn dsc<K: Kind>(c: &Rig<K>, name: &str) -> DeviceId {
     .value
 }
 
-pub fn never(_: DeviceId) -> bool {
-    false
-}
-
-pub fn always(_: DeviceId) -> bool {
-    true
-}
-
 pub fn begin<K: Kind>(c: &Rig<K>, name: &str, device: DeviceId) -> (TxnId, Challenge) {
     begin_for(c, name, device, Purpose::Login)
 }
@@ -85,7 +77,7 @@ pub fn begin_for<K: Kind>(
                 device: Some(device),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value
@@ -134,7 +126,7 @@ pub fn begin_verdict<K: Kind>(c: &Rig<K>, name: &str, d: DeviceId) -> Verdict {
                 device: Some(d),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value
@@ -168,7 +160,7 @@ pub fn push_begin<K: Kind>(c: &Rig<K>, name: &str, d: DeviceId) -> (TxnId, u8, P
                 device: Some(d),
                 client: IP,
             },
-            &always,
+            true,
         )
         .unwrap()
         .value

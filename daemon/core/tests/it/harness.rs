@@ -133,7 +133,7 @@ impl<K: Kind> Rig<K> {
     pub fn begin(
         &self,
         req: &BeginRequest<'_>,
-        ready: &(dyn Fn(DeviceId) -> bool + Sync),
+        ready: bool,
     ) -> Result<Out<BeginResult>, CoreError> {
         self.res(K::block_on(self.core.begin(req, ready)))
     }

@@ -21,7 +21,7 @@ fn begin_err<K: Kind>(c: &Rig<K>, name: &str, d: DeviceId) -> CoreError {
             device: Some(d),
             client: IP,
         },
-        &never,
+        false,
     )
     .expect_err("refused by name")
 }
@@ -42,7 +42,7 @@ fn listed<K: Kind>(c: &Rig<K>, name: &str) -> Vec<DeviceId> {
                 device: None,
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value
@@ -466,7 +466,7 @@ pub fn r3_a_withdrawal_that_did_not_execute_is_released_by_its_transaction<K: Ki
         client: IP,
     };
     assert!(matches!(
-        c.begin(&more, &never).unwrap().value,
+        c.begin(&more, false).unwrap().value,
         BeginResult::Verdict(Verdict::NeedsStrongerDevice { .. })
     ));
     let out = c.release_withdrawal("wdrl", first).unwrap();

@@ -55,7 +55,7 @@ pub fn rate_limits_per_user_per_client_follow_the_clock<K: Kind>() {
                     device: Some(d),
                     client: flood,
                 },
-                &never,
+                false,
             )
             .unwrap()
             .value
@@ -72,7 +72,7 @@ pub fn rate_limits_per_user_per_client_follow_the_clock<K: Kind>() {
                 device: Some(d),
                 client: IP
             },
-            &never
+            false
         )
         .unwrap()
         .value,

@@ -342,7 +342,7 @@ pub fn r11_an_unknown_name_counts_down_as_a_known_user_with_no_device<K: Kind>()
                     device,
                     client: IP,
                 },
-                &never,
+                false,
             )
             .unwrap()
             .value

@@ -162,7 +162,7 @@ pub fn push_fatigue_cap_falls_back_to_a_typed_challenge<K: Kind>() {
                 device: Some(d),
                 client: IP,
             },
-            &always,
+            true,
         )
         .unwrap()
         .value

@@ -88,7 +88,7 @@ fn revocation_suspension_and_a_copys_source_survive_replay_and_snapshot() {
                     device: Some(d),
                     client: IP,
                 },
-                &never,
+                false,
             )
             .unwrap_err()
         };

@@ -132,7 +132,7 @@ fn a_spent_challenge_waits_for_a_replica_too() {
         device: Some(d),
         client: IP,
     };
-    let opened = c.begin(&request, &never).unwrap();
+    let opened = c.begin(&request, false).unwrap();
     assert!(
         !opened.waits,
         "a begin that only opened a challenge waits for no replica"

@@ -136,7 +136,7 @@ fn a_node_with_another_seal_key_gets_damaged_not_a_panic_nor_plain() {
             device: Some(d),
             client: IP,
         },
-        &never,
+        false,
     )));
     let (txn, ch) = begin(&a, "kim", d);
     let Challenge::Numeric(q) = ch else { panic!() };

@@ -62,7 +62,7 @@ fn try_begin(c: &Rig<Redis>, user: &str, d: DeviceId) -> BeginResult {
             device: Some(d),
             client: IP,
         },
-        &never,
+        false,
     )
     .unwrap()
     .value

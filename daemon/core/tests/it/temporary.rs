@@ -74,7 +74,7 @@ pub fn r13_temporary_code_two_days_full_ten_days_portal_then_expired<K: Kind>() 
                 device: Some(d),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value;
@@ -119,7 +119,7 @@ pub fn r14_online_scc_21_days_and_r15_reactivation_voids_temporary_devices<K: Ki
                 device: Some(scc),
                 client: IP
             },
-            &never
+            false
         )
         .unwrap()
         .value,
@@ -211,7 +211,7 @@ pub fn r16_r15_auto_activation_at_21_days_retires_the_old_card_and_voids_tempora
                 device: Some(old),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap();
     assert_eq!(v.value, BeginResult::Verdict(Verdict::Unknown));
@@ -246,7 +246,7 @@ pub fn r16_r15_auto_activation_at_21_days_retires_the_old_card_and_voids_tempora
                 device: Some(temp),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap();
     assert_eq!(v.value, BeginResult::Verdict(Verdict::Unknown), "{code}");

@@ -30,7 +30,7 @@ pub fn r4_m2fs_several_devices_and_withdrawals_need_a_covering_device<K: Kind>()
                 device: None,
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value
@@ -62,7 +62,7 @@ pub fn r4_m2fs_several_devices_and_withdrawals_need_a_covering_device<K: Kind>()
                 device: Some(ib),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value;
@@ -146,7 +146,7 @@ pub fn r3_daily_totals_count<K: Kind>() {
                 device: Some(ib),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value;
@@ -166,7 +166,7 @@ pub fn r3_daily_totals_count<K: Kind>() {
                 device: Some(ib),
                 client: IP,
             },
-            &never,
+            false,
         )
         .unwrap()
         .value;
@@ -187,7 +187,7 @@ pub fn r18_r3_an_opted_out_users_withdrawals_add_up_over_five_business_days<K: K
                     device: None,
                     client: IP,
                 },
-                &never,
+                false,
             )
             .unwrap();
         match out.value {
