@@ -111,14 +111,19 @@ async fn r12_the_clients_answer_whose_node_froze_is_judged_once_on_the_next() {
     // A freezes before it reads the answer: no reply within the call timeout. The client asks
     // B, which finds the challenge open (`pending`), and sends the answer there.
     signal(&a, "STOP");
+    let t0 = std::time::Instant::now();
     let v = tokio::time::timeout(
         Duration::from_secs(10),
         client.answer(issued.txn, &right, ip(0)),
     )
     .await
     .expect("answered within 10 s");
+    let took = t0.elapsed();
     signal(&a, "CONT");
     let v = v.expect("a verdict, by the next node");
+    // The call timeout (1 s), a connection to B, the read and the answer there.
+    eprintln!("an answer past a frozen node: verdict after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
     assert!(matches!(v, Verdict::Accepted { .. }), "{v:?}");
     assert_eq!(client.connected_node(), Some(b.addr.to_string()));
     // A, thawed, reads its late copy of the answer: the challenge is spent, so `replayed`
@@ -157,10 +162,15 @@ async fn r6_a_push_begun_while_the_app_was_away_reaches_it_on_the_other_node() {
     let waiter = await_decision(&fe_a, txn, 20_000);
     // The app is back, on B: B reads the open push from the cluster and sends it.
     let mut app = within(b.connect(Role::Device)).await;
+    let t0 = std::time::Instant::now();
     within(prove_device(&app, ib, &k)).await;
     let (pushed, nonce) = next_push(&mut app, Duration::from_secs(5))
         .await
         .expect("the push begun on A, sent by B");
+    eprintln!(
+        "an open push re-sent {:?} after the proof began",
+        t0.elapsed()
+    );
     assert_eq!(pushed, txn);
     let v = within(approve_push(&app, &k, txn, "pia", number, &nonce)).await;
     assert!(
