@@ -573,6 +573,8 @@ mod tests {
             client: ip,
         };
         assert!(!repeatable(&answer));
+        // Its verdict is read (TxnVerdict) instead, as often as need be: it changes nothing.
+        assert!(repeatable(&Message::TxnVerdict { txn: TxnId(7) }));
         assert!(!repeatable(&Message::PasswordFailed {
             user: "alice".into(),
             client: ip
