@@ -90,6 +90,13 @@ fn main() {
                 message: "BAD CHARACTER".into(),
             },
         ),
+        (6, Message::TxnVerdict { txn }),
+        (
+            6,
+            Message::Judged {
+                verdict: Verdict::Rejected { failures_left: 9 },
+            },
+        ),
     ];
     for (id, m) in frames {
         let bytes = frame::to_bytes(id, &m).expect("encodes");

@@ -21,8 +21,9 @@ use crate::types::{
 };
 
 /// The newest protocol version this library speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
-/// The oldest protocol version this library still speaks: versions 2 and 3 only added messages.
+pub const PROTOCOL_VERSION: u16 = 4;
+/// The oldest protocol version this library still speaks: versions 2, 3 and 4 only added
+/// messages.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// The version a peer speaking [`MIN_PROTOCOL_VERSION`]..=[`PROTOCOL_VERSION`] agrees on with
@@ -280,6 +281,12 @@ messages! {
     /// 1 (auto-activation approaches: within 7 days) or 2 (imminent: within a day);
     /// `mass_lockout` is the mass-lockout signal.
     0x8016 UserNotices [Server] { replacement: Option<DeviceId>, activation: u8, activates_at_ms: u64, mass_lockout: bool }
+    /// Frontend → daemon (version 4): the verdict of transaction `txn` as it stands, at once,
+    /// changing nothing (R12): the verdict its first answer got, for the replay window after
+    /// it; `pending` (or `expired`) while it is open; `unknown` for a transaction the daemon
+    /// does not know. For a frontend whose `Answer` got no reply (its node died, its
+    /// connection was lost) to learn the first verdict on any node, instead of `replayed`.
+    0x0017 TxnVerdict [Frontend] { txn: TxnId }
     /// Daemon → frontend: the verdict of a `Begin`, `Answer`, `Await`, `PasswordFailed` or
     /// `PushAnswer`.
     0x8020 Judged [Server] { verdict: Verdict }

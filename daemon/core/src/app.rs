@@ -7,7 +7,7 @@ use crate::engine::{bare, settled};
 use crate::error::StoreError;
 use crate::push::{self, PushAnswer};
 use crate::store::{Store, TxnEntry};
-use crate::{txn, Core, Outcome};
+use crate::{txn, Core, Outcome, PushOrder};
 
 impl<S: Store> Core<S> {
     /// Whether `proof` proves that the app holds `device`'s key, for `nonce`.
@@ -31,6 +31,29 @@ impl<S: Store> Core<S> {
             .read(&owner, |u| push::proves(u, device, nonce, proof, now, cfg))
             .await?
             .unwrap_or(false))
+    }
+
+    /// The pushes of IB Key `device` still open (R6): not answered, not expired, oldest first,
+    /// read from the store (so begun on any node), for an app that proved the device: a push
+    /// published while the app was away or reconnecting is not lost (delivery to a connected
+    /// app is at most once).
+    ///
+    /// # Errors
+    /// The store.
+    pub async fn open_pushes(
+        &self,
+        device: DeviceId,
+    ) -> Result<Vec<(TxnId, PushOrder)>, StoreError> {
+        let Some(owner) = self.0.store.device_owner(device).await? else {
+            return Ok(Vec::new());
+        };
+        let now = self.now_ms();
+        Ok(self
+            .0
+            .store
+            .read(&owner, |u| push::open(u, device, &owner, now))
+            .await?
+            .unwrap_or_default())
     }
 
     /// The app's answer to a push (R6): its MAC, the number the user typed, approve or

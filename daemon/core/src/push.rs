@@ -11,7 +11,7 @@ use crate::config::CoreConfig;
 use crate::cx::Cx;
 use crate::txn::Spent;
 use crate::user::{TxnChallenge, UserState};
-use crate::{grant, lockout, txn, withdrawal};
+use crate::{grant, lockout, txn, withdrawal, PushOrder};
 
 /// The app's answer to a push.
 #[derive(Debug, Clone, Copy)]
@@ -112,4 +112,29 @@ pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> (Verdic
         }
     };
     (verdict, Spent::Yes)
+}
+
+/// The pushes of IB Key `device` of `user` still open at `now` (not answered, not expired),
+/// oldest first: what an app that proves the device again is sent (R6).
+pub fn open(u: &UserState, device: DeviceId, user: &str, now: u64) -> Vec<(TxnId, PushOrder)> {
+    let mut open: Vec<_> = u
+        .txns
+        .iter()
+        .filter(|t| t.device == device.0 && now < t.expires_ms)
+        .filter_map(|t| match t.challenge {
+            TxnChallenge::Push { nonce, .. } => Some((
+                t.id,
+                PushOrder {
+                    device,
+                    user: user.to_owned(),
+                    nonce,
+                    purpose: t.purpose,
+                    expires_at_ms: t.expires_ms,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    open.sort_by_key(|(_, p)| p.expires_at_ms);
+    open
 }

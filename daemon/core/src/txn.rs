@@ -5,7 +5,8 @@
 //! An open transaction lives in its user's state until it is answered or past its life. Its
 //! first answer spends it: it leaves the user's state, and the store's transaction index keeps
 //! its verdict for `replay_window`, so that a second answer reads `replayed` (R12) without
-//! touching the user. A restart voids every open transaction (they are never made durable):
+//! touching the user, and a frontend's `TxnVerdict` reads the first verdict (never a second
+//! judgement). A restart voids every open transaction (they are never made durable):
 //! users start over.
 
 use rand::Rng;

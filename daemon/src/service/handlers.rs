@@ -38,6 +38,13 @@ pub async fn handle(
             later,
         ),
 
+        // R12: the first verdict of a transaction, read (for the replay window), never
+        // judged again: a frontend whose `Answer` got no reply learns it on any node.
+        Message::TxnVerdict { txn } => match core.txn_verdict(txn).await {
+            Ok(verdict) => Reply::Now(Message::Judged { verdict }),
+            Err(e) => store_error(&e),
+        },
+
         // ---- IB Key app ----
         // R8: one app may hold several users, each its own IB Key device: it proves each one
         // on the same stream, and receives all their pushes there.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, BytesMut};
 use sls_protocol::{frame, DeviceId, Message, TxnId};
 use sls_redis::bus::Heard;
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
 use super::awaits;
@@ -192,6 +193,33 @@ pub fn online(state: &State, devices: Vec<DeviceId>) {
     if !devices.is_empty() {
         publish(state, Note::Online(devices));
     }
+}
+
+/// An app proved `devices` on the stream whose pushes go to `tx`: announced, and sent the
+/// pushes of those devices still open in the store (begun on any node while the app was away
+/// or reconnecting: a push goes out once, at most once to a live app, R6). A push begun while
+/// this read runs may arrive twice; an app shows one per `txn`.
+pub fn proven(state: &State, devices: Vec<DeviceId>, tx: &UnboundedSender<Message>) {
+    for device in devices.iter().copied() {
+        let (st, tx) = (state.clone(), tx.clone());
+        state.tasks.spawn(async move {
+            match st.core.open_pushes(device).await {
+                Ok(open) => {
+                    for (txn, p) in open {
+                        let _ = tx.send(Message::Push {
+                            txn,
+                            user: p.user,
+                            nonce: p.nonce,
+                            purpose: p.purpose,
+                            expires_at_ms: p.expires_at_ms,
+                        });
+                    }
+                }
+                Err(e) => warn!(device = %device, "open pushes not read: {e}"),
+            }
+        });
+    }
+    online(state, devices);
 }
 
 /// The app that proved `devices` here is gone.

@@ -408,7 +408,7 @@ impl Conversation {
             // The connection has proven a key: no deadline, full-size frames.
             self.peer.proof.cancel();
         }
-        nodes::online(state, fresh);
+        nodes::proven(state, fresh, &self.push_tx);
         let Reply::Now(msg) = reply else {
             return None;
         };

@@ -33,6 +33,7 @@ mod sharing;
 mod slsctl;
 mod storage_faults;
 mod store;
+mod windows;
 
 use std::future::Future;
 use std::path::Path;

@@ -133,6 +133,12 @@ pub(crate) fn done(m: Message) -> Result<(), ClientError> {
     }
 }
 
+/// Whether `e` leaves a request's outcome unknown: no answer came, or the store failed.
+fn unanswered(e: &ClientError) -> bool {
+    matches!(e, ClientError::Lost(_) | ClientError::Timeout(_))
+        || e.status() == Some(sls_protocol::Status::UNAVAILABLE)
+}
+
 pub(crate) fn judged(m: Message) -> Result<Verdict, ClientError> {
     match m {
         Message::Judged { verdict } => Ok(verdict),
@@ -225,25 +231,67 @@ impl Client {
         )
     }
 
-    /// The user's answer to a challenge. Never sent twice: if the connection is lost before
-    /// the verdict, [`ClientError::Lost`] (the answer may have been judged; begin again).
+    /// The user's answer to a challenge. When its answer does not come (the connection lost,
+    /// the call timed out, `UNAVAILABLE`), the client asks the next node for the
+    /// transaction's verdict ([`Client::txn_verdict`], PROTOCOL.md §4 "TxnVerdict"): a verdict
+    /// recorded is returned as if the answer had come; `pending` (judged nowhere: the
+    /// challenge is still open) sends the same answer once more, where its first arrival
+    /// spends the challenge (R12); `unknown` gives the first error back (the answer may have
+    /// been judged: begin again).
     ///
     /// # Errors
-    /// No answer, or a refusal.
+    /// No answer and no verdict to read, or a refusal.
     pub async fn answer(
         &self,
         txn: TxnId,
         response: &str,
         client: IpAddr,
     ) -> Result<Verdict, ClientError> {
-        judged(
-            self.call(Message::Answer {
-                txn,
-                response: response.into(),
-                client,
-            })
-            .await?,
-        )
+        let answer = Message::Answer {
+            txn,
+            response: response.into(),
+            client,
+        };
+        match self.call(answer.clone()).await {
+            Ok(m) => judged(m),
+            Err(e) if unanswered(&e) => self.recover_answer(txn, answer, e).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After `lost`, an `Answer` whose reply never came: reads its transaction's verdict on
+    /// the next node (the one that lost it may be dead), as [`Client::answer`] says.
+    async fn recover_answer(
+        &self,
+        txn: TxnId,
+        answer: Message,
+        lost: ClientError,
+    ) -> Result<Verdict, ClientError> {
+        self.next_node();
+        let verdict = match self.txn_verdict(txn).await {
+            Ok(Verdict::Pending) => match self.call(answer).await.and_then(judged) {
+                // Spent meanwhile by the first arrival, on some node: its verdict.
+                Ok(Verdict::Replayed) => self.txn_verdict(txn).await,
+                other => return other,
+            },
+            other => other,
+        };
+        match verdict {
+            Ok(Verdict::Unknown | Verdict::Pending | Verdict::Replayed) | Err(_) => Err(lost),
+            Ok(v) => Ok(v),
+        }
+    }
+
+    /// The verdict of transaction `txn` as it stands (version 4; R12), changing nothing: the
+    /// verdict its first answer got (for the daemon's replay window, 5 s by default, after
+    /// it), `pending` or `expired` while it is open, `unknown` if the daemon does not know it.
+    /// Any node of the deployment answers it.
+    ///
+    /// # Errors
+    /// No answer, or a refusal (`UNAVAILABLE`: the verdict could not be read, or not made
+    /// durable).
+    pub async fn txn_verdict(&self, txn: TxnId) -> Result<Verdict, ClientError> {
+        judged(self.call(Message::TxnVerdict { txn }).await?)
     }
 
     /// Waits up to `wait` (at most 120 s) for the IB Key app's decision on a push (R6):

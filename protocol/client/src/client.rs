@@ -12,8 +12,10 @@
 //!   for `SHUTTING_DOWN`. A request that may have been handled (connection lost, `UNAVAILABLE`)
 //!   is sent again only when doing so is safe: reads, and a `Begin` without a device
 //!   ([`repeatable`]); after a lost connection the same node is tried first, then the next;
-//!   after `UNAVAILABLE`, the next node. An `Answer` or `PasswordFailed` that may have been judged is never sent
-//!   twice: the caller gets [`ClientError::Lost`] or the refusal.
+//!   after `UNAVAILABLE`, the next node. A `PasswordFailed` that may have been handled is never
+//!   sent twice: the caller gets [`ClientError::Lost`] or the refusal. An `Answer` whose reply
+//!   did not come is followed by a `TxnVerdict` on the next node ([`Client::answer`]): sent
+//!   again only if that says the challenge is still open, where one answer spends it (R12).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,6 +96,7 @@ pub fn repeatable(message: &Message) -> bool {
             | Message::Begin { device: None, .. }
             | Message::BeginTyped { .. }
             | Message::Await { .. }
+            | Message::TxnVerdict { .. }
             | Message::Status { .. }
             | Message::Notices { .. }
             | Message::GetStats {}
@@ -295,6 +298,14 @@ impl Client {
 
     fn current(&self) -> Option<Arc<Session>> {
         self.shared.current.lock().ok()?.clone()
+    }
+
+    /// Stops using the current connection (calls in flight on it go on); the next call
+    /// connects to the next node.
+    pub(crate) fn next_node(&self) {
+        if let Some(s) = self.current() {
+            self.forget(&s, true);
+        }
     }
 
     /// Stops using `session`; with `advance`, the next connect starts at the next node.
@@ -562,6 +573,8 @@ mod tests {
             client: ip,
         };
         assert!(!repeatable(&answer));
+        // Its verdict is read (TxnVerdict) instead, as often as need be: it changes nothing.
+        assert!(repeatable(&Message::TxnVerdict { txn: TxnId(7) }));
         assert!(!repeatable(&Message::PasswordFailed {
             user: "alice".into(),
             client: ip

@@ -184,7 +184,10 @@ impl ClientConfig {
         self
     }
 
-    /// Time for one call, retries included.
+    /// Time for one call, retries included (default 10 s). An `Answer` whose reply does not
+    /// come within it is followed by a `TxnVerdict` on the next node ([`crate::Client::answer`]),
+    /// which knows the first verdict for the daemon's replay window only (5 s after the
+    /// judgement): a frontend that wants that recovery after a node's death sets 2-3 s.
     #[must_use]
     pub fn with_call_timeout(mut self, t: Duration) -> ClientConfig {
         self.call_timeout = t;

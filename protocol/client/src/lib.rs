@@ -17,8 +17,10 @@
 //! - Calls time out (`call_timeout`); nodes are tried in order (`connect_timeout` each);
 //!   `SHUTTING_DOWN` moves to the next node; `rate_limited` is waited out; reads and a `Begin`
 //!   without a device are sent again when the connection is lost (the same node first) or the
-//!   node's store is `UNAVAILABLE` (the next node); an `Answer` that may have been judged never
-//!   is, nor a `Begin` that may have pushed ([`Client`], [`repeatable`]).
+//!   node's store is `UNAVAILABLE` (the next node); a `Begin` that may have pushed never is
+//!   ([`Client`], [`repeatable`]). An `Answer` whose reply did not come is followed by a
+//!   `TxnVerdict` on the next node: its first verdict is returned, or, the challenge being
+//!   still open there, the answer is sent once more ([`Client::answer`]).
 //! - [`pipeline`] is the wire as it is, for callers that want every answer raw (the load
 //!   generator).
 //!

@@ -91,6 +91,7 @@ fn one_of_each() -> Vec<Message> {
             response: "83238735".into(),
             client: v6,
         },
+        Message::TxnVerdict { txn },
         Message::Await {
             txn,
             timeout_ms: 30_000,

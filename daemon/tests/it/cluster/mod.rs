@@ -3,7 +3,9 @@
 //! answered on the other, a replay across nodes (R12), a push with the app on the other node
 //! (R6), an enrolment seen at once everywhere (`shared`); a node SIGKILLed under load, a Redis
 //! master SIGKILLed under load, the whole cluster down and back (`faults`); a frozen master
-//! holds up its own shard's users only (`shards`).
+//! holds up its own shard's users only (`shards`); a verdict read on the other node after the
+//! judging one died, a client's answer moved past a frozen node, a push begun while the app was
+//! away delivered when it proves its device on the other node (`windows`).
 //!
 //! Each test starts its own 6-node cluster on free ports (`scripts/redis-cluster.sh`, through
 //! [`RedisCluster`]) and stops it when done; they run one at a time ([`one_at_a_time`]): six
@@ -15,6 +17,7 @@ mod ready;
 mod shards;
 mod shared;
 mod wedge;
+mod windows;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;

@@ -181,14 +181,15 @@ async fn hello_agrees_on_the_newest_version_both_speak() {
         Message::Welcome { version, .. } => Some(version),
         _ => None,
     };
-    // A version 1 client keeps version 1, a version 2 client version 2; a client that speaks 3
-    // or later gets 3, the newest this daemon speaks.
+    // A version 1 client keeps version 1, a version 2 client version 2, a version 3 client
+    // version 3; a client that speaks 4 or later gets 4, the newest this daemon speaks.
     assert_eq!(version(hello(1, 1).await), Some(1));
     assert_eq!(version(hello(1, 2).await), Some(2));
-    assert_eq!(version(hello(2, 7).await), Some(3));
-    assert_eq!(version(hello(3, 7).await), Some(3));
+    assert_eq!(version(hello(1, 3).await), Some(3));
+    assert_eq!(version(hello(2, 7).await), Some(4));
+    assert_eq!(version(hello(4, 7).await), Some(4));
     assert_eq!(version(hello(2, 2).await), Some(2));
-    assert_eq!(version(hello(4, 7).await), None);
+    assert_eq!(version(hello(5, 7).await), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
