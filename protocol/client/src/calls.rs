@@ -232,7 +232,8 @@ impl Client {
     }
 
     /// The user's answer to a challenge. When its answer does not come (the connection lost,
-    /// the call timed out, `UNAVAILABLE`), the client asks the next node for the
+    /// no reply within [`crate::ClientConfig::answer_wait`], `UNAVAILABLE`), the client asks
+    /// the next node for the
     /// transaction's verdict ([`Client::txn_verdict`], PROTOCOL.md §4 "TxnVerdict"): a verdict
     /// recorded is returned as if the answer had come; `pending` (judged nowhere: the
     /// challenge is still open) sends the same answer once more, where its first arrival
@@ -252,7 +253,12 @@ impl Client {
             response: response.into(),
             client,
         };
-        match self.call(answer.clone()).await {
+        let config = self.config();
+        let wait = config.answer_wait.min(config.call_timeout);
+        match self
+            .call_until(answer.clone(), tokio::time::Instant::now() + wait)
+            .await
+        {
             Ok(m) => judged(m),
             Err(e) if unanswered(&e) => self.recover_answer(txn, answer, e).await,
             Err(e) => Err(e),

@@ -219,7 +219,7 @@ impl Client {
         .await
     }
 
-    async fn call_until(
+    pub(crate) async fn call_until(
         &self,
         message: Message,
         deadline: Instant,

@@ -110,6 +110,11 @@ pub struct ClientConfig {
     /// Time for one call, reconnects and retries included (default 10 s). An `Await` is given
     /// its own wait on top.
     pub call_timeout: Duration,
+    /// How long an `Answer`'s reply is waited for (default 2 s, at most `call_timeout`)
+    /// before its transaction's verdict is read on the next node ([`crate::Client::answer`]):
+    /// the daemon knows the first verdict for its replay window only (5 s by default after
+    /// the judgement), so the read must come well within it.
+    pub answer_wait: Duration,
     /// A node that stops answering is given up after this (QUIC idle timeout, default 15 s).
     pub idle_timeout: Duration,
     /// The shortest and longest wait between rounds of reconnects (default 100 ms and 5 s,
@@ -155,6 +160,7 @@ impl ClientConfig {
             role,
             connect_timeout: Duration::from_secs(5),
             call_timeout: Duration::from_secs(10),
+            answer_wait: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(15),
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             wait_rate_limited: true,
@@ -184,13 +190,18 @@ impl ClientConfig {
         self
     }
 
-    /// Time for one call, retries included (default 10 s). An `Answer` whose reply does not
-    /// come within it is followed by a `TxnVerdict` on the next node ([`crate::Client::answer`]),
-    /// which knows the first verdict for the daemon's replay window only (5 s after the
-    /// judgement): a frontend that wants that recovery after a node's death sets 2-3 s.
+    /// Time for one call, retries included (default 10 s).
     #[must_use]
     pub fn with_call_timeout(mut self, t: Duration) -> ClientConfig {
         self.call_timeout = t;
+        self
+    }
+
+    /// How long an `Answer`'s reply is waited for before its verdict is read on the next node
+    /// (default 2 s; see [`ClientConfig::answer_wait`]).
+    #[must_use]
+    pub fn with_answer_wait(mut self, t: Duration) -> ClientConfig {
+        self.answer_wait = t;
         self
     }
 
