@@ -125,6 +125,7 @@ macro_rules! with_every_rule {
             sharing::r17_compliance_lists_the_live_shares_page_by_page,
             lifecycle::revocation_stops_a_lost_card_at_once_and_keeps_interim_access,
             lifecycle::suspension_holds_the_card_and_its_copies_until_resumed,
+            lifecycle::a_challenge_open_before_a_suspension_stays_void_after_the_resume,
             lifecycle::a_removed_device_is_gone_its_challenges_void_and_its_copies_stop,
             lifecycle::r17_a_copy_stops_when_its_source_is_replaced_by_activate,
             lifecycle::r17_a_copy_stops_at_its_sources_auto_activation,
