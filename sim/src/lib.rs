@@ -22,6 +22,7 @@
 //! reads is ordered.
 
 pub mod journal;
+mod judged;
 pub mod model;
 pub mod requests;
 mod sim;

@@ -91,6 +91,34 @@ pub enum Req {
         /// The user.
         user: String,
     },
+    /// Client services issue a temporary code (R13).
+    IssueTemp {
+        /// The user.
+        user: String,
+    },
+    /// Client services reactivate a permanent device (R15).
+    Reactivate {
+        /// The user.
+        user: String,
+        /// The device.
+        device: DeviceId,
+    },
+    /// A replacement DSC+ ordered with a new key and PIN (R16).
+    Order {
+        /// The user.
+        user: String,
+        /// The new card's key.
+        secret: Vec<u8>,
+        /// Its PIN.
+        pin: String,
+    },
+    /// The replacement shipped (R16).
+    Ship {
+        /// The user.
+        user: String,
+        /// The replacement.
+        device: DeviceId,
+    },
     /// Client services revoke, suspend or resume a device.
     Device {
         /// The user.
@@ -118,6 +146,8 @@ pub enum DeviceOp {
 pub enum Shown {
     /// A question for the card or the app (OCRA).
     Question(String),
+    /// A temporary code to type (R13).
+    Code,
     /// A push: the number shown and the push's nonce.
     Push {
         /// The number.
@@ -136,6 +166,8 @@ pub enum Judged {
     Verdict(Verdict),
     /// An admin call's outcome (`Err`: the error's text).
     Done(Result<(), String>),
+    /// A device issued or ordered, and a temporary code's code.
+    Issued(DeviceId, String),
 }
 
 /// A request's reply: what was judged, its ticket, and whether it left acknowledged.
@@ -196,6 +228,7 @@ fn began(r: &Result<sls_core::Outcome<BeginResult, u64>, Error>) -> (Began, Opti
                         number: *number,
                         nonce: p.nonce,
                     }),
+                    (Challenge::Code, _) => Some(Shown::Code),
                     _ => None,
                 };
                 (
@@ -295,6 +328,30 @@ pub fn spawn(core: &SimCore, id: u64, req: Req) -> Task {
             }
             Req::Unlock { user } => {
                 let r = c.unlock(&user).await;
+                done(&c, &set, r).await
+            }
+            Req::IssueTemp { user } => match c.issue_temp_code(&user).await {
+                Ok(o) => {
+                    set(Some(Judged::Issued(o.value.0, o.value.1)), o.ticket);
+                    finish(&c, o.ticket).await
+                }
+                Err(e) => done(&c, &set, Err(e)).await,
+            },
+            Req::Order { user, secret, pin } => {
+                match c.order_replacement(&user, &secret, &pin).await {
+                    Ok(o) => {
+                        set(Some(Judged::Issued(o.value, String::new())), o.ticket);
+                        finish(&c, o.ticket).await
+                    }
+                    Err(e) => done(&c, &set, Err(e)).await,
+                }
+            }
+            Req::Reactivate { user, device } => {
+                let r = c.reactivate(&user, device).await;
+                done(&c, &set, r).await
+            }
+            Req::Ship { user, device } => {
+                let r = c.ship(&user, device).await;
                 done(&c, &set, r).await
             }
             Req::Device { user, device, op } => {

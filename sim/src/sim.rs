@@ -12,7 +12,7 @@ use sls_protocol::{DeviceId, DeviceKind};
 use crate::journal::{Fault, SimJournal};
 use crate::model::{Model, Numbers, TxnState};
 use crate::requests::{core_over, journal, now_or_never, spawn, Judged, Req, Shown, SimCore, Task};
-use crate::world::{Device, Rng, User};
+use crate::world::{Device, Rng, Role, User};
 
 /// 2026-11-27T00:00:00Z, a Friday: the first weekend comes early.
 const START_MS: u64 = 1_795_737_600_000;
@@ -77,7 +77,7 @@ impl std::fmt::Display for Failure {
 #[derive(Debug, Clone)]
 pub(crate) struct Open {
     pub user: usize,
-    pub device: usize,
+    pub device: DeviceId,
     pub shown: Shown,
 }
 
@@ -125,6 +125,8 @@ fn numbers(c: &CoreConfig) -> Numbers {
         lock_ms: ms(c.lock_duration),
         ttl_ms: ms(c.challenge_ttl),
         replay_ms: ms(c.replay_window),
+        temp_ms: ms(c.temp_full) + ms(c.temp_portal),
+        auto_ms: ms(c.auto_activation),
     }
 }
 
@@ -175,9 +177,12 @@ impl Sim {
                     kind: *kind,
                     secret,
                     pin,
+                    role: Role::Permanent,
+                    lsn: 0,
                 });
             }
-            model.enrol(&name, &devices.iter().map(|d| d.id.0).collect::<Vec<_>>());
+            let ids: Vec<_> = devices.iter().map(|d| (d.id.0, d.kind)).collect();
+            model.enrol(&name, &ids);
             users.push(User { name, devices });
         }
         {
@@ -283,136 +288,6 @@ impl Sim {
         Ok(())
     }
 
-    /// Tells the model what the core judged.
-    fn judged(&mut self, req: &Req, j: Option<Judged>, ticket: Option<u64>, now: u64) -> Check {
-        let Some(j) = j else {
-            // The store refused the change (a write fault): nothing was changed.
-            self.count("refused");
-            return if ticket.is_some() {
-                Err("a refused change has a ticket".into())
-            } else {
-                Ok(())
-            };
-        };
-        match (req, j) {
-            (
-                Req::Begin {
-                    user,
-                    device,
-                    amount,
-                    ..
-                },
-                Judged::Began(b, shown),
-            ) => {
-                self.touched.push(user.clone());
-                if let (crate::model::Began::Challenge { txn, .. }, Some(shown)) = (&b, shown) {
-                    let u = self.user_index(user);
-                    let d = self.users[u]
-                        .devices
-                        .iter()
-                        .position(|x| x.id == *device)
-                        .ok_or("no such device")?;
-                    self.open.insert(
-                        txn.0,
-                        Open {
-                            user: u,
-                            device: d,
-                            shown,
-                        },
-                    );
-                }
-                self.count("begin");
-                self.model.begin(user, *device, *amount, now, b)
-            }
-            (
-                Req::Answer {
-                    txn, answer, kind, ..
-                },
-                Judged::Verdict(v),
-            ) => {
-                self.count_verdict(&v);
-                self.count_withdrawal(*txn, &v);
-                self.touch_txn(*txn);
-                self.model.answer(*txn, *answer, *kind, now, v, ticket)
-            }
-            (Req::Push { txn, answer, .. }, Judged::Verdict(v)) => {
-                self.count_verdict(&v);
-                self.count_withdrawal(*txn, &v);
-                self.touch_txn(*txn);
-                self.model
-                    .answer(*txn, *answer, DeviceKind::IbKey, now, v, ticket)
-            }
-            (Req::PasswordFailed { user }, Judged::Verdict(v)) => {
-                self.touched.push(user.clone());
-                self.count_verdict(&v);
-                if self.users.iter().any(|u| &u.name == user) {
-                    self.model.password_failed(user, now, v, ticket)
-                } else {
-                    // No user enumeration: counted as a shadow (a decoy record makes it cost
-                    // a write like a known user's); no user is made (checked after the step).
-                    Ok(())
-                }
-            }
-            (Req::Unlock { user }, Judged::Done(r)) => {
-                self.touched.push(user.clone());
-                r.map_err(|e| format!("unlock {user}: {e}"))?;
-                self.model.unlocked(user, ticket)
-            }
-            (Req::Device { user, device, op }, Judged::Done(r)) => {
-                self.touched.push(user.clone());
-                self.device_done(user, *device, *op, r, ticket)
-            }
-            (req, j) => Err(format!("{req:?} judged {j:?}")),
-        }
-    }
-
-    fn device_done(
-        &mut self,
-        user: &str,
-        device: DeviceId,
-        op: crate::requests::DeviceOp,
-        r: Result<(), String>,
-        ticket: Option<u64>,
-    ) -> Check {
-        use crate::model::Standing;
-        use crate::requests::DeviceOp;
-        let was = self.model.standing(user, device);
-        let to = match (op, was) {
-            (DeviceOp::Revoke, Some(Standing::Active | Standing::Suspended)) => Standing::Revoked,
-            (DeviceOp::Suspend, Some(Standing::Active)) => Standing::Suspended,
-            (DeviceOp::Resume, Some(Standing::Suspended)) => Standing::Active,
-            _ => {
-                // Refused as the rules say (revoked for good; only active suspends, only
-                // suspended resumes).
-                return match r {
-                    Err(_) if ticket.is_none() => Ok(()),
-                    other => Err(format!("{op:?} of a {was:?} device gave {other:?}")),
-                };
-            }
-        };
-        r.map_err(|e| format!("{op:?} of {user}'s device: {e}"))?;
-        self.count("device_change");
-        self.model.device(user, device, to, ticket)
-    }
-
-    fn count_verdict(&mut self, v: &sls_protocol::Verdict) {
-        let name = v.name();
-        self.count(name);
-    }
-
-    fn count_withdrawal(&mut self, txn: sls_protocol::TxnId, v: &sls_protocol::Verdict) {
-        let amount = self.model.txns.get(&txn.0).map_or(0, |t| t.amount);
-        if amount > 0 && matches!(v, sls_protocol::Verdict::Accepted { .. }) {
-            self.count("withdrawal_accepted");
-        }
-    }
-
-    fn touch_txn(&mut self, txn: sls_protocol::TxnId) {
-        if let Some(t) = self.model.txns.get(&txn.0) {
-            self.touched.push(t.user.clone());
-        }
-    }
-
     pub fn user_index(&self, name: &str) -> usize {
         self.users
             .iter()
@@ -479,6 +354,18 @@ impl Sim {
             self.seed ^ (self.restarts << 48),
         );
         self.model.restart(rec.last_lsn)?;
+        // Devices whose records were lost are gone (their ids may be given again).
+        let last = rec.last_lsn;
+        for u in &mut self.users {
+            u.devices.retain(|d| d.lsn <= last);
+            for d in &mut u.devices {
+                if let Role::Replacement { shipped: Some(s) } = d.role {
+                    if s > last {
+                        d.role = Role::Replacement { shipped: None };
+                    }
+                }
+            }
+        }
         self.touched = self.users.iter().map(|u| u.name.clone()).collect();
         Ok(())
     }

@@ -3,12 +3,21 @@
 
 use std::time::Duration;
 
-use sls_protocol::{DeviceKind, TxnId};
+use sls_protocol::{DeviceId, DeviceKind, TxnId};
 
 use crate::model::{Answer, TxnState};
 use crate::requests::{DeviceOp, Req, Shown};
 use crate::sim::{Check, Failure, Sim, Summary};
-use crate::world::{malformed_answer, wrong_answer};
+use crate::world::{malformed_answer, wrong_answer, Device, Role};
+
+/// What the device shows for a typed challenge (a temporary code: the code itself).
+fn answer_of(dev: &Device, shown: &Shown) -> Option<String> {
+    match shown {
+        Shown::Question(q) => Some(dev.ocra_answer(q)),
+        Shown::Code => Some(String::from_utf8_lossy(&dev.secret).into_owned()),
+        Shown::Push { .. } => None,
+    }
+}
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
@@ -24,8 +33,8 @@ impl Sim {
             440..=469 => self.replay(),
             470..=489 => self.await_push(),
             490..=549 => self.password_failed(),
-            550..=564 => self.admin(),
-            565..=829 => {
+            550..=579 => self.admin(),
+            580..=829 => {
                 for _ in 0..self.rng.range(1, 6) {
                     self.poll_one()?;
                 }
@@ -63,7 +72,8 @@ impl Sim {
         let user = &self.users[u];
         let d = self.rng.below(user.devices.len() as u64) as usize;
         let dev = &user.devices[d];
-        let amount = if self.rng.chance(200) {
+        let permanent = matches!(dev.kind, DeviceKind::DscPlus | DeviceKind::IbKey);
+        let amount = if permanent && self.rng.chance(200) {
             *self.rng.pick(&[100_000, 400_000, 700_000, 2_500_000])
         } else {
             0
@@ -103,15 +113,22 @@ impl Sim {
             return self.begin();
         };
         let o = self.open[&id].clone();
-        let dev = &self.users[o.user].devices[o.device];
-        let Shown::Question(q) = &o.shown else {
+        let Some(dev) = self.device(o.user, o.device) else {
             return Ok(());
         };
-        let right = dev.ocra_answer(q);
+        let Some(right) = answer_of(&dev, &o.shown) else {
+            return Ok(());
+        };
         // The first user is under attack: mostly wrong answers.
         let roll = self.rng.below(100) + if o.user == 0 { 50 } else { 0 };
+        let code = matches!(o.shown, Shown::Code);
         let (response, answer) = match roll {
             0..=54 => (right, Answer::Right),
+            // A wrong code in the code's own alphabet: its characters rotated.
+            _ if code && right.len() > 1 && right[1..] != right[..right.len() - 1] => {
+                (format!("{}{}", &right[1..], &right[..1]), Answer::Wrong)
+            }
+            _ if code => (right, Answer::Right),
             55..=119 => (wrong_answer(&right, &mut self.rng), Answer::Wrong),
             _ => (malformed_answer(&right, &mut self.rng), Answer::Malformed),
         };
@@ -131,7 +148,9 @@ impl Sim {
         };
         let o = self.open[&id].clone();
         let user = self.users[o.user].name.clone();
-        let dev = self.users[o.user].devices[o.device].clone();
+        let Some(dev) = self.device(o.user, o.device) else {
+            return Ok(());
+        };
         let Shown::Push { number, nonce } = o.shown else {
             return Ok(());
         };
@@ -168,14 +187,16 @@ impl Sim {
             return self.answer();
         };
         let o = self.open[&id].clone();
-        let dev = self.users[o.user].devices[o.device].clone();
+        let Some(dev) = self.device(o.user, o.device) else {
+            return Ok(());
+        };
         let user = self.users[o.user].name.clone();
         let txn = TxnId(id);
         self.count("replay_sent");
         match o.shown {
-            Shown::Question(q) => self.submit(Req::Answer {
+            Shown::Question(_) | Shown::Code => self.submit(Req::Answer {
                 txn,
-                response: dev.ocra_answer(&q),
+                response: answer_of(&dev, &o.shown).unwrap_or_default(),
                 answer: Answer::Right,
                 kind: dev.kind,
             }),
@@ -213,25 +234,62 @@ impl Sim {
         Ok(())
     }
 
-    /// Client services: unlock a user, or revoke, suspend or resume a device (rarely revoke:
-    /// a revoked device is gone for good).
+    /// Client services: unlock a user; revoke, suspend or resume a device (rarely revoke: a
+    /// revoked device is gone for good); issue a temporary code, reactivate a card (R13,
+    /// R15); order and ship a replacement (R16).
     fn admin(&mut self) -> Check {
         let u = self.some_user();
         let user = self.users[u].name.clone();
         let roll = self.rng.below(100);
-        if roll < 50 {
-            self.submit(Req::Unlock { user });
-            return Ok(());
-        }
-        let d = self.rng.below(self.users[u].devices.len() as u64) as usize;
-        let device = self.users[u].devices[d].id;
-        let op = match roll {
-            50..=57 => DeviceOp::Revoke,
-            58..=78 => DeviceOp::Suspend,
-            _ => DeviceOp::Resume,
+        let permanent: Vec<DeviceId> = self.users[u]
+            .devices
+            .iter()
+            .filter(|d| d.role == Role::Permanent)
+            .map(|d| d.id)
+            .collect();
+        let device = *self.rng.pick(&permanent);
+        let req = match roll {
+            0..=39 => Req::Unlock { user },
+            40..=45 => Req::Device {
+                user,
+                device,
+                op: DeviceOp::Revoke,
+            },
+            46..=59 => Req::Device {
+                user,
+                device,
+                op: DeviceOp::Suspend,
+            },
+            60..=71 => Req::Device {
+                user,
+                device,
+                op: DeviceOp::Resume,
+            },
+            72..=83 => Req::IssueTemp { user },
+            84..=90 => Req::Reactivate { user, device },
+            _ => {
+                let replacement = self.users[u].devices.iter().find_map(|d| match d.role {
+                    Role::Replacement { shipped } => Some((d.id, shipped.is_some())),
+                    _ => None,
+                });
+                match replacement {
+                    None => Req::Order {
+                        user,
+                        secret: self.rng.bytes::<32>().to_vec(),
+                        pin: format!("{:04}", self.rng.below(10_000)),
+                    },
+                    Some((device, false)) => Req::Ship { user, device },
+                    Some((_, true)) => Req::Unlock { user },
+                }
+            }
         };
-        self.submit(Req::Device { user, device, op });
+        self.submit(req);
         Ok(())
+    }
+
+    /// The world's device `id` of user `u` (gone if a crash lost its records).
+    fn device(&self, u: usize, id: DeviceId) -> Option<Device> {
+        self.users[u].devices.iter().find(|d| d.id == id).cloned()
     }
 
     /// Polls one request in flight, the seed choosing which.

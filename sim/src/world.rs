@@ -56,12 +56,31 @@ impl Rng {
 pub struct Device {
     /// Its id.
     pub id: DeviceId,
-    /// DSC+ or IB Key.
+    /// DSC+, IB Key or temporary code.
     pub kind: DeviceKind,
-    /// The card's or the app's key.
+    /// The card's or the app's key (a temporary code: the code).
     pub secret: Vec<u8>,
     /// The PIN (R7).
     pub pin: String,
+    /// Enrolled before the run, a temporary code, or a replacement.
+    pub role: Role,
+    /// The lsn of the records that made it (0: before the run): a crash that loses them
+    /// loses the device.
+    pub lsn: u64,
+}
+
+/// Where a device came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Enrolled before the run.
+    Permanent,
+    /// A temporary code (R13).
+    Temp,
+    /// A replacement DSC+ (R16), shipped with the records of that lsn.
+    Replacement {
+        /// The lsn of its shipment, if shipped.
+        shipped: Option<u64>,
+    },
 }
 
 /// A user and their devices.
@@ -127,7 +146,11 @@ pub fn wrong_answer(right: &str, rng: &mut Rng) -> String {
         return "00000000".into();
     }
     let i = rng.below(b.len() as u64) as usize;
-    b[i] = if b[i] == b'9' { b'0' } else { b[i] + 1 };
+    b[i] = match b[i] {
+        b'9' => b'0',
+        b'Z' => b'A',
+        c => c + 1,
+    };
     String::from_utf8(b).unwrap_or_default()
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use sls_protocol::{DeviceId, DeviceKind, TxnId, Verdict};
 
 mod user;
-use user::{limits, Event, UserModel};
+use user::{limits, Event, Life, UserModel};
 
 /// The rules' numbers (the defaults of SLS_RULES.md).
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,10 @@ pub struct Numbers {
     pub ttl_ms: u64,
     /// R12: how long a spent challenge's verdict is remembered.
     pub replay_ms: u64,
+    /// R13: a temporary code's whole life (full, then Client Portal only).
+    pub temp_ms: u64,
+    /// R16: a shipped replacement activates by itself this long after shipment.
+    pub auto_ms: u64,
 }
 
 /// A device's standing (R15/R16: a stopped device is not usable).
@@ -40,6 +44,8 @@ pub enum Standing {
     Suspended,
     /// Revoked for good.
     Revoked,
+    /// A temporary device stopped by a newer one or a reactivation (R13, R15).
+    Voided,
 }
 
 /// What the model knows of a transaction.
@@ -142,10 +148,11 @@ impl Model {
     }
 
     /// An enrolled user with their devices, all active (enrolled durably before the run).
-    pub fn enrol(&mut self, user: &str, devices: &[u32]) {
+    pub fn enrol(&mut self, user: &str, devices: &[(u32, DeviceKind)]) {
         let u = self.users.entry(user.to_string()).or_default();
-        for d in devices {
+        for (d, kind) in devices {
             u.devices.insert(*d, Standing::Active);
+            u.lives.insert(*d, Life::Permanent(*kind));
         }
     }
 
@@ -187,10 +194,16 @@ impl Model {
         let n = self.n;
         for u in self.users.values_mut() {
             u.events.retain(|(lsn, _)| *lsn <= last_lsn);
-            let devices: Vec<u32> = u.devices.keys().copied().collect();
+            let enrolled: std::collections::BTreeMap<u32, Life> = u
+                .lives
+                .iter()
+                .filter(|(_, l)| matches!(l, Life::Permanent(_)))
+                .map(|(id, l)| (*id, *l))
+                .collect();
             *u = UserModel {
                 events: std::mem::take(&mut u.events),
-                devices: devices.iter().map(|d| (*d, Standing::Active)).collect(),
+                devices: enrolled.keys().map(|d| (*d, Standing::Active)).collect(),
+                lives: enrolled,
                 ..UserModel::default()
             };
             for (_, e) in u.events.clone() {
@@ -214,8 +227,10 @@ impl Model {
         now: u64,
         got: Began,
     ) -> Check {
+        let n = self.n;
         let u = self.user(user)?;
         let standing = u.devices.get(&device.0).copied();
+        let usable = u.usable(device.0, now, &n);
         if u.locked(now) {
             // R11: locked, whatever comes; the lock is not extended.
             let want = Verdict::Locked {
@@ -225,9 +240,9 @@ impl Model {
                 format!("R11: begin of locked {user} gave {got:?}, {want:?} expected")
             });
         }
-        match (standing, got) {
-            (Some(Standing::Active), Began::Challenge { txn, expires }) => {
-                fail_if(expires != now + self.n.ttl_ms, || {
+        match (standing, usable, got) {
+            (_, true, Began::Challenge { txn, expires }) => {
+                fail_if(expires != now + n.ttl_ms, || {
                     format!("R12: challenge expires at {expires}, now {now}")
                 })?;
                 self.begun.push(now);
@@ -244,14 +259,18 @@ impl Model {
                 Ok(())
             }
             // R4: a withdrawal over the device's limits needs a stronger one.
-            (Some(Standing::Active), Began::Verdict(Verdict::NeedsStrongerDevice { .. }))
-                if amount > 0 =>
-            {
-                Ok(())
-            }
-            (Some(Standing::Revoked), Began::Revoked)
-            | (Some(Standing::Suspended), Began::Suspended) => Ok(()),
-            (s, got) => Err(format!(
+            (_, true, Began::Verdict(Verdict::NeedsStrongerDevice { .. })) if amount > 0 => Ok(()),
+            (Some(Standing::Revoked), _, Began::Revoked)
+            | (Some(Standing::Suspended), _, Began::Suspended) => Ok(()),
+            // R13-R16: a device not usable now (stopped, expired, voided, replaced, not yet
+            // active) gives no challenge; how it is refused (by name or `unknown`, a
+            // suspended card its replacement retired) is not the model's concern.
+            (s, false, got @ Began::Challenge { .. }) => Err(format!(
+                "R13-R16: begin on {user}'s unusable device {} ({s:?}) gave {got:?}",
+                device.0
+            )),
+            (_, false, _) => Ok(()),
+            (s, _, got) => Err(format!(
                 "begin of {user}'s device {} ({s:?}) gave {got:?}",
                 device.0
             )),
@@ -276,8 +295,11 @@ impl Model {
             });
         };
         let user = t.user.clone();
+        // R16: the first rule run on a user after a replacement's due time activates it, with
+        // records of its own, whatever the request.
+        let activates = self.activation_due(&user, now);
         let no_change = |what: &str| {
-            fail_if(ticket.is_some(), || {
+            fail_if(ticket.is_some() && !activates, || {
                 format!("{what}: {got:?} wrote records (ticket {ticket:?})")
             })
         };
@@ -341,8 +363,8 @@ impl Model {
             spend(self, got);
             return no_change("expired");
         }
-        if um.devices.get(&t.device.0) != Some(&Standing::Active) {
-            // R15/R16: a stopped device's open challenges are void.
+        if !um.usable(t.device.0, now, &n) {
+            // R13-R16: a stopped, expired or replaced device's open challenges are void.
             fail_if(
                 !matches!(got, Verdict::Expired | Verdict::Unknown | Verdict::Replayed),
                 || {
@@ -434,7 +456,8 @@ impl Model {
             let want = Verdict::Locked {
                 until_ms: u.locked_until,
             };
-            return fail_if(got != want || ticket.is_some(), || {
+            let activates = u.activation_due(now, &n);
+            return fail_if(got != want || (ticket.is_some() && !activates), || {
                 format!("R11: a password failure of locked {user} gave {got:?}")
             });
         }
@@ -473,6 +496,63 @@ impl Model {
             }
         }
         Ok(())
+    }
+
+    /// R13: a temporary code issued (the previous one stops).
+    pub fn temp_issued(
+        &mut self,
+        user: &str,
+        id: DeviceId,
+        now: u64,
+        ticket: Option<u64>,
+    ) -> Check {
+        self.event(user, ticket, Event::TempIssued { id: id.0, at: now })
+    }
+
+    /// R16: a replacement ordered.
+    pub fn ordered(&mut self, user: &str, id: DeviceId, ticket: Option<u64>) -> Check {
+        self.event(user, ticket, Event::Ordered { id: id.0 })
+    }
+
+    /// R16: a replacement shipped.
+    pub fn shipped(&mut self, user: &str, id: DeviceId, now: u64, ticket: Option<u64>) -> Check {
+        self.event(user, ticket, Event::Shipped { id: id.0, at: now })
+    }
+
+    /// R15: client services reactivate a permanent device, answered `got`: allowed for an
+    /// active one not replaced (its temporary devices stop), refused otherwise.
+    pub fn reactivated(
+        &mut self,
+        user: &str,
+        id: DeviceId,
+        now: u64,
+        got: Result<(), String>,
+        ticket: Option<u64>,
+    ) -> Check {
+        let n = self.n;
+        let u = self.user(user)?;
+        let allowed = u.devices.get(&id.0) == Some(&Standing::Active) && !u.replaced(id.0, now, &n);
+        match (allowed, got) {
+            (true, Ok(())) => self.event(user, ticket, Event::Reactivated),
+            (false, Err(_)) => Ok(()),
+            (a, got) => Err(format!(
+                "R15: reactivate of {user}'s device {} (allowed: {a}) gave {got:?}",
+                id.0
+            )),
+        }
+    }
+
+    fn activation_due(&self, user: &str, now: u64) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|u| u.activation_due(now, &self.n))
+    }
+
+    /// Whether `user`'s permanent DSC+ `id` was replaced by `now` (R16).
+    pub fn replaced(&self, user: &str, id: DeviceId, now: u64) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|u| u.replaced(id.0, now, &self.n))
     }
 
     /// A device's standing.

@@ -11,10 +11,44 @@ const DAY_MS: u64 = 24 * 3_600_000;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Event {
-    Failure { at: u64 },
+    Failure {
+        at: u64,
+    },
     Reset,
-    Device { id: u32, standing: Standing },
-    Withdrawal { at: u64, amount: u64 },
+    Device {
+        id: u32,
+        standing: Standing,
+    },
+    Withdrawal {
+        at: u64,
+        amount: u64,
+    },
+    /// R13: a temporary code issued (the previous one stops).
+    TempIssued {
+        id: u32,
+        at: u64,
+    },
+    /// R15: a permanent device reactivated: the temporary devices stop.
+    Reactivated,
+    /// R16: a replacement DSC+ ordered, then shipped.
+    Ordered {
+        id: u32,
+    },
+    Shipped {
+        id: u32,
+        at: u64,
+    },
+}
+
+/// A device's life (R13, R16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Life {
+    /// Enrolled before the run.
+    Permanent(DeviceKind),
+    /// A temporary code issued then.
+    Temp { issued: u64 },
+    /// A replacement DSC+, shipped then (or not yet).
+    Replacement { shipped: Option<u64> },
 }
 
 /// One user as the rules see them.
@@ -27,6 +61,8 @@ pub(super) struct UserModel {
     /// R11: locked until (ms), 0 if never.
     pub(super) locked_until: u64,
     pub(super) devices: BTreeMap<u32, Standing>,
+    /// What each device is.
+    pub(super) lives: BTreeMap<u32, Life>,
     /// R3: confirmed withdrawals (at, amount).
     pub(super) withdrawals: Vec<(u64, u64)>,
 }
@@ -74,6 +110,72 @@ impl UserModel {
                 self.devices.insert(id, standing);
             }
             Event::Withdrawal { at, amount } => self.withdrawals.push((at, amount)),
+            Event::TempIssued { id, at } => {
+                self.void_temporary();
+                self.devices.insert(id, Standing::Active);
+                self.lives.insert(id, Life::Temp { issued: at });
+            }
+            Event::Reactivated => self.void_temporary(),
+            Event::Ordered { id } => {
+                self.devices.insert(id, Standing::Active);
+                self.lives.insert(id, Life::Replacement { shipped: None });
+            }
+            Event::Shipped { id, at } => {
+                self.lives
+                    .insert(id, Life::Replacement { shipped: Some(at) });
+            }
+        }
+    }
+
+    /// R13, R15: the temporary devices in force stop.
+    fn void_temporary(&mut self) {
+        for (id, life) in &self.lives {
+            if matches!(life, Life::Temp { .. }) {
+                if let Some(s) = self.devices.get_mut(id) {
+                    if *s == Standing::Active {
+                        *s = Standing::Voided;
+                    }
+                }
+            }
+        }
+    }
+
+    /// R16: when a shipped replacement activates by itself (three weeks after shipment).
+    fn replacement_due(&self, n: &Numbers) -> Option<u64> {
+        self.lives.values().find_map(|l| match l {
+            Life::Replacement { shipped: Some(s) } => Some(s + n.auto_ms),
+            _ => None,
+        })
+    }
+
+    /// Whether a replacement's activation is due by `now` (R16: its records come with the
+    /// first rule run after it).
+    pub(super) fn activation_due(&self, now: u64, n: &Numbers) -> bool {
+        self.replacement_due(n).is_some_and(|due| due <= now)
+    }
+
+    /// Whether a permanent DSC+ was replaced by a replacement's activation by `now` (R16).
+    pub(super) fn replaced(&self, id: u32, now: u64, n: &Numbers) -> bool {
+        self.lives.get(&id) == Some(&Life::Permanent(DeviceKind::DscPlus))
+            && self.replacement_due(n).is_some_and(|due| due <= now)
+    }
+
+    /// Whether device `id` may answer at `now` (R13-R16).
+    pub(super) fn usable(&self, id: u32, now: u64, n: &Numbers) -> bool {
+        if self.devices.get(&id) != Some(&Standing::Active) {
+            return false;
+        }
+        let due = self.replacement_due(n).filter(|d| *d <= now);
+        match self.lives.get(&id) {
+            Some(Life::Permanent(_)) => !self.replaced(id, now, n),
+            // R13: two days full, ten more Client Portal only; R15/R16: the replacement's
+            // activation stops it.
+            Some(Life::Temp { issued }) => {
+                now < issued + n.temp_ms && due.is_none_or(|d| *issued >= d)
+            }
+            // R16: active three weeks after shipment.
+            Some(Life::Replacement { shipped }) => shipped.is_some_and(|s| now >= s + n.auto_ms),
+            None => false,
         }
     }
 
