@@ -198,6 +198,11 @@ pub fn stop(
         reason,
         at_ms: cx.now,
     });
+    // Its open challenges are void for good: they expire now, so that a resume brings the
+    // device back but not a challenge shown before the stop (answered `expired`).
+    for t in u.txns.iter_mut().filter(|t| t.device == device.0) {
+        t.expires_ms = t.expires_ms.min(cx.now);
+    }
     Ok(())
 }
 

@@ -100,6 +100,9 @@ pub fn answer(u: &mut UserState, a: &PushAnswer<'_>, cx: &mut Cx<'_>) -> (Verdic
             // Number matching: the user approved a push they were not looking at.
             break 'judge lockout::fail(u, cx);
         }
+        if let Some(v) = withdrawal::still_covered(u, d.kind.level(), purpose, now) {
+            break 'judge v;
+        }
         let info = d.info();
         lockout::succeed(u, cx);
         withdrawal::record(u, purpose, Some(a.txn), cx);

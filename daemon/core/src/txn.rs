@@ -309,6 +309,9 @@ fn judge(
         Judgement::Malformed => Verdict::Malformed,
         Judgement::Wrong => lockout::fail(u, cx),
         Judgement::Right => {
+            if let Some(v) = withdrawal::still_covered(u, d.kind.level(), t.purpose, cx.now) {
+                return v;
+            }
             let info = d.info();
             let grant = match d.kind {
                 // R21: the IB Key PIN typed into the app (fallback) grants 12 h of trading.

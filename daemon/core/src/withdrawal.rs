@@ -83,6 +83,24 @@ pub fn required_level(amount: u64, used: (u64, u64)) -> SecurityLevel {
     .unwrap_or(SecurityLevel::Top)
 }
 
+/// R3/R4 when a withdrawal is confirmed by a device of `level`: `Some(verdict)` if its limits
+/// no longer cover it. `begin` judged them with what was withdrawn then; another withdrawal
+/// confirmed since may have used them up.
+pub fn still_covered(
+    u: &UserState,
+    level: SecurityLevel,
+    purpose: Purpose,
+    now: u64,
+) -> Option<sls_protocol::Verdict> {
+    let Purpose::Withdrawal { amount_usd } = purpose else {
+        return None;
+    };
+    let used = withdrawn(u, now);
+    (!allows(level, purpose, used)).then(|| sls_protocol::Verdict::NeedsStrongerDevice {
+        required: required_level(amount_usd, used),
+    })
+}
+
 /// Records a confirmed withdrawal: at the moment its second factor is accepted (the answer or
 /// push approval of transaction `txn`, or an opted-out user's `Begin`, which has none).
 pub fn record(u: &mut UserState, purpose: Purpose, txn: Option<TxnId>, cx: &mut Cx<'_>) {

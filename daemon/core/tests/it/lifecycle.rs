@@ -175,6 +175,24 @@ pub fn suspension_holds_the_card_and_its_copies_until_resumed<K: Kind>() {
     assert_eq!(begin_err(&c, "susb", copy), CoreError::DeviceRevoked);
 }
 
+/// A challenge shown before a suspension stays void once the device is resumed: client
+/// services voided it, and a resume brings the device back, not what was open on it (found by
+/// the simulator: the challenge was judged again after the resume).
+pub fn a_challenge_open_before_a_suspension_stays_void_after_the_resume<K: Kind>() {
+    let (c, _) = core::<K>();
+    let d = dsc(&c, "susv");
+    let (open, ch) = begin(&c, "susv", d);
+    let Challenge::Numeric(q) = ch else { panic!() };
+    c.revoke_device("susv", d, true, LOST).unwrap();
+    c.resume_device("susv", d).unwrap();
+    assert_eq!(
+        c.answer(open, &dsc_answer(&q, "1234"), IP).value,
+        Verdict::Expired,
+        "a challenge open before the suspension is void"
+    );
+    assert!(matches!(right(&c, "susv", d), Verdict::Accepted { .. }));
+}
+
 /// A device removed for good is gone from the lists and from `Begin`, its
 /// open challenge and its share copy's are void (`expired`), the copy stops (R17), and the
 /// removal is one `DeviceRemoved` record; a share copy itself goes only with its share.

@@ -223,3 +223,67 @@ pub fn r18_r3_an_opted_out_users_withdrawals_add_up_over_five_business_days<K: K
     clock.advance(24 * H);
     assert!(withdraw(50_000), "Friday");
 }
+
+/// R3, R4: the limits hold when a withdrawal is confirmed, not only when it begins. One begun
+/// on IB Key while nothing was withdrawn, confirmed after a DSC+ withdrawal of the same day
+/// used the day up, needs a stronger device and counts no failure (found by the simulator:
+/// it was accepted over IB Key's 1M a day).
+pub fn r3_limits_hold_for_a_withdrawal_confirmed_after_another<K: Kind>() {
+    let (c, _) = core::<K>();
+    let d = dsc(&c, "wila");
+    let ib = c
+        .enrol_device(
+            "wila",
+            &DeviceSpec {
+                kind: DeviceKind::IbKey,
+                secret: KEY.to_vec(),
+                pin: "9z9z".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let (ib_txn, ch) = begin_for(
+        &c,
+        "wila",
+        ib,
+        Purpose::Withdrawal {
+            amount_usd: 700_000,
+        },
+    );
+    let Challenge::Numeric(ib_q) = ch else {
+        panic!()
+    };
+    let (d_txn, ch) = begin_for(
+        &c,
+        "wila",
+        d,
+        Purpose::Withdrawal {
+            amount_usd: 2_500_000,
+        },
+    );
+    let Challenge::Numeric(q) = ch else { panic!() };
+    assert!(matches!(
+        c.answer(d_txn, &dsc_answer(&q, "1234"), IP).value,
+        Verdict::Accepted { .. }
+    ));
+    let suite: OcraSuite = ocra::IB_KEY_DEFAULT_SUITE.parse().unwrap();
+    let ph = ocra::pin_hash(suite.pin.unwrap(), b"9z9z");
+    let a = suite
+        .compute(
+            &KEY,
+            &OcraInput {
+                question: &ib_q,
+                pin_hash: Some(ph.as_bytes()),
+                ..OcraInput::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        c.answer(ib_txn, a.as_str(), IP).value,
+        Verdict::NeedsStrongerDevice {
+            required: SecurityLevel::Top
+        }
+    );
+    assert_eq!(c.status("wila").unwrap().failures, 0);
+}
