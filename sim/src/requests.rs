@@ -275,8 +275,7 @@ pub fn spawn(core: &SimCore, id: u64, req: Req) -> Task {
                     device: Some(device),
                     client: IP,
                 };
-                let ready = move |_: DeviceId| push_ready;
-                let r = c.begin(&req, &ready).await;
+                let r = c.begin(&req, push_ready).await;
                 let ticket = r.as_ref().ok().and_then(|o| o.ticket);
                 let (b, shown) = began(&r);
                 let store_failed = matches!(&r, Err(Error::Store(_)));
