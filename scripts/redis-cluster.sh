@@ -47,6 +47,7 @@ stop() {
 launch() {
     redis-server --port "$2" --bind 127.0.0.1 --dir "$1/$2" \
         --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        --cluster-require-full-coverage no \
         --appendonly yes --appendfsync always --save '' --repl-diskless-sync-delay 0 \
         --daemonize yes --pidfile "$1/$2/redis.pid" --logfile "$1/$2/redis.log"
 }
