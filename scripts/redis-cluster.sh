@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local Redis Cluster for development and tests: 6 nodes (3 masters, 3 replicas) on
-# 127.0.0.1 ports BASE..BASE+5, AOF with `appendfsync always`, a small node timeout.
+# 127.0.0.1 ports BASE..BASE+5, AOF with `appendfsync always`, a small node timeout, and
+# `cluster-require-full-coverage no` (one failed master must not stop the other shards).
 #
 #   scripts/redis-cluster.sh start  [BASE_PORT]   # default 7001; prints the seed nodes
 #   scripts/redis-cluster.sh status [BASE_PORT]
