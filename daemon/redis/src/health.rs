@@ -29,7 +29,7 @@
 //! dead master failed until its replica is promoted (about a second), every master answers
 //! `CLUSTERDOWN` for every slot, and every user's request waits or is refused. Each master the
 //! probes learn is asked once (`CONFIG GET`, on a fresh connection); one that says `yes` is
-//! named in a warning. A server that refuses `CONFIG` is not asked again.
+//! named in a warning (once: a master that refuses `CONFIG` is not asked again).
 
 use std::time::{Duration, Instant};
 
@@ -278,7 +278,7 @@ impl RedisStore {
         };
         let probes = futures_util::future::join_all(shards.iter().map(|s| self.ping(s)));
         let (read, answers) = tokio::join!(read, probes);
-        let suspects = {
+        let (suspects, ask) = {
             let mut h = self.health.lock();
             for (s, answer) in shards.iter().zip(answers) {
                 if let Some(mine) = h.shards.iter_mut().find(|m| m.address == s.address) {
@@ -308,7 +308,6 @@ impl RedisStore {
             h.coverage_asked.extend(ask.iter().cloned());
             (h.suspects(now), ask)
         };
-        let (suspects, ask) = suspects;
         if !ask.is_empty() {
             // Apart from the round: a master that does not answer must not delay readiness.
             tokio::spawn(warn_of_full_coverage(ask));

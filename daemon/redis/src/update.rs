@@ -88,7 +88,6 @@ impl Updating {
 }
 
 impl RedisStore {
-
     /// Compare-and-set: writes `value` at `key`, sealed (deletes if empty), if `key` still
     /// holds the write `base`; the transaction index's `op` in the same script when its key is
     /// in `key`'s slot; and first, with `token`, the rate-limit token of the user it names.
@@ -519,12 +518,18 @@ mod tests {
         let mut u = Updating::default();
         let ann = u.of("ann");
         assert!(Arc::ptr_eq(&ann, &u.of("ann")), "one lock per user");
-        assert!(!Arc::ptr_eq(&ann, &u.of("bob")), "no user waits for another");
+        assert!(
+            !Arc::ptr_eq(&ann, &u.of("bob")),
+            "no user waits for another"
+        );
         let held = ann.try_lock().expect("free");
         for i in 0..LOCKS * 3 {
             u.of(&format!("u{i}"));
         }
-        assert!(u.locks.len() < LOCKS * 3, "locks no update holds are dropped");
+        assert!(
+            u.locks.len() < LOCKS * 3,
+            "locks no update holds are dropped"
+        );
         assert!(
             Arc::ptr_eq(&ann, &u.of("ann")),
             "a held lock is kept: the next update of its user waits for it"
