@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local Redis Cluster for development and tests: 6 nodes (3 masters, 3 replicas) on
-# 127.0.0.1 ports BASE..BASE+5, AOF with `appendfsync always`, a small node timeout.
+# 127.0.0.1 ports BASE..BASE+5, AOF with `appendfsync always`, a small node timeout, and
+# `cluster-require-full-coverage no` (one failed master must not stop the other shards).
 #
 #   scripts/redis-cluster.sh start  [BASE_PORT]   # default 7001; prints the seed nodes
 #   scripts/redis-cluster.sh status [BASE_PORT]
@@ -47,6 +48,7 @@ stop() {
 launch() {
     redis-server --port "$2" --bind 127.0.0.1 --dir "$1/$2" \
         --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+        --cluster-require-full-coverage no \
         --appendonly yes --appendfsync always --save '' --repl-diskless-sync-delay 0 \
         --daemonize yes --pidfile "$1/$2/redis.pid" --logfile "$1/$2/redis.log"
 }

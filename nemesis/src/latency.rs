@@ -22,6 +22,9 @@ pub struct Figures {
     pub p50_ms: f64,
     /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// The slowest, ms: the storm is a closed loop (a user waits for each answer), so a stall
+    /// gives one sample per user in it and the p99 can hide it; the slowest does not.
+    pub max_ms: f64,
     /// Share of attempts without a verdict (refused or lost), %.
     pub unjudged_pct: f64,
 }
@@ -40,6 +43,7 @@ fn figures(mut took_us: Vec<u64>, unjudged: usize) -> Figures {
         n,
         p50_ms: at(0.50),
         p99_ms: at(0.99),
+        max_ms: at(1.0),
         unjudged_pct: if n == 0 {
             0.0
         } else {
@@ -100,13 +104,13 @@ impl ShardLatency {
         }
         let row = |name: &str, f: &Figures| {
             format!(
-                "  {name:<28} {:>7} {:>9.1} {:>9.1} {:>11.1}\n",
-                f.n, f.p50_ms, f.p99_ms, f.unjudged_pct
+                "  {name:<28} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>11.1}\n",
+                f.n, f.p50_ms, f.p99_ms, f.max_ms, f.unjudged_pct
             )
         };
         let mut out = format!(
-            "login latency around {} master freeze(s) (begin + answer; before = {} ms before each freeze):\n  {:<28} {:>7} {:>9} {:>9} {:>11}\n",
-            self.freezes, BEFORE_MS, "group", "logins", "p50 ms", "p99 ms", "no verdict %"
+            "login latency around {} master freeze(s) (begin + answer; before = {} ms before each freeze):\n  {:<28} {:>7} {:>9} {:>9} {:>9} {:>11}\n",
+            self.freezes, BEFORE_MS, "group", "logins", "p50 ms", "p99 ms", "max ms", "no verdict %"
         );
         out += &row("frozen shard, before", &self.frozen_before);
         out += &row("frozen shard, during", &self.frozen_during);
@@ -150,5 +154,6 @@ mod tests {
         assert_eq!((l.frozen_before.n, l.frozen_during.n), (1, 1));
         assert_eq!((l.others_before.n, l.others_during.n), (1, 1));
         assert_eq!(l.others_during.p99_ms, 4000.0);
+        assert_eq!(l.frozen_during.max_ms, 2000.0);
     }
 }

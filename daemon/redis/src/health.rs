@@ -23,6 +23,13 @@
 //! does not do by itself: a reply timeout is retried to the same node, and the slot map is read
 //! again only on a redirect or a dropped connection, so a master that stops answering with its
 //! sockets open (frozen) keeps its shard's requests after its replica is promoted.
+//!
+//! **A master that requires full coverage** (`cluster-require-full-coverage yes`, Redis's
+//! default) makes one shard's failure everyone's: from the moment the others mark a frozen or
+//! dead master failed until its replica is promoted (about a second), every master answers
+//! `CLUSTERDOWN` for every slot, and every user's request waits or is refused. Each master the
+//! probes learn is asked once (`CONFIG GET`, on a fresh connection); one that says `yes` is
+//! named in a warning (once: a master that refuses `CONFIG` is not asked again).
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +75,8 @@ pub(crate) struct Health {
     unread_why: String,
     rebuilt_at: Option<Instant>,
     rebuilds: u64,
+    /// Masters asked whether they require full coverage.
+    coverage_asked: std::collections::HashSet<String>,
 }
 
 impl Health {
@@ -185,6 +194,37 @@ async fn ask_cluster(address: String) -> Result<Vec<Shard>, String> {
     Ok(shards_of(ranges))
 }
 
+/// Whether the node at `address` requires full coverage (`None`: it did not say).
+async fn requires_full_coverage(address: String) -> (String, Option<bool>) {
+    let said = async {
+        let mut c = fresh(&address).await.ok()?;
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("cluster-require-full-coverage");
+        let reply: Vec<String> = tokio::time::timeout(PROBE_TIMEOUT, cmd.query_async(&mut c))
+            .await
+            .ok()?
+            .ok()?;
+        Some(reply.get(1)?.eq_ignore_ascii_case("yes"))
+    };
+    let said = said.await;
+    (address, said)
+}
+
+/// Asks each of `masters` whether it requires full coverage; warns of those that do.
+async fn warn_of_full_coverage(masters: Vec<String>) {
+    let said = futures_util::future::join_all(masters.into_iter().map(requires_full_coverage));
+    for (address, said) in said.await {
+        if said == Some(true) {
+            tracing::warn!(
+                master = %address,
+                "cluster-require-full-coverage is yes on this master: while any master is \
+                 failed and not yet replaced, every master refuses every slot (CLUSTERDOWN), \
+                 so one shard's failure stops every user's logins; set it to no"
+            );
+        }
+    }
+}
+
 /// Whether the master at `address` answers `PING` and `CLUSTER INFO` with `cluster_state:ok`
 /// on a fresh connection.
 async fn answers_directly(address: &str) -> bool {
@@ -238,7 +278,7 @@ impl RedisStore {
         };
         let probes = futures_util::future::join_all(shards.iter().map(|s| self.ping(s)));
         let (read, answers) = tokio::join!(read, probes);
-        let suspects = {
+        let (suspects, ask) = {
             let mut h = self.health.lock();
             for (s, answer) in shards.iter().zip(answers) {
                 if let Some(mine) = h.shards.iter_mut().find(|m| m.address == s.address) {
@@ -259,8 +299,19 @@ impl RedisStore {
                 }
                 None => {}
             }
-            h.suspects(now)
+            let ask: Vec<String> = h
+                .shards
+                .iter()
+                .map(|s| s.address.clone())
+                .filter(|a| !h.coverage_asked.contains(a))
+                .collect();
+            h.coverage_asked.extend(ask.iter().cloned());
+            (h.suspects(now), ask)
         };
+        if !ask.is_empty() {
+            // Apart from the round: a master that does not answer must not delay readiness.
+            tokio::spawn(warn_of_full_coverage(ask));
+        }
         for address in suspects {
             if answers_directly(&address).await {
                 self.rebuild(&address).await;

@@ -9,8 +9,9 @@
 //! wrote in between, the script refuses and answers with the value as it is now, and the rule
 //! runs again on that (up to [`RedisConfig::max_tries`], then [`StoreError::Unavailable`]). A
 //! rule that changed nothing writes nothing. Updates of one user from this node are also
-//! serialised by a local striped lock, so the compare-and-set only ever conflicts across
-//! nodes.
+//! serialised by a local lock of that user's own (not a stripe shared with other users: a
+//! frozen master's user would hold up the users of other shards who share it), so the
+//! compare-and-set only ever conflicts across nodes.
 //!
 //! **Where an update starts** (`update.rs`, `read.rs`): from the value this node last read or
 //! wrote of the user, when it keeps one ([`RedisConfig::cache_users`]), else from a read
@@ -37,7 +38,8 @@
 //! **Local gauges** (the trait's synchronous methods cannot ask Redis): [`Store::open_txns`]
 //! counts the transactions this node bound and has not yet seen expire ([`Store::sweep`]
 //! forgets them locally; Redis expires the keys itself); [`Store::recent_lockouts`] counts the
-//! lockout times the last [`Store::note_lockout`] of this node brought back; and
+//! lockout times the last [`Store::note_lockout`] of this node brought back, and this node's
+//! own since (the set's write does not hold up the answer that locked: `store.rs`); and
 //! [`Store::user_count`] is the cluster's creation counter as this node last saw it. All three
 //! are per node, approximate across nodes.
 //!
@@ -182,8 +184,8 @@ pub struct RedisStore {
     scripts: Scripts,
     /// Seals and opens the versioned values (its nonce prefix is drawn at each start).
     sealer: Sealer,
-    /// Local serialisation of one user's updates (striped by the name's hash).
-    stripes: Box<[tokio::sync::Mutex<()>]>,
+    /// Local serialisation of one user's updates: a lock per user (`update.rs`).
+    updating: Mutex<update::Updating>,
     /// The place of the last ticket handed out ([`durable`]).
     tickets: AtomicU64,
     /// The `WAIT` rounds: the slot map, each master's rounds, the joined tickets.
@@ -192,8 +194,8 @@ pub struct RedisStore {
     cache: read::UserCache,
     /// Transactions bound by this node, by id (the `open_txns` gauge; an answer's entry).
     bound: Mutex<std::collections::HashMap<u128, txn::Bound>>,
-    /// Lockout times as the last `note_lockout` saw them.
-    lockouts: Mutex<std::collections::VecDeque<u64>>,
+    /// Lockout times as the last `note_lockout` saw them, and this node's since (`store.rs`).
+    lockouts: Arc<Mutex<std::collections::VecDeque<u64>>>,
     /// Users created, as last seen.
     users: AtomicUsize,
     /// Makes this node's lockout members unique.
@@ -271,8 +273,6 @@ impl std::fmt::Debug for RedisStore {
             .finish()
     }
 }
-
-const STRIPES: usize = 1024;
 
 pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
@@ -424,11 +424,11 @@ impl RedisStore {
             sealer: Sealer::new(&config.seal),
             cache: read::UserCache::new(config.cache_users),
             config,
-            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            updating: Mutex::new(update::Updating::default()),
             tickets: AtomicU64::new(0),
             shards: durable::Shards::default(),
             bound: Mutex::new(std::collections::HashMap::new()),
-            lockouts: Mutex::new(std::collections::VecDeque::new()),
+            lockouts: Arc::new(Mutex::new(std::collections::VecDeque::new())),
             users: AtomicUsize::new(0),
             nonce,
             noted: AtomicU64::new(0),

@@ -114,26 +114,50 @@ impl RedisStore {
         c.get(self.keys.primary(entity)).await.map_err(unavailable)
     }
 
+    /// Notes a lockout in the cluster's sorted set of lockout times, apart from the answer
+    /// that locked: the set is one key, on one master, and a user of another shard must not
+    /// wait for that master (frozen, failed) to hear that its lock stands. Counts at once what
+    /// this node knows (its own notes and the set as last read); the set's reply, when it
+    /// comes, replaces that if it holds as many or more (a reply to an earlier note does not
+    /// undo a later one). A note that fails is missing from the mass-lockout signal, and said
+    /// in a warning; the user's lock is in its own state, written before.
     async fn note_lockout_now(&self, at_ms: u64, window_ms: u64) -> Result<usize, StoreError> {
         let n = self.noted.fetch_add(1, Ordering::Relaxed);
         let member = format!("{at_ms}:{:x}:{n}", self.nonce);
+        let count = {
+            let mut known = self.lockouts.lock();
+            known.push_back(at_ms);
+            sls_core::recent_lockouts(&mut known, at_ms, window_ms)
+        };
         let mut c = self.conn(Command::Other);
-        let members: Vec<String> = self
-            .scripts
-            .note_lockout
-            .key(self.keys.lockouts())
-            .arg(at_ms)
-            .arg(member)
-            .arg(window_ms)
-            .invoke_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        let times: std::collections::VecDeque<u64> = members
-            .iter()
-            .filter_map(|m| m.split(':').next()?.parse().ok())
-            .collect();
-        let count = times.len();
-        *self.lockouts.lock() = times;
+        let script = self.scripts.note_lockout.clone();
+        let key = self.keys.lockouts();
+        let lockouts = self.lockouts.clone();
+        tokio::spawn(async move {
+            let members: Vec<String> = match script
+                .key(key)
+                .arg(at_ms)
+                .arg(member)
+                .arg(window_ms)
+                .invoke_async(&mut c)
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("a lockout not noted in the mass-lockout signal: redis: {e}");
+                    return;
+                }
+            };
+            let times: std::collections::VecDeque<u64> = members
+                .iter()
+                .filter_map(|m| m.split(':').next()?.parse().ok())
+                .collect();
+            let mut known = lockouts.lock();
+            sls_core::recent_lockouts(&mut known, at_ms, window_ms);
+            if times.len() >= known.len() {
+                *known = times;
+            }
+        });
         Ok(count)
     }
 }

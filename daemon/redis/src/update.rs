@@ -10,8 +10,8 @@
 //! the rule again on what it read. So a login is two round trips (`begin`'s write, the
 //! answer's write) where it was four, and no decision rests on a stale value.
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use redis::AsyncCommands;
 use sls_core::{
@@ -47,13 +47,47 @@ pub(crate) enum Cas {
     Superseded(Versioned),
 }
 
-impl RedisStore {
-    fn stripe(&self, user: &str) -> &tokio::sync::Mutex<()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        user.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % self.stripes.len()]
-    }
+/// The users' locks of this node's updates, one per user (not stripes: two users who shared a
+/// stripe waited for each other, and a user of a frozen master held the other's update for the
+/// whole reply timeout though the other's master answered). A lock stays while some update
+/// holds or awaits it; the others are dropped when the map has doubled since it was last
+/// pruned, so a user updated again soon reuses its lock.
+#[derive(Debug)]
+pub(crate) struct Updating {
+    locks: std::collections::HashMap<Box<str>, Arc<tokio::sync::Mutex<()>>>,
+    prune_at: usize,
+}
 
+/// Locks kept before the first pruning, at least.
+const LOCKS: usize = 1024;
+
+impl Default for Updating {
+    fn default() -> Updating {
+        Updating {
+            locks: std::collections::HashMap::new(),
+            prune_at: LOCKS,
+        }
+    }
+}
+
+impl Updating {
+    /// `user`'s lock: the one every update of `user` on this node holds while it runs.
+    pub(crate) fn of(&mut self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+        if let Some(lock) = self.locks.get(user) {
+            return lock.clone();
+        }
+        if self.locks.len() >= self.prune_at {
+            // Held or awaited by an update: more than the map's own reference.
+            self.locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            self.prune_at = self.locks.len().saturating_mul(2).max(LOCKS);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        self.locks.insert(user.into(), lock.clone());
+        lock
+    }
+}
+
+impl RedisStore {
     /// Compare-and-set: writes `value` at `key`, sealed (deletes if empty), if `key` still
     /// holds the write `base`; the transaction index's `op` in the same script when its key is
     /// in `key`'s slot; and first, with `token`, the rate-limit token of the user it names.
@@ -235,7 +269,8 @@ impl RedisStore {
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T,
         I: Fn(&T) -> Option<IndexOp>,
     {
-        let _local = self.stripe(user).lock().await;
+        let lock = self.updating.lock().of(user);
+        let _local = lock.lock().await;
         let key = self.keys.user(user);
         // Where the rule starts, and whether it was read (or sent back by a lost
         // compare-and-set) for this update; `false`: the cache's guess (module docs).
@@ -471,5 +506,34 @@ impl RedisStore {
             "share {id}: {} compare-and-set conflicts in a row",
             self.config.max_tries
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_user_has_a_lock_of_its_own_kept_while_held() {
+        let mut u = Updating::default();
+        let ann = u.of("ann");
+        assert!(Arc::ptr_eq(&ann, &u.of("ann")), "one lock per user");
+        assert!(
+            !Arc::ptr_eq(&ann, &u.of("bob")),
+            "no user waits for another"
+        );
+        let held = ann.try_lock().expect("free");
+        for i in 0..LOCKS * 3 {
+            u.of(&format!("u{i}"));
+        }
+        assert!(
+            u.locks.len() < LOCKS * 3,
+            "locks no update holds are dropped"
+        );
+        assert!(
+            Arc::ptr_eq(&ann, &u.of("ann")),
+            "a held lock is kept: the next update of its user waits for it"
+        );
+        drop(held);
     }
 }

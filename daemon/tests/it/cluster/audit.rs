@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use sls_loadgen::harness::{answer, begin, enrol};
-use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
 
 use super::{ip, key, node_a, node_b};
@@ -14,7 +13,7 @@ use super::{ip, key, node_a, node_b};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r11_the_trail_is_the_clusters_read_from_any_node_with_each_entrys_node() {
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let a = node_a(&cluster, &["--node-name", "node-a"]);
     let b = node_b(&cluster, &a, &["--node-name", "node-b"]);
     let admin_a = a.connect(Role::Admin).await.unwrap();

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use sls_client::pipeline::Pipeline;
 use sls_loadgen::daemon::Daemon;
 use sls_loadgen::harness::{enrol_bulk, ocra_answer};
-use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
 
 use super::{ip, key, node_a, node_b, records, wrong_answer};
@@ -174,7 +173,7 @@ pub(super) async fn fronts(nodes: &[&Daemon]) -> Vec<Pipeline> {
 async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
     const USERS: usize = 40;
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let mut a = node_a(&cluster, &PATIENT);
     let b = node_b(&cluster, &a, &PATIENT);
     let admin = b.connect(Role::Admin).await.unwrap();
@@ -213,7 +212,7 @@ async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
 async fn a_master_killed_under_load_loses_no_acknowledged_failure() {
     const USERS: usize = 40;
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let a = node_a(&cluster, &PATIENT);
     let b = node_b(&cluster, &a, &PATIENT);
     let admin = a.connect(Role::Admin).await.unwrap();
@@ -281,7 +280,7 @@ async fn a_master_killed_under_load_loses_no_acknowledged_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_refused_clearly_and_the_nodes_recover_by_themselves() {
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let a = node_a(&cluster, &[]);
     let admin = a.connect(Role::Admin).await.unwrap();
     let ids = enrol_bulk(&admin, &records("f", 0..4)).await.unwrap();

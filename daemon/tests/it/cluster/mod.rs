@@ -21,6 +21,7 @@ mod windows;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
+use std::time::Duration;
 
 use sls_loadgen::daemon::{Daemon, NO_LIMITS};
 use sls_loadgen::redis_cluster::RedisCluster;
@@ -32,10 +33,38 @@ async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     ONE.lock().await
 }
 
-/// Node A of `cluster`, with `extra` flags; waits for one replica per master (`WAIT 1`), for up
-/// to 5 s (a test machine's shared disk and cores, not the 500 ms of production).
-fn node_a(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
+/// A cluster for one test, once whole: [`RedisCluster::start`] returns when the cluster has
+/// formed, but a replica may not have linked to its master yet, and a node's first writes (a
+/// bulk enrolment) each wait for a replica (`WAIT 1`): they were refused, now and then.
+fn cluster() -> RedisCluster {
+    let cluster = RedisCluster::start().expect("a Redis Cluster");
+    cluster
+        .wait_ok(3, Duration::from_secs(30))
+        .expect("every master with a replica linked");
+    cluster
+}
+
+/// A node of `cluster` that waits for `replicas` replicas per write for up to `wait`, with
+/// `extra` flags; with the certificates and seal key of `like`, when given (a node of the same
+/// deployment).
+fn node(
+    cluster: &RedisCluster,
+    replicas: &str,
+    wait: &str,
+    like: Option<&Daemon>,
+    extra: &[&str],
+) -> Daemon {
     let store = cluster.store_flag();
+    let shared = like.map(|a| {
+        (
+            a.tls_dir().to_string_lossy().into_owned(),
+            a.data_dir.join("seal.key").to_string_lossy().into_owned(),
+        )
+    });
+    let shared: Vec<&str> = match &shared {
+        Some((tls, seal)) => vec!["--tls-dir", tls, "--seal-key", seal],
+        None => Vec::new(),
+    };
     let flags = [
         &[
             "--log",
@@ -43,26 +72,27 @@ fn node_a(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
             "--store",
             &store,
             "--redis-wait-replicas",
-            "1",
+            replicas,
             "--redis-wait-timeout",
-            "5s",
+            wait,
         ][..],
         &NO_LIMITS,
+        &shared,
         extra,
     ]
     .concat();
     crate::slsd(&flags)
 }
 
+/// Node A of `cluster`, with `extra` flags; waits for one replica per master (`WAIT 1`), for up
+/// to 5 s (a test machine's shared disk and cores, not the 500 ms of production).
+fn node_a(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
+    node(cluster, "1", "5s", None, extra)
+}
+
 /// Another node on the same cluster as `a`: the same certificates and seal key.
 fn node_b(cluster: &RedisCluster, a: &Daemon, extra: &[&str]) -> Daemon {
-    let tls = a.tls_dir();
-    let seal = a.data_dir.join("seal.key");
-    let (tls, seal) = (tls.to_string_lossy(), seal.to_string_lossy());
-    node_a(
-        cluster,
-        &[&["--tls-dir", &tls, "--seal-key", &seal][..], extra].concat(),
-    )
+    node(cluster, "1", "5s", Some(a), extra)
 }
 
 fn key(i: usize) -> Vec<u8> {

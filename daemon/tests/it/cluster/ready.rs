@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use sls_loadgen::harness::enrol_bulk;
-use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
 
 use super::{ip, key, records};
@@ -39,7 +38,7 @@ async fn store_ready(metrics: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_redis_is_unready_within_5s_and_ready_within_5s_of_recovery() {
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let metrics = free_port();
     let m = metrics.to_string();
     let node = super::wedge::node(&cluster, &["--metrics", &m]);

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use sls_client::pipeline::Pipeline;
 use sls_loadgen::harness::{enrol_bulk, ocra_answer};
-use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
 
 use super::{ip, key, node_a, records};
@@ -53,7 +52,7 @@ async fn login(fe: &Pipeline, i: usize, dev: DeviceId) -> Result<Verdict, Status
 async fn a_frozen_master_holds_up_its_own_users_only() {
     const USERS: usize = 24;
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     // WAIT may take 5 s (node_a); a command 6 s: a frozen master's users wait that long.
     let a = node_a(&cluster, &["--redis-response-timeout", "6s"]);
     let admin = a.connect(Role::Admin).await.unwrap();

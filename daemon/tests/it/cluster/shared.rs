@@ -11,7 +11,6 @@ use sls_loadgen::harness::{
     answer, approve_push, await_decision, begin, begin_reply, enrol, enrol_bulk, login_ocra,
     prove_device, stats,
 };
-use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::*;
 
 use super::{ip, key, node_a, node_b, records, wrong_answer};
@@ -20,7 +19,7 @@ use super::{ip, key, node_a, node_b, records, wrong_answer};
 async fn lockout_is_exact_across_two_nodes_under_racing_answers() {
     // 100 users, each hit by 200 concurrent wrong answers, half through each node (R11).
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let a = node_a(&cluster, &[]);
     let b = node_b(&cluster, &a, &[]);
     let admin = a.connect(Role::Admin).await.unwrap();
@@ -132,7 +131,7 @@ fn since(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_is_one_user_on_every_node() {
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let (ma, mb) = (crate::metrics::free_port(), crate::metrics::free_port());
     let a = node_a(&cluster, &["--metrics", &ma.to_string()]);
     let b = node_b(&cluster, &a, &["--metrics", &mb.to_string()]);
@@ -311,7 +310,7 @@ async fn a_user_is_one_user_on_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_given_another_seal_key_refuses_to_start() {
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let a = node_a(&cluster, &[]);
     // Node A's first start left the cluster's check value under its key; another key's node
     // says so and exits, instead of answering every user UNAVAILABLE or INTERNAL later.
@@ -348,7 +347,7 @@ async fn a_stream_waits_for_the_store_on_each_of_its_requests_at_once() {
     // Two `Status` requests pipelined on one stream, the first for a user whose shard stalls:
     // the second is answered while the first still waits, not after it.
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let a = node_a(&cluster, &[]);
     let fe = a.connect(Role::Frontend).await.unwrap();
     let master = |name: &str| cluster.master_of(&format!("{{sls:u:{name}}}")).unwrap();

@@ -32,29 +32,35 @@ const SERVING_AGAIN: Duration = Duration::from_secs(10);
 /// A node of the cluster as these tests run it: `WAIT 1` with the default 500 ms timeout, and
 /// so the store's reply timeout of 2 s, as in production.
 pub(super) fn node(cluster: &RedisCluster, extra: &[&str]) -> Daemon {
-    node_waiting(cluster, "1", extra)
+    node_waiting(cluster, "1", None, extra)
 }
 
-/// As [`node`], waiting for `replicas` replicas per write.
-fn node_waiting(cluster: &RedisCluster, replicas: &str, extra: &[&str]) -> Daemon {
-    let store = cluster.store_flag();
-    let flags = [
-        &[
-            "--log",
-            "warn",
-            "--store",
-            &store,
-            "--redis-wait-replicas",
-            replicas,
-            "--redis-wait-timeout",
-            "500ms",
-        ][..],
-        &sls_loadgen::daemon::NO_LIMITS,
-        &PATIENT,
-        extra,
-    ]
-    .concat();
-    crate::slsd(&flags)
+/// As [`node`], waiting for `replicas` replicas per write, with `like`'s certificates and seal
+/// key when given.
+fn node_waiting(
+    cluster: &RedisCluster,
+    replicas: &str,
+    like: Option<&Daemon>,
+    extra: &[&str],
+) -> Daemon {
+    super::node(
+        cluster,
+        replicas,
+        "500ms",
+        like,
+        &[&PATIENT, extra].concat(),
+    )
+}
+
+/// Users `f0..` enrolled through `node`, the storm's and, past them, one per shard to probe
+/// with: every id, and the probes with theirs.
+async fn enrolled(node: &Daemon) -> (Vec<DeviceId>, Vec<(usize, DeviceId)>) {
+    let probes = one_user_per_shard();
+    let last = probes.iter().max().copied().unwrap_or(USERS) + 1;
+    let admin = node.connect(Role::Admin).await.unwrap();
+    let ids = enrol_bulk(&admin, &records("f", 0..last)).await.unwrap();
+    let probes = probes.iter().map(|u| (*u, ids[*u])).collect();
+    (ids, probes)
 }
 
 /// `redis-cli -p port args…` with a 1 s timeout (a frozen node answers nothing).
@@ -204,26 +210,12 @@ async fn storm(fronts: Vec<Pipeline>, ids: Vec<DeviceId>, stop: Arc<AtomicBool>)
 async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving() {
     const CYCLES: usize = 10;
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     let metrics = [crate::metrics::free_port(), crate::metrics::free_port()];
     let (ma, mb) = (metrics[0].to_string(), metrics[1].to_string());
     let a = node(&cluster, &["--metrics", &ma]);
-    let b = node(
-        &cluster,
-        &[
-            "--metrics",
-            &mb,
-            "--tls-dir",
-            &*a.tls_dir().to_string_lossy(),
-            "--seal-key",
-            &*a.data_dir.join("seal.key").to_string_lossy(),
-        ],
-    );
-    let probes_u = one_user_per_shard();
-    let last = probes_u.iter().max().copied().unwrap_or(USERS) + 1;
-    let admin = a.connect(Role::Admin).await.unwrap();
-    let ids = enrol_bulk(&admin, &records("f", 0..last)).await.unwrap();
-    let probes: Vec<(usize, DeviceId)> = probes_u.iter().map(|u| (*u, ids[*u])).collect();
+    let b = node_waiting(&cluster, "1", Some(&a), &["--metrics", &mb]);
+    let (ids, probes) = enrolled(&a).await;
     let nodes = [("A", &a), ("B", &b)];
     let mut probe_fronts = Vec::new();
     for (_, n) in nodes {
@@ -338,26 +330,14 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_frozen_for_good_is_left_behind_once_its_replica_is_promoted() {
     let _one = super::one_at_a_time().await;
-    let cluster = RedisCluster::start().unwrap();
+    let cluster = super::cluster();
     // No replica to wait for: the promoted master has none while the old one is frozen.
-    let a = node_waiting(&cluster, "0", &[]);
-    let b = node_waiting(
-        &cluster,
-        "0",
-        &[
-            "--tls-dir",
-            &*a.tls_dir().to_string_lossy(),
-            "--seal-key",
-            &*a.data_dir.join("seal.key").to_string_lossy(),
-        ],
-    );
-    let probes_u = one_user_per_shard();
-    let last = probes_u.iter().max().copied().unwrap_or(USERS) + 1;
-    let admin = a.connect(Role::Admin).await.unwrap();
-    let ids = enrol_bulk(&admin, &records("f", 0..last)).await.unwrap();
+    let a = node_waiting(&cluster, "0", None, &[]);
+    let b = node_waiting(&cluster, "0", Some(&a), &[]);
+    let (_, probes) = enrolled(&a).await;
     // The seed node serves the first third of the slots at the start.
     let victim = cluster.ports().start;
-    let probe = [(probes_u[0], ids[probes_u[0]])];
+    let probe = [probes[0]];
     let fronts = fronts(&[&a, &b]).await;
     for f in &fronts {
         assert!(serves(f, &probe).await, "served before the freeze");
