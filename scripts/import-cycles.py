@@ -130,7 +130,7 @@ def map_breaks(src, mods, graph):
     return out
 
 def main():
-    roots = sys.argv[1:] or [d for d in ("protocol/src", "protocol/client/src", "protocol/slsctl/src", "protocol/pki/src", "daemon/core/src", "daemon/redis/src", "daemon/src", "loadgen/src", "benches/src", "nemesis/src") if os.path.isdir(d)]
+    roots = sys.argv[1:] or [d for d in ("protocol/src", "protocol/client/src", "protocol/slsctl/src", "protocol/pki/src", "daemon/core/src", "daemon/redis/src", "daemon/src", "loadgen/src", "benches/src", "nemesis/src", "sim/src") if os.path.isdir(d)]
     bad = False
     for src in roots:
         mods = modules(src)
