@@ -38,13 +38,6 @@ pub async fn handle(
             later,
         ),
 
-        // R12: the first verdict of a transaction, read (for the replay window), never
-        // judged again: a frontend whose `Answer` got no reply learns it on any node.
-        Message::TxnVerdict { txn } => match core.txn_verdict(txn).await {
-            Ok(verdict) => Reply::Now(Message::Judged { verdict }),
-            Err(e) => store_error(&e),
-        },
-
         // ---- IB Key app ----
         // R8: one app may hold several users, each its own IB Key device: it proves each one
         // on the same stream, and receives all their pushes there.
@@ -99,6 +92,7 @@ pub fn is_login(message: &Message) -> bool {
             | Message::Answer { .. }
             | Message::PasswordFailed { .. }
             | Message::Status { .. }
+            | Message::TxnVerdict { .. }
     )
 }
 
@@ -165,6 +159,14 @@ pub async fn login(
                 devices: s.devices,
             }),
             Err(e) => core_error(&e),
+        },
+        // R12: the first verdict of a transaction, read (for the replay window), never
+        // judged again: a frontend whose `Answer` got no reply learns it on any node. On a
+        // shared store it waits for a shard as an `Answer` does, so it is handled beside the
+        // stream's other requests, never in front of them.
+        Message::TxnVerdict { txn } => match core.txn_verdict(txn).await {
+            Ok(verdict) => Reply::Now(Message::Judged { verdict }),
+            Err(e) => store_error(&e),
         },
 
         _ => error(Status::UNEXPECTED, "not a login's request"),
