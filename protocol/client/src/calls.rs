@@ -255,25 +255,32 @@ impl Client {
         };
         let config = self.config();
         let wait = config.answer_wait.min(config.call_timeout);
+        // Connecting is not waiting for the reply: an answer not sent yet may go to any node,
+        // so reaching one has the call's whole time, as other calls have; the wait for the
+        // reply starts once there is a connection to send it on.
+        let node = self
+            .connected(tokio::time::Instant::now() + config.call_timeout)
+            .await?;
         match self
             .call_until(answer.clone(), tokio::time::Instant::now() + wait)
             .await
         {
             Ok(m) => judged(m),
-            Err(e) if unanswered(&e) => self.recover_answer(txn, answer, e).await,
+            Err(e) if unanswered(&e) => self.recover_answer(txn, answer, e, node).await,
             Err(e) => Err(e),
         }
     }
 
-    /// After `lost`, an `Answer` whose reply never came: reads its transaction's verdict on
-    /// the next node (the one that lost it may be dead), as [`Client::answer`] says.
+    /// After `lost`, an `Answer` sent to `node` whose reply never came: reads its transaction's
+    /// verdict on the next node (`node` may be dead), as [`Client::answer`] says.
     async fn recover_answer(
         &self,
         txn: TxnId,
         answer: Message,
         lost: ClientError,
+        node: usize,
     ) -> Result<Verdict, ClientError> {
-        self.next_node();
+        self.leave(node);
         let verdict = match self.txn_verdict(txn).await {
             Ok(Verdict::Pending) => match self.call(answer).await.and_then(judged) {
                 // Spent meanwhile by the first arrival, on some node: its verdict.

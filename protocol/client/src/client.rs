@@ -300,11 +300,27 @@ impl Client {
         self.shared.current.lock().ok()?.clone()
     }
 
-    /// Stops using the current connection (calls in flight on it go on); the next call
-    /// connects to the next node.
-    pub(crate) fn next_node(&self) {
-        if let Some(s) = self.current() {
-            self.forget(&s, true);
+    /// Connects if there is no live connection, within `deadline`: the index of the node the
+    /// next call goes to.
+    pub(crate) async fn connected(&self, deadline: Instant) -> Result<usize, ClientError> {
+        Ok(self.session(deadline).await?.node)
+    }
+
+    /// Moves the next call past `node` (the index [`Client::connected`] gave), whether it is
+    /// still connected, was forgotten since, or another node already took its place.
+    pub(crate) fn leave(&self, node: usize) {
+        match self.current() {
+            Some(s) if s.node == node => self.forget(&s, true),
+            Some(_) => {}
+            None => {
+                let n = self.shared.config.nodes.len().max(1);
+                let _ = self.shared.next.compare_exchange(
+                    node,
+                    (node + 1) % n,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
         }
     }
 
