@@ -5,51 +5,49 @@
 //! sls-sim --seeds A..B [--steps M]      seeds A to B-1: one line each, stops at a failure
 //! ```
 
+use std::ops::Range;
 use std::process::ExitCode;
 use std::time::Instant;
 
-fn usage() -> ExitCode {
-    eprintln!("usage: sls-sim (--seed N | --seeds A..B) [--steps M] [--quiet]");
-    ExitCode::from(2)
+use clap::Parser;
+
+/// Runs the deterministic simulator of the verifier core: one seed, or a range of seeds.
+#[derive(Parser)]
+#[command(name = "sls-sim", version)]
+struct Cli {
+    /// One seed: prints its digest, or its failure and the command that replays it.
+    #[arg(long, conflicts_with = "seeds", required_unless_present = "seeds")]
+    seed: Option<u64>,
+    /// Seeds A to B-1 (`A..B`): one line each, stops at the first failure.
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<Range<u64>>,
+    /// Steps a seed runs.
+    #[arg(long, default_value_t = 2_000)]
+    steps: u64,
+    /// Only the failure and the total, for a range of seeds.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `A..B` with A < B.
+fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("{s:?} is not a range like 0..200"))?;
+    let a: u64 = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: u64 = b.parse().map_err(|e| format!("{b:?}: {e}"))?;
+    if a >= b {
+        return Err(format!("{s:?} is empty: the end comes after the start"));
+    }
+    Ok(a..b)
 }
 
 fn main() -> ExitCode {
-    let mut seeds = None;
-    let mut steps = 2_000u64;
-    let mut quiet = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let value = args.next();
-        match (a.as_str(), value) {
-            ("--seed", Some(v)) => match v.parse::<u64>() {
-                Ok(s) => seeds = Some(s..s + 1),
-                Err(_) => return usage(),
-            },
-            ("--seeds", Some(v)) => {
-                let Some((a, b)) = v.split_once("..") else {
-                    return usage();
-                };
-                match (a.parse(), b.parse()) {
-                    (Ok(a), Ok(b)) => seeds = Some(a..b),
-                    _ => return usage(),
-                }
-            }
-            ("--steps", Some(v)) => match v.parse() {
-                Ok(s) => steps = s,
-                Err(_) => return usage(),
-            },
-            ("--quiet", v) => {
-                quiet = true;
-                if let Some(v) = v {
-                    eprintln!("unexpected {v}");
-                    return usage();
-                }
-            }
-            _ => return usage(),
-        }
-    }
-    let Some(seeds) = seeds else {
-        return usage();
+    let cli = Cli::parse();
+    let (steps, quiet) = (cli.steps, cli.quiet);
+    // clap requires one of the two.
+    let Some(seeds) = cli.seed.map(|s| s..s.saturating_add(1)).or(cli.seeds) else {
+        return ExitCode::from(2);
     };
     let started = Instant::now();
     let n = seeds.end - seeds.start;
