@@ -174,7 +174,8 @@ impl RedisCluster {
     }
 
     /// Waits until every node that answers reports `cluster_state:ok`, `want` masters answer,
-    /// and each of them has a replica linked (what `WAIT 1` counts).
+    /// and each of them has a replica and every replica it has is `online` (what `WAIT 1`
+    /// counts: [`replicas_online`]).
     ///
     /// # Errors
     /// Not so within `timeout`.
@@ -191,13 +192,7 @@ impl RedisCluster {
                 })
                 && self.masters().len() == want_masters
                 && self.masters().iter().all(|m| {
-                    cli(*m, &["info", "replication"]).is_some_and(|i| {
-                        i.lines().any(|l| {
-                            l.strip_prefix("connected_slaves:")
-                                .and_then(|n| n.trim().parse::<u32>().ok())
-                                .is_some_and(|n| n > 0)
-                        })
-                    })
+                    cli(*m, &["info", "replication"]).is_some_and(|i| replicas_online(&i))
                 });
             if ok {
                 return Ok(());
@@ -210,8 +205,45 @@ impl RedisCluster {
     }
 }
 
+/// Whether a master's `INFO replication` lists a replica and every one it lists is `online`:
+/// connected is not enough, a replica still loading the master's snapshot (`wait_bgsave`,
+/// `send_bulk`) acknowledges no `WAIT`, and a write that waits for it is refused.
+fn replicas_online(info: &str) -> bool {
+    let states: Vec<bool> = info
+        .lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state="))
+        .map(|l| l.contains("state=online"))
+        .collect();
+    !states.is_empty() && states.iter().all(|online| *online)
+}
+
 impl Drop for RedisCluster {
     fn drop(&mut self) {
         let _ = run(&["stop", &self.base.to_string()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replicas_online;
+
+    #[test]
+    fn a_replica_still_syncing_is_not_online() {
+        let head = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n";
+        let syncing =
+            format!("{head}slave0:ip=127.0.0.1,port=7004,state=wait_bgsave,offset=0,lag=0\r\n");
+        let online =
+            format!("{head}slave0:ip=127.0.0.1,port=7004,state=online,offset=1234,lag=0\r\n");
+        let one_of_two =
+            format!("{online}slave1:ip=127.0.0.1,port=7005,state=send_bulk,offset=0,lag=0\r\n");
+        assert!(
+            !replicas_online(&syncing),
+            "connected but loading the snapshot"
+        );
+        assert!(replicas_online(&online));
+        assert!(!replicas_online(&one_of_two));
+        assert!(!replicas_online(
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+        ));
     }
 }
