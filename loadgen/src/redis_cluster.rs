@@ -175,7 +175,7 @@ impl RedisCluster {
 
     /// Waits until every node that answers reports `cluster_state:ok`, `want` masters answer,
     /// and each of them has a replica and every replica it has is `online` (what `WAIT 1`
-    /// counts: [`replicas_online`]).
+    /// counts).
     ///
     /// # Errors
     /// Not so within `timeout`.
