@@ -103,6 +103,7 @@ macro_rules! with_every_rule {
             withdrawals::r4_m2fs_several_devices_and_withdrawals_need_a_covering_device,
             withdrawals::r3_daily_totals_count,
             withdrawals::r3_limits_hold_for_a_withdrawal_confirmed_after_another,
+            withdrawals::r3_limits_hold_for_a_withdrawal_approved_by_push_after_another,
             lockout::r11_an_unknown_name_counts_down_as_a_known_user_with_no_device,
             withdrawals::r18_r3_an_opted_out_users_withdrawals_add_up_over_five_business_days,
             accounts::r18_users_without_entity_data_share_no_account,

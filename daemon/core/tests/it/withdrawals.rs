@@ -287,3 +287,75 @@ pub fn r3_limits_hold_for_a_withdrawal_confirmed_after_another<K: Kind>() {
     );
     assert_eq!(c.status("wila").unwrap().failures, 0);
 }
+
+/// R3, R4, R6: the same when the withdrawal is confirmed by a push approval: begun on IB Key
+/// by push while nothing was withdrawn, approved (the right number, a genuine MAC) after a
+/// DSC+ withdrawal of the same day used the day up: it needs a stronger device, and the
+/// approval counts no failure.
+pub fn r3_limits_hold_for_a_withdrawal_approved_by_push_after_another<K: Kind>() {
+    let (c, _) = core::<K>();
+    let d = dsc(&c, "wilp");
+    let ib = c
+        .enrol_device(
+            "wilp",
+            &DeviceSpec {
+                kind: DeviceKind::IbKey,
+                secret: KEY.to_vec(),
+                pin: "9z9z".into(),
+                suite: String::new(),
+            },
+        )
+        .unwrap()
+        .value;
+    let withdrawal = |device, amount_usd| {
+        c.begin(
+            &BeginRequest {
+                user: "wilp",
+                purpose: Purpose::Withdrawal { amount_usd },
+                device: Some(device),
+                client: IP,
+            },
+            true,
+        )
+        .unwrap()
+        .value
+    };
+    let BeginResult::Challenge {
+        txn: push_txn,
+        challenge: Challenge::Push { number },
+        push: Some(order),
+        ..
+    } = withdrawal(ib, 700_000)
+    else {
+        panic!("a push for the IB Key withdrawal")
+    };
+    let BeginResult::Challenge {
+        txn: d_txn,
+        challenge: Challenge::Numeric(q),
+        ..
+    } = withdrawal(d, 2_500_000)
+    else {
+        panic!("a challenge for the DSC+ withdrawal")
+    };
+    assert!(matches!(
+        c.answer(d_txn, &dsc_answer(&q, "1234"), IP).value,
+        Verdict::Accepted { .. }
+    ));
+    let mac = push::push_mac(
+        &KEY,
+        push_txn,
+        "wilp",
+        number,
+        &order.nonce,
+        ApprovalMethod::Pin,
+        true,
+    );
+    assert_eq!(
+        c.push_answer(ib, push_txn, true, ApprovalMethod::Pin, number, &mac)
+            .value,
+        Verdict::NeedsStrongerDevice {
+            required: SecurityLevel::Top
+        }
+    );
+    assert_eq!(c.status("wilp").unwrap().failures, 0);
+}
