@@ -138,6 +138,11 @@ pub fn begin_verdict<K: Kind>(c: &Rig<K>, name: &str, d: DeviceId) -> Verdict {
 
 pub fn ib_key<K: Kind>(c: &Rig<K>, name: &str, pin: &str) -> DeviceId {
     user(c, name);
+    also_ib_key(c, name, pin)
+}
+
+/// An IB Key for `name`, a user enrolled already (a second device, say).
+pub fn also_ib_key<K: Kind>(c: &Rig<K>, name: &str, pin: &str) -> DeviceId {
     c.enrol_device(
         name,
         &DeviceSpec {

@@ -10,18 +10,7 @@ use crate::harness::Kind;
 pub fn r4_m2fs_several_devices_and_withdrawals_need_a_covering_device<K: Kind>() {
     let (c, _) = core::<K>();
     let d = dsc(&c, "quin");
-    let ib = c
-        .enrol_device(
-            "quin",
-            &DeviceSpec {
-                kind: DeviceKind::IbKey,
-                secret: KEY.to_vec(),
-                pin: "9z9z".into(),
-                suite: String::new(),
-            },
-        )
-        .unwrap()
-        .value;
+    let ib = also_ib_key(&c, "quin", "9z9z");
     let list = |purpose| match c
         .begin(
             &BeginRequest {
@@ -95,18 +84,7 @@ pub fn r4_m2fs_several_devices_and_withdrawals_need_a_covering_device<K: Kind>()
 pub fn r3_daily_totals_count<K: Kind>() {
     let (c, clock) = core::<K>();
     user(&c, "rosa");
-    let ib = c
-        .enrol_device(
-            "rosa",
-            &DeviceSpec {
-                kind: DeviceKind::IbKey,
-                secret: KEY.to_vec(),
-                pin: "9z9z".into(),
-                suite: String::new(),
-            },
-        )
-        .unwrap()
-        .value;
+    let ib = also_ib_key(&c, "rosa", "9z9z");
     let ib_answer = |q: &str| {
         let suite: OcraSuite = ocra::IB_KEY_DEFAULT_SUITE.parse().unwrap();
         let ph = ocra::pin_hash(suite.pin.unwrap(), b"9z9z");
@@ -231,18 +209,7 @@ pub fn r18_r3_an_opted_out_users_withdrawals_add_up_over_five_business_days<K: K
 pub fn r3_limits_hold_for_a_withdrawal_confirmed_after_another<K: Kind>() {
     let (c, _) = core::<K>();
     let d = dsc(&c, "wila");
-    let ib = c
-        .enrol_device(
-            "wila",
-            &DeviceSpec {
-                kind: DeviceKind::IbKey,
-                secret: KEY.to_vec(),
-                pin: "9z9z".into(),
-                suite: String::new(),
-            },
-        )
-        .unwrap()
-        .value;
+    let ib = also_ib_key(&c, "wila", "9z9z");
     let (ib_txn, ch) = begin_for(
         &c,
         "wila",
@@ -295,18 +262,7 @@ pub fn r3_limits_hold_for_a_withdrawal_confirmed_after_another<K: Kind>() {
 pub fn r3_limits_hold_for_a_withdrawal_approved_by_push_after_another<K: Kind>() {
     let (c, _) = core::<K>();
     let d = dsc(&c, "wilp");
-    let ib = c
-        .enrol_device(
-            "wilp",
-            &DeviceSpec {
-                kind: DeviceKind::IbKey,
-                secret: KEY.to_vec(),
-                pin: "9z9z".into(),
-                suite: String::new(),
-            },
-        )
-        .unwrap()
-        .value;
+    let ib = also_ib_key(&c, "wilp", "9z9z");
     let withdrawal = |device, amount_usd| {
         c.begin(
             &BeginRequest {
