@@ -52,12 +52,19 @@ fn node_waiting(
     )
 }
 
-/// Users `f0..` enrolled through `node`, the storm's and, past them, one per shard to probe
-/// with: every id, and the probes with theirs.
-async fn enrolled(node: &Daemon) -> (Vec<DeviceId>, Vec<(usize, DeviceId)>) {
+/// Users `f0..` enrolled for `node`'s deployment, the storm's and, past them, one per shard to
+/// probe with: every id, and the probes with theirs. Through a node of the same deployment
+/// that waits 5 s for each write's replica, not the tests' 500 ms: the enrolment is set-up,
+/// and on a cluster just started, under a loaded machine, a first write's `WAIT` can take
+/// longer (bulk enrolment was refused UNAVAILABLE in two of five clean-clone CI runs).
+async fn enrolled(
+    cluster: &RedisCluster,
+    node: &Daemon,
+) -> (Vec<DeviceId>, Vec<(usize, DeviceId)>) {
     let probes = one_user_per_shard();
     let last = probes.iter().max().copied().unwrap_or(USERS) + 1;
-    let admin = node.connect(Role::Admin).await.unwrap();
+    let enroller = super::node(cluster, "1", "5s", Some(node), &[]);
+    let admin = enroller.connect(Role::Admin).await.unwrap();
     let ids = enrol_bulk(&admin, &records("f", 0..last)).await.unwrap();
     let probes = probes.iter().map(|u| (*u, ids[*u])).collect();
     (ids, probes)
@@ -215,7 +222,7 @@ async fn ten_freezes_of_a_master_past_the_node_timeout_leave_every_node_serving(
     let (ma, mb) = (metrics[0].to_string(), metrics[1].to_string());
     let a = node(&cluster, &["--metrics", &ma]);
     let b = node_waiting(&cluster, "1", Some(&a), &["--metrics", &mb]);
-    let (ids, probes) = enrolled(&a).await;
+    let (ids, probes) = enrolled(&cluster, &a).await;
     let nodes = [("A", &a), ("B", &b)];
     let mut probe_fronts = Vec::new();
     for (_, n) in nodes {
@@ -334,7 +341,7 @@ async fn a_master_frozen_for_good_is_left_behind_once_its_replica_is_promoted() 
     // No replica to wait for: the promoted master has none while the old one is frozen.
     let a = node_waiting(&cluster, "0", None, &[]);
     let b = node_waiting(&cluster, "0", Some(&a), &[]);
-    let (_, probes) = enrolled(&a).await;
+    let (_, probes) = enrolled(&cluster, &a).await;
     // The seed node serves the first third of the slots at the start.
     let victim = cluster.ports().start;
     let probe = [probes[0]];
