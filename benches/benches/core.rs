@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures_util::FutureExt;
 use rand::Rng;
-use sls_daemon::core::{BeginRequest, BeginResult, Core, CoreConfig, RatePolicy, SystemClock};
+use sls_daemon::engine::{BeginRequest, BeginResult, Core, CoreConfig, RatePolicy, SystemClock};
 use sls_protocol::ocra::{self, OcraInput, OcraSuite};
 use sls_protocol::{BulkRecord, Challenge, DeviceId, DeviceKind, Purpose, Verdict};
 

@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use sls_core::{
+use sls_engine::{
     Committed, IndexOp, LimitedUpdate, Record, Sequence, Share, SharePage, Store, StoreError,
     TokenAsk, TxnEntry, UserState,
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
 use sls_redis::RedisStore;
 
-use crate::core::MemoryStore;
+use crate::engine::MemoryStore;
 use crate::store::Store as Journal;
 
 /// The store behind the daemon's core.

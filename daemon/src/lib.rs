@@ -1,10 +1,11 @@
 //! # sls-daemon
 //!
-//! `slsd`, the sls verification daemon, as a library: the verifier [`core`] (no I/O), the
-//! durable [`store`], and the QUIC [`service`] that puts the core on the network.
+//! `slsd`, the sls verification daemon, as a library: the verifier's [`engine`] (the rules of
+//! `sls-core`, sans-IO, driven through a store), the durable [`store`], and the QUIC
+//! [`service`] that puts the engine on the network.
 //!
 //! ```text
-//!  frontends ─sls/1 (mTLS)──┐                       ┌─▶ core (rules, lockout, limits)
+//!  frontends ─sls/1 (mTLS)──┐                       ┌─▶ engine (limits, steps) ─▶ core (rules)
 //!  admins ────sls/1 (mTLS)──┼─▶ service (quinn) ────┤
 //!  IB Key apps ─sls-device/1┘                       └─▶ store (journal, group commit)
 //! ```
@@ -13,8 +14,8 @@ pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod logging;
-/// The verifier core (its own crate, `sls-core`: no I/O).
-pub use sls_core as core;
+/// The verifier's engine (its own crate, `sls-engine`), and through it the rules (`sls-core`).
+pub use sls_engine as engine;
 pub mod metrics;
 pub mod service;
 pub mod store;

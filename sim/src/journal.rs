@@ -5,7 +5,7 @@
 //! ```text
 //! journal = "SLSJ0002" then batches
 //! batch   = "SLSB" | len u32 | first lsn u64 | last lsn u64 | crc32c(body) u32 | crc32c(28 header bytes) u32 | body
-//! record  = len u32 | crc32c(lsn, payload) u32 | lsn u64 | payload (sls_core::Record::encode)
+//! record  = len u32 | crc32c(lsn, payload) u32 | lsn u64 | payload (sls_engine::Record::encode)
 //! ```
 //!
 //! The daemon's framing is private to its store (and its store needs files and a writer
@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use sls_core::{Journal, Record, StoreError};
+use sls_engine::{Journal, Record, StoreError};
 
 const MAGIC: &[u8; 8] = b"SLSJ0002";
 const BATCH_MAGIC: &[u8; 4] = b"SLSB";

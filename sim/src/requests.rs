@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use sls_core::{BeginRequest, BeginResult, Core, CoreError, Error, MemoryStore, Store};
+use sls_engine::{BeginRequest, BeginResult, Core, CoreError, Error, MemoryStore, Store};
 use sls_protocol::{ApprovalMethod, Challenge, DeviceId, DeviceKind, Purpose, TxnId, Verdict};
 
 use crate::journal::SimJournal;
@@ -212,7 +212,7 @@ fn error_text(e: &Error) -> String {
     e.to_string()
 }
 
-fn began(r: &Result<sls_core::Outcome<BeginResult, u64>, Error>) -> (Began, Option<Shown>) {
+fn began(r: &Result<sls_engine::Outcome<BeginResult, u64>, Error>) -> (Began, Option<Shown>) {
     match r {
         Ok(o) => match &o.value {
             BeginResult::Challenge {
@@ -376,7 +376,7 @@ pub fn spawn(core: &SimCore, id: u64, req: Req) -> Task {
 async fn verdict(
     c: &SimCore,
     set: &impl Fn(Option<Judged>, Option<u64>),
-    r: Result<sls_core::Outcome<Verdict, u64>, Error>,
+    r: Result<sls_engine::Outcome<Verdict, u64>, Error>,
 ) -> Reply {
     match r {
         Ok(o) => {
@@ -394,7 +394,7 @@ async fn verdict(
 async fn done(
     c: &SimCore,
     set: &impl Fn(Option<Judged>, Option<u64>),
-    r: Result<sls_core::Outcome<(), u64>, Error>,
+    r: Result<sls_engine::Outcome<(), u64>, Error>,
 ) -> Reply {
     match r {
         Ok(o) => {
@@ -438,15 +438,15 @@ pub fn journal(core: &SimCore) -> &SimJournal {
 
 /// A fresh core over `store`.
 pub fn core_over(
-    config: sls_core::CoreConfig,
+    config: sls_engine::CoreConfig,
     store: MemoryStore<SimJournal>,
-    clock: &sls_core::FakeClock,
+    clock: &sls_engine::FakeClock,
     entropy_seed: u64,
 ) -> SimCore {
     Core::new(
         config,
         store,
         Arc::new(clock.clone()),
-        Arc::new(sls_core::SeededEntropy::new(entropy_seed)),
+        Arc::new(sls_engine::SeededEntropy::new(entropy_seed)),
     )
 }

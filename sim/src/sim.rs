@@ -6,7 +6,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sls_core::{CoreConfig, DeviceSpec, FakeClock, MemoryStore, RatePolicy, UserSpec};
+use sls_engine::{CoreConfig, DeviceSpec, FakeClock, MemoryStore, RatePolicy, UserSpec};
 use sls_protocol::{DeviceId, DeviceKind};
 
 use crate::journal::{Fault, SimJournal};
@@ -213,7 +213,7 @@ impl Sim {
     }
 
     pub fn now(&self) -> u64 {
-        sls_core::Clock::now(&self.clock).as_millis() as u64
+        sls_engine::Clock::now(&self.clock).as_millis() as u64
     }
 
     /// A line of the trace (hashed into the digest; the last ones kept for a failure).

@@ -337,7 +337,7 @@ fn activate_at(u: &mut UserState, id: u32, at: u64, cx: &mut Cx<'_>) {
 /// activated it at that moment: the old card is replaced and the temporary devices stop (R15).
 /// Run before every change to a user, so the state written down is the state the rules have
 /// been reading since that moment ([`crate::grant::usable`]).
-pub(crate) fn auto_activate(u: &mut UserState, cx: &mut Cx<'_>) {
+pub fn auto_activate(u: &mut UserState, cx: &mut Cx<'_>) {
     loop {
         let due = u
             .devices

@@ -21,7 +21,7 @@ pub struct Cx<'a> {
     /// What happened, for the counters (added only once the change is committed).
     pub tally: &'a mut Tally,
     /// The store's shard of this user, carried in the top bits of the transaction ids made
-    /// for them ([`Store::txn_slot`](crate::Store::txn_slot)); `None`: all bits random.
+    /// for them (the store's `txn_slot`, in `sls-engine`); `None`: all bits random.
     pub txn_slot: Option<u16>,
 }
 
@@ -68,11 +68,11 @@ pub struct Tally {
 }
 
 /// A duration in milliseconds, saturating (a duration from config never wraps a deadline).
-pub(crate) fn ms(d: std::time::Duration) -> u64 {
+pub fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `at + d`, saturating.
-pub(crate) fn after(at: u64, d: std::time::Duration) -> u64 {
+pub fn after(at: u64, d: std::time::Duration) -> u64 {
     at.saturating_add(ms(d))
 }

@@ -76,13 +76,7 @@ pub fn retry_after_ms(wait_us: u64) -> u32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::Arc;
-
-    use proptest::prelude::*;
-
     use super::*;
-    use crate::clock::{Clock, FakeClock};
-    use crate::limits::Limiters;
 
     fn quota(per_user: u32, burst: u32) -> UserQuota {
         UserQuota::of(&RatePolicy {
@@ -132,36 +126,5 @@ mod tests {
         assert_eq!(quota(3, 6).interval_us, 333_333);
         assert_eq!(quota(u32::MAX, 0).interval_us, 1);
         assert_eq!(quota(1, 1).tolerance_us(), 0);
-    }
-
-    proptest! {
-        /// The same decisions as governor's limiter (the node's own), for any arrivals, with a
-        /// rate whose interval is a whole number of microseconds.
-        #[test]
-        fn decides_as_governor_does(
-            per_user in prop::sample::select(vec![1u32, 2, 4, 5, 8, 10, 16, 20, 25, 50, 100, 1000]),
-            burst in 0u32..50,
-            steps in prop::collection::vec(0u64..400_000, 1..300),
-        ) {
-            let rates = RatePolicy { per_user, per_user_burst: burst, ..RatePolicy::default() };
-            let q = UserQuota::of(&rates).unwrap();
-            let clock = FakeClock::default();
-            let limiters = Limiters::new(&rates, Arc::new(clock.clone()));
-            let mut tat = None;
-            for step in steps {
-                clock.advance(std::time::Duration::from_micros(step));
-                let now = u64::try_from(clock.now().as_micros()).unwrap();
-                let theirs = limiters.user("ann");
-                let ours = gcra(tat, now, q);
-                prop_assert_eq!(theirs.is_none(), ours.is_ok(), "at {}", now);
-                if let Ok(t) = ours {
-                    tat = Some(t);
-                }
-                if let (Some(sls_protocol::Verdict::RateLimited { retry_after_ms: g }), Err(w)) = (theirs, ours) {
-                    // governor rounds down, this rounds up.
-                    prop_assert!(retry_after_ms(w) == g || retry_after_ms(w) == g + 1, "{} vs {}", w, g);
-                }
-            }
-        }
     }
 }

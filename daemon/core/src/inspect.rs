@@ -6,11 +6,9 @@
 use sls_protocol::{DeviceId, DeviceKind, SecurityLevel};
 
 use crate::cx::Cx;
-use crate::error::{CoreError, Error};
 use crate::record::{DeviceState, Record};
-use crate::store::Store;
 use crate::user::{Extra, UserState};
-use crate::{grant, lockout, withdrawal, Core, Outcome};
+use crate::{grant, lockout, withdrawal};
 
 /// One device as an admin sees it, whatever its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +80,28 @@ pub fn canonical_identification(text: &str) -> String {
     out
 }
 
-fn view_user(u: &UserState, now: u64, cfg: &crate::CoreConfig) -> UserView {
+/// Every device of an enrolled user, in every state, in enrolment order (`None`: not enrolled).
+pub fn list_devices(u: &UserState, now: u64, cfg: &crate::CoreConfig) -> Option<Vec<DeviceView>> {
+    u.enrolled.then(|| {
+        u.devices
+            .iter()
+            .map(|d| DeviceView {
+                id: DeviceId(d.id),
+                kind: d.kind,
+                state: d.state,
+                since_ms: d.since_ms,
+                usable: grant::usable(u, d, now, cfg).is_some(),
+                shared_from: d
+                    .source
+                    .as_deref()
+                    .map(|s| (s.owner.clone(), DeviceId(s.device))),
+            })
+            .collect()
+    })
+}
+
+/// An enrolled user as an admin sees it at `now`: account data, failures, lock, withdrawals.
+pub fn view_user(u: &UserState, now: u64, cfg: &crate::CoreConfig) -> UserView {
     let x = u.extra.as_deref();
     let mut failures_ms: Vec<u64> = u
         .failures
@@ -121,7 +140,7 @@ fn view_user(u: &UserState, now: u64, cfg: &crate::CoreConfig) -> UserView {
 }
 
 /// Sets what `update` gives and records the user's whole account data (R17, R18, R20).
-fn update_user(u: &mut UserState, update: &UserUpdate, cx: &mut Cx<'_>) {
+pub fn update_user(u: &mut UserState, update: &UserUpdate, cx: &mut Cx<'_>) {
     if let Some(p) = update.primary {
         u.primary = p;
     }
@@ -145,76 +164,4 @@ fn update_user(u: &mut UserState, update: &UserUpdate, cx: &mut Cx<'_>) {
         primary: u.primary,
         equity_usd: x.map_or(0, |x| x.equity_usd),
     });
-}
-
-impl<S: Store> Core<S> {
-    /// Every device of `user`, in every state, in enrolment order.
-    ///
-    /// # Errors
-    /// A name that breaks R10, an unknown user; the store.
-    pub async fn list_devices(&self, user: &str) -> Result<Vec<DeviceView>, Error> {
-        if !sls_protocol::valid_user_name(user) {
-            return Err(CoreError::BadCharacter.into());
-        }
-        let now = self.now_ms();
-        let cfg = &self.0.config;
-        let list = |u: &UserState| {
-            u.enrolled.then(|| {
-                u.devices
-                    .iter()
-                    .map(|d| DeviceView {
-                        id: DeviceId(d.id),
-                        kind: d.kind,
-                        state: d.state,
-                        since_ms: d.since_ms,
-                        usable: grant::usable(u, d, now, cfg).is_some(),
-                        shared_from: d
-                            .source
-                            .as_deref()
-                            .map(|s| (s.owner.clone(), DeviceId(s.device))),
-                    })
-                    .collect()
-            })
-        };
-        self.0
-            .store
-            .read(user, list)
-            .await?
-            .flatten()
-            .ok_or_else(|| CoreError::UnknownUser.into())
-    }
-
-    /// `user`'s account data, failures, lock and withdrawals (R3, R11, R17, R18, R20).
-    ///
-    /// # Errors
-    /// A name that breaks R10, an unknown user; the store.
-    pub async fn user_detail(&self, user: &str) -> Result<UserView, Error> {
-        if !sls_protocol::valid_user_name(user) {
-            return Err(CoreError::BadCharacter.into());
-        }
-        let now = self.now_ms();
-        let cfg = &self.0.config;
-        self.0
-            .store
-            .read(user, |u| u.enrolled.then(|| view_user(u, now, cfg)))
-            .await?
-            .flatten()
-            .ok_or_else(|| CoreError::UnknownUser.into())
-    }
-
-    /// Updates `user`'s account data: each field `update` gives (R17, R18, R20).
-    ///
-    /// # Errors
-    /// A name that breaks R10, an unknown user; the store.
-    pub async fn update_user(
-        &self,
-        user: &str,
-        update: &UserUpdate,
-    ) -> Result<Outcome<(), S::Ticket>, Error> {
-        self.change_user(user, |u, cx| {
-            update_user(u, update, cx);
-            Ok(())
-        })
-        .await
-    }
 }

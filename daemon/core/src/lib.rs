@@ -1,89 +1,59 @@
-//! # sls-core: the verifier
+//! # sls-core: the verifier's rules
 //!
-//! The rules of SLS_RULES.md as plain functions over one user's state, and the store seam
-//! through which they reach it. No I/O: no sockets, no files, no tokio, no clock reads (time
-//! comes from the injected [`Clock`], randomness from the injected [`Entropy`]).
+//! The rules of SLS_RULES.md as plain functions over one user's state. Sans-IO: no store, no
+//! futures, no sockets, no files, no clock and no random source of its own. A rule is handed
+//! the user's [`UserState`] and a [`cx::Cx`] that carries its inputs (the time, the
+//! configuration, a [`rng::Rng`] seeded by its caller) and collects its effects (the
+//! [`Record`]s that make the change durable, the counts of what it did); it returns its
+//! answer as a value. Given the same state and inputs it does the same thing, so a store may
+//! run it again after a lost compare-and-set, and a seeded run replays exactly.
 //!
 //! ```text
-//!            ┌──────────── Core<S: Store> (rate limits, counters, the order of the steps) ──┐
-//!  begin ───▶│ limits ─▶ store.update(user, |state| txn::begin(state, ..))  ─▶ txn index     │
-//!  answer ──▶│ limits ─▶ txn index ─▶ store.update(user, |state| txn::answer(state, ..))     │
-//!            └──────────────────────────────────────────────────────────────────────────────┘
-//!    rules, one file each:  lockout (R11)  txn (R4 R5 R9 R12)  verify (R1 R5 R9 R10 R13)
-//!                           push (R6 R8 R21)  grant (R13-R16 R21)  withdrawal (R3 R4)
-//!                           admin (R7 R13-R16 R18-R20 R22)  share (R17)
-//!    stores:  MemoryStore<Journal> (embedded: memory + the daemon's journal), any other Store
+//!  rules, one file each:  lockout (R11)  txn (R4 R5 R9 R12)  verify (R1 R5 R9 R10 R13)
+//!                         push (R6 R8 R21)  grant (R13-R16 R21)  withdrawal (R3 R4)
+//!                         admin (R7 R13-R16 R18-R20 R22)  share (R17)  lifecycle (R15-R17)
+//!  state and records:     user  record  codec  replay (records -> state, state -> records)
 //! ```
 //!
-//! **Exactness under concurrency (R11).** Every change to one user happens inside one atomic
-//! [`Store::update`] of that user, including spending a transaction. When many answers for one
-//! user race, they are judged one at a time: at most the threshold of failures is ever
-//! evaluated before the lock holds.
-//!
-//! **Durability.** Every change comes with the [`Record`]s that make it durable, committed by
-//! the store with the change; an answer that depends on them waits for [`Store::durable`].
-//! Replaying the records ([`MemoryStore::apply`]) rebuilds the same state.
+//! The engine that drives the rules through a store (rate limits, the transaction index,
+//! durability, the order of a request's steps) is `sls-engine`; the daemon carries out the
+//! I/O.
 
 #![warn(missing_docs)]
 
-mod admin;
+pub mod admin;
 pub use admin::ACTIVATION_ATTEMPTS;
-mod app;
-pub mod audit;
-pub mod clock;
 pub mod codec;
 mod config;
 pub mod cx;
-mod engine;
-pub mod entropy;
 mod error;
-mod follow;
 pub mod gcra;
-mod grant;
-mod inspect;
-mod lifecycle;
-mod limits;
-mod lockout;
-mod login;
-mod memory;
-mod push;
+pub mod grant;
+pub mod inspect;
+pub mod lifecycle;
+pub mod lockout;
+pub mod push;
 pub mod record;
-mod replay;
-mod services;
-mod shadow;
+pub mod replay;
+pub mod rng;
 pub mod share;
-mod sharing;
-mod store;
-mod txn;
-mod txn_index;
-mod user;
-mod users;
-mod verify;
-mod withdrawal;
+pub mod txn;
+pub mod user;
+pub mod verify;
+pub mod withdrawal;
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 
 use sls_protocol::{Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict};
 
-pub use audit::AuditSink;
-pub use clock::{Clock, FakeClock, GovernorClock, SystemClock};
 pub use config::{CoreConfig, RatePolicy};
-pub use engine::{Core, Outcome};
-pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
 pub use error::{CoreError, Error, StoreError};
 pub use gcra::UserQuota;
 pub use inspect::{canonical_identification, DeviceView, UserUpdate, UserView};
 pub use lockout::recent_lockouts;
-pub use memory::{Journal, MemoryStore, NoJournal};
 pub use push::PushAnswer;
 pub use record::{DeviceState, Record};
 pub use share::Share;
-pub use sharing::ShareResult;
-pub use store::{
-    Committed, IndexOp, Limited, LimitedUpdate, Sequence, SharePage, Store, TokenAsk, TxnEntry,
-    UserName, SHARE_SCAN,
-};
 pub use user::UserState;
 
 /// A frontend's `begin`.
@@ -151,7 +121,7 @@ pub struct UserStatus {
     pub devices: Vec<DeviceInfo>,
 }
 
-/// What a frontend should tell a user ([`Core::notices`]).
+/// What a frontend should tell a user (the engine's `Core::notices`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notices {
     /// The user's shipped replacement DSC+, until it activates (R16).
@@ -201,29 +171,6 @@ pub struct DeviceSpec {
     pub pin: String,
     /// OCRA suite, empty for the kind's default.
     pub suite: String,
-}
-
-/// Counters of the core, for stats and metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Failures evaluated (wrong answers, malformed answers, password failures) (R11).
-    pub failures_evaluated: AtomicU64,
-    /// Users locked (R11).
-    pub lockouts: AtomicU64,
-    /// Requests refused while locked.
-    pub refused_locked: AtomicU64,
-    /// Accepted verifications.
-    pub accepted: AtomicU64,
-    /// Replays refused (R12).
-    pub replays: AtomicU64,
-    /// Rate-limited requests.
-    pub rate_limited: AtomicU64,
-    /// Pushes sent (R6).
-    pub pushes: AtomicU64,
-    /// Pushes refused by the fatigue cap (fallback challenge given instead).
-    pub push_capped: AtomicU64,
-    /// Expired challenges answered.
-    pub expired: AtomicU64,
 }
 
 impl std::fmt::Debug for DeviceSpec {

@@ -8,7 +8,7 @@
 //! requester's copy in the same step, and copying each change over afterwards would leave a
 //! window (and, after a crash between the two writes, a copy that never stops), and could not
 //! follow R16's auto-activation at all, which happens by the clock with no change written.
-//! So nothing is copied over: the copy keeps only where it comes from ([`Source`]), and every
+//! So nothing is copied over: the copy keeps only where it comes from ([`Source`](crate::user::Source)), and every
 //! use of it reads the source's standing first, from the owner's committed state, at the
 //! request's `now` ([`source_state`]): a `Begin` or `Answer` for a user who holds a copy reads
 //! the owners of its copies, then runs the rule with what it read ([`Sources`]). What the
@@ -28,7 +28,7 @@ use crate::user::{Device, UserState};
 
 /// What a source (the owner's device a share copy copies) is at the moment of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SourceState {
+pub enum SourceState {
     /// Usable: so is the copy.
     Usable,
     /// Revoked: the copy answers as revoked.
@@ -42,14 +42,14 @@ pub(crate) enum SourceState {
 /// The standing of a user's share copies' sources, read before the rule runs: copy id →
 /// source state. A copy not in it is not usable (fail closed).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Sources(pub Vec<(u32, SourceState)>);
+pub struct Sources(pub Vec<(u32, SourceState)>);
 
 /// A copy whose source must be read: (copy id, owner, owner's device).
-pub(crate) type Need = (u32, String, u32);
+pub type Need = (u32, String, u32);
 
 /// What a device is at `now`, for the rules that use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Standing {
+pub enum Standing {
     /// Usable, with this grant.
     Usable(Grant),
     /// Revoked (or a copy of a revoked device).
@@ -71,7 +71,7 @@ impl Standing {
 }
 
 /// `d`'s standing at `now`, with what is known of the sources of copies.
-pub(crate) fn standing(
+pub fn standing(
     u: &UserState,
     d: &Device,
     now: u64,
@@ -103,12 +103,7 @@ pub(crate) fn standing(
 }
 
 /// The owner's device `device`'s state as a source (R17), at `now`.
-pub(crate) fn source_state(
-    owner: &UserState,
-    device: u32,
-    now: u64,
-    cfg: &CoreConfig,
-) -> SourceState {
+pub fn source_state(owner: &UserState, device: u32, now: u64, cfg: &CoreConfig) -> SourceState {
     let Ok(d) = owner.device(device) else {
         return SourceState::Stopped;
     };
@@ -125,7 +120,7 @@ pub(crate) fn source_state(
 
 /// The copies among `u`'s devices whose source a request must read: `only` the one device a
 /// request names, or all that could be usable (a list of devices).
-pub(crate) fn needs(u: &UserState, only: Option<u32>, now: u64, cfg: &CoreConfig) -> Vec<Need> {
+pub fn needs(u: &UserState, only: Option<u32>, now: u64, cfg: &CoreConfig) -> Vec<Need> {
     u.devices
         .iter()
         .filter(|d| only.is_none_or(|id| id == d.id))
@@ -138,7 +133,7 @@ pub(crate) fn needs(u: &UserState, only: Option<u32>, now: u64, cfg: &CoreConfig
 }
 
 /// The copy an open transaction's answer needs the source of, if its device is a copy.
-pub(crate) fn txn_source(u: &UserState, txn: sls_protocol::TxnId) -> Option<Need> {
+pub fn txn_source(u: &UserState, txn: sls_protocol::TxnId) -> Option<Need> {
     let t = u.txn(txn)?;
     let d = u.device(t.device).ok()?;
     let s = d.source.as_deref()?;
@@ -254,7 +249,7 @@ pub fn remove(u: &mut UserState, device: DeviceId, cx: &mut Cx<'_>) -> Result<()
 
 /// Why a device cannot be made active again by `Reactivate` or `Activate`, if it cannot
 /// (R16: a revoked, suspended or retired device does not come back that way).
-pub(crate) fn refuse_reactivation(d: &Device) -> Result<(), CoreError> {
+pub fn refuse_reactivation(d: &Device) -> Result<(), CoreError> {
     match d.state {
         DeviceState::Revoked => Err(CoreError::DeviceRevoked),
         DeviceState::Suspended => Err(CoreError::DeviceSuspended),
@@ -264,7 +259,7 @@ pub(crate) fn refuse_reactivation(d: &Device) -> Result<(), CoreError> {
 
 /// Devices that count towards the cap per user: those that are or may become usable again
 /// (not revoked, not replaced, no voided temporary device).
-pub(crate) fn counted(u: &UserState) -> usize {
+pub fn counted(u: &UserState) -> usize {
     u.devices
         .iter()
         .filter(|d| match d.state {
@@ -279,7 +274,7 @@ pub(crate) fn counted(u: &UserState) -> usize {
 ///
 /// # Errors
 /// `TooManyDevices` at the cap.
-pub(crate) fn room(u: &UserState, cfg: &CoreConfig) -> Result<(), CoreError> {
+pub fn room(u: &UserState, cfg: &CoreConfig) -> Result<(), CoreError> {
     if counted(u) >= cfg.max_devices_per_user {
         return Err(CoreError::TooManyDevices);
     }

@@ -54,7 +54,7 @@ impl DeviceState {
     }
 
     /// The state a code names (the journal's and the cluster store's encodings).
-    pub(crate) fn decode(c: u8) -> Result<DeviceState, DecodeError> {
+    pub fn decode(c: u8) -> Result<DeviceState, DecodeError> {
         DeviceState::from_code(c).ok_or(DecodeError::Invalid("device state"))
     }
 }

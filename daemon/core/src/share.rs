@@ -98,7 +98,7 @@ impl Share {
 
 /// What the prerequisites look at, of one participant.
 #[derive(Debug, Clone)]
-pub(crate) struct Facts {
+pub struct Facts {
     /// `None`: no entity, an account of its own (never the same as another's).
     entity: Option<String>,
     identification: String,
@@ -107,7 +107,7 @@ pub(crate) struct Facts {
 }
 
 /// One participant's facts at `now`.
-pub(crate) fn facts(u: &UserState, now: u64, cfg: &CoreConfig) -> Facts {
+pub fn facts(u: &UserState, now: u64, cfg: &CoreConfig) -> Facts {
     let x = u.extra.as_deref();
     let usable = |d: &&Device| grant::usable(u, d, now, cfg).is_some();
     Facts {
@@ -134,7 +134,7 @@ pub(crate) fn facts(u: &UserState, now: u64, cfg: &CoreConfig) -> Facts {
 /// # Errors
 /// Unknown device; not physical (IB Key uses R8); a share copy (shared from its owner's
 /// device only); revoked or suspended; not active.
-pub(crate) fn shareable(
+pub fn shareable(
     u: &UserState,
     device: DeviceId,
     now: u64,
@@ -166,11 +166,7 @@ pub(crate) fn shareable(
 ///
 /// # Errors
 /// The first prerequisite that fails, by its name.
-pub(crate) fn prerequisites(
-    req: &Facts,
-    own: &Facts,
-    shared: SecurityLevel,
-) -> Result<bool, CoreError> {
+pub fn prerequisites(req: &Facts, own: &Facts, shared: SecurityLevel) -> Result<bool, CoreError> {
     let same_entity = req.entity.is_some() && req.entity == own.entity;
     let same_identification =
         !req.identification.is_empty() && req.identification == own.identification;
@@ -190,7 +186,7 @@ pub(crate) fn prerequisites(
 ///
 /// # Errors
 /// The requester holds as many devices as allowed.
-pub(crate) fn take_over(
+pub fn take_over(
     u: &mut UserState,
     copy: Device,
     shared_from: u32,
@@ -214,7 +210,7 @@ pub(crate) fn take_over(
 }
 
 /// The requester gives the copy back and gets its own devices back.
-pub(crate) fn give_back(u: &mut UserState, share: &Share, cx: &mut Cx<'_>) {
+pub fn give_back(u: &mut UserState, share: &Share, cx: &mut Cx<'_>) {
     u.devices.retain(|d| d.id != share.copy);
     cx.records.push(Record::DeviceRemoved {
         user: cx.user.to_owned(),

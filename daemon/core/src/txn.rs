@@ -271,7 +271,7 @@ pub fn answer(
 
 /// Spends an open transaction: its first answer is the only one judged (R12). Returns it, or
 /// `Expired` (spent too: a late answer is its one answer).
-pub(crate) fn spend(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<Txn, Verdict> {
+pub fn spend(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<Txn, Verdict> {
     let Some(at) = u.txns.iter().position(|t| t.id == txn) else {
         cx.tally.replays += 1;
         return Err(Verdict::Replayed);

@@ -16,28 +16,36 @@ use crate::UserSpec;
 #[derive(Debug, Default)]
 pub struct UserState {
     /// Set by enrolment; a store may hand a rule a fresh, unenrolled value to create a user.
-    pub(crate) enrolled: bool,
-    pub(crate) devices: Vec<Device>,
+    pub enrolled: bool,
+    /// Its devices, in enrolment order, in every state.
+    pub devices: Vec<Device>,
     /// Times of failures since the last success, within the window (R11). Boxed: 8 bytes for
     /// the many users with no failure instead of 32.
     #[allow(clippy::box_collection)]
-    pub(crate) failures: Option<Box<VecDeque<u64>>>,
-    pub(crate) locked_until: u64,
+    pub failures: Option<Box<VecDeque<u64>>>,
+    /// Locked until (ms since the epoch); 0 or past: not locked (R11).
+    pub locked_until: u64,
     /// Pushes since the last success (push fatigue cap).
-    pub(crate) pushes: u8,
-    pub(crate) opted_out: bool,
-    pub(crate) primary: bool,
-    pub(crate) extra: Option<Box<Extra>>,
+    pub pushes: u8,
+    /// Opted out of the second factor (R18).
+    pub opted_out: bool,
+    /// The account's primary user (R18).
+    pub primary: bool,
+    /// What few users have (boxed: 8 bytes for the rest).
+    pub extra: Option<Box<Extra>>,
     /// Open challenges (R12): an answered one leaves at once (the store's transaction index
     /// remembers its verdict for the replay window). Never durable: a restart voids them.
-    pub(crate) txns: Vec<Txn>,
+    pub txns: Vec<Txn>,
 }
 
 /// What few users have: entity data, withdrawals, an activation in progress.
 #[derive(Debug, Default)]
-pub(crate) struct Extra {
+pub struct Extra {
+    /// The entity the user belongs to (R17a); empty: its own.
     pub entity: String,
+    /// Identification data, canonical (R17a).
     pub identification: String,
+    /// Account equity, USD (R20).
     pub equity_usd: u64,
     /// (at ms, amount USD), the last 7 days (R3).
     pub withdrawals: Vec<(u64, u64)>,
@@ -53,14 +61,19 @@ pub(crate) struct Extra {
 
 /// An enrolled device.
 #[derive(Debug)]
-pub(crate) struct Device {
+pub struct Device {
+    /// Its id, unique across users.
     pub id: u32,
+    /// Its kind.
     pub kind: DeviceKind,
+    /// Where it is in its life (R15, R16).
     pub state: DeviceState,
+    /// Its OCRA suite, for the kinds that answer OCRA questions.
     pub suite: Option<OcraSuite>,
     /// The secret then the PIN's hash, in one allocation (memory per user); wiped on drop.
     material: Box<[u8]>,
     pin_len: u8,
+    /// When it entered its state (ms since the epoch).
     pub since_ms: u64,
     /// SCC positions asked recently; only cards have them (8 bytes for the others, not 24).
     #[allow(clippy::box_collection)]
@@ -73,7 +86,7 @@ pub(crate) struct Device {
 
 /// Where a share copy comes from (R17): its owner's device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Source {
+pub struct Source {
     /// The owner's name.
     pub owner: String,
     /// The owner's device.
@@ -88,29 +101,40 @@ impl Drop for Device {
 
 /// An open challenge.
 #[derive(Debug, Clone)]
-pub(crate) struct Txn {
+pub struct Txn {
+    /// The transaction.
     pub id: TxnId,
+    /// The device its challenge is for.
     pub device: u32,
+    /// Login or withdrawal (R4).
     pub purpose: Purpose,
+    /// When its challenge expires (ms since the epoch).
     pub expires_ms: u64,
+    /// What its answer is judged against.
     pub challenge: TxnChallenge,
 }
 
 /// What a transaction's answer is judged against.
 #[derive(Debug, Clone)]
-pub(crate) enum TxnChallenge {
+pub enum TxnChallenge {
     /// A question (OCRA) or an SMS passcode of up to 64 ASCII characters: inline up to 24 (a
     /// DSC+'s 6 digits), so that an open challenge takes one cache line, not two.
     Question(CompactString),
     /// SCC grid positions (R9).
     Positions(Box<[u16]>),
     /// A push: the number shown on the login screen and the push's nonce (R6).
-    Push { number: u8, nonce: [u8; 16] },
+    Push {
+        /// The number shown.
+        number: u8,
+        /// The push's nonce.
+        nonce: [u8; 16],
+    },
     /// A temporary code (R13).
     Code,
 }
 
 impl TxnChallenge {
+    /// A question or passcode, cut at 64 bytes on a character boundary.
     pub fn question(q: &str) -> TxnChallenge {
         // At most 64 bytes, cut on a character boundary (questions and codes are ASCII).
         let end = (0..=q.len().min(64))
@@ -123,10 +147,7 @@ impl TxnChallenge {
 
 /// A device's OCRA suite: the given text, or the kind's default when empty; `None` for kinds
 /// that answer without OCRA (cards, codes, SMS).
-pub(crate) fn device_suite(
-    kind: DeviceKind,
-    text: &str,
-) -> Result<Option<OcraSuite>, ocra::OcraError> {
+pub fn device_suite(kind: DeviceKind, text: &str) -> Result<Option<OcraSuite>, ocra::OcraError> {
     match default_suite(kind) {
         None => Ok(None),
         Some(d) => Some(if text.is_empty() { d } else { text }.parse()).transpose(),
@@ -226,14 +247,17 @@ impl Device {
         }
     }
 
+    /// The device's secret.
     pub fn secret(&self) -> &[u8] {
         &self.material[..self.material.len() - self.pin_len as usize]
     }
 
+    /// The hash of the device's PIN (empty for cards).
     pub fn pin_hash(&self) -> &[u8] {
         &self.material[self.material.len() - self.pin_len as usize..]
     }
 
+    /// Its id and kind, as the protocol shows them.
     pub fn info(&self) -> DeviceInfo {
         DeviceInfo {
             id: DeviceId(self.id),
@@ -268,7 +292,7 @@ impl Device {
 
 impl UserState {
     /// A new user from its enrolment (R17, R18, R20).
-    pub(crate) fn enrol(&mut self, spec: &UserSpec) {
+    pub fn enrol(&mut self, spec: &UserSpec) {
         self.enrolled = true;
         self.primary = spec.primary;
         self.extra =
@@ -288,14 +312,16 @@ impl UserState {
         self.enrolled
     }
 
-    pub(crate) fn device(&self, id: u32) -> Result<&Device, CoreError> {
+    /// Device `id` of this user.
+    pub fn device(&self, id: u32) -> Result<&Device, CoreError> {
         self.devices
             .iter()
             .find(|d| d.id == id)
             .ok_or(CoreError::UnknownDevice)
     }
 
-    pub(crate) fn device_mut(&mut self, id: u32) -> Result<&mut Device, CoreError> {
+    /// Device `id` of this user, to change.
+    pub fn device_mut(&mut self, id: u32) -> Result<&mut Device, CoreError> {
         self.devices
             .iter_mut()
             .find(|d| d.id == id)
@@ -303,7 +329,7 @@ impl UserState {
     }
 
     /// Adds a device and returns the record that enrols it.
-    pub(crate) fn add_device(&mut self, name: &str, d: Device, shared_from: u32) -> Record {
+    pub fn add_device(&mut self, name: &str, d: Device, shared_from: u32) -> Record {
         let rec = d.record(name, shared_from);
         self.devices.retain(|x| x.id != d.id);
         self.devices.reserve_exact(1);
@@ -311,11 +337,13 @@ impl UserState {
         rec
     }
 
-    pub(crate) fn entity(&self) -> &str {
+    /// The entity (R17a); empty: its own.
+    pub fn entity(&self) -> &str {
         self.extra.as_deref().map_or("", |x| x.entity.as_str())
     }
 
-    pub(crate) fn txn(&self, id: TxnId) -> Option<&Txn> {
+    /// Open transaction `id`.
+    pub fn txn(&self, id: TxnId) -> Option<&Txn> {
         self.txns.iter().find(|t| t.id == id)
     }
 }

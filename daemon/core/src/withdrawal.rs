@@ -156,7 +156,7 @@ pub fn release(u: &mut UserState, txn: TxnId, cx: &mut Cx<'_>) -> Result<(), Cor
 }
 
 /// Replay: a withdrawal released (see [`release`]).
-pub(crate) fn replay_release(u: &mut UserState, txn: TxnId, at_ms: u64, amount_usd: u64) {
+pub fn replay_release(u: &mut UserState, txn: TxnId, at_ms: u64, amount_usd: u64) {
     if let Some(x) = u.extra.as_mut() {
         x.withdrawn_by.retain(|(t, _, _)| *t != txn.0);
         if let Some(j) = x.withdrawals.iter().position(|w| *w == (at_ms, amount_usd)) {

@@ -5,7 +5,7 @@
 //! whole once its newest entry is past the age. Entries hold names, ids, times and verdicts,
 //! never a secret: not sealed, like the other index keys.
 
-use sls_core::StoreError;
+use sls_engine::StoreError;
 
 use crate::{unavailable, Command, RedisStore};
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::cluster_async::ClusterConnection;
-use sls_core::StoreError;
+use sls_engine::StoreError;
 
 use crate::{unavailable, RedisStore};
 

@@ -34,7 +34,7 @@
 //! for a round of the slot's master as that view has it. A write that went to the new master
 //! (the client followed `MOVED`) is thus never acknowledged by the old master's `WAIT`.
 //!
-//! A new id (`INCR`, [`sls_core::Store::next_id`]) waits for its own round before it is used,
+//! A new id (`INCR`, [`sls_engine::Store::next_id`]) waits for its own round before it is used,
 //! so that a failover cannot hand it out again.
 
 use std::collections::HashMap;
@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::Value;
-use sls_core::{IndexOp, Record, StoreError};
+use sls_engine::{IndexOp, Record, StoreError};
 
 use crate::rounds::{Judged, Outcome, Rounds};
 use crate::slots::{Master, SlotMap};
@@ -226,7 +226,7 @@ impl RedisStore {
         t | NOTED
     }
 
-    /// One ticket for the writes of `a` and `b` ([`sls_core::Store::join_tickets`]).
+    /// One ticket for the writes of `a` and `b` ([`sls_engine::Store::join_tickets`]).
     pub(crate) fn join_now(&self, a: u64, b: u64) -> u64 {
         self.shards.joins.lock().join(a, b)
     }

@@ -5,11 +5,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{P:u:<user>}` | hash | `v` its writes so far (1, 2, …), `s` the encoded [`UserState`](sls_core::UserState), sealed, `w` the id of the write that set them (the compare-and-set's condition), `p` the ids of the two writes before (a re-sent write is recognised) |
+//! | `{P:u:<user>}` | hash | `v` its writes so far (1, 2, …), `s` the encoded [`UserState`](sls_engine::UserState), sealed, `w` the id of the write that set them (the compare-and-set's condition), `p` the ids of the two writes before (a re-sent write is recognised) |
 //! | `{P:u:<user>}r` | string | the user's rate-limit TAT in µs (GCRA, [`sls_core::gcra`]); `PX` until it (+1 s); kept for unknown users too |
 //! | `{P:u:<user>}f` | string | a marker an awaiting node writes in the user's slot before it reports a push's decision: once it is on the replicas, so is the decision (`PX` 1 s) |
 //! | `{<tag>}P:t:<txn hex>` | hash | `u` user, `d` device, `x` deadline ms, `r` verdict once spent; `PX` until the deadline |
-//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_core::Share), sealed, `w` as above; after a delete `v` and `w` stay (a tombstone) |
+//! | `{P:s:<id>}` | hash | `v` version, `s` the encoded [`Share`](sls_engine::Share), sealed, `w` as above; after a delete `v` and `w` stay (a tombstone) |
 //! | `{P:n:device}`, `{P:n:share}` | string | the last id handed out (`INCR`) |
 //! | `{P:ib:<device id>}` | string | the owner of an IB Key device |
 //! | `{P:p:<entity>}` | string | the primary user of an entity (R18) |
@@ -101,7 +101,7 @@ impl Keys {
     }
 
     /// A transaction's key: in the slot its id carries in its top bits (its user's, see
-    /// [`sls_core::Store::txn_slot`]), through a hash tag that hashes there.
+    /// [`sls_engine::Store::txn_slot`]), through a hash tag that hashes there.
     pub fn txn(&self, txn: TxnId) -> Vec<u8> {
         let shift = 128 - sls_core::cx::TXN_SLOT_BITS;
         let slot = u16::try_from(txn.0 >> shift).unwrap_or(0);

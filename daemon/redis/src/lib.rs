@@ -1,4 +1,4 @@
-//! The cluster store: [`sls_core::Store`] on Redis Cluster (7.x; Valkey speaks the same
+//! The cluster store: [`sls_engine::Store`] on Redis Cluster (7.x; Valkey speaks the same
 //! protocol), so that several slsd nodes share every user's state and the rules stay exact
 //! across them. The rules are the core's, run here on a copy of the user's state.
 //!
@@ -17,7 +17,7 @@
 //! wrote of the user, when it keeps one ([`RedisConfig::cache_users`]), else from a read
 //! (`HMGET`). A cached value is a guess the compare-and-set proves; a rule that would write
 //! nothing from a guess reads and runs again, so nothing is decided on a stale value. An
-//! answer takes the transaction from what this node bound ([`sls_core::Store::txn_to_answer`]),
+//! answer takes the transaction from what this node bound ([`sls_engine::Store::txn_to_answer`]),
 //! else reads it with its user in one round trip ([`keys::TXN_AND_USER`]: the transaction
 //! lives in its user's slot). A login whose user's requests reach one node is two round trips:
 //! the `begin`'s write and the answer's.
@@ -95,8 +95,8 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::Script;
 #[cfg(doc)]
-use sls_core::Store;
-use sls_core::{Clock, StoreError, SystemClock};
+use sls_engine::Store;
+use sls_engine::{Clock, StoreError, SystemClock};
 
 use crate::keys::Keys;
 use crate::seal::Sealer;

@@ -3,7 +3,7 @@
 //! second more).
 //!
 //! **No round trip of its own**: the token rides on the request's first contact with its
-//! user's slot ([`sls_core::Store::update_limited`]): the compare-and-set that writes the user
+//! user's slot ([`sls_engine::Store::update_limited`]): the compare-and-set that writes the user
 //! ([`keys::CAS`](crate::keys::CAS)), or the read that fetches them
 //! ([`keys::READ_LIMITED`](crate::keys::READ_LIMITED)), which an unknown user's request makes
 //! too, so the limiter tells nothing of who exists. Only an update that ends with neither
@@ -23,7 +23,7 @@
 //! milliseconds and the interval 200 ms by default).
 
 use sls_core::gcra::retry_after_ms;
-use sls_core::{Limited, StoreError, TokenAsk, UserQuota};
+use sls_engine::{Limited, StoreError, TokenAsk, UserQuota};
 
 use crate::read::{next_field, Fields, Versioned};
 use crate::{unavailable, Command, RedisStore};

@@ -20,7 +20,7 @@ use std::hash::BuildHasher;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use sls_core::StoreError;
+use sls_engine::StoreError;
 
 use crate::{unavailable, RedisStore};
 

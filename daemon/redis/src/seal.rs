@@ -38,7 +38,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use parking_lot::Mutex;
 use rand::RngCore;
-use sls_core::StoreError;
+use sls_engine::StoreError;
 use zeroize::Zeroizing;
 
 /// The format byte of a sealed value.

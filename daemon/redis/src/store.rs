@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use redis::AsyncCommands;
-use sls_core::{
+use sls_engine::{
     Committed, IndexOp, Limited, LimitedUpdate, Record, Sequence, Share, SharePage, Store,
     StoreError, TokenAsk, TxnEntry, UserState, SHARE_SCAN,
 };
@@ -127,7 +127,7 @@ impl RedisStore {
         let count = {
             let mut known = self.lockouts.lock();
             known.push_back(at_ms);
-            sls_core::recent_lockouts(&mut known, at_ms, window_ms)
+            sls_engine::recent_lockouts(&mut known, at_ms, window_ms)
         };
         let mut c = self.conn(Command::Other);
         let script = self.scripts.note_lockout.clone();
@@ -153,7 +153,7 @@ impl RedisStore {
                 .filter_map(|m| m.split(':').next()?.parse().ok())
                 .collect();
             let mut known = lockouts.lock();
-            sls_core::recent_lockouts(&mut known, at_ms, window_ms);
+            sls_engine::recent_lockouts(&mut known, at_ms, window_ms);
             if times.len() >= known.len() {
                 *known = times;
             }
@@ -344,7 +344,7 @@ impl Store for RedisStore {
     }
 
     fn recent_lockouts(&self, now_ms: u64, window_ms: u64) -> usize {
-        sls_core::recent_lockouts(&mut self.lockouts.lock(), now_ms, window_ms)
+        sls_engine::recent_lockouts(&mut self.lockouts.lock(), now_ms, window_ms)
     }
 
     fn user_count(&self) -> usize {

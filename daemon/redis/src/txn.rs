@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use redis::AsyncCommands;
-use sls_core::{IndexOp, StoreError, TxnEntry, UserName};
+use sls_engine::{IndexOp, StoreError, TxnEntry, UserName};
 use sls_protocol::field::{Field, Reader};
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
@@ -34,7 +34,7 @@ fn decode_verdict(b: &[u8]) -> Result<Verdict, StoreError> {
 type TxnFields = (Option<String>, Option<u32>, Option<u64>, Option<Vec<u8>>);
 
 /// What this node knows of a transaction it bound: enough to answer it without asking Redis
-/// ([`sls_core::Store::txn_to_answer`]).
+/// ([`sls_engine::Store::txn_to_answer`]).
 #[derive(Debug)]
 pub(crate) struct Bound {
     /// Until when it is remembered (its deadline; after it is spent, the replay window's).
@@ -97,7 +97,7 @@ impl RedisStore {
         }))
     }
 
-    /// [`sls_core::Store::txn_to_answer`]: from what this node bound and settled while it
+    /// [`sls_engine::Store::txn_to_answer`]: from what this node bound and settled while it
     /// remembers it; else from Redis.
     pub(crate) async fn txn_to_answer_now(
         &self,

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use redis::AsyncCommands;
-use sls_core::{
+use sls_engine::{
     Committed, IndexOp, Limited, LimitedUpdate, Record, Share, StoreError, TokenAsk, UserState,
 };
 use sls_protocol::DeviceKind;

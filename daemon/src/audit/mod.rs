@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use sls_core::AuditSink;
+use sls_engine::AuditSink;
 use sls_protocol::audit::MAX_AUDIT_PAGE;
 use sls_protocol::{AuditEntry, Status};
 use tokio::sync::mpsc;
@@ -170,7 +170,7 @@ impl AuditLog {
         user: &str,
         since: Cursor,
         limit: u16,
-    ) -> Result<Page, sls_core::StoreError> {
+    ) -> Result<Page, sls_engine::StoreError> {
         let limit = match usize::from(limit) {
             0 => MAX_AUDIT_PAGE,
             n => n.min(MAX_AUDIT_PAGE),
@@ -279,7 +279,7 @@ impl AuditSink for AuditLog {
 /// retry a second later: the trail never holds requests back.
 pub async fn drain_to_redis(
     audit: Arc<AuditLog>,
-    backend: sls_core::Core<Backend>,
+    backend: sls_engine::Core<Backend>,
     mut rx: RedisQueue,
 ) {
     let Backend::Redis(redis) = backend.store() else {

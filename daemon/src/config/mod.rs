@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::core::{CoreConfig, RatePolicy};
+use crate::engine::{CoreConfig, RatePolicy};
 
 mod print;
 mod ranges;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ranges::{duration_in, number_in};
 use super::{ConfigError, Settings};
-use crate::core::CoreConfig;
+use crate::engine::CoreConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);

@@ -12,7 +12,7 @@ use super::idempotent::Claim;
 use super::proof::prove;
 use super::reply::Reply;
 use super::state::{Peer, State};
-use crate::core::{DeviceSpec, UserSpec};
+use crate::engine::{DeviceSpec, UserSpec};
 
 /// The requests that are not a login's: an IB Key app's proof and the admin tool's; an admin
 /// write is audited.

@@ -2,7 +2,7 @@
 //! admin write changed, for which user and device, done or refused with which status, from
 //! which admin address.
 
-use sls_core::Store;
+use sls_engine::Store;
 use sls_protocol::{BulkOutcome, DeviceId, Message, Status};
 
 use super::reply::Reply;
@@ -114,8 +114,8 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
 /// `ListDevices`, `UserDetail`, `UpdateUser`, `ListShares`, `RemoveDevice`.
 pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Reply {
     let core = &state.core;
-    let refused = |e: &sls_core::Error| {
-        if let sls_core::Error::Store(s) = e {
+    let refused = |e: &sls_engine::Error| {
+        if let sls_engine::Error::Store(s) = e {
             super::answers::warn_store(s);
             return Reply::Now(super::reply::unavailable("state store unavailable"));
         }
@@ -198,7 +198,7 @@ pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Rep
             primary,
             equity_usd,
         } => {
-            let update = sls_core::UserUpdate {
+            let update = sls_engine::UserUpdate {
                 entity,
                 identification,
                 primary,

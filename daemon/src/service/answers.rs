@@ -7,8 +7,8 @@ use sls_protocol::{clip_text, limits::MAX_TEXT, Message, Status};
 
 use super::reply::Reply;
 use super::state::Verifier;
-use crate::core::Store;
-use crate::core::{Error, Outcome, StoreError};
+use crate::engine::Store;
+use crate::engine::{Error, Outcome, StoreError};
 use crate::logging::Throttle;
 
 /// A store's ticket: answer once it is durable.
@@ -50,7 +50,7 @@ pub(super) fn store_error(e: &StoreError) -> Reply {
     }
 }
 
-/// Joins what a step produced into the request's ticket ([`sls_core::Store::join_tickets`]).
+/// Joins what a step produced into the request's ticket ([`sls_engine::Store::join_tickets`]).
 pub(super) fn keep(core: &Verifier, ticket: &mut Option<Lsn>, produced: Option<Lsn>) {
     *ticket = core.store().later(*ticket, produced);
 }

@@ -12,7 +12,7 @@ use super::opened::Opened;
 use super::reply::{Later, Reply};
 use super::state::{Peer, State};
 use super::{admin, awaits, nodes};
-use crate::core::{ActivationNotice, BeginRequest, BeginResult};
+use crate::engine::{ActivationNotice, BeginRequest, BeginResult};
 
 /// Handles one request of an allowed role (the stream loop checked access and the handshake).
 pub async fn handle(

@@ -53,7 +53,7 @@ use tracing::{info, warn};
 
 use crate::backend::Backend;
 use crate::config::{Config, RedisChoice, StoreChoice};
-use crate::core::{Core, MemoryStore, Record, SystemClock, SystemEntropy};
+use crate::engine::{Core, MemoryStore, Record, SystemClock, SystemEntropy};
 use crate::metrics::Metrics;
 use crate::store::{DirLock, Store, StoreConfig};
 use state::{ServiceLimits, State};

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use sls_protocol::{TxnId, Verdict};
 
 use crate::backend::Backend;
-use crate::core::Core;
+use crate::engine::Core;
 
 /// Most of a connection's oldest challenges asked of the core per `Begin` at the cap.
 pub const PROBES: usize = 16;

@@ -17,7 +17,7 @@ use super::opened::Opened;
 use super::throttle::Failures;
 use crate::backend::Backend;
 use crate::config::AdmissionPolicy;
-use crate::core::Core;
+use crate::engine::Core;
 use crate::metrics::Metrics;
 use crate::store::Store;
 

@@ -30,7 +30,7 @@ use super::limits::Event;
 use super::reply::{internal, unavailable, Late, Later, Reply};
 use super::state::{Held, Peer, State};
 use super::{handlers, nodes};
-use crate::core::Store as _;
+use crate::engine::Store as _;
 
 /// A store's ticket.
 type Lsn = u64;

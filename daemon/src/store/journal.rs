@@ -1,26 +1,26 @@
-//! The store as the core's [`sls_core::Journal`]: the embedded store's records go here.
+//! The store as the core's [`sls_engine::Journal`]: the embedded store's records go here.
 
 use super::{Lsn, Store, StoreError};
 
-/// The journal behind the embedded store ([`sls_core::MemoryStore`]): records are encoded and
+/// The journal behind the embedded store ([`sls_engine::MemoryStore`]): records are encoded and
 /// queued under the user's lock; the answer waits for the group commit that makes them
 /// durable.
-impl sls_core::Journal for Store {
+impl sls_engine::Journal for Store {
     type Ticket = Lsn;
 
-    fn healthy(&self) -> Result<(), sls_core::StoreError> {
+    fn healthy(&self) -> Result<(), sls_engine::StoreError> {
         self.admit().map_err(unavailable)
     }
 
     /// Queues the records of a change the core has already made: refused only if the store is
     /// closed (the process is going away) or a record cannot be encoded (a bug), never for the
     /// health or the queue's length, which [`Store::admit`] checked before the change.
-    fn append(&self, records: &[sls_core::Record]) -> Result<Lsn, sls_core::StoreError> {
+    fn append(&self, records: &[sls_engine::Record]) -> Result<Lsn, sls_engine::StoreError> {
         let mut buf = Vec::with_capacity(128 * records.len());
         let mut ends = Vec::with_capacity(records.len());
         for r in records {
             r.encode(&mut buf).map_err(|e| {
-                sls_core::StoreError::Unavailable(format!("record not encodable: {e}"))
+                sls_engine::StoreError::Unavailable(format!("record not encodable: {e}"))
             })?;
             ends.push(buf.len());
         }
@@ -32,7 +32,7 @@ impl sls_core::Journal for Store {
     fn durable(
         &self,
         lsn: Lsn,
-    ) -> impl std::future::Future<Output = Result<(), sls_core::StoreError>> + Send {
+    ) -> impl std::future::Future<Output = Result<(), sls_engine::StoreError>> + Send {
         let store = self.clone();
         async move { store.durable(lsn).await.map_err(unavailable) }
     }
@@ -42,6 +42,6 @@ impl sls_core::Journal for Store {
     }
 }
 
-fn unavailable(e: StoreError) -> sls_core::StoreError {
-    sls_core::StoreError::Unavailable(e.to_string())
+fn unavailable(e: StoreError) -> sls_engine::StoreError {
+    sls_engine::StoreError::Unavailable(e.to_string())
 }

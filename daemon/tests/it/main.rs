@@ -2,7 +2,7 @@
 //! loopback spoken to over QUIC (`e2e`, `reliability`, device sharing in `sharing`, shutdown's
 //! drain in `drain` and `long_error_text`, several endpoints on one port in `endpoints`), and
 //! the journal on real files (`store`). These are all of this crate's integration tests; the
-//! rules themselves are tested in sls-core (`daemon/core/tests/it`).
+//! rules themselves are tested in sls-core (`daemon/engine/tests/it`).
 //!
 //! A new test module plugs in with one `mod` line below. One that needs a daemon starts it with
 //! [`slsd`] and drives it with `sls_loadgen::harness` (connect with a role, enrol, log in), as
