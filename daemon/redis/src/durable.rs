@@ -74,6 +74,13 @@ const MARK_LIFE_MS: u64 = 60_000;
 /// Times a ticket follows its slot to another master before it is refused.
 const MOVES: usize = 4;
 
+/// What the Redis store hands out to wait on before an answer leaves ([`sls_engine::Store::Ticket`]):
+/// a write's place in this node's order of writes and the hash slot (or the joined slots) it went
+/// to. Opaque outside this crate: it is no journal position, and only this store can tell what
+/// it waits for. Ordered by its place, as the seam's tickets are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub(crate) u64);
+
 /// A ticket: ordered by `seq` first, as the seam's tickets are.
 pub(crate) fn ticket(seq: u64, slot: u16, multi: bool) -> u64 {
     (seq << SEQ_SHIFT) | (u64::from(multi) * MULTI) | (u64::from(slot) & SLOT_MASK)

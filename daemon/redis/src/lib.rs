@@ -98,6 +98,7 @@ use redis::Script;
 use sls_engine::Store;
 use sls_engine::{Clock, StoreError, SystemClock};
 
+pub use crate::durable::Ticket;
 use crate::keys::Keys;
 use crate::seal::Sealer;
 pub use crate::seal::{SealKey, SealKeyError};

@@ -12,6 +12,7 @@ use sls_engine::{
 };
 use sls_protocol::{DeviceId, TxnId, Verdict};
 
+use crate::durable::Ticket;
 use crate::{unavailable, Command, RedisStore};
 
 impl RedisStore {
@@ -163,10 +164,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    type Ticket = u64;
+    type Ticket = Ticket;
 
-    fn join_tickets(&self, a: u64, b: u64) -> u64 {
-        self.join_now(a, b)
+    fn join_tickets(&self, a: Ticket, b: Ticket) -> Ticket {
+        Ticket(self.join_now(a.0, b.0))
     }
 
     fn update<T, F>(
@@ -174,7 +175,7 @@ impl Store for RedisStore {
         user: &str,
         create: bool,
         rule: F,
-    ) -> impl Future<Output = Result<Option<Committed<T, u64>>, StoreError>> + Send
+    ) -> impl Future<Output = Result<Option<Committed<T, Ticket>>, StoreError>> + Send
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
@@ -188,14 +189,14 @@ impl Store for RedisStore {
         create: bool,
         rule: F,
         index: I,
-    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    ) -> Result<Option<Committed<T, Ticket>>, StoreError>
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
         I: Fn(&T) -> Option<IndexOp> + Send + Sync,
     {
         match self.update_now(user, create, None, rule, index).await? {
-            Limited::Passed(committed) => Ok(committed),
+            Limited::Passed(committed) => Ok(committed.map(opaque)),
             Limited::Refused { .. } => Err(StoreError::Damaged(
                 "a rate-limit refusal where no token was asked".into(),
             )),
@@ -213,13 +214,19 @@ impl Store for RedisStore {
         token: TokenAsk,
         rule: F,
         index: I,
-    ) -> impl Future<Output = Result<LimitedUpdate<T, u64>, StoreError>> + Send
+    ) -> impl Future<Output = Result<LimitedUpdate<T, Ticket>, StoreError>> + Send
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
         I: Fn(&T) -> Option<IndexOp> + Send + Sync,
     {
-        self.update_now(user, create, Some(token), rule, index)
+        let update = self.update_now(user, create, Some(token), rule, index);
+        async move {
+            Ok(match update.await? {
+                Limited::Passed(committed) => Limited::Passed(committed.map(opaque)),
+                Limited::Refused { retry_after_ms } => Limited::Refused { retry_after_ms },
+            })
+        }
     }
 
     fn txn_slot(&self, user: &str) -> Option<u16> {
@@ -238,16 +245,16 @@ impl Store for RedisStore {
         self.read_now(user, read)
     }
 
-    fn durable(&self, ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.durable_now(ticket)
+    fn durable(&self, ticket: Ticket) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.durable_now(ticket.0)
     }
 
-    fn fence(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
-        self.fence_now(user, false)
+    async fn fence(&self, user: &str) -> Result<Option<Ticket>, StoreError> {
+        Ok(self.fence_now(user, false).await?.map(Ticket))
     }
 
-    fn decoy(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
-        self.fence_now(user, true)
+    async fn decoy(&self, user: &str) -> Result<Option<Ticket>, StoreError> {
+        Ok(self.fence_now(user, true).await?.map(Ticket))
     }
 
     fn txn_get(
@@ -308,12 +315,13 @@ impl Store for RedisStore {
         &self,
         id: u32,
         change: F,
-    ) -> impl Future<Output = Result<Committed<T, u64>, StoreError>> + Send
+    ) -> impl Future<Output = Result<Committed<T, Ticket>, StoreError>> + Send
     where
         T: Send,
         F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
     {
-        self.update_share_now(id, change)
+        let update = self.update_share_now(id, change);
+        async move { update.await.map(opaque) }
     }
 
     fn list_shares<F>(
@@ -349,5 +357,13 @@ impl Store for RedisStore {
 
     fn user_count(&self) -> usize {
         self.users.load(Ordering::Relaxed)
+    }
+}
+
+/// A committed change's ticket, made opaque for the engine ([`Ticket`]).
+fn opaque<T>(c: Committed<T, u64>) -> Committed<T, Ticket> {
+    Committed {
+        value: c.value,
+        ticket: c.ticket.map(Ticket),
     }
 }

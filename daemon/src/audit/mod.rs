@@ -166,7 +166,7 @@ impl AuditLog {
     /// The Redis store could not be read.
     pub async fn read(
         &self,
-        backend: &Backend,
+        backend: &impl Backend,
         user: &str,
         since: Cursor,
         limit: u16,
@@ -179,8 +179,10 @@ impl AuditLog {
         let encoded: Vec<Vec<u8>> = match (&self.where_, backend) {
             (Where::Off, _) => Vec::new(),
             (Where::Embedded { rings, .. }, _) => rings.since(user, since.0),
-            (Where::Redis(_), Backend::Redis(r)) => Box::pin(r.audit_read(user)).await?,
-            (Where::Redis(_), Backend::Embedded(_)) => Vec::new(),
+            (Where::Redis(_), b) => match b.redis() {
+                Some(r) => Box::pin(r.audit_read(user)).await?,
+                None => Vec::new(),
+            },
         };
         let mut all: Vec<AuditEntry> = encoded
             .iter()
@@ -279,10 +281,10 @@ impl AuditSink for AuditLog {
 /// retry a second later: the trail never holds requests back.
 pub async fn drain_to_redis(
     audit: Arc<AuditLog>,
-    backend: sls_engine::Core<Backend>,
+    backend: sls_engine::Core<impl Backend>,
     mut rx: RedisQueue,
 ) {
-    let Backend::Redis(redis) = backend.store() else {
+    let Some(redis) = backend.store().redis() else {
         return;
     };
     let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(256);

@@ -26,9 +26,10 @@ use super::opened::Opened;
 use super::state::{Peer, State};
 use super::stream;
 use super::tls;
+use crate::backend::Backend;
 
 /// Accepts the connections of `endpoint` (the `index`th) until shutdown begins (`stopping`).
-pub async fn accept_loop(state: &State, endpoint: &quinn::Endpoint, index: usize) {
+pub async fn accept_loop<B: Backend>(state: &State<B>, endpoint: &quinn::Endpoint, index: usize) {
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
@@ -47,7 +48,7 @@ pub async fn accept_loop(state: &State, endpoint: &quinn::Endpoint, index: usize
 /// An address past its handshake rate is sent a retry too when it has not been validated, and
 /// refused once it has (a validated address spends a rate of its own, which a spoofed source
 /// cannot spend for it).
-fn take(state: &State, incoming: quinn::Incoming, endpoint: usize) {
+fn take<B: Backend>(state: &State<B>, incoming: quinn::Incoming, endpoint: usize) {
     let validated = incoming.remote_address_validated();
     let ip = incoming.remote_address().ip().to_canonical();
     let now = std::time::Instant::now();
@@ -79,8 +80,8 @@ fn take(state: &State, incoming: quinn::Incoming, endpoint: usize) {
 
 /// One incoming connection on endpoint `endpoint`: its handshake, then its role and its place,
 /// then its streams.
-async fn connection(
-    state: State,
+async fn connection<B: Backend>(
+    state: State<B>,
     incoming: quinn::Incoming,
     handshake: Handshake,
     endpoint: usize,
@@ -128,13 +129,13 @@ fn close(conn: &quinn::Connection, code: CloseCode) {
 }
 
 /// Counts a connection open until dropped.
-struct Open {
-    state: State,
+struct Open<B: Backend> {
+    state: State<B>,
     role: Role,
 }
 
-impl Open {
-    fn new(state: &State, role: Role) -> Open {
+impl<B: Backend> Open<B> {
+    fn new(state: &State<B>, role: Role) -> Open<B> {
         state.connections.fetch_add(1, Ordering::Relaxed);
         state.metrics.connection_opened(role);
         Open {
@@ -144,7 +145,7 @@ impl Open {
     }
 }
 
-impl Drop for Open {
+impl<B: Backend> Drop for Open<B> {
     fn drop(&mut self) {
         self.state.connections.fetch_sub(1, Ordering::Relaxed);
         self.state.metrics.connection_closed(self.role);
@@ -155,7 +156,12 @@ impl Drop for Open {
 /// shutdown begins (the streams then end by themselves, and the connection with them). An IB
 /// Key app's connection that has proven no key when the deadline passes is closed: QUIC PINGs
 /// keep a connection from idling out, but not from this.
-pub async fn serve_connection(state: State, conn: quinn::Connection, role: Role, mut slot: Slot) {
+pub async fn serve_connection<B: Backend>(
+    state: State<B>,
+    conn: quinn::Connection,
+    role: Role,
+    mut slot: Slot,
+) {
     let addr = conn.remote_address();
     let _open = Open::new(&state, role);
     debug!(%addr, role = role.name(), "connection");

@@ -7,20 +7,21 @@ use std::sync::atomic::Ordering::Relaxed;
 use sls_protocol::{BulkOutcome, Counter, Message, Status};
 
 use super::admin_audit;
-use super::answers::{core_error, done, error, keep, store_error, Lsn};
+use super::answers::{core_error, done, error, keep, store_error};
 use super::idempotent::Claim;
 use super::proof::prove;
 use super::reply::Reply;
-use super::state::{Peer, State};
+use super::state::{Peer, State, Ticket};
+use crate::backend::Backend;
 use crate::engine::{DeviceSpec, UserSpec};
 
 /// The requests that are not a login's: an IB Key app's proof and the admin tool's; an admin
 /// write is audited.
-pub(super) async fn rare(
-    state: &State,
+pub(super) async fn rare<B: Backend>(
+    state: &State<B>,
     peer: &mut Peer,
     message: Message,
-    ticket: &mut Option<Lsn>,
+    ticket: &mut Option<Ticket<B>>,
 ) -> Reply {
     let concerns = state
         .audit
@@ -35,13 +36,13 @@ pub(super) async fn rare(
 }
 
 /// `Idempotent`: the inner admin request once per key.
-async fn idempotent(
-    state: &State,
+async fn idempotent<B: Backend>(
+    state: &State<B>,
     peer: &mut Peer,
     key: [u8; 16],
     request: u16,
     body: &[u8],
-    ticket: &mut Option<Lsn>,
+    ticket: &mut Option<Ticket<B>>,
 ) -> Reply {
     match state.idempotent.claim(key, request, body) {
         Claim::Answer(reply, first) => {
@@ -58,11 +59,11 @@ async fn idempotent(
     }
 }
 
-async fn admin(
-    state: &State,
+async fn admin<B: Backend>(
+    state: &State<B>,
     peer: &mut Peer,
     message: Message,
-    ticket: &mut Option<Lsn>,
+    ticket: &mut Option<Ticket<B>>,
 ) -> Reply {
     let core = &state.core;
     match message {

@@ -2,11 +2,11 @@
 //! admin write changed, for which user and device, done or refused with which status, from
 //! which admin address.
 
-use sls_engine::Store;
 use sls_protocol::{BulkOutcome, DeviceId, Message, Status};
 
 use super::reply::Reply;
-use super::state::State;
+use super::state::{State, Ticket};
+use crate::backend::Backend;
 
 /// An admin write's type code, and the users (and device) it concerns.
 pub type Concerns = (u16, Vec<(String, Option<DeviceId>)>);
@@ -46,7 +46,12 @@ pub fn concerns(m: &Message) -> Option<Concerns> {
 }
 
 /// Records the admin write `concerns` found, answered `reply`, from `client`.
-pub fn record(state: &State, (event, users): Concerns, reply: &Reply, client: std::net::IpAddr) {
+pub fn record<B: Backend>(
+    state: &State<B>,
+    (event, users): Concerns,
+    reply: &Reply,
+    client: std::net::IpAddr,
+) {
     let Reply::Now(answer) = reply else {
         return;
     };
@@ -81,7 +86,12 @@ pub fn record(state: &State, (event, users): Concerns, reply: &Reply, client: st
 }
 
 /// `AuditRead`: a page of `user`'s trail.
-pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit: u16) -> Reply {
+pub async fn read<B: Backend>(
+    state: &State<B>,
+    user: &str,
+    since: crate::audit::Cursor,
+    limit: u16,
+) -> Reply {
     if !sls_protocol::valid_user_name(user) {
         return Reply::Now(Message::Error {
             status: Status::BAD_CHARACTER,
@@ -112,7 +122,11 @@ pub async fn read(state: &State, user: &str, since: crate::audit::Cursor, limit:
 }
 
 /// `ListDevices`, `UserDetail`, `UpdateUser`, `ListShares`, `RemoveDevice`.
-pub async fn inspect(state: &State, m: Message, ticket: &mut Option<u64>) -> Reply {
+pub async fn inspect<B: Backend>(
+    state: &State<B>,
+    m: Message,
+    ticket: &mut Option<Ticket<B>>,
+) -> Reply {
     let core = &state.core;
     let refused = |e: &sls_engine::Error| {
         if let sls_engine::Error::Store(s) = e {

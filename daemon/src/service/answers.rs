@@ -6,13 +6,10 @@ use std::time::Duration;
 use sls_protocol::{clip_text, limits::MAX_TEXT, Message, Status};
 
 use super::reply::Reply;
-use super::state::Verifier;
-use crate::engine::Store;
+use super::state::{Ticket, Verifier};
+use crate::backend::Backend;
 use crate::engine::{Error, Outcome, StoreError};
 use crate::logging::Throttle;
-
-/// A store's ticket: answer once it is durable.
-pub(super) type Lsn = u64;
 
 /// An `Error` answer; the text is clipped to the wire's limit at a char boundary (it may quote
 /// what the client sent, in any script).
@@ -51,14 +48,18 @@ pub(super) fn store_error(e: &StoreError) -> Reply {
 }
 
 /// Joins what a step produced into the request's ticket ([`sls_engine::Store::join_tickets`]).
-pub(super) fn keep(core: &Verifier, ticket: &mut Option<Lsn>, produced: Option<Lsn>) {
+pub(super) fn keep<B: Backend>(
+    core: &Verifier<B>,
+    ticket: &mut Option<Ticket<B>>,
+    produced: Option<Ticket<B>>,
+) {
     *ticket = core.store().later(*ticket, produced);
 }
 
-pub(super) fn done<T>(
-    core: &Verifier,
-    ticket: &mut Option<Lsn>,
-    r: Result<Outcome<T, Lsn>, Error>,
+pub(super) fn done<B: Backend, T>(
+    core: &Verifier<B>,
+    ticket: &mut Option<Ticket<B>>,
+    r: Result<Outcome<T, Ticket<B>>, Error>,
     ok: impl FnOnce(T) -> Message,
 ) -> Reply {
     match r {

@@ -11,10 +11,17 @@ use tokio::sync::Notify;
 
 use super::reply::{unavailable, Later, Reply};
 use super::state::{Held, State};
+use crate::backend::Backend;
 
 /// Parks request `id`'s `Await` on `txn` until the push is answered, expires or `timeout`
 /// (capped by the service's limit) passes.
-pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut Later) -> Reply {
+pub fn park<B: Backend>(
+    state: &State<B>,
+    id: u32,
+    txn: TxnId,
+    timeout: Duration,
+    later: &mut Later,
+) -> Reply {
     if state.waiting.load(std::sync::atomic::Ordering::Acquire) >= state.limits.max_waiting {
         return Reply::Now(Message::Error {
             status: Status::CAPACITY,
@@ -69,7 +76,7 @@ pub fn park(state: &State, id: u32, txn: TxnId, timeout: Duration, later: &mut L
 }
 
 /// Wakes the frontends awaiting `txn`.
-pub fn wake(state: &State, txn: TxnId) {
+pub fn wake<B: Backend>(state: &State<B>, txn: TxnId) {
     if let Some(n) = state.waiters.get(&txn) {
         n.notify_waiters();
     }

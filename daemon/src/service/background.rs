@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::nodes;
 use super::state::State;
+use crate::backend::Backend;
 use crate::config::{Config, StoreChoice};
 use crate::metrics::http::Endpoint;
 use crate::metrics::{Readings, RedisReadings, StoreReadings};
@@ -21,9 +22,9 @@ use crate::metrics::{Readings, RedisReadings, StoreReadings};
 pub type Publisher = (sls_redis::bus::Bus, tokio::sync::mpsc::Receiver<Vec<u8>>);
 
 /// Starts the background tasks on `tasks`.
-pub fn spawn(
+pub fn spawn<B: Backend>(
     tasks: &TaskTracker,
-    state: &State,
+    state: &State<B>,
     config: &Config,
     publisher: Option<Publisher>,
     stop: &CancellationToken,
@@ -56,7 +57,7 @@ pub fn spawn(
 
 /// Expired transactions and idle limiter state, every second; and the mass-lockout signal,
 /// logged once when an episode begins and once when it ends.
-async fn sweeper(state: State, stop: CancellationToken) {
+async fn sweeper<B: Backend>(state: State<B>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut episode = false;
     let mut swept = 0u32;
@@ -87,7 +88,12 @@ async fn sweeper(state: State, stop: CancellationToken) {
 }
 
 /// Hears the other nodes' notes on the bus until `stop`.
-async fn listener(state: State, nodes: Vec<String>, prefix: String, stop: CancellationToken) {
+async fn listener<B: Backend>(
+    state: State<B>,
+    nodes: Vec<String>,
+    prefix: String,
+    stop: CancellationToken,
+) {
     sls_redis::bus::listen(
         nodes,
         &prefix,
@@ -99,7 +105,7 @@ async fn listener(state: State, nodes: Vec<String>, prefix: String, stop: Cancel
 }
 
 /// Announces the IB Key devices connected here, every [`nodes::ANNOUNCE`].
-async fn announcer(state: State, stop: CancellationToken) {
+async fn announcer<B: Backend>(state: State<B>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(nodes::ANNOUNCE);
     loop {
         tokio::select! {
@@ -113,7 +119,7 @@ static SNAPSHOT_WARNINGS: crate::logging::Throttle =
     crate::logging::Throttle::new(Duration::from_secs(60));
 
 /// A snapshot whenever the journal has grown past `limit` bytes.
-async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
+async fn snapshotter<B: Backend>(state: State<B>, limit: u64, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -140,7 +146,7 @@ async fn snapshotter(state: State, limit: u64, stop: CancellationToken) {
 }
 
 /// Rotates the journal and writes the core's state as of the rotation (blocking).
-fn snapshot(st: &State) -> Result<usize, crate::store::StoreError> {
+fn snapshot<B: Backend>(st: &State<B>) -> Result<usize, crate::store::StoreError> {
     let (Some(journal), Some(users)) = (&st.journal, st.core.store().embedded()) else {
         return Ok(0);
     };
@@ -160,7 +166,7 @@ fn snapshot(st: &State) -> Result<usize, crate::store::StoreError> {
 
 /// The metrics endpoint: `/metrics` from the hot path's counts and the core's, the
 /// admission's and the journal's, read at each scrape; `/healthz`; `/readyz`.
-async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) {
+async fn serve_metrics<B: Backend>(state: State<B>, addr: SocketAddr, stop: CancellationToken) {
     let st = state.clone();
     let registry = crate::metrics::expose::registry(state.metrics.clone(), move || {
         use std::sync::atomic::Ordering::Relaxed;
@@ -181,7 +187,7 @@ async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) 
             if st.is_draining() {
                 return Err("shutting down: draining, no new requests".to_owned());
             }
-            if let crate::backend::Backend::Redis(r) = st.core.store() {
+            if let Some(r) = st.core.store().redis() {
                 // Probed per shard through the requests' own connection (sls_redis::health).
                 r.readiness()?;
             } else if !store_readings(&st).ready {
@@ -202,8 +208,8 @@ async fn serve_metrics(state: State, addr: SocketAddr, stop: CancellationToken) 
 
 /// The store's readiness: the journal's (embedded store), or the Redis store's probes of
 /// every shard (`sls_redis::health`), with what the node sent it.
-fn store_readings(st: &State) -> StoreReadings {
-    if let crate::backend::Backend::Redis(r) = st.core.store() {
+fn store_readings<B: Backend>(st: &State<B>) -> StoreReadings {
+    if let Some(r) = st.core.store().redis() {
         return StoreReadings {
             ready: r.readiness().is_ok(),
             redis: Some(RedisReadings {

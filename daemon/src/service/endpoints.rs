@@ -39,6 +39,7 @@ use tracing::{error, info, warn};
 use super::accept;
 use super::state::State;
 use super::ServiceError;
+use crate::backend::Backend;
 
 /// How long a closed endpoint waits for its peers to learn of the close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -117,11 +118,11 @@ impl Endpoints {
     /// # Errors
     /// [`ServiceError::Bind`] when any socket, thread, runtime or endpoint cannot be made; the
     /// threads already started then end.
-    pub async fn bind(
+    pub async fn bind<B: Backend>(
         listen: SocketAddr,
         n: usize,
         server: &quinn::ServerConfig,
-        state: &State,
+        state: &State<B>,
     ) -> Result<Endpoints, ServiceError> {
         let shared = n > 1;
         let first = socket(listen, shared)?;
@@ -186,9 +187,9 @@ impl Endpoints {
     /// # Errors
     /// [`ServiceError::Endpoint`]: an endpoint's thread ended while serving (a panic); the
     /// others were drained and closed all the same.
-    pub async fn serve(
+    pub async fn serve<B: Backend>(
         mut self,
-        state: &State,
+        state: &State<B>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServiceError> {
         for t in &mut self.threads {
@@ -223,7 +224,7 @@ impl Endpoints {
 /// Shutdown, for every endpoint at once: refuse new requests and stop accepting (`stopping`),
 /// let every stream send what it owes and end, and wait for every tracked task under the grace
 /// deadline. The endpoints close after it.
-async fn drain(state: &State) {
+async fn drain<B: Backend>(state: &State<B>) {
     info!("shutting down: draining in-flight requests");
     state.stopping.cancel();
     state.tasks.close();
@@ -241,16 +242,16 @@ async fn drain(state: &State) {
 }
 
 /// What one endpoint's thread owns.
-struct One {
+struct One<B: Backend> {
     index: usize,
     socket: std::net::UdpSocket,
     config: quinn::EndpointConfig,
     server: quinn::ServerConfig,
-    state: State,
+    state: State<B>,
     close: CancellationToken,
 }
 
-impl One {
+impl<B: Backend> One<B> {
     /// The thread: its runtime, serving until closed. The tasks a grace period over left are
     /// dropped with the runtime.
     fn thread(self, ready: oneshot::Sender<std::io::Result<()>>, started: oneshot::Receiver<()>) {
@@ -328,8 +329,8 @@ impl One {
 
 /// The Redis store's probe rounds, one every [`sls_redis::health::PROBE_EVERY`] after the last
 /// ended; nothing with the embedded store.
-async fn probe_loop(state: State) {
-    let crate::backend::Backend::Redis(r) = state.core.store() else {
+async fn probe_loop<B: Backend>(state: State<B>) {
+    let Some(r) = state.core.store().redis() else {
         return;
     };
     loop {

@@ -7,20 +7,21 @@ use std::time::Duration;
 use rand::Rng;
 use sls_protocol::{Message, Status};
 
-use super::answers::{core_error, done, error, keep, store_error, Lsn};
+use super::answers::{core_error, done, error, keep, store_error};
 use super::opened::Opened;
 use super::reply::{Later, Reply};
-use super::state::{Peer, State};
+use super::state::{Peer, State, Ticket};
 use super::{admin, awaits, nodes};
+use crate::backend::Backend;
 use crate::engine::{ActivationNotice, BeginRequest, BeginResult};
 
 /// Handles one request of an allowed role (the stream loop checked access and the handshake).
-pub async fn handle(
-    state: &State,
+pub async fn handle<B: Backend>(
+    state: &State<B>,
     peer: &mut Peer,
     id: u32,
     message: Message,
-    ticket: &mut Option<Lsn>,
+    ticket: &mut Option<Ticket<B>>,
     later: &mut Later,
 ) -> Reply {
     let core = &state.core;
@@ -98,11 +99,11 @@ pub fn is_login(message: &Message) -> bool {
 
 /// Handles a login's frontend request ([`is_login`]); `opened`: the connection's open
 /// challenges.
-pub async fn login(
-    state: &State,
+pub async fn login<B: Backend>(
+    state: &State<B>,
     opened: &Opened,
     message: Message,
-    ticket: &mut Option<Lsn>,
+    ticket: &mut Option<Ticket<B>>,
 ) -> Reply {
     let core = &state.core;
     match message {
@@ -175,15 +176,15 @@ pub async fn login(
 
 /// `Begin`, or with `typed` `BeginTyped`: the typed challenge even where a push could go (R6).
 #[allow(clippy::too_many_arguments)]
-async fn begin(
-    state: &State,
+async fn begin<B: Backend>(
+    state: &State<B>,
     opened: &Opened,
     user: &str,
     purpose: sls_protocol::Purpose,
     device: Option<sls_protocol::DeviceId>,
     client: std::net::IpAddr,
     typed: bool,
-    ticket: &mut Option<Lsn>,
+    ticket: &mut Option<Ticket<B>>,
 ) -> Reply {
     let core = &state.core;
     // A `Begin` without a device issues no challenge: it needs no place.

@@ -22,29 +22,29 @@ use super::reply::Reply;
 pub const MAX_KEYS: usize = 100_000;
 
 /// The keys this node answered, and those it is answering.
-pub struct Keys {
+pub struct Keys<K> {
     ttl: Duration,
     hasher: ahash::RandomState,
-    map: DashMap<[u8; 16], Slot, ahash::RandomState>,
+    map: DashMap<[u8; 16], Slot<K>, ahash::RandomState>,
 }
 
-struct Slot {
+struct Slot<K> {
     /// A digest of the request (its type and body).
     digest: u64,
     at: Instant,
     /// The first answer and its durable ticket; `None` while it is being handled.
-    answer: Option<(Message, Option<u64>)>,
+    answer: Option<(Message, Option<K>)>,
 }
 
 /// What to do with an `Idempotent` request.
-pub enum Claim {
+pub enum Claim<K> {
     /// Run the inner request; then [`Keys::finish`].
     Run(Message),
     /// Answer this (the first answer, with the ticket to wait on, or a refusal).
-    Answer(Reply, Option<u64>),
+    Answer(Reply, Option<K>),
 }
 
-fn refuse(status: Status, text: &str) -> Claim {
+fn refuse<K>(status: Status, text: &str) -> Claim<K> {
     Claim::Answer(
         Reply::Now(Message::Error {
             status,
@@ -54,9 +54,9 @@ fn refuse(status: Status, text: &str) -> Claim {
     )
 }
 
-impl Keys {
+impl<K: Copy> Keys<K> {
     /// No keys, kept `ttl` each.
-    pub fn new(ttl: Duration) -> Keys {
+    pub fn new(ttl: Duration) -> Keys<K> {
         Keys {
             ttl,
             hasher: ahash::RandomState::new(),
@@ -72,7 +72,7 @@ impl Keys {
     }
 
     /// Claims `key` for the request `request` with `body`.
-    pub fn claim(&self, key: [u8; 16], request: u16, body: &[u8]) -> Claim {
+    pub fn claim(&self, key: [u8; 16], request: u16, body: &[u8]) -> Claim<K> {
         let inner = match Message::decode_body(request, body) {
             Ok(m) => m,
             Err(e) => return refuse(Status::MALFORMED_FRAME, &format!("inner request: {e}")),
@@ -126,7 +126,7 @@ impl Keys {
 
     /// The claimed `key`'s request was answered `reply`, durable at `ticket`: kept, unless it
     /// decided nothing (then the key is free again).
-    pub fn finish(&self, key: [u8; 16], reply: &Reply, ticket: Option<u64>) {
+    pub fn finish(&self, key: [u8; 16], reply: &Reply, ticket: Option<K>) {
         let keep = match reply {
             Reply::Now(Message::Error { status, .. }) => !matches!(
                 *status,
@@ -163,7 +163,7 @@ mod tests {
         Message::Unlock { user: user.into() }.encode_body().unwrap()
     }
 
-    fn status(c: &Claim) -> Option<Status> {
+    fn status(c: &Claim<u64>) -> Option<Status> {
         match c {
             Claim::Answer(Reply::Now(Message::Error { status, .. }), _) => Some(*status),
             _ => None,
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_key_answers_its_first_answer_and_only_for_the_same_request() {
-        let keys = Keys::new(Duration::from_secs(60));
+        let keys = Keys::<u64>::new(Duration::from_secs(60));
         let k = [1; 16];
         assert!(matches!(keys.claim(k, 0x005e, &body("amy")), Claim::Run(_)));
         let again = keys.claim(k, 0x005e, &body("amy"));
@@ -195,13 +195,13 @@ mod tests {
 
     #[test]
     fn an_answer_that_decided_nothing_frees_the_key_and_old_keys_are_forgotten() {
-        let keys = Keys::new(Duration::from_secs(60));
+        let keys = Keys::<u64>::new(Duration::from_secs(60));
         let k = [4; 16];
         assert!(matches!(keys.claim(k, 0x005e, &body("amy")), Claim::Run(_)));
         let unavailable = Reply::Now(crate::service::reply::unavailable("down"));
         keys.finish(k, &unavailable, None);
         assert!(matches!(keys.claim(k, 0x005e, &body("amy")), Claim::Run(_)));
-        let short = Keys::new(Duration::ZERO);
+        let short = Keys::<u64>::new(Duration::ZERO);
         assert!(matches!(
             short.claim(k, 0x005e, &body("amy")),
             Claim::Run(_)

@@ -113,7 +113,7 @@ pub struct Bound {
     pub replayed: usize,
     /// What the store is, for the start-up line.
     pub store: String,
-    state: State,
+    state: Serving,
     endpoints: endpoints::Endpoints,
     config: Config,
     /// The bus and the queue its publisher drains (a shared store only).
@@ -123,7 +123,7 @@ pub struct Bound {
 }
 
 /// The embedded store: opens the journal and replays it.
-fn open_embedded(config: &Config) -> Result<(Backend, Store, usize), ServiceError> {
+fn open_embedded(config: &Config) -> Result<(MemoryStore<Store>, Store, usize), ServiceError> {
     let mut sc = StoreConfig::new(config.data_dir.join("journal"));
     sc.fsync = config.fsync;
     sc.repair = config.repair;
@@ -144,7 +144,7 @@ fn open_embedded(config: &Config) -> Result<(Backend, Store, usize), ServiceErro
         })?;
         users.apply(&rec);
     }
-    Ok((Backend::Embedded(users), store, replay.records.len()))
+    Ok((users, store, replay.records.len()))
 }
 
 /// The Redis store: loads the seal key (creates the default one for development) and
@@ -186,10 +186,18 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
     // Both stores keep files there (the journal; the seal key and certificates): one daemon
     // per data directory.
     let lock = DirLock::acquire(&config.data_dir)?;
-    let (backend, journal, bus, replayed) = match &config.store {
+    // The service is built for the store chosen (one build of it per store, `Backend`).
+    match &config.store {
         StoreChoice::Embedded => {
-            let (backend, journal, replayed) = open_embedded(&config)?;
-            (backend, Some(journal), None, replayed)
+            let (users, journal, replayed) = open_embedded(&config)?;
+            let (state, half) = bind_on(&config, users, Some(journal), None).await?;
+            Ok(Bound::new(
+                config,
+                Serving::Embedded(state),
+                half,
+                replayed,
+                lock,
+            ))
         }
         StoreChoice::Redis(r) => {
             // The seal key's default file and the certificates live there.
@@ -198,9 +206,28 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
             })?;
             let redis = open_redis(r).await?;
             let bus = redis.bus();
-            (Backend::Redis(redis), None, Some(bus), 0)
+            let (state, half) = bind_on(&config, redis, None, Some(bus)).await?;
+            Ok(Bound::new(config, Serving::Redis(state), half, 0, lock))
         }
-    };
+    }
+}
+
+/// What [`bind_on`] makes besides the state: the endpoints, the certificates and the bus's
+/// publisher.
+struct Half {
+    endpoints: endpoints::Endpoints,
+    pki: tls::Pki,
+    publisher: Option<background::Publisher>,
+}
+
+/// The service on `backend`: the engine over it, the certificates, the audit trail, the state
+/// every connection shares, and the endpoints bound.
+async fn bind_on<B: Backend>(
+    config: &Config,
+    backend: B,
+    journal: Option<Store>,
+    bus: Option<sls_redis::bus::Bus>,
+) -> Result<(State<B>, Half), ServiceError> {
     let core = Core::new(
         config.core.clone(),
         backend,
@@ -265,29 +292,53 @@ pub async fn bind(config: Config) -> Result<Bound, ServiceError> {
     let state = State::new(core, journal, queue, metrics, limits, audit, idempotent);
     let endpoints =
         endpoints::Endpoints::bind(config.listen, config.endpoints, &server_config, &state).await?;
-    Ok(Bound {
-        addr: endpoints.addr,
-        created: pki.created.clone(),
-        tls_dir: pki.dir.clone(),
-        replayed,
-        store: match &config.store {
-            StoreChoice::Embedded => format!("{replayed} records replayed"),
-            StoreChoice::Redis(r) => format!(
-                "state in the Redis cluster at {} under the prefix {:?} (waiting for {} replica(s))",
-                r.nodes.join(","),
-                r.prefix,
-                r.wait_replicas
-            ),
-        },
+    Ok((
         state,
-        endpoints,
-        config,
-        publisher,
-        lock,
-    })
+        Half {
+            endpoints,
+            pki,
+            publisher,
+        },
+    ))
+}
+
+/// The state of the service, built for the store chosen.
+enum Serving {
+    /// On the embedded store.
+    Embedded(State<MemoryStore<Store>>),
+    /// On a Redis Cluster.
+    Redis(State<sls_redis::RedisStore>),
 }
 
 impl Bound {
+    fn new(config: Config, state: Serving, half: Half, replayed: usize, lock: DirLock) -> Bound {
+        let Half {
+            endpoints,
+            pki,
+            publisher,
+        } = half;
+        Bound {
+            addr: endpoints.addr,
+            created: pki.created.clone(),
+            tls_dir: pki.dir.clone(),
+            replayed,
+            store: match &config.store {
+                StoreChoice::Embedded => format!("{replayed} records replayed"),
+                StoreChoice::Redis(r) => format!(
+                    "state in the Redis cluster at {} under the prefix {:?} (waiting for {} replica(s))",
+                    r.nodes.join(","),
+                    r.prefix,
+                    r.wait_replicas
+                ),
+            },
+            state,
+            endpoints,
+            config,
+            publisher,
+            lock,
+        }
+    }
+
     /// Serves until `shutdown` resolves, then drains (every endpoint stops accepting, every
     /// tracked task ends under the grace deadline), closes every endpoint and joins their
     /// threads, stops the background tasks and closes the journal.
@@ -307,19 +358,39 @@ impl Bound {
             lock,
             ..
         } = self;
-        // Background tasks stop after the drain: the journal they snapshot is final by then.
-        let background = TaskTracker::new();
-        let stop = CancellationToken::new();
-        background::spawn(&background, &state, &config, publisher, &stop);
-        let served = endpoints.serve(&state, shutdown).await;
-        stop.cancel();
-        background.close();
-        background.wait().await;
-        if let Some(journal) = &state.journal {
-            journal.close();
-        }
+        let served = match state {
+            Serving::Embedded(state) => {
+                serve_on(&state, endpoints, &config, publisher, shutdown).await
+            }
+            Serving::Redis(state) => {
+                serve_on(&state, endpoints, &config, publisher, shutdown).await
+            }
+        };
         drop(lock);
         info!("stopped");
         served
     }
+}
+
+/// Serves on `state` until `shutdown`, then drains and stops the background tasks (see
+/// [`Bound::run`]).
+async fn serve_on<B: Backend>(
+    state: &State<B>,
+    endpoints: endpoints::Endpoints,
+    config: &Config,
+    publisher: Option<background::Publisher>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    // Background tasks stop after the drain: the journal they snapshot is final by then.
+    let background = TaskTracker::new();
+    let stop = CancellationToken::new();
+    background::spawn(&background, state, config, publisher, &stop);
+    let served = endpoints.serve(state, shutdown).await;
+    stop.cancel();
+    background.close();
+    background.wait().await;
+    if let Some(journal) = &state.journal {
+        journal.close();
+    }
+    served
 }

@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 
 use super::awaits;
 use super::state::State;
+use crate::backend::Backend;
 
 /// How often a node announces the devices connected to it.
 pub const ANNOUNCE: Duration = Duration::from_secs(5);
@@ -131,7 +132,7 @@ fn decode(bytes: &[u8]) -> Option<(u64, Note)> {
 /// Queues `note` for the publisher task ([`publisher`]): never waits, so a slow cluster does
 /// not hold up the request that sent it; a note that finds the queue full is dropped (the bus
 /// is at most once anyway) and counted.
-fn publish(state: &State, note: Note) {
+fn publish<B: Backend>(state: &State<B>, note: Note) {
     let Some(queue) = &state.bus else { return };
     let Some(bytes) = encode(state.node, &note) else {
         return;
@@ -165,7 +166,7 @@ pub async fn publisher(
 
 /// Whether IB Key `device` can be pushed to now: connected here, or announced by another node
 /// within [`PRESENCE`].
-pub fn reachable(state: &State, device: DeviceId) -> bool {
+pub fn reachable<B: Backend>(state: &State<B>, device: DeviceId) -> bool {
     state.devices.contains_key(&device)
         || state
             .remote
@@ -174,7 +175,7 @@ pub fn reachable(state: &State, device: DeviceId) -> bool {
 }
 
 /// Delivers `push` to `device`: here if it is connected here, else through the other nodes.
-pub fn push(state: &State, device: DeviceId, push: Message) {
+pub fn push<B: Backend>(state: &State<B>, device: DeviceId, push: Message) {
     if let Some(tx) = state.devices.get(&device) {
         let _ = tx.send(push);
         return;
@@ -183,13 +184,13 @@ pub fn push(state: &State, device: DeviceId, push: Message) {
 }
 
 /// An app answered the push of `txn` here: wakes the `Await`s on it, here and on the others.
-pub fn decided(state: &State, txn: TxnId) {
+pub fn decided<B: Backend>(state: &State<B>, txn: TxnId) {
     awaits::wake(state, txn);
     publish(state, Note::Decided(txn));
 }
 
 /// An app proved `devices` here.
-pub fn online(state: &State, devices: Vec<DeviceId>) {
+pub fn online<B: Backend>(state: &State<B>, devices: Vec<DeviceId>) {
     if !devices.is_empty() {
         publish(state, Note::Online(devices));
     }
@@ -199,7 +200,7 @@ pub fn online(state: &State, devices: Vec<DeviceId>) {
 /// pushes of those devices still open in the store (begun on any node while the app was away
 /// or reconnecting: a push goes out once, at most once to a live app, R6). A push begun while
 /// this read runs may arrive twice; an app shows one per `txn`.
-pub fn proven(state: &State, devices: Vec<DeviceId>, tx: &UnboundedSender<Message>) {
+pub fn proven<B: Backend>(state: &State<B>, devices: Vec<DeviceId>, tx: &UnboundedSender<Message>) {
     for device in devices.iter().copied() {
         let (st, tx) = (state.clone(), tx.clone());
         state.tasks.spawn(async move {
@@ -223,7 +224,7 @@ pub fn proven(state: &State, devices: Vec<DeviceId>, tx: &UnboundedSender<Messag
 }
 
 /// The app that proved `devices` here is gone.
-pub fn offline(state: &State, devices: Vec<DeviceId>) {
+pub fn offline<B: Backend>(state: &State<B>, devices: Vec<DeviceId>) {
     if !devices.is_empty() {
         publish(state, Note::Offline(devices));
     }
@@ -231,7 +232,7 @@ pub fn offline(state: &State, devices: Vec<DeviceId>) {
 
 /// Announces every device connected here (every [`ANNOUNCE`], and when the subscription is
 /// back, for nodes that may have forgotten them).
-pub fn announce(state: &State) {
+pub fn announce<B: Backend>(state: &State<B>) {
     let devices: Vec<DeviceId> = state.devices.iter().map(|e| *e.key()).collect();
     for chunk in devices.chunks(MAX_ANNOUNCED) {
         online(state, chunk.to_vec());
@@ -242,13 +243,13 @@ pub fn announce(state: &State) {
 
 /// Its subscription is (again) in place: announces this node's devices and asks the others
 /// for theirs, so that presence is whole again without waiting for [`ANNOUNCE`].
-pub fn hello(state: &State) {
+pub fn hello<B: Backend>(state: &State<B>) {
     announce(state);
     publish(state, Note::Ask);
 }
 
 /// Acts on what the bus brought (and answers an `Ask`, or its own resubscription).
-pub fn heard(state: &State, heard: Heard) {
+pub fn heard<B: Backend>(state: &State<B>, heard: Heard) {
     let bytes = match heard {
         Heard::Resubscribed => {
             // A `Decided` may have been missed: every parked Await looks at the store again.

@@ -145,7 +145,7 @@ impl Opened {
     }
 
     /// A place for one more challenge on this connection (of at most `cap`), or `None`.
-    pub async fn reserve(&self, core: &Core<Backend>, cap: usize) -> Option<Place<'_>> {
+    pub async fn reserve<B: Backend>(&self, core: &Core<B>, cap: usize) -> Option<Place<'_>> {
         let probes = match self.try_reserve(cap, Instant::now()) {
             Ok(place) => return Some(place),
             Err(probes) => probes,

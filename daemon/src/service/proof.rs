@@ -8,6 +8,7 @@ use sls_protocol::{clip_text, limits::MAX_TEXT, Message, Status};
 
 use super::reply::Reply;
 use super::state::{Peer, State};
+use crate::backend::Backend;
 
 fn error(status: Status, message: &str) -> Reply {
     Reply::Now(Message::Error {
@@ -18,7 +19,7 @@ fn error(status: Status, message: &str) -> Reply {
 
 /// Checks `proof` of the device of the stream's last `DeviceHello` (its nonce is used up
 /// whatever the outcome).
-pub async fn prove(state: &State, peer: &mut Peer, proof: &[u8; 32]) -> Reply {
+pub async fn prove<B: Backend>(state: &State<B>, peer: &mut Peer, proof: &[u8; 32]) -> Reply {
     let ip = peer.addr.ip();
     let pending = peer.pending.take();
     if !state.proof_failures.allowed(ip, Instant::now()) {

@@ -22,7 +22,11 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The verifier over the daemon's store (embedded, or a Redis Cluster shared with other nodes).
-pub type Verifier = Core<Backend>;
+pub type Verifier<B> = Core<B>;
+
+/// What the daemon's store hands out to wait on before an answer leaves (a journal position on
+/// the embedded store; a round of replica acknowledgements on a Redis Cluster).
+pub type Ticket<B> = <B as crate::engine::Store>::Ticket;
 
 /// Limits of the service.
 #[derive(Debug, Clone)]
@@ -56,17 +60,22 @@ impl Default for ServiceLimits {
 }
 
 /// What every connection shares. Cheap to clone.
-#[derive(Clone)]
-pub struct State(Arc<Shared>);
+pub struct State<B: Backend>(Arc<Shared<B>>);
+
+impl<B: Backend> Clone for State<B> {
+    fn clone(&self) -> Self {
+        State(self.0.clone())
+    }
+}
 
 /// The shared part of [`State`].
-pub struct Shared {
+pub struct Shared<B: Backend> {
     /// The verifier.
-    pub core: Verifier,
+    pub core: Verifier<B>,
     /// The audit trail, also the core's sink.
     pub audit: Arc<crate::audit::AuditLog>,
     /// Admin writes' first answers by idempotency key.
-    pub idempotent: super::idempotent::Keys,
+    pub idempotent: super::idempotent::Keys<Ticket<B>>,
     /// The journal (the embedded store's; none on a shared store).
     pub journal: Option<Store>,
     /// The queue of notes to the other nodes sharing the store, drained by the publisher
@@ -103,17 +112,17 @@ pub struct Shared {
     pub stopping: CancellationToken,
 }
 
-impl State {
+impl<B: Backend> State<B> {
     /// A new state.
     pub fn new(
-        core: Verifier,
+        core: Verifier<B>,
         journal: Option<Store>,
         bus: Option<mpsc::Sender<Vec<u8>>>,
         metrics: Arc<Metrics>,
         limits: ServiceLimits,
         audit: Arc<crate::audit::AuditLog>,
-        idempotent: super::idempotent::Keys,
-    ) -> State {
+        idempotent: super::idempotent::Keys<Ticket<B>>,
+    ) -> State<B> {
         State(Arc::new(Shared {
             core,
             audit,
@@ -142,9 +151,9 @@ impl State {
     }
 }
 
-impl std::ops::Deref for State {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
+impl<B: Backend> std::ops::Deref for State<B> {
+    type Target = Shared<B>;
+    fn deref(&self) -> &Shared<B> {
         &self.0
     }
 }

@@ -28,12 +28,9 @@ use tracing::{debug, warn};
 
 use super::limits::Event;
 use super::reply::{internal, unavailable, Late, Later, Reply};
-use super::state::{Held, Peer, State};
+use super::state::{Held, Peer, State, Ticket};
 use super::{handlers, nodes};
-use crate::engine::Store as _;
-
-/// A store's ticket.
-type Lsn = u64;
+use crate::backend::Backend;
 
 /// Most bytes one batch takes from a stream before it handles them.
 const READ_MAX: usize = 64 * 1024;
@@ -50,14 +47,14 @@ fn declared_len(buf: &[u8]) -> usize {
 }
 
 /// Serves one stream until it ends.
-pub async fn serve_stream(
-    state: State,
+pub async fn serve_stream<B: Backend>(
+    state: State<B>,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     peer: Peer,
 ) {
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Message>();
-    let state_is_shared = state.core.store().is_shared();
+    let state_is_shared = B::SHARED;
     let mut s = Conversation {
         state,
         peer,
@@ -202,8 +199,8 @@ pub async fn serve_stream(
 }
 
 /// A stream's state between reads.
-struct Conversation {
-    state: State,
+struct Conversation<B: Backend> {
+    state: State<B>,
     peer: Peer,
     hello: bool,
     /// Whether shutdown had begun when this batch began (read once a batch, not per request).
@@ -225,7 +222,7 @@ struct Batch {
     fatal: bool,
 }
 
-impl Conversation {
+impl<B: Backend> Conversation<B> {
     /// Writes the pending answers; false if the stream is gone.
     async fn flush(&mut self, send: &mut quinn::SendStream) -> bool {
         if self.out.is_empty() {
@@ -249,7 +246,7 @@ impl Conversation {
         };
         // Answers whose request changed durable state: sent once their records are on disk.
         let mut after_durable: Vec<(u32, Message)> = Vec::new();
-        let mut last: Option<Lsn> = None;
+        let mut last: Option<Ticket<B>> = None;
         // When the request before ended, which is when the next one's handling starts: one
         // clock read per request, not two.
         let mut clock = read_at;
@@ -310,13 +307,13 @@ impl Conversation {
     /// batch's handle on the stream's state (one count of its `Arc` a batch, not a request).
     async fn one(
         &mut self,
-        state: &State,
+        state: &State<B>,
         id: u32,
         message: Message,
         read_at: Instant,
         clock: &mut Instant,
         fatal: &mut bool,
-    ) -> Option<(u32, Message, Lsn)> {
+    ) -> Option<(u32, Message, Ticket<B>)> {
         if self.draining {
             error_frame(id, Status::SHUTTING_DOWN, "shutting down", &mut self.out);
             return None;
@@ -427,7 +424,7 @@ impl Conversation {
     }
 }
 
-impl Conversation {
+impl<B: Backend> Conversation<B> {
     /// Handles a login's request on a task of its own, answered when it is done (and durable):
     /// on a shared store each request waits for round trips to it, and handled in turn, the
     /// requests of a stream would have one round trip in flight at a time. A panic drops the

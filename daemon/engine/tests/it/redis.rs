@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use sls_engine::*;
 use sls_loadgen::redis_cluster::RedisCluster;
 use sls_protocol::{DeviceId, TxnId, Verdict};
-use sls_redis::{RedisConfig, RedisStore, SealKey};
+use sls_redis::{RedisConfig, RedisStore, SealKey, Ticket};
 
 use crate::harness::Kind;
 
@@ -41,7 +41,7 @@ fn tapping<'a, T>(
 
 impl Tapped {
     /// Keeps the records of a change that was committed durably.
-    fn keep<T>(&self, last: Mutex<Vec<Record>>, committed: Option<&Committed<T, u64>>) {
+    fn keep<T>(&self, last: Mutex<Vec<Record>>, committed: Option<&Committed<T, Ticket>>) {
         if committed.is_some_and(|c| c.ticket.is_some()) {
             self.records.lock().extend(last.into_inner());
         }
@@ -115,9 +115,9 @@ impl Kind for Redis {
 }
 
 impl Store for Tapped {
-    type Ticket = u64;
+    type Ticket = Ticket;
 
-    fn join_tickets(&self, a: u64, b: u64) -> u64 {
+    fn join_tickets(&self, a: Ticket, b: Ticket) -> Ticket {
         self.inner.join_tickets(a, b)
     }
 
@@ -126,7 +126,7 @@ impl Store for Tapped {
         user: &str,
         create: bool,
         rule: F,
-    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    ) -> Result<Option<Committed<T, Ticket>>, StoreError>
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
@@ -140,7 +140,7 @@ impl Store for Tapped {
         create: bool,
         rule: F,
         index: I,
-    ) -> Result<Option<Committed<T, u64>>, StoreError>
+    ) -> Result<Option<Committed<T, Ticket>>, StoreError>
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
@@ -166,7 +166,7 @@ impl Store for Tapped {
         token: TokenAsk,
         rule: F,
         index: I,
-    ) -> Result<LimitedUpdate<T, u64>, StoreError>
+    ) -> Result<LimitedUpdate<T, Ticket>, StoreError>
     where
         T: Send,
         F: FnMut(&mut UserState, &mut Vec<Record>) -> T + Send,
@@ -199,16 +199,16 @@ impl Store for Tapped {
         self.inner.read(user, read)
     }
 
-    fn durable(&self, ticket: u64) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn durable(&self, ticket: Ticket) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.inner.durable(ticket)
     }
 
     // A default method not forwarded would silently test the default instead of the store.
-    fn fence(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+    fn fence(&self, user: &str) -> impl Future<Output = Result<Option<Ticket>, StoreError>> + Send {
         self.inner.fence(user)
     }
 
-    fn decoy(&self, user: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+    fn decoy(&self, user: &str) -> impl Future<Output = Result<Option<Ticket>, StoreError>> + Send {
         self.inner.decoy(user)
     }
 
@@ -270,7 +270,7 @@ impl Store for Tapped {
         &self,
         id: u32,
         mut change: F,
-    ) -> Result<Committed<T, u64>, StoreError>
+    ) -> Result<Committed<T, Ticket>, StoreError>
     where
         T: Send,
         F: FnMut(&mut Option<Share>, &mut Vec<Record>) -> T + Send,
