@@ -12,7 +12,7 @@ use std::future::Future;
 use sls_redis::RedisStore;
 
 use crate::engine::{MemoryStore, Store};
-use crate::store::Store as Journal;
+use crate::journal::Journal;
 
 /// A store the daemon can serve from: the engine's [`Store`] seam, and whether (and how) its
 /// state is shared with other nodes.

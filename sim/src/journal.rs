@@ -1,5 +1,5 @@
 //! A journal on a simulated disk: the core's [`Journal`] seam, with the bytes kept in memory
-//! in the daemon's file format (`daemon/src/store/mod.rs`), so that a crash can cut them at
+//! in the daemon's file format (`daemon/src/journal/mod.rs`), so that a crash can cut them at
 //! any byte and a restart reads them back as the daemon would.
 //!
 //! ```text
@@ -91,7 +91,7 @@ impl SimJournal {
 }
 
 fn unavailable(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("sim: {what}"))
+    StoreError::Unavailable(format!("sim: {what}").into())
 }
 
 impl Journal for SimJournal {
@@ -110,8 +110,9 @@ impl Journal for SimJournal {
         let mut payload = Vec::new();
         for r in records {
             payload.clear();
-            r.encode(&mut payload)
-                .map_err(|e| StoreError::Unavailable(format!("record not encodable: {e}")))?;
+            r.encode(&mut payload).map_err(|e| {
+                StoreError::Unavailable(format!("record not encodable: {e}").into())
+            })?;
             let lsn = d.next_lsn;
             d.next_lsn += 1;
             d.queue_first.get_or_insert(lsn);

@@ -120,12 +120,95 @@ impl CoreError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The durable log refuses records (a failed write or fsync, a full queue, closed).
+    /// The durable log or the shared store refuses records or reads (a failed write or fsync,
+    /// a full queue, closed; a server that does not answer or lost its replicas): the request
+    /// may be retried.
     #[error("state could not be recorded: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// A stored record could not be read.
     #[error("stored state is damaged: {0}")]
-    Damaged(String),
+    Damaged(#[source] Cause),
+}
+
+/// Why a store failed: where (a text for the log) and the error underneath, when there is one,
+/// kept as it was ([`std::error::Error::source`]).
+#[derive(Clone)]
+pub struct Cause {
+    what: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    /// A cause with no error underneath.
+    pub fn new(what: impl Into<String>) -> Cause {
+        Cause {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// `source`, met while doing `what`.
+    pub fn of(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Cause {
+        Cause {
+            what: what.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// Where it failed, without the error underneath.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            None => f.write_str(&self.what),
+            Some(e) => write!(f, "{}: {e}", self.what),
+        }
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cause")
+            .field("what", &self.what)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two causes are the same if they read the same (an error underneath need not be comparable).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+impl From<String> for Cause {
+    fn from(what: String) -> Cause {
+        Cause::new(what)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(what: &str) -> Cause {
+        Cause::new(what)
+    }
 }
 
 /// A rule refused the request, or the store failed.

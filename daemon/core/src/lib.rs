@@ -47,7 +47,7 @@ use std::net::IpAddr;
 use sls_protocol::{Challenge, DeviceId, DeviceInfo, DeviceKind, Purpose, TxnId, Verdict};
 
 pub use config::{CoreConfig, RatePolicy};
-pub use error::{CoreError, Error, StoreError};
+pub use error::{Cause, CoreError, Error, StoreError};
 pub use gcra::UserQuota;
 pub use inspect::{canonical_identification, DeviceView, UserUpdate, UserView};
 pub use lockout::recent_lockouts;

@@ -32,7 +32,7 @@
 #![warn(missing_docs)]
 
 pub use sls_core::{
-    canonical_identification, recent_lockouts, ActivationNotice, BeginRequest, BeginResult,
+    canonical_identification, recent_lockouts, ActivationNotice, BeginRequest, BeginResult, Cause,
     CoreConfig, CoreError, DeviceSpec, DeviceState, DeviceView, Error, Notices, PushAnswer,
     PushOrder, RatePolicy, Record, Share, StoreError, UserQuota, UserSpec, UserState, UserStatus,
     UserUpdate, UserView, ACTIVATION_ATTEMPTS,

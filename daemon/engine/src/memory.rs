@@ -454,7 +454,9 @@ impl<J: Journal> Store for MemoryStore<J> {
         };
         let id = counter.fetch_add(1, Ordering::Relaxed);
         ready(if id == u32::MAX {
-            Err(StoreError::Unavailable(format!("{seq:?} ids exhausted")))
+            Err(StoreError::Unavailable(
+                format!("{seq:?} ids exhausted").into(),
+            ))
         } else {
             Ok(id)
         })

@@ -282,7 +282,7 @@ impl RedisStore {
     /// Resolves once a round of `slot`'s master, begun after the write at place `seq`, has
     /// ended: `Ok` if that master served the slot then and its replicas acknowledged.
     async fn slot_durable(&self, seq: u64, slot: u16, noted: bool) -> Result<(), StoreError> {
-        let refused = |why: String| Err(StoreError::Unavailable(format!("WAIT: {why}")));
+        let refused = |why: String| Err(StoreError::Unavailable(format!("WAIT: {why}").into()));
         let ran_on = self.shards.written_on.lock().node(seq, slot);
         if noted && ran_on.is_none() {
             return refused(format!(
@@ -450,7 +450,7 @@ impl RedisStore {
             Box::pin(async move {
                 let reply = c.route_command(cmd, routing).await.map_err(unavailable)?;
                 let map = SlotMap::parse(reply)
-                    .map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}")))?;
+                    .map_err(|e| StoreError::Unavailable(format!("CLUSTER SLOTS: {e}").into()))?;
                 if map.is_empty() {
                     return Err(StoreError::Unavailable("CLUSTER SLOTS: no master".into()));
                 }

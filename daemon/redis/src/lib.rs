@@ -276,7 +276,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 pub(crate) fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(format!("redis: {e}"))
+    StoreError::Unavailable(sls_engine::Cause::of("redis", e))
 }
 
 /// A cluster client of `config`'s settings that starts from `nodes` (`redis://host:port`).
@@ -394,7 +394,7 @@ impl RedisStore {
             _ => Err(StoreError::Damaged(format!(
                 "this node's seal key is not the one the values under the prefix {:?} are sealed with: give every node the same key file",
                 self.config.prefix
-            ))),
+            ).into())),
         }
     }
 

@@ -95,7 +95,7 @@ impl RedisStore {
             (Limited::Refused { retry_after_ms }, _) => Limited::Refused { retry_after_ms },
             (Limited::Passed(()), Some(fields)) => Limited::Passed(self.opened(key, fields)?),
             (Limited::Passed(()), None) => {
-                return Err(StoreError::Damaged(format!("{READ}: no value")))
+                return Err(StoreError::Damaged(format!("{READ}: no value").into()))
             }
         })
     }

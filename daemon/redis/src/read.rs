@@ -66,7 +66,7 @@ pub(crate) fn next_field<T: redis::FromRedisValue>(
         .next()
         .map(redis::from_redis_value)
         .transpose()
-        .map_err(|e| StoreError::Damaged(format!("{what}: {e}")))
+        .map_err(|e| StoreError::Damaged(format!("{what}: {e}").into()))
 }
 
 impl RedisStore {

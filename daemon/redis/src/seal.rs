@@ -212,10 +212,13 @@ impl std::fmt::Debug for Sealer {
 }
 
 fn does_not_open(key: &[u8]) -> StoreError {
-    StoreError::Damaged(format!(
-        "{}: does not open: wrong seal key or damaged value",
-        String::from_utf8_lossy(key)
-    ))
+    StoreError::Damaged(
+        format!(
+            "{}: does not open: wrong seal key or damaged value",
+            String::from_utf8_lossy(key)
+        )
+        .into(),
+    )
 }
 
 impl Sealer {
@@ -241,7 +244,9 @@ impl Sealer {
         let tag = self
             .cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), key, &mut out[1 + NONCE..])
-            .map_err(|_| StoreError::Unavailable(format!("a value of {} bytes", plain.len())))?;
+            .map_err(|_| {
+                StoreError::Unavailable(format!("a value of {} bytes", plain.len()).into())
+            })?;
         out.extend_from_slice(&tag);
         Ok(out)
     }

@@ -8,7 +8,7 @@ const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1
 
 fn damaged(r: Result<Zeroizing<Vec<u8>>, StoreError>) -> String {
     match r {
-        Err(StoreError::Damaged(m)) => m,
+        Err(StoreError::Damaged(m)) => m.to_string(),
         other => panic!("not Damaged: {other:?}"),
     }
 }

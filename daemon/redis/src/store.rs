@@ -56,7 +56,9 @@ impl RedisStore {
         self.durable_now(self.next_ticket(&key, false)).await?;
         match u32::try_from(n) {
             Ok(id) if id != u32::MAX => Ok(id),
-            _ => Err(StoreError::Unavailable(format!("{seq:?} ids exhausted"))),
+            _ => Err(StoreError::Unavailable(
+                format!("{seq:?} ids exhausted").into(),
+            )),
         }
     }
 
@@ -89,7 +91,7 @@ impl RedisStore {
             for (n, read) in futures_util::future::join_all(reads).await {
                 let Some(bytes) = read?.value else { continue };
                 let share = Share::decode(&bytes)
-                    .map_err(|e| StoreError::Damaged(format!("share {n}: {e}")))?;
+                    .map_err(|e| StoreError::Damaged(format!("share {n}: {e}").into()))?;
                 if share.is_live() && keep(&share) {
                     if shares.len() == max {
                         // One more than a page: the page ends at the last one kept.

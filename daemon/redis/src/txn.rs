@@ -12,13 +12,13 @@ use crate::read::Fields;
 use crate::{unavailable, Command, RedisStore};
 
 fn damaged(what: &str) -> StoreError {
-    StoreError::Damaged(format!("transaction index: {what}"))
+    StoreError::Damaged(format!("transaction index: {what}").into())
 }
 
 pub(crate) fn encode_verdict(v: &Verdict) -> Result<Vec<u8>, StoreError> {
     let mut w = BytesMut::new();
     v.put(&mut w, 0)
-        .map_err(|e| StoreError::Unavailable(format!("verdict: {e}")))?;
+        .map_err(|e| StoreError::Unavailable(sls_engine::Cause::of("verdict", e)))?;
     Ok(w.to_vec())
 }
 

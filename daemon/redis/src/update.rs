@@ -26,7 +26,7 @@ use crate::txn::op_txn;
 use crate::{unavailable, Command, RedisStore};
 
 fn damaged(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Damaged(format!("{what}: {e}"))
+    StoreError::Damaged(format!("{what}: {e}").into())
 }
 
 const REPLY: &str = "compare-and-set reply";
@@ -425,10 +425,13 @@ impl RedisStore {
             };
             return Ok(Limited::Passed(Some(Committed { value, ticket })));
         }
-        Err(StoreError::Unavailable(format!(
-            "user {user:?}: {} compare-and-set conflicts in a row",
-            self.config.max_tries
-        )))
+        Err(StoreError::Unavailable(
+            format!(
+                "user {user:?}: {} compare-and-set conflicts in a row",
+                self.config.max_tries
+            )
+            .into(),
+        ))
     }
 
     /// A user's state as Redis has it now (never from the cache: a read decides alone).
@@ -502,10 +505,13 @@ impl RedisStore {
                 ticket: self.written(&records, None, &key, false),
             });
         }
-        Err(StoreError::Unavailable(format!(
-            "share {id}: {} compare-and-set conflicts in a row",
-            self.config.max_tries
-        )))
+        Err(StoreError::Unavailable(
+            format!(
+                "share {id}: {} compare-and-set conflicts in a row",
+                self.config.max_tries
+            )
+            .into(),
+        ))
     }
 }
 

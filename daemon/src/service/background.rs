@@ -146,7 +146,7 @@ async fn snapshotter<B: Backend>(state: State<B>, limit: u64, stop: Cancellation
 }
 
 /// Rotates the journal and writes the core's state as of the rotation (blocking).
-fn snapshot<B: Backend>(st: &State<B>) -> Result<usize, crate::store::StoreError> {
+fn snapshot<B: Backend>(st: &State<B>) -> Result<usize, crate::journal::JournalError> {
     let (Some(journal), Some(users)) = (&st.journal, st.core.store().embedded()) else {
         return Ok(0);
     };

@@ -54,8 +54,8 @@ use tracing::{info, warn};
 use crate::backend::Backend;
 use crate::config::{Config, RedisChoice, StoreChoice};
 use crate::engine::{Core, MemoryStore, Record, SystemClock, SystemEntropy};
+use crate::journal::{DirLock, Journal, JournalConfig};
 use crate::metrics::Metrics;
-use crate::store::{DirLock, Store, StoreConfig};
 use state::{ServiceLimits, State};
 
 /// Why the daemon could not start or stopped.
@@ -63,10 +63,10 @@ use state::{ServiceLimits, State};
 pub enum ServiceError {
     /// The store failed to open.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Journal(#[from] crate::journal::JournalError),
     /// Another slsd holds the data directory, or its lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] crate::store::LockError),
+    Lock(#[from] crate::journal::LockError),
     /// The Redis store could not be reached, or its seal key read.
     #[error("redis store: {0}")]
     Redis(String),
@@ -123,11 +123,11 @@ pub struct Bound {
 }
 
 /// The embedded store: opens the journal and replays it.
-fn open_embedded(config: &Config) -> Result<(MemoryStore<Store>, Store, usize), ServiceError> {
-    let mut sc = StoreConfig::new(config.data_dir.join("journal"));
+fn open_embedded(config: &Config) -> Result<(MemoryStore<Journal>, Journal, usize), ServiceError> {
+    let mut sc = JournalConfig::new(config.data_dir.join("journal"));
     sc.fsync = config.fsync;
     sc.repair = config.repair;
-    let (store, replay) = Store::open(sc)?;
+    let (store, replay) = Journal::open(sc)?;
     if let Some(t) = &replay.tail {
         let saved = t.saved.as_deref().unwrap_or(std::path::Path::new("-"));
         warn!(file = %t.file.display(), offset = t.offset, bytes = t.bytes_dropped, saved = %saved.display(), "journal's final write torn (a crash during a write never acknowledged): cut off, its bytes saved aside");
@@ -225,7 +225,7 @@ struct Half {
 async fn bind_on<B: Backend>(
     config: &Config,
     backend: B,
-    journal: Option<Store>,
+    journal: Option<Journal>,
     bus: Option<sls_redis::bus::Bus>,
 ) -> Result<(State<B>, Half), ServiceError> {
     let core = Core::new(
@@ -305,7 +305,7 @@ async fn bind_on<B: Backend>(
 /// The state of the service, built for the store chosen.
 enum Serving {
     /// On the embedded store.
-    Embedded(State<MemoryStore<Store>>),
+    Embedded(State<MemoryStore<Journal>>),
     /// On a Redis Cluster.
     Redis(State<sls_redis::RedisStore>),
 }

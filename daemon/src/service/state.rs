@@ -18,8 +18,8 @@ use super::throttle::Failures;
 use crate::backend::Backend;
 use crate::config::AdmissionPolicy;
 use crate::engine::Core;
+use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 /// The verifier over the daemon's store (embedded, or a Redis Cluster shared with other nodes).
 pub type Verifier<B> = Core<B>;
@@ -77,7 +77,7 @@ pub struct Shared<B: Backend> {
     /// Admin writes' first answers by idempotency key.
     pub idempotent: super::idempotent::Keys<Ticket<B>>,
     /// The journal (the embedded store's; none on a shared store).
-    pub journal: Option<Store>,
+    pub journal: Option<Journal>,
     /// The queue of notes to the other nodes sharing the store, drained by the publisher
     /// task (none for the embedded store).
     pub bus: Option<mpsc::Sender<Vec<u8>>>,
@@ -116,7 +116,7 @@ impl<B: Backend> State<B> {
     /// A new state.
     pub fn new(
         core: Verifier<B>,
-        journal: Option<Store>,
+        journal: Option<Journal>,
         bus: Option<mpsc::Sender<Vec<u8>>>,
         metrics: Arc<Metrics>,
         limits: ServiceLimits,

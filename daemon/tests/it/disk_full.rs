@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sls_client::pipeline::Pipeline;
-use sls_daemon::store::{Store, StoreConfig, StoreError};
+use sls_daemon::journal::{Journal, JournalConfig, JournalError};
 use sls_loadgen::daemon::{Daemon, NO_LIMITS};
 use sls_loadgen::harness::{begin, enrol_bulk, ocra_answer, stats};
 use sls_protocol::*;
@@ -82,8 +82,8 @@ impl Drop for Tmpfs {
     }
 }
 
-fn config(dir: &Path) -> StoreConfig {
-    let mut c = StoreConfig::new(dir);
+fn config(dir: &Path) -> JournalConfig {
+    let mut c = JournalConfig::new(dir);
     c.wait_while_failing = Duration::from_millis(200);
     c.close_grace = Duration::from_millis(300);
     c
@@ -95,7 +95,7 @@ fn rec(i: usize) -> Vec<u8> {
 
 /// Appends records until one cannot be made durable; returns the records appended (the last
 /// one queued but not durable) and how many were durable.
-fn append_until_failing(s: &Store, from: usize) -> (Vec<Vec<u8>>, usize) {
+fn append_until_failing(s: &Journal, from: usize) -> (Vec<Vec<u8>>, usize) {
     let mut appended = Vec::new();
     for i in from..from + 100_000 {
         let r = rec(i);
@@ -103,7 +103,7 @@ fn append_until_failing(s: &Store, from: usize) -> (Vec<Vec<u8>>, usize) {
         appended.push(r);
         match s.wait_durable(lsn) {
             Ok(()) => {}
-            Err(StoreError::Unavailable(_)) => return (appended.clone(), appended.len() - 1),
+            Err(JournalError::Unavailable(_)) => return (appended.clone(), appended.len() - 1),
             Err(e) => panic!("a failing write is Unavailable, not {e}"),
         }
     }
@@ -111,7 +111,7 @@ fn append_until_failing(s: &Store, from: usize) -> (Vec<Vec<u8>>, usize) {
 }
 
 fn replayed(dir: &Path) -> Vec<Vec<u8>> {
-    let (s, replay) = Store::open(config(dir)).unwrap();
+    let (s, replay) = Journal::open(config(dir)).unwrap();
     s.close();
     replay.records
 }
@@ -120,7 +120,7 @@ fn replayed(dir: &Path) -> Vec<Vec<u8>> {
 fn the_journal_retries_a_full_disk_and_resumes_when_space_returns() {
     let Some(fs) = Tmpfs::mount("1m") else { return };
     let dir = fs.path().join("journal");
-    let (s, _) = Store::open(config(&dir)).unwrap();
+    let (s, _) = Journal::open(config(&dir)).unwrap();
     let mut all: Vec<Vec<u8>> = Vec::new();
     for i in 0..10 {
         let r = rec(i);
@@ -134,7 +134,7 @@ fn the_journal_retries_a_full_disk_and_resumes_when_space_returns() {
     assert!(!s.ready());
     assert!(matches!(
         s.append(b"refused"),
-        Err(StoreError::Unavailable(_))
+        Err(JournalError::Unavailable(_))
     ));
     assert!(!s.stats().ready);
     assert!(s.stats().retries >= 1);
@@ -162,7 +162,7 @@ fn the_journal_retries_a_full_disk_and_resumes_when_space_returns() {
 fn closing_while_the_disk_is_full_ends_and_keeps_only_what_was_durable() {
     let Some(fs) = Tmpfs::mount("1m") else { return };
     let dir = fs.path().join("journal");
-    let (s, _) = Store::open(config(&dir)).unwrap();
+    let (s, _) = Journal::open(config(&dir)).unwrap();
     fs.fill();
     let (appended, durable) = append_until_failing(&s, 0);
     let closer = {

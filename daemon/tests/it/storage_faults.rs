@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sls_daemon::store::*;
+use sls_daemon::journal::*;
 
 fn rec(i: u64) -> Vec<u8> {
     format!("fault record {i} {}", "y".repeat((i % 13) as usize)).into_bytes()
 }
 
-fn open(dir: &Path, repair: bool) -> Result<(Store, Replay), StoreError> {
-    let mut c = StoreConfig::new(dir);
+fn open(dir: &Path, repair: bool) -> Result<(Journal, Replay), JournalError> {
+    let mut c = JournalConfig::new(dir);
     c.repair = repair;
-    Store::open(c)
+    Journal::open(c)
 }
 
 /// `n` records, each acknowledged alone (one batch each); returns the journal and each
@@ -52,7 +52,7 @@ const FIELDS: [(&str, usize); 10] = [
     ("record payload", 48 + 2),
 ];
 
-fn refused(dir: &Path) -> StoreError {
+fn refused(dir: &Path) -> JournalError {
     match open(dir, false) {
         Err(e) => e,
         Ok((s, r)) => {
@@ -83,7 +83,7 @@ fn a_flipped_byte_in_any_field_of_any_batch_refuses_and_repair_keeps_what_preced
             std::fs::write(&path, &bytes).unwrap();
             let ctx = format!("{field} of the {which} batch");
             match refused(dir.path()) {
-                StoreError::Corrupt {
+                JournalError::Corrupt {
                     path: p, offset, ..
                 } => {
                     assert_eq!(p, path, "{ctx}");
@@ -125,7 +125,7 @@ fn a_flipped_byte_in_the_journal_header_refuses() {
     bytes[5] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
     match refused(dir.path()) {
-        StoreError::Corrupt {
+        JournalError::Corrupt {
             path: p, offset, ..
         } => assert_eq!((p, offset), (path, 0)),
         e => panic!("{e}"),
@@ -153,14 +153,14 @@ fn only_a_torn_final_batch_recovers_by_itself() {
     bytes.truncate(starts[2] + 40);
     bytes.extend_from_slice(&full[starts[3]..]);
     std::fs::write(&path, &bytes).unwrap();
-    assert!(matches!(refused(dir.path()), StoreError::Corrupt { .. }));
+    assert!(matches!(refused(dir.path()), JournalError::Corrupt { .. }));
 }
 
 /// Journals 1, 2, 3 after snapshot 1, each with records.
 fn segmented(dir: &Path) -> u64 {
     let (s, _) = open(dir, false).unwrap();
     let mut i = 0;
-    let mut add = |s: &Store, n: u64| {
+    let mut add = |s: &Journal, n: u64| {
         for _ in 0..n {
             s.wait_durable(s.append(&rec(i)).unwrap()).unwrap();
             i += 1;
@@ -202,7 +202,7 @@ fn a_deleted_file_refuses_naming_it() {
         let total = segmented(dir.path());
         std::fs::remove_file(dir.path().join(file)).unwrap();
         let e = refused(dir.path());
-        assert!(matches!(e, StoreError::Missing { .. }), "{file}: {e}");
+        assert!(matches!(e, JournalError::Missing { .. }), "{file}: {e}");
         assert!(e.to_string().contains(file), "{file}: {e}");
         match open(dir.path(), true) {
             Ok((s, r)) => {
@@ -274,7 +274,7 @@ fn an_old_format_directory_is_adopted() {
     let mut bad = bytes.clone();
     bad[8 + 1] ^= 0x01; // the first record's length
     std::fs::write(dir.path().join("journal-00000000.log"), &bad).unwrap();
-    assert!(matches!(refused(dir.path()), StoreError::Corrupt { .. }));
+    assert!(matches!(refused(dir.path()), JournalError::Corrupt { .. }));
 }
 
 /// Runs slsd with `args` until it exits (at most 60 s): its status and stderr.

@@ -5,10 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use sls_daemon::store::*;
+use sls_daemon::journal::*;
 
-fn open(dir: &Path) -> (Store, Replay) {
-    Store::open(StoreConfig::new(dir)).unwrap()
+fn open(dir: &Path) -> (Journal, Replay) {
+    Journal::open(JournalConfig::new(dir)).unwrap()
 }
 
 fn rec(i: u64) -> Vec<u8> {
@@ -125,14 +125,14 @@ fn a_flipped_bit_at_the_tail_or_in_the_middle_is_refused() {
     std::fs::write(&path, &tail).unwrap();
     // A complete final batch whose checksum fails is damage, not a torn write.
     assert!(matches!(
-        Store::open(StoreConfig::new(dir.path())),
-        Err(StoreError::Corrupt { .. })
+        Journal::open(JournalConfig::new(dir.path())),
+        Err(JournalError::Corrupt { .. })
     ));
     let mut middle = full.clone();
     middle[8 + 32 + 16 + 3] ^= 0x01; // inside the first record's payload
     std::fs::write(&path, &middle).unwrap();
-    match Store::open(StoreConfig::new(dir.path())) {
-        Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset, 8),
+    match Journal::open(JournalConfig::new(dir.path())) {
+        Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset, 8),
         other => panic!(
             "middle damage must refuse to start: {:?}",
             other.map(|(_, r)| r.records.len())
@@ -213,7 +213,7 @@ fn garbage_files_never_panic_open() {
             bytes.push(seed as u8);
         }
         std::fs::write(dir.path().join("journal-00000000.log"), &bytes).unwrap();
-        if let Ok((s, _)) = Store::open(StoreConfig::new(dir.path())) {
+        if let Ok((s, _)) = Journal::open(JournalConfig::new(dir.path())) {
             s.close();
         }
     }

@@ -53,7 +53,7 @@ fn bring_back(replica: u16) {
 }
 
 fn refused_for_want_of_a_replica<T: std::fmt::Debug>(r: &Result<T, Error>) -> bool {
-    matches!(r, Err(Error::Store(StoreError::Unavailable(m))) if m.contains("WAIT"))
+    matches!(r, Err(Error::Store(StoreError::Unavailable(m))) if m.to_string().contains("WAIT"))
 }
 
 fn r11_a_failure_waits_for_its_own_shards_replica_only() {
@@ -96,7 +96,7 @@ fn r11_a_failure_waits_for_its_own_shards_replica_only() {
     let replica = kill_replica_of(wes_master);
     let r = fail(wes, d);
     assert!(
-        matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("WAIT")),
+        matches!(&r, Err(StoreError::Unavailable(m)) if m.to_string().contains("WAIT")),
         "{r:?}"
     );
     fail(&other, d_other).expect("another shard's failure is acknowledged");
@@ -260,7 +260,7 @@ fn r11_a_failure_whose_connection_dropped_before_its_round_is_not_acknowledged_u
     let r = Redis::block_on(c.core.store().durable(ticket));
     with_cluster(|k| k.thaw_node(replica).unwrap());
     assert!(
-        matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("WAIT")),
+        matches!(&r, Err(StoreError::Unavailable(m)) if m.to_string().contains("WAIT")),
         "a failure its replica does not have is refused, not acknowledged: {r:?}"
     );
     // The replica back and caught up: the next failure is acknowledged.

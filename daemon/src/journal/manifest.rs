@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::files::{journal_path, rewrite_header, sync_dir};
-use super::{io, Inner, Lsn, StoreError, JOURNAL_MAGIC};
+use super::{io, Inner, JournalError, Lsn, JOURNAL_MAGIC};
 
 const MAGIC: &str = "SLSM0001";
 /// The manifest's file name in the store's directory.
@@ -143,7 +143,7 @@ impl Manifest {
     }
 
     /// Reads the manifest: `None` if there is none, the reason if it is damaged.
-    pub(super) fn load(dir: &Path) -> Result<Option<Result<Manifest, String>>, StoreError> {
+    pub(super) fn load(dir: &Path) -> Result<Option<Result<Manifest, String>>, JournalError> {
         let p = path(dir);
         match std::fs::read(&p) {
             Ok(bytes) => Ok(Some(
@@ -157,7 +157,7 @@ impl Manifest {
     }
 
     /// Replaces the manifest atomically.
-    pub(super) fn store(&self, dir: &Path) -> Result<(), StoreError> {
+    pub(super) fn store(&self, dir: &Path) -> Result<(), JournalError> {
         let tmp = dir.join("MANIFEST.tmp");
         let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
         f.write_all(self.render().as_bytes())
@@ -184,7 +184,7 @@ impl Manifest {
 /// Starts journal `seq` (the one before it ends at `last`): the file first, then the
 /// manifest, so that a crash in between leaves only an empty journal the manifest does not
 /// name, which the next start ignores.
-pub(super) fn new_segment(inner: &Inner, seq: u64, last: Lsn) -> Result<PathBuf, StoreError> {
+pub(super) fn new_segment(inner: &Inner, seq: u64, last: Lsn) -> Result<PathBuf, JournalError> {
     let dir = &inner.config.dir;
     let p = journal_path(dir, seq);
     rewrite_header(&p, JOURNAL_MAGIC)?;

@@ -19,10 +19,10 @@
 //! - **Retry, never forget.** A write or fsync error (a full disk, EIO) makes the store
 //!   *unhealthy*: the writer keeps the batch, cuts the file back to its durable length from a
 //!   fresh descriptor, and writes the batch again with backoff (10 ms doubling to 1 s) until it
-//!   succeeds; then the store is ready again by itself. Meanwhile [`Store::admit`] (the core's
+//!   succeeds; then the store is ready again by itself. Meanwhile [`Journal::admit`] (the core's
 //!   `healthy`, checked before a rule changes anything) refuses with
-//!   [`StoreError::Unavailable`], and a waiter whose records are not durable yet gets
-//!   `Unavailable` after [`StoreConfig::wait_while_failing`]. Records already queued are never
+//!   [`JournalError::Unavailable`], and a waiter whose records are not durable yet gets
+//!   `Unavailable` after [`JournalConfig::wait_while_failing`]. Records already queued are never
 //!   dropped while the process runs: they are the changes the core has made in memory.
 //!
 //!   The invariant: **what the core holds in memory is never less than what is durable, and
@@ -32,18 +32,18 @@
 //!   becomes durable once writes succeed again; an answer leaves only after its records are
 //!   durable, so a restart agrees with every acknowledgement. A change answered `UNAVAILABLE`
 //!   may still become durable (as after a crash during its fsync): never acknowledged, never
-//!   un-counted. Only [`Store::close`] while failing loses queued records, after
-//!   [`StoreConfig::close_grace`], and says how many: none of them was acknowledged.
+//!   un-counted. Only [`Journal::close`] while failing loses queued records, after
+//!   [`JournalConfig::close_grace`], and says how many: none of them was acknowledged.
 //! - **Replay.** The snapshot and the journals the manifest names, each checked against it: a
 //!   missing file, a snapshot of another size, a closed journal that ends early all refuse to
-//!   start ([`StoreError::Missing`], [`StoreError::Corrupt`], naming the file).
+//!   start ([`JournalError::Missing`], [`JournalError::Corrupt`], naming the file).
 //! - **Torn tail.** Only the newest journal's final batch may be *torn*: its header checks and
 //!   declares more bytes than the file holds (or the header itself is cut short). That write
 //!   never completed, so it was never acknowledged: it is cut off by itself, its bytes saved to
 //!   `<journal>.torn-<unix time>` first, and reported in [`Replay::tail`]. Anything else that
 //!   does not check (a flipped bit in a header, a length, a sequence number, a checksum or a
 //!   payload, in the last batch or before it) is damage: the store refuses to start and says
-//!   where. [`StoreConfig::repair`] (`slsd --repair`) then copies the damaged file aside
+//!   where. [`JournalConfig::repair`] (`slsd --repair`) then copies the damaged file aside
 //!   (`<journal>.damaged-<unix time>`), keeps the records before the damage, sets later
 //!   journals aside and starts; it also rebuilds a missing or damaged manifest from the files.
 //! - **Older directories.** Journals in the first format (`SLSJ0001`, records without batches)
@@ -64,12 +64,12 @@ use parking_lot::{Condvar, Mutex};
 
 mod files;
 mod health;
-mod journal;
 pub mod lock;
 mod manifest;
 mod recover;
 mod replay;
 mod retry;
+mod seam;
 mod wait;
 mod writer;
 
@@ -95,7 +95,7 @@ pub type Lsn = u64;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum JournalError {
     /// A file operation failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -143,8 +143,8 @@ pub enum StoreError {
     Closed,
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io {
         what,
         path: path.to_path_buf(),
         source,
@@ -153,7 +153,7 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 
 /// How the store runs.
 #[derive(Debug, Clone)]
-pub struct StoreConfig {
+pub struct JournalConfig {
     /// Its directory.
     pub dir: PathBuf,
     /// fsync before acknowledging (default true; false only for benchmarks).
@@ -165,15 +165,15 @@ pub struct StoreConfig {
     /// How long a waiter for durability waits while writes fail before it is told
     /// `Unavailable` (its records stay queued and become durable when writes succeed).
     pub wait_while_failing: Duration,
-    /// How long [`Store::close`] keeps retrying a failing write before it gives up on what is
+    /// How long [`Journal::close`] keeps retrying a failing write before it gives up on what is
     /// queued (never acknowledged).
     pub close_grace: Duration,
 }
 
-impl StoreConfig {
+impl JournalConfig {
     /// Defaults for `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> StoreConfig {
-        StoreConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> JournalConfig {
+        JournalConfig {
             dir: dir.into(),
             fsync: true,
             max_queue_bytes: 64 << 20,
@@ -257,9 +257,9 @@ struct Queue {
 }
 
 struct Inner {
-    config: StoreConfig,
+    config: JournalConfig,
     queue: Mutex<Queue>,
-    /// `queue.buf`'s length, read without the lock by [`Store::admit`].
+    /// `queue.buf`'s length, read without the lock by [`Journal::admit`].
     queued: AtomicUsize,
     wake: Condvar,
     done: Condvar,
@@ -280,15 +280,15 @@ struct Inner {
 
 /// The store. Cheap to clone.
 #[derive(Clone)]
-pub struct Store(Arc<Inner>);
+pub struct Journal(Arc<Inner>);
 
-impl Store {
+impl Journal {
     /// Opens or creates the store; returns it and what to replay.
     ///
     /// # Errors
     /// I/O errors; a file the manifest names missing; damage other than a torn final write
-    /// (unless [`StoreConfig::repair`]).
-    pub fn open(config: StoreConfig) -> Result<(Store, Replay), StoreError> {
+    /// (unless [`JournalConfig::repair`]).
+    pub fn open(config: JournalConfig) -> Result<(Journal, Replay), JournalError> {
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let recover::Recovered {
@@ -340,7 +340,7 @@ impl Store {
             .spawn(move || writer(w, journal))
             .map_err(io("starting the writer for", &dir))?;
         *inner.writer.lock() = Some(handle);
-        Ok((Store(inner), replay))
+        Ok((Journal(inner), replay))
     }
 
     /// Whether a change may be made now: `Err(Unavailable)` while writes fail,
@@ -350,15 +350,15 @@ impl Store {
     ///
     /// # Errors
     /// As above.
-    pub fn admit(&self) -> Result<(), StoreError> {
+    pub fn admit(&self) -> Result<(), JournalError> {
         self.0.health.check()?;
         if self.0.stopped.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
+            return Err(JournalError::Closed);
         }
         // A batch's length is a u32 in its header: far above any sane queue, kept below it.
         let limit = self.0.config.max_queue_bytes.min(MAX_BATCH / 2);
         if self.0.queued.load(Ordering::Relaxed) > limit {
-            return Err(StoreError::Backpressure);
+            return Err(JournalError::Backpressure);
         }
         Ok(())
     }
@@ -366,8 +366,8 @@ impl Store {
     /// Queues a record; returns its sequence number. Never blocks on the disk.
     ///
     /// # Errors
-    /// What [`Store::admit`] refuses; a record over [`MAX_RECORD`].
-    pub fn append(&self, record: &[u8]) -> Result<Lsn, StoreError> {
+    /// What [`Journal::admit`] refuses; a record over [`MAX_RECORD`].
+    pub fn append(&self, record: &[u8]) -> Result<Lsn, JournalError> {
         self.admit()?;
         self.queue([record].into_iter())
     }
@@ -377,13 +377,13 @@ impl Store {
     fn queue<'a>(
         &self,
         records: impl Iterator<Item = &'a [u8]> + Clone,
-    ) -> Result<Lsn, StoreError> {
+    ) -> Result<Lsn, JournalError> {
         if let Some(big) = records.clone().find(|r| r.len() > MAX_RECORD) {
-            return Err(StoreError::TooLarge(big.len()));
+            return Err(JournalError::TooLarge(big.len()));
         }
         let mut q = self.0.queue.lock();
         if q.closing {
-            return Err(StoreError::Closed);
+            return Err(JournalError::Closed);
         }
         let mut n = 0;
         if q.buf.is_empty() {
@@ -405,19 +405,19 @@ impl Store {
 
     /// Starts a new journal: records appended from now on go to it. Returns its number, which
     /// the snapshot of the state *as of this call* must be written under
-    /// ([`Store::write_snapshot`]). The caller makes sure no state change is made between the
+    /// ([`Journal::write_snapshot`]). The caller makes sure no state change is made between the
     /// two that is journalled before the rotation (the service pauses request handling).
     ///
     /// # Errors
-    /// Writes are failing (waits at most [`StoreConfig::wait_while_failing`] for them, so that
+    /// Writes are failing (waits at most [`JournalConfig::wait_while_failing`] for them, so that
     /// the paused service does not wait longer); the new journal could not be made (the
     /// current one stays in use).
-    pub fn rotate(&self) -> Result<u64, StoreError> {
+    pub fn rotate(&self) -> Result<u64, JournalError> {
         self.0.health.check()?;
         let mut q = self.0.queue.lock();
         if q.rotating || q.rotate {
             // One taken while writes failed, still pending: its number is not ours to wait for.
-            return Err(StoreError::Unavailable(
+            return Err(JournalError::Unavailable(
                 "an earlier journal rotation is still pending".into(),
             ));
         }
@@ -428,10 +428,12 @@ impl Store {
         let mut deadline: Option<std::time::Instant> = None;
         while self.0.rotated.load(Ordering::Acquire) < target {
             if let Some(why) = q.rotate_error.take() {
-                return Err(StoreError::Unavailable(format!("journal rotation: {why}")));
+                return Err(JournalError::Unavailable(format!(
+                    "journal rotation: {why}"
+                )));
             }
             if self.0.stopped.load(Ordering::Acquire) {
-                return Err(StoreError::Closed);
+                return Err(JournalError::Closed);
             }
             if let Err(e) = self.0.health.check() {
                 let at = *deadline.get_or_insert_with(|| {
@@ -456,7 +458,7 @@ impl Store {
     ///
     /// # Errors
     /// I/O errors (the temporary file is removed).
-    pub fn write_snapshot(&self, target: u64, records: &[Vec<u8>]) -> Result<(), StoreError> {
+    pub fn write_snapshot(&self, target: u64, records: &[Vec<u8>]) -> Result<(), JournalError> {
         let dir = &self.0.config.dir;
         let tmp = dir.join(format!("snapshot-{target:08}.tmp"));
         let mut buf = Vec::with_capacity(
@@ -512,12 +514,12 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::rotate`], `capture`, then [`Store::write_snapshot`]; returns the records
+    /// [`Journal::rotate`], `capture`, then [`Journal::write_snapshot`]; returns the records
     /// written.
     ///
     /// # Errors
     /// As both.
-    pub fn snapshot(&self, capture: impl FnOnce() -> Vec<Vec<u8>>) -> Result<usize, StoreError> {
+    pub fn snapshot(&self, capture: impl FnOnce() -> Vec<Vec<u8>>) -> Result<usize, JournalError> {
         let target = self.rotate()?;
         let records = capture();
         self.write_snapshot(target, &records)?;
@@ -525,7 +527,7 @@ impl Store {
     }
 
     /// Flushes what is queued and stops the writer. While writes fail it retries for at most
-    /// [`StoreConfig::close_grace`], then drops what is queued (never acknowledged) and logs
+    /// [`JournalConfig::close_grace`], then drops what is queued (never acknowledged) and logs
     /// how many records that was.
     pub fn close(&self) {
         {

@@ -13,7 +13,7 @@ use super::files::{
 use super::manifest::{self, Manifest, SegmentEntry, SnapshotEntry};
 use super::replay::{aside, scan, End};
 use super::{
-    io, Lsn, Replay, StoreError, TailDamage, TailDamageKind, JOURNAL_MAGIC, JOURNAL_MAGIC_V1,
+    io, JournalError, Lsn, Replay, TailDamage, TailDamageKind, JOURNAL_MAGIC, JOURNAL_MAGIC_V1,
     SNAPSHOT_MAGIC,
 };
 
@@ -52,8 +52,8 @@ impl Plan {
     }
 }
 
-fn missing(path: PathBuf, why: impl Into<String>, advice: impl Into<String>) -> StoreError {
-    StoreError::Missing {
+fn missing(path: PathBuf, why: impl Into<String>, advice: impl Into<String>) -> JournalError {
+    JournalError::Missing {
         path,
         why: why.into(),
         advice: advice.into(),
@@ -62,7 +62,7 @@ fn missing(path: PathBuf, why: impl Into<String>, advice: impl Into<String>) -> 
 
 /// Whether every journal holding records is in the old format (a directory written before
 /// the manifest existed, which may be adopted without one).
-fn old_format(dir: &Path, journals: &[u64]) -> Result<bool, StoreError> {
+fn old_format(dir: &Path, journals: &[u64]) -> Result<bool, JournalError> {
     for s in journals {
         let bytes = read_all(&journal_path(dir, *s))?;
         if bytes.len() > JOURNAL_MAGIC.len() && bytes.get(..8) != Some(&JOURNAL_MAGIC_V1[..]) {
@@ -74,7 +74,7 @@ fn old_format(dir: &Path, journals: &[u64]) -> Result<bool, StoreError> {
 
 /// The plan from the files alone: the newest snapshot and consecutive journals from its
 /// number (from 0 without one, whose first record must be 1).
-fn derive(dir: &Path, journals: &[u64], snaps: &[u64]) -> Result<Plan, StoreError> {
+fn derive(dir: &Path, journals: &[u64], snaps: &[u64]) -> Result<Plan, JournalError> {
     let base = snaps.last().copied().unwrap_or(0);
     let mut segments = Vec::new();
     let mut want = base;
@@ -106,7 +106,7 @@ fn derive(dir: &Path, journals: &[u64], snaps: &[u64]) -> Result<Plan, StoreErro
     })
 }
 
-fn cut_to(path: &Path, offset: usize) -> Result<(), StoreError> {
+fn cut_to(path: &Path, offset: usize) -> Result<(), JournalError> {
     if offset < JOURNAL_MAGIC.len() {
         return rewrite_header(path, JOURNAL_MAGIC);
     }
@@ -119,7 +119,7 @@ fn cut_to(path: &Path, offset: usize) -> Result<(), StoreError> {
 }
 
 /// Opens the directory's content: see the module doc.
-pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError> {
+pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, JournalError> {
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -134,7 +134,7 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
     let plan = match loaded {
         Some(Ok(m)) => Plan::named(&m),
         Some(Err(why)) if !repair => {
-            return Err(StoreError::Corrupt {
+            return Err(JournalError::Corrupt {
                 path: mpath,
                 offset: 0,
                 why,
@@ -162,7 +162,7 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
         let p = journal_path(dir, s);
         let len = std::fs::metadata(&p).map_err(io("reading", &p))?.len();
         if len > JOURNAL_MAGIC.len() as u64 {
-            return Err(StoreError::Corrupt {
+            return Err(JournalError::Corrupt {
                 path: p,
                 offset: 0,
                 why: format!("it holds records but MANIFEST ends at journal {newest_seq}"),
@@ -183,7 +183,7 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
         let bytes = read_snapshot(&p, SNAPSHOT_MAGIC, &mut replay.records)?;
         let records = replay.records.len() as u64;
         if let Some(w) = want.filter(|w| (w.records, w.bytes) != (records, bytes)) {
-            return Err(StoreError::Corrupt {
+            return Err(JournalError::Corrupt {
                 path: p,
                 offset: bytes.min(w.bytes),
                 why: format!(
@@ -290,7 +290,7 @@ pub(super) fn recover(dir: &Path, repair: bool) -> Result<Recovered, StoreError>
                 _ => String::new(),
             };
             if !repair {
-                return Err(StoreError::Corrupt {
+                return Err(JournalError::Corrupt {
                     path: p,
                     offset: offset as u64,
                     why,

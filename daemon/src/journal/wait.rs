@@ -2,15 +2,15 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Lsn, Store, StoreError};
+use super::{Journal, JournalError, Lsn};
 
-impl Store {
+impl Journal {
     /// Waits until every record up to `lsn` is on disk. While writes fail it waits at most
-    /// [`super::StoreConfig::wait_while_failing`]; the records stay queued.
+    /// [`super::JournalConfig::wait_while_failing`]; the records stay queued.
     ///
     /// # Errors
     /// `Unavailable` if writes fail for that long; `Closed` if the writer stopped first.
-    pub async fn durable(&self, lsn: Lsn) -> Result<(), StoreError> {
+    pub async fn durable(&self, lsn: Lsn) -> Result<(), JournalError> {
         if self.0.durable.load(Ordering::Acquire) >= lsn {
             return Ok(());
         }
@@ -21,29 +21,29 @@ impl Store {
                 return Ok(());
             }
             if self.0.stopped.load(Ordering::Acquire) {
-                return Err(StoreError::Closed);
+                return Err(JournalError::Closed);
             }
             if let Err(e) = self.0.health.check() {
                 let at = *deadline.get_or_insert_with(|| {
                     tokio::time::Instant::now() + self.0.config.wait_while_failing
                 });
                 tokio::select! {
-                    changed = rx.changed() => if changed.is_err() { return Err(StoreError::Closed) },
+                    changed = rx.changed() => if changed.is_err() { return Err(JournalError::Closed) },
                     () = tokio::time::sleep_until(at) => {
                         return if *rx.borrow() >= lsn { Ok(()) } else { Err(e) };
                     }
                 }
             } else if rx.changed().await.is_err() {
-                return Err(StoreError::Closed);
+                return Err(JournalError::Closed);
             }
         }
     }
 
-    /// Blocking flavour of [`Store::durable`].
+    /// Blocking flavour of [`Journal::durable`].
     ///
     /// # Errors
-    /// As [`Store::durable`].
-    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), StoreError> {
+    /// As [`Journal::durable`].
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), JournalError> {
         let mut deadline: Option<std::time::Instant> = None;
         let mut q = self.0.queue.lock();
         loop {
@@ -51,7 +51,7 @@ impl Store {
                 return Ok(());
             }
             if self.0.stopped.load(Ordering::Acquire) {
-                return Err(StoreError::Closed);
+                return Err(JournalError::Closed);
             }
             if let Err(e) = self.0.health.check() {
                 let at = *deadline.get_or_insert_with(|| {

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{io, Lsn, StoreError, MAX_RECORD, RECORD_HEADER};
+use super::{io, JournalError, Lsn, MAX_RECORD, RECORD_HEADER};
 
 /// A batch header's first bytes.
 pub(super) const BATCH_MAGIC: &[u8; 4] = b"SLSB";
@@ -22,7 +22,7 @@ pub(super) fn snapshot_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("snapshot-{seq:08}.snap"))
 }
 
-pub(super) fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<u64>, StoreError> {
+pub(super) fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<u64>, JournalError> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io("listing", dir))? {
         let e = e.map_err(io("listing", dir))?;
@@ -144,7 +144,7 @@ pub(super) fn parse_at(bytes: &[u8], at: usize) -> Parsed {
     Parsed::Record { lsn, start, end }
 }
 
-pub(super) fn read_all(path: &Path) -> Result<Vec<u8>, StoreError> {
+pub(super) fn read_all(path: &Path) -> Result<Vec<u8>, JournalError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -158,9 +158,9 @@ pub(super) fn read_snapshot(
     path: &Path,
     magic: &[u8; 8],
     out: &mut Vec<Vec<u8>>,
-) -> Result<u64, StoreError> {
+) -> Result<u64, JournalError> {
     let bytes = read_all(path)?;
-    let damaged = |offset: usize, why: &str| StoreError::Corrupt {
+    let damaged = |offset: usize, why: &str| JournalError::Corrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
         why: why.to_string(),
@@ -188,13 +188,13 @@ pub(super) fn read_snapshot(
     Ok(bytes.len() as u64)
 }
 
-pub(super) fn rewrite_header(path: &Path, magic: &[u8; 8]) -> Result<(), StoreError> {
+pub(super) fn rewrite_header(path: &Path, magic: &[u8; 8]) -> Result<(), JournalError> {
     let mut f = File::create(path).map_err(io("creating", path))?;
     f.write_all(magic).map_err(io("writing", path))?;
     f.sync_all().map_err(io("syncing", path))
 }
 
-pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("syncing", dir))

@@ -11,7 +11,7 @@ use tracing::error;
 use super::files::{journal_path, seal_batch, sync_dir};
 use super::manifest::new_segment;
 use super::retry::{commit, JournalFile};
-use super::{io, Inner, Lsn, StoreError, JOURNAL_MAGIC};
+use super::{io, Inner, JournalError, Lsn, JOURNAL_MAGIC};
 
 pub(super) fn writer(inner: Arc<Inner>, mut journal: JournalFile) {
     let mut spare: Vec<u8> = Vec::with_capacity(1 << 16);
@@ -65,8 +65,8 @@ pub(super) fn writer(inner: Arc<Inner>, mut journal: JournalFile) {
 }
 
 /// Starts the next journal. On an error the current one stays in use (the caller of
-/// [`super::Store::rotate`] hears of it) and a half-made new file is removed.
-fn rotate_file(inner: &Inner, last: Lsn) -> Result<JournalFile, StoreError> {
+/// [`super::Journal::rotate`] hears of it) and a half-made new file is removed.
+fn rotate_file(inner: &Inner, last: Lsn) -> Result<JournalFile, JournalError> {
     let seq = inner.seq.load(Ordering::Acquire) + 1;
     let dir = inner.config.dir.clone();
     let path = journal_path(&dir, seq);

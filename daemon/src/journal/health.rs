@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing::warn;
 
-use super::StoreError;
+use super::JournalError;
 use crate::logging::Throttle;
 
 /// How often a journal that keeps failing says so again.
@@ -50,11 +50,11 @@ impl Health {
     }
 
     /// `Err(Unavailable)` while failing.
-    pub(super) fn check(&self) -> Result<(), StoreError> {
+    pub(super) fn check(&self) -> Result<(), JournalError> {
         if self.ready() {
             return Ok(());
         }
-        Err(StoreError::Unavailable(self.cause().unwrap_or_default()))
+        Err(JournalError::Unavailable(self.cause().unwrap_or_default()))
     }
 
     /// Why it fails, while it does.

@@ -2,10 +2,10 @@
 //! the file is cut back to its durable length from a fresh descriptor (a partial write may
 //! have landed, and after a failed sync the page cache is not to be trusted), and the same
 //! bytes are written again after a backoff of [`FIRST_DELAY`] doubling to [`MAX_DELAY`], for as
-//! long as the process runs. Only a close stops it, [`StoreConfig::close_grace`] after it was
+//! long as the process runs. Only a close stops it, [`JournalConfig::close_grace`] after it was
 //! asked.
 //!
-//! [`StoreConfig::close_grace`]: super::StoreConfig::close_grace
+//! [`JournalConfig::close_grace`]: super::JournalConfig::close_grace
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
