@@ -3,63 +3,116 @@
 //! caller drew *before* the rule ran. A rule is then a function of its inputs: a store that runs
 //! it again (a compare-and-set that lost a race) gets the same ids and codes, and a seeded run
 //! (the simulator, the rule suite) replays exactly.
+//!
+//! The seed's first [`DIRECT`] bytes are handed out as they are: every login's challenge takes
+//! fewer (a transaction id, a question or a push's number and nonce), so the login path pays for
+//! no generator. A rule that wants more (a key) gets them from ChaCha12 ([`StdRng`]) keyed with
+//! the seed's last 32 bytes, which are never handed out themselves.
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use zeroize::Zeroize;
 
-/// The bytes a [`Rng`] starts from: 32 bytes from a cryptographically secure source.
-pub type Seed = [u8; 32];
+/// Seed bytes handed out as they are, before the generator takes over.
+pub const DIRECT: usize = 64;
 
-/// A rule's random source: ChaCha12 ([`StdRng`]) keyed with the [`Seed`] on its first use (a
-/// rule that draws nothing costs nothing but the seed).
+/// The bytes a [`Rng`] starts from: [`DIRECT`] bytes handed out first, then the 32-byte key of
+/// the generator, all from a cryptographically secure source.
+pub type Seed = [u8; DIRECT + 32];
+
+/// A rule's random source. See the module docs.
 pub struct Rng {
-    seed: Seed,
+    /// `None`: the caller gave no seed (its rule draws nothing).
+    seed: Option<Seed>,
+    /// Bytes of the seed handed out so far.
+    at: usize,
     inner: Option<StdRng>,
 }
 
 impl Rng {
-    /// A generator that will give the same bytes for the same `seed`.
+    /// A generator that gives the same bytes for the same `seed`.
     pub fn from_seed(seed: Seed) -> Rng {
-        Rng { seed, inner: None }
+        Rng {
+            seed: Some(seed),
+            at: 0,
+            inner: None,
+        }
     }
 
-    fn inner(&mut self) -> &mut StdRng {
-        let seed = &mut self.seed;
-        self.inner.get_or_insert_with(|| {
-            let rng = StdRng::from_seed(*seed);
-            // The seed is a key: once the generator holds it, it is not kept twice.
-            seed.zeroize();
-            rng
-        })
+    /// For a rule that draws nothing (judging an answer, counting a failure): no seed is drawn
+    /// for it. A rule that draws from it anyway is a bug in its caller, and panics (the request
+    /// is answered `INTERNAL`) rather than be given bytes anyone could predict.
+    pub fn unseeded() -> Rng {
+        Rng {
+            seed: None,
+            at: 0,
+            inner: None,
+        }
+    }
+
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        self.fill(&mut out);
+        out
+    }
+
+    fn fill(&mut self, dest: &mut [u8]) {
+        let Some(seed) = &mut self.seed else {
+            panic!("a rule drew random bytes, but its caller gave it no seed (Rng::unseeded)");
+        };
+        let direct = DIRECT.saturating_sub(self.at).min(dest.len());
+        let (now, rest) = dest.split_at_mut(direct);
+        now.copy_from_slice(&seed[self.at..self.at + direct]);
+        self.at += direct;
+        if rest.is_empty() {
+            return;
+        }
+        let inner = self.inner.get_or_insert_with(|| {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&seed[DIRECT..]);
+            // The key is the generator's now: not kept twice.
+            seed[DIRECT..].zeroize();
+            StdRng::from_seed(key)
+        });
+        inner.fill_bytes(rest);
     }
 }
 
 impl Drop for Rng {
     fn drop(&mut self) {
-        self.seed.zeroize();
+        if let Some(seed) = &mut self.seed {
+            // What was handed out may have become a code or a key; what was not tells nothing
+            // of it. The generator's key, if it was not taken.
+            seed[..self.at].zeroize();
+            if self.inner.is_none() {
+                seed[DIRECT..].zeroize();
+            }
+        }
     }
 }
 
 impl std::fmt::Debug for Rng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the seed: codes and keys come from it.
-        f.debug_struct("Rng").finish_non_exhaustive()
+        f.debug_struct("Rng")
+            .field("seeded", &self.seed.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl RngCore for Rng {
     fn next_u32(&mut self) -> u32 {
-        self.inner().next_u32()
+        u32::from_le_bytes(self.take())
     }
     fn next_u64(&mut self) -> u64 {
-        self.inner().next_u64()
+        u64::from_le_bytes(self.take())
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.inner().fill_bytes(dest);
+        self.fill(dest);
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.inner().try_fill_bytes(dest)
+        self.fill(dest);
+        Ok(())
     }
 }
 
@@ -67,15 +120,40 @@ impl RngCore for Rng {
 mod tests {
     use super::*;
 
+    fn seed(b: u8) -> Seed {
+        let mut s = [0u8; DIRECT + 32];
+        for (i, x) in s.iter_mut().enumerate() {
+            *x = b.wrapping_add(i as u8);
+        }
+        s
+    }
+
     #[test]
-    fn the_same_seed_gives_the_same_bytes_and_another_seed_others() {
+    fn the_same_seed_gives_the_same_bytes_past_the_direct_ones_and_another_seed_others() {
         let draw = |seed: Seed| {
             let mut r = Rng::from_seed(seed);
-            let mut out = [0u8; 48];
+            let mut out = [0u8; 200];
             r.fill_bytes(&mut out);
             (out, r.next_u64())
         };
-        assert_eq!(draw([7; 32]), draw([7; 32]));
-        assert_ne!(draw([7; 32]), draw([8; 32]));
+        assert_eq!(draw(seed(7)), draw(seed(7)));
+        assert_ne!(draw(seed(7)).0[..DIRECT], draw(seed(8)).0[..DIRECT]);
+        assert_ne!(draw(seed(7)).0[DIRECT..], draw(seed(8)).0[DIRECT..]);
+    }
+
+    #[test]
+    fn the_direct_bytes_come_first_and_the_key_is_never_handed_out() {
+        let s = seed(1);
+        let mut r = Rng::from_seed(s);
+        let mut out = [0u8; DIRECT + 32];
+        r.fill_bytes(&mut out);
+        assert_eq!(out[..DIRECT], s[..DIRECT]);
+        assert_ne!(out[DIRECT..], s[DIRECT..]);
+    }
+
+    #[test]
+    #[should_panic(expected = "no seed")]
+    fn an_unseeded_rng_refuses_to_draw() {
+        Rng::unseeded().next_u32();
     }
 }

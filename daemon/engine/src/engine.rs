@@ -102,7 +102,7 @@ impl<S: Store> Core<S> {
 
     /// A rule's random seed, from the random source (wiped when dropped).
     pub(crate) fn seed(&self) -> zeroize::Zeroizing<Seed> {
-        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        let mut seed = zeroize::Zeroizing::new([0u8; crate::rng::DIRECT + 32]);
         self.0.entropy.fill(&mut *seed);
         seed
     }
@@ -186,7 +186,12 @@ impl<S: Store> Core<S> {
         let committed = self
             .0
             .store
-            .update_indexed(user, create, self.in_cx(now, user, &mut tally, rule), index)
+            .update_indexed(
+                user,
+                create,
+                self.in_cx(now, user, &mut tally, true, rule),
+                index,
+            )
             .await?;
         if committed.is_some() {
             self.count(&tally, now).await?;
@@ -196,28 +201,26 @@ impl<S: Store> Core<S> {
 
     /// As [`Core::change_indexed`], after the per-user limit: `token` from
     /// [`Core::user_limit`], taken by the store with the change when it keeps the limit.
+    /// `seeded`: whether the rule draws random bytes (a seed is drawn for it; a rule that
+    /// draws none, judging an answer or counting a failure, costs no draw). Never creates the
+    /// user.
     pub(crate) async fn change_limited<T: Send>(
         &self,
         now: u64,
         user: &str,
-        create: bool,
         token: Option<TokenAsk>,
+        seeded: bool,
         rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send,
         index: impl Fn(&T) -> Option<IndexOp> + Send + Sync,
     ) -> Result<Limited<Option<Outcome<T, S::Ticket>>>, StoreError> {
         let mut tally = Tally::default();
-        let run = self.in_cx(now, user, &mut tally, rule);
+        let run = self.in_cx(now, user, &mut tally, seeded, rule);
         let out = match token {
-            None => Limited::Passed(
-                self.0
-                    .store
-                    .update_indexed(user, create, run, index)
-                    .await?,
-            ),
+            None => Limited::Passed(self.0.store.update_indexed(user, false, run, index).await?),
             Some(token) => {
                 self.0
                     .store
-                    .update_limited(user, create, token, run, index)
+                    .update_limited(user, false, token, run, index)
                     .await?
             }
         };
@@ -234,15 +237,19 @@ impl<S: Store> Core<S> {
         now: u64,
         user: &'a str,
         tally: &'a mut Tally,
+        seeded: bool,
         mut rule: impl FnMut(&mut UserState, &mut Cx<'_>) -> T + Send + 'a,
     ) -> impl FnMut(&mut UserState, &mut Vec<Record>) -> T + Send + 'a {
         let cfg = &self.0.config;
         // Drawn once, before the rule: a rule run again draws the same ids and codes.
-        let seed = self.seed();
+        let seed = seeded.then(|| self.seed());
         let txn_slot = self.0.store.txn_slot(user);
         move |u, records| {
             *tally = Tally::default();
-            let mut rng = Rng::from_seed(*seed);
+            let mut rng = match &seed {
+                Some(seed) => Rng::from_seed(**seed),
+                None => Rng::unseeded(),
+            };
             let mut cx = Cx {
                 cfg,
                 now,
@@ -357,7 +364,7 @@ impl<S: Store> Core<S> {
             Err(v) => return Ok(bare(v)),
         };
         match self
-            .change_limited(now, user, false, token, lockout::password_failed, |_| None)
+            .change_limited(now, user, token, false, lockout::password_failed, |_| None)
             .await?
         {
             Limited::Refused { retry_after_ms } => Ok(bare(self.refused_by_store(retry_after_ms))),
@@ -474,7 +481,7 @@ mod tests {
     fn a_rule_run_twice_draws_the_same_random_values() {
         let core = Core::in_memory(CoreConfig::default(), Arc::new(FakeClock::default()));
         let mut tally = Tally::default();
-        let mut run = core.in_cx(1, "ann", &mut tally, |_, cx| {
+        let mut run = core.in_cx(1, "ann", &mut tally, true, |_, cx| {
             (cx.txn_id(), rand::Rng::gen::<[u8; 32]>(&mut *cx.rng))
         });
         let first = run(&mut UserState::default(), &mut Vec::new());
@@ -482,7 +489,7 @@ mod tests {
         assert_eq!(first, again);
         // And another request draws others.
         let mut tally = Tally::default();
-        let mut other = core.in_cx(1, "ann", &mut tally, |_, cx| cx.txn_id());
+        let mut other = core.in_cx(1, "ann", &mut tally, true, |_, cx| cx.txn_id());
         assert_ne!(other(&mut UserState::default(), &mut Vec::new()), first.0);
     }
 }

@@ -84,7 +84,7 @@ impl<S: Store> Core<S> {
                 txn::begin(u, &rule, cx)
             };
             let (out, enrolled) = match self
-                .change_limited(now, req.user, false, token.take(), begin, bind)
+                .change_limited(now, req.user, token.take(), true, begin, bind)
                 .await?
             {
                 Limited::Refused { retry_after_ms } => {
@@ -167,8 +167,8 @@ impl<S: Store> Core<S> {
                 .change_limited(
                     now,
                     &entry.user,
-                    false,
                     token.take(),
+                    false,
                     judge,
                     |(v, spent)| self.settle(txn, now, v, *spent),
                 )

@@ -42,6 +42,10 @@ pub(super) fn writer(inner: Arc<Inner>, mut journal: JournalFile) {
                 .journal_bytes
                 .fetch_add(spare.len() as u64, Ordering::Relaxed);
             spare.clear();
+            // The module's invariant: what is durable only grows, and never past what was
+            // queued (memory, which queued it, is never less than what is durable).
+            debug_assert!(batch_last >= inner.durable.load(Ordering::Acquire));
+            debug_assert!(batch_last < inner.queue.lock().next_lsn);
             inner.durable.store(batch_last, Ordering::Release);
             inner.durable_tx.send_replace(batch_last);
         }
