@@ -167,11 +167,15 @@ pub async fn publisher(
 /// Whether IB Key `device` can be pushed to now: connected here, or announced by another node
 /// within [`PRESENCE`].
 pub fn reachable<B: Backend>(state: &State<B>, device: DeviceId) -> bool {
+    // Asked before every begin that picks a device (the rule learns whether it is an IB Key
+    // only as it runs): one lookup in a small map on the embedded store, whose nodes share
+    // nothing.
     state.devices.contains_key(&device)
-        || state
-            .remote
-            .get(&device)
-            .is_some_and(|e| e.value().1 > Instant::now())
+        || (B::SHARED
+            && state
+                .remote
+                .get(&device)
+                .is_some_and(|e| e.value().1 > Instant::now()))
 }
 
 /// Delivers `push` to `device`: here if it is connected here, else through the other nodes.

@@ -84,13 +84,13 @@ pub struct Shared<B: Backend> {
     /// This node's id on the bus (random per start).
     pub node: u64,
     /// IB Key devices connected to other nodes, as they announced them: node and until when.
-    pub remote: DashMap<DeviceId, (u64, std::time::Instant)>,
+    pub remote: DashMap<DeviceId, (u64, std::time::Instant), ahash::RandomState>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Limits.
     pub limits: ServiceLimits,
     /// Connected IB Key apps: where to push.
-    pub devices: DashMap<DeviceId, mpsc::UnboundedSender<Message>>,
+    pub devices: DashMap<DeviceId, mpsc::UnboundedSender<Message>, ahash::RandomState>,
     /// Frontends waiting for a push decision, by transaction.
     pub waiters: DashMap<TxnId, Arc<Notify>>,
     /// Parked `Await`s, daemon-wide (each held by a [`Held`] in its task).
@@ -130,12 +130,12 @@ impl<B: Backend> State<B> {
             journal,
             bus,
             node: rand::random(),
-            remote: DashMap::new(),
+            remote: DashMap::with_hasher(ahash::RandomState::new()),
             metrics,
             admission: Admission::new(limits.admission.clone()),
             proof_failures: Failures::new(limits.admission.proof_failures_per_address),
             limits,
-            devices: DashMap::new(),
+            devices: DashMap::with_hasher(ahash::RandomState::new()),
             waiters: DashMap::new(),
             waiting: Arc::new(AtomicUsize::new(0)),
             connections: AtomicU64::new(0),
