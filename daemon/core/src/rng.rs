@@ -4,9 +4,10 @@
 //! it again (a compare-and-set that lost a race) gets the same ids and codes, and a seeded run
 //! (the simulator, the rule suite) replays exactly.
 //!
-//! The seed's first [`DIRECT`] bytes are handed out as they are: every login's challenge takes
-//! fewer (a transaction id, a question or a push's number and nonce), so the login path pays for
-//! no generator. A rule that wants more (a key) gets them from ChaCha12 ([`StdRng`]) keyed with
+//! The seed's first [`DIRECT`] bytes are handed out as they are: a DSC+ or IB Key login's
+//! challenge takes fewer (a transaction id, a six-digit question or a push's number and nonce),
+//! so the common login path pays for no generator; longer questions and card positions may go
+//! past them. A rule that wants more (a key) gets them from ChaCha12 ([`StdRng`]) keyed with
 //! the seed's last 32 bytes, which are never handed out themselves.
 
 use rand::rngs::StdRng;
@@ -70,9 +71,12 @@ impl Rng {
         let inner = self.inner.get_or_insert_with(|| {
             let mut key = [0u8; 32];
             key.copy_from_slice(&seed[DIRECT..]);
-            // The key is the generator's now: not kept twice.
+            // The key is the generator's now: not kept twice (the generator's own state is
+            // rand's, not wiped).
             seed[DIRECT..].zeroize();
-            StdRng::from_seed(key)
+            let rng = StdRng::from_seed(key);
+            key.zeroize();
+            rng
         });
         inner.fill_bytes(rest);
     }

@@ -376,7 +376,7 @@ impl<S: Store> Core<S> {
             // trail entry's decoy costs what the entry would.
             Limited::Passed(None) => {
                 let out = self
-                    .shadow_change(now, user, true, lockout::password_failed)
+                    .shadow_change(now, user, true, false, lockout::password_failed)
                     .await?;
                 self.audit_password_failed(now, (user, false), client, out.value);
                 Ok(out)

@@ -94,8 +94,10 @@ impl<S: Store> Core<S> {
                 Limited::Passed(Some(out)) => (out, true),
                 // No user enumeration: an unknown name answers as a known one with no device.
                 Limited::Passed(None) => (
-                    self.shadow_change(now, req.user, false, |u, cx| txn::begin(u, &rule, cx))
-                        .await?,
+                    self.shadow_change(now, req.user, false, true, |u, cx| {
+                        txn::begin(u, &rule, cx)
+                    })
+                    .await?,
                     false,
                 ),
             };

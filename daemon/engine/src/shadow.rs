@@ -90,13 +90,18 @@ impl<S: Store> Core<S> {
         now: u64,
         user: &str,
         create: bool,
+        seeded: bool,
         rule: impl FnOnce(&mut UserState, &mut Cx<'_>) -> T + Send,
     ) -> Result<Outcome<T, S::Ticket>, StoreError> {
         let cfg = &self.0.config;
         let mut tally = Tally::default();
         let mut records = Vec::new();
         let value = {
-            let mut rng = Rng::from_seed(*self.seed());
+            // As for an enrolled user: a seed only for a rule that draws (no timing difference).
+            let mut rng = match seeded {
+                true => Rng::from_seed(*self.seed()),
+                false => Rng::unseeded(),
+            };
             self.0
                 .shadows
                 .with(user, now, create, cfg.max_shadow_names, |u| {
